@@ -1,0 +1,10 @@
+//! SuperScalar protocol core.
+//!
+//! Contract: this crate does no I/O. It never opens a socket, reads a clock, touches a disk or asks
+//! the OS for randomness. Time comes in as arguments, randomness as `&mut impl CryptoRng`. The LSP
+//! server and the browser wallet both run this code, so they cannot disagree about a factory.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod terms;
+pub mod types;
+pub mod wire;

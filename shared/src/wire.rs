@@ -1,0 +1,174 @@
+//! The WebSocket wire format between wallet and LSP.
+//!
+//! Every frame is one JSON [`Envelope`]: a protocol version and one [`WireMsg`]. Decoding enforces
+//! [`MAX_FRAME_BYTES`] before parsing, and refuses versions it does not speak, so a peer learns what
+//! was wrong instead of being silently dropped.
+
+use serde::{Deserialize, Serialize};
+
+use crate::terms::SignedTerms;
+
+/// The wire protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest frame either side accepts, in bytes. Checked before any parsing.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+
+/// One frame on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Protocol version of the sender; must equal [`PROTOCOL_VERSION`].
+    pub v: u16,
+    /// The message.
+    pub msg: WireMsg,
+}
+
+impl Envelope {
+    /// Wraps a message in an envelope of this build's version.
+    pub fn new(msg: WireMsg) -> Self {
+        Envelope { v: PROTOCOL_VERSION, msg }
+    }
+
+    /// Encodes to the JSON text sent in one WebSocket text frame.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("wire messages contain no maps with non-string keys")
+    }
+
+    /// Decodes one frame, checking its size and version first.
+    pub fn decode(frame: &str) -> Result<Self, DecodeError> {
+        if frame.len() > MAX_FRAME_BYTES {
+            return Err(DecodeError::TooLarge { len: frame.len(), max: MAX_FRAME_BYTES });
+        }
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            v: u16,
+        }
+        let probe: VersionOnly =
+            serde_json::from_str(frame).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        if probe.v != PROTOCOL_VERSION {
+            return Err(DecodeError::UnsupportedVersion { got: probe.v, want: PROTOCOL_VERSION });
+        }
+        serde_json::from_str(frame).map_err(|e| DecodeError::Malformed(e.to_string()))
+    }
+}
+
+/// Every message either side may send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WireMsg {
+    /// Client → LSP: first message after connecting.
+    Hello {
+        /// Free-form client software name and version, for the LSP's logs.
+        agent: String,
+    },
+    /// LSP → client: reply to [`WireMsg::Hello`], carrying the LSP's current signed terms.
+    Welcome {
+        /// The terms, exactly as served at `/.well-known/superscalar.json`.
+        terms: SignedTerms,
+    },
+    /// Either side: liveness check.
+    Ping {
+        /// Echoed back in the pong.
+        nonce: u64,
+    },
+    /// Either side: answer to a ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// Either side: the previous frame was refused; the connection stays open unless `fatal`.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable explanation, saying what to do.
+        message: String,
+        /// Whether the sender closes the connection after this frame.
+        fatal: bool,
+    },
+}
+
+/// Machine-readable reasons carried in [`WireMsg::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame could not be parsed.
+    Malformed,
+    /// The frame exceeded [`MAX_FRAME_BYTES`].
+    TooLarge,
+    /// The envelope's version is not spoken here.
+    UnsupportedVersion,
+    /// The message is valid but not expected now.
+    Unexpected,
+    /// The peer sends too fast.
+    RateLimited,
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Frame larger than allowed.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Frame length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not valid JSON or not a known message.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// A version this build does not speak.
+    #[error("protocol version {got} is not supported (this side speaks {want}); update the wallet or LSP")]
+    UnsupportedVersion {
+        /// What the peer sent.
+        got: u16,
+        /// What this side speaks.
+        want: u16,
+    },
+}
+
+impl DecodeError {
+    /// The error code to send back to the peer.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::TooLarge { .. } => ErrorCode::TooLarge,
+            DecodeError::Malformed(_) => ErrorCode::Malformed,
+            DecodeError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let env = Envelope::new(WireMsg::Ping { nonce: 7 });
+        assert_eq!(Envelope::decode(&env.encode()).unwrap(), env);
+    }
+
+    #[test]
+    fn refuses_oversized_before_parsing() {
+        let big = "x".repeat(MAX_FRAME_BYTES + 1);
+        assert!(matches!(Envelope::decode(&big), Err(DecodeError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn refuses_other_versions() {
+        let frame = r#"{"v":99,"msg":{"type":"ping","nonce":1}}"#;
+        assert!(matches!(
+            Envelope::decode(frame),
+            Err(DecodeError::UnsupportedVersion { got: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_unknown_messages() {
+        let frame = r#"{"v":1,"msg":{"type":"steal_funds"}}"#;
+        assert!(matches!(Envelope::decode(frame), Err(DecodeError::Malformed(_))));
+    }
+}
