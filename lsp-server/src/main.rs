@@ -1,1 +1,22 @@
-fn main() {}
+//! `lsp-server`: run a SuperScalar LSP.
+
+use anyhow::Result;
+use clap::Parser;
+use lsp_server::Config;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,lsp_server=debug".into()),
+        )
+        .init();
+    let config = Config::parse();
+    let running = lsp_server::start(config).await?;
+    tokio::select! {
+        res = running.task => res??,
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}

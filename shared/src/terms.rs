@@ -171,15 +171,14 @@ impl SignedTerms {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(kp: &Keypair) -> TermsBody {
+#[cfg(any(test, feature = "test-utils"))]
+impl TermsBody {
+    /// Plausible regtest terms for tests, issued at `issued_at` and valid until `expires_at`.
+    pub fn example(lsp_pubkey: XOnlyPublicKey, issued_at: u64, expires_at: u64) -> Self {
         TermsBody {
             network: Network::Regtest,
-            lsp_pubkey: kp.x_only_public_key().0,
-            name: "test".into(),
+            lsp_pubkey,
+            name: "example".into(),
             fees: FeeSchedule {
                 join_fee: Amount::from_sat(1000),
                 liquidity_fee_ppm: 5000,
@@ -206,16 +205,21 @@ mod tests {
                 presigned_fee_rate_sat_vb: 2,
             },
             esplora_url: "http://127.0.0.1:3002".into(),
-            issued_at: 1_000,
-            expires_at: 2_000,
+            issued_at,
+            expires_at,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn sign_and_verify() {
         let secp = Secp256k1::new();
         let kp = Keypair::from_seckey_slice(&secp, &[7u8; 32]).unwrap();
-        let signed = sample(&kp).sign(&secp, &kp);
+        let signed = TermsBody::example(kp.x_only_public_key().0, 1_000, 2_000).sign(&secp, &kp);
         assert!(signed.verify(&secp, 1_500, Network::Regtest).is_ok());
         assert_eq!(
             signed.verify(&secp, 2_000, Network::Regtest),

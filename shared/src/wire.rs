@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ceremony::messages::{
+    Aborted, AggNonces, Excluded, FinalSigs, FundingBroadcast, JoinAccepted, JoinRejected,
+    JoinRequest, Nonces, PartialSigs, Propose, Refuse, SigsStored,
+};
 use crate::terms::SignedTerms;
 
 /// The wire protocol version this build speaks.
@@ -65,7 +69,7 @@ pub enum WireMsg {
     /// LSP → client: reply to [`WireMsg::Hello`], carrying the LSP's current signed terms.
     Welcome {
         /// The terms, exactly as served at `/.well-known/superscalar.json`.
-        terms: SignedTerms,
+        terms: Box<SignedTerms>,
     },
     /// Either side: liveness check.
     Ping {
@@ -86,6 +90,33 @@ pub enum WireMsg {
         /// Whether the sender closes the connection after this frame.
         fatal: bool,
     },
+    // Factory-creation ceremony (see `crate::ceremony` and docs/protocol.md, "Wire messages").
+    /// Client → LSP: join the next factory.
+    JoinRequest(JoinRequest),
+    /// LSP → client: joined, with id and quote.
+    JoinAccepted(JoinAccepted),
+    /// LSP → client: join refused.
+    JoinRejected(JoinRejected),
+    /// LSP → client: a (new) session's proposal.
+    Propose(Propose),
+    /// Client → LSP: public nonces of the client's nodes.
+    Nonces(Nonces),
+    /// LSP → client: aggregated nonces of the client's nodes.
+    AggNonces(AggNonces),
+    /// Client → LSP: partial signatures of the client's nodes.
+    PartialSigs(PartialSigs),
+    /// LSP → client: final signatures of the client's nodes.
+    FinalSigs(FinalSigs),
+    /// Client → LSP: final signatures verified and stored.
+    SigsStored(SigsStored),
+    /// Client → LSP: the client refuses to go on.
+    Refuse(Refuse),
+    /// LSP → client: the client is excluded.
+    Excluded(Excluded),
+    /// LSP → client: the ceremony is abandoned.
+    Aborted(Aborted),
+    /// LSP → client: the funding transaction was broadcast.
+    FundingBroadcast(FundingBroadcast),
 }
 
 /// Machine-readable reasons carried in [`WireMsg::Error`].
@@ -103,6 +134,10 @@ pub enum ErrorCode {
     Unexpected,
     /// The peer sends too fast.
     RateLimited,
+    /// The message belongs to a session that is over (or never started).
+    StaleSession,
+    /// The sender is not (or no longer) a member of the factory.
+    NotAMember,
 }
 
 /// Why a frame was refused.

@@ -1,1 +1,10 @@
-fn main() {}
+//! The browser app's entry point.
+
+mod app;
+mod lsp_card;
+mod chain_card;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

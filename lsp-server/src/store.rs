@@ -1,0 +1,79 @@
+//! SQLite persistence. Schemas migrate by version; every migration runs in one transaction.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use bitcoin::Network;
+use rusqlite::Connection;
+
+/// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"];
+
+/// The LSP's database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) `lsp.sqlite` in `data_dir` and migrates it to the latest schema.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join("lsp.sqlite");
+        let mut conn =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// Current schema version.
+    #[cfg(test)]
+    fn schema_version(&self) -> Result<u32> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Binds the data dir to one network on first use and refuses any other afterwards, so a
+    /// regtest database is never served as mainnet (or the reverse).
+    pub fn check_network(&self, network: Network) -> Result<()> {
+        let name = network.to_core_arg();
+        self.conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('network', ?1)",
+            [name],
+        )?;
+        let stored: String =
+            self.conn.query_row("SELECT value FROM meta WHERE key = 'network'", [], |r| r.get(0))?;
+        if stored != name {
+            bail!("this data dir belongs to {stored}, not {name}; use another --data-dir");
+        }
+        Ok(())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).with_context(|| format!("migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrates_once() {
+        let dir = std::env::temp_dir().join(format!("lsp-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let v = super::Store::open(&dir).unwrap().schema_version().unwrap();
+        assert_eq!(v as usize, super::MIGRATIONS.len());
+        let again = super::Store::open(&dir).unwrap().schema_version().unwrap();
+        assert_eq!(again, v);
+        let store = super::Store::open(&dir).unwrap();
+        store.check_network(bitcoin::Network::Regtest).unwrap();
+        store.check_network(bitcoin::Network::Regtest).unwrap();
+        assert!(store.check_network(bitcoin::Network::Bitcoin).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,135 @@
+//! `cargo xtask demo`: the whole product on this machine, on 127.0.0.1, until Ctrl-C.
+//!
+//! Starts the devnet (bitcoind regtest + Esplora API), the LSP (SQLite in a data dir, serving the
+//! built wallet), prints the URL to open, and stops everything on Ctrl-C.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{cargo, root, exec};
+use crate::{setup, web};
+
+struct Options {
+    lsp_port: u16,
+    esplora_port: u16,
+    data_dir: PathBuf,
+    automine_secs: u32,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        lsp_port: 8800,
+        esplora_port: 8801,
+        data_dir: root().join("target").join("demo"),
+        automine_secs: 10,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().context(format!("{a} needs a value"));
+        match a.as_str() {
+            "--port" => o.lsp_port = val()?.parse()?,
+            "--esplora-port" => o.esplora_port = val()?.parse()?,
+            "--data-dir" => o.data_dir = val()?.into(),
+            "--automine" => o.automine_secs = val()?.parse()?,
+            other => bail!("unknown demo option `{other}` (known: --port, --esplora-port, --data-dir, --automine)"),
+        }
+    }
+    Ok(o)
+}
+
+/// Children are killed when this guard drops, whatever path leaves `run`.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().rev() {
+            // SIGINT (as Ctrl-C would) first, so bitcoind and the LSP shut down cleanly.
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the demo until Ctrl-C.
+pub fn run(args: &[String]) -> Result<()> {
+    let opts = parse(args)?;
+    let tools = setup::run()?;
+    let dist = web::build(&tools, false)?;
+    exec(cargo().args(["build", "-p", "superscalar-devnet", "-p", "lsp-server", "--bins"]))?;
+    std::fs::create_dir_all(&opts.data_dir)?;
+
+    let (stop_tx, stop_rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })?;
+
+    let bin = root().join("target").join("debug");
+    let mut children = Children(Vec::new());
+    let esplora_url = format!("http://127.0.0.1:{}", opts.esplora_port);
+    let mut devnet = Command::new(bin.join("devnet"));
+    tools.apply(&mut devnet);
+    devnet
+        .args(["--esplora-port", &opts.esplora_port.to_string()])
+        .args(["--automine", &opts.automine_secs.to_string()])
+        .arg("--datadir")
+        .arg(opts.data_dir.join("bitcoind"));
+    children.0.push(devnet.spawn().context("starting the devnet")?);
+    wait_for_port(opts.esplora_port, Duration::from_secs(120))?;
+
+    let mut lsp = Command::new(bin.join("lsp-server"));
+    lsp.args(["--network", "regtest"])
+        .args(["--listen", &format!("127.0.0.1:{}", opts.lsp_port)])
+        .args(["--esplora-url", &esplora_url])
+        .arg("--data-dir")
+        .arg(opts.data_dir.join("lsp"))
+        .arg("--wallet-dir")
+        .arg(&dist);
+    children.0.push(lsp.spawn().context("starting the LSP")?);
+    wait_for_port(opts.lsp_port, Duration::from_secs(30))?;
+
+    println!();
+    println!("  SuperScalar demo is running.");
+    println!("  Open the wallet:   http://127.0.0.1:{}/", opts.lsp_port);
+    println!("  LSP terms:         http://127.0.0.1:{}/.well-known/superscalar.json", opts.lsp_port);
+    println!("  Esplora (regtest): {esplora_url}   (mines a block every {}s)", opts.automine_secs);
+    println!("  Data:              {}", opts.data_dir.display());
+    println!("  Press Ctrl-C to stop everything.");
+    println!();
+
+    loop {
+        if stop_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
+            eprintln!("stopping…");
+            return Ok(());
+        }
+        for child in children.0.iter_mut() {
+            if let Some(status) = child.try_wait()? {
+                bail!("a demo process exited early ({status}); see its output above");
+            }
+        }
+    }
+}
+
+fn wait_for_port(port: u16, limit: Duration) -> Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("nothing listens on 127.0.0.1:{port} after {limit:?}")
+}
