@@ -8,7 +8,10 @@ use clap::Parser;
 
 /// The LSP's configuration. Every flag also reads an `LSP_*` environment variable.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "lsp-server", about = "SuperScalar LSP: factories for browser wallets")]
+#[command(
+    name = "lsp-server",
+    about = "SuperScalar LSP: factories for browser wallets"
+)]
 pub struct Config {
     /// Network: regtest, signet, testnet4 or bitcoin (mainnet also needs --allow-mainnet).
     #[arg(long, env = "LSP_NETWORK", default_value = "regtest")]
@@ -55,6 +58,8 @@ impl Config {
 
     /// The Esplora URL wallets are told about.
     pub fn advertised_esplora_url(&self) -> &str {
-        self.public_esplora_url.as_deref().unwrap_or(&self.esplora_url)
+        self.public_esplora_url
+            .as_deref()
+            .unwrap_or(&self.esplora_url)
     }
 }

@@ -29,7 +29,9 @@ impl Store {
     /// Current schema version.
     #[cfg(test)]
     fn schema_version(&self) -> Result<u32> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Binds the data dir to one network on first use and refuses any other afterwards, so a
@@ -41,7 +43,10 @@ impl Store {
             [name],
         )?;
         let stored: String =
-            self.conn.query_row("SELECT value FROM meta WHERE key = 'network'", [], |r| r.get(0))?;
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = 'network'", [], |r| {
+                    r.get(0)
+                })?;
         if stored != name {
             bail!("this data dir belongs to {stored}, not {name}; use another --data-dir");
         }
@@ -53,7 +58,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql).with_context(|| format!("migration {}", i + 1))?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {}", i + 1))?;
         tx.pragma_update(None, "user_version", (i + 1) as u32)?;
         tx.commit()?;
     }

@@ -13,7 +13,9 @@ pub const TERMS_VALIDITY_SECS: u64 = 3600;
 
 /// Builds and signs the current terms.
 pub fn current(config: &Config, key: &Keypair, tip_height: u32) -> SignedTerms {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let body = TermsBody {
         network: config.network,
         lsp_pubkey: key.x_only_public_key().0,

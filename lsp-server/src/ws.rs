@@ -19,7 +19,10 @@ struct RateLimit {
 
 impl RateLimit {
     fn new() -> Self {
-        RateLimit { tokens: RATE_BURST, last: Instant::now() }
+        RateLimit {
+            tokens: RATE_BURST,
+            last: Instant::now(),
+        }
     }
 
     fn allow(&mut self) -> bool {
@@ -37,7 +40,11 @@ impl RateLimit {
 }
 
 fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> WireMsg {
-    WireMsg::Error { code, message: message.into(), fatal }
+    WireMsg::Error {
+        code,
+        message: message.into(),
+        fatal,
+    }
 }
 
 /// Serves one connection until the peer leaves or a fatal error.
@@ -57,7 +64,9 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
             Some(Err(e)) => {
                 // The socket layer refused the frame (e.g. over the size limit): say why, then close.
                 let msg = error(ErrorCode::TooLarge, format!("connection closed: {e}"), true);
-                let _ = socket.send(Message::Text(Envelope::new(msg).encode().into())).await;
+                let _ = socket
+                    .send(Message::Text(Envelope::new(msg).encode().into()))
+                    .await;
                 return;
             }
             None => return,
@@ -65,7 +74,11 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
         let reply = match frame {
             Message::Text(text) if !rate.allow() => {
                 let _ = text;
-                Some(error(ErrorCode::RateLimited, "too many messages; slow down", false))
+                Some(error(
+                    ErrorCode::RateLimited,
+                    "too many messages; slow down",
+                    false,
+                ))
             }
             Message::Text(text) => match Envelope::decode(text.as_str()) {
                 Ok(env) => handle(env.msg, &state).await,
@@ -74,15 +87,22 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
             Message::Binary(b) if b.len() > MAX_FRAME_BYTES => {
                 Some(error(ErrorCode::TooLarge, "frame too large", false))
             }
-            Message::Binary(_) => {
-                Some(error(ErrorCode::Malformed, "binary frames are not used; send JSON text", false))
-            }
+            Message::Binary(_) => Some(error(
+                ErrorCode::Malformed,
+                "binary frames are not used; send JSON text",
+                false,
+            )),
             Message::Close(_) => return,
             Message::Ping(_) | Message::Pong(_) => None,
         };
         if let Some(msg) = reply {
             let fatal = matches!(msg, WireMsg::Error { fatal: true, .. });
-            if socket.send(Message::Text(Envelope::new(msg).encode().into())).await.is_err() || fatal {
+            if socket
+                .send(Message::Text(Envelope::new(msg).encode().into()))
+                .await
+                .is_err()
+                || fatal
+            {
                 return;
             }
         }
@@ -93,7 +113,9 @@ async fn handle(msg: WireMsg, state: &AppState) -> Option<WireMsg> {
     match msg {
         WireMsg::Hello { agent } => {
             tracing::info!(%agent, "wallet connected");
-            Some(WireMsg::Welcome { terms: Box::new(state.terms().await) })
+            Some(WireMsg::Welcome {
+                terms: Box::new(state.terms().await),
+            })
         }
         WireMsg::Ping { nonce } => Some(WireMsg::Pong { nonce }),
         WireMsg::Pong { .. } => None,

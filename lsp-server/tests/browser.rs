@@ -11,9 +11,14 @@ use fantoccini::{ClientBuilder, Locator};
 
 /// The built wallet: `WALLET_DIST` (set by `cargo xtask test`), else `web/dist`.
 fn wallet_dist() -> PathBuf {
-    let dist = std::env::var_os("WALLET_DIST").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("web").join("dist")
-    });
+    let dist = std::env::var_os("WALLET_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("web")
+                .join("dist")
+        });
     assert!(
         dist.join("index.html").is_file(),
         "no built wallet at {}; run the tests with `cargo xtask test` (it builds web/ with Trunk)",
@@ -30,7 +35,11 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let child = Command::new(&bin)
             .arg(format!("--port={port}"))
@@ -74,7 +83,12 @@ async fn text_of(client: &fantoccini::Client, css: &str, limit: Duration) -> Str
 async fn wallet_page_shows_terms_and_tip_height() {
     let stack = common::start(Some(wallet_dist())).await;
     stack.devnet.mine(5).await.expect("mine");
-    let height = stack.devnet.height().await.expect("height");
+    let height = stack
+        .devnet
+        .height()
+        .await
+        .expect("height")
+        .to_consensus_u32();
 
     let driver = Driver::start();
     let mut caps = serde_json::Map::new();
@@ -91,7 +105,11 @@ async fn wallet_page_shows_terms_and_tip_height() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let client = loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
             Ok(c) => break c,
             Err(e) if Instant::now() < deadline => {
                 let _ = e;
@@ -101,16 +119,27 @@ async fn wallet_page_shows_terms_and_tip_height() {
         }
     };
 
-    client.goto(&stack.http_url()).await.expect("open the wallet");
+    client
+        .goto(&stack.http_url())
+        .await
+        .expect("open the wallet");
     let name = text_of(&client, "#lsp-name", Duration::from_secs(30)).await;
     assert_eq!(name, "test LSP");
-    assert_eq!(text_of(&client, "#lsp-network", Duration::from_secs(5)).await, "regtest");
-    assert!(text_of(&client, "#terms-status", Duration::from_secs(5)).await.contains("signed"));
+    assert_eq!(
+        text_of(&client, "#lsp-network", Duration::from_secs(5)).await,
+        "regtest"
+    );
+    assert!(text_of(&client, "#terms-status", Duration::from_secs(5))
+        .await
+        .contains("signed"));
     let shown: u32 = text_of(&client, "#tip-height", Duration::from_secs(30))
         .await
         .parse()
         .expect("the tip height is a number");
-    assert!(shown >= height, "page shows height {shown}, chain is at {height}");
+    assert!(
+        shown >= height,
+        "page shows height {shown}, chain is at {height}"
+    );
 
     client.close().await.expect("close the browser");
 }

@@ -9,7 +9,8 @@ use futures::{SinkExt, StreamExt};
 use shared::wire::{Envelope, ErrorCode, WireMsg, MAX_FRAME_BYTES};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn send_text(ws: &mut Ws, text: String) {
     ws.send(Message::Text(text.into())).await.expect("send");
@@ -18,7 +19,9 @@ async fn send_text(ws: &mut Ws, text: String) {
 async fn recv_msg(ws: &mut Ws) -> WireMsg {
     loop {
         match ws.next().await.expect("connection open").expect("frame") {
-            Message::Text(t) => return Envelope::decode(t.as_str()).expect("LSP frames decode").msg,
+            Message::Text(t) => {
+                return Envelope::decode(t.as_str()).expect("LSP frames decode").msg
+            }
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected frame {other:?}"),
         }
@@ -26,18 +29,36 @@ async fn recv_msg(ws: &mut Ws) -> WireMsg {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[tokio::test]
 async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
     let stack = common::start(None).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(stack.ws_url()).await.expect("connects");
+    let (mut ws, _) = tokio_tungstenite::connect_async(stack.ws_url())
+        .await
+        .expect("connects");
 
-    send_text(&mut ws, Envelope::new(WireMsg::Hello { agent: "test".into() }).encode()).await;
-    let WireMsg::Welcome { terms } = recv_msg(&mut ws).await else { panic!("expected welcome") };
+    send_text(
+        &mut ws,
+        Envelope::new(WireMsg::Hello {
+            agent: "test".into(),
+        })
+        .encode(),
+    )
+    .await;
+    let WireMsg::Welcome { terms } = recv_msg(&mut ws).await else {
+        panic!("expected welcome")
+    };
     terms
-        .verify(&Secp256k1::verification_only(), now(), bitcoin::Network::Regtest)
+        .verify(
+            &Secp256k1::verification_only(),
+            now(),
+            bitcoin::Network::Regtest,
+        )
         .expect("terms are signed, fresh and for regtest");
     assert_eq!(terms.body.esplora_url, stack.devnet.esplora_url());
 
@@ -54,12 +75,22 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
     // Malformed JSON, an unknown message, and a foreign version: each a clear, non-fatal error.
     for (frame, want) in [
         ("{not json".to_string(), ErrorCode::Malformed),
-        (r#"{"v":1,"msg":{"type":"steal"}}"#.to_string(), ErrorCode::Malformed),
-        (r#"{"v":9,"msg":{"type":"ping","nonce":1}}"#.to_string(), ErrorCode::UnsupportedVersion),
+        (
+            r#"{"v":1,"msg":{"type":"steal"}}"#.to_string(),
+            ErrorCode::Malformed,
+        ),
+        (
+            r#"{"v":9,"msg":{"type":"ping","nonce":1}}"#.to_string(),
+            ErrorCode::UnsupportedVersion,
+        ),
     ] {
         send_text(&mut ws, frame).await;
         match recv_msg(&mut ws).await {
-            WireMsg::Error { code, fatal, message } => {
+            WireMsg::Error {
+                code,
+                fatal,
+                message,
+            } => {
                 assert_eq!(code, want, "{message}");
                 assert!(!fatal);
                 assert!(!message.is_empty());
@@ -68,8 +99,21 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
         }
     }
     // A message a wallet may not send.
-    send_text(&mut ws, Envelope::new(WireMsg::Welcome { terms: terms.clone() }).encode()).await;
-    assert!(matches!(recv_msg(&mut ws).await, WireMsg::Error { code: ErrorCode::Unexpected, .. }));
+    send_text(
+        &mut ws,
+        Envelope::new(WireMsg::Welcome {
+            terms: terms.clone(),
+        })
+        .encode(),
+    )
+    .await;
+    assert!(matches!(
+        recv_msg(&mut ws).await,
+        WireMsg::Error {
+            code: ErrorCode::Unexpected,
+            ..
+        }
+    ));
 
     // The connection still works.
     send_text(&mut ws, Envelope::new(WireMsg::Ping { nonce: 42 }).encode()).await;
@@ -85,12 +129,25 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
         }
     }
     assert!(
-        matches!(told, Some(WireMsg::Error { code: ErrorCode::TooLarge, fatal: true, .. })),
+        matches!(
+            told,
+            Some(WireMsg::Error {
+                code: ErrorCode::TooLarge,
+                fatal: true,
+                ..
+            })
+        ),
         "an oversized frame gets a fatal too-large error, then the connection ends: {told:?}"
     );
 
-    let (mut other, _) = tokio_tungstenite::connect_async(stack.ws_url()).await.expect("reconnects");
-    send_text(&mut other, Envelope::new(WireMsg::Ping { nonce: 7 }).encode()).await;
+    let (mut other, _) = tokio_tungstenite::connect_async(stack.ws_url())
+        .await
+        .expect("reconnects");
+    send_text(
+        &mut other,
+        Envelope::new(WireMsg::Ping { nonce: 7 }).encode(),
+    )
+    .await;
     assert_eq!(recv_msg(&mut other).await, WireMsg::Pong { nonce: 7 });
 }
 
@@ -106,5 +163,8 @@ async fn healthz_reports_the_chain_tip() {
         .await
         .expect("JSON");
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["chain_tip"].as_u64(), Some(u64::from(height)));
+    assert_eq!(
+        health["chain_tip"].as_u64(),
+        Some(u64::from(height.to_consensus_u32()))
+    );
 }

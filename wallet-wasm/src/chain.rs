@@ -43,7 +43,10 @@ pub enum ChainError {
 pub fn esplora(url: &str) -> Result<Esplora, ChainError> {
     Builder::new(url.trim_end_matches('/'))
         .build_async_with_sleeper::<PlatformSleeper>()
-        .map_err(|source| ChainError::Esplora { url: url.into(), source })
+        .map_err(|source| ChainError::Esplora {
+            url: url.into(),
+            source,
+        })
 }
 
 /// The chain tip height at `url`.
@@ -51,5 +54,8 @@ pub async fn tip_height(url: &str) -> Result<u32, ChainError> {
     esplora(url)?
         .get_height()
         .await
-        .map_err(|source| ChainError::Esplora { url: url.into(), source })
+        .map_err(|source| ChainError::Esplora {
+            url: url.into(),
+            source,
+        })
 }

@@ -65,10 +65,18 @@ pub async fn fetch_terms(origin: &str, network: Network) -> Result<SignedTerms, 
     use gloo_net::websocket::{futures::WebSocket, Message};
 
     let url = ws_url(origin);
-    let connect_err = |reason: String| LspError::Connect { url: url.clone(), reason };
+    let connect_err = |reason: String| LspError::Connect {
+        url: url.clone(),
+        reason,
+    };
     let mut ws = WebSocket::open(&url).map_err(|e| connect_err(e.to_string()))?;
-    let hello = Envelope::new(WireMsg::Hello { agent: crate::AGENT.into() }).encode();
-    ws.send(Message::Text(hello)).await.map_err(|e| connect_err(e.to_string()))?;
+    let hello = Envelope::new(WireMsg::Hello {
+        agent: crate::AGENT.into(),
+    })
+    .encode();
+    ws.send(Message::Text(hello))
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(frame))) => {
@@ -95,6 +103,9 @@ mod tests {
     #[test]
     fn refuses_non_welcome() {
         let frame = Envelope::new(WireMsg::Pong { nonce: 1 }).encode();
-        assert!(matches!(accept_welcome(&frame, 0, Network::Regtest), Err(LspError::Unexpected)));
+        assert!(matches!(
+            accept_welcome(&frame, 0, Network::Regtest),
+            Err(LspError::Unexpected)
+        ));
     }
 }

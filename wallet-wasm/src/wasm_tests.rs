@@ -11,7 +11,8 @@ fn signs_and_checks_terms_in_wasm() {
     let kp = Keypair::from_seckey_slice(&secp, &[3u8; 32]).expect("valid key");
     let frame = shared::wire::Envelope::new(shared::wire::WireMsg::Welcome {
         terms: Box::new(
-            shared::terms::TermsBody::example(kp.x_only_public_key().0, 0, u64::MAX).sign(&secp, &kp),
+            shared::terms::TermsBody::example(kp.x_only_public_key().0, 0, u64::MAX)
+                .sign(&secp, &kp),
         ),
     })
     .encode();

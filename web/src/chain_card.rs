@@ -13,7 +13,9 @@ pub fn ChainCard(esplora_url: Signal<Option<String>>) -> impl IntoView {
         let Some(url) = esplora_url.get() else { return };
         spawn_local(async move {
             loop {
-                let height = wallet::chain::tip_height(&url).await.map_err(|e| e.to_string());
+                let height = wallet::chain::tip_height(&url)
+                    .await
+                    .map_err(|e| e.to_string());
                 set_tip.set(Some(height));
                 gloo_timers::future::TimeoutFuture::new(REFRESH_MS).await;
             }

@@ -1,8 +1,8 @@
 //! The browser app's entry point.
 
 mod app;
-mod lsp_card;
 mod chain_card;
+mod lsp_card;
 
 fn main() {
     console_error_panic_hook::set_once();

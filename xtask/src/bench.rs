@@ -25,10 +25,11 @@ fn bundle_size() -> Result<()> {
             continue;
         }
         let raw = std::fs::metadata(&path)?.len();
-        let gz = output(std::process::Command::new("sh").arg("-c").arg(format!(
-            "gzip -9 -c '{}' | wc -c",
-            path.display()
-        )))
+        let gz = output(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("gzip -9 -c '{}' | wc -c", path.display())),
+        )
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0);
         println!(

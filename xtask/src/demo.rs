@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{cargo, root, exec};
+use crate::util::{cargo, exec, root};
 use crate::{setup, web};
 
 struct Options {
@@ -49,7 +49,9 @@ impl Drop for Children {
     fn drop(&mut self) {
         for child in self.0.iter_mut().rev() {
             // SIGINT (as Ctrl-C would) first, so bitcoind and the LSP shut down cleanly.
-            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -68,7 +70,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     let tools = setup::run()?;
     let dist = web::build(&tools, false)?;
-    exec(cargo().args(["build", "-p", "superscalar-devnet", "-p", "lsp-server", "--bins"]))?;
+    exec(cargo().args([
+        "build",
+        "-p",
+        "superscalar-devnet",
+        "-p",
+        "lsp-server",
+        "--bins",
+    ]))?;
     std::fs::create_dir_all(&opts.data_dir)?;
 
     let (stop_tx, stop_rx) = mpsc::channel();
@@ -86,7 +95,9 @@ pub fn run(args: &[String]) -> Result<()> {
         .args(["--automine", &opts.automine_secs.to_string()])
         .arg("--datadir")
         .arg(opts.data_dir.join("bitcoind"));
-    children.0.push(devnet.spawn().context("starting the devnet")?);
+    children
+        .0
+        .push(devnet.spawn().context("starting the devnet")?);
     wait_for_port(opts.esplora_port, Duration::from_secs(120))?;
 
     let mut lsp = Command::new(bin.join("lsp-server"));
@@ -103,8 +114,14 @@ pub fn run(args: &[String]) -> Result<()> {
     println!();
     println!("  SuperScalar demo is running.");
     println!("  Open the wallet:   http://127.0.0.1:{}/", opts.lsp_port);
-    println!("  LSP terms:         http://127.0.0.1:{}/.well-known/superscalar.json", opts.lsp_port);
-    println!("  Esplora (regtest): {esplora_url}   (mines a block every {}s)", opts.automine_secs);
+    println!(
+        "  LSP terms:         http://127.0.0.1:{}/.well-known/superscalar.json",
+        opts.lsp_port
+    );
+    println!(
+        "  Esplora (regtest): {esplora_url}   (mines a block every {}s)",
+        opts.automine_secs
+    );
     println!("  Data:              {}", opts.data_dir.display());
     println!("  Press Ctrl-C to stop everything.");
     println!();

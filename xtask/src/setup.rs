@@ -8,14 +8,21 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{self, cache_dir, output, exec, tools_bin, which};
+use crate::util::{self, cache_dir, exec, output, tools_bin, which};
 
 /// Bitcoin Core's source comes vendored in this crates.io package (it carries Core 31.99).
 const KERNEL_SYS: &str = "libbitcoinkernel-sys";
 const KERNEL_SYS_VERSION: &str = "0.4.1";
 const TRUNK_REQ: &str = "~0.21";
-const DEBIAN_PACKAGES: &[&str] =
-    &["clang", "cmake", "libboost-dev", "libevent-dev", "pkg-config", "chromium", "chromium-driver"];
+const DEBIAN_PACKAGES: &[&str] = &[
+    "clang",
+    "cmake",
+    "libboost-dev",
+    "libevent-dev",
+    "pkg-config",
+    "chromium",
+    "chromium-driver",
+];
 
 /// What the other commands need from setup.
 pub struct Tools {
@@ -28,7 +35,8 @@ pub struct Tools {
 impl Tools {
     /// Environment the tests and demo read: `BITCOIND`, `CHROMEDRIVER`, and the tools on PATH.
     pub fn apply(&self, cmd: &mut Command) {
-        cmd.env("BITCOIND", &self.bitcoind).env("CHROMEDRIVER", &self.chromedriver);
+        cmd.env("BITCOIND", &self.bitcoind)
+            .env("CHROMEDRIVER", &self.chromedriver);
         util::with_tools_path(cmd);
     }
 }
@@ -41,8 +49,15 @@ pub fn run() -> Result<Tools> {
     wasm_bindgen_cli()?;
     trunk()?;
     let chromedriver = which("chromedriver").context("chromedriver not found after install")?;
-    eprintln!("setup: ready (bitcoind {}, tools in {})", bitcoind.display(), tools_bin().display());
-    Ok(Tools { bitcoind, chromedriver })
+    eprintln!(
+        "setup: ready (bitcoind {}, tools in {})",
+        bitcoind.display(),
+        tools_bin().display()
+    );
+    Ok(Tools {
+        bitcoind,
+        chromedriver,
+    })
 }
 
 fn wasm_target() -> Result<()> {
@@ -67,7 +82,11 @@ fn debian_packages() -> Result<()> {
     }
     let root = output(Command::new("id").arg("-u")).as_deref() == Some("0");
     let apt = |args: &[&str]| {
-        let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
         if !root {
             cmd.arg("apt-get");
         }
@@ -126,7 +145,9 @@ fn build_bitcoind(dir: &Path) -> Result<()> {
         "-DWITH_USDT=OFF",
     ]);
     exec(&mut configure)?;
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+    let jobs = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .to_string();
     exec(Command::new("cmake").arg("--build").arg(&build).args([
         "-j",
         &jobs,
@@ -158,22 +179,31 @@ fn kernel_source() -> Result<PathBuf> {
     )?;
     std::fs::write(fetch.join("src").join("main.rs"), "fn main() {}\n")?;
     exec(Command::new("cargo").arg("fetch").current_dir(&fetch))?;
-    let cargo_home = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
-    });
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        });
     let registry = cargo_home.join("registry").join("src");
     for index in std::fs::read_dir(&registry)? {
-        let src = index?.path().join(format!("{KERNEL_SYS}-{KERNEL_SYS_VERSION}")).join("bitcoin");
+        let src = index?
+            .path()
+            .join(format!("{KERNEL_SYS}-{KERNEL_SYS_VERSION}"))
+            .join("bitcoin");
         if src.join("CMakeLists.txt").is_file() {
             return Ok(src);
         }
     }
-    bail!("fetched {KERNEL_SYS} {KERNEL_SYS_VERSION} but found no Bitcoin Core source under {}", registry.display())
+    bail!(
+        "fetched {KERNEL_SYS} {KERNEL_SYS_VERSION} but found no Bitcoin Core source under {}",
+        registry.display()
+    )
 }
 
 /// The wasm-bindgen version pinned in Cargo.lock; the CLI must match it exactly.
 fn locked_wasm_bindgen_version() -> Result<String> {
-    let lock = std::fs::read_to_string(util::root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let lock =
+        std::fs::read_to_string(util::root().join("Cargo.lock")).context("reading Cargo.lock")?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line == "name = \"wasm-bindgen\"" {
@@ -196,7 +226,11 @@ fn wasm_bindgen_cli() -> Result<()> {
 
 fn trunk() -> Result<()> {
     let have = output(Command::new(tools_bin().join("trunk")).arg("--version"));
-    if have.is_some_and(|v| v.split_whitespace().nth(1).is_some_and(|v| v.starts_with("0.21."))) {
+    if have.is_some_and(|v| {
+        v.split_whitespace()
+            .nth(1)
+            .is_some_and(|v| v.starts_with("0.21."))
+    }) {
         return Ok(());
     }
     // `--locked` first; registry snapshots can lag a pinned dependency, so retry without it.
@@ -206,7 +240,10 @@ fn trunk() -> Result<()> {
 
 fn cargo_install(args: &[&str], locked: bool) -> Result<()> {
     let mut cmd = Command::new("cargo");
-    cmd.arg("install").arg("--root").arg(cache_dir().join("tools")).args(args);
+    cmd.arg("install")
+        .arg("--root")
+        .arg(cache_dir().join("tools"))
+        .args(args);
     if locked {
         cmd.arg("--locked");
     }

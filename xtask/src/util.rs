@@ -18,7 +18,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("SUPERSCALAR_CACHE") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
     home.join(".cache").join("superscalar")
 }
 
@@ -30,7 +32,9 @@ pub fn tools_bin() -> PathBuf {
 /// Prints and runs a command, failing if it fails.
 pub fn exec(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", show(cmd));
-    let status = cmd.status().with_context(|| format!("could not start {}", show(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {}", show(cmd)))?;
     if !status.success() {
         bail!("`{}` failed ({status})", show(cmd));
     }
@@ -40,7 +44,9 @@ pub fn exec(cmd: &mut Command) -> Result<()> {
 /// Runs a command quietly and returns its trimmed stdout, or `None` if it could not run or failed.
 pub fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// `cargo` with the tools directory first on PATH, run from the workspace root.
@@ -56,7 +62,10 @@ pub fn with_tools_path(cmd: &mut Command) -> &mut Command {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut parts = vec![tools_bin()];
     parts.extend(std::env::split_paths(&path));
-    cmd.env("PATH", std::env::join_paths(parts).expect("PATH entries contain no separator"))
+    cmd.env(
+        "PATH",
+        std::env::join_paths(parts).expect("PATH entries contain no separator"),
+    )
 }
 
 fn show(cmd: &Command) -> String {
@@ -71,5 +80,7 @@ fn show(cmd: &Command) -> String {
 /// Finds `name` on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }

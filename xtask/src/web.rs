@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::setup::Tools;
-use crate::util::{root, exec, tools_bin};
+use crate::util::{exec, root, tools_bin};
 
 /// Builds `web/` into `web/dist` (release when asked) and returns the dist directory.
 pub fn build(tools: &Tools, release: bool) -> Result<PathBuf> {
     let mut cmd = std::process::Command::new(tools_bin().join("trunk"));
     tools.apply(&mut cmd);
-    cmd.current_dir(root().join("web")).args(["build", "--offline"]);
+    cmd.current_dir(root().join("web"))
+        .args(["build", "--offline"]);
     if release {
         cmd.arg("--release");
     }

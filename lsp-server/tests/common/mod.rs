@@ -26,7 +26,9 @@ impl Stack {
 
 /// Starts a devnet and an LSP serving `wallet_dir` (if any).
 pub async fn start(wallet_dir: Option<PathBuf>) -> Stack {
-    let devnet = Devnet::start(DevnetConfig::default()).await.expect("devnet starts");
+    let devnet = Devnet::start(DevnetConfig::default())
+        .await
+        .expect("devnet starts");
     let data_dir = tempfile::tempdir().expect("temp dir");
     let config = Config {
         network: bitcoin::Network::Regtest,
@@ -39,5 +41,9 @@ pub async fn start(wallet_dir: Option<PathBuf>) -> Stack {
         name: "test LSP".into(),
     };
     let lsp = lsp_server::start(config).await.expect("LSP starts");
-    Stack { devnet, lsp, data_dir }
+    Stack {
+        devnet,
+        lsp,
+        data_dir,
+    }
 }
