@@ -8,6 +8,7 @@ mod http;
 mod keys;
 mod store;
 mod terms;
+pub mod wallet;
 mod ws;
 
 use std::net::SocketAddr;

@@ -1,0 +1,124 @@
+//! Spending: build, sign and persist a payment ([`LspWallet::fund`]) or an RBF replacement
+//! ([`LspWallet::bump_fee`]). Both return a transaction that is stored but not yet broadcast.
+
+use bdk_wallet::error::{BuildFeeBumpError, CreateTxError};
+use bdk_wallet::{KeychainKind, SignOptions, Wallet};
+use bitcoin::psbt::{ExtractTxError, Psbt};
+use bitcoin::{FeeRate, Transaction, TxOut, Txid};
+
+use super::chain::FEE_RATE_CAP;
+use super::{unix_now, LspWallet, State, WalletError};
+
+impl LspWallet {
+    /// Builds and signs a transaction paying `outputs` at `fee_rate`, choosing coins and adding
+    /// change to this wallet, signalling RBF. The transaction is persisted as unconfirmed (its
+    /// coins are no longer offered to other payments) and returned; call
+    /// [`broadcast`](Self::broadcast) to send it. If it never reaches the network, the next
+    /// [`sync`](Self::sync) frees its coins.
+    pub fn fund(&self, outputs: &[TxOut], fee_rate: FeeRate) -> Result<Transaction, WalletError> {
+        if outputs.is_empty() {
+            return Err(WalletError::NoOutputs);
+        }
+        let mut state = self.lock()?;
+        let built = {
+            let mut builder = state.wallet.build_tx();
+            for output in outputs {
+                builder.add_recipient(output.script_pubkey.clone(), output.value);
+            }
+            builder.fee_rate(fee_rate);
+            builder.finish()
+        };
+        let psbt = built.map_err(|e| create_tx_error(&mut state, e))?;
+        let tx = self.sign(&state.wallet, psbt)?;
+        state
+            .wallet
+            .apply_unconfirmed_txs([(tx.clone(), unix_now())]);
+        state.persist()?;
+        tracing::info!(txid = %tx.compute_txid(), outputs = outputs.len(), "built on-chain funding transaction");
+        Ok(tx)
+    }
+
+    /// Builds and signs a replacement of the unconfirmed wallet transaction `txid` paying the
+    /// same outputs at `new_rate` (taking the extra fee from change, or adding coins). The
+    /// replacement is persisted in place of the original and returned; broadcast it next.
+    pub fn bump_fee(&self, txid: Txid, new_rate: FeeRate) -> Result<Transaction, WalletError> {
+        let mut state = self.lock()?;
+        let original_seen = state
+            .wallet
+            .tx_graph()
+            .get_tx_node(txid)
+            .and_then(|node| node.last_seen)
+            .unwrap_or(0);
+        let built = {
+            let mut builder = state
+                .wallet
+                .build_fee_bump(txid)
+                .map_err(|e| fee_bump_error(txid, e))?;
+            builder.fee_rate(new_rate);
+            builder.finish()
+        };
+        let psbt = built.map_err(|e| create_tx_error(&mut state, e))?;
+        let tx = self.sign(&state.wallet, psbt)?;
+        // Seen strictly later than the original, so the wallet counts the replacement, not it.
+        let seen = unix_now().max(original_seen.saturating_add(1));
+        state.wallet.apply_unconfirmed_txs([(tx.clone(), seen)]);
+        state.persist()?;
+        tracing::info!(original = %txid, replacement = %tx.compute_txid(), "built fee bump");
+        Ok(tx)
+    }
+
+    /// Signs every input with the master key, finalizes, and extracts the transaction.
+    fn sign(&self, wallet: &Wallet, mut psbt: Psbt) -> Result<Transaction, WalletError> {
+        psbt.sign(&self.master, wallet.secp_ctx())
+            .map_err(|(_, errors)| WalletError::Signing(format!("{errors:?}")))?;
+        let finalized = wallet
+            .finalize_psbt(&mut psbt, SignOptions::default())
+            .map_err(|e| WalletError::Signing(e.to_string()))?;
+        if !finalized {
+            return Err(WalletError::Signing(
+                "not every input could be finalized".to_owned(),
+            ));
+        }
+        psbt.extract_tx_with_fee_rate_limit(FEE_RATE_CAP)
+            .map_err(|e| match e {
+                ExtractTxError::AbsurdFeeRate { fee_rate, .. } => WalletError::AbsurdFee {
+                    fee_rate,
+                    cap: FEE_RATE_CAP,
+                },
+                other => WalletError::Signing(other.to_string()),
+            })
+    }
+}
+
+/// Turns BDK's builder error into ours; for missing funds, reveals an address to fund.
+fn create_tx_error(state: &mut State, e: CreateTxError) -> WalletError {
+    match e {
+        CreateTxError::CoinSelection(missing) => {
+            let address = state
+                .wallet
+                .next_unused_address(KeychainKind::External)
+                .address;
+            if let Err(e) = state.persist() {
+                return e;
+            }
+            WalletError::InsufficientFunds {
+                available: missing.available,
+                needed: missing.needed,
+                address,
+            }
+        }
+        CreateTxError::OutputBelowDustLimit(index) => WalletError::Dust { index },
+        CreateTxError::FeeRateTooLow { required } => WalletError::FeeRateTooLow { required },
+        CreateTxError::FeeTooLow { required } => WalletError::FeeTooLow { required },
+        other => WalletError::Build(Box::new(other)),
+    }
+}
+
+fn fee_bump_error(txid: Txid, e: BuildFeeBumpError) -> WalletError {
+    match e {
+        BuildFeeBumpError::TransactionNotFound(_) => WalletError::UnknownTx(txid),
+        BuildFeeBumpError::TransactionConfirmed(_) => WalletError::AlreadyConfirmed(txid),
+        BuildFeeBumpError::IrreplaceableTransaction(_) => WalletError::NotReplaceable(txid),
+        source => WalletError::Bump { txid, source },
+    }
+}
