@@ -5,6 +5,15 @@
 //! server and the browser wallet both run this code, so they cannot disagree about a factory.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod ceremony;
+pub mod exit;
+pub mod musig;
+pub mod params;
+pub mod path;
 pub mod terms;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+pub mod tree;
 pub mod types;
+pub mod verify;
 pub mod wire;

@@ -114,7 +114,10 @@ impl TermsBody {
     ) -> SignedTerms {
         let msg = Message::from_digest(self.signing_hash().to_byte_array());
         let signature = secp.sign_schnorr_no_aux_rand(&msg, keypair);
-        SignedTerms { body: self, signature }
+        SignedTerms {
+            body: self,
+            signature,
+        }
     }
 }
 
@@ -162,10 +165,15 @@ impl SignedTerms {
         secp.verify_schnorr(&self.signature, &msg, &self.body.lsp_pubkey)
             .map_err(|_| TermsError::BadSignature)?;
         if now_unix >= self.body.expires_at {
-            return Err(TermsError::Expired { expires_at: self.body.expires_at });
+            return Err(TermsError::Expired {
+                expires_at: self.body.expires_at,
+            });
         }
         if self.body.network != network {
-            return Err(TermsError::WrongNetwork { got: self.body.network, want: network });
+            return Err(TermsError::WrongNetwork {
+                got: self.body.network,
+                want: network,
+            });
         }
         Ok(&self.body)
     }
@@ -231,6 +239,9 @@ mod tests {
         ));
         let mut tampered = signed.clone();
         tampered.body.fees.join_fee = Amount::from_sat(1);
-        assert_eq!(tampered.verify(&secp, 1_500, Network::Regtest), Err(TermsError::BadSignature));
+        assert_eq!(
+            tampered.verify(&secp, 1_500, Network::Regtest),
+            Err(TermsError::BadSignature)
+        );
     }
 }

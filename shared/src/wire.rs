@@ -30,7 +30,10 @@ pub struct Envelope {
 impl Envelope {
     /// Wraps a message in an envelope of this build's version.
     pub fn new(msg: WireMsg) -> Self {
-        Envelope { v: PROTOCOL_VERSION, msg }
+        Envelope {
+            v: PROTOCOL_VERSION,
+            msg,
+        }
     }
 
     /// Encodes to the JSON text sent in one WebSocket text frame.
@@ -41,7 +44,10 @@ impl Envelope {
     /// Decodes one frame, checking its size and version first.
     pub fn decode(frame: &str) -> Result<Self, DecodeError> {
         if frame.len() > MAX_FRAME_BYTES {
-            return Err(DecodeError::TooLarge { len: frame.len(), max: MAX_FRAME_BYTES });
+            return Err(DecodeError::TooLarge {
+                len: frame.len(),
+                max: MAX_FRAME_BYTES,
+            });
         }
         #[derive(Deserialize)]
         struct VersionOnly {
@@ -50,7 +56,10 @@ impl Envelope {
         let probe: VersionOnly =
             serde_json::from_str(frame).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         if probe.v != PROTOCOL_VERSION {
-            return Err(DecodeError::UnsupportedVersion { got: probe.v, want: PROTOCOL_VERSION });
+            return Err(DecodeError::UnsupportedVersion {
+                got: probe.v,
+                want: PROTOCOL_VERSION,
+            });
         }
         serde_json::from_str(frame).map_err(|e| DecodeError::Malformed(e.to_string()))
     }
@@ -189,7 +198,10 @@ mod tests {
     #[test]
     fn refuses_oversized_before_parsing() {
         let big = "x".repeat(MAX_FRAME_BYTES + 1);
-        assert!(matches!(Envelope::decode(&big), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            Envelope::decode(&big),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -204,6 +216,9 @@ mod tests {
     #[test]
     fn refuses_unknown_messages() {
         let frame = r#"{"v":1,"msg":{"type":"steal_funds"}}"#;
-        assert!(matches!(Envelope::decode(frame), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            Envelope::decode(frame),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }

@@ -1,0 +1,274 @@
+//! The unilateral exit planner: from a client's stored paths and the chain, the next step.
+//!
+//! The client keeps one signed [`ClientPath`] per state it co-signed (an [`ExitKit`]). The
+//! planner walks from the funding output down, following what is confirmed:
+//!
+//! - an output spent by a transaction of one of the stored versions narrows the walk to the
+//!   versions that share it (so if an *older* DW state confirmed, the walk continues with that
+//!   epoch's transactions, which the client holds and signed);
+//! - at the first unspent output it proposes the newest version's transaction, or, if its
+//!   relative lock has not passed, the height to wait for;
+//! - the funding output may instead be spent by the distribution transaction: when it is
+//!   already valid, or when it is too late for a tree exit to finish before the timeout.
+//!
+//! It is a pure function of its inputs, so the driver simply calls it again after every block.
+
+use bitcoin::absolute::Height;
+use bitcoin::{OutPoint, Transaction, Txid};
+use serde::{Deserialize, Serialize};
+
+use super::ChainView;
+use crate::params::{BlockDelta, Epoch};
+use crate::path::ClientPath;
+use crate::tree::NodeKind;
+use crate::types::NodeId;
+
+/// Every signed state of one client's path in one factory, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitKit {
+    versions: Vec<ClientPath>,
+}
+
+/// Why a path cannot join an [`ExitKit`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExitError {
+    /// A node lacks its final signature; an exit could not use it.
+    #[error("node {node} of {epoch} has no signature; store a path only once the ceremony ends")]
+    Unsigned {
+        /// The node.
+        node: NodeId,
+        /// The path's epoch.
+        epoch: Epoch,
+    },
+    /// The path is not shaped like a path (no nodes, a node without one input…).
+    #[error("the path is malformed; it cannot be used for an exit")]
+    Malformed,
+    /// A stored signature does not verify.
+    #[error("the signature of node {0} does not verify; the stored path is corrupt")]
+    BadSignature(NodeId),
+    /// The path belongs to another factory or another client.
+    #[error("this path belongs to another factory or client than the kit")]
+    OtherFactory,
+    /// Two different paths claim the same epoch.
+    #[error("a different path for {0} is already stored; the LSP equivocated, keep both and exit")]
+    Conflict(Epoch),
+}
+
+/// What the client should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitAction {
+    /// Broadcast this signed transaction now (again, if it is in the mempool but unconfirmed).
+    Broadcast {
+        /// The node.
+        node: NodeId,
+        /// What it is.
+        kind: NodeKind,
+        /// The signed transaction.
+        tx: Transaction,
+    },
+    /// Nothing can be broadcast yet; call again once the tip reaches `height`.
+    WaitUntil {
+        /// Tip height from which the next transaction is valid in the next block.
+        height: Height,
+        /// The node waiting for its lock.
+        node: NodeId,
+    },
+    /// The funding transaction is not confirmed; there is nothing to exit from yet.
+    WaitForFunding,
+    /// Done with the tree: the client's leaf is confirmed and its channel output is on chain.
+    LeafConfirmed {
+        /// The leaf transaction.
+        leaf: Txid,
+        /// The channel output (close the channel from here).
+        channel: OutPoint,
+        /// Height of the leaf's block.
+        height: Height,
+    },
+    /// Done: the distribution transaction confirmed and pays the client's key.
+    Distributed {
+        /// The distribution transaction.
+        txid: Txid,
+        /// The client's output in it.
+        payout: OutPoint,
+    },
+    /// The walk cannot go on with the client's data.
+    Stuck(ExitProblem),
+}
+
+/// Why an exit cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitProblem {
+    /// An output on the path was spent by a transaction of none of the stored states: a
+    /// cooperative close or rotation (check the client's new factory), or, after the timeout,
+    /// the LSP's timeout path.
+    UnknownSpend {
+        /// The spent output.
+        outpoint: OutPoint,
+        /// The unknown spender.
+        spender: Txid,
+    },
+}
+
+impl ExitKit {
+    /// A kit holding one signed path.
+    pub fn new(path: ClientPath) -> Result<ExitKit, ExitError> {
+        let mut kit = ExitKit {
+            versions: Vec::new(),
+        };
+        kit.add(path)?;
+        Ok(kit)
+    }
+
+    /// Adds another signed state of the same client in the same factory. Every signature is
+    /// verified, so the kit never holds a transaction that could not be broadcast.
+    pub fn add(&mut self, path: ClientPath) -> Result<(), ExitError> {
+        crate::verify::check_well_formed(&path).map_err(|_| ExitError::Malformed)?;
+        let all = || path.nodes().iter().chain([path.distribution()]);
+        if let Some(n) = all().find(|n| n.signature.is_none()) {
+            return Err(ExitError::Unsigned {
+                node: n.id,
+                epoch: path.epoch(),
+            });
+        }
+        if let Some(n) = all().find(|n| n.signature.is_some_and(|s| !n.verify_signature(&s))) {
+            return Err(ExitError::BadSignature(n.id));
+        }
+        if let Some(first) = self.versions.first() {
+            if first.funding_outpoint() != path.funding_outpoint()
+                || first.client() != path.client()
+                || first.client_key() != path.client_key()
+            {
+                return Err(ExitError::OtherFactory);
+            }
+        }
+        match self
+            .versions
+            .binary_search_by_key(&path.epoch(), |v| v.epoch())
+        {
+            Ok(i) if self.versions[i] == path => Ok(()),
+            Ok(_) => Err(ExitError::Conflict(path.epoch())),
+            Err(i) => {
+                self.versions.insert(i, path);
+                Ok(())
+            }
+        }
+    }
+
+    /// The stored states, oldest first.
+    pub fn versions(&self) -> &[ClientPath] {
+        &self.versions
+    }
+
+    /// The newest state.
+    pub fn latest(&self) -> &ClientPath {
+        self.versions.last().expect("a kit always holds a path")
+    }
+
+    /// The next step of a unilateral exit, given the chain.
+    pub fn next_action(&self, chain: &impl ChainView) -> ExitAction {
+        let latest = self.latest();
+        let funding = latest.funding_outpoint();
+        let Some(funded_at) = chain.confirmation_height(&funding.txid) else {
+            return ExitAction::WaitForFunding;
+        };
+        let tip = chain.tip_height();
+        // Newest first, so the first candidate is always the newest state still possible.
+        let mut candidates: Vec<&ClientPath> = self.versions.iter().rev().collect();
+        let (mut outpoint, mut created_at) = (funding, funded_at);
+        for i in 0..latest.nodes().len() {
+            let Some(spender) = chain.spending_txid(&outpoint) else {
+                if i == 0 {
+                    if let Some(action) = self.distribution_choice(tip) {
+                        return action;
+                    }
+                }
+                return Self::step(candidates[0], i, created_at, tip);
+            };
+            if i == 0 {
+                if let Some(v) = self
+                    .versions
+                    .iter()
+                    .find(|v| v.distribution().txid() == spender)
+                {
+                    return ExitAction::Distributed {
+                        txid: spender,
+                        payout: v.distribution_outpoint(),
+                    };
+                }
+            }
+            candidates.retain(|v| v.nodes().get(i).map(|n| n.txid()) == Some(spender));
+            if candidates.is_empty() {
+                return ExitAction::Stuck(ExitProblem::UnknownSpend { outpoint, spender });
+            }
+            created_at = chain.confirmation_height(&spender).unwrap_or(tip);
+            match candidates[0].nodes().get(i + 1) {
+                Some(next) => outpoint = next.spent_outpoint(),
+                None => {
+                    return ExitAction::LeafConfirmed {
+                        leaf: spender,
+                        channel: OutPoint::new(spender, 0),
+                        height: created_at,
+                    }
+                }
+            }
+        }
+        // Paths always end with a leaf, so the loop returned; a kit cannot hold an empty path.
+        ExitAction::Stuck(ExitProblem::UnknownSpend {
+            outpoint,
+            spender: outpoint.txid,
+        })
+    }
+
+    /// Broadcast node `i` of `path`, or wait for its relative lock.
+    fn step(path: &ClientPath, i: usize, created_at: Height, tip: Height) -> ExitAction {
+        let node = &path.nodes()[i];
+        // BIP-68: a delay of d blocks lets the spender into block `created_at + d`.
+        let first_block = node
+            .relative_delay()
+            .after(created_at)
+            .unwrap_or(created_at);
+        let next_block = BlockDelta::from_blocks(1).after(tip).unwrap_or(tip);
+        match (node.signed_tx(), next_block >= first_block) {
+            (Some(tx), true) => ExitAction::Broadcast {
+                node: node.id,
+                kind: node.kind,
+                tx,
+            },
+            (_, _) => ExitAction::WaitUntil {
+                height: Height::from_consensus(first_block.to_consensus_u32().saturating_sub(1))
+                    .unwrap_or(first_block),
+                node: node.id,
+            },
+        }
+    }
+
+    /// With the funding output unspent: broadcast a distribution transaction that is already
+    /// valid; or, if a tree exit started now could not finish `timeout_margin` blocks before the
+    /// latest state's timeout, wait for the earliest distribution transaction instead.
+    fn distribution_choice(&self, tip: Height) -> Option<ExitAction> {
+        let earliest = self.versions.iter().min_by_key(|v| v.timeout())?;
+        let dist = earliest.distribution();
+        if tip >= earliest.timeout() {
+            let tx = dist.signed_tx()?;
+            return Some(ExitAction::Broadcast {
+                node: dist.id,
+                kind: dist.kind,
+                tx,
+            });
+        }
+        let latest = self.latest();
+        let needed = latest
+            .exit_cost()
+            .blocks
+            .checked_add(latest.proposal().params.timeout_margin)
+            .unwrap_or(BlockDelta::MAX_RELATIVE);
+        let finish = needed.after(tip).unwrap_or(tip);
+        (finish >= latest.timeout()).then_some(ExitAction::WaitUntil {
+            height: earliest.timeout(),
+            node: dist.id,
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! One client's view of a factory: the nodes from the funding output to its leaf, and the
+//! distribution transaction, built without materialising the rest of the tree.
+//!
+//! Cost: O(depth) transactions are built and hashed. Key aggregation cannot be O(depth): the
+//! output a path node spends is MuSig2 of the LSP and *every* client below it (the root's is all
+//! N clients), and each sibling output the path's transactions commit to is MuSig2 of that
+//! sibling's clients. A client must compute these itself, or it would sign outputs it cannot
+//! check. So building a path costs about `N·arity/(arity-1)` point multiplications for the
+//! interior outputs and N tweaks for the distribution transaction's outputs (which pay every
+//! client), and never allocates any node off the path. For N = 1024 that is a few
+//! milliseconds natively.
+//!
+//! A `ClientPath` is what the wallet stores for exits: it serializes with serde, and carries the
+//! proposal it was built from, so [`crate::verify::check_path`] can rebuild and compare it after
+//! loading it from storage.
+
+use bitcoin::absolute::Height;
+use bitcoin::secp256k1::{schnorr, PublicKey};
+use bitcoin::{OutPoint, TxOut};
+use serde::{Deserialize, Serialize};
+
+use crate::exit::ExitCost;
+use crate::params::{BlockDelta, Epoch};
+use crate::tree::{Builder, FactoryProposal, SignatureError, TreeError, TreeNode};
+use crate::types::{ClientId, NodeId, SigningJob};
+
+/// What one client needs of a factory state: its path, the distribution transaction, and the
+/// proposal they were built from, with signatures once the ceremony produced them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientPath {
+    proposal: FactoryProposal,
+    client: ClientId,
+    timeout: Height,
+    nodes: Vec<TreeNode>,
+    distribution: TreeNode,
+}
+
+impl ClientPath {
+    /// Builds `client`'s path of the tree described by `proposal` (checking the proposal as
+    /// [`crate::tree::FactoryTree::build`] does).
+    pub fn build(proposal: &FactoryProposal, client: ClientId) -> Result<ClientPath, TreeError> {
+        let b = Builder::new(proposal)?;
+        let nodes = b.path(client)?;
+        Ok(ClientPath {
+            timeout: b.timeout(),
+            distribution: b.distribution(),
+            proposal: proposal.clone(),
+            client,
+            nodes,
+        })
+    }
+
+    pub(crate) fn from_parts(
+        proposal: FactoryProposal,
+        client: ClientId,
+        timeout: Height,
+        nodes: Vec<TreeNode>,
+        distribution: TreeNode,
+    ) -> ClientPath {
+        ClientPath {
+            proposal,
+            client,
+            timeout,
+            nodes,
+            distribution,
+        }
+    }
+
+    /// The proposal this path was built from.
+    pub fn proposal(&self) -> &FactoryProposal {
+        &self.proposal
+    }
+
+    /// The client.
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// The client's factory key.
+    pub fn client_key(&self) -> PublicKey {
+        self.proposal.clients[self.client.0 as usize].key
+    }
+
+    /// The DW epoch of this state.
+    pub fn epoch(&self) -> Epoch {
+        self.proposal.epoch
+    }
+
+    /// The factory timeout of this state.
+    pub fn timeout(&self) -> Height {
+        self.timeout
+    }
+
+    /// The funding outpoint.
+    pub fn funding_outpoint(&self) -> OutPoint {
+        self.proposal.funding_outpoint
+    }
+
+    /// The funding output (what the first node spends).
+    pub fn funding_output(&self) -> &TxOut {
+        &self.nodes[0].prevout
+    }
+
+    /// The nodes from the root (spending the funding output) to the leaf.
+    pub fn nodes(&self) -> &[TreeNode] {
+        &self.nodes
+    }
+
+    /// One node of the path (or the distribution transaction).
+    pub fn node(&self, id: NodeId) -> Option<&TreeNode> {
+        self.nodes
+            .iter()
+            .chain(std::iter::once(&self.distribution))
+            .find(|n| n.id == id)
+    }
+
+    /// The client's leaf.
+    pub fn leaf(&self) -> &TreeNode {
+        &self.nodes[self.nodes.len() - 1]
+    }
+
+    /// The leaf's channel output (vout 0).
+    pub fn channel_outpoint(&self) -> OutPoint {
+        OutPoint::new(self.leaf().txid(), 0)
+    }
+
+    /// The leaf's L-stock output (vout 1).
+    pub fn lstock_outpoint(&self) -> OutPoint {
+        OutPoint::new(self.leaf().txid(), 1)
+    }
+
+    /// The distribution transaction.
+    pub fn distribution(&self) -> &TreeNode {
+        &self.distribution
+    }
+
+    /// The distribution output paying this client (vout = its id).
+    pub fn distribution_outpoint(&self) -> OutPoint {
+        OutPoint::new(self.distribution.txid(), self.client.0)
+    }
+
+    /// Every job this client signs: its path and the distribution transaction.
+    pub fn signing_jobs(&self) -> Vec<SigningJob> {
+        self.nodes
+            .iter()
+            .chain(std::iter::once(&self.distribution))
+            .map(|n| self.proposal.job(n))
+            .collect()
+    }
+
+    /// Attaches a node's final signature after verifying it.
+    pub fn set_signature(
+        &mut self,
+        node: NodeId,
+        sig: schnorr::Signature,
+    ) -> Result<(), SignatureError> {
+        self.nodes
+            .iter_mut()
+            .chain(std::iter::once(&mut self.distribution))
+            .find(|n| n.id == node)
+            .ok_or(SignatureError::UnknownNode(node))?
+            .set_signature(sig)
+    }
+
+    /// Whether every node of the path and the distribution transaction carry a signature.
+    pub fn is_fully_signed(&self) -> bool {
+        self.nodes
+            .iter()
+            .chain(std::iter::once(&self.distribution))
+            .all(|n| n.signature.is_some())
+    }
+
+    /// The next epoch's path (same members and amounts), for an epoch advance.
+    pub fn advance_epoch(&self) -> Result<ClientPath, TreeError> {
+        let next = FactoryProposal {
+            epoch: Epoch(self.proposal.epoch.0 + 1),
+            ..self.proposal.clone()
+        };
+        if next.epoch.0 >= self.proposal.epoch_count() {
+            return Err(TreeError::EpochsExhausted {
+                count: self.proposal.epoch_count(),
+            });
+        }
+        ClientPath::build(&next, self.client)
+    }
+
+    /// What exiting through this path costs, with this epoch's delays: every node from the
+    /// funding output to the leaf.
+    pub fn exit_cost(&self) -> ExitCost {
+        let mut cost = ExitCost::default();
+        for n in &self.nodes {
+            cost.txs += 1;
+            cost.vbytes += n.vsize();
+            cost.prepaid_fee += n.fee();
+            cost.blocks = BlockDelta::from_blocks(
+                cost.blocks.to_blocks() + n.relative_delay().to_blocks().max(1),
+            );
+        }
+        cost
+    }
+}

@@ -1,0 +1,219 @@
+//! Keys and scripts of the tree's outputs.
+//!
+//! - Key aggregation: the signers of an output are the LSP plus the clients below it, sorted in
+//!   BIP-327 `KeySort` order (lexicographic on the 33-byte compressed keys, as
+//!   [`crate::musig::key_sort`]) and aggregated with `musig2::KeyAggContext`; the untweaked
+//!   aggregate is the taproot *internal key*.
+//! - Tweaks (BIP-341): a key-path-only output tweaks with no merkle root (BIP-86); an output
+//!   with a script leaf tweaks with that single leaf's `TapLeafHash` as merkle root.
+//! - Scripts: the timeout leaf `<timeout> OP_CHECKLOCKTIMEVERIFY OP_DROP <LSP> OP_CHECKSIG`, the
+//!   L-stock leaf `<csv> OP_CHECKSEQUENCEVERIFY OP_DROP <LSP> OP_CHECKSIG`, and the P2A anchor
+//!   `OP_1 <0x4e73>`.
+//!
+//! Keys are parsed into the MuSig2 backend's points once per proposal (`KeyRing`), so each
+//! aggregation costs one scalar multiplication per signer and no point decompression.
+
+use std::collections::HashSet;
+
+use bitcoin::absolute::Height;
+use bitcoin::opcodes::all::{OP_CHECKSIG, OP_CLTV, OP_CSV, OP_DROP};
+use bitcoin::script::Builder;
+use bitcoin::secp256k1::{PublicKey, Secp256k1, Verification, XOnlyPublicKey};
+use bitcoin::taproot::{LeafVersion, TapLeafHash, TapNodeHash};
+use bitcoin::{Amount, ScriptBuf, TxOut};
+use musig2::secp::Point;
+use musig2::KeyAggContext;
+
+use super::TreeError;
+use crate::musig::key_sort;
+use crate::params::BlockDelta;
+
+/// The timeout-tree script leaf: after `timeout` the LSP alone may spend.
+pub fn timeout_script(timeout: Height, lsp: XOnlyPublicKey) -> ScriptBuf {
+    Builder::new()
+        .push_int(i64::from(timeout.to_consensus_u32()))
+        .push_opcode(OP_CLTV)
+        .push_opcode(OP_DROP)
+        .push_x_only_key(&lsp)
+        .push_opcode(OP_CHECKSIG)
+        .into_script()
+}
+
+/// The L-stock script leaf: `csv` blocks after the leaf confirms, the LSP alone may spend.
+pub fn lstock_script(csv: BlockDelta, lsp: XOnlyPublicKey) -> ScriptBuf {
+    Builder::new()
+        .push_int(i64::from(csv.to_blocks()))
+        .push_opcode(OP_CSV)
+        .push_opcode(OP_DROP)
+        .push_x_only_key(&lsp)
+        .push_opcode(OP_CHECKSIG)
+        .into_script()
+}
+
+/// Merkle root of a script tree holding only `script` (tapscript leaf version).
+pub fn single_leaf_root(script: &ScriptBuf) -> TapNodeHash {
+    TapNodeHash::from(TapLeafHash::from_script(script, LeafVersion::TapScript))
+}
+
+/// The P2A anchor output, `OP_1 <0x4e73>`.
+pub fn anchor_output(value: Amount) -> TxOut {
+    TxOut {
+        value,
+        script_pubkey: ScriptBuf::new_p2a(),
+    }
+}
+
+/// A P2TR output script for `internal` tweaked with `merkle_root` (BIP-86 when `None`).
+pub(crate) fn p2tr<C: Verification>(
+    secp: &Secp256k1<C>,
+    internal: XOnlyPublicKey,
+    merkle_root: Option<TapNodeHash>,
+) -> ScriptBuf {
+    ScriptBuf::new_p2tr(secp, internal, merkle_root)
+}
+
+/// The untweaked MuSig2 aggregate of `signers` (any order; they are key-sorted first).
+pub fn internal_key(signers: &[PublicKey]) -> Result<XOnlyPublicKey, TreeError> {
+    let mut sorted = signers.to_vec();
+    key_sort(&mut sorted);
+    let points = sorted
+        .iter()
+        .map(|k| to_point(&k.serialize()))
+        .collect::<Option<Vec<_>>>();
+    aggregate(points.ok_or(TreeError::KeyAggregation)?)
+}
+
+fn to_point(bytes: &[u8; 33]) -> Option<Point> {
+    Point::from_slice(bytes).ok()
+}
+
+fn aggregate(points: Vec<Point>) -> Result<XOnlyPublicKey, TreeError> {
+    if points.is_empty() {
+        return Err(TreeError::KeyAggregation);
+    }
+    let ctx = KeyAggContext::new(points).map_err(|_| TreeError::KeyAggregation)?;
+    let agg: Point = ctx.aggregated_pubkey_untweaked();
+    XOnlyPublicKey::from_slice(&agg.serialize_xonly()).map_err(|_| TreeError::KeyAggregation)
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    bytes: [u8; 33],
+    point: Point,
+}
+
+/// The LSP's and every client's key, parsed once.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRing {
+    lsp: Entry,
+    clients: Vec<Entry>,
+}
+
+impl KeyRing {
+    /// Parses the keys; refuses a key that appears twice (LSP included).
+    pub(crate) fn new(lsp: &PublicKey, clients: &[PublicKey]) -> Result<KeyRing, TreeError> {
+        let entry = |k: &PublicKey| -> Result<Entry, TreeError> {
+            let bytes = k.serialize();
+            Ok(Entry {
+                bytes,
+                point: to_point(&bytes).ok_or(TreeError::KeyAggregation)?,
+            })
+        };
+        let mut seen = HashSet::with_capacity(clients.len() + 1);
+        for k in std::iter::once(lsp).chain(clients) {
+            if !seen.insert(k.serialize()) {
+                return Err(TreeError::DuplicateKey { key: *k });
+            }
+        }
+        Ok(KeyRing {
+            lsp: entry(lsp)?,
+            clients: clients.iter().map(entry).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Internal key of an output signed by the LSP and clients `start..end`.
+    pub(crate) fn internal_key(&self, start: u32, end: u32) -> Result<XOnlyPublicKey, TreeError> {
+        let slice = self
+            .clients
+            .get(start as usize..end as usize)
+            .ok_or(TreeError::KeyAggregation)?;
+        let mut entries: Vec<&Entry> = std::iter::once(&self.lsp).chain(slice).collect();
+        entries.sort_unstable_by_key(|e| e.bytes);
+        aggregate(entries.into_iter().map(|e| e.point).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use bitcoin::secp256k1::SecretKey;
+    use bitcoin::taproot::TaprootBuilder;
+
+    fn key(i: u8) -> PublicKey {
+        let secp = Secp256k1::new();
+        PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[i; 32]).unwrap())
+    }
+
+    #[test]
+    fn ring_matches_plain_aggregation_and_musig_tweaks() {
+        let secp = Secp256k1::verification_only();
+        let clients: Vec<PublicKey> = (2..9).map(key).collect();
+        let ring = KeyRing::new(&key(1), &clients).unwrap();
+        let mut signers = vec![key(1)];
+        signers.extend_from_slice(&clients[2..5]);
+        let internal = ring.internal_key(2, 5).unwrap();
+        assert_eq!(internal, internal_key(&signers).unwrap());
+
+        // The script's output key equals musig2's own taproot tweak of the same context, and
+        // bitcoin's TaprootBuilder agrees on the merkle root.
+        let lsp = key(1).x_only_public_key().0;
+        let leaf = timeout_script(Height::from_consensus(500).unwrap(), lsp);
+        let root = single_leaf_root(&leaf);
+        let info = TaprootBuilder::new()
+            .add_leaf(0, leaf)
+            .unwrap()
+            .finalize(&secp, internal)
+            .unwrap();
+        assert_eq!(info.merkle_root(), Some(root));
+        key_sort(&mut signers);
+        let points: Vec<Point> = signers
+            .iter()
+            .map(|k| to_point(&k.serialize()).unwrap())
+            .collect();
+        let ctx = KeyAggContext::new(points).unwrap();
+        let tweaked: Point = ctx
+            .clone()
+            .with_taproot_tweak(&root.to_byte_array())
+            .unwrap()
+            .aggregated_pubkey();
+        let spk = p2tr(&secp, internal, Some(root));
+        assert_eq!(&spk.as_bytes()[2..], &tweaked.serialize_xonly());
+        let bip86: Point = ctx
+            .with_unspendable_taproot_tweak()
+            .unwrap()
+            .aggregated_pubkey();
+        assert_eq!(
+            &p2tr(&secp, internal, None).as_bytes()[2..],
+            &bip86.serialize_xonly()
+        );
+    }
+
+    #[test]
+    fn refuses_duplicate_keys() {
+        assert!(matches!(
+            KeyRing::new(&key(1), &[key(2), key(1)]),
+            Err(TreeError::DuplicateKey { .. })
+        ));
+    }
+
+    #[test]
+    fn anchor_is_p2a() {
+        assert_eq!(
+            anchor_output(Amount::from_sat(240))
+                .script_pubkey
+                .as_bytes(),
+            &[0x51, 0x02, 0x4e, 0x73]
+        );
+    }
+}
