@@ -1,17 +1,103 @@
-//! `cargo xtask bench`: prints the figures the README reports.
+//! `cargo xtask bench [all|factory|size] [N...]`: prints the figures the README reports.
+//!
+//! `factory` runs the one-process factory benchmark (`shared/benches/factory.rs`) once per N, in
+//! a fresh process each so peak memory is that N's alone; `size` builds the wallet in release
+//! mode and prints its bundle size.
 
-use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use std::process::Command;
 
-use crate::util::output;
+use anyhow::{bail, Context, Result};
+
+use crate::util::{cargo, exec, output};
 use crate::{setup, web};
 
-/// `bench` runs everything; `bench size` only the wallet bundle size.
+const FACTORY_SIZES: &[&str] = &["8", "127", "1024"];
+
+/// Runs the benches named in `args` (default: all).
 pub fn run(args: &[String]) -> Result<()> {
     let what = args.first().map(String::as_str).unwrap_or("all");
+    let sizes: Vec<&str> = match args.get(1..) {
+        Some(rest) if !rest.is_empty() => rest.iter().map(String::as_str).collect(),
+        _ => FACTORY_SIZES.to_vec(),
+    };
     match what {
-        "all" | "size" => bundle_size(),
-        other => bail!("unknown bench `{other}` (known: all, size)"),
+        "all" => {
+            factory(&sizes)?;
+            bundle_size()
+        }
+        "factory" => factory(&sizes),
+        "size" => bundle_size(),
+        other => bail!("unknown bench `{other}` (known: all, factory, size)"),
     }
+}
+
+fn factory(sizes: &[&str]) -> Result<()> {
+    let bench = [
+        "bench",
+        "-p",
+        "superscalar-shared",
+        "--features",
+        "test-utils",
+        "--bench",
+        "factory",
+    ];
+    exec(cargo().args(bench).arg("--no-run"))?;
+    let mut rows = Vec::new();
+    for n in sizes {
+        let out = output(cargo().args(bench).args(["--", n]))
+            .with_context(|| format!("factory bench for N = {n} failed"))?;
+        let line = out.lines().last().unwrap_or_default();
+        let fields: BTreeMap<&str, &str> = line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        rows.push(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        );
+    }
+    println!("\n== factory, one process holding every key (real MuSig2 via the musig2 crate) ==");
+    println!(
+        "{:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>10} {:>9} {:>10}",
+        "N",
+        "build s",
+        "sign s",
+        "close s",
+        "total s",
+        "peak MB",
+        "sessions",
+        "tree vB",
+        "client KB",
+        "exit txs",
+        "exit vB"
+    );
+    for r in &rows {
+        let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
+        let kb = g("path_bytes")
+            .parse::<f64>()
+            .map_or("?".into(), |b| format!("{:.1}", b / 1024.0));
+        println!(
+            "{:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>10} {:>9} {:>10}",
+            g("n"),
+            g("build_s"),
+            g("sign_s"),
+            g("close_s"),
+            g("total_s"),
+            g("peak_rss_mb"),
+            g("signer_sessions"),
+            g("tree_vbytes"),
+            kb,
+            g("exit_txs"),
+            g("exit_vbytes")
+        );
+    }
+    println!(
+        "(client KB: one client's stored, signed path as JSON; exit: worst case, mainnet params)"
+    );
+    Ok(())
 }
 
 fn bundle_size() -> Result<()> {
@@ -26,14 +112,14 @@ fn bundle_size() -> Result<()> {
         }
         let raw = std::fs::metadata(&path)?.len();
         let gz = output(
-            std::process::Command::new("sh")
+            Command::new("sh")
                 .arg("-c")
                 .arg(format!("gzip -9 -c '{}' | wc -c", path.display())),
         )
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0);
         println!(
-            "{:<12} {:>8.1} KiB raw {:>8.1} KiB gzipped",
+            "{:<6} {:>8.1} KiB raw {:>8.1} KiB gzipped",
             ext,
             raw as f64 / 1024.0,
             gz as f64 / 1024.0
