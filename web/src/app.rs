@@ -13,7 +13,7 @@ pub enum LspState {
     /// Connecting to the LSP.
     Connecting,
     /// The LSP's checked terms.
-    Ready(SignedTerms),
+    Ready(Box<SignedTerms>),
     /// What went wrong, in words for the user.
     Failed(String),
 }
@@ -27,7 +27,7 @@ pub fn App() -> impl IntoView {
             .and_then(|w| w.location().origin().ok())
             .unwrap_or_default();
         let state = match wallet::lsp::fetch_terms(&origin, bitcoin::Network::Regtest).await {
-            Ok(terms) => LspState::Ready(terms),
+            Ok(terms) => LspState::Ready(Box::new(terms)),
             Err(e) => LspState::Failed(e.to_string()),
         };
         set_lsp.set(state);

@@ -14,7 +14,7 @@ pub fn LspCard(lsp: ReadSignal<LspState>) -> impl IntoView {
                 LspState::Connecting => view! { <p class="hint" id="lsp-status">"Connecting…"</p> }.into_any(),
                 LspState::Failed(why) => view! { <p class="bad" id="lsp-status">{why}</p> }.into_any(),
                 LspState::Ready(t) => {
-                    let b = t.body;
+                    let b = t.body.clone();
                     view! {
                         <dl>
                             <dt>"Name"</dt><dd id="lsp-name">{b.name}</dd>
