@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod lsp;
+pub mod picture;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod wasm_tests;

@@ -1,0 +1,120 @@
+//! A picture of the factory from one client's point of view: the chain of transactions from
+//! the shared on-chain coin down to this client's leaf, with how many other clients branch off
+//! at each step, and where an exit stands. Pure data; `web/` draws it as SVG.
+
+use bitcoin::Txid;
+use shared::path::ClientPath;
+use shared::tree::NodeKind;
+
+/// Where one transaction of the path stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Signed and stored, not on chain (the normal state while the factory lives).
+    Signed,
+    /// Confirmed on chain (an exit or a close is under way).
+    Confirmed,
+    /// The next transaction an exit would broadcast.
+    Next,
+}
+
+/// One box of the picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PictureNode {
+    /// Short name for people: "Shared coin", "Kickoff", "State", "Split", "Your leaf".
+    pub label: String,
+    /// One line of detail: delays, amounts.
+    pub detail: String,
+    /// The transaction (the funding transaction for the first box).
+    pub txid: Txid,
+    /// Clients whose branches leave the path at this box (they are not drawn one by one).
+    pub others: u32,
+    /// Where it stands.
+    pub status: NodeStatus,
+}
+
+/// The path of `path`, top (the on-chain coin) to bottom (this client's leaf). `confirmed` tells
+/// which transactions are on chain; the first unconfirmed one is marked [`NodeStatus::Next`].
+pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec<PictureNode> {
+    let total = path.proposal().clients.len() as u32;
+    let funding = path.funding_outpoint().txid;
+    let mut boxes = vec![PictureNode {
+        label: "Shared coin".into(),
+        detail: format!(
+            "{} sats on chain for {total} client{}",
+            path.funding_output().value.to_sat(),
+            if total == 1 { "" } else { "s" }
+        ),
+        txid: funding,
+        others: 0,
+        status: if confirmed(&funding) { NodeStatus::Confirmed } else { NodeStatus::Signed },
+    }];
+    let nodes = path.nodes();
+    for (i, node) in nodes.iter().enumerate() {
+        let below = nodes.get(i + 1).map_or(1, |child| child.signers.len());
+        let (label, detail) = match node.kind {
+            NodeKind::Split { .. } => ("Split".to_string(), "never changes".to_string()),
+            NodeKind::Kickoff { layer, .. } => {
+                ("Kickoff".to_string(), format!("starts layer {} of the exit", layer + 1))
+            }
+            NodeKind::State { delay, .. } => (
+                "State".to_string(),
+                format!("waits {} blocks after its kickoff", delay.to_blocks()),
+            ),
+            NodeKind::Leaf { .. } => (
+                "Your leaf".to_string(),
+                format!(
+                    "your channel + {} sats of liquidity",
+                    node.tx.output.get(1).map_or(0, |o| o.value.to_sat())
+                ),
+            ),
+            NodeKind::Distribution => ("Distribution".to_string(), String::new()),
+        };
+        let txid = node.txid();
+        boxes.push(PictureNode {
+            label,
+            detail,
+            txid,
+            others: node.signers.len().saturating_sub(below),
+            status: if confirmed(&txid) { NodeStatus::Confirmed } else { NodeStatus::Signed },
+        });
+    }
+    if let Some(next) = boxes.iter_mut().find(|b| b.status == NodeStatus::Signed) {
+        next.status = NodeStatus::Next;
+    }
+    boxes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::params::FactoryParams;
+    use shared::testing::{sample_proposal, TestKeys};
+    use shared::types::ClientId;
+
+    #[test]
+    fn path_from_coin_to_leaf_counts_everyone_once() {
+        let keys = TestKeys::generate(8, 1);
+        let proposal = sample_proposal(FactoryParams::regtest(), &keys, 1);
+        let path = ClientPath::build(&proposal, ClientId(3)).expect("builds");
+        let picture = path_picture(&path, |_| false);
+        assert_eq!(picture.len(), path.nodes().len() + 1);
+        assert_eq!(picture[0].label, "Shared coin");
+        assert_eq!(picture.last().map(|b| b.label.as_str()), Some("Your leaf"));
+        // Every other client branches off exactly once on the way down.
+        assert_eq!(picture.iter().map(|b| b.others).sum::<u32>(), 7);
+        assert_eq!(picture[0].status, NodeStatus::Next);
+    }
+
+    #[test]
+    fn next_is_the_first_unconfirmed() {
+        let keys = TestKeys::generate(4, 2);
+        let proposal = sample_proposal(FactoryParams::regtest(), &keys, 2);
+        let path = ClientPath::build(&proposal, ClientId(0)).expect("builds");
+        let on_chain = [path.funding_outpoint().txid, path.nodes()[0].txid()];
+        let picture = path_picture(&path, |t| on_chain.contains(t));
+        assert_eq!(picture[0].status, NodeStatus::Confirmed);
+        assert_eq!(picture[1].status, NodeStatus::Confirmed);
+        assert_eq!(picture[2].status, NodeStatus::Next);
+        assert!(picture[3..].iter().all(|b| b.status == NodeStatus::Signed));
+    }
+}
