@@ -37,6 +37,49 @@ pub struct Config {
     /// Name shown to users in the terms.
     #[arg(long, env = "LSP_NAME", default_value = "SuperScalar LSP")]
     pub name: String,
+    /// Regtest only: a devnet faucet (`http://…/devnet/faucet`) that tops up an empty LSP wallet
+    /// at start, so a demo or workshop can create factories without any manual step.
+    #[arg(long, env = "LSP_REGTEST_FAUCET")]
+    pub regtest_faucet: Option<String>,
+    /// How factories are gathered, signed and confirmed.
+    #[command(flatten)]
+    pub factory: FactoryOptions,
+}
+
+/// Factory creation settings. `FactoryOptions::default()` gives the flags' defaults.
+#[derive(Debug, Clone, Parser)]
+pub struct FactoryOptions {
+    /// Clients per factory; a factory starts as soon as it is full [default: 8 on regtest, 64
+    /// elsewhere].
+    #[arg(long, env = "LSP_FACTORY_SIZE")]
+    pub factory_size: Option<usize>,
+    /// Fewest clients to start a factory when its gathering time is over, and to go on after
+    /// exclusions.
+    #[arg(long, env = "LSP_MIN_CLIENTS", default_value_t = 2)]
+    pub min_clients: usize,
+    /// Seconds a factory gathers clients, counted from its first join.
+    #[arg(long, env = "LSP_GATHER_SECS", default_value_t = 60)]
+    pub gather_secs: u64,
+    /// Seconds each signing round may take before the clients that did not answer are excluded.
+    #[arg(long, env = "LSP_ROUND_TIMEOUT_SECS", default_value_t = 30)]
+    pub round_timeout_secs: u64,
+    /// Seconds a member may stay disconnected during a ceremony before it is excluded (it may
+    /// reconnect and resume within this time).
+    #[arg(long, env = "LSP_RECONNECT_GRACE_SECS", default_value_t = 10)]
+    pub reconnect_grace_secs: u64,
+    /// Confirmations after which a factory counts as funded [default: 1 on regtest, 3 on
+    /// mainnet, 1 elsewhere].
+    #[arg(long, env = "LSP_FUNDING_CONFIRMATIONS")]
+    pub funding_confirmations: Option<u32>,
+    /// How often to poll Esplora for the tip and funding confirmations, in milliseconds.
+    #[arg(long, env = "LSP_CHAIN_POLL_MS", default_value_t = 1000)]
+    pub chain_poll_ms: u64,
+}
+
+impl Default for FactoryOptions {
+    fn default() -> Self {
+        FactoryOptions::parse_from(["factory"])
+    }
 }
 
 /// Why a configuration was refused.
@@ -45,6 +88,24 @@ pub enum ConfigError {
     /// Mainnet without the explicit opt-in.
     #[error("refusing to run on mainnet without --allow-mainnet: real funds are at stake")]
     MainnetNotAllowed,
+    /// Factory sizes that cannot work.
+    #[error("--min-clients ({min}) must be between 1 and --factory-size ({size})")]
+    BadFactorySize {
+        /// `--min-clients`.
+        min: usize,
+        /// `--factory-size`.
+        size: usize,
+    },
+    /// A factory larger than the tree parameters allow.
+    #[error(
+        "--factory-size {size} exceeds the {max} clients this network's tree parameters allow"
+    )]
+    FactoryTooLarge {
+        /// `--factory-size`.
+        size: usize,
+        /// The parameters' `max_clients`.
+        max: usize,
+    },
 }
 
 impl Config {
@@ -53,7 +114,34 @@ impl Config {
         if self.network == Network::Bitcoin && !self.allow_mainnet {
             return Err(ConfigError::MainnetNotAllowed);
         }
+        let (min, size) = (self.factory.min_clients, self.factory_size());
+        if min == 0 || min > size {
+            return Err(ConfigError::BadFactorySize { min, size });
+        }
+        let max = shared::params::FactoryParams::for_network(self.network).max_clients as usize;
+        if size > max {
+            return Err(ConfigError::FactoryTooLarge { size, max });
+        }
         Ok(())
+    }
+
+    /// Clients per factory for this network.
+    pub fn factory_size(&self) -> usize {
+        self.factory.factory_size.unwrap_or(match self.network {
+            Network::Regtest => 8,
+            _ => 64,
+        })
+    }
+
+    /// Confirmations after which a factory counts as funded, for this network.
+    pub fn funding_confirmations(&self) -> u32 {
+        self.factory
+            .funding_confirmations
+            .unwrap_or(match self.network {
+                Network::Bitcoin => 3,
+                _ => 1,
+            })
+            .max(1)
     }
 
     /// The Esplora URL wallets are told about.

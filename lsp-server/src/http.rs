@@ -38,8 +38,14 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }))
 }
 
+/// Per-connection socket buffers. Wallet messages are small (a proposal is the largest), and an
+/// LSP holds thousands of connections, so the buffers start small and grow only when needed.
+const SOCKET_BUFFER_BYTES: usize = 16 * 1024;
+
 async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl IntoResponse {
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| crate::ws::serve(socket, state))
 }

@@ -1,9 +1,12 @@
 //! The SuperScalar LSP server: a thin driver around the protocol crate `shared`.
 //!
 //! It moves bytes (WebSockets, Esplora), persists (SQLite) and schedules; every protocol decision
-//! lives in `shared`.
+//! lives in `shared`. [`start`] runs three tasks under one supervisor: the HTTP/WebSocket server,
+//! the factory coordinator (`factory`), and the chain watcher; stopping the supervisor (or
+//! dropping [`Running`]) stops all of them and every open connection.
 
 pub mod config;
+mod factory;
 mod http;
 mod keys;
 mod store;
@@ -12,15 +15,23 @@ pub mod wallet;
 mod ws;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bitcoin::secp256k1::Keypair;
 use esplora_client::AsyncClient;
 use shared::terms::SignedTerms;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
-pub use config::Config;
+pub use config::{Config, FactoryOptions};
+
+use factory::{Coordinator, Inbound, Settings};
+use wallet::LspWallet;
+
+/// Messages that may wait for the coordinator before connection tasks feel backpressure.
+const COORDINATOR_QUEUE: usize = 4096;
 
 /// State shared by every request handler.
 #[derive(Clone)]
@@ -28,8 +39,10 @@ pub struct AppState {
     config: Arc<Config>,
     key: Arc<Keypair>,
     esplora: AsyncClient,
-    #[allow(dead_code)]
-    store: Arc<Mutex<store::Store>>,
+    coordinator: mpsc::Sender<Inbound>,
+    next_conn: Arc<AtomicU64>,
+    open_slots: Arc<AtomicU32>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -38,20 +51,46 @@ impl AppState {
     }
 
     async fn terms(&self) -> SignedTerms {
-        let tip = self.tip_height().await.unwrap_or(0);
-        terms::current(&self.config, &self.key, tip)
+        let moment = terms::Moment {
+            tip_height: self.tip_height().await.unwrap_or(0),
+            open_slots: self.open_slots.load(Ordering::Relaxed),
+        };
+        terms::current(&self.config, &self.key, moment)
     }
 }
 
-/// A started server.
+/// A started server. Dropping it stops every task of the server (as a crash would: nothing is
+/// written on the way out); [`Running::stop`] does the same and waits until they are gone.
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Finishes when the server stops.
     pub task: tokio::task::JoinHandle<Result<()>>,
+    /// The LSP's on-chain wallet (fund it at [`LspWallet::next_address`]).
+    pub wallet: Arc<LspWallet>,
+    shutdown: watch::Sender<bool>,
 }
 
-/// Opens the data dir, binds, and serves in a background task.
+impl Running {
+    /// Stops the server and waits until its tasks and connections are gone.
+    pub async fn stop(mut self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        self.task.abort();
+    }
+}
+
+/// Opens the data dir, restores unfinished factories, binds, and serves in background tasks.
 pub async fn start(config: Config) -> Result<Running> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
@@ -62,18 +101,121 @@ pub async fn start(config: Config) -> Result<Running> {
     let esplora = esplora_client::Builder::new(config.esplora_url.trim_end_matches('/'))
         .build_async()
         .context("building the Esplora client")?;
+    let wallet = Arc::new(
+        LspWallet::open(&config.data_dir, config.network, &config.esplora_url)
+            .await
+            .context("opening the LSP's on-chain wallet")?,
+    );
+    if let Some(faucet) = config.regtest_faucet.as_deref() {
+        regtest_top_up(&wallet, config.network, faucet).await;
+    }
+    match wallet.next_address() {
+        Ok(address) => tracing::info!(
+            %address,
+            balance_sat = wallet.balance().total().to_sat(),
+            "LSP wallet: send funds to this address to fund factories"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not derive a funding address for the LSP wallet")
+        }
+    }
+    let settings = Settings::from_config(&config);
+    let chain_poll = settings.chain_poll;
+    let config = Arc::new(config);
+    let open_slots = Arc::new(AtomicU32::new(settings.factory_size as u32));
+    let watch_list = factory::WatchList::default();
+    let height = esplora.get_height().await.unwrap_or(0);
+    let coordinator = Coordinator::new(
+        settings,
+        config.clone(),
+        key,
+        wallet.clone(),
+        store,
+        watch_list.clone(),
+        open_slots.clone(),
+        height,
+    )
+    .context("restoring factories")?;
+    // Signed funding transactions go out before the first sync, which would otherwise free
+    // their coins.
+    coordinator.resume_broadcasts().await;
+    if let Err(e) = wallet.sync().await {
+        tracing::warn!(error = %e, "initial wallet sync failed; the wallet syncs again before funding");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, network = %config.network, lsp_pubkey = %key.x_only_public_key().0, "LSP listening");
+    let (inbound, inbound_rx) = mpsc::channel(COORDINATOR_QUEUE);
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState {
-        config: Arc::new(config),
+        config,
         key: Arc::new(key),
-        esplora,
-        store: Arc::new(Mutex::new(store)),
+        esplora: esplora.clone(),
+        coordinator: inbound.clone(),
+        next_conn: Arc::new(AtomicU64::new(1)),
+        open_slots,
+        shutdown: shutdown_rx.clone(),
     };
     let app = http::router(state);
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.map_err(Into::into) });
-    Ok(Running { addr, task })
+    let mut stop = shutdown_rx;
+    let chain_wallet = wallet.clone();
+    let task = tokio::spawn(async move {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move { axum::serve(listener, app).await.map_err(Into::into) });
+        tasks.spawn(async move {
+            coordinator.run(inbound_rx).await;
+            Ok(())
+        });
+        tasks.spawn(async move {
+            factory::watch_chain(esplora, chain_wallet, watch_list, inbound, chain_poll).await;
+            Ok(())
+        });
+        let result = tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(Ok(result)) => result,
+                Some(Err(e)) => Err(e.into()),
+                None => Ok(()),
+            },
+            _ = stop.changed() => Ok(()),
+        };
+        tasks.shutdown().await;
+        result
+    });
+    Ok(Running {
+        addr,
+        task,
+        wallet,
+        shutdown,
+    })
+}
+
+/// Regtest demos: asks the devnet faucet for coins when the wallet is empty. Failures are logged,
+/// not fatal: the LSP still serves, and the operator can fund it by hand.
+async fn regtest_top_up(wallet: &LspWallet, network: bitcoin::Network, faucet: &str) {
+    const TOP_UP_SAT: u64 = 10 * 100_000_000;
+    if network != bitcoin::Network::Regtest {
+        tracing::warn!("--regtest-faucet is ignored outside regtest");
+        return;
+    }
+    if let Err(e) = wallet.sync().await {
+        tracing::warn!(error = %e, "could not sync the LSP wallet before the faucet top-up");
+        return;
+    }
+    if wallet.balance().total().to_sat() > 0 {
+        return;
+    }
+    let address = match wallet.next_address() {
+        Ok(a) => a,
+        Err(e) => return tracing::warn!(error = %e, "no address for the faucet top-up"),
+    };
+    let body = serde_json::json!({ "address": address.to_string(), "sats": TOP_UP_SAT });
+    match reqwest::Client::new().post(faucet).json(&body).send().await {
+        Ok(r) if r.status().is_success() => {
+            tracing::info!(%address, sats = TOP_UP_SAT, "LSP wallet topped up from the devnet faucet")
+        }
+        Ok(r) => tracing::warn!(status = %r.status(), "the devnet faucet refused the top-up"),
+        Err(e) => tracing::warn!(error = %e, "could not reach the devnet faucet"),
+    }
 }

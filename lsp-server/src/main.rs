@@ -13,9 +13,9 @@ async fn main() -> Result<()> {
         )
         .init();
     let config = Config::parse();
-    let running = lsp_server::start(config).await?;
+    let mut running = lsp_server::start(config).await?;
     tokio::select! {
-        res = running.task => res??,
+        res = &mut running.task => res??,
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
     }
     Ok(())

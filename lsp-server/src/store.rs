@@ -1,4 +1,10 @@
 //! SQLite persistence. Schemas migrate by version; every migration runs in one transaction.
+//!
+//! Schema 2 adds the factory tables (written by `crate::factory::persist`): `factories` (state,
+//! current proposal and funding transaction), `factory_clients` (who joined with which amounts,
+//! and whether they were excluded), `sign_guard` (the LSP's double-sign records) and
+//! `signed_factories` (the complete signature set of a factory, stored before its funding
+//! broadcast).
 
 use std::path::Path;
 
@@ -7,11 +13,48 @@ use bitcoin::Network;
 use rusqlite::Connection;
 
 /// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"];
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    "CREATE TABLE factories (
+        id INTEGER PRIMARY KEY,
+        state TEXT NOT NULL,
+        session INTEGER,
+        lsp_key TEXT NOT NULL,
+        proposal TEXT,
+        funding_tx TEXT,
+        funding_txid TEXT,
+        reason TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE factory_clients (
+        factory INTEGER NOT NULL REFERENCES factories(id),
+        client INTEGER NOT NULL,
+        identity TEXT NOT NULL,
+        factory_key TEXT NOT NULL,
+        channel_sat INTEGER NOT NULL,
+        liquidity_sat INTEGER NOT NULL,
+        fee_sat INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        PRIMARY KEY (factory, client)
+    );
+    CREATE INDEX factory_clients_identity ON factory_clients (identity);
+    CREATE TABLE sign_guard (
+        prevout TEXT PRIMARY KEY,
+        sighash TEXT NOT NULL,
+        factory INTEGER NOT NULL
+    );
+    CREATE TABLE signed_factories (
+        factory INTEGER PRIMARY KEY REFERENCES factories(id),
+        session INTEGER NOT NULL,
+        signed TEXT NOT NULL
+    );",
+];
 
 /// The LSP's database.
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl Store {

@@ -1,9 +1,14 @@
 //! The terms this LSP publishes, signed fresh on each request with a short expiry.
+//!
+//! The tree and lifetime figures come from the network's [`FactoryParams`], the same parameters
+//! the factory proposer builds every tree with, so what a wallet is quoted is what it is asked
+//! to sign.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Amount;
+use shared::params::FactoryParams;
 use shared::terms::{FactorySchedule, FeeSchedule, SignedTerms, TermsBody, TreeTerms};
 
 use crate::config::Config;
@@ -11,12 +16,23 @@ use crate::config::Config;
 /// How long a served quote binds the LSP.
 pub const TERMS_VALIDITY_SECS: u64 = 3600;
 
-/// Builds and signs the current terms.
-pub fn current(config: &Config, key: &Keypair, tip_height: u32) -> SignedTerms {
+/// What changes from one request to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moment {
+    /// Chain tip height.
+    pub tip_height: u32,
+    /// Free slots in the factory now gathering (the whole size if none is).
+    pub open_slots: u32,
+}
+
+/// The unsigned terms, as quotes are computed from them.
+pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let body = TermsBody {
+    let params = FactoryParams::for_network(config.network);
+    let max_clients = u32::try_from(config.factory_size()).unwrap_or(u32::MAX);
+    TermsBody {
         network: config.network,
         lsp_pubkey: key.x_only_public_key().0,
         name: config.name.clone(),
@@ -31,18 +47,28 @@ pub fn current(config: &Config, key: &Keypair, tip_height: u32) -> SignedTerms {
         min_liquidity: Amount::from_sat(10_000),
         max_liquidity: Amount::from_sat(10_000_000),
         schedule: FactorySchedule {
-            interval_blocks: 144,
-            active_blocks: 4_320,
-            dying_blocks: 432,
-            next_start_height: tip_height.saturating_add(1),
-            open_slots: 64,
-            max_clients: 64,
+            // One new factory per DW step: a day on mainnet.
+            interval_blocks: params.step.to_blocks().max(1),
+            active_blocks: params.active.to_blocks(),
+            dying_blocks: params.dying.to_blocks(),
+            next_start_height: moment.tip_height.saturating_add(1),
+            open_slots: moment.open_slots.min(max_clients),
+            max_clients,
         },
-        liveness: "Open your wallet at least once during your factory's dying period (about 3 days each month) to move your funds to a new factory. If you miss it, your funds come back to you on chain after the factory's timeout.".into(),
-        tree: TreeTerms { arity: 2, states_per_layer: 4, step_blocks: 144, presigned_fee_rate_sat_vb: 2 },
+        liveness: "Open your wallet at least once during your factory's dying period to move your funds to a new factory. If you miss it, open it again before the factory's timeout: your wallet then either receives its share on chain from the pre-signed distribution payment or takes its funds out on chain itself. A wallet that never comes back after the LSP has published the factory can lose its funds to the LSP's timeout.".into(),
+        tree: TreeTerms {
+            arity: u32::from(params.dw_arity),
+            states_per_layer: u32::from(params.states_per_layer),
+            step_blocks: params.step.to_blocks(),
+            presigned_fee_rate_sat_vb: params.fee_rate.to_sat_per_vb_ceil(),
+        },
         esplora_url: config.advertised_esplora_url().to_string(),
         issued_at: now,
         expires_at: now + TERMS_VALIDITY_SECS,
-    };
-    body.sign(&Secp256k1::signing_only(), key)
+    }
+}
+
+/// Builds and signs the current terms.
+pub fn current(config: &Config, key: &Keypair, moment: Moment) -> SignedTerms {
+    body(config, key, moment).sign(&Secp256k1::signing_only(), key)
 }

@@ -5,6 +5,7 @@
 //! server and the browser wallet both run this code, so they cannot disagree about a factory.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod auth;
 pub mod ceremony;
 pub mod exit;
 pub mod musig;

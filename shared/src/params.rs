@@ -2,11 +2,21 @@
 //!
 //! [`FactoryParams`] is what an LSP publishes and every client rebuilds the tree from. Parameters
 //! that arrive from outside are unchecked until [`FactoryParams::validate`] accepts them; the tree
-//! builder refuses unvalidated shapes. The central invariant `validate` enforces is that a client
-//! who starts its exit at the very end of the dying period still reaches its leaf before the
-//! factory timeout, for the largest factory the parameters allow:
+//! builder refuses unvalidated shapes. A factory has two heights (see `docs/protocol.md`,
+//! "Timeouts and refresh"):
 //!
-//! `timeout_delta >= active + dying + worst_exit(max_clients) + timeout_margin`.
+//! - the *timeout* `T = start + timeout_delta`: the distribution transaction's `nLockTime`;
+//! - the *sweep height* `T_sweep = T + sweep_delta`: the height in the LSP's timeout leaf on
+//!   every state output.
+//!
+//! `validate` enforces, for the largest factory the parameters allow, that a client who starts
+//! its exit at the very end of the dying period reaches its leaf before `T`, and that a client
+//! who starts walking the tree at any height up to `T` (the LSP can spend the funding output,
+//! killing the distribution transaction, at any height until then) reaches its leaf before
+//! `T_sweep`:
+//!
+//! `timeout_delta >= active + dying + worst_exit(max_clients) + timeout_margin`,
+//! `sweep_delta >= worst_exit(max_clients) + timeout_margin`.
 //!
 //! Durations are [`BlockDelta`]s (a height minus a height), never bare integers, and a
 //! Decker-Wattenhofer state number is an [`Epoch`].
@@ -130,8 +140,14 @@ pub struct FactoryParams {
     pub dying: BlockDelta,
     /// Slack on top of the worst-case exit, for fee spikes and full blocks.
     pub timeout_margin: BlockDelta,
-    /// Blocks from creation (or refresh) to the factory timeout.
+    /// Blocks from creation (or refresh) to the factory timeout `T`, the distribution
+    /// transaction's `nLockTime`.
     pub timeout_delta: BlockDelta,
+    /// Blocks from the factory timeout `T` to the sweep height `T_sweep`, the height of the
+    /// LSP's timeout leaf (`<T_sweep> OP_CHECKLOCKTIMEVERIFY …`) on every state output. At least
+    /// a worst-case exit plus `timeout_margin`, so a client walking the tree from any height up
+    /// to `T` reaches its leaf before the LSP may sweep.
+    pub sweep_delta: BlockDelta,
     /// Relative lock of the L-stock output's LSP script path.
     pub lstock_csv: BlockDelta,
     /// Fee rate every pre-signed transaction pays from its own inputs.
@@ -224,6 +240,22 @@ pub enum ParamsError {
         /// What the parameters give.
         timeout_delta: BlockDelta,
     },
+    /// A worst-case exit started at the timeout does not fit before the sweep height.
+    #[error(
+        "a factory of {clients} clients needs {needed} from the timeout to the sweep height \
+         (worst exit {worst_exit} + margin), but the sweep height is {sweep_delta} after the \
+         timeout"
+    )]
+    SweepDoesNotFit {
+        /// Size checked.
+        clients: u32,
+        /// What is needed.
+        needed: BlockDelta,
+        /// The worst-case exit alone.
+        worst_exit: BlockDelta,
+        /// What the parameters give.
+        sweep_delta: BlockDelta,
+    },
     /// A sum of durations overflowed.
     #[error("durations overflow")]
     Overflow,
@@ -244,6 +276,9 @@ impl FactoryParams {
             dying: BlockDelta(432),
             timeout_margin: BlockDelta(432),
             timeout_delta: BlockDelta(6192),
+            // Worst exit of 4096 clients (5 splits, 2 kickoffs, 2 states of 432, leaf: 872)
+            // plus the margin.
+            sweep_delta: BlockDelta(1304),
             lstock_csv: BlockDelta(144),
             fee_rate: FeeRate::from_sat_per_vb_u32(4),
             anchor_value: MIN_ANCHOR_VALUE,
@@ -259,6 +294,8 @@ impl FactoryParams {
             dying: BlockDelta(144),
             timeout_margin: BlockDelta(72),
             timeout_delta: BlockDelta(1512),
+            // 5 + 2 + 2 × 108 + 1 = 224, plus the margin.
+            sweep_delta: BlockDelta(296),
             lstock_csv: BlockDelta(36),
             fee_rate: FeeRate::from_sat_per_vb_u32(1),
             ..FactoryParams::mainnet()
@@ -275,6 +312,8 @@ impl FactoryParams {
             dying: BlockDelta(6),
             timeout_margin: BlockDelta(6),
             timeout_delta: BlockDelta(72),
+            // 5 + 2 + 2 × 6 + 1 = 20, plus the margin.
+            sweep_delta: BlockDelta(26),
             lstock_csv: BlockDelta(4),
             fee_rate: FeeRate::from_sat_per_vb_u32(1),
             ..FactoryParams::mainnet()
@@ -294,7 +333,8 @@ impl FactoryParams {
     }
 
     /// Checks every invariant, including that the worst-case exit of a factory of
-    /// [`FactoryParams::max_clients`] fits before the timeout.
+    /// [`FactoryParams::max_clients`] fits between the end of the dying period and the timeout,
+    /// and between the timeout and the sweep height.
     pub fn validate(&self) -> Result<(), ParamsError> {
         if self.dw_arity < 2 {
             return Err(ParamsError::ArityTooSmall {
@@ -370,7 +410,21 @@ impl FactoryParams {
                 timeout_delta: self.timeout_delta,
             });
         }
+        let needed = self.sweep_needed(worst_exit).ok_or(ParamsError::Overflow)?;
+        if needed > self.sweep_delta {
+            return Err(ParamsError::SweepDoesNotFit {
+                clients: self.max_clients,
+                needed,
+                worst_exit,
+                sweep_delta: self.sweep_delta,
+            });
+        }
         Ok(())
+    }
+
+    /// `worst_exit + timeout_margin`: how far past the timeout the sweep height must be.
+    pub fn sweep_needed(&self, worst_exit: BlockDelta) -> Option<BlockDelta> {
+        worst_exit.checked_add(self.timeout_margin)
     }
 
     /// `active + dying + worst_exit + timeout_margin`: how far past creation the timeout must be.
@@ -381,9 +435,16 @@ impl FactoryParams {
             .checked_add(self.timeout_margin)
     }
 
-    /// The factory timeout for a factory created (or last refreshed) at `start`.
+    /// The factory timeout `T` (the distribution transaction's lock) for a factory created (or
+    /// last refreshed) at `start`.
     pub fn timeout_at(&self, start: Height) -> Option<Height> {
         self.timeout_delta.after(start)
+    }
+
+    /// The sweep height `T_sweep = T + sweep_delta` (the timeout leaf's lock) for a factory
+    /// created (or last refreshed) at `start`.
+    pub fn sweep_height_at(&self, start: Height) -> Option<Height> {
+        self.sweep_delta.after(self.timeout_at(start)?)
     }
 
     /// `(K-1)·S`: the longest relative delay of any state transaction.
@@ -450,6 +511,30 @@ mod tests {
     }
 
     #[test]
+    fn presets_sweep_exactly_a_worst_exit_plus_margin_after_the_timeout() {
+        for p in [
+            FactoryParams::mainnet(),
+            FactoryParams::signet(),
+            FactoryParams::regtest(),
+        ] {
+            let worst = crate::exit::worst_case_unchecked(&p, p.max_clients).blocks;
+            assert_eq!(
+                p.sweep_needed(worst),
+                Some(p.sweep_delta),
+                "{:?}",
+                p.network
+            );
+            let start = Height::from_consensus(1_000).unwrap();
+            let timeout = p.timeout_at(start).unwrap();
+            let sweep = p.sweep_height_at(start).unwrap();
+            assert_eq!(BlockDelta::between(timeout, sweep), Some(p.sweep_delta));
+            assert!(sweep > timeout);
+        }
+        assert_eq!(FactoryParams::mainnet().sweep_delta, BlockDelta(872 + 432));
+        assert_eq!(FactoryParams::regtest().sweep_delta, BlockDelta(20 + 6));
+    }
+
+    #[test]
     fn odometer_counts_down_per_layer() {
         let p = FactoryParams::mainnet(); // K = 4, S = 144
         let delays = |e| (p.state_delay(2, 0, Epoch(e)), p.state_delay(2, 1, Epoch(e)));
@@ -506,6 +591,34 @@ mod tests {
             p.max_clients = MAX_CLIENTS_LIMIT;
         });
         assert!(matches!(e, ParamsError::ExitDoesNotFit { .. }), "{e}");
+        // The sweep height must leave a whole worst-case exit plus the margin after the
+        // timeout: one block less is refused, and so is a sweep at the timeout itself.
+        let e = bad(|p| p.sweep_delta = BlockDelta(25));
+        assert_eq!(
+            e,
+            ParamsError::SweepDoesNotFit {
+                clients: 4096,
+                needed: BlockDelta(26),
+                worst_exit: BlockDelta(20),
+                sweep_delta: BlockDelta(25),
+            }
+        );
+        assert!(e.to_string().contains("sweep height"), "{e}");
+        let e = bad(|p| p.sweep_delta = BlockDelta::ZERO);
+        assert!(matches!(e, ParamsError::SweepDoesNotFit { .. }), "{e}");
+        // A longer exit (more clients) needs a later sweep even when the timeout still fits.
+        let e = bad(|p| {
+            p.timeout_delta = BlockDelta(100);
+            p.max_clients = MAX_CLIENTS_LIMIT;
+        });
+        assert!(matches!(e, ParamsError::SweepDoesNotFit { .. }), "{e}");
+        let mut ok = base.clone();
+        ok.timeout_delta = BlockDelta(100);
+        ok.max_clients = MAX_CLIENTS_LIMIT;
+        let worst = crate::exit::worst_case_unchecked(&ok, MAX_CLIENTS_LIMIT).blocks;
+        assert_eq!(worst, BlockDelta(9 + 2 + 12 + 1), "nine static levels");
+        ok.sweep_delta = ok.sweep_needed(worst).unwrap();
+        ok.validate().unwrap();
     }
 
     #[test]

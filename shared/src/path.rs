@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::ExitCost;
 use crate::params::{BlockDelta, Epoch};
-use crate::tree::{Builder, FactoryProposal, SignatureError, TreeError, TreeNode};
+use crate::tree::{Builder, FactoryProposal, NodeKind, SignatureError, TreeError, TreeNode};
 use crate::types::{ClientId, NodeId, SigningJob};
 
 /// What one client needs of a factory state: its path, the distribution transaction, and the
@@ -31,6 +31,7 @@ pub struct ClientPath {
     proposal: FactoryProposal,
     client: ClientId,
     timeout: Height,
+    sweep_height: Height,
     nodes: Vec<TreeNode>,
     distribution: TreeNode,
 }
@@ -43,6 +44,7 @@ impl ClientPath {
         let nodes = b.path(client)?;
         Ok(ClientPath {
             timeout: b.timeout(),
+            sweep_height: b.sweep_height(),
             distribution: b.distribution(),
             proposal: proposal.clone(),
             client,
@@ -53,7 +55,7 @@ impl ClientPath {
     pub(crate) fn from_parts(
         proposal: FactoryProposal,
         client: ClientId,
-        timeout: Height,
+        (timeout, sweep_height): (Height, Height),
         nodes: Vec<TreeNode>,
         distribution: TreeNode,
     ) -> ClientPath {
@@ -61,6 +63,7 @@ impl ClientPath {
             proposal,
             client,
             timeout,
+            sweep_height,
             nodes,
             distribution,
         }
@@ -86,9 +89,15 @@ impl ClientPath {
         self.proposal.epoch
     }
 
-    /// The factory timeout of this state.
+    /// The factory timeout `T` of this state: the distribution transaction's `nLockTime`.
     pub fn timeout(&self) -> Height {
         self.timeout
+    }
+
+    /// The sweep height `T_sweep` of this state: the lock of the LSP's timeout leaf on every
+    /// state output. A tree exit must have its leaf confirmed by this height.
+    pub fn sweep_height(&self) -> Height {
+        self.sweep_height
     }
 
     /// The funding outpoint.
@@ -182,6 +191,26 @@ impl ClientPath {
             });
         }
         ClientPath::build(&next, self.client)
+    }
+
+    /// Blocks a walk of this path can take from its first broadcast until the leaf confirms,
+    /// whatever older states the LSP publishes: every state at the longest delay `(K-1)·S`,
+    /// every other transaction one block. At most `worst_case_cost(params, N).blocks`.
+    pub fn worst_exit_blocks(&self) -> BlockDelta {
+        let longest = self
+            .proposal
+            .params
+            .max_state_delay()
+            .unwrap_or(BlockDelta::MAX_RELATIVE)
+            .to_blocks();
+        let blocks = self.nodes.iter().fold(0u32, |sum, n| {
+            let step = match n.kind {
+                NodeKind::State { .. } => longest.max(1),
+                _ => 1,
+            };
+            sum.saturating_add(step)
+        });
+        BlockDelta::from_blocks(blocks)
     }
 
     /// What exiting through this path costs, with this epoch's delays: every node from the

@@ -2,12 +2,15 @@
 //!
 //! - [`check_proposal`]: before the first signature. Checks the network, the parameters, the fee
 //!   rate against the client's limits, the LSP key, the client's own amounts, the funding
-//!   amount, and that the timeout leaves room for a worst-case exit; then rebuilds the client's
-//!   path and runs [`check_path`] on it.
+//!   amount, and both heights: that the timeout `T` leaves room for a worst-case exit after the
+//!   dying period, and that the sweep height `T_sweep` leaves room for a whole worst-case exit
+//!   after `T` (the LSP can kill the distribution transaction at any height up to `T`); then
+//!   rebuilds the client's path and runs [`check_path`] on it.
 //! - [`check_path`]: on any path (freshly built, or loaded from storage): version, input chain
 //!   from the funding outpoint, every `nSequence` and `nLockTime`, amounts and fees of every
-//!   transaction, the timeout leaf of every output on the way, the leaf's outputs, the
-//!   distribution payout; finally that the path equals a fresh rebuild from its proposal.
+//!   transaction, the timeout leaf (at `T_sweep`) of every output on the way, the leaf's
+//!   outputs, the distribution payout (at `T`); finally that the path equals a fresh rebuild
+//!   from its proposal.
 //! - [`check_advance`]: before signing a new epoch or a refresh: same factory, same amounts,
 //!   a newer epoch, and every re-signed state strictly faster than the one it replaces.
 //! - [`check_funding_tx`]: once the funding transaction is seen, that it creates the output the
@@ -142,6 +145,19 @@ pub enum ProposalError {
         /// The earliest acceptable.
         needed: Height,
     },
+    /// The sweep height leaves no room for a worst-case exit started at the timeout.
+    #[error(
+        "the LSP may sweep the tree's outputs from height {sweep}, but a worst-case exit \
+         started at the timeout {timeout} needs it no earlier than {needed}"
+    )]
+    SweepTooClose {
+        /// The proposal's timeout `T` (the distribution transaction's lock).
+        timeout: Height,
+        /// The proposal's sweep height `T_sweep` (the timeout leaf's lock).
+        sweep: Height,
+        /// The earliest acceptable sweep height.
+        needed: Height,
+    },
     /// The tree cannot be built.
     #[error("the proposal does not describe a valid tree: {0}")]
     Tree(#[from] TreeError),
@@ -215,7 +231,8 @@ pub enum ProposalError {
         /// The node.
         node: NodeId,
     },
-    /// An output on the path lacks the factory's timeout leaf (or has another one).
+    /// An output on the path lacks the factory's timeout leaf at the sweep height (or has
+    /// another one).
     #[error("the output node {node} spends does not carry the factory's timeout script")]
     WrongTimeoutScript {
         /// The spending node.
@@ -327,17 +344,34 @@ pub fn check_proposal(
         });
     }
     let timeout = proposal.timeout()?;
+    let sweep = proposal.sweep_height()?;
     let worst = worst_case_cost(params, proposal.client_count())?.blocks;
     let margin = params.timeout_margin.max(policy.min_margin);
+    let overflow = || ProposalError::Tree(TreeError::HeightOverflow);
+    // T: a tree exit started at the end of the dying period ends before the distribution
+    // transaction becomes valid.
     let needed = params
         .active
         .checked_add(params.dying)
         .and_then(|d| d.checked_add(worst))
         .and_then(|d| d.checked_add(margin))
         .and_then(|d| d.after(now))
-        .ok_or(ProposalError::Tree(TreeError::HeightOverflow))?;
+        .ok_or_else(overflow)?;
     if timeout < needed {
         return Err(ProposalError::TimeoutTooClose { timeout, needed });
+    }
+    // T_sweep: the LSP can spend the funding output (killing the distribution transaction) at
+    // any height up to T; a tree exit started then must still end before the LSP may sweep.
+    let needed = worst
+        .checked_add(margin)
+        .and_then(|d| d.after(timeout))
+        .ok_or_else(overflow)?;
+    if sweep < needed {
+        return Err(ProposalError::SweepTooClose {
+            timeout,
+            sweep,
+            needed,
+        });
     }
     let path = ClientPath::build(proposal, me)?;
     // Freshly built from the proposal: the structural checks suffice (no second rebuild).
@@ -360,7 +394,10 @@ pub fn check_path(path: &ClientPath, policy: &ClientPolicy) -> Result<(), Propos
             return Err(ProposalError::PathMismatch { node: a.id });
         }
     }
-    if path.nodes().len() != rebuilt.nodes().len() || path.timeout() != rebuilt.timeout() {
+    if path.nodes().len() != rebuilt.nodes().len()
+        || path.timeout() != rebuilt.timeout()
+        || path.sweep_height() != rebuilt.sweep_height()
+    {
         return Err(ProposalError::PathMismatch {
             node: path.leaf().id,
         });
@@ -387,7 +424,14 @@ fn check_structure(path: &ClientPath, policy: &ClientPolicy) -> Result<(), Propo
     let params = &proposal.params;
     let layers = proposal.dw_layers();
     let lsp = proposal.lsp_key.x_only_public_key().0;
-    let timeout_root = scripts::single_leaf_root(&scripts::timeout_script(path.timeout(), lsp));
+    // The timeout leaf locks to the sweep height, never to the distribution's lock `T`.
+    let sweep = proposal.sweep_height()?;
+    if path.sweep_height() != sweep || path.timeout() != proposal.timeout()? {
+        return Err(ProposalError::PathMismatch {
+            node: path.leaf().id,
+        });
+    }
+    let timeout_root = scripts::single_leaf_root(&scripts::timeout_script(sweep, lsp));
     let nodes = path.nodes();
     for (i, node) in nodes.iter().enumerate() {
         check_common(node, policy, params.fee_rate, params.anchor_value)?;
@@ -413,7 +457,8 @@ fn check_structure(path: &ClientPath, policy: &ClientPolicy) -> Result<(), Propo
         };
         check_sequence(node, want)?;
         check_lock_time(node, LockTime::ZERO)?;
-        // Outputs created by a state carry the timeout leaf; all others are key-path only.
+        // Outputs created by a state carry the timeout leaf (at T_sweep); all others are
+        // key-path only.
         let parent_is_state = i > 0 && matches!(nodes[i - 1].kind, NodeKind::State { .. });
         let want_root = parent_is_state.then_some(timeout_root);
         if node.merkle_root != want_root {

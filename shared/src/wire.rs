@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthChallenge, AuthProof, AuthRequest, Authenticated};
 use crate::ceremony::messages::{
     Aborted, AggNonces, Excluded, FinalSigs, FundingBroadcast, JoinAccepted, JoinRejected,
     JoinRequest, Nonces, PartialSigs, Propose, Refuse, SigsStored,
@@ -126,6 +127,15 @@ pub enum WireMsg {
     Aborted(Aborted),
     /// LSP → client: the funding transaction was broadcast.
     FundingBroadcast(FundingBroadcast),
+    // Authentication (see `crate::auth` and docs/protocol.md, "Authentication and resume").
+    /// Client → LSP: asks for a challenge for its identity key.
+    AuthRequest(AuthRequest),
+    /// LSP → client: the challenge to sign.
+    AuthChallenge(AuthChallenge),
+    /// Client → LSP: the signed challenge.
+    AuthProof(AuthProof),
+    /// LSP → client: authenticated (and re-attached to a ceremony, if any).
+    Authenticated(Authenticated),
 }
 
 /// Machine-readable reasons carried in [`WireMsg::Error`].
@@ -147,6 +157,10 @@ pub enum ErrorCode {
     StaleSession,
     /// The sender is not (or no longer) a member of the factory.
     NotAMember,
+    /// An authentication proof did not verify (or came without a challenge).
+    AuthFailed,
+    /// The message needs an authenticated connection; authenticate first.
+    NotAuthenticated,
 }
 
 /// Why a frame was refused.

@@ -6,7 +6,7 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use bitcoin::{Amount, Network, OutPoint, Txid};
 use shared::exit::worst_case_cost;
-use shared::params::FactoryParams;
+use shared::params::{BlockDelta, FactoryParams};
 use shared::path::ClientPath;
 use shared::tree::{ClientEntry, FactoryProposal, FactoryTree, NodeKind};
 use shared::types::ClientId;
@@ -71,4 +71,10 @@ fn eleven_hundred_clients() {
     )
     .unwrap();
     assert_eq!(path.client(), ClientId(me as u32));
+    // The timeout leaf's sweep height leaves a whole worst-case exit (a week) plus the
+    // margin after the distribution's lock.
+    let sweep_gap = BlockDelta::between(path.timeout(), path.sweep_height()).unwrap();
+    assert_eq!(sweep_gap, p.params.sweep_delta);
+    assert!(sweep_gap >= p.params.sweep_needed(worst.blocks).unwrap());
+    assert_eq!(tree.sweep_height(), path.sweep_height());
 }

@@ -16,8 +16,9 @@ use std::time::Instant;
 
 use bitcoin::{Amount, OutPoint};
 use regtest::{
-    add, anchor, assert_leaf_on_chain, exit_step, expected_payout, run_exit, EsploraView, Factory,
-    Regtest, Step, MISSING_INPUTS, NON_BIP68_FINAL, NON_FINAL,
+    add, anchor, assert_leaf_on_chain, commits_to_timeout_leaf, exit_step, expected_payout,
+    lsp_sweep, run_exit, sub, EsploraView, Factory, Regtest, Step, LOCKTIME_NOT_SATISFIED,
+    MISSING_INPUTS, NON_BIP68_FINAL, NON_FINAL,
 };
 use shared::exit::{worst_case_cost, ExitAction, ExitKit};
 use shared::tree::NodeKind;
@@ -349,12 +350,13 @@ async fn distribution_tx_pays_every_client_once_the_timeout_passes() {
         )
     };
     assert!(root(&next(&kits[0]).await));
-    // A tree exit started after `switch` could not end `timeout_margin` before the timeout,
-    // so from there the planner waits for the distribution transaction instead.
-    let needed =
-        kits[0].latest().exit_cost().blocks.to_blocks() + p.params.timeout_margin.to_blocks();
-    let switch = regtest::sub(timeout, needed);
-    rt.mine_to(regtest::sub(switch, 1)).await;
+    // Up to T - W (W: the path's worst-case walk, 16 blocks) a tree exit still has its leaf
+    // confirmed by block T, before the distribution transaction could confirm; from T - W + 1
+    // the distribution comes first, so the planner waits for it instead.
+    let worst = kits[0].latest().worst_exit_blocks().to_blocks();
+    assert_eq!(worst, 16);
+    let switch = sub(timeout, worst - 1);
+    rt.mine_to(sub(switch, 1)).await;
     assert!(root(&next(&kits[0]).await));
     rt.mine_to(switch).await;
     let dist_id = f.trees[0].distribution().id;
@@ -418,4 +420,147 @@ async fn distribution_tx_pays_every_client_once_the_timeout_passes() {
     assert!(fee.to_sat() >= vsize * p.params.fee_rate.to_sat_per_vb_ceil());
     rt.devnet.shutdown().await.expect("devnet stops");
     eprintln!("distribution: {:.1?}", started.elapsed());
+}
+
+/// The attack the two heights defeat. The client is online and, close to the timeout, waits
+/// for the distribution transaction. At T - 1 the LSP confirms the root split and the layer-0
+/// kickoff, spending the funding output: the distribution transaction is dead, and under a
+/// single height the LSP could sweep the state outputs from block T + 1. Now the client's
+/// planner walks the tree at once and its leaf confirms with all its outputs unspent; the
+/// LSP's timeout-leaf sweep fails the script at T and is non-final until T_sweep, long after
+/// the client is out. From T_sweep on, the sweep takes what nobody exited (here client 1's
+/// output: a client that never comes back after the LSP published the tree loses it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lsp_killing_the_distribution_at_t_minus_1_cannot_take_an_online_clients_funds() {
+    let started = Instant::now();
+    let rt = Regtest::start().await;
+    let f = Factory::create(&rt, 8, 55, 0).await;
+    let p = f.proposal().clone();
+    let victim = ClientId(0);
+    let kit = f.client_kit(victim);
+    let path = kit.latest().clone();
+    // T and T_sweep, from the parameters.
+    let timeout = add(p.creation_height, p.params.timeout_delta.to_blocks());
+    let sweep = add(timeout, p.params.sweep_delta.to_blocks());
+    assert_eq!((path.timeout(), path.sweep_height()), (timeout, sweep));
+    assert_eq!(
+        sweep,
+        add(timeout, 20 + 6),
+        "worst exit of 4096 clients + margin"
+    );
+    let worst = path.worst_exit_blocks().to_blocks();
+    assert_eq!(worst, 16);
+    let next = |kit: &ExitKit| {
+        let kit = kit.clone();
+        let rt = &rt;
+        async move { kit.next_action(&EsploraView::fetch(&rt.esplora, &kit).await) }
+    };
+    let dist = f.trees[0].distribution().signed_tx().expect("signed");
+
+    // Two blocks before the timeout the client waits for the distribution transaction.
+    rt.mine_to(sub(timeout, 2)).await;
+    assert_eq!(
+        next(&kit).await,
+        ExitAction::WaitUntil {
+            height: timeout,
+            node: path.distribution().id
+        }
+    );
+    rt.assert_cannot_broadcast(&dist, &[NON_FINAL]).await;
+
+    // The LSP publishes the split and the kickoff; both confirm in block T - 1.
+    let (_, split) = f.path_tx(0, victim, SPLIT);
+    let (_, kickoff0) = f.path_tx(0, victim, KICKOFF_0);
+    rt.broadcast(&split, None).await;
+    let k0 = rt.confirm(&kickoff0, None).await;
+    assert_eq!(k0, sub(timeout, 1));
+    let split_status = rt.esplora.get_tx_status(&split.compute_txid()).await;
+    assert_eq!(
+        split_status.expect("tx status").block_height,
+        Some(k0.to_consensus_u32())
+    );
+
+    // The client, online, follows its planner: the layer-0 state after its delay (the
+    // driver checks it is refused one block early) …
+    match exit_step(&rt, &kit).await {
+        Step::Waited { node, until } => {
+            assert_eq!(node, path.nodes()[STATE_0].id);
+            assert_eq!(until, add(k0, 5));
+        }
+        other => panic!("expected the state's delay, got {other:?}"),
+    }
+    // (past T the distribution transaction is final, but its input is gone)
+    rt.assert_cannot_broadcast(&dist, &[MISSING_INPUTS]).await;
+    let s0 = match exit_step(&rt, &kit).await {
+        Step::Broadcast { node, height, .. } => {
+            assert_eq!(node, path.nodes()[STATE_0].id);
+            height
+        }
+        other => panic!("expected the layer-0 state, got {other:?}"),
+    };
+    assert_eq!(s0, add(timeout, 5));
+
+    // The state's outputs exist now. Their timeout leaf is at T_sweep, not at T …
+    let state0 = path.nodes()[STATE_0].txid();
+    let (mine, sibling) = (OutPoint::new(state0, 0), OutPoint::new(state0, 1));
+    for op in [mine, sibling] {
+        assert!(commits_to_timeout_leaf(&p, &f.trees[0], op, sweep));
+        assert!(!commits_to_timeout_leaf(&p, &f.trees[0], op, timeout));
+    }
+    let lsp = f.keys.lsp;
+    // … so a sweep at T (final now) fails the script's OP_CHECKLOCKTIMEVERIFY,
+    let at_t = lsp_sweep(&p, &f.trees[0], &lsp, mine, sweep, timeout);
+    let reason = rt
+        .assert_script_refused(&at_t, LOCKTIME_NOT_SATISFIED)
+        .await;
+    eprintln!("sweep at T refused: {reason}");
+    // and the sweep at T_sweep is not final yet.
+    let at_sweep = lsp_sweep(&p, &f.trees[0], &lsp, mine, sweep, sweep);
+    rt.assert_cannot_broadcast(&at_sweep, &[NON_FINAL]).await;
+
+    // The client reaches its leaf, a worst-case walk after it started (at T - 2), with the
+    // margin to spare before T_sweep.
+    let (done, steps) = run_exit(&rt, &kit, 10).await;
+    let (leaf, _, leaf_height) = leaf_of(&done);
+    assert_eq!(leaf, path.leaf().txid());
+    let sent = broadcasts(&steps);
+    assert_eq!(
+        sent.iter().map(|(k, t, _)| (*k, *t)).collect::<Vec<_>>(),
+        path.nodes()[KICKOFF_1..]
+            .iter()
+            .map(|n| (n.kind, n.txid()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(leaf_height, add(sub(timeout, 1), 14));
+    assert!(leaf_height <= add(sub(timeout, 2), worst));
+    assert!(add(leaf_height, p.params.timeout_margin.to_blocks()) <= sweep);
+    assert_leaf_on_chain(&rt, &kit, leaf).await;
+
+    // Every state output that carried the victim's funds is spent by its own path; the LSP's
+    // sweeps of its state outputs stay non-final up to T_sweep …
+    let state1 = path.nodes()[STATE_1].txid();
+    let (mine1, sibling1) = (OutPoint::new(state1, 0), OutPoint::new(state1, 1));
+    rt.mine_to(sub(sweep, 1)).await;
+    for op in [mine, mine1, sibling, sibling1] {
+        let tx = lsp_sweep(&p, &f.trees[0], &lsp, op, sweep, sweep);
+        rt.assert_cannot_broadcast(&tx, &[NON_FINAL]).await;
+    }
+    // … and from T_sweep on they find nothing of the victim's: its outputs are spent.
+    rt.mine_to(sweep).await;
+    for op in [mine, mine1] {
+        let tx = lsp_sweep(&p, &f.trees[0], &lsp, op, sweep, sweep);
+        rt.assert_cannot_broadcast(&tx, &[MISSING_INPUTS]).await;
+    }
+    // The honest limit: client 1 never came back, and its leaf's input (the sibling output of
+    // the victim's layer-1 state) goes to the LSP's sweep once T_sweep has passed.
+    let taken = lsp_sweep(&p, &f.trees[0], &lsp, sibling1, sweep, sweep);
+    let swept_at = rt.confirm(&taken, None).await;
+    assert_eq!(swept_at, add(sweep, 1));
+    // The victim's leaf outputs are still unspent and its own.
+    assert_leaf_on_chain(&rt, &kit, leaf).await;
+    rt.devnet.shutdown().await.expect("devnet stops");
+    eprintln!(
+        "distribution killed at T - 1, client still out: {:.1?}",
+        started.elapsed()
+    );
 }

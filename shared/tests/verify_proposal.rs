@@ -6,8 +6,10 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, Txid};
-use shared::params::{BlockDelta, FactoryParams};
+use shared::exit::worst_case_cost;
+use shared::params::{BlockDelta, FactoryParams, ParamsError};
 use shared::path::ClientPath;
+use shared::tree::scripts::{single_leaf_root, timeout_script};
 use shared::tree::{ClientEntry, FactoryProposal, FactoryTree, NodeKind};
 use shared::types::ClientId;
 use shared::verify::{
@@ -122,6 +124,68 @@ fn a_timeout_too_close_is_refused() {
 }
 
 #[test]
+fn a_sweep_height_too_close_to_the_timeout_is_refused() {
+    let p = proposal(7);
+    let path = check(&p).unwrap();
+    // Two heights: the distribution's lock T, and the sweep height of the timeout leaf, a whole
+    // worst-case exit plus the margin after T.
+    let timeout = p.timeout().unwrap();
+    assert_eq!(path.timeout(), timeout);
+    assert_eq!(path.distribution().tx.lock_time, LockTime::Blocks(timeout));
+    let sweep = p.params.sweep_delta.after(timeout).unwrap();
+    assert_eq!(path.sweep_height(), sweep);
+    let worst = worst_case_cost(&p.params, 7).unwrap().blocks;
+    assert!(BlockDelta::between(timeout, sweep).unwrap() >= p.params.sweep_needed(worst).unwrap());
+
+    // Parameters whose sweep height leaves less than a worst-case exit plus the margin after
+    // T: refused as invalid (the funding amount does not depend on it).
+    let mut q = p.clone();
+    q.params.sweep_delta = BlockDelta::from_blocks(p.params.sweep_delta.to_blocks() - 1);
+    let e = check(&q).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ProposalError::InvalidParams(ParamsError::SweepDoesNotFit { .. })
+        ),
+        "{e}"
+    );
+    // A sweep at the distribution's own lock (the old single height) even more so.
+    q.params.sweep_delta = BlockDelta::ZERO;
+    assert!(matches!(
+        check(&q),
+        Err(ProposalError::InvalidParams(
+            ParamsError::SweepDoesNotFit { .. }
+        ))
+    ));
+
+    // A client that wants more slack than the sweep height leaves after T refuses, although
+    // T itself still leaves it room after the dying period.
+    let spare = BlockDelta::between(timeout, sweep).unwrap().to_blocks() - worst.to_blocks();
+    let wary = ClientPolicy {
+        min_margin: BlockDelta::from_blocks(spare + 1),
+        ..policy()
+    };
+    let e = check_proposal(&p, &expectation(&p), &wary, now()).unwrap_err();
+    assert_eq!(
+        e,
+        ProposalError::SweepTooClose {
+            timeout,
+            sweep,
+            needed: BlockDelta::from_blocks(worst.to_blocks() + spare + 1)
+                .after(timeout)
+                .unwrap(),
+        }
+    );
+    assert!(e.to_string().contains("sweep"), "{e}");
+    // With exactly the slack it has, the same client accepts.
+    let exact = ClientPolicy {
+        min_margin: BlockDelta::from_blocks(spare),
+        ..policy()
+    };
+    check_proposal(&p, &expectation(&p), &exact, now()).unwrap();
+}
+
+#[test]
 fn fees_outside_the_clients_limits_are_refused() {
     let mut p = proposal(7);
     p.params.fee_rate = FeeRate::from_sat_per_vb_u32(80);
@@ -228,6 +292,29 @@ fn tampered_paths_are_refused() {
     });
     let e = check_path(&bad, &policy()).unwrap_err();
     assert!(matches!(e, ProposalError::WrongTimeoutScript { .. }), "{e}");
+
+    // A state output whose timeout leaf locks to the distribution's T instead of T_sweep.
+    let p = proposal(7);
+    let lsp = p.lsp_key.x_only_public_key().0;
+    let at_timeout = single_leaf_root(&timeout_script(p.timeout().unwrap(), lsp));
+    let bad = tamper(&path, |v| {
+        v["nodes"][leaf]["merkle_root"] = at_timeout.to_string().into()
+    });
+    let e = check_path(&bad, &policy()).unwrap_err();
+    assert!(matches!(e, ProposalError::WrongTimeoutScript { .. }), "{e}");
+
+    // A stored path that claims another sweep height (or timeout) than its proposal.
+    for field in ["sweep_height", "timeout"] {
+        let bad = tamper(&path, |v| {
+            let h = v[field].as_u64().unwrap();
+            v[field] = (h - 1).into();
+        });
+        let e = check_path(&bad, &policy()).unwrap_err();
+        assert!(
+            matches!(e, ProposalError::PathMismatch { .. }),
+            "{field}: {e}"
+        );
+    }
 
     // A path that claims another funding script is caught by the rebuild.
     let other =

@@ -5,8 +5,12 @@
 //! also builds natively so the same logic can run in a swarm of native test clients.
 
 pub mod chain;
+pub mod keys;
 pub mod lsp;
 pub mod picture;
+pub mod platform;
+pub mod session;
+pub mod vault;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod wasm_tests;

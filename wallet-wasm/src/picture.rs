@@ -46,16 +46,21 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
         ),
         txid: funding,
         others: 0,
-        status: if confirmed(&funding) { NodeStatus::Confirmed } else { NodeStatus::Signed },
+        status: if confirmed(&funding) {
+            NodeStatus::Confirmed
+        } else {
+            NodeStatus::Signed
+        },
     }];
     let nodes = path.nodes();
     for (i, node) in nodes.iter().enumerate() {
         let below = nodes.get(i + 1).map_or(1, |child| child.signers.len());
         let (label, detail) = match node.kind {
             NodeKind::Split { .. } => ("Split".to_string(), "never changes".to_string()),
-            NodeKind::Kickoff { layer, .. } => {
-                ("Kickoff".to_string(), format!("starts layer {} of the exit", layer + 1))
-            }
+            NodeKind::Kickoff { layer, .. } => (
+                "Kickoff".to_string(),
+                format!("starts layer {} of the exit", layer + 1),
+            ),
             NodeKind::State { delay, .. } => (
                 "State".to_string(),
                 format!("waits {} blocks after its kickoff", delay.to_blocks()),
@@ -75,7 +80,11 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
             detail,
             txid,
             others: node.signers.len().saturating_sub(below),
-            status: if confirmed(&txid) { NodeStatus::Confirmed } else { NodeStatus::Signed },
+            status: if confirmed(&txid) {
+                NodeStatus::Confirmed
+            } else {
+                NodeStatus::Signed
+            },
         });
     }
     if let Some(next) = boxes.iter_mut().find(|b| b.status == NodeStatus::Signed) {

@@ -2,7 +2,8 @@
 //!
 //! `factory` runs the one-process factory benchmark (`shared/benches/factory.rs`) once per N, in
 //! a fresh process each so peak memory is that N's alone; `size` builds the wallet in release
-//! mode and prints its bundle size.
+//! mode and prints its bundle size; `swarm` runs a real LSP process and N native clients over
+//! real WebSockets against the devnet (`lsp-server/benches/swarm.rs`).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -13,26 +14,85 @@ use crate::util::{cargo, exec, output};
 use crate::{setup, web};
 
 const FACTORY_SIZES: &[&str] = &["8", "127", "1024"];
+const SWARM_SIZES: &[&str] = &["8", "32", "127", "1024"];
 
 /// Runs the benches named in `args` (default: all).
 pub fn run(args: &[String]) -> Result<()> {
     let what = args.first().map(String::as_str).unwrap_or("all");
-    let sizes: Vec<&str> = match args.get(1..) {
-        Some(rest) if !rest.is_empty() => rest.iter().map(String::as_str).collect(),
-        _ => FACTORY_SIZES.to_vec(),
+    let sizes = |default: &[&'static str]| -> Vec<String> {
+        match args.get(1..) {
+            Some(rest) if !rest.is_empty() => rest.to_vec(),
+            _ => default.iter().map(|s| s.to_string()).collect(),
+        }
     };
     match what {
         "all" => {
-            factory(&sizes)?;
+            factory(&sizes(FACTORY_SIZES))?;
+            swarm(&sizes(SWARM_SIZES))?;
             bundle_size()
         }
-        "factory" => factory(&sizes),
+        "factory" => factory(&sizes(FACTORY_SIZES)),
+        "swarm" => swarm(&sizes(SWARM_SIZES)),
         "size" => bundle_size(),
-        other => bail!("unknown bench `{other}` (known: all, factory, size)"),
+        other => bail!("unknown bench `{other}` (known: all, factory, swarm, size)"),
     }
 }
 
-fn factory(sizes: &[&str]) -> Result<()> {
+/// Runs one bench binary once per N (a fresh process each) and parses its last `key=value` line.
+fn runs(
+    bench: &[&str],
+    sizes: &[String],
+    tools: Option<&setup::Tools>,
+) -> Result<Vec<BTreeMap<String, String>>> {
+    exec(cargo().args(bench).arg("--no-run"))?;
+    let mut rows = Vec::new();
+    for n in sizes {
+        let mut cmd = cargo();
+        if let Some(tools) = tools {
+            tools.apply(&mut cmd);
+        }
+        let out = output(cmd.args(bench).args(["--", n]))
+            .with_context(|| format!("bench {bench:?} for N = {n} failed"))?;
+        let line = out.lines().last().unwrap_or_default();
+        rows.push(
+            line.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+    Ok(rows)
+}
+
+fn swarm(sizes: &[String]) -> Result<()> {
+    let tools = setup::run()?;
+    let rows = runs(
+        &["bench", "-p", "lsp-server", "--bench", "swarm"],
+        sizes,
+        Some(&tools),
+    )?;
+    println!("\n== networked ceremony: LSP process + N native clients over WebSockets, regtest ==");
+    println!(
+        "{:>6} {:>12} {:>12} {:>14} {:>10} {:>10}",
+        "N", "ceremony s", "LSP peak MB", "per-client MB", "path KB", "open"
+    );
+    for r in &rows {
+        let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
+        println!(
+            "{:>6} {:>12} {:>12} {:>14} {:>10} {:>10}",
+            g("n"),
+            g("ceremony_s"),
+            g("lsp_peak_mb"),
+            g("client_rss_mb"),
+            g("path_kb"),
+            g("open")
+        );
+    }
+    println!("(first join to the last client holding its verified, stored path; no block waits)");
+    Ok(())
+}
+
+fn factory(sizes: &[String]) -> Result<()> {
     let bench = [
         "bench",
         "-p",
@@ -42,23 +102,7 @@ fn factory(sizes: &[&str]) -> Result<()> {
         "--bench",
         "factory",
     ];
-    exec(cargo().args(bench).arg("--no-run"))?;
-    let mut rows = Vec::new();
-    for n in sizes {
-        let out = output(cargo().args(bench).args(["--", n]))
-            .with_context(|| format!("factory bench for N = {n} failed"))?;
-        let line = out.lines().last().unwrap_or_default();
-        let fields: BTreeMap<&str, &str> = line
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .collect();
-        rows.push(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        );
-    }
+    let rows = runs(&bench, sizes, None)?;
     println!("\n== factory, one process holding every key (real MuSig2 via the musig2 crate) ==");
     println!(
         "{:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>10} {:>9} {:>10}",

@@ -104,6 +104,7 @@ pub fn run(args: &[String]) -> Result<()> {
     lsp.args(["--network", "regtest"])
         .args(["--listen", &format!("127.0.0.1:{}", opts.lsp_port)])
         .args(["--esplora-url", &esplora_url])
+        .args(["--regtest-faucet", &format!("{esplora_url}/devnet/faucet")])
         .arg("--data-dir")
         .arg(opts.data_dir.join("lsp"))
         .arg("--wallet-dir")

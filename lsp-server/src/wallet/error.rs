@@ -147,6 +147,14 @@ pub enum WalletError {
     /// Signing or finalizing failed: the seed and the database disagree.
     #[error("cannot sign the transaction ({0}); wallet.seed does not match the wallet database")]
     Signing(String),
+    /// The inputs of a transaction to rebuild are no longer the wallet's unspent coins.
+    #[error("the coins transaction {txid} spent are no longer available ({reason}); the factory must be funded anew")]
+    InputsGone {
+        /// The transaction whose inputs were asked for.
+        txid: Txid,
+        /// BDK's explanation.
+        reason: String,
+    },
     /// The transaction is not in the wallet.
     #[error("transaction {0} is not in this wallet; sync first, or check the txid")]
     UnknownTx(Txid),

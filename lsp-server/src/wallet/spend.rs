@@ -4,7 +4,7 @@
 use bdk_wallet::error::{BuildFeeBumpError, CreateTxError};
 use bdk_wallet::{KeychainKind, SignOptions, Wallet};
 use bitcoin::psbt::{ExtractTxError, Psbt};
-use bitcoin::{FeeRate, Transaction, TxOut, Txid};
+use bitcoin::{FeeRate, OutPoint, Transaction, TxOut, Txid};
 
 use super::chain::FEE_RATE_CAP;
 use super::{unix_now, LspWallet, State, WalletError};
@@ -36,6 +36,60 @@ impl LspWallet {
         state.persist()?;
         tracing::info!(txid = %tx.compute_txid(), outputs = outputs.len(), "built on-chain funding transaction");
         Ok(tx)
+    }
+
+    /// Builds and signs a transaction paying `outputs` from exactly the inputs of `previous`, an
+    /// unbroadcast wallet transaction (e.g. an earlier session's funding transaction of the same
+    /// factory), which is forgotten first. Both spend the same coins, so at most one of them can
+    /// ever confirm. Persisted and returned like [`fund`](Self::fund).
+    pub fn fund_replacing(
+        &self,
+        previous: &Transaction,
+        outputs: &[TxOut],
+        fee_rate: FeeRate,
+    ) -> Result<Transaction, WalletError> {
+        if outputs.is_empty() {
+            return Err(WalletError::NoOutputs);
+        }
+        let inputs: Vec<OutPoint> = previous.input.iter().map(|i| i.previous_output).collect();
+        let mut state = self.lock()?;
+        state
+            .wallet
+            .apply_evicted_txs([(previous.compute_txid(), unix_now())]);
+        let built = {
+            let mut builder = state.wallet.build_tx();
+            builder
+                .add_utxos(&inputs)
+                .map_err(|e| WalletError::InputsGone {
+                    txid: previous.compute_txid(),
+                    reason: e.to_string(),
+                })?;
+            builder.manually_selected_only();
+            for output in outputs {
+                builder.add_recipient(output.script_pubkey.clone(), output.value);
+            }
+            builder.fee_rate(fee_rate);
+            builder.finish()
+        };
+        let psbt = built.map_err(|e| create_tx_error(&mut state, e))?;
+        let tx = self.sign(&state.wallet, psbt)?;
+        state
+            .wallet
+            .apply_unconfirmed_txs([(tx.clone(), unix_now())]);
+        state.persist()?;
+        tracing::info!(previous = %previous.compute_txid(), txid = %tx.compute_txid(), "rebuilt funding transaction on the same inputs");
+        Ok(tx)
+    }
+
+    /// Forgets an unbroadcast wallet transaction (a factory that was abandoned before its
+    /// funding broadcast), freeing its coins at once instead of at the next sync. A transaction
+    /// the wallet does not hold is ignored.
+    pub fn abandon(&self, txid: Txid) -> Result<(), WalletError> {
+        let mut state = self.lock()?;
+        state.wallet.apply_evicted_txs([(txid, unix_now())]);
+        state.persist()?;
+        tracing::info!(%txid, "abandoned unbroadcast transaction");
+        Ok(())
     }
 
     /// Builds and signs a replacement of the unconfirmed wallet transaction `txid` paying the

@@ -2,10 +2,15 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod swarm;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bitcoin::Amount;
 use devnet::{Devnet, DevnetConfig};
-use lsp_server::{Config, Running};
+use lsp_server::{Config, FactoryOptions, Running};
 
 /// A devnet with an LSP in front of it. Dropping it stops both.
 pub struct Stack {
@@ -22,28 +27,169 @@ impl Stack {
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.lsp.addr)
     }
+
+    /// The LSP's SQLite database, for checking what it stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.data_dir.path().join("lsp.sqlite")).expect("open db")
+    }
 }
 
-/// Starts a devnet and an LSP serving `wallet_dir` (if any).
-pub async fn start(wallet_dir: Option<PathBuf>) -> Stack {
-    let devnet = Devnet::start(DevnetConfig::default())
-        .await
-        .expect("devnet starts");
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
+/// The LSP configuration the tests use.
+pub fn config(
+    devnet: &Devnet,
+    data_dir: &Path,
+    listen: SocketAddr,
+    factory: FactoryOptions,
+    wallet_dir: Option<PathBuf>,
+) -> Config {
+    Config {
         network: bitcoin::Network::Regtest,
         allow_mainnet: false,
         esplora_url: devnet.esplora_url().to_string(),
         public_esplora_url: None,
-        listen: "127.0.0.1:0".parse().expect("valid address"),
-        data_dir: data_dir.path().to_path_buf(),
+        listen,
+        data_dir: data_dir.to_path_buf(),
         wallet_dir,
         name: "test LSP".into(),
-    };
+        regtest_faucet: None,
+        factory,
+    }
+}
+
+/// Starts a devnet and an LSP serving `wallet_dir` (if any).
+pub async fn start(wallet_dir: Option<PathBuf>) -> Stack {
+    start_with(FactoryOptions::default(), wallet_dir).await
+}
+
+/// Starts a devnet and an LSP with these factory settings.
+pub async fn start_with(factory: FactoryOptions, wallet_dir: Option<PathBuf>) -> Stack {
+    let devnet = Devnet::start(DevnetConfig::default())
+        .await
+        .expect("devnet starts");
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let listen = "127.0.0.1:0".parse().expect("valid address");
+    let config = config(&devnet, data_dir.path(), listen, factory, wallet_dir);
     let lsp = lsp_server::start(config).await.expect("LSP starts");
     Stack {
         devnet,
         lsp,
         data_dir,
     }
+}
+
+/// Factory settings for fast tests: `size` clients, short rounds, fast chain polling.
+pub fn fast_factory(size: usize, min_clients: usize) -> FactoryOptions {
+    FactoryOptions {
+        factory_size: Some(size),
+        min_clients,
+        gather_secs: 60,
+        round_timeout_secs: 10,
+        reconnect_grace_secs: 2,
+        funding_confirmations: Some(1),
+        chain_poll_ms: 100,
+    }
+}
+
+/// Pays `amount` from the faucet to the LSP's wallet and confirms it.
+pub async fn fund_lsp(stack: &Stack, amount: Amount) {
+    let address = stack.lsp.wallet.next_address().expect("address");
+    stack.devnet.faucet(&address, amount).await.expect("faucet");
+    stack.devnet.mine(1).await.expect("mine");
+    stack.lsp.wallet.sync().await.expect("wallet sync");
+}
+
+/// Swarm settings for these tests.
+pub fn swarm_config(stack: &Stack, storage_root: &Path) -> swarm::SwarmConfig {
+    swarm::SwarmConfig {
+        ws_url: stack.ws_url(),
+        esplora_url: stack.devnet.esplora_url().to_string(),
+        network: bitcoin::Network::Regtest,
+        confirmations: 1,
+        storage_root: storage_root.to_path_buf(),
+        reconnect_attempts: 30,
+        reconnect_delay: Duration::from_millis(300),
+        grace_secs: 10,
+    }
+}
+
+/// Checks that `run` ended with an open factory and holds a verified path to its confirmed
+/// funding outpoint; returns the funding txid.
+pub async fn assert_verified_path(stack: &Stack, run: &swarm::ClientRun) -> bitcoin::Txid {
+    use shared::ceremony::ClientOutcome;
+    use shared::verify::{check_path, ClientPolicy};
+    use wallet::session::{DirStorage, Storage};
+
+    let report = run.result.as_ref().expect("the session ends without error");
+    let ClientOutcome::Open { txid } = report.outcome else {
+        panic!(
+            "client {} did not end open: {:?}",
+            run.index, report.outcome
+        )
+    };
+    let mut storage = DirStorage::open(&run.storage_dir).expect("storage");
+    let paths = storage.load_paths().await.expect("stored paths");
+    let stored = paths
+        .iter()
+        .find(|p| p.path.funding_outpoint().txid == txid)
+        .expect("a stored path spends the confirmed funding transaction");
+    let path = &stored.path;
+    check_path(path, &ClientPolicy::for_network(bitcoin::Network::Regtest))
+        .expect("the stored path passes every client check");
+    assert_eq!(path.client_key(), run.factory_key);
+    assert!(path.is_fully_signed());
+    // The path chains from the funding outpoint to the leaf, every signature verifies.
+    let mut parent: Option<&shared::tree::TreeNode> = None;
+    for node in path.nodes() {
+        let spent = node.spent_outpoint();
+        match parent {
+            None => assert_eq!(spent, path.funding_outpoint()),
+            Some(p) => {
+                assert_eq!(spent.txid, p.txid());
+                assert_eq!(Some(&node.prevout), p.tx.output.get(spent.vout as usize));
+            }
+        }
+        let sig = node.signature.expect("signed");
+        assert!(node.verify_signature(&sig), "node {} signature", node.id);
+        parent = Some(node);
+    }
+    let dist = path.distribution();
+    assert_eq!(dist.spent_outpoint(), path.funding_outpoint());
+    assert!(dist.verify_signature(&dist.signature.expect("signed")));
+    // The funding output is confirmed on chain exactly as the path expects it.
+    let out = stack
+        .devnet
+        .rpc()
+        .get_tx_out(&path.funding_outpoint(), false)
+        .await
+        .expect("gettxout")
+        .expect("the funding output is unspent and confirmed");
+    assert!(out.confirmations >= 1);
+    assert_eq!(out.value, path.funding_output().value);
+    assert_eq!(out.script_pubkey, path.funding_output().script_pubkey);
+    // Bitcoin Core itself accepts the first signed transaction of the path.
+    let root = path.nodes()[0].signed_tx().expect("signed");
+    let verdict = stack
+        .devnet
+        .rpc()
+        .test_mempool_accept(&[root])
+        .await
+        .expect("testmempoolaccept");
+    assert!(
+        verdict[0].is_allowed(),
+        "bitcoind refuses the root: {:?}",
+        verdict[0]
+    );
+    txid
+}
+
+/// The stored state of factory `id` in the LSP's database.
+pub fn factory_state(stack: &Stack, id: u64) -> Option<String> {
+    stack
+        .db()
+        .query_row(
+            "SELECT state FROM factories WHERE id = ?1",
+            [id as i64],
+            |r| r.get(0),
+        )
+        .ok()
 }

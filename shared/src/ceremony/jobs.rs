@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bitcoin::hashes::Hash;
+use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::{OutPoint, TapSighash};
 
 use super::messages::MAX_NODES_PER_MSG;
 use super::proposal::Refusal;
@@ -113,6 +114,25 @@ pub(crate) fn generate_nonces<R: rand::RngCore + rand::CryptoRng>(
     (SecretNonces(secrets), publics)
 }
 
+/// What the guard records for a prevout one batch signs with `sighashes`: the sighash itself
+/// when there is one, else a tagged hash (`superscalar/guard-set`) of the sorted, distinct
+/// sighashes.
+pub(crate) fn sighash_set(mut sighashes: Vec<TapSighash>) -> TapSighash {
+    sighashes.sort();
+    sighashes.dedup();
+    if let [one] = sighashes.as_slice() {
+        return *one;
+    }
+    let tag = sha256::Hash::hash(b"superscalar/guard-set");
+    let mut engine = sha256::Hash::engine();
+    engine.input(tag.as_byte_array());
+    engine.input(tag.as_byte_array());
+    for s in &sighashes {
+        engine.input(s.as_byte_array());
+    }
+    TapSighash::from_byte_array(sha256::Hash::from_engine(engine).to_byte_array())
+}
+
 /// Partial signatures and the guard records to persist before they are sent.
 #[derive(Debug)]
 pub(crate) struct Signed {
@@ -128,6 +148,11 @@ impl SecretNonces {
 
     /// Signs every node, consuming the nonces whatever happens. The guard checks and records
     /// the whole batch before the first signature; any refusal means nothing is signed.
+    ///
+    /// A prevout that this batch signs more than once (by design: the funding output is spent
+    /// both by the tree's root and by the time-locked distribution transaction) is recorded
+    /// once, with [`sighash_set`] of its sighashes: signing the same set again (a restart of
+    /// the same proposal) passes, any other message for that prevout is refused.
     pub(crate) fn sign<G: SignGuard + ?Sized>(
         self,
         secret: &SecretKey,
@@ -135,7 +160,7 @@ impl SecretNonces {
         aggs: &BTreeMap<NodeId, AggNonce>,
         guard: &mut G,
     ) -> Result<Signed, Refusal> {
-        let mut batch = Vec::with_capacity(self.0.len());
+        let mut by_prevout: BTreeMap<OutPoint, Vec<TapSighash>> = BTreeMap::new();
         for node in self.0.keys() {
             let p = jobs
                 .get(node)
@@ -143,11 +168,18 @@ impl SecretNonces {
             if !aggs.contains_key(node) {
                 return Err(Refusal::new(format!("no aggregated nonce for node {node}")));
             }
-            batch.push(GuardRecord {
-                prevout: p.job.prevout,
-                sighash: p.job.sighash,
-            });
+            by_prevout
+                .entry(p.job.prevout)
+                .or_default()
+                .push(p.job.sighash);
         }
+        let batch: Vec<GuardRecord> = by_prevout
+            .into_iter()
+            .map(|(prevout, sighashes)| GuardRecord {
+                prevout,
+                sighash: sighash_set(sighashes),
+            })
+            .collect();
         let records =
             check_and_record_all(guard, &batch).map_err(|e| Refusal::new(e.to_string()))?;
         let mut partials = BTreeMap::new();
@@ -161,5 +193,22 @@ impl SecretNonces {
             partials.insert(node, partial);
         }
         Ok(Signed { partials, records })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prevout_signed_twice_in_one_batch_is_recorded_as_its_set() {
+        let a = TapSighash::from_byte_array([1; 32]);
+        let b = TapSighash::from_byte_array([2; 32]);
+        assert_eq!(sighash_set(vec![a]), a);
+        assert_eq!(sighash_set(vec![a, a]), a);
+        let ab = sighash_set(vec![a, b]);
+        assert_eq!(ab, sighash_set(vec![b, a]), "order does not matter");
+        assert_ne!(ab, a);
+        assert_ne!(ab, b);
     }
 }

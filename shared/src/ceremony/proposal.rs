@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::Transaction;
@@ -20,21 +21,35 @@ use super::messages::{Quote, Reason};
 use crate::types::{ClientId, FactoryId, Now, SessionId, SigningJob};
 
 /// The tree's public parameters, opaque to the ceremony: any serde type, carried as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ProposalBody(serde_json::Value);
+///
+/// Shared, not copied: the LSP queues one `propose` per member, and for a large factory the
+/// body is hundreds of kilobytes of JSON, so clones share one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalBody(Arc<serde_json::Value>);
+
+impl Serialize for ProposalBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProposalBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(d).map(|v| ProposalBody(Arc::new(v)))
+    }
+}
 
 impl ProposalBody {
     /// Encodes a typed proposal (e.g. the tree's `FactoryProposal`).
     pub fn encode<T: Serialize>(proposal: &T) -> Result<ProposalBody, Refusal> {
         serde_json::to_value(proposal)
-            .map(ProposalBody)
+            .map(|v| ProposalBody(Arc::new(v)))
             .map_err(|e| Refusal::new(format!("proposal does not encode: {e}")))
     }
 
     /// Decodes the typed proposal; a body that does not decode is refused.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Refusal> {
-        T::deserialize(&self.0).map_err(|e| Refusal::new(format!("proposal does not decode: {e}")))
+        T::deserialize(&*self.0).map_err(|e| Refusal::new(format!("proposal does not decode: {e}")))
     }
 
     /// The raw JSON value.

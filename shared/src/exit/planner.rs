@@ -8,8 +8,25 @@
 //!   epoch's transactions, which the client holds and signed);
 //! - at the first unspent output it proposes the newest version's transaction, or, if its
 //!   relative lock has not passed, the height to wait for;
-//! - the funding output may instead be spent by the distribution transaction: when it is
-//!   already valid, or when it is too late for a tree exit to finish before the timeout.
+//! - the funding output may instead be spent by the distribution transaction.
+//!
+//! The rule at the funding output, with `T` the (earliest stored) distribution lock, `T_sweep`
+//! the sweep height of the timeout leaf, and `W` the path's worst-case walk
+//! ([`ClientPath::worst_exit_blocks`]):
+//!
+//! 1. funding output spent by a tree transaction (the LSP's or anyone's, at any height): the
+//!    distribution transaction is dead; walk the tree at once. Parameters guarantee
+//!    `T_sweep >= T + worst_exit(N) + margin >= T + W + margin`, so a walk started at any tip
+//!    up to `T` has its leaf confirmed by `T + W`, before the LSP may sweep;
+//! 2. funding output unspent, tip `>= T`: broadcast the distribution transaction (it is valid
+//!    in the next block);
+//! 3. funding output unspent, `tip + W <= T`: walk the tree; its leaf confirms by block `T`,
+//!    before the distribution transaction could (block `T + 1`);
+//! 4. otherwise wait for the distribution transaction (`WaitUntil(T)`): it comes no later than
+//!    the tree would, pays the client its whole leaf value, and leaves the funding output (so
+//!    the distribution transaction, which offline clients rely on) alone. Waiting is safe only
+//!    because of rule 1: the driver calls again at every block, so the walk starts the moment
+//!    the funding output is spent (a driver that only woke at `T` would still fit, later).
 //!
 //! It is a pure function of its inputs, so the driver simply calls it again after every block.
 
@@ -68,7 +85,9 @@ pub enum ExitAction {
         /// The signed transaction.
         tx: Transaction,
     },
-    /// Nothing can be broadcast yet; call again once the tip reaches `height`.
+    /// Nothing can be broadcast yet; call again once the tip reaches `height`. When `node` is
+    /// the distribution transaction, call again at every block before that too: if the funding
+    /// output gets spent, the walk must start at once.
     WaitUntil {
         /// Tip height from which the next transaction is valid in the next block.
         height: Height,
@@ -102,8 +121,8 @@ pub enum ExitAction {
 #[non_exhaustive]
 pub enum ExitProblem {
     /// An output on the path was spent by a transaction of none of the stored states: a
-    /// cooperative close or rotation (check the client's new factory), or, after the timeout,
-    /// the LSP's timeout path.
+    /// cooperative close or rotation (check the client's new factory), or, after the sweep
+    /// height, the LSP's timeout path.
     UnknownSpend {
         /// The spent output.
         outpoint: OutPoint,
@@ -245,13 +264,14 @@ impl ExitKit {
         }
     }
 
-    /// With the funding output unspent: broadcast a distribution transaction that is already
-    /// valid; or, if a tree exit started now could not finish `timeout_margin` blocks before the
-    /// latest state's timeout, wait for the earliest distribution transaction instead.
+    /// With the funding output unspent (rules 2 to 4 of the module docs): broadcast the
+    /// earliest distribution transaction once it is valid; before that, `None` (walk the tree)
+    /// if a worst-case tree exit started now has its leaf confirmed by block `T`, else wait
+    /// for `T`.
     fn distribution_choice(&self, tip: Height) -> Option<ExitAction> {
         let earliest = self.versions.iter().min_by_key(|v| v.timeout())?;
-        let dist = earliest.distribution();
-        if tip >= earliest.timeout() {
+        let (dist, timeout) = (earliest.distribution(), earliest.timeout());
+        if tip >= timeout {
             let tx = dist.signed_tx()?;
             return Some(ExitAction::Broadcast {
                 node: dist.id,
@@ -259,15 +279,11 @@ impl ExitKit {
                 tx,
             });
         }
-        let latest = self.latest();
-        let needed = latest
-            .exit_cost()
-            .blocks
-            .checked_add(latest.proposal().params.timeout_margin)
-            .unwrap_or(BlockDelta::MAX_RELATIVE);
-        let finish = needed.after(tip).unwrap_or(tip);
-        (finish >= latest.timeout()).then_some(ExitAction::WaitUntil {
-            height: earliest.timeout(),
+        // Every stored state has the same shape, so the same worst case.
+        let leaf_by = self.latest().worst_exit_blocks().after(tip);
+        let tree_first = leaf_by.is_some_and(|h| h <= timeout);
+        (!tree_first).then_some(ExitAction::WaitUntil {
+            height: timeout,
             node: dist.id,
         })
     }

@@ -164,28 +164,87 @@ fn distribution_when_it_is_valid_or_the_tree_is_too_late() {
     let (trees, kit) = setup(3, 0, 2);
     let path = kit.latest().clone();
     let timeout = path.timeout().to_consensus_u32();
-    let mut sim = Sim::new(path.funding_outpoint().txid, 100);
-    // Early on, a tree exit.
-    assert!(
-        matches!(kit.next_action(&sim.chain), ExitAction::Broadcast { kind, .. } if kind != NodeKind::Distribution)
-    );
-    // Too close to the timeout for the tree: wait for the distribution transaction.
-    sim.mine_empty(timeout - 5);
+    let worst = path.worst_exit_blocks().to_blocks();
     assert_eq!(
-        kit.next_action(&sim.chain),
-        ExitAction::WaitUntil {
-            height: path.timeout(),
-            node: path.distribution().id
-        }
+        worst,
+        path.exit_cost().blocks.to_blocks(),
+        "epoch 0: longest delays"
     );
+    let mut sim = Sim::new(path.funding_outpoint().txid, 100);
+    let is_tree = |a: &ExitAction| matches!(a, ExitAction::Broadcast { kind, .. } if *kind != NodeKind::Distribution);
+    let waits = ExitAction::WaitUntil {
+        height: path.timeout(),
+        node: path.distribution().id,
+    };
+    // Early on, a tree exit.
+    assert!(is_tree(&kit.next_action(&sim.chain)));
+    // Up to T - W a worst-case tree exit still has its leaf confirmed by block T, before the
+    // distribution transaction could confirm (block T + 1): the tree, no margin taken off.
+    sim.mine_empty(timeout - worst);
+    assert!(is_tree(&kit.next_action(&sim.chain)));
+    // One block later the distribution transaction comes first: wait for it.
+    sim.mine_empty(timeout - worst + 1);
+    assert_eq!(kit.next_action(&sim.chain), waits);
+    sim.mine_empty(timeout - 1);
+    assert_eq!(kit.next_action(&sim.chain), waits);
     match sim.run(&kit, 5) {
         ExitAction::Distributed { txid, payout } => {
             assert_eq!(txid, trees[0].distribution().txid());
             assert_eq!(payout, OutPoint::new(txid, 2));
             assert_eq!(payout, path.distribution_outpoint());
+            assert_eq!(sim.tip(), timeout + 1, "in the first block its lock allows");
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// The attack the two heights defeat: the client waits for the distribution transaction, and
+/// the LSP spends the funding output (root split, then kickoff) in the last blocks before T,
+/// killing it. The client walks its tree at once and its leaf confirms before the sweep
+/// height, with the margin to spare.
+#[test]
+fn lsp_killing_the_distribution_at_the_last_block_cannot_rob_an_online_client() {
+    let (trees, kit) = setup(8, 0, 0);
+    let path = kit.latest().clone();
+    let params = &path.proposal().params;
+    let (timeout, sweep) = (
+        path.timeout().to_consensus_u32(),
+        path.sweep_height().to_consensus_u32(),
+    );
+    assert_eq!(sweep - timeout, params.sweep_delta.to_blocks());
+    let mut sim = Sim::new(path.funding_outpoint().txid, 100);
+    sim.mine_empty(timeout - 3);
+    assert!(matches!(
+        kit.next_action(&sim.chain),
+        ExitAction::WaitUntil { node, .. } if node == path.distribution().id
+    ));
+    // The LSP's root split confirms in block T - 1 and its kickoff in block T.
+    let split = trees[0].client_path(ClientId(0)).unwrap().nodes()[0].signed_tx();
+    sim.mine_empty(timeout - 2);
+    sim.mine(&split.unwrap());
+    assert_eq!(sim.tip(), timeout - 1);
+    // The client, called again at the next block, goes on with the tree at once.
+    match kit.next_action(&sim.chain) {
+        ExitAction::Broadcast { node, tx, .. } => {
+            assert_eq!(node, path.nodes()[1].id);
+            sim.mine(&tx);
+        }
+        other => panic!("expected the kickoff, got {other:?}"),
+    }
+    let leaf = match sim.run(&kit, 20) {
+        ExitAction::LeafConfirmed { height, leaf, .. } => {
+            assert_eq!(leaf, path.leaf().txid());
+            height.to_consensus_u32()
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    // The walk started from tip T - 2 (the split was its first step).
+    let worst = path.worst_exit_blocks().to_blocks();
+    assert_eq!(leaf, timeout - 2 + worst);
+    assert!(leaf + params.timeout_margin.to_blocks() <= sweep);
+    // Under the old single height (the timeout leaf at T) the LSP could have swept the
+    // state outputs from block T + 1, long before this leaf.
+    assert!(leaf > timeout + 1);
 }
 
 #[test]
@@ -252,6 +311,7 @@ proptest! {
             static_arity: st,
             dw_layers: layers,
             timeout_delta: BlockDelta::from_blocks(200),
+            sweep_delta: BlockDelta::from_blocks(100),
             ..FactoryParams::regtest()
         };
         let keys = TestKeys::generate(n, seed);
@@ -263,8 +323,70 @@ proptest! {
         prop_assert!(cost.vbytes <= worst.vbytes);
         prop_assert!(cost.blocks <= worst.blocks);
         prop_assert!(cost.prepaid_fee <= worst.prepaid_fee);
-        let first = ClientPath::build(&p, ClientId(0)).unwrap().exit_cost();
-        prop_assert_eq!(first, worst, "epoch 0 is the worst case, client 0 the deepest");
+        prop_assert!(cost.blocks <= path.worst_exit_blocks());
+        prop_assert!(path.worst_exit_blocks() <= worst.blocks);
+        let first = ClientPath::build(&p, ClientId(0)).unwrap();
+        prop_assert_eq!(first.worst_exit_blocks(), worst.blocks);
+        prop_assert_eq!(first.exit_cost(), worst, "epoch 0 is the worst case, client 0 the deepest");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Whenever the funding output is spent (the LSP publishes the root at any height up to
+    /// T, killing the distribution transaction), and whatever the LSP publishes of the oldest
+    /// state while the client is away, a client that comes online at any height up to T and
+    /// follows its planner has its leaf confirmed at most W blocks later, so at least the
+    /// margin before the sweep height.
+    #[test]
+    fn prop_a_walk_started_by_the_timeout_ends_before_the_sweep(
+        n in 1usize..=12,
+        advances in 0u32..=3,
+        client in any::<u32>(),
+        attack in any::<u32>(),
+        online in any::<u32>(),
+    ) {
+        let client = client % n as u32;
+        let (trees, kit) = setup(n, advances, client);
+        let latest = kit.latest();
+        let params = &latest.proposal().params;
+        let (timeout, sweep) = (
+            latest.timeout().to_consensus_u32(),
+            latest.sweep_height().to_consensus_u32(),
+        );
+        let attack = 101 + attack % (timeout - 100); // 101..=T
+        let online = attack + online % (timeout - attack + 1); // attack..=T
+        let mut sim = Sim::new(latest.funding_outpoint().txid, 100);
+        // The LSP walks the oldest state's path, each step as soon as it may, until the
+        // client is back.
+        let oldest = trees[0].client_path(ClientId(client)).unwrap();
+        sim.mine_empty(attack - 1);
+        sim.mine(&oldest.nodes()[0].signed_tx().unwrap());
+        let mut next = 1;
+        while sim.tip() < online && next < oldest.nodes().len() {
+            let node = &oldest.nodes()[next];
+            let parent = sim.chain.confirmation_height(&node.spent_outpoint().txid).unwrap();
+            if sim.tip() + 1 >= parent.to_consensus_u32() + node.relative_delay().to_blocks() {
+                sim.mine(&node.signed_tx().unwrap());
+                next += 1;
+            } else {
+                sim.mine_empty(sim.tip() + 1);
+            }
+        }
+        sim.mine_empty(online);
+        let start = sim.tip();
+        prop_assert!(start <= timeout);
+        match sim.run(&kit, 40) {
+            ExitAction::LeafConfirmed { height, .. } => {
+                let height = height.to_consensus_u32();
+                let worst = latest.worst_exit_blocks().to_blocks();
+                prop_assert!(height <= start + worst);
+                prop_assert!(height <= timeout + worst);
+                prop_assert!(height + params.timeout_margin.to_blocks() <= sweep);
+            }
+            other => prop_assert!(false, "unexpected {:?}", other),
+        }
     }
 }
 

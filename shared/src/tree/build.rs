@@ -41,7 +41,11 @@ pub(crate) struct Builder<'p> {
     secp: Secp256k1<VerifyOnly>,
     /// `prefix[i]` = sum of the leaf values of clients `0..i`.
     prefix: Vec<Amount>,
+    /// `T`: the distribution transaction's `nLockTime`.
     timeout: Height,
+    /// `T_sweep`: the lock of the timeout leaf on every state output.
+    sweep_height: Height,
+    /// Merkle root of the timeout leaf `<T_sweep> OP_CLTV OP_DROP <LSP> OP_CHECKSIG`.
     timeout_root: TapNodeHash,
     lstock_root: TapNodeHash,
     funding_internal: XOnlyPublicKey,
@@ -74,8 +78,9 @@ impl<'p> Builder<'p> {
             prefix.push(prefix[prefix.len() - 1] + v);
         }
         let timeout = p.timeout()?;
+        let sweep_height = p.sweep_height()?;
         let lsp = p.lsp_key.x_only_public_key().0;
-        let timeout_root = scripts::single_leaf_root(&scripts::timeout_script(timeout, lsp));
+        let timeout_root = scripts::single_leaf_root(&scripts::timeout_script(sweep_height, lsp));
         let lstock_root =
             scripts::single_leaf_root(&scripts::lstock_script(p.params.lstock_csv, lsp));
         let funding_internal = keys.internal_key(0, p.client_count())?;
@@ -86,6 +91,7 @@ impl<'p> Builder<'p> {
             secp: Secp256k1::verification_only(),
             prefix,
             timeout,
+            sweep_height,
             timeout_root,
             lstock_root,
             funding_internal,
@@ -98,6 +104,10 @@ impl<'p> Builder<'p> {
 
     pub(crate) fn timeout(&self) -> Height {
         self.timeout
+    }
+
+    pub(crate) fn sweep_height(&self) -> Height {
+        self.sweep_height
     }
 
     /// The funding output.
@@ -275,7 +285,7 @@ impl<'p> Builder<'p> {
         }
     }
 
-    /// The distribution transaction: spends the funding output, `nLockTime` = timeout, pays
+    /// The distribution transaction: spends the funding output, `nLockTime` = timeout `T`, pays
     /// every client its leaf value to its own key (BIP-86), plus an anchor; the rest is fee.
     pub(crate) fn distribution(&self) -> TreeNode {
         let mut outputs: Vec<TxOut> = self

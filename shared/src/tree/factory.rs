@@ -22,6 +22,7 @@ pub struct FactoryTree {
     proposal: FactoryProposal,
     layout: Layout,
     timeout: Height,
+    sweep_height: Height,
     funding: TxOut,
     nodes: Vec<TreeNode>,
 }
@@ -35,6 +36,7 @@ impl FactoryTree {
         Ok(FactoryTree {
             layout: b.layout().clone(),
             timeout: b.timeout(),
+            sweep_height: b.sweep_height(),
             funding: b.funding_txout(),
             proposal: proposal.clone(),
             nodes,
@@ -61,9 +63,14 @@ impl FactoryTree {
         self.layout.dw_levels()
     }
 
-    /// The factory timeout.
+    /// The factory timeout `T`: the distribution transaction's `nLockTime`.
     pub fn timeout(&self) -> Height {
         self.timeout
+    }
+
+    /// The sweep height `T_sweep`: the lock of the LSP's timeout leaf on every state output.
+    pub fn sweep_height(&self) -> Height {
+        self.sweep_height
     }
 
     /// The funding output (what the LSP's funding transaction must create).
@@ -118,7 +125,7 @@ impl FactoryTree {
         Some(ClientPath::from_parts(
             self.proposal.clone(),
             client,
-            self.timeout,
+            (self.timeout, self.sweep_height),
             nodes.collect(),
             self.distribution().clone(),
         ))
@@ -193,9 +200,10 @@ impl FactoryTree {
         })
     }
 
-    /// Refresh: a new timeout counted from `start`, same members and amounts. Jumps to the next
-    /// value of the root DW layer's digit, so the new root states (which carry the new timeout
-    /// in their outputs) beat every older state. Static and kickoff transactions are unchanged.
+    /// Refresh: a new timeout and sweep height counted from `start`, same members and amounts.
+    /// Jumps to the next value of the root DW layer's digit, so the new root states (which carry
+    /// the new sweep height in their outputs) beat every older state. Static and kickoff
+    /// transactions are unchanged.
     pub fn refresh(&self, start: Height) -> Result<FactoryTree, TreeError> {
         if start <= self.proposal.creation_height {
             return Err(TreeError::RefreshNotLater);

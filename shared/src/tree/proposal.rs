@@ -92,10 +92,19 @@ impl FactoryProposal {
         self.clients.len() as u32
     }
 
-    /// The factory timeout: `creation_height + params.timeout_delta`.
+    /// The factory timeout `T = creation_height + params.timeout_delta`: the distribution
+    /// transaction's `nLockTime`.
     pub fn timeout(&self) -> Result<Height, TreeError> {
         self.params
             .timeout_at(self.creation_height)
+            .ok_or(TreeError::HeightOverflow)
+    }
+
+    /// The sweep height `T_sweep = T + params.sweep_delta`: the lock of the LSP's timeout leaf
+    /// on every state output.
+    pub fn sweep_height(&self) -> Result<Height, TreeError> {
+        self.params
+            .sweep_height_at(self.creation_height)
             .ok_or(TreeError::HeightOverflow)
     }
 
@@ -153,6 +162,7 @@ impl FactoryProposal {
             });
         }
         self.timeout()?;
+        self.sweep_height()?;
         let expected = leaf_values_total(&self.clients)?
             .checked_add(layout.stats(&layout.root()).cost)
             .ok_or(TreeError::AmountOverflow)?;

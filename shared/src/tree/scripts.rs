@@ -6,7 +6,8 @@
 //!   aggregate is the taproot *internal key*.
 //! - Tweaks (BIP-341): a key-path-only output tweaks with no merkle root (BIP-86); an output
 //!   with a script leaf tweaks with that single leaf's `TapLeafHash` as merkle root.
-//! - Scripts: the timeout leaf `<timeout> OP_CHECKLOCKTIMEVERIFY OP_DROP <LSP> OP_CHECKSIG`, the
+//! - Scripts: the timeout leaf `<T_sweep> OP_CHECKLOCKTIMEVERIFY OP_DROP <LSP> OP_CHECKSIG` (the
+//!   sweep height, not the distribution transaction's lock `T`), the
 //!   L-stock leaf `<csv> OP_CHECKSEQUENCEVERIFY OP_DROP <LSP> OP_CHECKSIG`, and the P2A anchor
 //!   `OP_1 <0x4e73>`.
 //!
@@ -28,10 +29,12 @@ use super::TreeError;
 use crate::musig::key_sort;
 use crate::params::BlockDelta;
 
-/// The timeout-tree script leaf: after `timeout` the LSP alone may spend.
-pub fn timeout_script(timeout: Height, lsp: XOnlyPublicKey) -> ScriptBuf {
+/// The timeout-tree script leaf: from `sweep_height` on (a spending transaction with
+/// `nLockTime >= sweep_height`, so mined in block `sweep_height + 1` at the earliest) the LSP
+/// alone may spend. Trees use the sweep height `T_sweep`, never the distribution lock `T`.
+pub fn timeout_script(sweep_height: Height, lsp: XOnlyPublicKey) -> ScriptBuf {
     Builder::new()
-        .push_int(i64::from(timeout.to_consensus_u32()))
+        .push_int(i64::from(sweep_height.to_consensus_u32()))
         .push_opcode(OP_CLTV)
         .push_opcode(OP_DROP)
         .push_x_only_key(&lsp)

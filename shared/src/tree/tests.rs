@@ -33,8 +33,29 @@ fn check_invariants(t: &FactoryTree) {
     let params = &p.params;
     let timeout = p.params.timeout_at(p.creation_height).unwrap();
     assert_eq!(t.timeout(), timeout);
+    // Two heights: the sweep height is a whole worst-case exit plus the margin after T.
+    let sweep = t.sweep_height();
+    assert_eq!(
+        BlockDelta::between(timeout, sweep),
+        Some(params.sweep_delta)
+    );
+    let worst = crate::exit::worst_case_cost(params, p.client_count()).unwrap();
+    assert!(
+        sweep
+            >= params
+                .sweep_needed(worst.blocks)
+                .unwrap()
+                .after(timeout)
+                .unwrap()
+    );
+    assert_eq!(p.sweep_height(), Ok(sweep));
+    // State outputs carry the timeout leaf at the sweep height, never at T.
     let timeout_root =
-        scripts::single_leaf_root(&timeout_script(timeout, p.lsp_key.x_only_public_key().0));
+        scripts::single_leaf_root(&timeout_script(sweep, p.lsp_key.x_only_public_key().0));
+    assert_ne!(
+        timeout_root,
+        scripts::single_leaf_root(&timeout_script(timeout, p.lsp_key.x_only_public_key().0))
+    );
     let mut leaves = 0;
     let index: std::collections::HashMap<bitcoin::Txid, usize> = t
         .nodes()
@@ -75,8 +96,8 @@ fn check_invariants(t: &FactoryTree) {
                 assert_eq!(delay, want);
                 assert_eq!(n.tx.input[0].sequence, want.to_relative_sequence().unwrap());
                 assert!(delay <= params.max_state_delay().unwrap());
-                // The state's outputs to its children carry the factory timeout leaf (checked
-                // below from the child's side).
+                // The state's outputs to its children carry the timeout leaf at the sweep
+                // height (checked below from the child's side).
             }
             NodeKind::Split { .. } | NodeKind::Kickoff { .. } | NodeKind::Leaf { .. } => {
                 assert_eq!(n.tx.input[0].sequence, Sequence::MAX);
@@ -236,15 +257,17 @@ fn lsp_script_paths_spend_after_their_locks() {
     let lsp_x = lsp.x_only_public_key().0;
     let internal =
         |range: ClientRange| scripts::internal_key(&t.proposal().signers(range)).unwrap();
-    // Timeout path of a state output (spent by the leaf of client 0), and the L-stock path.
+    // Timeout path of a state output (spent by the leaf of client 0), at the sweep height,
+    // and the L-stock path.
     let leaf = t.leaf(ClientId(0)).unwrap();
+    assert!(t.sweep_height() > t.timeout());
     let cases = [
         (
-            timeout_script(t.timeout(), lsp_x),
+            timeout_script(t.sweep_height(), lsp_x),
             internal(leaf.signers),
             leaf.spent_outpoint(),
             leaf.prevout.clone(),
-            LockTime::Blocks(t.timeout()),
+            LockTime::Blocks(t.sweep_height()),
             Sequence::ENABLE_LOCKTIME_NO_RBF,
         ),
         (
@@ -314,6 +337,12 @@ fn lsp_script_paths_spend_after_their_locks() {
             )
         };
         assert!(consensus_verify_tx(&spend(early.0, early.1), &prevout).is_err());
+        if lock_time != LockTime::ZERO {
+            // At the distribution's lock T (and at any height up to the sweep height) the
+            // LSP's timeout path fails the script.
+            let at_timeout = LockTime::Blocks(t.timeout());
+            assert!(consensus_verify_tx(&spend(at_timeout, sequence), &prevout).is_err());
+        }
     }
 }
 
@@ -368,10 +397,11 @@ fn refresh_moves_the_timeout_and_the_root_layer() {
     let r = t.advance_epoch().unwrap().refresh(later).unwrap();
     assert_eq!(r.epoch(), Epoch(4), "next value of the layer-0 digit");
     assert!(r.timeout() > t.timeout());
+    assert!(r.sweep_height() > t.sweep_height());
     check_invariants(&r);
     for (old, new) in t.nodes().iter().zip(r.nodes()) {
         match old.kind {
-            // Static splits and root kickoffs do not depend on the timeout: unchanged.
+            // Static splits and root kickoffs do not depend on either height: unchanged.
             NodeKind::Split { .. } | NodeKind::Kickoff { layer: 0, .. } => {
                 assert_eq!(old.tx, new.tx)
             }
@@ -440,6 +470,17 @@ fn refuses_bad_proposals() {
         err(&|p| p.params.dw_arity = 1),
         TreeError::Params(_)
     ));
+    assert!(matches!(
+        err(&|p| p.params.sweep_delta = BlockDelta::from_blocks(25)),
+        TreeError::Params(crate::params::ParamsError::SweepDoesNotFit { .. })
+    ));
+    // A timeout that is a valid height but a sweep height that is not.
+    let last = Height::MAX.to_consensus_u32();
+    let start = last - good.params.timeout_delta.to_blocks() - 1;
+    assert!(matches!(
+        err(&|p| p.creation_height = Height::from_consensus(start).unwrap()),
+        TreeError::HeightOverflow
+    ));
     let out = FactoryProposal::funding_output(&good.params, &good.lsp_key, &good.clients).unwrap();
     assert_eq!(&out, FactoryTree::build(&good).unwrap().funding_output());
 }
@@ -451,6 +492,7 @@ fn shape() -> impl Strategy<Value = FactoryParams> {
         dw_layers: layers,
         states_per_layer: k,
         timeout_delta: BlockDelta::from_blocks(200),
+        sweep_delta: BlockDelta::from_blocks(100),
         ..FactoryParams::regtest()
     })
 }

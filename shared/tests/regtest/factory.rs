@@ -20,6 +20,8 @@ pub struct Factory {
     pub funding_tx: Transaction,
     /// The signed tree of each epoch, `trees[e]` for epoch `e`.
     pub trees: Vec<FactoryTree>,
+    /// Every participant's factory key (the LSP's signs its timeout-leaf sweeps).
+    pub keys: TestKeys,
 }
 
 impl Factory {
@@ -84,7 +86,11 @@ impl Factory {
             sign_all(&mut next, &keys, &mut rng).expect("MuSig2 signs the new states");
             trees.push(next);
         }
-        Factory { funding_tx, trees }
+        Factory {
+            funding_tx,
+            trees,
+            keys,
+        }
     }
 
     /// The proposal (epoch 0).

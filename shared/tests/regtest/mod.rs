@@ -5,7 +5,8 @@
 //! - this file: [`Regtest`], the node (mine, `testmempoolaccept`, broadcast, confirm);
 //! - `factory`: [`Factory`], a funded, signed factory and each client's checked `ExitKit`;
 //! - `chain`: [`EsploraView`] and the exit driver ([`exit_step`], [`run_exit`]);
-//! - `expect`: what outputs must look like, recomputed from keys.
+//! - `expect`: what outputs must look like, recomputed from keys;
+//! - `sweep`: the LSP's timeout-leaf sweep of a state output, built from keys and heights.
 //!
 //! Rules every test here follows, enforced by these helpers:
 //! - every transaction a test broadcasts passes `testmempoolaccept` first (policy, not only
@@ -17,10 +18,12 @@
 mod chain;
 mod expect;
 mod factory;
+mod sweep;
 
 pub use chain::{exit_step, run_exit, EsploraView, Step};
 pub use expect::{anchor, assert_leaf_on_chain, expected_payout};
 pub use factory::Factory;
+pub use sweep::{commits_to_timeout_leaf, lsp_sweep};
 
 use std::time::Duration;
 
@@ -38,6 +41,9 @@ pub const NON_BIP68_FINAL: &str = "non-BIP68-final";
 pub const NON_FINAL: &str = "non-final";
 /// Why bitcoind refuses a transaction whose input is already spent in a block (or unknown).
 pub const MISSING_INPUTS: &str = "missing-inputs";
+/// What bitcoind says when a script's `OP_CHECKLOCKTIMEVERIFY` fails (in the reject reason or
+/// its details, depending on the version).
+pub const LOCKTIME_NOT_SATISFIED: &str = "Locktime requirement not satisfied";
 
 /// A running devnet and an Esplora client for it.
 pub struct Regtest {
@@ -137,6 +143,27 @@ impl Regtest {
             "tx {} at tip {}: expected a refusal for {reasons:?}, got {result:?}",
             tx.compute_txid(),
             self.tip().await,
+        );
+        reason
+    }
+
+    /// Asserts bitcoind refuses `tx` now because a script fails with `detail` (found in the
+    /// reject reason or its details); returns the reason.
+    pub async fn assert_script_refused(&self, tx: &Transaction, detail: &str) -> String {
+        let result = self.test_accept(tx).await;
+        let reason = result.reject_reason.clone().unwrap_or_default();
+        let details = result.reject_details.clone().unwrap_or_default();
+        assert!(
+            !result.is_allowed()
+                && reason.contains("script-verify-flag-failed")
+                && (reason.contains(detail) || details.contains(detail)),
+            "tx {} at tip {}: expected a script failure ({detail}), got {result:?}",
+            tx.compute_txid(),
+            self.tip().await,
+        );
+        assert!(
+            self.esplora.broadcast(tx).await.is_err(),
+            "esplora relayed a refused tx"
         );
         reason
     }

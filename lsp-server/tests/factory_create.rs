@@ -1,0 +1,118 @@
+//! Factory creation end to end over real WebSockets against a real regtest node: eight native
+//! wallets join, the LSP funds the factory from its own wallet, the funding confirms, and every
+//! wallet holds a verified path to the confirmed funding outpoint.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::Amount;
+use common::swarm::{self, ClientSpec};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_clients_get_a_funded_factory_with_verified_paths() {
+    let stack = common::start_with(common::fast_factory(8, 2), None).await;
+    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+
+    let started = Instant::now();
+    let mut clients = swarm::spawn(&config, &[ClientSpec::honest(); 8]);
+    if !clients
+        .wait_for(Duration::from_secs(60), |log| {
+            swarm::broadcast_heard(log, 0..8)
+        })
+        .await
+    {
+        for e in &clients.log {
+            eprintln!("{e:?}");
+        }
+        let (runs, _) = clients.finish(Duration::from_secs(5)).await;
+        for run in runs {
+            eprintln!("client {}: {:?}", run.index, run.result);
+        }
+        panic!("every client stores its path and hears of the funding broadcast");
+    }
+    let signed_in = started.elapsed();
+    assert!((0..8).all(|i| swarm::stored(&clients.log, i)));
+    assert_eq!(
+        common::factory_state(&stack, 1).as_deref(),
+        Some("broadcast")
+    );
+
+    stack.devnet.mine(1).await.expect("mine");
+    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let mut txids = Vec::new();
+    for run in &runs {
+        txids.push(common::assert_verified_path(&stack, run).await);
+    }
+    txids.dedup();
+    assert_eq!(txids.len(), 1, "one factory for everyone");
+
+    // The LSP saw the confirmation too, and kept the whole signature set.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::factory_state(&stack, 1).as_deref() != Some("funded") {
+        assert!(
+            Instant::now() < deadline,
+            "the LSP marks the factory funded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let db = stack.db();
+    let (members, excluded): (i64, i64) = db
+        .query_row(
+            "SELECT SUM(status = 'member'), SUM(status = 'excluded') FROM factory_clients WHERE factory = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("clients stored");
+    assert_eq!((members, excluded), (8, 0));
+    let signed: String = db
+        .query_row(
+            "SELECT signed FROM signed_factories WHERE factory = 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the signed factory is stored");
+    assert!(signed.contains(&txids[0].to_string()));
+    let guard: i64 = db
+        .query_row("SELECT COUNT(*) FROM sign_guard", [], |r| r.get(0))
+        .expect("guard records");
+    assert!(guard > 0);
+    eprintln!("8 clients: signed and stored in {signed_in:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_factory_opens_the_next_one() {
+    let stack = common::start_with(common::fast_factory(4, 2), None).await;
+    common::fund_lsp(&stack, Amount::from_sat(1_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+
+    let mut clients = swarm::spawn(&config, &[ClientSpec::honest(); 8]);
+    assert!(
+        clients
+            .wait_for(Duration::from_secs(60), |log| swarm::broadcast_heard(
+                log,
+                0..8
+            ))
+            .await,
+        "both factories reach their funding broadcast"
+    );
+    stack.devnet.mine(1).await.expect("mine");
+    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let mut txids = Vec::new();
+    for run in &runs {
+        txids.push(common::assert_verified_path(&stack, run).await);
+    }
+    txids.sort();
+    txids.dedup();
+    assert_eq!(txids.len(), 2, "two factories of four");
+    for id in [1, 2] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while common::factory_state(&stack, id).as_deref() != Some("funded") {
+            assert!(Instant::now() < deadline, "factory {id} is funded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

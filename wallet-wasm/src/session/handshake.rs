@@ -1,0 +1,149 @@
+//! Opening a connection: `hello` → checked terms → `auth_request` → signed challenge →
+//! `authenticated`. Used for the first connection and for every reconnection.
+
+use std::pin::pin;
+use std::time::Duration;
+
+use bitcoin::secp256k1::{Secp256k1, XOnlyPublicKey};
+use futures::future::{select, Either};
+use shared::auth::{sign_challenge, AuthRequest, Resumed};
+use shared::wire::{Envelope, ErrorCode, WireMsg};
+
+use super::transport::{Transport, TransportError};
+use super::{SessionConfig, SessionError};
+use crate::platform::{sleep, unix_now};
+
+/// How long the LSP may take to answer each handshake message.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An authenticated connection.
+pub(super) struct Link<T> {
+    pub(super) transport: T,
+    pub(super) lsp: XOnlyPublicKey,
+    pub(super) resumed: Option<Resumed>,
+}
+
+/// A transport failure, retried by reconnecting.
+pub(super) fn unreachable(source: TransportError) -> SessionError {
+    SessionError::Unreachable {
+        source,
+        attempts: 0,
+    }
+}
+
+/// The next frame within `timeout`, decoded.
+pub(super) async fn recv<T: Transport>(
+    transport: &mut T,
+    timeout: Duration,
+) -> Result<Option<WireMsg>, SessionError> {
+    let next = pin!(transport.next());
+    let timer = pin!(sleep(timeout));
+    match select(next, timer).await {
+        Either::Left((frame, _)) => match frame.map_err(unreachable)? {
+            Some(text) => Ok(Some(Envelope::decode(&text)?.msg)),
+            None => Err(unreachable(TransportError {
+                url: String::new(),
+                reason: "the LSP closed the connection".into(),
+            })),
+        },
+        Either::Right(_) => Ok(None),
+    }
+}
+
+async fn send<T: Transport>(transport: &mut T, msg: WireMsg) -> Result<(), SessionError> {
+    transport
+        .send(Envelope::new(msg).encode())
+        .await
+        .map_err(unreachable)
+}
+
+/// Waits for the handshake answer `pick` accepts, answering pings on the way.
+async fn expect<T: Transport, R>(
+    transport: &mut T,
+    what: &str,
+    mut pick: impl FnMut(WireMsg) -> Option<Result<R, SessionError>>,
+) -> Result<R, SessionError> {
+    loop {
+        let Some(msg) = recv(transport, HANDSHAKE_TIMEOUT).await? else {
+            return Err(SessionError::Handshake(format!(
+                "no {what} within {HANDSHAKE_TIMEOUT:?}"
+            )));
+        };
+        match msg {
+            WireMsg::Ping { nonce } => send(transport, WireMsg::Pong { nonce }).await?,
+            WireMsg::Error { code, message, .. } => {
+                return Err(match code {
+                    ErrorCode::AuthFailed | ErrorCode::NotAuthenticated => {
+                        SessionError::AuthRefused(message)
+                    }
+                    _ => SessionError::Handshake(message),
+                })
+            }
+            other => {
+                if let Some(result) = pick(other) {
+                    return result;
+                }
+            }
+        }
+    }
+}
+
+/// Says hello, checks the terms (and that the LSP is the one seen before, if any), and
+/// authenticates with the wallet's identity key.
+pub(super) async fn handshake<T: Transport>(
+    mut transport: T,
+    config: &SessionConfig,
+    known_lsp: Option<XOnlyPublicKey>,
+) -> Result<Link<T>, SessionError> {
+    let secp = Secp256k1::new();
+    send(
+        &mut transport,
+        WireMsg::Hello {
+            agent: config.agent.clone(),
+        },
+    )
+    .await?;
+    let network = config.network;
+    let lsp = expect(&mut transport, "welcome", |msg| match msg {
+        WireMsg::Welcome { terms } => Some(
+            terms
+                .verify(&secp, unix_now(), network)
+                .map(|body| body.lsp_pubkey)
+                .map_err(SessionError::from),
+        ),
+        _ => None,
+    })
+    .await?;
+    if known_lsp.is_some_and(|k| k != lsp) {
+        return Err(SessionError::LspChanged);
+    }
+    let me = config.identity.x_only_public_key().0;
+    send(
+        &mut transport,
+        WireMsg::AuthRequest(AuthRequest { pubkey: me }),
+    )
+    .await?;
+    let challenge = expect(&mut transport, "auth_challenge", |msg| match msg {
+        WireMsg::AuthChallenge(c) => Some(Ok(c.challenge)),
+        _ => None,
+    })
+    .await?;
+    let proof = sign_challenge(
+        &secp,
+        &config.identity,
+        &challenge,
+        &lsp,
+        &mut rand::rngs::OsRng,
+    );
+    send(&mut transport, WireMsg::AuthProof(proof)).await?;
+    let resumed = expect(&mut transport, "authenticated", |msg| match msg {
+        WireMsg::Authenticated(a) if a.pubkey == me => Some(Ok(a.resumed)),
+        _ => None,
+    })
+    .await?;
+    Ok(Link {
+        transport,
+        lsp,
+        resumed,
+    })
+}
