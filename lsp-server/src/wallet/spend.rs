@@ -28,12 +28,7 @@ impl LspWallet {
             builder.fee_rate(fee_rate);
             builder.finish()
         };
-        let psbt = built.map_err(|e| create_tx_error(&mut state, e))?;
-        let tx = self.sign(&state.wallet, psbt)?;
-        state
-            .wallet
-            .apply_unconfirmed_txs([(tx.clone(), unix_now())]);
-        state.persist()?;
+        let tx = self.sign_and_record(&mut state, built, unix_now())?;
         tracing::info!(txid = %tx.compute_txid(), outputs = outputs.len(), "built on-chain funding transaction");
         Ok(tx)
     }
@@ -71,12 +66,7 @@ impl LspWallet {
             builder.fee_rate(fee_rate);
             builder.finish()
         };
-        let psbt = built.map_err(|e| create_tx_error(&mut state, e))?;
-        let tx = self.sign(&state.wallet, psbt)?;
-        state
-            .wallet
-            .apply_unconfirmed_txs([(tx.clone(), unix_now())]);
-        state.persist()?;
+        let tx = self.sign_and_record(&mut state, built, unix_now())?;
         tracing::info!(previous = %previous.compute_txid(), txid = %tx.compute_txid(), "rebuilt funding transaction on the same inputs");
         Ok(tx)
     }
@@ -111,13 +101,25 @@ impl LspWallet {
             builder.fee_rate(new_rate);
             builder.finish()
         };
-        let psbt = built.map_err(|e| create_tx_error(&mut state, e))?;
-        let tx = self.sign(&state.wallet, psbt)?;
         // Seen strictly later than the original, so the wallet counts the replacement, not it.
         let seen = unix_now().max(original_seen.saturating_add(1));
+        let tx = self.sign_and_record(&mut state, built, seen)?;
+        tracing::info!(original = %txid, replacement = %tx.compute_txid(), "built fee bump");
+        Ok(tx)
+    }
+
+    /// Signs what the builder made, and stores it as unconfirmed (seen at `seen`) before it is
+    /// returned, so its coins are never offered twice.
+    fn sign_and_record(
+        &self,
+        state: &mut State,
+        built: Result<Psbt, CreateTxError>,
+        seen: u64,
+    ) -> Result<Transaction, WalletError> {
+        let psbt = built.map_err(|e| create_tx_error(state, e))?;
+        let tx = self.sign(&state.wallet, psbt)?;
         state.wallet.apply_unconfirmed_txs([(tx.clone(), seen)]);
         state.persist()?;
-        tracing::info!(original = %txid, replacement = %tx.compute_txid(), "built fee bump");
         Ok(tx)
     }
 
