@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Amount;
 use shared::params::FactoryParams;
-use shared::terms::{FactorySchedule, FeeSchedule, SignedTerms, TermsBody, TreeTerms};
+use shared::terms::{FactorySchedule, FeeSchedule, SignedTerms, TermsBody};
 
 use crate::config::Config;
 
@@ -56,12 +56,7 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
             max_clients,
         },
         liveness: "Open your wallet at least once during your factory's dying period to move your funds to a new factory. If you miss it, open it again before the factory's timeout: your wallet then either receives its share on chain from the pre-signed distribution payment or takes its funds out on chain itself. A wallet that never comes back after the LSP has published the factory can lose its funds to the LSP's timeout.".into(),
-        tree: TreeTerms {
-            arity: u32::from(params.dw_arity),
-            states_per_layer: u32::from(params.states_per_layer),
-            step_blocks: params.step.to_blocks(),
-            presigned_fee_rate_sat_vb: params.fee_rate.to_sat_per_vb_ceil(),
-        },
+        tree: params,
         esplora_url: config.advertised_esplora_url().to_string(),
         issued_at: now,
         expires_at: now + TERMS_VALIDITY_SECS,

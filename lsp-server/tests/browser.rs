@@ -132,6 +132,12 @@ async fn wallet_page_shows_terms_and_tip_height() {
     assert!(text_of(&client, "#terms-status", Duration::from_secs(5))
         .await
         .contains("signed"));
+    // The wallet works out a worst-case exit itself from the signed parameters, before joining.
+    let exit = text_of(&client, "#exit-cost", Duration::from_secs(5)).await;
+    assert!(
+        exit.contains("transactions") && exit.contains("blocks of waiting"),
+        "{exit}"
+    );
     let shown: u32 = text_of(&client, "#tip-height", Duration::from_secs(30))
         .await
         .parse()

@@ -9,6 +9,8 @@ use bitcoin::secp256k1::{schnorr, Keypair, Message, Secp256k1, Verification, XOn
 use bitcoin::{Amount, Network};
 use serde::{Deserialize, Serialize};
 
+use crate::params::FactoryParams;
+
 sha256t_hash_newtype! {
     /// Tag for the terms signature.
     pub struct TermsTag = hash_str("superscalar/terms");
@@ -49,19 +51,6 @@ pub struct FactorySchedule {
     pub max_clients: u32,
 }
 
-/// Shape parameters of the factory tree, as the client will rebuild it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TreeTerms {
-    /// Children per interior node.
-    pub arity: u32,
-    /// Decker-Wattenhofer states per layer.
-    pub states_per_layer: u32,
-    /// Blocks between two consecutive DW states.
-    pub step_blocks: u32,
-    /// Fee rate for pre-signed transactions, sat/vB.
-    pub presigned_fee_rate_sat_vb: u64,
-}
-
 /// The signed part of the terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TermsBody {
@@ -89,8 +78,9 @@ pub struct TermsBody {
     pub schedule: FactorySchedule,
     /// What a client must do to stay safe, in words shown to users.
     pub liveness: String,
-    /// Tree parameters.
-    pub tree: TreeTerms,
+    /// The exact parameters every factory of this LSP is built with: tree shape, DW layers,
+    /// timeouts, pre-signed fee rate. A wallet computes a worst-case exit from them before joining.
+    pub tree: FactoryParams,
     /// Esplora endpoint the LSP itself reads the chain from.
     pub esplora_url: String,
     /// Unix time the terms were issued.
@@ -206,12 +196,7 @@ impl TermsBody {
                 max_clients: 8,
             },
             liveness: "come online once during the dying period".into(),
-            tree: TreeTerms {
-                arity: 2,
-                states_per_layer: 4,
-                step_blocks: 144,
-                presigned_fee_rate_sat_vb: 2,
-            },
+            tree: FactoryParams::regtest(),
             esplora_url: "http://127.0.0.1:3002".into(),
             issued_at,
             expires_at,

@@ -2,7 +2,7 @@
 
 use bitcoin::secp256k1::Secp256k1;
 use bitcoin::Network;
-use shared::terms::{SignedTerms, TermsError};
+use shared::terms::{SignedTerms, TermsBody, TermsError};
 use shared::wire::{DecodeError, Envelope, WireMsg};
 
 /// Why a session with the LSP failed.
@@ -29,6 +29,33 @@ pub enum LspError {
     /// The terms did not check out.
     #[error(transparent)]
     Terms(#[from] TermsError),
+}
+
+/// What leaving one of this LSP's factories alone would cost at worst, in words for people who
+/// have never used Bitcoin. Computed by the wallet from the signed parameters, not told by the LSP.
+pub fn exit_summary(terms: &TermsBody) -> String {
+    match shared::exit::worst_case_cost(&terms.tree, terms.schedule.max_clients) {
+        Ok(cost) => format!(
+            "{} transactions ({} vB) with their fees ({} sats) already paid from the factory, \
+             and up to {} blocks of waiting (about {})",
+            cost.txs,
+            cost.vbytes,
+            cost.prepaid_fee.to_sat(),
+            cost.blocks.to_blocks(),
+            wall_time(cost.blocks.to_blocks()),
+        ),
+        Err(e) => format!("refused: these factories would not let you leave in time ({e})"),
+    }
+}
+
+/// Roughly how long `blocks` blocks take at ten minutes each.
+fn wall_time(blocks: u32) -> String {
+    let minutes = u64::from(blocks) * 10;
+    match minutes {
+        m if m < 120 => format!("{m} minutes"),
+        m if m < 48 * 60 => format!("{} hours", m / 60),
+        m => format!("{} days", m / (24 * 60)),
+    }
 }
 
 /// The WebSocket URL of an LSP whose web origin is `http(s)://host[:port]`.
@@ -98,6 +125,23 @@ mod tests {
     fn ws_url_from_origin() {
         assert_eq!(ws_url("http://127.0.0.1:8800/"), "ws://127.0.0.1:8800/ws");
         assert_eq!(ws_url("https://lsp.example"), "wss://lsp.example/ws");
+    }
+
+    #[test]
+    fn exit_summary_counts_txs_and_waiting() {
+        let key = bitcoin::secp256k1::Keypair::from_seckey_slice(
+            &bitcoin::secp256k1::Secp256k1::new(),
+            &[5u8; 32],
+        )
+        .expect("valid key");
+        let mut body = TermsBody::example(key.x_only_public_key().0, 0, 1);
+        body.tree = shared::params::FactoryParams::mainnet();
+        body.schedule.max_clients = 1024;
+        let text = exit_summary(&body);
+        assert!(text.starts_with("9 transactions"), "{text}");
+        assert!(text.contains("days"), "{text}");
+        body.tree.timeout_delta = shared::params::BlockDelta::from_blocks(10);
+        assert!(exit_summary(&body).starts_with("refused"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::ceremony::{
     SignedFactory,
 };
 use crate::musig::{key_sort, public_key, MemorySignGuard};
-use crate::terms::{FactorySchedule, FeeSchedule, TermsBody, TreeTerms};
+use crate::terms::{FactorySchedule, FeeSchedule, TermsBody};
 use crate::types::{ClientId, FactoryId, NodeId, Now, SessionId, SigningJob};
 use crate::wire::{Envelope, WireMsg};
 
@@ -195,12 +195,7 @@ pub fn test_terms(lsp: &PublicKey) -> TermsBody {
             max_clients: 64,
         },
         liveness: "come back during the dying period".into(),
-        tree: TreeTerms {
-            arity: 2,
-            states_per_layer: 4,
-            step_blocks: 2,
-            presigned_fee_rate_sat_vb: 1,
-        },
+        tree: crate::params::FactoryParams::regtest(),
         esplora_url: "http://127.0.0.1:3002".into(),
         issued_at: START_TIME,
         expires_at: START_TIME + 86_400,
