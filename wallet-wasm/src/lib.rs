@@ -4,6 +4,7 @@
 //! protocol decision. Modules that need the browser (WebSocket, timers) are wasm32-only; the rest
 //! also builds natively so the same logic can run in a swarm of native test clients.
 
+pub mod account;
 pub mod chain;
 pub mod keys;
 pub mod lsp;

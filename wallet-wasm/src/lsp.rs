@@ -85,9 +85,80 @@ pub fn accept_welcome(
     }
 }
 
-/// Connects to the LSP at `origin`, says hello, and returns its checked terms.
+/// The result of checking an LSP's terms, each check on its own so the screen can show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermsCheck {
+    /// The signature matches the body and the LSP's key.
+    pub signed: bool,
+    /// Seconds until the terms expire; `None` once expired.
+    pub expires_in: Option<u64>,
+    /// The terms are for the wallet's network.
+    pub network_ok: bool,
+}
+
+impl TermsCheck {
+    /// Checks `terms` at `now_unix` for a wallet on `network`.
+    pub fn of(terms: &SignedTerms, now_unix: u64, network: Network) -> TermsCheck {
+        let secp = Secp256k1::verification_only();
+        // `verify` checks the signature first; run it with the terms' own network and a time
+        // inside their validity to learn about the signature alone.
+        let signed = terms
+            .verify(&secp, terms.body.issued_at, terms.body.network)
+            .is_ok()
+            || terms
+                .verify(
+                    &secp,
+                    terms.body.expires_at.saturating_sub(1),
+                    terms.body.network,
+                )
+                .is_ok();
+        TermsCheck {
+            signed,
+            expires_in: terms
+                .body
+                .expires_at
+                .checked_sub(now_unix)
+                .filter(|s| *s > 0),
+            network_ok: terms.body.network == network,
+        }
+    }
+
+    /// Whether every check passed.
+    pub fn is_ok(&self) -> bool {
+        self.signed && self.expires_in.is_some() && self.network_ok
+    }
+
+    /// The result in words.
+    pub fn describe(&self) -> String {
+        if !self.signed {
+            return "not signed by the LSP's key: do not use this LSP".into();
+        }
+        if !self.network_ok {
+            return "for another Bitcoin network than this wallet's".into();
+        }
+        match self.expires_in {
+            None => "signed by the LSP ✓, but expired: reload them".into(),
+            Some(s) if s < 120 => format!("signed by the LSP ✓, valid for {s} more seconds"),
+            Some(s) if s < 2 * 3600 => {
+                format!("signed by the LSP ✓, valid for {} more minutes", s / 60)
+            }
+            Some(s) => format!("signed by the LSP ✓, valid for {} more hours", s / 3600),
+        }
+    }
+}
+
+/// The LSP's answer to `Hello`: its terms, not yet checked (see [`TermsCheck`]).
+pub fn read_welcome(frame: &str) -> Result<SignedTerms, LspError> {
+    match Envelope::decode(frame)?.msg {
+        WireMsg::Welcome { terms } => Ok(*terms),
+        WireMsg::Error { message, .. } => Err(LspError::Refused(message)),
+        _ => Err(LspError::Unexpected),
+    }
+}
+
+/// Connects to the LSP at `origin`, says hello, and returns its terms, not yet checked.
 #[cfg(target_arch = "wasm32")]
-pub async fn fetch_terms(origin: &str, network: Network) -> Result<SignedTerms, LspError> {
+pub async fn fetch_signed_terms(origin: &str) -> Result<SignedTerms, LspError> {
     use futures::{SinkExt, StreamExt};
     use gloo_net::websocket::{futures::WebSocket, Message};
 
@@ -107,14 +178,23 @@ pub async fn fetch_terms(origin: &str, network: Network) -> Result<SignedTerms, 
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(frame))) => {
-                let now = (js_sys::Date::now() / 1000.0) as u64;
-                return accept_welcome(&frame, now, network);
+                let _ = ws.close(None, None);
+                return read_welcome(&frame);
             }
             Some(Ok(Message::Bytes(_))) => continue,
             Some(Err(e)) => return Err(connect_err(e.to_string())),
             None => return Err(connect_err("connection closed".into())),
         }
     }
+}
+
+/// Connects to the LSP at `origin`, says hello, and returns its checked terms.
+#[cfg(target_arch = "wasm32")]
+pub async fn fetch_terms(origin: &str, network: Network) -> Result<SignedTerms, LspError> {
+    let terms = fetch_signed_terms(origin).await?;
+    let now = crate::platform::unix_now();
+    terms.verify(&Secp256k1::verification_only(), now, network)?;
+    Ok(terms)
 }
 
 #[cfg(test)]
@@ -142,6 +222,26 @@ mod tests {
         assert!(text.contains("days"), "{text}");
         body.tree.timeout_delta = shared::params::BlockDelta::from_blocks(10);
         assert!(exit_summary(&body).starts_with("refused"));
+    }
+
+    #[test]
+    fn terms_check_reports_each_check() {
+        let secp = Secp256k1::new();
+        let kp =
+            bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[5u8; 32]).expect("valid key");
+        let terms = TermsBody::example(kp.x_only_public_key().0, 1_000, 5_000).sign(&secp, &kp);
+        let ok = TermsCheck::of(&terms, 2_000, Network::Regtest);
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(ok.expires_in, Some(3_000));
+        assert!(ok.describe().contains("signed"));
+        let expired = TermsCheck::of(&terms, 5_000, Network::Regtest);
+        assert!(expired.signed && expired.expires_in.is_none() && !expired.is_ok());
+        assert!(!TermsCheck::of(&terms, 2_000, Network::Bitcoin).network_ok);
+        let mut tampered = terms.clone();
+        tampered.body.name = "someone else".into();
+        let bad = TermsCheck::of(&tampered, 2_000, Network::Regtest);
+        assert!(!bad.signed);
+        assert!(bad.describe().contains("not signed"));
     }
 
     #[test]

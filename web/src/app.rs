@@ -1,46 +1,54 @@
-//! The top-level component: loads the LSP's terms, then shows the LSP and the chain.
+//! The top-level component: finds a stored wallet (unlock) or starts onboarding, loads the
+//! serving LSP's terms, and shows the current screen.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::terms::SignedTerms;
+use wallet::account::Account;
+use wallet::vault::ProtectionMode;
 
-use crate::chain_card::ChainCard;
-use crate::lsp_card::LspCard;
-
-/// Where the LSP session stands.
-#[derive(Clone)]
-pub enum LspState {
-    /// Connecting to the LSP.
-    Connecting,
-    /// The LSP's checked terms.
-    Ready(Box<SignedTerms>),
-    /// What went wrong, in words for the user.
-    Failed(String),
-}
+use crate::state::{load_lsp, page_origin, AppCtx, Screen};
 
 /// The wallet app.
 #[component]
 pub fn App() -> impl IntoView {
-    let (lsp, set_lsp) = signal(LspState::Connecting);
+    let ctx = AppCtx::new();
+    provide_context(ctx);
+    let stored = RwSignal::new(None::<ProtectionMode>);
     spawn_local(async move {
-        let origin = web_sys::window()
-            .and_then(|w| w.location().origin().ok())
-            .unwrap_or_default();
-        let state = match wallet::lsp::fetch_terms(&origin, bitcoin::Network::Regtest).await {
-            Ok(terms) => LspState::Ready(Box::new(terms)),
-            Err(e) => LspState::Failed(e.to_string()),
-        };
-        set_lsp.set(state);
+        let lsp = load_lsp(&page_origin(), None).await;
+        ctx.serving.set(lsp.clone());
+        ctx.chosen.set(lsp);
     });
-    let esplora_url = move || match lsp.get() {
-        LspState::Ready(t) => Some(t.body.esplora_url.clone()),
-        _ => None,
-    };
+    spawn_local(async move {
+        match Account::stored_mode().await {
+            Ok(Some(mode)) => {
+                stored.set(Some(mode));
+                ctx.screen.set(Screen::Unlock);
+            }
+            Ok(None) => ctx.screen.set(Screen::Welcome),
+            Err(e) => {
+                leptos::logging::error!("{e}");
+                ctx.screen.set(Screen::Welcome)
+            }
+        }
+    });
     view! {
         <main>
             <header><h1><span>"⚡"</span>" SuperScalar wallet"</h1></header>
-            <LspCard lsp=lsp />
-            <ChainCard esplora_url=Signal::derive(esplora_url) />
+            {move || match ctx.screen.get() {
+                Screen::Loading => view! { <p class="hint" id="loading">"Opening…"</p> }.into_any(),
+                Screen::Welcome => view! { <crate::welcome::Welcome /> }.into_any(),
+                Screen::ShowSeed => view! { <crate::seed_show::SeedShow /> }.into_any(),
+                Screen::CheckSeed => view! { <crate::seed_check::SeedCheckForm /> }.into_any(),
+                Screen::Restore => view! { <crate::restore::Restore /> }.into_any(),
+                Screen::Protect => view! { <crate::protect::Protect /> }.into_any(),
+                Screen::Unlock => view! { <crate::unlock::Unlock mode=stored /> }.into_any(),
+                Screen::Home => view! { <crate::home::Home /> }.into_any(),
+                Screen::Lsp => view! { <crate::lsp_screen::LspScreen /> }.into_any(),
+                Screen::Join => view! { <crate::join::Join /> }.into_any(),
+                Screen::Settings => view! { <crate::settings::Settings /> }.into_any(),
+            }}
+            <crate::nav::Nav />
         </main>
     }
 }

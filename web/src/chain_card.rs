@@ -12,11 +12,14 @@ pub fn ChainCard(esplora_url: Signal<Option<String>>) -> impl IntoView {
     Effect::new(move |_| {
         let Some(url) = esplora_url.get() else { return };
         spawn_local(async move {
-            loop {
+            // Stops when the component is gone or reads another endpoint.
+            while esplora_url.try_get_untracked().flatten().as_deref() == Some(url.as_str()) {
                 let height = wallet::chain::tip_height(&url)
                     .await
                     .map_err(|e| e.to_string());
-                set_tip.set(Some(height));
+                if set_tip.try_set(Some(height)).is_some() {
+                    return;
+                }
                 gloo_timers::future::TimeoutFuture::new(REFRESH_MS).await;
             }
         });
@@ -25,7 +28,7 @@ pub fn ChainCard(esplora_url: Signal<Option<String>>) -> impl IntoView {
         <section class="card">
             <h2>"Bitcoin network"</h2>
             {move || match tip.get() {
-                None => view! { <p class="hint">"Waiting for the LSP's chain source…"</p> }.into_any(),
+                None => view! { <p class="hint">"Waiting for the chain source…"</p> }.into_any(),
                 Some(Ok(h)) => view! {
                     <p>"Latest block "<span class="big" id="tip-height">{h}</span></p>
                 }.into_any(),

@@ -1,8 +1,23 @@
-//! The browser app's entry point.
+//! The browser app's entry point. One component per file; wallet logic lives in `wallet`.
 
 mod app;
 mod chain_card;
-mod lsp_card;
+mod download;
+mod factory_tree;
+mod home;
+mod join;
+mod join_progress;
+mod lsp_screen;
+mod nav;
+mod protect;
+mod restore;
+mod seed_check;
+mod seed_show;
+mod settings;
+mod state;
+mod terms_card;
+mod unlock;
+mod welcome;
 
 fn main() {
     console_error_panic_hook::set_once();

@@ -29,8 +29,12 @@ mod transport;
 
 #[cfg(target_arch = "wasm32")]
 mod browser;
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
+#[cfg(target_arch = "wasm32")]
+mod vault_storage;
 
 use std::time::Duration;
 
@@ -55,6 +59,8 @@ pub use jobs::TreeJobs;
 pub use native::{WsConnector, WsTransport};
 pub use storage::{MemoryStorage, Storage, StorageError, StoredPath};
 pub use transport::{Connect, Transport, TransportError};
+#[cfg(target_arch = "wasm32")]
+pub use vault_storage::{VaultStorage, GUARD_RECORD, PATH_PREFIX};
 
 use crate::chain::ChainError;
 

@@ -7,9 +7,9 @@
 //! the partial signatures those records allow, and `save_path` before it tells the LSP
 //! `sigs_stored`.
 //!
-//! [`MemoryStorage`] keeps everything in memory: it is what the browser build uses until the
-//! IndexedDB store exists (a later issue), so a browser wallet that closes its tab before the
-//! funding confirms loses its path there. Tests use it too.
+//! The browser stores in the encrypted IndexedDB vault (`VaultStorage`, wasm32 only: its
+//! `save_*` return after the IndexedDB transaction committed). [`MemoryStorage`] keeps
+//! everything in memory, for tests.
 
 use bitcoin::secp256k1::XOnlyPublicKey;
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,7 @@ pub trait Storage {
     async fn load_paths(&mut self) -> Result<Vec<StoredPath>, StorageError>;
 }
 
-/// Keeps everything in memory (browser stub until IndexedDB; tests).
+/// Keeps everything in memory (tests).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
     guard: Vec<GuardRecord>,

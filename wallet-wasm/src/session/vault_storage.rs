@@ -1,0 +1,107 @@
+//! Browser [`Storage`]: the session's records inside the encrypted IndexedDB [`Vault`].
+//!
+//! Layout (record names, in the clear like every vault record name; values encrypted):
+//! `session/guard` holds every double-sign record (JSON list), and
+//! `session/path/<factory>-<session>` one signed path each (JSON of [`StoredPath`]).
+//!
+//! Contract: [`Vault::put`] returns only after its IndexedDB transaction (with `durability:
+//! "strict"`) has committed, so every `save_*` here is durable when it returns, which is what
+//! the session relies on before it sends partial signatures or `sigs_stored`.
+
+use std::rc::Rc;
+
+use shared::musig::GuardRecord;
+
+use super::storage::{Storage, StorageError, StoredPath};
+use crate::vault::{Vault, VaultError};
+
+/// The record holding the double-sign records.
+pub const GUARD_RECORD: &str = "session/guard";
+/// The prefix of the records holding signed paths.
+pub const PATH_PREFIX: &str = "session/path/";
+
+/// The name of the record of one signed path.
+fn path_record(path: &StoredPath) -> String {
+    format!("{PATH_PREFIX}{}-{}", path.factory, path.session)
+}
+
+/// A session's storage in an open vault (shared with the rest of the wallet).
+#[derive(Debug, Clone)]
+pub struct VaultStorage {
+    vault: Rc<Vault>,
+}
+
+impl VaultStorage {
+    /// Stores in `vault`.
+    pub fn new(vault: Rc<Vault>) -> VaultStorage {
+        VaultStorage { vault }
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StorageError> {
+        let Some(bytes) = self.vault.get(name).await.map_err(io("read", name))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StorageError::Corrupt {
+                path: name.into(),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn write<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
+        let bytes = zeroize::Zeroizing::new(serde_json::to_vec(value).map_err(|e| {
+            StorageError::Corrupt {
+                path: name.into(),
+                reason: e.to_string(),
+            }
+        })?);
+        self.vault
+            .put(name, &bytes)
+            .await
+            .map_err(io("write", name))
+    }
+}
+
+fn io<'a>(action: &'static str, name: &'a str) -> impl Fn(VaultError) -> StorageError + 'a {
+    move |e| StorageError::Io {
+        action,
+        path: format!("wallet record {name}"),
+        reason: e.to_string(),
+    }
+}
+
+impl Storage for VaultStorage {
+    async fn save_guard_records(&mut self, records: &[GuardRecord]) -> Result<(), StorageError> {
+        let mut all: Vec<GuardRecord> = self.read(GUARD_RECORD).await?.unwrap_or_default();
+        all.extend_from_slice(records);
+        all.sort();
+        all.dedup();
+        self.write(GUARD_RECORD, &all).await
+    }
+
+    async fn load_guard_records(&mut self) -> Result<Vec<GuardRecord>, StorageError> {
+        Ok(self.read(GUARD_RECORD).await?.unwrap_or_default())
+    }
+
+    async fn save_path(&mut self, path: &StoredPath) -> Result<(), StorageError> {
+        self.write(&path_record(path), path).await
+    }
+
+    async fn load_paths(&mut self) -> Result<Vec<StoredPath>, StorageError> {
+        let names = self
+            .vault
+            .names()
+            .await
+            .map_err(io("list", "session/path/*"))?;
+        let mut out = Vec::new();
+        for name in names.iter().filter(|n| n.starts_with(PATH_PREFIX)) {
+            out.extend(self.read::<StoredPath>(name).await?);
+        }
+        out.sort_by_key(|p| (p.factory, p.session));
+        Ok(out)
+    }
+}

@@ -1,0 +1,184 @@
+//! Joining a factory: how much inbound liquidity, the quote, confirm; then the progress.
+
+use bitcoin::Amount;
+use futures::StreamExt;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared::ceremony::{ClientEvent, ClientOutcome};
+use wallet::account::{outcome_words, JoinPlan, JoinStep};
+use wallet::session::{ChainSource, EsploraChain, SessionEvent};
+
+use crate::join_progress::JoinProgressView;
+use crate::state::{AppCtx, JoinProgress};
+
+/// Confirmations after which the wallet counts its factory as open.
+const CONFIRMATIONS: u32 = 1;
+
+/// The join screen.
+#[component]
+pub fn Join() -> impl IntoView {
+    let ctx = AppCtx::get();
+    let started = move || ctx.join.with(|j| j.step.is_some());
+    view! {
+        <Show when=started fallback=move || view! { <JoinForm /> }>
+            <JoinProgressView />
+        </Show>
+    }
+}
+
+/// The liquidity request and its quote.
+#[component]
+fn JoinForm() -> impl IntoView {
+    let ctx = AppCtx::get();
+    let terms = move || ctx.chosen.with(|c| c.info().map(|i| i.terms.clone()));
+    let default_liquidity = terms()
+        .map(|t| {
+            Amount::from_sat(100_000)
+                .max(t.body.min_liquidity)
+                .min(t.body.max_liquidity)
+                .to_sat()
+        })
+        .unwrap_or(100_000);
+    let liquidity = RwSignal::new(default_liquidity.to_string());
+    let plan = move || -> Result<JoinPlan, String> {
+        let terms = terms().ok_or("the provider's terms are not loaded yet")?;
+        if !ctx
+            .chosen
+            .with(|c| c.info().is_some_and(|i| i.check.is_ok()))
+        {
+            return Err("the provider's terms fail a check; choose another provider".into());
+        }
+        let sats: u64 = liquidity
+            .get()
+            .trim()
+            .parse()
+            .map_err(|_| "type a whole number of sats".to_string())?;
+        let account = ctx.account().ok_or("open the wallet first")?;
+        JoinPlan::price(&account, terms, Amount::from_sat(sats)).map_err(|e| e.to_string())
+    };
+    let confirm = move |_| {
+        if let Ok(plan) = plan() {
+            start(ctx, plan);
+        }
+    };
+    view! {
+        <section class="card">
+            <h2>"Join a factory"</h2>
+            <p>"Inbound liquidity is how much you can receive over Lightning. The provider \
+                reserves it for you in the factory."</p>
+            <label>"Inbound liquidity (sats)"
+                <input type="number" id="liquidity" min="0" step="1000"
+                    prop:value=move || liquidity.get()
+                    on:input=move |ev| liquidity.set(event_target_value(&ev)) />
+            </label>
+            {move || match plan() {
+                Ok(plan) => view! {
+                    <dl id="quote">
+                        <dt>"Your channel"</dt><dd id="quote-channel">{format!("{} sats", plan.channel.to_sat())}</dd>
+                        <dt>"Inbound liquidity"</dt><dd id="quote-liquidity">{format!("{} sats", plan.liquidity.to_sat())}</dd>
+                        <dt>"Fee"</dt><dd id="quote-fee">{format!("{} sats", plan.quote.fee.to_sat())}</dd>
+                        <dt>"Leaving alone"</dt><dd>{wallet::lsp::exit_summary(&plan.terms.body)}</dd>
+                    </dl>
+                    <button class="primary" id="join" on:click=confirm>"Join"</button>
+                }.into_any(),
+                Err(e) => view! { <p class="bad" id="quote-error">{e}</p> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// Starts the session and feeds its events to the progress state.
+fn start(ctx: AppCtx, plan: JoinPlan) {
+    let Some(account) = ctx.account() else { return };
+    let Some(esplora) = ctx.esplora_url() else {
+        ctx.join.set(JoinProgress {
+            step: Some(JoinStep::Connecting),
+            error: Some("no chain source is known; set one in Settings".into()),
+            ..JoinProgress::default()
+        });
+        return;
+    };
+    ctx.join.set(JoinProgress {
+        step: Some(JoinStep::Connecting),
+        running: true,
+        last: "connecting".into(),
+        ..JoinProgress::default()
+    });
+    let (tx, mut rx) = futures::channel::mpsc::unbounded::<SessionEvent>();
+    let chain_url = esplora.clone();
+    spawn_local(async move {
+        while let Some(event) = rx.next().await {
+            if let SessionEvent::Ceremony(ClientEvent::FundingBroadcast { txid, .. }) = &event {
+                watch_confirmations(ctx, chain_url.clone(), *txid);
+            }
+            ctx.join.update(|j| {
+                j.step = j.step.map(|s| s.after(&event));
+                j.last = describe(&event);
+                if let SessionEvent::Ceremony(ClientEvent::FundingBroadcast { txid, .. }) = &event {
+                    j.funding = Some(*txid);
+                    j.confirmations = Some((0, CONFIRMATIONS));
+                }
+            });
+        }
+    });
+    spawn_local(async move {
+        let result = account.join(&plan, &esplora, tx).await;
+        ctx.profile.set(Some(account.profile()));
+        ctx.join.update(|j| {
+            j.running = false;
+            match result {
+                Ok(report) => match report.outcome {
+                    ClientOutcome::Open { .. } => {
+                        j.step = Some(JoinStep::Open);
+                        j.confirmations = Some((CONFIRMATIONS, CONFIRMATIONS));
+                    }
+                    other => j.error = Some(outcome_words(&other)),
+                },
+                Err(e) => j.error = Some(e.to_string()),
+            }
+        });
+    });
+}
+
+/// Polls the funding transaction's confirmations while the join runs.
+fn watch_confirmations(ctx: AppCtx, url: String, txid: bitcoin::Txid) {
+    spawn_local(async move {
+        let Ok(chain) = EsploraChain::new(&url) else {
+            return;
+        };
+        while ctx.join.with_untracked(|j| j.running) {
+            if let Ok(n) = chain.confirmations(&txid).await {
+                ctx.join
+                    .update(|j| j.confirmations = Some((n.min(CONFIRMATIONS), CONFIRMATIONS)));
+            }
+            gloo_timers::future::TimeoutFuture::new(1_000).await;
+        }
+    });
+}
+
+fn describe(event: &SessionEvent) -> String {
+    match event {
+        SessionEvent::Connected { .. } => "connected to the provider".into(),
+        SessionEvent::Disconnected { reason } => {
+            format!("connection lost ({reason}); reconnecting")
+        }
+        SessionEvent::PathStored { factory, .. } => {
+            format!("your signed way out of factory {factory} is stored in this browser")
+        }
+        SessionEvent::LspError { message } => format!("the provider said: {message}"),
+        SessionEvent::Ceremony(ClientEvent::Joined { factory, quote, .. }) => format!(
+            "accepted into factory {factory} for a fee of {} sats; waiting for the others",
+            quote.fee.to_sat()
+        ),
+        SessionEvent::Ceremony(ClientEvent::SessionStarted { nodes, .. }) => {
+            format!("the factory is built; you sign {nodes} transactions")
+        }
+        SessionEvent::Ceremony(ClientEvent::FactorySigned { .. }) => {
+            "every signature checked".into()
+        }
+        SessionEvent::Ceremony(ClientEvent::FundingBroadcast { txid, .. }) => {
+            format!("funding transaction {txid} broadcast")
+        }
+        SessionEvent::Ceremony(ClientEvent::Ended(outcome)) => outcome_words(outcome),
+    }
+}

@@ -1,0 +1,143 @@
+//! Settings: the chain source, the network, backups, and wiping the wallet.
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::download::download;
+use crate::state::{AppCtx, JoinProgress, Screen};
+
+/// The settings screen.
+#[component]
+pub fn Settings() -> impl IntoView {
+    let ctx = AppCtx::get();
+    let esplora = RwSignal::new(ctx.esplora_url().unwrap_or_default());
+    let message = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<String>);
+    let password = RwSignal::new(String::new());
+    let confirm_wipe = RwSignal::new(false);
+    let network = move || {
+        ctx.profile
+            .with(|p| p.as_ref().map(|p| p.network.to_string()))
+    };
+    let lsp_default = move || {
+        ctx.profile
+            .with(|p| p.as_ref().and_then(|p| p.lsp_esplora.clone()))
+            .unwrap_or_default()
+    };
+
+    let save_esplora = move |_| {
+        let Some(account) = ctx.account() else { return };
+        let url = esplora
+            .get_untracked()
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
+        spawn_local(async move {
+            let custom =
+                (!url.is_empty() && Some(&url) != lsp_default_of(&account).as_ref()).then_some(url);
+            match account.update(|p| p.esplora_url = custom).await {
+                Ok(p) => {
+                    ctx.profile.set(Some(p));
+                    let _ = message.try_set(Some("Saved.".into()));
+                }
+                Err(e) => {
+                    let _ = error.try_set(Some(e.to_string()));
+                }
+            }
+        });
+    };
+    let export = move |_| {
+        let Some(account) = ctx.account() else { return };
+        let pass = password.get_untracked();
+        if pass.is_empty() {
+            error.set(Some("choose a password for the backup file".into()));
+            return;
+        }
+        spawn_local(async move {
+            let outcome = match account.export_backup(&pass).await {
+                Ok(bytes) => download("superscalar-wallet-backup.json", &bytes).map(|()| {
+                    "Backup saved to your downloads. Keep its password apart from it.".to_string()
+                }),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(m) => {
+                    let _ = message.try_set(Some(m));
+                }
+                Err(e) => {
+                    let _ = error.try_set(Some(e));
+                }
+            }
+        });
+    };
+    let wipe = move |_| {
+        if ctx.join.with_untracked(|j| j.running) {
+            error.set(Some("a join is under way; wait until it ends".into()));
+            return;
+        }
+        let Some(account) = ctx.account() else { return };
+        ctx.account.set_value(None);
+        spawn_local(async move {
+            let result = match Rc::try_unwrap(account) {
+                Ok(account) => account.wipe().await.map_err(|e| e.to_string()),
+                Err(account) => {
+                    ctx.account.set_value(Some(account));
+                    Err("the wallet is busy; try again in a moment".into())
+                }
+            };
+            match result {
+                Ok(()) => {
+                    ctx.profile.set(None);
+                    ctx.join.set(JoinProgress::default());
+                    ctx.screen.set(Screen::Welcome);
+                }
+                Err(e) => {
+                    let _ = error.try_set(Some(e));
+                }
+            }
+        });
+    };
+    view! {
+        <section class="card">
+            <h2>"Network"</h2>
+            <p>"This wallet uses Bitcoin "<strong id="network">{network}</strong>"."</p>
+        </section>
+        <section class="card">
+            <h2>"Chain source (Esplora)"</h2>
+            <p class="hint">"Your wallet checks the chain here itself, so it does not have to trust \
+                the provider. Leave the provider's default, or use your own."</p>
+            <input type="url" id="esplora-url" prop:value=move || esplora.get()
+                on:input=move |ev| esplora.set(event_target_value(&ev)) />
+            <p class="hint">{move || format!("Provider's default: {}", lsp_default())}</p>
+            <button id="save-esplora" on:click=save_esplora>"Save"</button>
+        </section>
+        <section class="card">
+            <h2>"Backup"</h2>
+            <p class="hint">"A backup file holds your keys and your signed ways out of factories, \
+                encrypted with the password you choose here. Make a new one after each join."</p>
+            <input type="password" id="backup-password" placeholder="backup password"
+                on:input=move |ev| password.set(event_target_value(&ev)) />
+            <button id="export-backup" on:click=export>"Download a backup"</button>
+            <p class="hint">"To restore a backup file, wipe this wallet, then choose \"I already have recovery words\"."</p>
+        </section>
+        <section class="card danger">
+            <h2>"Wipe this wallet"</h2>
+            <p>"Deletes the wallet from this browser. Without your words or a backup, money in \
+                it is lost."</p>
+            <Show when=move || confirm_wipe.get()
+                fallback=move || view! { <button id="wipe" on:click=move |_| confirm_wipe.set(true)>"Wipe…"</button> }>
+                <p class="bad">"Really delete it from this browser?"</p>
+                <button class="bad-button" id="wipe-confirm" on:click=wipe>"Yes, wipe it"</button>
+                <button id="wipe-cancel" on:click=move |_| confirm_wipe.set(false)>"No"</button>
+            </Show>
+        </section>
+        <p class="ok" id="settings-message">{move || message.get()}</p>
+        <p class="bad" id="settings-error">{move || error.get()}</p>
+    }
+}
+
+fn lsp_default_of(account: &wallet::account::Account) -> Option<String> {
+    account.profile().lsp_esplora
+}

@@ -1,0 +1,186 @@
+//! The app's shared state: which screen shows, the open wallet, the LSP terms, the join in
+//! progress. Created once at the root and handed to every component as context.
+
+use std::rc::Rc;
+
+use bitcoin::Txid;
+use leptos::prelude::*;
+use shared::terms::SignedTerms;
+use wallet::account::{Account, JoinStep, Profile, SeedCheck};
+use wallet::keys::Seed;
+use wallet::lsp::TermsCheck;
+
+/// The screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Looking for a stored wallet.
+    Loading,
+    /// No wallet here: create or restore.
+    Welcome,
+    /// The new wallet's 24 words.
+    ShowSeed,
+    /// Asking for three of them.
+    CheckSeed,
+    /// Typing words of an existing wallet.
+    Restore,
+    /// Choosing passphrase or device key.
+    Protect,
+    /// A stored wallet, locked.
+    Unlock,
+    /// Balances and the factory.
+    Home,
+    /// Choosing the LSP.
+    Lsp,
+    /// Asking for liquidity, the quote, and the join's progress.
+    Join,
+    /// Esplora, network, backup, wipe.
+    Settings,
+}
+
+/// An LSP and what it says about itself.
+#[derive(Debug, Clone)]
+pub struct LspInfo {
+    /// Its web origin.
+    pub origin: String,
+    /// Its signed terms.
+    pub terms: SignedTerms,
+    /// The wallet's checks of them.
+    pub check: TermsCheck,
+}
+
+/// Where talking to an LSP stands.
+#[derive(Debug, Clone)]
+pub enum LspView {
+    /// Asking it.
+    Connecting,
+    /// Its terms.
+    Ready(Box<LspInfo>),
+    /// What went wrong.
+    Failed(String),
+}
+
+impl LspView {
+    /// The terms, when there are some.
+    pub fn info(&self) -> Option<&LspInfo> {
+        match self {
+            LspView::Ready(info) => Some(info),
+            _ => None,
+        }
+    }
+}
+
+/// The onboarding draft: the seed before it is stored.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The seed (new or restored).
+    pub seed: Seed,
+    /// Whether it was restored (no check needed).
+    pub restored: bool,
+    /// The words asked for in the check.
+    pub check: SeedCheck,
+}
+
+/// A join's progress, for the progress screen.
+#[derive(Debug, Clone, Default)]
+pub struct JoinProgress {
+    /// The step reached (`None`: no join started in this tab).
+    pub step: Option<JoinStep>,
+    /// The session runs.
+    pub running: bool,
+    /// The funding transaction, once broadcast.
+    pub funding: Option<Txid>,
+    /// Confirmations seen / needed.
+    pub confirmations: Option<(u32, u32)>,
+    /// How it ended, when not open.
+    pub error: Option<String>,
+    /// The latest thing that happened, in words.
+    pub last: String,
+}
+
+/// Every component's handle on the app state (all fields are cheap copies).
+#[derive(Clone, Copy)]
+pub struct AppCtx {
+    /// The screen shown.
+    pub screen: RwSignal<Screen>,
+    /// The open wallet.
+    pub account: StoredValue<Option<Rc<Account>>, LocalStorage>,
+    /// A copy of the open wallet's profile, to redraw when it changes.
+    pub profile: RwSignal<Option<Profile>>,
+    /// The LSP that served this page.
+    pub serving: RwSignal<LspView>,
+    /// The LSP chosen for joining.
+    pub chosen: RwSignal<LspView>,
+    /// The onboarding draft.
+    pub draft: StoredValue<Option<Draft>>,
+    /// The join in progress.
+    pub join: RwSignal<JoinProgress>,
+    /// The browser's answer to `navigator.storage.persist()`.
+    pub persisted: RwSignal<Option<Result<bool, String>>>,
+}
+
+impl AppCtx {
+    /// Fresh state.
+    pub fn new() -> AppCtx {
+        AppCtx {
+            screen: RwSignal::new(Screen::Loading),
+            account: StoredValue::new_local(None),
+            profile: RwSignal::new(None),
+            serving: RwSignal::new(LspView::Connecting),
+            chosen: RwSignal::new(LspView::Connecting),
+            draft: StoredValue::new(None),
+            join: RwSignal::new(JoinProgress::default()),
+            persisted: RwSignal::new(None),
+        }
+    }
+
+    /// The app state from context.
+    pub fn get() -> AppCtx {
+        expect_context::<AppCtx>()
+    }
+
+    /// The open wallet.
+    pub fn account(&self) -> Option<Rc<Account>> {
+        self.account.get_value()
+    }
+
+    /// Makes `account` the open wallet and shows the home screen.
+    pub fn opened(&self, account: Account) {
+        self.profile.set(Some(account.profile()));
+        self.account.set_value(Some(Rc::new(account)));
+        self.screen.set(Screen::Home);
+    }
+
+    /// The Esplora endpoint to read: the user's, else the chosen LSP's.
+    pub fn esplora_url(&self) -> Option<String> {
+        let profile = self.profile.get()?;
+        let from_terms = self
+            .chosen
+            .with(|c| c.info().map(|i| i.terms.body.esplora_url.clone()));
+        let lsp_default = from_terms.or_else(|| profile.lsp_esplora.clone())?;
+        Some(profile.esplora(&lsp_default).to_string())
+    }
+}
+
+/// The web origin this page was served from (the LSP's).
+pub fn page_origin() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}
+
+/// The LSP at `origin`: its terms and their checks against `network` (the terms' own network
+/// while no wallet exists yet).
+pub async fn load_lsp(origin: &str, network: Option<bitcoin::Network>) -> LspView {
+    match wallet::lsp::fetch_signed_terms(origin).await {
+        Ok(terms) => {
+            let network = network.unwrap_or(terms.body.network);
+            let check = TermsCheck::of(&terms, wallet::platform::unix_now(), network);
+            LspView::Ready(Box::new(LspInfo {
+                origin: origin.trim_end_matches('/').to_string(),
+                terms,
+                check,
+            }))
+        }
+        Err(e) => LspView::Failed(e.to_string()),
+    }
+}

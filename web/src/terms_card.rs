@@ -1,0 +1,32 @@
+//! An LSP's signed terms, in plain words, with the wallet's own checks of them.
+
+use leptos::prelude::*;
+
+use crate::state::LspInfo;
+
+/// The terms of one LSP.
+#[component]
+pub fn TermsCard(info: LspInfo) -> impl IntoView {
+    let b = info.terms.body.clone();
+    let exit_cost = wallet::lsp::exit_summary(&b);
+    let ok = info.check.is_ok();
+    let s = b.schedule.clone();
+    view! {
+        <dl class="terms">
+            <dt>"Name"</dt><dd id="lsp-name">{b.name.clone()}</dd>
+            <dt>"Address"</dt><dd id="lsp-origin">{info.origin.clone()}</dd>
+            <dt>"Network"</dt><dd id="lsp-network">{b.network.to_string()}</dd>
+            <dt>"Join fee"</dt><dd id="lsp-join-fee">{format!("{} sats", b.fees.join_fee.to_sat())}</dd>
+            <dt>"Inbound liquidity"</dt>
+            <dd>{format!("{}–{} sats, {} sats per million", b.min_liquidity.to_sat(), b.max_liquidity.to_sat(), b.fees.liquidity_fee_ppm)}</dd>
+            <dt>"Payments"</dt>
+            <dd>{format!("{} sats + {} per million routed", b.fees.routing_fee_base.to_sat(), b.fees.routing_fee_ppm)}</dd>
+            <dt>"Schedule"</dt>
+            <dd id="lsp-schedule">{format!("up to {} people per factory; a new one every {} blocks; each lives {} blocks, then {} blocks to move on", s.max_clients, s.interval_blocks, s.active_blocks, s.dying_blocks)}</dd>
+            <dt>"Stay safe"</dt><dd id="lsp-liveness">{b.liveness.clone()}</dd>
+            <dt>"Leaving alone"</dt><dd id="exit-cost">{exit_cost}</dd>
+            <dt>"Terms"</dt>
+            <dd class:ok=ok class:bad=!ok id="terms-status">{info.check.describe()}</dd>
+        </dl>
+    }
+}
