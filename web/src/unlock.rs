@@ -1,6 +1,9 @@
 //! Opening the stored wallet: its passphrase, or one tap for a device-key wallet. Says so when
 //! another tab has it open.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wallet::account::{Account, AccountError};
@@ -17,11 +20,30 @@ pub fn Unlock(mode: RwSignal<Option<ProtectionMode>>) -> impl IntoView {
     let other_tab = RwSignal::new(false);
     let busy = RwSignal::new(false);
     let needs_passphrase = move || mode.get() == Some(ProtectionMode::Passphrase);
+    // Tell at once (and keep telling) when another tab holds the wallet.
+    let alive = Arc::new(AtomicBool::new(true));
+    let flag = alive.clone();
+    on_cleanup(move || flag.store(false, Ordering::Relaxed));
+    spawn_local(async move {
+        while alive.load(Ordering::Relaxed) {
+            if busy.try_get_untracked() == Some(true) {
+                gloo_timers::future::TimeoutFuture::new(2_000).await;
+                continue;
+            }
+            if let Ok(elsewhere) = Account::open_elsewhere().await {
+                if other_tab.try_set(elsewhere).is_some() {
+                    return;
+                }
+            }
+            gloo_timers::future::TimeoutFuture::new(2_000).await;
+        }
+    });
     let unlock = move || {
         busy.set(true);
         spawn_local(async move {
             let pass = passphrase.get_untracked();
-            let given = needs_passphrase().then_some(pass.as_str());
+            let with_passphrase = mode.get_untracked() == Some(ProtectionMode::Passphrase);
+            let given = with_passphrase.then_some(pass.as_str());
             match Account::open(given).await {
                 Ok(account) => {
                     other_tab.set(false);

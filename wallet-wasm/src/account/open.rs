@@ -31,6 +31,11 @@ impl Account {
         Ok(Vault::inspect(VAULT_NAME).await?)
     }
 
+    /// Whether another tab has the wallet open (so this one cannot open it now).
+    pub async fn open_elsewhere() -> Result<bool, AccountError> {
+        Ok(Vault::open_elsewhere(VAULT_NAME).await?)
+    }
+
     /// Creates the wallet from `seed` (new or restored words) with `protection`.
     pub async fn create(
         seed: &Seed,

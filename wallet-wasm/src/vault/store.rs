@@ -179,6 +179,19 @@ impl Vault {
         Ok(read_header(db.db()).await?.map(|h| h.protection.mode()))
     }
 
+    /// Whether another tab (or another `Vault` here) has vault `name` open right now. Asks the
+    /// lock once and lets it go at once; for telling the user, not for deciding who writes.
+    pub async fn open_elsewhere(name: &str) -> Result<bool, VaultError> {
+        match TabLock::try_acquire(&lock_name(name)).await {
+            Ok(lock) => {
+                lock.release().await;
+                Ok(false)
+            }
+            Err(VaultError::OtherTabOpen) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether a vault named `name` exists in this browser profile.
     pub async fn exists(name: &str) -> Result<bool, VaultError> {
         Ok(Vault::inspect(name).await?.is_some())

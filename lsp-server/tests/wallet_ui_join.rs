@@ -1,0 +1,200 @@
+//! End to end through the wallet's screens, in four real headless Chromiums (four separate
+//! profiles, so four separate wallets), against a real LSP serving the built wallet and a real
+//! bitcoind on regtest: each person creates a wallet (words shown, three checked, a passphrase
+//! or the device key), looks at the provider's terms, asks for liquidity, confirms the quote and
+//! joins; the LSP builds one factory of four; after blocks are mined every wallet shows it live
+//! with the same funding transaction and draws its path. One wallet then reloads, unlocks, and
+//! still has its factory (the signed path lives in its encrypted IndexedDB vault).
+//!
+//! Screenshots of each screen go to `target/screenshots/join-*.png`.
+
+mod common;
+mod wallet_ui_support;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::Amount;
+use lsp_server::FactoryOptions;
+use wallet_ui_support::{wallet_dist, Browser, Driver, SCREEN};
+
+const PASSPHRASE: &str = "a long walk on the beach";
+
+fn factory_of_four() -> FactoryOptions {
+    FactoryOptions {
+        factory_size: Some(4),
+        min_clients: 4,
+        gather_secs: 600,
+        round_timeout_secs: 120,
+        reconnect_grace_secs: 30,
+        funding_confirmations: Some(1),
+        chain_poll_ms: 200,
+    }
+}
+
+/// Mines a block every second until `css[attr] == want` in every browser (or `limit`).
+async fn mine_until(
+    stack: &common::Stack,
+    browsers: &[Browser],
+    (css, attr, want): (&str, &str, &str),
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut reached = 0;
+        for b in browsers {
+            if let Ok(el) = b.client.find(fantoccini::Locator::Css(css)).await {
+                if el.attr(attr).await.ok().flatten().as_deref() == Some(want) {
+                    reached += 1;
+                }
+            }
+        }
+        if reached == browsers.len() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let mut pages = String::new();
+            for b in browsers {
+                pages += &format!("\n--- {}: {}", b.name, b.body_text().await);
+            }
+            panic!(
+                "only {reached} of {} wallets reached {css}[{attr}={want}]; pages:{pages}",
+                browsers.len()
+            );
+        }
+        stack.devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_browsers_create_wallets_and_join_one_factory() {
+    let stack = common::start_with(factory_of_four(), Some(wallet_dist())).await;
+    common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
+    let url = stack.http_url();
+    let driver = Driver::start();
+
+    let mut browsers = Vec::new();
+    for i in 0..4 {
+        let b = driver.browser(&format!("wallet {i}")).await;
+        let passphrase = (i == 0).then_some(PASSPHRASE);
+        let shots = (i == 0).then_some("join-");
+        let words = b.create_wallet(&url, passphrase, shots).await;
+        assert_eq!(words.len(), 24);
+        browsers.push(b);
+    }
+    // Everyone joins; the factory starts when the fourth is in.
+    for (i, b) in browsers.iter().enumerate() {
+        b.join((i == 0).then_some("join-")).await;
+    }
+    let first = &browsers[0];
+    first
+        .wait_attr(
+            "#step-waiting",
+            "data-state",
+            "done",
+            Duration::from_secs(60),
+        )
+        .await;
+    // Each wallet checks the tree, signs, stores its path, and sees the funding go out.
+    for b in &browsers {
+        b.wait_attr(
+            "#step-stored",
+            "data-state",
+            "done",
+            Duration::from_secs(180),
+        )
+        .await;
+    }
+    first.text("#confirmations", SCREEN).await;
+    first.screenshot("join-08-progress").await;
+
+    // Blocks come; every wallet sees the funding confirm on its own chain source.
+    mine_until(
+        &stack,
+        &browsers,
+        ("#step-open", "data-state", "done"),
+        Duration::from_secs(120),
+    )
+    .await;
+    first.screenshot("join-09-progress-open").await;
+    for b in &browsers {
+        b.click("#join-home").await;
+    }
+    mine_until(
+        &stack,
+        &browsers,
+        ("#factory-status", "data-phase", "live"),
+        Duration::from_secs(60),
+    )
+    .await;
+
+    let mut funding = Vec::new();
+    for b in &browsers {
+        funding.push(b.text("#funding-txid", SCREEN).await);
+        assert_eq!(b.text("#factory-clients", SCREEN).await, "4");
+        let dying = b.text("#dying-in", SCREEN).await;
+        assert!(dying.contains("blocks"), "{}: {dying}", b.name);
+        let channel = b.text("#balance-channel", SCREEN).await;
+        assert!(channel.ends_with("sats"), "{channel}");
+        let nodes = b
+            .client
+            .find_all(fantoccini::Locator::Css("#factory-tree g.tree-node"))
+            .await
+            .expect("tree nodes");
+        assert!(
+            nodes.len() >= 3,
+            "{}: {} boxes in the tree",
+            b.name,
+            nodes.len()
+        );
+    }
+    assert!(funding.iter().all(|f| f == &funding[0]), "{funding:?}");
+    let txid: bitcoin::Txid = funding[0].parse().expect("a txid");
+    let tx = stack
+        .devnet
+        .rpc()
+        .get_raw_transaction(&txid)
+        .await
+        .expect("bitcoind answers")
+        .expect("the funding transaction is known to bitcoind");
+    assert!(!tx.output.is_empty());
+    first.screenshot("join-10-home-live").await;
+
+    // The LSP agrees.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::factory_state(&stack, 1).as_deref() != Some("funded") {
+        assert!(
+            Instant::now() < deadline,
+            "the LSP never marked the factory funded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Settings of another wallet.
+    let second = &browsers[1];
+    second.click("#nav-settings").await;
+    assert_eq!(second.text("#network", SCREEN).await, "regtest");
+    second.screenshot("join-11-settings").await;
+
+    // A reload keeps everything: unlock with the passphrase, and the factory is still there.
+    first.client.refresh().await.expect("reload");
+    first.find("#unlock-passphrase", SCREEN).await;
+    first.screenshot("join-12-unlock").await;
+    first
+        .type_into("#unlock-passphrase", "not the passphrase")
+        .await;
+    first.click("#unlock").await;
+    let refused = first.text("#unlock-error", SCREEN).await;
+    assert!(refused.contains("wrong passphrase"), "{refused}");
+    first.type_into("#unlock-passphrase", PASSPHRASE).await;
+    first.click("#unlock").await;
+    first
+        .wait_attr("#factory-status", "data-phase", "live", SCREEN)
+        .await;
+    assert_eq!(first.text("#funding-txid", SCREEN).await, funding[0]);
+    first.screenshot("join-13-home-after-reload").await;
+
+    for b in browsers {
+        b.client.close().await.expect("close the browser");
+    }
+}

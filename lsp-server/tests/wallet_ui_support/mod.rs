@@ -1,0 +1,294 @@
+//! Driving the browser wallet in tests: chromedriver, one headless Chromium per wallet (each
+//! with its own profile directory, so its own IndexedDB and Web Locks), and the onboarding and
+//! join steps as a person would do them, by element id.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The built wallet: `WALLET_DIST` (set by `cargo xtask test`), else `web/dist`.
+pub fn wallet_dist() -> PathBuf {
+    let dist = std::env::var_os("WALLET_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("web")
+                .join("dist")
+        });
+    assert!(
+        dist.join("index.html").is_file(),
+        "no built wallet at {}; run the tests with `cargo xtask test` (it builds web/ with Trunk)",
+        dist.display()
+    );
+    dist
+}
+
+/// Where screenshots go: `target/screenshots/` of the workspace.
+pub fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
+
+/// chromedriver on a free port; killed on drop.
+pub struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    pub fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let child = Command::new(&bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}; run `cargo xtask setup`"));
+        Driver { child, port }
+    }
+
+    /// A new headless Chromium with its own fresh profile, phone-sized.
+    pub async fn browser(&self, name: &str) -> Browser {
+        let profile = tempfile::tempdir().expect("profile dir");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": std::env::var("CHROME").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         "--disable-background-timer-throttling",
+                         "--disable-renderer-backgrounding",
+                         "--window-size=412,1400",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }),
+        );
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("chromedriver did not start a session: {e}"),
+            }
+        };
+        Browser {
+            name: name.into(),
+            client,
+            _profile: profile,
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One person's browser.
+pub struct Browser {
+    pub name: String,
+    pub client: Client,
+    _profile: tempfile::TempDir,
+}
+
+/// How long a screen may take to show.
+pub const SCREEN: Duration = Duration::from_secs(30);
+
+impl Browser {
+    /// Waits until `css` exists, and returns it.
+    pub async fn find(&self, css: &str, limit: Duration) -> fantoccini::elements::Element {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                return el;
+            }
+            if Instant::now() > deadline {
+                let body = self.body_text().await;
+                panic!(
+                    "{}: {css} did not appear within {limit:?}; page: {body}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The page's visible text (for failure messages).
+    pub async fn body_text(&self) -> String {
+        match self.client.find(Locator::Css("body")).await {
+            Ok(b) => b.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits until `css` has non-empty text, and returns it.
+    pub async fn text(&self, css: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if let Ok(t) = el.text().await {
+                    if !t.trim().is_empty() {
+                        return t;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let body = self.body_text().await;
+                panic!(
+                    "{}: {css} has no text within {limit:?}; page: {body}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until attribute `attr` of `css` is `want`.
+    pub async fn wait_attr(&self, css: &str, attr: &str, want: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if let Ok(Some(v)) = el.attr(attr).await {
+                    if v == want {
+                        return;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let body = self.body_text().await;
+                panic!(
+                    "{}: {css}[{attr}] is not {want:?} within {limit:?}; page: {body}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css, SCREEN)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("{}: click {css}: {e}", self.name));
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css, SCREEN).await;
+        el.clear().await.ok();
+        el.send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("{}: type into {css}: {e}", self.name));
+    }
+
+    /// Saves a PNG of the page as `target/screenshots/<file>.png`.
+    pub async fn screenshot(&self, file: &str) {
+        // Let the last render and fonts settle.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(screenshot_dir().join(format!("{file}.png")), png).expect("write png");
+    }
+
+    /// Creates a wallet through the onboarding screens: reads the 24 words, types back the
+    /// three asked for, and locks it with `passphrase` (or the device key). Returns the words.
+    pub async fn create_wallet(
+        &self,
+        lsp_url: &str,
+        passphrase: Option<&str>,
+        shots: Option<&str>,
+    ) -> Vec<String> {
+        self.client.goto(lsp_url).await.expect("open the wallet");
+        self.find("#lsp-name", SCREEN).await;
+        if let Some(p) = shots {
+            self.text("#tip-height", SCREEN).await;
+            self.screenshot(&format!("{p}01-welcome")).await;
+        }
+        self.click("#create-wallet").await;
+        let mut words = Vec::new();
+        for i in 1..=24 {
+            words.push(self.text(&format!("#seed-word-{i}"), SCREEN).await);
+        }
+        if let Some(p) = shots {
+            self.screenshot(&format!("{p}02-seed-words")).await;
+        }
+        self.click("#seed-written").await;
+        for i in 1..=3 {
+            let css = format!("#seed-check-{i}");
+            let position: usize = self
+                .find(&css, SCREEN)
+                .await
+                .attr("data-position")
+                .await
+                .expect("attribute")
+                .expect("position")
+                .parse()
+                .expect("a number");
+            self.type_into(&css, &words[position - 1]).await;
+        }
+        if let Some(p) = shots {
+            self.screenshot(&format!("{p}03-seed-check")).await;
+        }
+        self.click("#seed-check-submit").await;
+        self.find("#no-passphrase", SCREEN).await;
+        if let Some(p) = shots {
+            self.screenshot(&format!("{p}04-protect")).await;
+        }
+        match passphrase {
+            Some(pass) => {
+                self.type_into("#passphrase", pass).await;
+                self.type_into("#passphrase-repeat", pass).await;
+                self.click("#use-passphrase").await;
+            }
+            None => self.click("#no-passphrase").await,
+        }
+        self.find("#balances", SCREEN).await;
+        self.wait_attr("#factory-status", "data-phase", "none", SCREEN)
+            .await;
+        if let Some(p) = shots {
+            self.screenshot(&format!("{p}05-home-empty")).await;
+        }
+        words
+    }
+
+    /// Goes to the provider screen, then the join form, and confirms the quote.
+    pub async fn join(&self, shots: Option<&str>) {
+        self.click("#nav-lsp").await;
+        self.text("#terms-status", SCREEN).await;
+        if let Some(p) = shots {
+            self.screenshot(&format!("{p}06-provider")).await;
+        }
+        self.click("#go-join").await;
+        self.text("#quote-fee", SCREEN).await;
+        if let Some(p) = shots {
+            self.screenshot(&format!("{p}07-join-quote")).await;
+        }
+        self.click("#join").await;
+        self.find("#join-progress", SCREEN).await;
+    }
+}
