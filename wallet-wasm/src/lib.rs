@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod chain;
+pub mod exit;
 pub mod keys;
 pub mod lsp;
 pub mod picture;

@@ -10,6 +10,7 @@ use wallet::account::{approx_wall_time, Account, FactoryOverview, FactoryPhase};
 use wallet::picture::{path_picture, PictureNode};
 use wallet::session::{ChainSource, EsploraChain, StoredPath};
 
+use crate::exit_card::ExitCard;
 use crate::factory_tree::FactoryTree;
 use crate::state::{AppCtx, Screen};
 
@@ -19,6 +20,8 @@ const REFRESH_MS: u32 = 2_000;
 #[derive(Debug, Clone, Default)]
 struct HomeData {
     overview: Option<FactoryOverview>,
+    /// The path shown, when its funding confirmed (what an exit would use).
+    funded: Option<StoredPath>,
     picture: Vec<PictureNode>,
     tip: Option<u32>,
     error: Option<String>,
@@ -49,6 +52,9 @@ pub fn Home() -> impl IntoView {
         .and_then(|a| a.sweep_address().ok())
         .map(|a| a.to_string())
         .unwrap_or_default();
+    // Redrawn only when they change, not at every refresh.
+    let funded = Memo::new(move |_| data.with(|d| d.funded.clone()));
+    let picture = Memo::new(move |_| data.with(|d| d.picture.clone()));
     let joining = move || ctx.join.with(|j| j.running);
     let last_join = move || {
         ctx.profile.with(|p| {
@@ -104,9 +110,10 @@ pub fn Home() -> impl IntoView {
             <Show when=joining>
                 <button id="see-join" on:click=move |_| ctx.screen.set(Screen::Join)>"A join is under way: see it"</button>
             </Show>
-            {move || data.with(|d| (!d.picture.is_empty()).then(|| view! { <FactoryTree nodes=d.picture.clone() /> }))}
+            {move || { let nodes = picture.get(); (!nodes.is_empty()).then(|| view! { <FactoryTree nodes /> }) }}
             <p class="bad">{move || data.with(|d| d.error.clone())}</p>
         </section>
+        {move || funded.get().map(|stored| view! { <ExitCard stored /> })}
     }
 }
 
@@ -152,6 +159,7 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
         }
     }
     let (stored, funded) = chosen;
+    data.funded = funded.then(|| stored.clone());
     let tip = data
         .tip
         .and_then(|t| Height::from_consensus(t).ok())

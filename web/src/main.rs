@@ -3,6 +3,7 @@
 mod app;
 mod chain_card;
 mod download;
+mod exit_card;
 mod factory_tree;
 mod home;
 mod join;

@@ -97,6 +97,19 @@ pub struct JoinProgress {
     pub last: String,
 }
 
+/// An exit's progress.
+#[derive(Debug, Clone, Default)]
+pub struct ExitProgress {
+    /// The exit runs.
+    pub running: bool,
+    /// The latest step's result.
+    pub status: Option<wallet::exit::ExitStatus>,
+    /// Every distinct step so far, in words.
+    pub log: Vec<String>,
+    /// The last error (the exit keeps trying).
+    pub error: Option<String>,
+}
+
 /// Every component's handle on the app state (all fields are cheap copies).
 #[derive(Clone, Copy)]
 pub struct AppCtx {
@@ -114,6 +127,8 @@ pub struct AppCtx {
     pub draft: StoredValue<Option<Draft>>,
     /// The join in progress.
     pub join: RwSignal<JoinProgress>,
+    /// The exit in progress.
+    pub exit: RwSignal<ExitProgress>,
     /// The browser's answer to `navigator.storage.persist()`.
     pub persisted: RwSignal<Option<Result<bool, String>>>,
 }
@@ -129,6 +144,7 @@ impl AppCtx {
             chosen: RwSignal::new(LspView::Connecting),
             draft: StoredValue::new(None),
             join: RwSignal::new(JoinProgress::default()),
+            exit: RwSignal::new(ExitProgress::default()),
             persisted: RwSignal::new(None),
         }
     }

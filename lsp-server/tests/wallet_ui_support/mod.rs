@@ -192,9 +192,14 @@ impl Browser {
     }
 
     pub async fn click(&self, css: &str) {
-        self.find(css, SCREEN)
-            .await
-            .click()
+        let el = self.find(css, SCREEN).await;
+        // Out from under the fixed navigation bar, as a person would scroll.
+        let arg = serde_json::to_value(&el).expect("an element serializes");
+        let _ = self
+            .client
+            .execute("arguments[0].scrollIntoView({block: 'center'});", vec![arg])
+            .await;
+        el.click()
             .await
             .unwrap_or_else(|e| panic!("{}: click {css}: {e}", self.name));
     }

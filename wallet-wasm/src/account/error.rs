@@ -29,6 +29,9 @@ pub enum AccountError {
     /// Something else still uses the wallet.
     #[error("the wallet is busy ({0}); wait until it is done, then try again")]
     Busy(&'static str),
+    /// The stored paths cannot be used for an exit.
+    #[error("cannot leave this factory: {0}")]
+    Exit(String),
     /// The chain source could not be set up.
     #[error(transparent)]
     Chain(#[from] crate::chain::ChainError),

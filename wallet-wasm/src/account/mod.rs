@@ -17,6 +17,8 @@ mod progress;
 mod seed_check;
 
 #[cfg(target_arch = "wasm32")]
+mod exit;
+#[cfg(target_arch = "wasm32")]
 mod join;
 #[cfg(target_arch = "wasm32")]
 mod open;

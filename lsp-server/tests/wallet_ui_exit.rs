@@ -1,0 +1,171 @@
+//! Leaving a factory from the wallet's screen with the LSP gone for good: two real headless
+//! Chromiums create wallets and join one factory through the UI against a real LSP and a real
+//! bitcoind; then the LSP is stopped and one wallet presses "Leave now". Its wallet reads the
+//! chain from the devnet's Esplora, waits as the exit planner says (the test mines the blocks),
+//! broadcasts the distribution transaction at the factory's timeout, and sweeps what it pays to
+//! the wallet's own on-chain address. The test checks on bitcoind that the sweep confirmed and
+//! pays that address the wallet's channel plus inbound liquidity, less the sweep's fee.
+//!
+//! Screenshots: `target/screenshots/exit-*.png`.
+
+mod common;
+mod wallet_ui_support;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::{Amount, Network};
+use fantoccini::Locator;
+use lsp_server::FactoryOptions;
+use wallet_ui_support::{wallet_dist, Driver, SCREEN};
+
+fn factory_of_two() -> FactoryOptions {
+    FactoryOptions {
+        factory_size: Some(2),
+        min_clients: 2,
+        gather_secs: 600,
+        round_timeout_secs: 120,
+        reconnect_grace_secs: 30,
+        funding_confirmations: Some(1),
+        chain_poll_ms: 200,
+    }
+}
+
+fn sats(text: &str) -> u64 {
+    text.trim_end_matches(" sats")
+        .parse()
+        .expect("an amount in sats")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
+    let stack = common::start_with(factory_of_two(), Some(wallet_dist())).await;
+    common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
+    let url = stack.http_url();
+    let driver = Driver::start();
+    let a = driver.browser("leaver").await;
+    let b = driver.browser("stayer").await;
+    a.create_wallet(&url, None, None).await;
+    b.create_wallet(&url, None, None).await;
+    a.join(None).await;
+    b.join(None).await;
+    for w in [&a, &b] {
+        w.wait_attr(
+            "#step-stored",
+            "data-state",
+            "done",
+            Duration::from_secs(180),
+        )
+        .await;
+    }
+    stack.devnet.mine(1).await.expect("mine");
+    a.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
+        .await;
+    a.click("#join-home").await;
+    a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
+        .await;
+    let leaf_value = sats(&a.text("#balance-channel", SCREEN).await)
+        + sats(&a.text("#balance-inbound", SCREEN).await);
+    let address: bitcoin::Address = a
+        .text("#sweep-address", SCREEN)
+        .await
+        .parse::<bitcoin::Address<_>>()
+        .expect("an address")
+        .require_network(Network::Regtest)
+        .expect("a regtest address");
+
+    // The LSP goes away for good.
+    let common::Stack {
+        devnet,
+        lsp,
+        data_dir: _data_dir,
+    } = stack;
+    lsp.stop().await.expect("the LSP stops");
+
+    // Up to one block before the factory's timeout: the planner waits for the distribution.
+    let timeout: u32 = a
+        .find("#exit-preview", SCREEN)
+        .await
+        .attr("data-timeout")
+        .await
+        .expect("attribute")
+        .expect("the factory's timeout height")
+        .parse()
+        .expect("a height");
+    let height = devnet.height().await.expect("height").to_consensus_u32();
+    devnet
+        .mine(timeout - 1 - height)
+        .await
+        .expect("mine to the timeout");
+    a.screenshot("exit-01-home-lsp-gone").await;
+    a.click("#exit-start").await;
+    a.wait_attr("#exit-status", "data-state", "waiting", SCREEN)
+        .await;
+    a.screenshot("exit-02-waiting").await;
+
+    // Blocks come; the wallet broadcasts the distribution, then its sweep.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut shot_sweeping = false;
+    loop {
+        let state = a
+            .client
+            .find(Locator::Css("#exit-status"))
+            .await
+            .expect("status")
+            .attr("data-state")
+            .await
+            .expect("attribute")
+            .unwrap_or_default();
+        if state == "swept" {
+            break;
+        }
+        assert!(
+            state != "stuck" && state != "leaf",
+            "the exit ended otherwise: {}",
+            a.body_text().await
+        );
+        if state == "sweeping" && !shot_sweeping {
+            a.screenshot("exit-03-sweeping").await;
+            shot_sweeping = true;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the exit did not finish: {}",
+            a.body_text().await
+        );
+        devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    a.screenshot("exit-04-swept").await;
+
+    // On bitcoind: the sweep confirmed and pays the wallet's address its leaf, less the fee.
+    let status = a.text("#exit-status", SCREEN).await;
+    let txid: bitcoin::Txid = status
+        .rsplit("transaction ")
+        .next()
+        .and_then(|t| t.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no txid in {status:?}"));
+    let sweep = devnet
+        .rpc()
+        .get_raw_transaction(&txid)
+        .await
+        .expect("bitcoind answers")
+        .expect("the sweep is known");
+    assert_eq!(sweep.output.len(), 1);
+    assert_eq!(sweep.output[0].script_pubkey, address.script_pubkey());
+    let got = sweep.output[0].value.to_sat();
+    assert!(
+        got < leaf_value && got > leaf_value - 1_000,
+        "swept {got} sats of a {leaf_value}-sat leaf"
+    );
+    let out = devnet
+        .rpc()
+        .get_tx_out(&bitcoin::OutPoint::new(txid, 0), false)
+        .await
+        .expect("gettxout")
+        .expect("the swept output is unspent");
+    assert!(out.confirmations >= 1, "the sweep is confirmed");
+    assert_eq!(out.value.to_sat(), got);
+
+    a.client.close().await.expect("close");
+    b.client.close().await.expect("close");
+}

@@ -1,0 +1,238 @@
+//! One step of an exit at a time, for a UI that calls again every few seconds.
+
+use bitcoin::absolute::Height;
+use bitcoin::secp256k1::SecretKey;
+use bitcoin::{Address, Amount, FeeRate, OutPoint, Txid};
+use shared::exit::{ChainView, ExitAction, ExitKit};
+use shared::tree::NodeKind;
+
+use super::{build_sweep, read_chain};
+use crate::chain::{esplora, ChainError, Esplora};
+
+/// Where an exit stands after a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The factory's funding transaction is not confirmed: nothing to leave yet.
+    WaitingForFunding,
+    /// A transaction of the path was broadcast (or broadcast again); it waits for a block.
+    Broadcast {
+        /// What it is, for people.
+        what: String,
+        /// The transaction.
+        txid: Txid,
+    },
+    /// The next transaction is locked until the tip reaches `height`.
+    Waiting {
+        /// What waits, for people.
+        what: String,
+        /// The height to reach.
+        height: Height,
+        /// Blocks still to come.
+        blocks: u32,
+    },
+    /// The leaf is on chain: the channel output is this wallet's with the LSP's.
+    LeafOnChain {
+        /// The channel output.
+        channel: OutPoint,
+    },
+    /// The sweep to the wallet's address was broadcast; it waits for a block.
+    Sweeping {
+        /// The sweep transaction.
+        txid: Txid,
+        /// What it pays the wallet.
+        amount: Amount,
+    },
+    /// Done: the money is at the wallet's on-chain address, confirmed.
+    Swept {
+        /// The sweep transaction.
+        txid: Txid,
+        /// What it paid.
+        amount: Amount,
+    },
+    /// The exit cannot go on with this wallet's data.
+    Stuck(String),
+}
+
+impl ExitStatus {
+    /// A short id for the UI and tests.
+    pub fn id(&self) -> &'static str {
+        match self {
+            ExitStatus::WaitingForFunding => "funding",
+            ExitStatus::Broadcast { .. } => "broadcast",
+            ExitStatus::Waiting { .. } => "waiting",
+            ExitStatus::LeafOnChain { .. } => "leaf",
+            ExitStatus::Sweeping { .. } => "sweeping",
+            ExitStatus::Swept { .. } => "swept",
+            ExitStatus::Stuck(_) => "stuck",
+        }
+    }
+
+    /// The status in words.
+    pub fn describe(&self) -> String {
+        match self {
+            ExitStatus::WaitingForFunding => {
+                "the factory's funding transaction is not confirmed yet".into()
+            }
+            ExitStatus::Broadcast { what, txid } => {
+                format!("{what} broadcast ({txid}); waiting for a block")
+            }
+            ExitStatus::Waiting {
+                what,
+                height,
+                blocks,
+            } => format!("{what} can go out at block {height}: {blocks} more blocks"),
+            ExitStatus::LeafOnChain { channel } => format!(
+                "your leaf is on chain; your channel output {channel} is yours with the provider's \
+                 key (closing it is not built yet)"
+            ),
+            ExitStatus::Sweeping { amount, txid } => format!(
+                "moving {} sats to your on-chain address ({txid}); waiting for a block",
+                amount.to_sat()
+            ),
+            ExitStatus::Swept { amount, txid } => format!(
+                "done: {} sats are at your on-chain address, confirmed (transaction {txid})",
+                amount.to_sat()
+            ),
+            ExitStatus::Stuck(why) => format!("the exit cannot go on: {why}"),
+        }
+    }
+
+    /// Whether nothing more will happen.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            ExitStatus::Swept { .. } | ExitStatus::LeafOnChain { .. } | ExitStatus::Stuck(_)
+        )
+    }
+}
+
+fn kind_words(kind: &NodeKind) -> &'static str {
+    match kind {
+        NodeKind::Split { .. } => "Split transaction",
+        NodeKind::Kickoff { .. } => "Kickoff transaction",
+        NodeKind::State { .. } => "State transaction",
+        NodeKind::Leaf { .. } => "Your leaf",
+        NodeKind::Distribution => "Distribution transaction (pays everyone)",
+    }
+}
+
+/// Walks one stored path out of its factory against the user's Esplora.
+#[derive(Debug)]
+pub struct ExitRunner {
+    kit: ExitKit,
+    key: SecretKey,
+    to: Address,
+    url: String,
+    esplora: Esplora,
+    fee_rate: FeeRate,
+}
+
+impl ExitRunner {
+    /// A runner for `kit`, whose factory key is `key`, sweeping to `to`, reading `url`.
+    pub fn new(
+        kit: ExitKit,
+        key: SecretKey,
+        to: Address,
+        url: &str,
+    ) -> Result<ExitRunner, ChainError> {
+        // The sweep pays at least the rate the factory's own transactions paid, and 2 sat/vB.
+        let fee_rate = kit
+            .latest()
+            .proposal()
+            .params
+            .fee_rate
+            .max(FeeRate::from_sat_per_vb_u32(2));
+        Ok(ExitRunner {
+            esplora: esplora(url)?,
+            url: url.into(),
+            kit,
+            key,
+            to,
+            fee_rate,
+        })
+    }
+
+    /// Reads the chain, asks the planner, and does what it says (at most one broadcast).
+    pub async fn step(&self) -> Result<ExitStatus, ChainError> {
+        let chain = read_chain(&self.esplora, &self.url, &self.kit).await?;
+        let err = |source| ChainError::Esplora {
+            url: self.url.clone(),
+            source,
+        };
+        Ok(match self.kit.next_action(&chain) {
+            ExitAction::WaitForFunding => ExitStatus::WaitingForFunding,
+            ExitAction::Broadcast { kind, tx, .. } => {
+                // Already in the mempool (or a conflicting copy is): the next read tells.
+                let _ = self.esplora.broadcast(&tx).await;
+                ExitStatus::Broadcast {
+                    what: kind_words(&kind).into(),
+                    txid: tx.compute_txid(),
+                }
+            }
+            ExitAction::WaitUntil { height, node } => {
+                let what = self
+                    .kit
+                    .latest()
+                    .nodes()
+                    .iter()
+                    .chain([self.kit.latest().distribution()])
+                    .find(|n| n.id == node)
+                    .map_or("The next transaction", |n| kind_words(&n.kind));
+                let blocks = height
+                    .to_consensus_u32()
+                    .saturating_sub(chain.tip_height().to_consensus_u32());
+                ExitStatus::Waiting {
+                    what: what.into(),
+                    height,
+                    blocks,
+                }
+            }
+            ExitAction::LeafConfirmed { channel, .. } => ExitStatus::LeafOnChain { channel },
+            ExitAction::Distributed { txid, payout } => {
+                let tx = self
+                    .esplora
+                    .get_tx(&txid)
+                    .await
+                    .map_err(err)?
+                    .ok_or_else(|| err(esplora_client::Error::TransactionNotFound(txid)))?;
+                let Some(prevout) = tx.output.get(payout.vout as usize) else {
+                    return Ok(ExitStatus::Stuck(
+                        "the distribution pays no output to you".into(),
+                    ));
+                };
+                let sweep = match build_sweep(payout, prevout, &self.key, &self.to, self.fee_rate) {
+                    Ok(sweep) => sweep,
+                    Err(e) => return Ok(ExitStatus::Stuck(e.to_string())),
+                };
+                let sweep_txid = sweep.compute_txid();
+                let amount = sweep.output[0].value;
+                let spent = self
+                    .esplora
+                    .get_output_status(&payout.txid, u64::from(payout.vout))
+                    .await
+                    .map_err(err)?;
+                match spent.filter(|s| s.spent) {
+                    Some(s) if s.status.as_ref().is_some_and(|st| st.confirmed) => {
+                        ExitStatus::Swept {
+                            txid: s.txid.unwrap_or(sweep_txid),
+                            amount,
+                        }
+                    }
+                    Some(s) => ExitStatus::Sweeping {
+                        txid: s.txid.unwrap_or(sweep_txid),
+                        amount,
+                    },
+                    None => {
+                        self.esplora.broadcast(&sweep).await.map_err(err)?;
+                        ExitStatus::Sweeping {
+                            txid: sweep_txid,
+                            amount,
+                        }
+                    }
+                }
+            }
+            ExitAction::Stuck(problem) => ExitStatus::Stuck(format!("{problem:?}")),
+            other => ExitStatus::Stuck(format!("{other:?}")),
+        })
+    }
+}
