@@ -3,8 +3,9 @@
 //! bitcoind on regtest: each person creates a wallet (words shown, three checked, a passphrase
 //! or the device key), looks at the provider's terms, asks for liquidity, confirms the quote and
 //! joins; the LSP builds one factory of four; after blocks are mined every wallet shows it live
-//! with the same funding transaction and draws its path. One wallet then reloads, unlocks, and
-//! still has its factory (the signed path lives in its encrypted IndexedDB vault).
+//! with the same funding transaction and draws its path. A second tab of one wallet is told that
+//! another tab has it open; another wallet reloads, unlocks, and still has its factory (the signed
+//! path lives in its encrypted IndexedDB vault).
 //!
 //! Screenshots of each screen go to `target/screenshots/join-*.png`.
 
@@ -176,10 +177,33 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
     assert_eq!(second.text("#network", SCREEN).await, "regtest");
     second.screenshot("join-11-settings").await;
 
+    // The same wallet in a second tab of that browser: one writer only, and the tab says why.
+    let main_tab = second.client.window().await.expect("current tab");
+    let tab = second.client.new_window(true).await.expect("new tab");
+    second
+        .client
+        .switch_to_window(tab.handle)
+        .await
+        .expect("switch");
+    second
+        .client
+        .goto(&url)
+        .await
+        .expect("open the wallet again");
+    let notice = second.text("#other-tab", SCREEN).await;
+    assert!(notice.contains("another tab"), "{notice}");
+    second.screenshot("join-12-other-tab").await;
+    second.client.close_window().await.expect("close the tab");
+    second
+        .client
+        .switch_to_window(main_tab)
+        .await
+        .expect("back");
+
     // A reload keeps everything: unlock with the passphrase, and the factory is still there.
     first.client.refresh().await.expect("reload");
     first.find("#unlock-passphrase", SCREEN).await;
-    first.screenshot("join-12-unlock").await;
+    first.screenshot("join-13-unlock").await;
     first
         .type_into("#unlock-passphrase", "not the passphrase")
         .await;
@@ -192,7 +216,7 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
         .wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
     assert_eq!(first.text("#funding-txid", SCREEN).await, funding[0]);
-    first.screenshot("join-13-home-after-reload").await;
+    first.screenshot("join-14-home-after-reload").await;
 
     for b in browsers {
         b.client.close().await.expect("close the browser");
