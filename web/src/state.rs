@@ -161,9 +161,17 @@ impl AppCtx {
 
     /// Makes `account` the open wallet and shows the home screen.
     pub fn opened(&self, account: Account) {
-        self.profile.set(Some(account.profile()));
+        let profile = account.profile();
+        self.profile.set(Some(profile.clone()));
         self.account.set_value(Some(Rc::new(account)));
         self.screen.set(Screen::Home);
+        // The wallet's own provider, checked against the wallet's network (the page may come
+        // from another provider, or from one on another network).
+        let chosen = self.chosen;
+        leptos::task::spawn_local(async move {
+            chosen.set(LspView::Connecting);
+            chosen.set(load_lsp(&profile.lsp_origin, Some(profile.network)).await);
+        });
     }
 
     /// The Esplora endpoint to read: the user's, else the chosen LSP's.
