@@ -16,6 +16,8 @@ mod profile;
 mod progress;
 mod seed_check;
 
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
 #[cfg(target_arch = "wasm32")]
 mod exit;
 #[cfg(target_arch = "wasm32")]

@@ -42,7 +42,17 @@ impl Account {
         protection: Protection<'_>,
         profile: Profile,
     ) -> Result<Account, AccountError> {
-        let vault = Vault::create(VAULT_NAME, protection).await?;
+        Account::create_in(VAULT_NAME, seed, protection, profile).await
+    }
+
+    /// [`Account::create`] in the vault named `name`.
+    pub(crate) async fn create_in(
+        name: &str,
+        seed: &Seed,
+        protection: Protection<'_>,
+        profile: Profile,
+    ) -> Result<Account, AccountError> {
+        let vault = Vault::create(name, protection).await?;
         vault.put(SEED_RECORD, &seed.entropy()).await?;
         vault.put(PROFILE_RECORD, &profile.encode()).await?;
         Account::assemble(vault, seed, profile)
@@ -60,7 +70,15 @@ impl Account {
 
     /// Opens the stored wallet (`passphrase` is `None` for a wallet without one).
     pub async fn open(passphrase: Option<&str>) -> Result<Account, AccountError> {
-        let vault = Vault::open(VAULT_NAME, passphrase).await?;
+        Account::open_in(VAULT_NAME, passphrase).await
+    }
+
+    /// [`Account::open`] of the vault named `name`.
+    pub(crate) async fn open_in(
+        name: &str,
+        passphrase: Option<&str>,
+    ) -> Result<Account, AccountError> {
+        let vault = Vault::open(name, passphrase).await?;
         Account::load(vault).await
     }
 
