@@ -42,11 +42,15 @@ pub fn Protect() -> impl IntoView {
             } else {
                 Protection::DeviceKey
             };
-            let profile = Profile::new(
+            let (network, esplora) = (
                 lsp.terms.body.network,
-                &lsp.origin,
                 Some(lsp.terms.body.esplora_url.clone()),
             );
+            let profile = if restored {
+                Profile::restored(network, &lsp.origin, esplora, &mut rand::rngs::OsRng)
+            } else {
+                Profile::new(network, &lsp.origin, esplora)
+            };
             match Account::create(&seed, protection, profile).await {
                 Ok(account) => {
                     ctx.draft.set_value(None);

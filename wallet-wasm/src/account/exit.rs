@@ -30,7 +30,8 @@ impl Account {
         let secp = Secp256k1::signing_only();
         let wanted = stored.path.client_key();
         let mut key = None;
-        for i in 0..self.profile().next_factory {
+        // Only the indexes this wallet's joins used (a restored wallet starts far from 0).
+        for i in self.profile().joins.iter().map(|j| j.factory_index) {
             let candidate = self.keys().factory(FactoryIndex::new(i)?)?;
             if candidate.public_key(&secp) == wanted {
                 key = Some(candidate.secret_key());

@@ -61,6 +61,20 @@ impl Profile {
         }
     }
 
+    /// A wallet restored from its words: the words do not say which factory key indexes the
+    /// lost copy used, so this one starts at a random index far above them (from 2^24, below
+    /// 2^30), which no earlier copy reaches.
+    pub fn restored<R: rand::RngCore>(
+        network: Network,
+        lsp_origin: &str,
+        lsp_esplora: Option<String>,
+        rng: &mut R,
+    ) -> Profile {
+        let mut profile = Profile::new(network, lsp_origin, lsp_esplora);
+        profile.next_factory = (1 << 24) + rng.next_u32() % ((1 << 30) - (1 << 24));
+        profile
+    }
+
     /// Takes the next factory key index; the caller stores the profile before using it.
     pub fn take_factory_index(&mut self) -> Result<FactoryIndex, KeysError> {
         let index = FactoryIndex::new(self.next_factory)?;
@@ -110,6 +124,14 @@ mod tests {
         let back = Profile::decode(&p.encode()).expect("round trip");
         assert_eq!(back, p);
         assert_eq!(back.next_factory, 2);
+    }
+
+    #[test]
+    fn a_restored_wallet_starts_far_above_the_lost_copy() {
+        for _ in 0..100 {
+            let p = Profile::restored(Network::Regtest, "http://lsp", None, &mut rand::rngs::OsRng);
+            assert!(p.next_factory >= 1 << 24 && p.next_factory < 1 << 30);
+        }
     }
 
     #[test]
