@@ -285,8 +285,19 @@ impl Browser {
     pub async fn join(&self, shots: Option<&str>) {
         self.click("#nav-lsp").await;
         self.text("#terms-status", SCREEN).await;
+        if shots.is_some() {
+            // Look a provider up by its address and choose it (here: the same one again).
+            let origin = self.client.current_url().await.expect("url");
+            let origin = origin.origin().ascii_serialization();
+            self.type_into("#lsp-url", &origin).await;
+            self.click("#lsp-add").await;
+            let check = self.text("#lsp-candidate #terms-status", SCREEN).await;
+            assert!(check.contains("signed"), "{check}");
+        }
         if let Some(p) = shots {
             self.screenshot(&format!("{p}06-provider")).await;
+            self.click("#choose-lsp").await;
+            self.text("#lsp-chosen #terms-status", SCREEN).await;
         }
         self.click("#go-join").await;
         self.text("#quote-fee", SCREEN).await;
