@@ -5,7 +5,8 @@
 //! joins; the LSP builds one factory of four; after blocks are mined every wallet shows it live
 //! with the same funding transaction and draws its path. A second tab of one wallet is told that
 //! another tab has it open; another wallet reloads, unlocks, and still has its factory (the signed
-//! path lives in its encrypted IndexedDB vault).
+//! path lives in its encrypted IndexedDB vault). The last wallet is wiped and restored from its
+//! words.
 //!
 //! Screenshots of each screen go to `target/screenshots/join-*.png`.
 
@@ -75,12 +76,14 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
     let driver = Driver::start();
 
     let mut browsers = Vec::new();
+    let mut all_words = Vec::new();
     for i in 0..4 {
         let b = driver.browser(&format!("wallet {i}")).await;
         let passphrase = (i == 0).then_some(PASSPHRASE);
         let shots = (i == 0).then_some("join-");
         let words = b.create_wallet(&url, passphrase, shots).await;
         assert_eq!(words.len(), 24);
+        all_words.push(words);
         browsers.push(b);
     }
     // Everyone joins; the factory starts when the fourth is in.
@@ -217,6 +220,24 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
         .await;
     assert_eq!(first.text("#funding-txid", SCREEN).await, funding[0]);
     first.screenshot("join-14-home-after-reload").await;
+
+    // The last wallet is wiped, then restored from its words: same keys, same sweep address;
+    // its factory would come back only from a backup file.
+    let last = &browsers[3];
+    let address = last.text("#sweep-address", SCREEN).await;
+    last.click("#nav-settings").await;
+    last.click("#wipe").await;
+    last.click("#wipe-confirm").await;
+    last.find("#create-wallet", SCREEN).await;
+    last.click("#restore-wallet").await;
+    last.type_into("#restore-words", &all_words[3].join(" "))
+        .await;
+    last.screenshot("join-15-restore").await;
+    last.click("#restore-submit").await;
+    last.click("#no-passphrase").await;
+    last.wait_attr("#factory-status", "data-phase", "none", SCREEN)
+        .await;
+    assert_eq!(last.text("#sweep-address", SCREEN).await, address);
 
     for b in browsers {
         b.client.close().await.expect("close the browser");

@@ -36,10 +36,13 @@ pub fn Home() -> impl IntoView {
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
     on_cleanup(move || flag.store(false, Ordering::Relaxed));
-    if let Some(account) = ctx.account() {
+    if ctx.account().is_some() {
         spawn_local(async move {
             while alive.load(Ordering::Relaxed) {
+                // Held only while reading, so settings can wipe the wallet.
+                let Some(account) = ctx.account() else { return };
                 let next = read(&account, ctx.esplora_url()).await;
+                drop(account);
                 if data.try_set(next).is_some() {
                     return;
                 }

@@ -80,6 +80,13 @@ pub fn Settings() -> impl IntoView {
         let Some(account) = ctx.account() else { return };
         ctx.account.set_value(None);
         spawn_local(async move {
+            // A screen that was reading the wallet a moment ago lets go of it shortly.
+            for _ in 0..50 {
+                if Rc::strong_count(&account) == 1 {
+                    break;
+                }
+                gloo_timers::future::TimeoutFuture::new(100).await;
+            }
             let result = match Rc::try_unwrap(account) {
                 Ok(account) => account.wipe().await.map_err(|e| e.to_string()),
                 Err(account) => {

@@ -175,11 +175,12 @@ impl AppCtx {
     }
 
     /// The Esplora endpoint to read: the user's, else the chosen LSP's.
+    /// Read once, not tracked (for tasks, not views).
     pub fn esplora_url(&self) -> Option<String> {
-        let profile = self.profile.get()?;
+        let profile = self.profile.get_untracked()?;
         let from_terms = self
             .chosen
-            .with(|c| c.info().map(|i| i.terms.body.esplora_url.clone()));
+            .with_untracked(|c| c.info().map(|i| i.terms.body.esplora_url.clone()));
         let lsp_default = from_terms.or_else(|| profile.lsp_esplora.clone())?;
         Some(profile.esplora(&lsp_default).to_string())
     }
