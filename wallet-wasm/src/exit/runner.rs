@@ -80,7 +80,10 @@ impl ExitStatus {
                 what,
                 height,
                 blocks,
-            } => format!("{what} can go out at block {height}: {blocks} more blocks"),
+            } => format!(
+                "{what} can go out at block {height}: {blocks} more block{}",
+                if *blocks == 1 { "" } else { "s" }
+            ),
             ExitStatus::LeafOnChain { channel } => format!(
                 "your leaf is on chain; your channel output {channel} is yours with the provider's \
                  key (closing it is not built yet)"
