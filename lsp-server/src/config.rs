@@ -41,9 +41,25 @@ pub struct Config {
     /// at start, so a demo or workshop can create factories without any manual step.
     #[arg(long, env = "LSP_REGTEST_FAUCET")]
     pub regtest_faucet: Option<String>,
+    /// Bearer token for the admin API and `/metrics` [default: generated into `admin.token` in
+    /// the data dir].
+    #[arg(long, env = "LSP_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "LSP_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
     /// How factories are gathered, signed and confirmed.
     #[command(flatten)]
     pub factory: FactoryOptions,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Factory creation settings. `FactoryOptions::default()` gives the flags' defaults.
@@ -71,6 +87,10 @@ pub struct FactoryOptions {
     /// mainnet, 1 elsewhere].
     #[arg(long, env = "LSP_FUNDING_CONFIRMATIONS")]
     pub funding_confirmations: Option<u32>,
+    /// Blocks a broadcast funding transaction may stay unconfirmed before the LSP raises its
+    /// fee with a child transaction (CPFP), and again after each further such stretch; 0 never.
+    #[arg(long, env = "LSP_FUNDING_BUMP_BLOCKS", default_value_t = 3)]
+    pub funding_bump_blocks: u32,
     /// How often to poll Esplora for the tip and funding confirmations, in milliseconds.
     #[arg(long, env = "LSP_CHAIN_POLL_MS", default_value_t = 1000)]
     pub chain_poll_ms: u64,

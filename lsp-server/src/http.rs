@@ -1,4 +1,5 @@
-//! HTTP routes: terms, health, WebSocket upgrade, and the wallet's static files.
+//! HTTP routes: terms, health, WebSocket upgrade, the operator's admin API and metrics
+//! (`crate::admin`), and the wallet's static files.
 
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Json};
@@ -17,6 +18,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/superscalar.json", get(terms))
         .route("/healthz", get(healthz))
         .route("/ws", get(ws_upgrade))
+        .merge(crate::admin::router(state.clone()))
         .layer(CorsLayer::permissive());
     if let Some(dir) = &state.config.wallet_dir {
         let index = dir.join("index.html");

@@ -5,10 +5,12 @@
 //! the factory coordinator (`factory`), and the chain watcher; stopping the supervisor (or
 //! dropping [`Running`]) stops all of them and every open connection.
 
+mod admin;
 pub mod config;
 mod factory;
 mod http;
 mod keys;
+pub mod metrics;
 mod store;
 mod terms;
 pub mod wallet;
@@ -43,6 +45,9 @@ pub struct AppState {
     next_conn: Arc<AtomicU64>,
     open_slots: Arc<AtomicU32>,
     shutdown: watch::Receiver<bool>,
+    wallet: Arc<LspWallet>,
+    metrics: Arc<metrics::Metrics>,
+    admin_token: admin::AdminToken,
 }
 
 impl AppState {
@@ -96,6 +101,7 @@ pub async fn start(config: Config) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let key = keys::load_or_create(&config.data_dir)?;
+    let admin_token = admin::load_token(&config.data_dir, config.admin_token.as_deref())?;
     let store = store::Store::open(&config.data_dir)?;
     store.check_network(config.network)?;
     let esplora = esplora_client::Builder::new(config.esplora_url.trim_end_matches('/'))
@@ -157,6 +163,9 @@ pub async fn start(config: Config) -> Result<Running> {
         next_conn: Arc::new(AtomicU64::new(1)),
         open_slots,
         shutdown: shutdown_rx.clone(),
+        wallet: wallet.clone(),
+        metrics: Arc::default(),
+        admin_token,
     };
     let app = http::router(state);
     let mut stop = shutdown_rx;

@@ -44,7 +44,7 @@ async fn eight_clients_get_a_funded_factory_with_verified_paths() {
     let (runs, _) = clients.finish(Duration::from_secs(60)).await;
     let mut txids = Vec::new();
     for run in &runs {
-        txids.push(common::assert_verified_path(&stack, run).await);
+        txids.push(common::assert_verified_path(&stack.devnet, run).await);
     }
     txids.dedup();
     assert_eq!(txids.len(), 1, "one factory for everyone");
@@ -103,7 +103,7 @@ async fn a_full_factory_opens_the_next_one() {
     let (runs, _) = clients.finish(Duration::from_secs(60)).await;
     let mut txids = Vec::new();
     for run in &runs {
-        txids.push(common::assert_verified_path(&stack, run).await);
+        txids.push(common::assert_verified_path(&stack.devnet, run).await);
     }
     txids.sort();
     txids.dedup();

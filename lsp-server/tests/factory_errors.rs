@@ -198,7 +198,7 @@ async fn bad_messages_get_clear_errors_and_the_others_are_served() {
     stack.devnet.mine(1).await.expect("mine");
     let (runs, _) = clients.finish(Duration::from_secs(60)).await;
     for run in &runs {
-        common::assert_verified_path(&stack, run).await;
+        common::assert_verified_path(&stack.devnet, run).await;
     }
     let report = runs[1].result.as_ref().expect("session ok");
     assert!(
@@ -216,4 +216,23 @@ async fn bad_messages_get_clear_errors_and_the_others_are_served() {
     assert_eq!(recv(&mut impostor).await, WireMsg::Pong { nonce: 5 });
     send(&mut early, WireMsg::Ping { nonce: 6 }).await;
     assert_eq!(recv(&mut early).await, WireMsg::Pong { nonce: 6 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_lsp_without_funds_tells_wallets_plainly_and_keeps_its_address_to_itself() {
+    let stack = common::start_with(common::fast_factory(2, 2), None).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let clients = swarm::spawn(&config, &[ClientSpec::honest(); 2]);
+    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    for run in runs {
+        let report = run.result.expect("the session ends with an outcome");
+        let text = format!("{:?}", report.outcome);
+        assert!(
+            text.contains("does not have enough on-chain funds"),
+            "client {}: {text}",
+            run.index
+        );
+        assert!(!text.contains("bcrt1"), "no LSP address: {text}");
+    }
 }

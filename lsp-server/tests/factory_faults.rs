@@ -90,7 +90,7 @@ async fn a_dropout_and_a_bad_signer_are_excluded_and_six_get_the_factory() {
 
     let mut txids = BTreeSet::new();
     for i in &honest {
-        txids.insert(common::assert_verified_path(&stack, &runs[*i]).await);
+        txids.insert(common::assert_verified_path(&stack.devnet, &runs[*i]).await);
     }
     assert_eq!(txids.len(), 1);
     let funding = *txids.first().expect("one funding tx");

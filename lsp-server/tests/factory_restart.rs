@@ -163,6 +163,6 @@ async fn restarts_abort_in_flight_ceremonies_and_resume_broadcast_factories() {
     wait_state(&stack, 2, "funded").await;
     let (runs, _) = clients.finish(Duration::from_secs(60)).await;
     for run in &runs {
-        common::assert_verified_path(&stack, run).await;
+        common::assert_verified_path(&stack.devnet, run).await;
     }
 }

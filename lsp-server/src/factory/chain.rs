@@ -22,6 +22,8 @@ pub struct Watched {
     pub txid: Txid,
     /// The signed transaction, to rebroadcast.
     pub tx: Transaction,
+    /// A child paying for it (fee bump), rebroadcast after it.
+    pub child: Option<Transaction>,
 }
 
 /// The watch list, shared by the coordinator (which edits it) and the watcher.
@@ -63,6 +65,10 @@ pub(crate) async fn watch_chain(
                 Ok(TxStatus::Unknown) => {
                     if let Err(e) = wallet.broadcast(&w.tx).await {
                         tracing::warn!(%factory, txid = %w.txid, error = %e, "funding rebroadcast failed");
+                    } else if let Some(child) = &w.child {
+                        if let Err(e) = wallet.broadcast(child).await {
+                            tracing::warn!(%factory, error = %e, "fee-bump rebroadcast failed");
+                        }
                     }
                     update.confirmations.push((factory, w.txid, 0));
                 }

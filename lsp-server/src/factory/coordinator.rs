@@ -13,7 +13,7 @@ use bitcoin::secp256k1::{Keypair, SecretKey, XOnlyPublicKey};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use shared::auth::{Authenticated, Resumed};
-use shared::ceremony::{LspCeremony, LspConfig, Reason, Refuse, RoundTimeouts};
+use shared::ceremony::{LspCeremony, LspConfig, LspStatus, Reason, Refuse, Round, RoundTimeouts};
 use shared::types::{ClientId, FactoryId, Now, SessionId};
 use shared::wire::{Envelope, ErrorCode, WireMsg};
 use tokio::sync::mpsc;
@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use super::chain::WatchList;
 use super::persist::{SharedGuard, StoreError};
 use super::proposer::{FactoryProposer, FundingHandle};
-use super::{unix_now, ConnId, Inbound, Outbound, Settings};
+use super::{
+    unix_now, CeremonyView, ConnId, CoordinatorView, Inbound, MemberView, Outbound, Settings,
+};
 use crate::config::Config;
 use crate::store::Store;
 use crate::terms;
@@ -29,6 +31,10 @@ use crate::wallet::LspWallet;
 
 /// How often timers are checked (deadlines are whole seconds).
 const TICK: Duration = Duration::from_millis(200);
+/// How long an ended factory's members can still reconnect and be told how it ended.
+const RETAIN_ENDED_SECS: u64 = 24 * 3600;
+/// How often [`Coordinator::prune`] looks for state to forget.
+const PRUNE_EVERY_SECS: u64 = 60;
 
 pub(super) type Ceremony = LspCeremony<FactoryProposer, SharedGuard>;
 
@@ -39,6 +45,32 @@ pub(super) enum Phase {
     Signing,
     Broadcast,
     Done,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Gathering => "gathering",
+            Phase::Signing => "signing",
+            Phase::Broadcast => "broadcast",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// A ceremony's status in words.
+fn describe(status: &LspStatus) -> String {
+    match status {
+        LspStatus::Gathering { members } => format!("gathering, {members} joined"),
+        LspStatus::Signing {
+            session,
+            round,
+            waiting_on,
+        } => format!("session {session}: {round:?} round, waiting on {waiting_on}"),
+        LspStatus::AwaitingConfirmation { txid } => format!("funding {txid} awaits confirmation"),
+        LspStatus::Funded { txid } => format!("funded by {txid}"),
+        LspStatus::Failed { reason } => format!("failed: {reason}"),
+    }
 }
 
 /// One factory the coordinator knows.
@@ -53,6 +85,12 @@ pub(super) struct Slot {
     pub(super) full: bool,
     pub(super) session: Option<SessionId>,
     pub(super) members_stored: bool,
+    /// Fee bumping of its broadcast funding transaction.
+    pub(super) stall: Option<super::bump::Stall>,
+    /// Unix time the factory ended (funded, failed or aborted).
+    pub(super) ended_at: Option<u64>,
+    /// The signing round last seen, to log each round once as it opens.
+    pub(super) round: Option<(SessionId, Round)>,
 }
 
 impl Slot {
@@ -100,6 +138,8 @@ pub(crate) struct Coordinator {
     open_slots: Arc<AtomicU32>,
     /// The last encoded proposal, shared by every member's frame.
     propose_cache: Option<((FactoryId, SessionId), Arc<str>)>,
+    /// Unix time of the next [`prune`](Self::prune).
+    next_prune: u64,
 }
 
 impl Coordinator {
@@ -137,6 +177,7 @@ impl Coordinator {
             watch,
             open_slots,
             propose_cache: None,
+            next_prune: 0,
         };
         this.restore()?;
         this.publish_open_slots();
@@ -169,7 +210,72 @@ impl Coordinator {
             Inbound::Detach { conn } => self.on_detach(conn),
             Inbound::Message { conn, msg } => self.on_message(conn, msg).await,
             Inbound::Chain(update) => self.on_chain(update).await,
+            Inbound::Inspect(reply) => {
+                let _ = reply.send(self.inspect());
+            }
         }
+    }
+
+    /// The ceremonies that are not finished, for the operator.
+    fn inspect(&self) -> CoordinatorView {
+        let now = unix_now();
+        let ceremonies = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.phase != Phase::Done)
+            .map(|(&factory, slot)| {
+                let members = slot
+                    .identities
+                    .iter()
+                    .filter(|(c, _)| !slot.excluded.contains(c))
+                    .map(|(&client, identity)| {
+                        let peer = self.peers.get(identity);
+                        MemberView {
+                            client,
+                            identity: *identity,
+                            connected: peer.is_some_and(|p| p.conn.is_some()),
+                            away_secs: peer
+                                .and_then(|p| p.away_since)
+                                .map(|t| now.saturating_sub(t)),
+                        }
+                    })
+                    .collect();
+                CeremonyView {
+                    factory,
+                    phase: slot.phase.as_str(),
+                    status: slot
+                        .ceremony
+                        .as_ref()
+                        .map_or_else(|| "restored".to_owned(), |c| describe(&c.status())),
+                    session: slot.session,
+                    gather_until: slot.gather_until,
+                    members,
+                    excluded: slot.excluded.iter().copied().collect(),
+                }
+            })
+            .collect();
+        CoordinatorView {
+            known_wallets: self.peers.len(),
+            ceremonies,
+        }
+    }
+
+    /// Forgets factories that ended more than [`RETAIN_ENDED_SECS`] ago, and every wallet that
+    /// is neither connected nor a member of a factory still known, so memory stays bounded by
+    /// the wallets that matter now.
+    pub(super) fn prune(&mut self, now: u64) {
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now.saturating_add(PRUNE_EVERY_SECS);
+        self.slots.retain(|_, s| {
+            s.ended_at
+                .is_none_or(|t| now < t.saturating_add(RETAIN_ENDED_SECS))
+        });
+        let slots = &self.slots;
+        self.peers.retain(|_, p| {
+            p.conn.is_some() || p.membership.is_some_and(|(f, _)| slots.contains_key(&f))
+        });
     }
 
     /// The caller's view of now.
@@ -178,6 +284,11 @@ impl Coordinator {
             height: Height::from_consensus(self.height).unwrap_or(Height::ZERO),
             unix_time: unix_now(),
         }
+    }
+
+    /// The chain tip as last seen.
+    pub(super) fn height(&self) -> u32 {
+        self.height
     }
 
     pub(super) fn set_height(&mut self, height: u32) {
@@ -237,6 +348,8 @@ impl Coordinator {
                 if active(peer.membership, &self.slots) {
                     tracing::info!(identity = %c.identity, "member disconnected; waiting for it to come back");
                     peer.away_since = Some(now);
+                } else if peer.membership.is_none() {
+                    self.peers.remove(&c.identity);
                 }
             }
         }
@@ -395,6 +508,9 @@ impl Coordinator {
                 full: false,
                 session: None,
                 members_stored: false,
+                stall: None,
+                ended_at: None,
+                round: None,
             },
         );
         self.gathering = Some(id);

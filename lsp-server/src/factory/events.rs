@@ -4,8 +4,8 @@
 use std::sync::PoisonError;
 
 use bitcoin::FeeRate;
-use shared::ceremony::{Action, LspAction, LspChange, LspEvent, LspStatus, Reason};
-use shared::types::{ClientId, FactoryId};
+use shared::ceremony::{Action, LspAction, LspChange, LspEvent, LspStatus, Reason, Round};
+use shared::types::{ClientId, FactoryId, SessionId};
 use shared::wire::WireMsg;
 
 use super::chain::{ChainUpdate, Watched};
@@ -19,24 +19,40 @@ const FUNDING_TARGET_BLOCKS: u16 = 6;
 impl Coordinator {
     /// Performs every pending action of `factory`'s ceremony, in order.
     pub(super) async fn drain(&mut self, factory: FactoryId) {
-        let actions: Vec<LspAction> = match self
+        let (actions, round): (Vec<LspAction>, _) = match self
             .slots
             .get_mut(&factory)
             .and_then(|s| s.ceremony.as_mut())
         {
-            Some(c) => std::iter::from_fn(|| c.poll_action()).collect(),
+            Some(c) => (
+                std::iter::from_fn(|| c.poll_action()).collect(),
+                round_of(c),
+            ),
             None => return,
         };
+        if round.is_some() && round != self.slots.get(&factory).and_then(|s| s.round) {
+            if let Some((session, round)) = round {
+                tracing::debug!(%factory, %session, ?round, "signing round opened");
+            }
+            if let Some(slot) = self.slots.get_mut(&factory) {
+                slot.round = round;
+            }
+        }
         for action in actions {
             match action {
                 Action::Send(client, msg) => self.send_member(factory, client, msg),
                 Action::Persist(change) => {
+                    let what = match &change {
+                        LspChange::SignRecords(_) => "double-sign records",
+                        LspChange::FactorySigned(_) => "complete signature set",
+                    };
                     if let Err(e) = self.persist(factory, change) {
                         // Nothing after an unstored change may happen: give the factory up.
                         tracing::error!(%factory, error = %e, "cannot persist; aborting the factory");
                         self.abort(factory, &format!("the LSP could not store its state: {e}"));
                         return;
                     }
+                    tracing::debug!(%factory, what, "stored");
                 }
                 Action::Emit(event) => self.on_event(factory, event),
                 Action::Broadcast(tx) => {
@@ -58,9 +74,18 @@ impl Coordinator {
                     self.watch
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .insert(factory, Watched { txid, tx });
+                        .insert(
+                            factory,
+                            Watched {
+                                txid,
+                                tx,
+                                child: None,
+                            },
+                        );
+                    let height = self.height();
                     if let Some(slot) = self.slots.get_mut(&factory) {
                         slot.phase = Phase::Broadcast;
+                        slot.stall = Some(super::bump::Stall::from(height));
                     }
                 }
             }
@@ -237,6 +262,7 @@ impl Coordinator {
             .remove(&factory);
         if let Some(slot) = self.slots.get_mut(&factory) {
             slot.phase = Phase::Done;
+            slot.ended_at = Some(now);
             // Its secret state is gone already; what members need for a resume is in `peers`.
             slot.ceremony = None;
         }
@@ -246,25 +272,14 @@ impl Coordinator {
         let identities: Vec<_> = self
             .slots
             .get(&factory)
-            .map(|s| {
-                s.identities
-                    .iter()
-                    .map(|(c, id)| (s.excluded.contains(c), *id))
-                    .collect()
-            })
+            .map(|s| s.identities.values().copied().collect())
             .unwrap_or_default();
-        for (excluded, identity) in identities {
+        // Members keep their membership and last message (`funding_broadcast`, or how the
+        // factory failed) until the factory is pruned: one that was away learns the outcome
+        // when it comes back.
+        for identity in identities {
             if let Some(peer) = self.peers.get_mut(&identity) {
                 peer.away_since = None;
-                // A funded factory's members have nothing left to resume; excluded members
-                // and those of a failed factory keep their last message for when they return.
-                if state == FactoryState::Funded
-                    && !excluded
-                    && peer.membership.is_some_and(|(f, _)| f == factory)
-                {
-                    peer.membership = None;
-                    peer.last_frame = None;
-                }
             }
         }
         self.publish_open_slots();
@@ -298,6 +313,7 @@ impl Coordinator {
     /// Fires what is due: absent members, round deadlines, factory starts.
     pub(super) async fn on_timers(&mut self) {
         let now = unix_now();
+        self.prune(now);
         for (factory, client, identity) in self.overdue_members(now) {
             if let Some(peer) = self.peers.get_mut(&identity) {
                 peer.away_since = None;
@@ -409,6 +425,9 @@ impl Coordinator {
         }
         let want = self.settings.confirmations;
         for (factory, txid, confirmations) in update.confirmations {
+            if confirmations == 0 {
+                self.bump_if_stalled(factory).await;
+            }
             if confirmations < want {
                 continue;
             }
@@ -433,5 +452,13 @@ impl Coordinator {
                 self.finish(factory, FactoryState::Funded, None, now.unix_time);
             }
         }
+    }
+}
+
+/// The signing round a ceremony is in, if any.
+fn round_of(ceremony: &super::coordinator::Ceremony) -> Option<(SessionId, Round)> {
+    match ceremony.status() {
+        LspStatus::Signing { session, round, .. } => Some((session, round)),
+        _ => None,
     }
 }

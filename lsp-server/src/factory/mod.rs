@@ -23,6 +23,7 @@
 //!   transaction, never broadcast, is abandoned); its members learn it when they reconnect. A
 //!   factory that was signed or broadcast resumes confirmation tracking.
 
+mod bump;
 mod chain;
 mod coordinator;
 mod events;
@@ -34,9 +35,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::secp256k1::XOnlyPublicKey;
+use serde::Serialize;
 use shared::params::FactoryParams;
+use shared::types::{ClientId, FactoryId, SessionId};
 use shared::wire::WireMsg;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use chain::watch_chain;
 pub use chain::{ChainUpdate, WatchList};
@@ -73,6 +76,50 @@ pub enum Inbound {
     },
     /// What the chain watcher saw.
     Chain(ChainUpdate),
+    /// The operator asks what the ceremonies in progress look like.
+    Inspect(oneshot::Sender<CoordinatorView>),
+}
+
+/// The operator's view of the coordinator (admin API).
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordinatorView {
+    /// Wallet identities the coordinator keeps state for (connected, or members of a factory
+    /// that has not ended long ago).
+    pub known_wallets: usize,
+    /// Factories that are not finished.
+    pub ceremonies: Vec<CeremonyView>,
+}
+
+/// The operator's view of one factory that is not finished (admin API).
+#[derive(Debug, Clone, Serialize)]
+pub struct CeremonyView {
+    /// The factory.
+    pub factory: FactoryId,
+    /// `gathering`, `signing` or `broadcast`.
+    pub phase: &'static str,
+    /// What the ceremony is doing, in words.
+    pub status: String,
+    /// The current signing session.
+    pub session: Option<SessionId>,
+    /// Unix time gathering ends.
+    pub gather_until: u64,
+    /// Its members.
+    pub members: Vec<MemberView>,
+    /// Members excluded so far.
+    pub excluded: Vec<ClientId>,
+}
+
+/// One member in a [`CeremonyView`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    /// Its id in the factory.
+    pub client: ClientId,
+    /// Its identity key.
+    pub identity: XOnlyPublicKey,
+    /// Whether a connection of it is open.
+    pub connected: bool,
+    /// Seconds it has been away, if it disconnected during the ceremony.
+    pub away_secs: Option<u64>,
 }
 
 /// What the coordinator sends a connection task.
@@ -103,6 +150,9 @@ pub struct Settings {
     pub confirmations: u32,
     /// How often the chain watcher polls.
     pub chain_poll: Duration,
+    /// Blocks a broadcast funding transaction may stay unconfirmed before its fee is bumped
+    /// (0: never).
+    pub bump_after_blocks: u32,
 }
 
 impl Settings {
@@ -117,6 +167,7 @@ impl Settings {
             reconnect_grace_secs: config.factory.reconnect_grace_secs,
             confirmations: config.funding_confirmations(),
             chain_poll: Duration::from_millis(config.factory.chain_poll_ms.max(50)),
+            bump_after_blocks: config.factory.funding_bump_blocks,
         }
     }
 }

@@ -15,7 +15,7 @@ use shared::ceremony::{ProposalBody, ProposalRequest, Proposed, Proposer, Refusa
 use shared::params::{Epoch, FactoryParams};
 use shared::tree::{ClientEntry, FactoryProposal, FactoryTree};
 
-use crate::wallet::LspWallet;
+use crate::wallet::{LspWallet, WalletError};
 
 /// What the coordinator and the proposer share: the fee rate to fund at (set before the first
 /// session) and what the last session was built with.
@@ -76,8 +76,17 @@ impl Proposer for FactoryProposer {
             None => self.wallet.fund(outputs, fee_rate),
             Some(previous) => self.wallet.fund_replacing(previous, outputs, fee_rate),
         };
-        let funding_tx =
-            funded.map_err(|e| refuse("the LSP cannot fund the factory")(e.to_string()))?;
+        let funding_tx = funded.map_err(|e| {
+            // The operator's log gets the whole story (with the address to top up); wallets only
+            // need to know the LSP cannot pay for this factory now.
+            tracing::error!(factory = %request.factory, error = %e, "cannot fund the factory");
+            match e {
+                WalletError::InsufficientFunds { .. } => Refusal::new(
+                    "the LSP does not have enough on-chain funds for this factory right now",
+                ),
+                _ => Refusal::new("the LSP could not build the funding transaction"),
+            }
+        })?;
         funding.previous = Some(funding_tx.clone());
         let txid = funding_tx.compute_txid();
         let vout = funding_tx

@@ -35,6 +35,7 @@ impl Coordinator {
                             Watched {
                                 txid,
                                 tx: tx.clone(),
+                                child: None,
                             },
                         );
                     let msg = WireMsg::FundingBroadcast(FundingBroadcast {
@@ -79,6 +80,9 @@ impl Coordinator {
                     full: true,
                     session: f.session,
                     members_stored: true,
+                    stall: None,
+                    ended_at: (phase == Phase::Done).then_some(now),
+                    round: None,
                 },
             );
         }

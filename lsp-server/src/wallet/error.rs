@@ -158,6 +158,9 @@ pub enum WalletError {
     /// The transaction is not in the wallet.
     #[error("transaction {0} is not in this wallet; sync first, or check the txid")]
     UnknownTx(Txid),
+    /// None of the transaction's outputs is this wallet's, so no child can bump it.
+    #[error("transaction {0} pays nothing back to this wallet; there is no output to bump it with (CPFP)")]
+    NothingToSpend(Txid),
     /// The transaction is already confirmed.
     #[error("transaction {0} is already confirmed; there is nothing to bump")]
     AlreadyConfirmed(Txid),

@@ -15,6 +15,7 @@
 //! ones that talk to Esplora are `async`, and no lock is held across a network call.
 
 mod chain;
+mod cpfp;
 mod error;
 mod seed;
 mod spend;
@@ -31,6 +32,7 @@ use bitcoin::{Address, Amount, Network};
 use esplora_client::AsyncClient;
 
 pub use chain::TxStatus;
+pub use cpfp::Bump;
 pub use error::WalletError;
 
 use seed::Seed;
@@ -136,6 +138,15 @@ impl LspWallet {
     pub fn next_address(&self) -> Result<Address, WalletError> {
         let mut state = self.lock()?;
         let info = state.wallet.reveal_next_address(KeychainKind::External);
+        state.persist()?;
+        Ok(info.address)
+    }
+
+    /// The first receiving address no transaction paid yet (revealing one only when every
+    /// revealed address was used), for showing the operator.
+    pub fn receive_address(&self) -> Result<Address, WalletError> {
+        let mut state = self.lock()?;
+        let info = state.wallet.next_unused_address(KeychainKind::External);
         state.persist()?;
         Ok(info.address)
     }

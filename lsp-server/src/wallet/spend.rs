@@ -110,7 +110,7 @@ impl LspWallet {
 
     /// Signs what the builder made, and stores it as unconfirmed (seen at `seen`) before it is
     /// returned, so its coins are never offered twice.
-    fn sign_and_record(
+    pub(super) fn sign_and_record(
         &self,
         state: &mut State,
         built: Result<Psbt, CreateTxError>,

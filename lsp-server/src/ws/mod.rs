@@ -51,6 +51,8 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
         auth: AuthState::default(),
         out: Some(out_tx),
     };
+    let metrics = state.metrics.clone();
+    let _open = metrics.connection();
     let mut shutdown = state.shutdown.clone();
     let mut rate = RateLimit::new();
     let mut ping = tokio::time::interval(Duration::from_secs(20));
@@ -71,6 +73,7 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
                 continue;
             }
             Wake::Out(Some(Outbound::Frame(frame))) => {
+                metrics.frame_sent();
                 if socket
                     .send(Message::Text(frame.as_ref().into()))
                     .await
@@ -85,6 +88,7 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
                 break;
             }
             Wake::Frame(Some(Err(e))) => {
+                metrics.error_sent(ErrorCode::TooLarge);
                 // The socket layer refused the frame (e.g. over the size limit): say why, then close.
                 let msg = error(ErrorCode::TooLarge, format!("connection closed: {e}"), true);
                 let _ = socket
@@ -92,33 +96,40 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
                     .await;
                 break;
             }
-            Wake::Frame(Some(Ok(frame))) => match frame {
-                Message::Text(_) if !rate.allow() => Some(error(
-                    ErrorCode::RateLimited,
-                    "too many messages; slow down",
-                    false,
-                )),
-                Message::Text(text) => match Envelope::decode(text.as_str()) {
-                    Ok(env) => match conn.handle(env.msg).await {
-                        Ok(reply) => reply,
-                        Err(Gone) => break,
+            Wake::Frame(Some(Ok(frame))) => {
+                metrics.frame_received();
+                match frame {
+                    Message::Text(_) | Message::Binary(_) if !rate.allow() => Some(error(
+                        ErrorCode::RateLimited,
+                        "too many messages; slow down",
+                        false,
+                    )),
+                    Message::Text(text) => match Envelope::decode(text.as_str()) {
+                        Ok(env) => match conn.handle(env.msg).await {
+                            Ok(reply) => reply,
+                            Err(Gone) => break,
+                        },
+                        Err(e) => Some(error(e.code(), e.to_string(), false)),
                     },
-                    Err(e) => Some(error(e.code(), e.to_string(), false)),
-                },
-                Message::Binary(b) if b.len() > MAX_FRAME_BYTES => {
-                    Some(error(ErrorCode::TooLarge, "frame too large", false))
+                    Message::Binary(b) if b.len() > MAX_FRAME_BYTES => {
+                        Some(error(ErrorCode::TooLarge, "frame too large", false))
+                    }
+                    Message::Binary(_) => Some(error(
+                        ErrorCode::Malformed,
+                        "binary frames are not used; send JSON text",
+                        false,
+                    )),
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => None,
                 }
-                Message::Binary(_) => Some(error(
-                    ErrorCode::Malformed,
-                    "binary frames are not used; send JSON text",
-                    false,
-                )),
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => None,
-            },
+            }
         };
         if let Some(msg) = reply {
             let fatal = matches!(msg, WireMsg::Error { fatal: true, .. });
+            if let WireMsg::Error { code, .. } = &msg {
+                metrics.error_sent(*code);
+            }
+            metrics.frame_sent();
             if socket
                 .send(Message::Text(Envelope::new(msg).encode().into()))
                 .await
@@ -164,6 +175,7 @@ impl Connection {
                 let lsp = self.state.key.x_only_public_key().0;
                 match (self.auth.prove(&lsp, &proof), self.out.take()) {
                     (Ok(identity), Some(out)) => {
+                        self.state.metrics.authenticated();
                         let attach = Inbound::Attach {
                             conn: self.id,
                             identity,

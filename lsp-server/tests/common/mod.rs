@@ -34,6 +34,9 @@ impl Stack {
     }
 }
 
+/// The admin API token of every test LSP.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 /// The LSP configuration the tests use.
 pub fn config(
     devnet: &Devnet,
@@ -52,6 +55,8 @@ pub fn config(
         wallet_dir,
         name: "test LSP".into(),
         regtest_faucet: None,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        log_format: lsp_server::config::LogFormat::Text,
         factory,
     }
 }
@@ -86,6 +91,7 @@ pub fn fast_factory(size: usize, min_clients: usize) -> FactoryOptions {
         round_timeout_secs: 10,
         reconnect_grace_secs: 2,
         funding_confirmations: Some(1),
+        funding_bump_blocks: 3,
         chain_poll_ms: 100,
     }
 }
@@ -114,7 +120,7 @@ pub fn swarm_config(stack: &Stack, storage_root: &Path) -> swarm::SwarmConfig {
 
 /// Checks that `run` ended with an open factory and holds a verified path to its confirmed
 /// funding outpoint; returns the funding txid.
-pub async fn assert_verified_path(stack: &Stack, run: &swarm::ClientRun) -> bitcoin::Txid {
+pub async fn assert_verified_path(devnet: &Devnet, run: &swarm::ClientRun) -> bitcoin::Txid {
     use shared::ceremony::ClientOutcome;
     use shared::verify::{check_path, ClientPolicy};
     use wallet::session::{DirStorage, Storage};
@@ -156,8 +162,7 @@ pub async fn assert_verified_path(stack: &Stack, run: &swarm::ClientRun) -> bitc
     assert_eq!(dist.spent_outpoint(), path.funding_outpoint());
     assert!(dist.verify_signature(&dist.signature.expect("signed")));
     // The funding output is confirmed on chain exactly as the path expects it.
-    let out = stack
-        .devnet
+    let out = devnet
         .rpc()
         .get_tx_out(&path.funding_outpoint(), false)
         .await
@@ -168,8 +173,7 @@ pub async fn assert_verified_path(stack: &Stack, run: &swarm::ClientRun) -> bitc
     assert_eq!(out.script_pubkey, path.funding_output().script_pubkey);
     // Bitcoin Core itself accepts the first signed transaction of the path.
     let root = path.nodes()[0].signed_tx().expect("signed");
-    let verdict = stack
-        .devnet
+    let verdict = devnet
         .rpc()
         .test_mempool_accept(&[root])
         .await

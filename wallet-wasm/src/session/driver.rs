@@ -32,6 +32,9 @@ use crate::platform::{sleep, unix_millis, unix_now};
 /// Longest the driver sleeps without looking at its timers.
 const IDLE: Duration = Duration::from_secs(1);
 
+/// Fresh joins after the LSP lost an unsigned membership, before the session gives up.
+const MAX_REJOINS: u32 = 3;
+
 /// One attempt to join one factory. See the module docs of `session`.
 pub struct Session<C, S, H> {
     config: SessionConfig,
@@ -98,6 +101,7 @@ impl<C: Connect, S: Storage, H: ChainSource> Session<C, S, H> {
                 lsp_errors: Vec::new(),
                 refused: Vec::new(),
                 reconnects: 0,
+                rejoins: 0,
             },
         };
         run.connect(true).await?;
@@ -414,6 +418,18 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
         })
     }
 
+    /// Starts the ceremony over with a new join request, keeping the double-sign records.
+    fn rejoin(&mut self) {
+        let jobs = TreeJobs::new(self.config.policy.clone());
+        self.last_path = jobs.last_path();
+        let guard = self.machine.guard().clone();
+        let now = self.now();
+        self.machine = ClientCeremony::new(self.config.ceremony.clone(), jobs, guard, now);
+        self.last_sent = None;
+        self.report.rejoins += 1;
+        self.emit(SessionEvent::Rejoining);
+    }
+
     async fn attach(&mut self, link: Link<C::Transport>) -> Result<(), SessionError> {
         self.lsp = Some(link.lsp);
         let resumed = link.resumed;
@@ -421,23 +437,31 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
         self.link = Some(link);
         let status = self.machine.status();
         let member_of = self.machine.client_id().and(resumed.map(|r| r.factory));
+        let signed_nothing = matches!(status, ClientStatus::Joined | ClientStatus::NoncesSent(_));
         match status {
-            // While joining, the join request is always (re-)sent: if the LSP had it, it says
-            // so (and has just replayed its answer); if it had not, it takes it now.
+            // The LSP lost its gathering state (it restarted before any signature existed):
+            // nothing binds this wallet, so it joins afresh.
+            _ if signed_nothing && member_of.is_none() && self.report.rejoins < MAX_REJOINS => {
+                self.rejoin();
+                return Ok(());
+            }
             ClientStatus::Joined
             | ClientStatus::NoncesSent(_)
             | ClientStatus::PartialsSent(_)
             | ClientStatus::Stored(_)
                 if member_of.is_none() =>
             {
-                // The LSP holds no membership for us any more (it lost its gathering state).
+                // The LSP holds no membership for us any more (it lost its state).
                 self.outcome = Some(ClientOutcome::Aborted {
                     reason: Reason::new(
-                        "the LSP no longer knows this wallet's membership; nothing was signed",
+                        "the LSP no longer knows this wallet's membership; its factory will not be funded",
                     ),
                 });
                 return Ok(());
             }
+            // The LSP holds our membership, so it has our join request: re-sending it would
+            // read as a new join if the LSP has just ended that factory (and is replaying how).
+            ClientStatus::Joined => return Ok(()),
             _ => {}
         }
         if let Some(frame) = self.last_sent.clone() {

@@ -118,6 +118,9 @@ pub enum SessionEvent {
         /// What happened.
         reason: String,
     },
+    /// The LSP restarted and forgot this wallet before anything was signed; the session sends
+    /// a new join request.
+    Rejoining,
     /// An event of the ceremony.
     Ceremony(ClientEvent),
     /// A verified, signed path was stored (before `sigs_stored` was sent).
@@ -147,6 +150,8 @@ pub struct SessionReport {
     pub refused: Vec<String>,
     /// Times the connection was reopened.
     pub reconnects: u32,
+    /// Times the session joined again because the LSP had lost an unsigned membership.
+    pub rejoins: u32,
 }
 
 /// Why a session failed (as opposed to ending with a ceremony outcome).

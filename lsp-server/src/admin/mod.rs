@@ -1,0 +1,185 @@
+//! The operator's interface: a JSON admin API under `/admin` and Prometheus `/metrics`, both
+//! behind one bearer token.
+//!
+//! The token comes from `--admin-token`, or else from `admin.token` in the data dir (created
+//! with 32 random bytes, readable by the owner only, on first start). Its value is never logged.
+//!
+//! Routes (all `GET`, all JSON but `/metrics`):
+//! - `/admin/status`: network, LSP key, version, uptime, chain tip, open connections.
+//! - `/admin/factories`, `/admin/factories/{id}`: every stored factory, with its clients.
+//! - `/admin/clients`: every stored membership.
+//! - `/admin/ceremonies`: the coordinator's live view of ceremonies in progress.
+//! - `/admin/wallet`: the on-chain wallet's balance and an unused receive address.
+//! - `/admin/terms`: the signed terms as wallets see them now.
+
+mod report;
+mod token;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+pub use token::{load_or_create as load_token, AdminToken};
+
+use crate::factory::Inbound;
+use crate::metrics::Gauges;
+use crate::AppState;
+
+/// The admin and metrics routes, each checking the bearer token.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/factories", get(factories))
+        .route("/admin/factories/{id}", get(factory))
+        .route("/admin/clients", get(clients))
+        .route("/admin/ceremonies", get(ceremonies))
+        .route("/admin/wallet", get(wallet))
+        .route("/admin/terms", get(terms))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state, require_token))
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(t) if state.admin_token.matches(t) => next.run(request).await,
+        Some(_) => error(StatusCode::UNAUTHORIZED, "wrong admin token"),
+        None => error(
+            StatusCode::UNAUTHORIZED,
+            "send the admin token as `Authorization: Bearer <token>` (see admin.token in the data dir)",
+        ),
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let mut response = (status, Json(json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// Runs a report query on a fresh read-only connection to the database.
+async fn query<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, Response> {
+    let dir = state.config.data_dir.clone();
+    tokio::task::spawn_blocking(move || report::read(&dir, f))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
+        .map_err(|e| {
+            tracing::warn!(error = %e, "admin query failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("database query failed: {e}"),
+            )
+        })
+}
+
+async fn status(State(state): State<AppState>) -> Response {
+    let tip = state.tip_height().await.ok();
+    Json(json!({
+        "name": state.config.name,
+        "network": state.config.network.to_string(),
+        "lsp_pubkey": state.key.x_only_public_key().0.to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": state.metrics.uptime_secs(),
+        "chain_tip": tip,
+        "connections_open": state.metrics.connections_open(),
+        "factory_size": state.config.factory_size(),
+    }))
+    .into_response()
+}
+
+async fn factories(State(state): State<AppState>) -> Response {
+    match query(&state, report::factories).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => e,
+    }
+}
+
+async fn factory(State(state): State<AppState>, Path(id): Path<u64>) -> Response {
+    match query(&state, move |c| report::factory(c, id)).await {
+        Ok(Some(f)) => Json(f).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no factory {id}")),
+        Err(e) => e,
+    }
+}
+
+async fn clients(State(state): State<AppState>) -> Response {
+    match query(&state, report::clients).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => e,
+    }
+}
+
+async fn ceremonies(State(state): State<AppState>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if state
+        .coordinator
+        .send(Inbound::Inspect(reply))
+        .await
+        .is_err()
+    {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the coordinator is stopping",
+        );
+    }
+    match answer.await {
+        Ok(view) => Json(view).into_response(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the coordinator is stopping",
+        ),
+    }
+}
+
+async fn wallet(State(state): State<AppState>) -> Response {
+    let balance = state.wallet.balance();
+    let address = state.wallet.receive_address().map(|a| a.to_string());
+    Json(json!({
+        "confirmed_sat": balance.confirmed.to_sat(),
+        "pending_sat": balance.pending.to_sat(),
+        "receive_address": address.as_ref().ok(),
+        "address_error": address.as_ref().err().map(|e| e.to_string()),
+    }))
+    .into_response()
+}
+
+async fn terms(State(state): State<AppState>) -> Response {
+    Json(state.terms().await).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let counts = match query(&state, report::state_counts).await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let balance = state.wallet.balance();
+    let gauges = Gauges {
+        factories: counts.factories,
+        funded_clients: counts.funded_clients,
+        wallet_confirmed_sat: balance.confirmed.to_sat(),
+        wallet_pending_sat: balance.pending.to_sat(),
+        tip_height: state.tip_height().await.map_or(0, u64::from),
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&gauges),
+    )
+        .into_response()
+}

@@ -1,0 +1,157 @@
+//! Read-only reports from the LSP's database, for the admin API and `/metrics`.
+//!
+//! Each request opens its own read-only connection: WAL mode lets it read while the
+//! coordinator writes, and a report can never change what the coordinator stored.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use serde::Serialize;
+
+/// Runs `f` on a read-only connection to `data_dir/lsp.sqlite`.
+pub fn read<T>(
+    data_dir: &Path,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let conn = Connection::open_with_flags(
+        data_dir.join("lsp.sqlite"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(2))?;
+    f(&conn)
+}
+
+/// One stored factory.
+#[derive(Debug, Serialize)]
+pub struct FactoryReport {
+    id: u64,
+    state: String,
+    session: Option<u64>,
+    lsp_key: String,
+    funding_txid: Option<String>,
+    reason: Option<String>,
+    created_at: u64,
+    updated_at: u64,
+    members: u64,
+    excluded: u64,
+    channel_sat: u64,
+    liquidity_sat: u64,
+    fees_sat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clients: Option<Vec<ClientReport>>,
+}
+
+/// One stored membership.
+#[derive(Debug, Serialize)]
+pub struct ClientReport {
+    factory: u64,
+    client: u64,
+    identity: String,
+    factory_key: String,
+    channel_sat: u64,
+    liquidity_sat: u64,
+    fee_sat: u64,
+    status: String,
+    reason: Option<String>,
+}
+
+const FACTORY_COLUMNS: &str =
+    "SELECT f.id, f.state, f.session, f.lsp_key, f.funding_txid, f.reason,
+        f.created_at, f.updated_at,
+        COALESCE(SUM(c.status = 'member'), 0), COALESCE(SUM(c.status = 'excluded'), 0),
+        COALESCE(SUM(CASE WHEN c.status = 'member' THEN c.channel_sat END), 0),
+        COALESCE(SUM(CASE WHEN c.status = 'member' THEN c.liquidity_sat END), 0),
+        COALESCE(SUM(CASE WHEN c.status = 'member' THEN c.fee_sat END), 0)
+    FROM factories f LEFT JOIN factory_clients c ON c.factory = f.id";
+
+fn factory_row(r: &Row<'_>) -> rusqlite::Result<FactoryReport> {
+    Ok(FactoryReport {
+        id: r.get(0)?,
+        state: r.get(1)?,
+        session: r.get(2)?,
+        lsp_key: r.get(3)?,
+        funding_txid: r.get(4)?,
+        reason: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+        members: r.get(8)?,
+        excluded: r.get(9)?,
+        channel_sat: r.get(10)?,
+        liquidity_sat: r.get(11)?,
+        fees_sat: r.get(12)?,
+        clients: None,
+    })
+}
+
+const CLIENT_COLUMNS: &str = "SELECT factory, client, identity, factory_key, channel_sat,
+        liquidity_sat, fee_sat, status, reason FROM factory_clients";
+
+fn client_row(r: &Row<'_>) -> rusqlite::Result<ClientReport> {
+    Ok(ClientReport {
+        factory: r.get(0)?,
+        client: r.get(1)?,
+        identity: r.get(2)?,
+        factory_key: r.get(3)?,
+        channel_sat: r.get(4)?,
+        liquidity_sat: r.get(5)?,
+        fee_sat: r.get(6)?,
+        status: r.get(7)?,
+        reason: r.get(8)?,
+    })
+}
+
+/// Every factory, newest first, with member counts and totals.
+pub fn factories(conn: &Connection) -> rusqlite::Result<Vec<FactoryReport>> {
+    let sql = format!("{FACTORY_COLUMNS} GROUP BY f.id ORDER BY f.id DESC");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], factory_row)?;
+    rows.collect()
+}
+
+/// One factory with its clients.
+pub fn factory(conn: &Connection, id: u64) -> rusqlite::Result<Option<FactoryReport>> {
+    let sql = format!("{FACTORY_COLUMNS} WHERE f.id = ?1 GROUP BY f.id");
+    let Some(mut report) = conn.query_row(&sql, [id], factory_row).optional()? else {
+        return Ok(None);
+    };
+    let sql = format!("{CLIENT_COLUMNS} WHERE factory = ?1 ORDER BY client");
+    let mut stmt = conn.prepare(&sql)?;
+    let clients = stmt.query_map(params![id], client_row)?;
+    report.clients = Some(clients.collect::<rusqlite::Result<_>>()?);
+    Ok(Some(report))
+}
+
+/// Every membership, newest factory first.
+pub fn clients(conn: &Connection) -> rusqlite::Result<Vec<ClientReport>> {
+    let sql = format!("{CLIENT_COLUMNS} ORDER BY factory DESC, client");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], client_row)?;
+    rows.collect()
+}
+
+/// Factory counts for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StateCounts {
+    /// (state, count).
+    pub factories: Vec<(String, u64)>,
+    /// Members of funded factories.
+    pub funded_clients: u64,
+}
+
+/// Counts factories by state, and the members of funded ones.
+pub fn state_counts(conn: &Connection) -> rusqlite::Result<StateCounts> {
+    let mut stmt = conn.prepare("SELECT state, COUNT(*) FROM factories GROUP BY state")?;
+    let factories = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let funded_clients = conn.query_row(
+        "SELECT COUNT(*) FROM factory_clients c JOIN factories f ON f.id = c.factory
+         WHERE f.state = 'funded' AND c.status = 'member'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(StateCounts {
+        factories,
+        funded_clients,
+    })
+}

@@ -1,0 +1,247 @@
+//! Counters the server keeps while it runs, and their Prometheus text rendering (`/metrics`).
+//!
+//! Counters live in atomics bumped by connection tasks; gauges that describe stored state
+//! (factories by state, wallet balance, chain tip) are read when scraped, so they can never
+//! drift from the database.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use shared::wire::ErrorCode;
+
+/// Every error code, in the order of [`Metrics::errors_sent`].
+const ERROR_CODES: [ErrorCode; 9] = [
+    ErrorCode::Malformed,
+    ErrorCode::TooLarge,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::Unexpected,
+    ErrorCode::RateLimited,
+    ErrorCode::StaleSession,
+    ErrorCode::NotAMember,
+    ErrorCode::AuthFailed,
+    ErrorCode::NotAuthenticated,
+];
+
+/// The server's running counters.
+#[derive(Debug)]
+pub struct Metrics {
+    started: Instant,
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+    frames_received: AtomicU64,
+    frames_sent: AtomicU64,
+    authenticated_total: AtomicU64,
+    errors_sent: [AtomicU64; ERROR_CODES.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            started: Instant::now(),
+            connections_open: AtomicU64::new(0),
+            connections_total: AtomicU64::new(0),
+            frames_received: AtomicU64::new(0),
+            frames_sent: AtomicU64::new(0),
+            authenticated_total: AtomicU64::new(0),
+            errors_sent: Default::default(),
+        }
+    }
+}
+
+/// Held by a connection task; the open-connection gauge drops when it does.
+pub struct ConnectionGuard<'a>(&'a Metrics);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// Counts a new WebSocket connection until the guard drops.
+    pub fn connection(&self) -> ConnectionGuard<'_> {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self)
+    }
+
+    /// Counts a frame received from a wallet.
+    pub fn frame_received(&self) {
+        self.frames_received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a frame sent to a wallet.
+    pub fn frame_sent(&self) {
+        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a wallet that proved its identity.
+    pub fn authenticated(&self) {
+        self.authenticated_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an error frame sent to a wallet.
+    pub fn error_sent(&self, code: ErrorCode) {
+        if let Some(i) = ERROR_CODES.iter().position(|c| *c == code) {
+            self.errors_sent[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// WebSocket connections open now.
+    pub fn connections_open(&self) -> u64 {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+
+    /// Seconds since the server started.
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Renders the counters and `gauges` in the Prometheus text exposition format.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(2048);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+            let _ = writeln!(out, "# HELP superscalar_{name} {help}");
+            let _ = writeln!(out, "# TYPE superscalar_{name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "superscalar_{name}{labels} {value}");
+            }
+        };
+        let one = |v: u64| vec![(String::new(), v)];
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the LSP started.",
+            &one(self.uptime_secs()),
+        );
+        metric(
+            "ws_connections_open",
+            "gauge",
+            "WebSocket connections open now.",
+            &one(load(&self.connections_open)),
+        );
+        metric(
+            "ws_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            &one(load(&self.connections_total)),
+        );
+        metric(
+            "ws_frames_received_total",
+            "counter",
+            "Frames received from wallets.",
+            &one(load(&self.frames_received)),
+        );
+        metric(
+            "ws_frames_sent_total",
+            "counter",
+            "Frames sent to wallets.",
+            &one(load(&self.frames_sent)),
+        );
+        metric(
+            "ws_authenticated_total",
+            "counter",
+            "Wallets that proved their identity key.",
+            &one(load(&self.authenticated_total)),
+        );
+        let errors: Vec<(String, u64)> = ERROR_CODES
+            .iter()
+            .zip(&self.errors_sent)
+            .map(|(code, n)| (format!("{{code=\"{}\"}}", code_name(*code)), load(n)))
+            .collect();
+        metric(
+            "ws_errors_sent_total",
+            "counter",
+            "Error frames sent to wallets, by code.",
+            &errors,
+        );
+        let factories: Vec<(String, u64)> = gauges
+            .factories
+            .iter()
+            .map(|(state, n)| (format!("{{state=\"{state}\"}}"), *n))
+            .collect();
+        metric(
+            "factories",
+            "gauge",
+            "Factories in the database, by state.",
+            &factories,
+        );
+        metric(
+            "factory_clients",
+            "gauge",
+            "Clients of funded factories.",
+            &one(gauges.funded_clients),
+        );
+        metric(
+            "wallet_balance_sats",
+            "gauge",
+            "The LSP on-chain wallet's balance, by confirmation.",
+            &[
+                ("{status=\"confirmed\"}".into(), gauges.wallet_confirmed_sat),
+                ("{status=\"pending\"}".into(), gauges.wallet_pending_sat),
+            ],
+        );
+        metric(
+            "chain_tip_height",
+            "gauge",
+            "The chain tip the LSP's Esplora reports (0 when unreachable).",
+            &one(gauges.tip_height),
+        );
+        out
+    }
+}
+
+/// Values read at scrape time.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// (state, count) for every factory state present.
+    pub factories: Vec<(String, u64)>,
+    /// Clients in funded factories.
+    pub funded_clients: u64,
+    /// Wallet balance in confirmed outputs.
+    pub wallet_confirmed_sat: u64,
+    /// Wallet balance in unconfirmed outputs.
+    pub wallet_pending_sat: u64,
+    /// Chain tip height.
+    pub tip_height: u64,
+}
+
+/// The wire name of an error code (`"too_large"`, …).
+fn code_name(code: ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{code:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_gauges_in_text_format() {
+        let m = Metrics::default();
+        let c = m.connection();
+        m.frame_received();
+        m.error_sent(ErrorCode::TooLarge);
+        m.error_sent(ErrorCode::TooLarge);
+        let gauges = Gauges {
+            factories: vec![("funded".into(), 3)],
+            wallet_confirmed_sat: 5000,
+            ..Gauges::default()
+        };
+        let text = m.render(&gauges);
+        assert!(
+            text.contains("superscalar_ws_connections_open 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("superscalar_ws_errors_sent_total{code=\"too_large\"} 2\n"));
+        assert!(text.contains("superscalar_factories{state=\"funded\"} 3\n"));
+        assert!(text.contains("superscalar_wallet_balance_sats{status=\"confirmed\"} 5000\n"));
+        assert!(text.contains("# TYPE superscalar_ws_frames_received_total counter\n"));
+        drop(c);
+        assert_eq!(m.connections_open(), 0);
+    }
+}
