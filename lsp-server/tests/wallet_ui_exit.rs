@@ -27,6 +27,7 @@ fn factory_of_two() -> FactoryOptions {
         reconnect_grace_secs: 30,
         funding_confirmations: Some(1),
         chain_poll_ms: 200,
+        ..FactoryOptions::default()
     }
 }
 
