@@ -222,6 +222,42 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
     assert_eq!(first.text("#funding-txid", SCREEN).await, funding[0]);
     first.screenshot("join-14-home-after-reload").await;
 
+    // The third wallet downloads an encrypted backup, is wiped, and comes back from the file
+    // with its factory: same funding, still live.
+    let third = &browsers[2];
+    third.click("#nav-settings").await;
+    third.type_into("#backup-password", "backup pass").await;
+    third.click("#export-backup").await;
+    let file = third
+        .downloaded("superscalar-wallet-backup.json", SCREEN)
+        .await;
+    let backup = std::fs::read_to_string(&file).expect("the backup file");
+    assert!(
+        !backup.contains(&all_words[2][..4].join(" ")),
+        "the backup does not hold the words in the clear"
+    );
+    third.click("#wipe").await;
+    third.click("#wipe-confirm").await;
+    third.find("#create-wallet", SCREEN).await;
+    third.click("#restore-wallet").await;
+    third
+        .find("#import-file", SCREEN)
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("choose the backup file");
+    third.type_into("#import-password", "not it").await;
+    third.click("#import-submit").await;
+    let refused = third.text("#restore-error", SCREEN).await;
+    assert!(!refused.is_empty(), "a wrong backup password is refused");
+    third.type_into("#import-password", "backup pass").await;
+    third.click("#import-submit").await;
+    third
+        .wait_attr("#factory-status", "data-phase", "live", SCREEN)
+        .await;
+    assert_eq!(third.text("#funding-txid", SCREEN).await, funding[0]);
+    third.screenshot("join-16-restored-from-backup").await;
+
     // The last wallet is wiped, then restored from its words: same keys, same sweep address;
     // its factory would come back only from a backup file.
     let last = &browsers[3];

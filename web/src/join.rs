@@ -166,6 +166,9 @@ fn describe(event: &SessionEvent) -> String {
             format!("your signed way out of factory {factory} is stored in this browser")
         }
         SessionEvent::LspError { message } => format!("the provider said: {message}"),
+        SessionEvent::Rejoining => {
+            "the provider restarted before anything was signed; joining again".into()
+        }
         SessionEvent::Ceremony(ClientEvent::Joined { factory, quote, .. }) => format!(
             "accepted into factory {factory} for a fee of {} sats; waiting for the others",
             quote.fee.to_sat()

@@ -64,6 +64,8 @@ impl Driver {
     /// A new headless Chromium with its own fresh profile, phone-sized.
     pub async fn browser(&self, name: &str) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads).expect("downloads dir");
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -75,7 +77,11 @@ impl Driver {
                          "--disable-background-timer-throttling",
                          "--disable-renderer-backgrounding",
                          "--window-size=412,1400",
-                         format!("--user-data-dir={}", profile.path().display())]
+                         format!("--user-data-dir={}", profile.path().display())],
+                "prefs": {
+                    "download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false
+                }
             }),
         );
         let url = format!("http://127.0.0.1:{}", self.port);
@@ -140,6 +146,21 @@ impl Browser {
     }
 
     /// The page's visible text (for failure messages).
+    /// Waits until the browser has finished downloading `name`, and returns its path.
+    pub async fn downloaded(&self, name: &str, limit: Duration) -> std::path::PathBuf {
+        let path = self._profile.path().join("downloads").join(name);
+        let deadline = Instant::now() + limit;
+        while !path.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{}: {name} was not downloaded within {limit:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        path
+    }
+
     pub async fn body_text(&self) -> String {
         match self.client.find(Locator::Css("body")).await {
             Ok(b) => b.text().await.unwrap_or_default(),

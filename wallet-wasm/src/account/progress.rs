@@ -67,6 +67,8 @@ impl JoinStep {
     pub fn after(self, event: &SessionEvent) -> JoinStep {
         let next = match event {
             SessionEvent::Connected { .. } => JoinStep::Connecting,
+            // The provider restarted before anything was signed: the join starts over.
+            SessionEvent::Rejoining => return JoinStep::Connecting,
             SessionEvent::Ceremony(ClientEvent::Joined { .. }) => JoinStep::WaitingForOthers,
             // A (re)started signing session: its nonces are out.
             SessionEvent::Ceremony(ClientEvent::SessionStarted { .. })
@@ -131,6 +133,8 @@ mod tests {
         assert_eq!(step, JoinStep::Nonces);
         step = step.after(&lost);
         assert_eq!(step, JoinStep::Nonces);
+        // The provider lost an unsigned join: the steps start over, then go on.
+        assert_eq!(step.after(&SessionEvent::Rejoining), JoinStep::Connecting);
         step = step.after(&stored);
         assert_eq!(step, JoinStep::Stored);
         step = step.after(&SessionEvent::Connected { resumed: None });
