@@ -33,6 +33,7 @@ fn factory_of_two() -> FactoryOptions {
 
 fn sats(text: &str) -> u64 {
     text.trim_end_matches(" sats")
+        .replace(',', "")
         .parse()
         .expect("an amount in sats")
 }

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod chain;
 pub mod exit;
+pub mod format;
 pub mod keys;
 pub mod lsp;
 pub mod picture;

@@ -36,11 +36,11 @@ pub enum LspError {
 pub fn exit_summary(terms: &TermsBody) -> String {
     match shared::exit::worst_case_cost(&terms.tree, terms.schedule.max_clients) {
         Ok(cost) => format!(
-            "{} transactions ({} vB) with their fees ({} sats) already paid from the factory, \
+            "{} transactions ({} vB) with their fees ({}) already paid from the factory, \
              and up to {} blocks of waiting (about {})",
             cost.txs,
             cost.vbytes,
-            cost.prepaid_fee.to_sat(),
+            crate::format::sats(cost.prepaid_fee),
             cost.blocks.to_blocks(),
             wall_time(cost.blocks.to_blocks()),
         ),

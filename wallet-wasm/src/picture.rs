@@ -2,7 +2,7 @@
 //! the shared on-chain coin down to this client's leaf, with how many other clients branch off
 //! at each step, and where an exit stands. Pure data; `web/` draws it as SVG.
 
-use bitcoin::Txid;
+use bitcoin::{Amount, Txid};
 use shared::path::ClientPath;
 use shared::tree::NodeKind;
 
@@ -40,8 +40,8 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
     let mut boxes = vec![PictureNode {
         label: "Shared coin".into(),
         detail: format!(
-            "{} sats on chain for {total} client{}",
-            path.funding_output().value.to_sat(),
+            "{} on chain for {total} client{}",
+            crate::format::sats(path.funding_output().value),
             if total == 1 { "" } else { "s" }
         ),
         txid: funding,
@@ -68,8 +68,8 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
             NodeKind::Leaf { .. } => (
                 "Your leaf".to_string(),
                 format!(
-                    "your channel + {} sats of liquidity",
-                    node.tx.output.get(1).map_or(0, |o| o.value.to_sat())
+                    "your channel + {} of liquidity",
+                    crate::format::sats(node.tx.output.get(1).map_or(Amount::ZERO, |o| o.value))
                 ),
             ),
             NodeKind::Distribution => ("Distribution".to_string(), String::new()),

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wallet::account::approx_wall_time;
 use wallet::exit::ExitPreview;
+use wallet::format::sats;
 use wallet::session::StoredPath;
 
 use crate::state::{AppCtx, ExitProgress};
@@ -70,11 +71,11 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
         <section class="card" id="exit">
             <h2>"Leave the factory on your own"</h2>
             <p id="exit-preview" data-timeout=preview.timeout.to_consensus_u32().to_string()>{format!(
-                "Down the tree: {} transactions ({} vB), their {} sats of fees already paid, and up to {} blocks of waiting ({}). \
-                 From block {} the factory's distribution pays you {} sats instead, without the tree.",
-                preview.txs, preview.vbytes, preview.prepaid_fee.to_sat(),
+                "Down the tree: {} transactions ({} vB), their {} of fees already paid, and up to {} blocks of waiting ({}). \
+                 From block {} the factory's distribution pays you {} instead, without the tree.",
+                preview.txs, preview.vbytes, sats(preview.prepaid_fee),
                 preview.worst_blocks.to_blocks(), approx_wall_time(preview.worst_blocks),
-                preview.timeout, preview.leaf_value.to_sat(),
+                preview.timeout, sats(preview.leaf_value),
             )}</p>
             <p class="hint">"Your wallet picks the way, broadcasts each transaction itself and moves \
                 the money to your on-chain address. It needs only the chain, not the provider."</p>

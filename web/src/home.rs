@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use wallet::format::sats;
 
 use bitcoin::absolute::Height;
 use leptos::prelude::*;
@@ -71,8 +72,8 @@ pub fn Home() -> impl IntoView {
             {move || data.with(|d| match &d.overview {
                 Some(o) => view! {
                     <dl>
-                        <dt>"Channel"</dt><dd id="balance-channel">{format!("{} sats", o.channel.to_sat())}</dd>
-                        <dt>"Can receive"</dt><dd id="balance-inbound">{format!("{} sats", o.inbound.to_sat())}</dd>
+                        <dt>"Channel"</dt><dd id="balance-channel">{sats(o.channel)}</dd>
+                        <dt>"Can receive"</dt><dd id="balance-inbound">{sats(o.inbound)}</dd>
                     </dl>
                 }.into_any(),
                 None => view! { <p id="balance-none">"No channel yet: join a factory to get one."</p> }.into_any(),

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::ceremony::{ClientEvent, ClientOutcome};
 use wallet::account::{outcome_words, JoinPlan, JoinStep};
+use wallet::format::sats;
 use wallet::session::{ChainSource, EsploraChain, SessionEvent};
 
 use crate::join_progress::JoinProgressView;
@@ -74,9 +75,9 @@ fn JoinForm() -> impl IntoView {
             {move || match plan() {
                 Ok(plan) => view! {
                     <dl id="quote">
-                        <dt>"Your channel"</dt><dd id="quote-channel">{format!("{} sats", plan.channel.to_sat())}</dd>
-                        <dt>"Inbound liquidity"</dt><dd id="quote-liquidity">{format!("{} sats", plan.liquidity.to_sat())}</dd>
-                        <dt>"Fee"</dt><dd id="quote-fee">{format!("{} sats", plan.quote.fee.to_sat())}</dd>
+                        <dt>"Your channel"</dt><dd id="quote-channel">{sats(plan.channel)}</dd>
+                        <dt>"Inbound liquidity"</dt><dd id="quote-liquidity">{sats(plan.liquidity)}</dd>
+                        <dt>"Fee"</dt><dd id="quote-fee">{sats(plan.quote.fee)}</dd>
                         <dt>"Leaving alone"</dt><dd>{wallet::lsp::exit_summary(&plan.terms.body)}</dd>
                     </dl>
                     <button class="primary" id="join" on:click=confirm>"Join"</button>
@@ -170,8 +171,8 @@ fn describe(event: &SessionEvent) -> String {
             "the provider restarted before anything was signed; joining again".into()
         }
         SessionEvent::Ceremony(ClientEvent::Joined { factory, quote, .. }) => format!(
-            "accepted into factory {factory} for a fee of {} sats; waiting for the others",
-            quote.fee.to_sat()
+            "accepted into factory {factory} for a fee of {}; waiting for the others",
+            sats(quote.fee)
         ),
         SessionEvent::Ceremony(ClientEvent::SessionStarted { nodes, .. }) => {
             format!("the factory is built; you sign {nodes} transactions")

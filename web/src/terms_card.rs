@@ -1,6 +1,7 @@
 //! An LSP's signed terms, in plain words, with the wallet's own checks of them.
 
 use leptos::prelude::*;
+use wallet::format::sats;
 
 use crate::state::LspInfo;
 
@@ -16,11 +17,11 @@ pub fn TermsCard(info: LspInfo) -> impl IntoView {
             <dt>"Name"</dt><dd id="lsp-name">{b.name.clone()}</dd>
             <dt>"Address"</dt><dd id="lsp-origin">{info.origin.clone()}</dd>
             <dt>"Network"</dt><dd id="lsp-network">{b.network.to_string()}</dd>
-            <dt>"Join fee"</dt><dd id="lsp-join-fee">{format!("{} sats", b.fees.join_fee.to_sat())}</dd>
+            <dt>"Join fee"</dt><dd id="lsp-join-fee">{sats(b.fees.join_fee)}</dd>
             <dt>"Inbound liquidity"</dt>
-            <dd>{format!("{}–{} sats, {} sats per million", b.min_liquidity.to_sat(), b.max_liquidity.to_sat(), b.fees.liquidity_fee_ppm)}</dd>
+            <dd>{format!("{} to {}, {} sats per million", sats(b.min_liquidity), sats(b.max_liquidity), b.fees.liquidity_fee_ppm)}</dd>
             <dt>"Payments"</dt>
-            <dd>{format!("{} sats + {} per million routed", b.fees.routing_fee_base.to_sat(), b.fees.routing_fee_ppm)}</dd>
+            <dd>{format!("{} + {} per million routed", sats(b.fees.routing_fee_base), b.fees.routing_fee_ppm)}</dd>
             <dt>"Schedule"</dt>
             <dd id="lsp-schedule">{format!("up to {} people per factory; a new one every {} blocks; each lives {} blocks, then {} blocks to move on", s.max_clients, s.interval_blocks, s.active_blocks, s.dying_blocks)}</dd>
             <dt>"Stay safe"</dt><dd id="lsp-liveness">{b.liveness.clone()}</dd>

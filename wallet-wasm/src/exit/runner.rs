@@ -89,12 +89,12 @@ impl ExitStatus {
                  key (closing it is not built yet)"
             ),
             ExitStatus::Sweeping { amount, txid } => format!(
-                "moving {} sats to your on-chain address ({txid}); waiting for a block",
-                amount.to_sat()
+                "moving {} to your on-chain address ({txid}); waiting for a block",
+                crate::format::sats(*amount)
             ),
             ExitStatus::Swept { amount, txid } => format!(
-                "done: {} sats are at your on-chain address, confirmed (transaction {txid})",
-                amount.to_sat()
+                "done: {} at your on-chain address, confirmed (transaction {txid})",
+                crate::format::sats(*amount)
             ),
             ExitStatus::Stuck(why) => format!("the exit cannot go on: {why}"),
         }
