@@ -297,6 +297,11 @@ impl Channel {
             .flatten()
     }
 
+    /// The state of the peer's revoked commitment `number`, as stored for its penalty.
+    pub fn revoked_spec(&self, number: u64) -> Option<&CommitmentSpec> {
+        self.revoked.get(&number)
+    }
+
     /// The penalty for `tx` if it is a revoked commitment of the peer, paying `destination`.
     pub fn penalty_for(
         &self,
