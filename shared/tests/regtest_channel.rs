@@ -106,6 +106,7 @@ impl Setup {
             to_self_delay: BlockDelta::from_blocks(TO_SELF_DELAY),
             dust_limit: DUST,
             anchor: Amount::from_sat(240),
+            htlc_margin: BlockDelta::from_blocks(6),
         };
         let spec = CommitmentSpec {
             lsp_balance: Amount::from_sat(CAPACITY - CLIENT_START),

@@ -120,6 +120,10 @@ pub struct ChannelParams {
     pub dust_limit: Amount,
     /// Value of the P2A anchor (240 sat, as on every tree transaction).
     pub anchor: Amount,
+    /// Blocks a side allows for getting its commitment confirmed before an HTLC deadline
+    /// (regtest 6; mainnet should use at least 18). An HTLC's expiry must exceed
+    /// `now + to_self_delay + htlc_margin` when it is added.
+    pub htlc_margin: BlockDelta,
 }
 
 impl ChannelParams {

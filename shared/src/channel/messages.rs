@@ -135,6 +135,14 @@ pub enum ChannelChange {
         /// Client updates included.
         client_updates: u64,
     },
+    /// The client signed the LSP's commitment `number` for `spec`: the LSP may publish it
+    /// from now on, so the client keeps what it needs to claim from it.
+    RemotePending {
+        /// The number.
+        number: u64,
+        /// Its state.
+        spec: CommitmentSpec,
+    },
     /// This side's new, fully signed commitment.
     LocalCommitment {
         /// Its number.
@@ -175,6 +183,12 @@ pub enum ChannelEvent {
         /// The number.
         number: u64,
     },
+    /// An HTLC deadline arrived with the peer not cooperating: this side broadcasts its latest
+    /// commitment (the `Broadcast` action before this event) and claims on chain.
+    ForceClose {
+        /// The deadline height that passed.
+        deadline: bitcoin::absolute::Height,
+    },
 }
 
 /// What the driver must do, in order (a `Persist` completes before any later `Send`).
@@ -188,4 +202,6 @@ pub enum Action {
     Send(ChannelMsg),
     /// Tell the application.
     Emit(ChannelEvent),
+    /// Publish this transaction (and CPFP it through its anchor if it does not confirm).
+    Broadcast(Transaction),
 }

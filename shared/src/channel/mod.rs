@@ -24,7 +24,7 @@ pub use error::ChannelError;
 pub use messages::{
     Action, ChannelChange, ChannelEvent, ChannelMsg, Revocation, Update, UpdateMsg,
 };
-pub use state::{Channel, PeerInfo, CLTV_MARGIN};
+pub use state::{Channel, PeerInfo};
 
 #[cfg(test)]
 mod tests;

@@ -32,13 +32,7 @@ use crate::musig::{
     aggregate, aggregate_nonces, generate_nonce, public_key, sign_partial, verify_partial, JobKeys,
     PartialSig, PubNonce, SecNonce,
 };
-use crate::params::BlockDelta;
 use crate::types::Now;
-
-/// Blocks an HTLC's expiry must lie beyond `now + to_self_delay` when it is added: the payee of
-/// an HTLC on its own commitment waits `to_self_delay` before its preimage claim, and needs this
-/// margin to get its commitment confirmed first.
-pub const CLTV_MARGIN: BlockDelta = BlockDelta::from_blocks(6);
 
 /// What a side knows about its peer when the channel opens.
 #[derive(Debug, Clone)]
@@ -109,6 +103,8 @@ pub struct Channel {
     committed: BTreeMap<Side, u64>,
     next_htlc_id: BTreeMap<Side, u64>,
     guard: BTreeMap<(Side, u64), TapSighash>,
+    /// LSP: the update counts of a started, unfinished round (a restart reuses them).
+    started: Option<(u64, (u64, u64))>,
     round: Round,
     actions: VecDeque<Action>,
 }
@@ -192,6 +188,7 @@ impl Channel {
             committed: [(Side::Lsp, 0), (Side::Client, 0)].into(),
             next_htlc_id: [(Side::Lsp, 0), (Side::Client, 0)].into(),
             guard: BTreeMap::new(),
+            started: None,
             round: Round::Idle,
             actions: VecDeque::new(),
         })
@@ -345,6 +342,61 @@ impl Channel {
         )
     }
 
+    /// Forgets a round under way (call on reconnection): its secret nonces are dropped, and the
+    /// LSP restarts the round with the same update counts (the commitment guard refuses any
+    /// other commitment with that number).
+    pub fn reset_round(&mut self) {
+        self.round = Round::Idle;
+    }
+
+    /// The height at which this side must go on chain unless the peer settles first:
+    /// - an HTLC it offered that is still committed: its expiry (then time it out on chain);
+    /// - an HTLC it fulfilled that the peer has not committed the fulfill of:
+    ///   `expiry − to_self_delay − htlc_margin / 2` (its own commitment's success path waits
+    ///   `to_self_delay`, and must open before the peer's timeout path at `expiry`).
+    pub fn poll_timeout(&self) -> Option<absolute::Height> {
+        let mine = self.side;
+        let offered = self
+            .spec
+            .htlcs
+            .iter()
+            .filter(|h| h.offerer == mine)
+            .map(|h| h.expiry);
+        let from = self.committed[&mine] as usize;
+        let back = self
+            .params
+            .to_self_delay
+            .to_blocks()
+            .saturating_add(self.params.htlc_margin.to_blocks() / 2);
+        let fulfilled = self.logs[&mine][from..].iter().filter_map(|u| match u {
+            Update::Fulfill { id, .. } => self
+                .spec
+                .htlcs
+                .iter()
+                .find(|h| h.offerer == mine.other() && h.id == *id)
+                .map(|h| {
+                    absolute::Height::from_consensus(
+                        h.expiry.to_consensus_u32().saturating_sub(back),
+                    )
+                    .unwrap_or(absolute::Height::ZERO)
+                }),
+            _ => None,
+        });
+        offered.chain(fulfilled).min()
+    }
+
+    /// Tells the machine the chain reached `now`; past a deadline of [`Channel::poll_timeout`]
+    /// it asks the driver to broadcast this side's latest commitment.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if let (Some(deadline), Some(tx)) = (self.poll_timeout(), self.signed.clone()) {
+            if now.height >= deadline {
+                self.actions.push_back(Action::Broadcast(tx));
+                self.actions
+                    .push_back(Action::Emit(ChannelEvent::ForceClose { deadline }));
+            }
+        }
+    }
+
     // ---- updates -------------------------------------------------------------------------
 
     /// The state after every update either side has sent or received (what the next round
@@ -385,7 +437,7 @@ impl Channel {
             let min = self
                 .params
                 .to_self_delay
-                .checked_add(CLTV_MARGIN)
+                .checked_add(self.params.htlc_margin)
                 .and_then(|d| d.after(now.height));
             if min.is_none_or(|m| *expiry <= m) {
                 return Err(ChannelError::BadUpdate {
@@ -522,7 +574,8 @@ impl Channel {
             }));
     }
 
-    /// LSP: starts a commitment round covering every update so far.
+    /// LSP: starts a commitment round covering every update so far, or, when a round with
+    /// this number was started before and interrupted, exactly the updates that one covered.
     pub fn start_round<R: RngCore + CryptoRng>(&mut self, rng: &mut R) -> Result<(), ChannelError> {
         if self.side != Side::Lsp {
             return Err(ChannelError::Unexpected {
@@ -535,10 +588,14 @@ impl Channel {
             });
         }
         let number = self.next_number();
-        let counts = (
-            self.logs[&Side::Lsp].len() as u64,
-            self.logs[&Side::Client].len() as u64,
-        );
+        let counts = match self.started {
+            Some((n, counts)) if n == number => counts,
+            _ => (
+                self.logs[&Side::Lsp].len() as u64,
+                self.logs[&Side::Client].len() as u64,
+            ),
+        };
+        self.started = Some((number, counts));
         let spec = self.spec_with(counts.0, counts.1)?;
         let client_commit = self.build_commitment(Side::Client, number, &spec)?;
         let lsp_commit = self.build_commitment(Side::Lsp, number, &spec)?;
@@ -896,6 +953,7 @@ impl Channel {
     }
 
     fn commit(&mut self, number: u64, counts: (u64, u64), spec: CommitmentSpec) {
+        self.started = None;
         self.number = Some(number);
         self.spec = spec.clone();
         self.committed.insert(Side::Lsp, counts.0);

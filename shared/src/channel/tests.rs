@@ -168,6 +168,7 @@ impl Pair {
             to_self_delay: BlockDelta::from_blocks(10),
             dust_limit: Amount::from_sat(330),
             anchor: Amount::from_sat(240),
+            htlc_margin: BlockDelta::from_blocks(6),
         };
         let spec = CommitmentSpec {
             lsp_balance: Amount::from_sat(capacity - client_sats),
@@ -682,4 +683,100 @@ proptest! {
         let live = spec.htlcs.iter().filter(|h| !htlc_is_trimmed(h.amount, spec.feerate, Amount::from_sat(330))).count();
         prop_assert_eq!(c.outputs.iter().filter(|(k, _)| matches!(k, OutputKind::Htlc(_))).count(), live);
     }
+}
+
+#[test]
+fn htlc_deadlines_force_a_close_in_time() {
+    let mut p = Pair::open(6, 1_000_000, 300_000);
+    assert_eq!(p.lsp.poll_timeout(), None);
+    let (pre, hash) = preimage(6);
+    let expiry = absolute::Height::from_consensus(200).unwrap();
+    let id = p
+        .lsp
+        .add_htlc(p.now, Amount::from_sat(30_000), hash, expiry)
+        .unwrap();
+    p.round();
+    // The payer must time its HTLC out at the expiry; the payee has no deadline yet.
+    assert_eq!(p.lsp.poll_timeout(), Some(expiry));
+    assert_eq!(p.client.poll_timeout(), None);
+    // Once the payee reveals the preimage, it must be on chain before its success path
+    // (delayed by to_self_delay 10) would open too late: 200 - 10 - 6/2.
+    p.client.fulfill_htlc(p.now, id, pre).unwrap();
+    while p.client.poll_action().is_some() {}
+    assert_eq!(
+        p.client.poll_timeout(),
+        Some(absolute::Height::from_consensus(187).unwrap())
+    );
+    p.client.handle_timeout(now(186));
+    assert!(p.client.poll_action().is_none(), "not yet");
+    p.client.handle_timeout(now(187));
+    let latest = p.client.latest_signed().unwrap().clone();
+    assert!(matches!(p.client.poll_action(), Some(Action::Broadcast(tx)) if tx == latest));
+    assert!(matches!(
+        p.client.poll_action(),
+        Some(Action::Emit(ChannelEvent::ForceClose { .. }))
+    ));
+}
+
+#[test]
+fn an_interrupted_round_restarts_and_the_guard_refuses_a_different_commitment() {
+    let mut p = Pair::open(7, 1_000_000, 300_000);
+    let (_, hash) = preimage(7);
+    let far = absolute::Height::from_consensus(500).unwrap();
+    p.client
+        .add_htlc(p.now, Amount::from_sat(10_000), hash, far)
+        .unwrap();
+    p.pump();
+    p.lsp.start_round(&mut p.rng).unwrap();
+    let Some(Action::Send(start)) = next_send(&mut p.lsp) else {
+        panic!()
+    };
+    p.client.handle_message(p.now, start, &mut p.rng).unwrap();
+    while p.client.poll_action().is_some() {}
+    // The connection drops: both forget the round (and its nonces).
+    p.lsp.reset_round();
+    p.client.reset_round();
+    // The LSP gets one more update in, but its restart covers exactly what the first
+    // attempt did (the client already signed that commitment number).
+    p.lsp
+        .update_fee(p.now, FeeRate::from_sat_per_vb_u32(5))
+        .unwrap();
+    p.pump();
+    p.lsp.start_round(&mut p.rng).unwrap();
+    let Some(Action::Send(ChannelMsg::Start {
+        number,
+        lsp_updates,
+        client_updates,
+        nonce_client_commit,
+        nonce_lsp_commit,
+    })) = next_send(&mut p.lsp)
+    else {
+        panic!()
+    };
+    assert_eq!((number, lsp_updates, client_updates), (1, 0, 1));
+    // A start that covered more would ask the client for a second commitment 1: refused.
+    let other = ChannelMsg::Start {
+        number,
+        lsp_updates: 1,
+        client_updates,
+        nonce_client_commit: nonce_client_commit.clone(),
+        nonce_lsp_commit: nonce_lsp_commit.clone(),
+    };
+    assert!(matches!(
+        p.client.handle_message(p.now, other, &mut p.rng),
+        Err(ChannelError::Guard(_))
+    ));
+    let same = ChannelMsg::Start {
+        number,
+        lsp_updates,
+        client_updates,
+        nonce_client_commit,
+        nonce_lsp_commit,
+    };
+    p.client.handle_message(p.now, same, &mut p.rng).unwrap();
+    p.pump();
+    assert_eq!(p.client.number(), Some(1));
+    assert_eq!(p.client.spec().feerate, FeeRate::from_sat_per_vb_u32(2));
+    p.round();
+    assert_eq!(p.client.spec().feerate, FeeRate::from_sat_per_vb_u32(5));
 }
