@@ -476,6 +476,54 @@ fn htlcs_settle_and_every_transaction_spends() {
 }
 
 #[test]
+fn fee_follows_the_documented_sizes_and_dust_is_left_out() {
+    let one = FeeRate::from_sat_per_vb_u32(1);
+    assert_eq!(commitment::commitment_fee(0, one), Amount::from_sat(167));
+    assert_eq!(
+        commitment::commitment_fee(3, one),
+        Amount::from_sat(167 + 3 * 43)
+    );
+    // A client balance below the dust limit gets no output; a tiny HTLC is trimmed.
+    let mut p = Pair::open(8, 1_000_000, 329);
+    let tx = p.lsp.latest_signed().unwrap().clone();
+    assert_eq!(tx.output.len(), 2, "to_local and the anchor only");
+    let (_, hash) = preimage(8);
+    let far = absolute::Height::from_consensus(500).unwrap();
+    let fr = p.lsp.spec().feerate;
+    assert!(htlc_is_trimmed(
+        Amount::from_sat(330 + 319),
+        fr,
+        Amount::from_sat(330)
+    ));
+    assert!(!htlc_is_trimmed(
+        Amount::from_sat(330 + 320),
+        fr,
+        Amount::from_sat(330)
+    ));
+    p.lsp
+        .add_htlc(p.now, Amount::from_sat(649), hash, far)
+        .unwrap();
+    p.lsp
+        .add_htlc(p.now, Amount::from_sat(650), hash, far)
+        .unwrap();
+    p.round();
+    let tx = p.lsp.latest_signed().unwrap();
+    assert_eq!(
+        tx.output.len(),
+        3,
+        "to_local, the 650-sat HTLC and the anchor"
+    );
+    let out: Amount = tx.output.iter().map(|o| o.value).sum();
+    assert_eq!(
+        Amount::from_sat(1_000_000) - out,
+        commitment::commitment_fee(1, fr) + Amount::from_sat(329 + 649),
+        "the fee counts one HTLC and receives the dust"
+    );
+    // Outputs are in (value, script) order.
+    assert!(tx.output.windows(2).all(|w| w[0].value <= w[1].value));
+}
+
+#[test]
 fn replayed_messages_are_refused() {
     let mut p = Pair::open(3, 1_000_000, 300_000);
     let (_, hash) = preimage(3);
@@ -638,31 +686,50 @@ proptest! {
         let mut preimages: BTreeMap<sha256::Hash, [u8; 32]> = BTreeMap::new();
         let mut rounds = 0;
         let mut revoked: Vec<(Transaction, Transaction)> = Vec::new();
+        // A naive oracle: balances and HTLCs moved by every command the channel accepted.
+        let mut bal: BTreeMap<Side, u64> = [(Side::Lsp, capacity - 400_000), (Side::Client, 400_000)].into();
+        let mut open_htlcs: BTreeMap<(Side, u64), u64> = BTreeMap::new();
+        let mut accepted = 0;
         for op in ops {
             match op {
                 Op::Add(side, amount, n, expiry) => {
                     let (pre, hash) = preimage(n);
                     preimages.insert(hash, pre);
                     let ch = if side == Side::Lsp { &mut p.lsp } else { &mut p.client };
-                    let _ = ch.add_htlc(p.now, Amount::from_sat(amount), hash, absolute::Height::from_consensus(expiry).unwrap());
+                    if let Ok(id) = ch.add_htlc(p.now, Amount::from_sat(amount), hash, absolute::Height::from_consensus(expiry).unwrap()) {
+                        *bal.get_mut(&side).unwrap() -= amount;
+                        open_htlcs.insert((side, id), amount);
+                        accepted += 1;
+                    }
                 }
                 Op::Settle(payee, i, fulfill) => {
                     let committed: Vec<Htlc> = p.lsp.spec().htlcs.iter().filter(|h| h.offerer != payee).copied().collect();
                     if committed.is_empty() { continue; }
                     let h = committed[i % committed.len()];
                     let ch = if payee == Side::Lsp { &mut p.lsp } else { &mut p.client };
-                    let _ = if fulfill { ch.fulfill_htlc(p.now, h.id, preimages[&h.hash]) } else { ch.fail_htlc(p.now, h.id) };
+                    let res = if fulfill { ch.fulfill_htlc(p.now, h.id, preimages[&h.hash]) } else { ch.fail_htlc(p.now, h.id) };
+                    if res.is_ok() {
+                        let amount = open_htlcs.remove(&(h.offerer, h.id)).expect("the oracle knows it");
+                        *bal.get_mut(if fulfill { &payee } else { &h.offerer }).unwrap() += amount;
+                        accepted += 1;
+                    }
                 }
                 Op::Fee(rate) => { let _ = p.lsp.update_fee(p.now, FeeRate::from_sat_per_vb_u32(rate)); }
                 Op::Round => {
                     revoked.push((p.lsp.latest_signed().unwrap().clone(), p.client.latest_signed().unwrap().clone()));
                     p.round();
                     rounds += 1;
+                    prop_assert_eq!(p.client.spec().lsp_balance.to_sat(), bal[&Side::Lsp]);
+                    prop_assert_eq!(p.client.spec().client_balance.to_sat(), bal[&Side::Client]);
+                    prop_assert_eq!(p.client.spec().htlcs.len(), open_htlcs.len());
                 }
             }
         }
         revoked.push((p.lsp.latest_signed().unwrap().clone(), p.client.latest_signed().unwrap().clone()));
         p.round();
+        prop_assert_eq!(p.lsp.spec().lsp_balance.to_sat(), bal[&Side::Lsp]);
+        prop_assert_eq!(p.lsp.spec().client_balance.to_sat(), bal[&Side::Client]);
+        let _ = accepted;
         // Same state on both sides; value is conserved; numbers advanced once per round.
         prop_assert_eq!(p.lsp.spec(), p.client.spec());
         prop_assert_eq!(p.lsp.spec().total(), Amount::from_sat(capacity));
