@@ -510,3 +510,68 @@ async fn latest_state_unilateral_close_pays_both_sides() {
     );
     let _: Height = at;
 }
+
+/// (d') Both sides close cooperatively: one key-path transaction, confirmed at once, pays the
+/// client exactly its latest balance and the LSP its balance less the close's fee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_close_pays_both_latest_balances() {
+    let mut s = Setup::open(15).await;
+    s.pay(Side::Lsp, 70_000, 3).await;
+    let spec = s.client.spec().clone();
+    assert_eq!(spec.client_balance, Amount::from_sat(370_000));
+    s.client
+        .shutdown(s.client_dest.clone())
+        .expect("client shutdown");
+    s.lsp.shutdown(s.lsp_dest.clone()).expect("LSP shutdown");
+    s.pump().await;
+    s.lsp
+        .start_close(&mut s.rng, feerate())
+        .expect("close starts");
+    let now = s.now().await;
+    let mut broadcasts = Vec::new();
+    loop {
+        let mut moved = false;
+        while let Some(a) = s.lsp.poll_action() {
+            match a {
+                Action::Send(m) => {
+                    s.client.handle_message(now, m, &mut s.rng).expect("client");
+                    moved = true;
+                }
+                Action::Broadcast(tx) => broadcasts.push(tx),
+                _ => {}
+            }
+        }
+        while let Some(a) = s.client.poll_action() {
+            match a {
+                Action::Send(m) => {
+                    s.lsp.handle_message(now, m, &mut s.rng).expect("LSP");
+                    moved = true;
+                }
+                Action::Broadcast(tx) => broadcasts.push(tx),
+                _ => {}
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(broadcasts.len(), 2);
+    let close = broadcasts.remove(0);
+    s.rt.confirm(&close, None).await;
+    let txid = close.compute_txid();
+    let mut client_got = Amount::ZERO;
+    let mut lsp_got = Amount::ZERO;
+    for vout in 0..close.output.len() as u32 {
+        let out = s.rt.unspent(OutPoint::new(txid, vout)).await;
+        if out.script_pubkey == s.client_dest {
+            client_got += out.value;
+        } else if out.script_pubkey == s.lsp_dest {
+            lsp_got += out.value;
+        }
+    }
+    assert_eq!(client_got, spec.client_balance);
+    assert_eq!(
+        lsp_got + Amount::from_sat(close.vsize() as u64 * 2),
+        spec.lsp_balance
+    );
+}

@@ -105,6 +105,30 @@ pub enum ChannelMsg {
         /// Revocation of LSP commitment `number - 1`.
         revocation: Option<Revocation>,
     },
+    /// Either side: start closing, paying this side to `script` (no updates or rounds after).
+    Shutdown {
+        /// The sender's payout script.
+        script: bitcoin::ScriptBuf,
+    },
+    /// LSP → client: the close at `feerate` (LSP pays), with the LSP's nonce.
+    CloseStart {
+        /// Fee rate of the close.
+        feerate: FeeRate,
+        /// LSP's public nonce for the close.
+        nonce: PubNonce,
+    },
+    /// Client → LSP: its nonce and partial signature on the close.
+    CloseSigned {
+        /// Client's public nonce.
+        nonce: PubNonce,
+        /// Client's partial signature.
+        partial: PartialSig,
+    },
+    /// LSP → client: the aggregated signature (the LSP has broadcast the close).
+    CloseDone {
+        /// BIP-340 signature of the close's input.
+        signature: bitcoin::secp256k1::schnorr::Signature,
+    },
     /// Client → LSP: revocation of the client's previous commitment (none for commitment 0).
     ClientRevoked {
         /// The commitment number the round made current.
@@ -159,6 +183,11 @@ pub enum ChannelChange {
         /// Its state.
         spec: CommitmentSpec,
     },
+    /// This side agreed to sign the cooperative close with `sighash` (and no other close).
+    CloseRecord {
+        /// The close's sighash.
+        sighash: TapSighash,
+    },
     /// An update sent or received.
     Update {
         /// Who sent it.
@@ -182,6 +211,11 @@ pub enum ChannelEvent {
     Committed {
         /// The number.
         number: u64,
+    },
+    /// The cooperative close is fully signed and broadcast.
+    Closed {
+        /// Its txid.
+        txid: bitcoin::Txid,
     },
     /// An HTLC deadline arrived with the peer not cooperating: this side broadcasts its latest
     /// commitment (the `Broadcast` action before this event) and claims on chain.

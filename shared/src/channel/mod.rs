@@ -6,11 +6,13 @@
 //! - [`commitment`]: the two asymmetric commitment transactions of each state;
 //! - [`claim`]: claims of `to_local`, `to_remote` and HTLC outputs by their owners;
 //! - [`penalty`]: the sweep of a revoked commitment;
+//! - [`close`]: the cooperative close transaction;
 //! - [`messages`] and [`Channel`]: the sans-io update state machine.
 //!
 //! `docs/protocol.md`, section "Channels", specifies every transaction and decision.
 
 pub mod claim;
+pub mod close;
 pub mod commitment;
 mod error;
 pub mod keys;

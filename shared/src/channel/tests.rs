@@ -847,3 +847,94 @@ fn an_interrupted_round_restarts_and_the_guard_refuses_a_different_commitment() 
     p.round();
     assert_eq!(p.client.spec().feerate, FeeRate::from_sat_per_vb_u32(5));
 }
+
+#[test]
+fn cooperative_close_pays_latest_balances_and_is_signed_once() {
+    let mut p = Pair::open(9, 1_000_000, 300_000);
+    let (pre, hash) = preimage(9);
+    let far = absolute::Height::from_consensus(500).unwrap();
+    let id = p
+        .client
+        .add_htlc(p.now, Amount::from_sat(100_000), hash, far)
+        .unwrap();
+    p.round();
+    let client_script = ScriptBuf::new_p2a();
+    // Not with an HTLC pending.
+    assert!(p.client.shutdown(client_script.clone()).is_err());
+    p.lsp.fulfill_htlc(p.now, id, pre).unwrap();
+    p.round();
+    let lsp_script = ScriptBuf::new_op_return([1u8; 4]);
+    p.client.shutdown(client_script.clone()).unwrap();
+    p.lsp.shutdown(lsp_script.clone()).unwrap();
+    p.pump();
+    // No more updates or rounds once closing.
+    assert!(p
+        .client
+        .add_htlc(p.now, Amount::from_sat(1_000), hash, far)
+        .is_err());
+    assert!(p.lsp.start_round(&mut p.rng).is_err());
+    p.lsp
+        .start_close(&mut p.rng, FeeRate::from_sat_per_vb_u32(3))
+        .unwrap();
+    let mut closes = Vec::new();
+    loop {
+        let mut moved = false;
+        while let Some(a) = p.lsp.poll_action() {
+            match a {
+                Action::Send(m) => {
+                    p.client.handle_message(p.now, m, &mut p.rng).unwrap();
+                    moved = true;
+                }
+                Action::Broadcast(tx) => closes.push(tx),
+                _ => {}
+            }
+        }
+        while let Some(a) = p.client.poll_action() {
+            match a {
+                Action::Send(m) => {
+                    p.lsp.handle_message(p.now, m, &mut p.rng).unwrap();
+                    moved = true;
+                }
+                Action::Broadcast(tx) => closes.push(tx),
+                _ => {}
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(closes.len(), 2, "both sides broadcast the same close");
+    assert_eq!(closes[0], closes[1]);
+    let close = &closes[0];
+    consensus_ok(close, &[p.lsp.params().funding_output.clone()]).unwrap();
+    assert_eq!(
+        close::paid_to(close, &client_script),
+        Amount::from_sat(200_000)
+    );
+    let fee = FeeRate::from_sat_per_vb_u32(3)
+        .fee_vb(close.vsize() as u64)
+        .unwrap();
+    assert_eq!(
+        close::paid_to(close, &lsp_script),
+        Amount::from_sat(800_000) - fee
+    );
+    // The client refuses to sign a second, different close.
+    let (_, nonce) = crate::musig::generate_nonce(
+        &mut p.rng,
+        &SecretKey::new(&mut rand::thread_rng()),
+        &JobKeys::new(&[p.lsp.params().lsp_funding_key], None).unwrap(),
+        &bitcoin::TapSighash::all_zeros(),
+        b"",
+    );
+    assert!(p
+        .client
+        .handle_message(
+            p.now,
+            ChannelMsg::CloseStart {
+                feerate: FeeRate::from_sat_per_vb_u32(9),
+                nonce
+            },
+            &mut p.rng
+        )
+        .is_err());
+}

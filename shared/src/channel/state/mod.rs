@@ -15,6 +15,7 @@
 //!   can never hold two different commitments with one number;
 //! - a refused input leaves the state unchanged.
 
+mod close;
 mod round;
 mod updates;
 
@@ -102,6 +103,9 @@ pub struct Channel {
     /// LSP: the update counts of a started, unfinished round (a restart reuses them).
     started: Option<(u64, (u64, u64))>,
     round: Round,
+    closing: close::Closing,
+    /// Client: the close it signed, until the LSP's final signature arrives.
+    close_expect: Option<Transaction>,
     actions: VecDeque<Action>,
 }
 
@@ -186,6 +190,8 @@ impl Channel {
             guard: BTreeMap::new(),
             started: None,
             round: Round::Idle,
+            closing: close::Closing::default(),
+            close_expect: None,
             actions: VecDeque::new(),
         })
     }

@@ -67,9 +67,9 @@ impl Channel {
                 reason: "only the LSP starts commitment rounds",
             });
         }
-        if self.in_round() {
+        if self.in_round() || self.is_closing() {
             return Err(ChannelError::Unexpected {
-                reason: "a round is already under way",
+                reason: "a round is already under way, or the channel is closing",
             });
         }
         let number = self.next_number();
@@ -181,6 +181,16 @@ impl Channel {
             (Side::Lsp, ChannelMsg::ClientRevoked { number, revocation }) => {
                 self.lsp_on_revoked(number, revocation)
             }
+            (_, ChannelMsg::Shutdown { script }) => self.on_shutdown(script),
+            (Side::Client, ChannelMsg::CloseStart { feerate, nonce }) => {
+                self.client_on_close_start(feerate, nonce, rng)
+            }
+            (Side::Lsp, ChannelMsg::CloseSigned { nonce, partial }) => {
+                self.lsp_on_close_signed(nonce, partial)
+            }
+            (Side::Client, ChannelMsg::CloseDone { signature }) => {
+                self.client_on_close_done(signature)
+            }
             _ => Err(ChannelError::Unexpected {
                 reason: "a message this side never receives",
             }),
@@ -212,7 +222,7 @@ impl Channel {
         lsp_nonce_lsp: PubNonce,
         rng: &mut R,
     ) -> Result<(), ChannelError> {
-        if self.in_round() || number != self.next_number() {
+        if self.in_round() || self.is_closing() || number != self.next_number() {
             return Err(ChannelError::Unexpected {
                 reason: "a round start for another commitment number, or during a round",
             });
@@ -556,7 +566,7 @@ impl Channel {
 }
 
 /// Partial signatures in the job's signer order (mine and the peer's).
-fn order(
+pub(super) fn order(
     keys: &JobKeys,
     my_key: PublicKey,
     mine: PartialSig,

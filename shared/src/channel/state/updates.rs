@@ -38,12 +38,22 @@ impl Channel {
         Ok(spec)
     }
 
+    pub(super) fn check_update_open(&self) -> Result<(), ChannelError> {
+        if self.is_closing() {
+            return Err(ChannelError::Unexpected {
+                reason: "the channel is closing: no more updates",
+            });
+        }
+        Ok(())
+    }
+
     pub(super) fn check_update(
         &self,
         now: Now,
         from: Side,
         update: &Update,
     ) -> Result<(), ChannelError> {
+        self.check_update_open()?;
         if let Update::AddHtlc {
             id, expiry, amount, ..
         } = update
