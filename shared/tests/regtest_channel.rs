@@ -11,7 +11,9 @@
 #[allow(dead_code, unused_imports)]
 mod regtest;
 
-use bitcoin::absolute::{Height, LockTime};
+use std::collections::BTreeMap;
+
+use bitcoin::absolute::LockTime;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::key::TweakedPublicKey;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
@@ -19,11 +21,9 @@ use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, ScriptBuf, Transactio
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use regtest::{add, sub, Regtest, MISSING_INPUTS, NON_BIP68_FINAL, NON_FINAL};
-use shared::channel::claim::{
-    build_claim, htlc_timeout_input, to_local_input, to_remote_input, ClaimInput,
-};
+use shared::channel::claim::{build_claim, to_local_input, ClaimInput};
 use shared::channel::keys::ChannelSecrets;
-use shared::channel::{Action, Channel, ChannelParams, CommitmentSpec, PeerInfo, Side};
+use shared::channel::{Action, Channel, ChannelParams, ClaimKind, CommitmentSpec, PeerInfo, Side};
 use shared::musig::{key_sort, public_key, JobKeys};
 use shared::params::BlockDelta;
 use shared::types::Now;
@@ -284,6 +284,10 @@ async fn punish(s: &mut Setup, cheater: Side, revoked: Transaction) {
     let penalty = honest
         .penalty_for(&revoked, dest.clone(), feerate())
         .expect("the revoked commitment can be punished");
+    let via_watch = honest
+        .claims_for(&revoked, dest, feerate(), &BTreeMap::new())
+        .expect("claims");
+    assert_eq!(via_watch, vec![(ClaimKind::Penalty, penalty.clone())]);
     // Every output but the anchor is taken.
     assert_eq!(penalty.input.len(), revoked.output.len() - 1);
     let confirmed = s.rt.confirm(&penalty, None).await;
@@ -370,38 +374,38 @@ async fn an_htlc_times_out_on_chain_and_the_payer_recovers_it() {
         .add_htlc(now, Amount::from_sat(150_000), hash, expiry)
         .expect("HTLC added");
     s.round().await;
-    // The client is gone. The LSP publishes its latest commitment.
-    let number = s.lsp.number().expect("open");
     let spec = s.lsp.spec().clone();
-    let htlc = spec.htlcs[0];
-    let commitment = s
-        .lsp
-        .build_commitment(Side::Lsp, number, &spec)
-        .expect("rebuilds");
-    let signed = s.lsp.latest_signed().expect("signed").clone();
-    assert_eq!(commitment.tx.compute_txid(), signed.compute_txid());
+    // The client is gone; at the HTLC's deadline the LSP's machine asks to close.
+    assert_eq!(s.lsp.poll_timeout(), Some(expiry));
+    s.lsp.handle_timeout(Now {
+        height: expiry,
+        unix_time: 0,
+    });
+    let signed = match s.lsp.poll_action() {
+        Some(Action::Broadcast(tx)) => tx,
+        other => panic!("expected the LSP's commitment, got {other:?}"),
+    };
+    assert_eq!(Some(&signed), s.lsp.latest_signed());
+    // (Published early here, so that the HTLC's expiry is the lock the test waits for.)
     let confirmed = s.rt.confirm(&signed, None).await;
-    let point = s
+    let claims = s
         .lsp
-        .commitment_point(Side::Lsp, number)
-        .expect("own point");
-    let timeout_in = htlc_timeout_input(
-        s.lsp.params(),
-        &commitment,
-        Side::Lsp,
-        s.lsp.secrets(),
-        &point,
-        &htlc,
-    )
-    .expect("the LSP offered it");
-    let local_in =
-        to_local_input(s.lsp.params(), &commitment, s.lsp.secrets(), &point).expect("to_local");
-    let timeout = claim(
-        std::slice::from_ref(&timeout_in),
-        &s.lsp_dest,
-        LockTime::from(expiry),
-    );
-    let local = claim(std::slice::from_ref(&local_in), &s.lsp_dest, LockTime::ZERO);
+        .claims_for(&signed, &s.lsp_dest, feerate(), &BTreeMap::new())
+        .expect("the LSP knows its commitment");
+    let kinds: Vec<ClaimKind> = claims.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds.len(), 2, "to_local and the HTLC timeout: {kinds:?}");
+    let local = claims
+        .iter()
+        .find(|(k, _)| *k == ClaimKind::ToLocal)
+        .expect("to_local")
+        .1
+        .clone();
+    let timeout = claims
+        .iter()
+        .find(|(k, _)| matches!(k, ClaimKind::HtlcTimeout { .. }))
+        .expect("HTLC timeout")
+        .1
+        .clone();
     // to_local: refused until `to_self_delay` blocks after the commitment.
     let matured = add(confirmed, TO_SELF_DELAY - 1);
     s.rt.mine_to(sub(matured, 1)).await;
@@ -416,25 +420,25 @@ async fn an_htlc_times_out_on_chain_and_the_payer_recovers_it() {
     s.rt.confirm(&timeout, None).await;
     let lsp_total =
         paid(&s.rt, &local, &s.lsp_dest).await + paid(&s.rt, &timeout, &s.lsp_dest).await;
-    let expected = spec.lsp_balance + htlc.amount;
-    let fees = signed_fee(&s, &signed) + Amount::from_sat(240);
-    assert!(
-        lsp_total + fees + Amount::from_sat(1_000) >= expected,
-        "the LSP recovers its balance and the HTLC, less fees: {lsp_total} vs {expected}"
+    let fees = signed_fee(&s, &signed)
+        + Amount::from_sat(240)
+        + Amount::from_sat((local.vsize() + timeout.vsize()) as u64 * 2);
+    assert_eq!(
+        lsp_total + fees,
+        spec.lsp_balance + spec.htlcs[0].amount,
+        "the LSP recovers its balance and the HTLC, less exactly the fees"
     );
-    // The client comes back and sweeps its balance.
-    let remote = s
+    // The client comes back, recognises the LSP's commitment and sweeps its balance; with no
+    // preimage it makes no claim on the HTLC.
+    let claims = s
         .client
-        .build_commitment(Side::Lsp, number, &spec)
-        .expect("the client rebuilds the LSP's commitment");
-    let remote_in = to_remote_input(&remote, s.client.secrets()).expect("to_remote");
-    let sweep = claim(
-        std::slice::from_ref(&remote_in),
-        &s.client_dest,
-        LockTime::ZERO,
-    );
-    s.rt.confirm(&sweep, None).await;
-    let got = paid(&s.rt, &sweep, &s.client_dest).await;
+        .claims_for(&signed, &s.client_dest, feerate(), &BTreeMap::new())
+        .expect("the client knows the LSP's commitment");
+    assert_eq!(claims.len(), 1);
+    let (kind, sweep) = &claims[0];
+    assert_eq!(*kind, ClaimKind::ToRemote);
+    s.rt.confirm(sweep, None).await;
+    let got = paid(&s.rt, sweep, &s.client_dest).await;
     assert_eq!(
         got + Amount::from_sat(sweep.vsize() as u64 * 2),
         spec.client_balance
@@ -456,27 +460,19 @@ async fn latest_state_unilateral_close_pays_both_sides() {
     s.pay(Side::Client, 20_000, 2).await;
     let spec = s.client.spec().clone();
     assert_eq!(spec.client_balance, Amount::from_sat(400_000));
-    let number = s.client.number().expect("open");
-    let commitment = s
-        .client
-        .build_commitment(Side::Client, number, &spec)
-        .expect("rebuilds");
     let signed = s.client.latest_signed().expect("signed").clone();
-    assert_eq!(commitment.tx.compute_txid(), signed.compute_txid());
     let confirmed = s.rt.confirm(&signed, None).await;
-    // The LSP sweeps its to_remote one block later.
-    let remote = s
+    let none = BTreeMap::new();
+    // The LSP recognises the client's latest commitment and sweeps its to_remote next block.
+    let lsp_claims = s
         .lsp
-        .build_commitment(Side::Client, number, &spec)
-        .expect("the LSP rebuilds the client's commitment");
-    let remote_in = to_remote_input(&remote, s.lsp.secrets()).expect("to_remote");
-    let lsp_sweep = claim(
-        std::slice::from_ref(&remote_in),
-        &s.lsp_dest,
-        LockTime::ZERO,
-    );
-    s.rt.confirm(&lsp_sweep, None).await;
-    let lsp_got = paid(&s.rt, &lsp_sweep, &s.lsp_dest).await;
+        .claims_for(&signed, &s.lsp_dest, feerate(), &none)
+        .expect("known");
+    assert_eq!(lsp_claims.len(), 1);
+    let (kind, lsp_sweep) = &lsp_claims[0];
+    assert_eq!(*kind, ClaimKind::ToRemote);
+    s.rt.confirm(lsp_sweep, None).await;
+    let lsp_got = paid(&s.rt, lsp_sweep, &s.lsp_dest).await;
     assert_eq!(
         lsp_got
             + signed_fee(&s, &signed)
@@ -485,30 +481,25 @@ async fn latest_state_unilateral_close_pays_both_sides() {
         spec.lsp_balance
     );
     // The client waits to_self_delay.
-    let point = s
+    let claims = s
         .client
-        .commitment_point(Side::Client, number)
-        .expect("own point");
-    let local_in = to_local_input(s.client.params(), &commitment, s.client.secrets(), &point)
-        .expect("to_local");
-    let sweep = claim(
-        std::slice::from_ref(&local_in),
-        &s.client_dest,
-        LockTime::ZERO,
-    );
+        .claims_for(&signed, &s.client_dest, feerate(), &none)
+        .expect("known");
+    assert_eq!(claims.len(), 1);
+    let (kind, sweep) = &claims[0];
+    assert_eq!(*kind, ClaimKind::ToLocal);
     let matured = add(confirmed, TO_SELF_DELAY - 1);
     s.rt.mine_to(sub(matured, 1)).await;
-    s.rt.assert_cannot_broadcast(&sweep, &[NON_BIP68_FINAL])
+    s.rt.assert_cannot_broadcast(sweep, &[NON_BIP68_FINAL])
         .await;
     s.rt.mine_to(matured).await;
-    let at = s.rt.confirm(&sweep, None).await;
+    let at = s.rt.confirm(sweep, None).await;
     assert_eq!(at, add(confirmed, TO_SELF_DELAY));
-    let got = paid(&s.rt, &sweep, &s.client_dest).await;
+    let got = paid(&s.rt, sweep, &s.client_dest).await;
     assert_eq!(
         got + Amount::from_sat(sweep.vsize() as u64 * 2),
         spec.client_balance
     );
-    let _: Height = at;
 }
 
 /// (d') Both sides close cooperatively: one key-path transaction, confirmed at once, pays the

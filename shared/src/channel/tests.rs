@@ -938,3 +938,63 @@ fn cooperative_close_pays_latest_balances_and_is_signed_once() {
         )
         .is_err());
 }
+
+#[test]
+fn claims_for_each_commitment_a_side_can_meet() {
+    let mut p = Pair::open(10, 1_000_000, 300_000);
+    let (pre_c, hash_c) = preimage(10);
+    let (_, hash_l) = preimage(11);
+    let far = absolute::Height::from_consensus(500).unwrap();
+    p.client
+        .add_htlc(p.now, Amount::from_sat(40_000), hash_c, far)
+        .unwrap();
+    p.lsp
+        .add_htlc(p.now, Amount::from_sat(30_000), hash_l, far)
+        .unwrap();
+    p.round();
+    let fr = FeeRate::from_sat_per_vb_u32(2);
+    let dest = ScriptBuf::new_p2a();
+    let client_tx = p.client.latest_signed().unwrap().clone();
+    let known: BTreeMap<sha256::Hash, [u8; 32]> = [(hash_c, pre_c)].into();
+    // The LSP on the client's commitment: to_remote, its HTLC's timeout, and the client's
+    // HTLC with the preimage it knows.
+    let claims = p.lsp.claims_for(&client_tx, &dest, fr, &known).unwrap();
+    let kinds: Vec<ClaimKind> = claims.iter().map(|c| c.0).collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert!(kinds.contains(&ClaimKind::ToRemote));
+    assert!(kinds.contains(&ClaimKind::HtlcSuccess {
+        offerer: Side::Client,
+        id: 0
+    }));
+    assert!(kinds.contains(&ClaimKind::HtlcTimeout {
+        offerer: Side::Lsp,
+        id: 0
+    }));
+    for (_, tx) in &claims {
+        let prevout = client_tx.output[tx.input[0].previous_output.vout as usize].clone();
+        consensus_ok(tx, &[prevout]).unwrap();
+    }
+    // Without the preimage, no success claim.
+    assert_eq!(
+        p.lsp
+            .claims_for(&client_tx, &dest, fr, &BTreeMap::new())
+            .unwrap()
+            .len(),
+        2
+    );
+    // The client on its own commitment: to_local and its HTLC's timeout.
+    let own = p
+        .client
+        .claims_for(&client_tx, &dest, fr, &BTreeMap::new())
+        .unwrap();
+    assert_eq!(own.len(), 2);
+    // After the next round, the same transaction is a revoked commitment: the penalty.
+    p.round();
+    let claims = p.lsp.claims_for(&client_tx, &dest, fr, &known).unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].0, ClaimKind::Penalty);
+    // A stranger's transaction is not claimable.
+    let mut other = client_tx.clone();
+    other.output.pop();
+    assert!(p.lsp.claims_for(&other, &dest, fr, &known).is_err());
+}

@@ -18,6 +18,9 @@
 mod close;
 mod round;
 mod updates;
+mod watch;
+
+pub use watch::ClaimKind;
 
 use std::collections::{BTreeMap, VecDeque};
 
