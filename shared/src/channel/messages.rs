@@ -182,6 +182,15 @@ pub enum ChannelChange {
         secret: [u8; 32],
         /// Its state.
         spec: CommitmentSpec,
+        /// The peer's per-commitment point of commitment `number + 2`.
+        next_point: PublicKey,
+    },
+    /// `Shutdown` sent (`from` = this side) or received.
+    Shutdown {
+        /// Who sent it.
+        from: Side,
+        /// Its payout script.
+        script: bitcoin::ScriptBuf,
     },
     /// This side agreed to sign the cooperative close with `sighash` (and no other close).
     CloseRecord {
@@ -201,6 +210,10 @@ pub enum ChannelChange {
         number: u64,
         /// The state.
         spec: CommitmentSpec,
+        /// LSP updates it covers.
+        lsp_updates: u64,
+        /// Client updates it covers.
+        client_updates: u64,
     },
 }
 

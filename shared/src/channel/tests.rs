@@ -130,6 +130,21 @@ struct Pair {
     client: Channel,
     rng: StdRng,
     now: Now,
+    /// Everything each side asked to persist, in order.
+    lsp_log: Vec<ChannelChange>,
+    client_log: Vec<ChannelChange>,
+    opening: (ChannelParams, CommitmentSpec, SecretKey, SecretKey),
+}
+
+const LSP_SEED: [u8; 32] = [1u8; 32];
+const CLIENT_SEED: [u8; 32] = [2u8; 32];
+
+fn info(seed: &[u8; 32]) -> PeerInfo {
+    let s = ChannelSecrets::from_seed(seed);
+    PeerInfo {
+        basepoints: s.basepoints(),
+        first_points: [s.commitment_seed.point(0), s.commitment_seed.point(1)],
+    }
 }
 
 fn funding_output(lsp: &PublicKey, client: &PublicKey, value: Amount) -> TxOut {
@@ -186,39 +201,33 @@ impl Pair {
         client_funding: SecretKey,
         rng: StdRng,
     ) -> Pair {
-        let lsp_seed = [1u8; 32];
-        let client_seed = [2u8; 32];
-        let info = |seed: &[u8; 32]| {
-            let s = ChannelSecrets::from_seed(seed);
-            PeerInfo {
-                basepoints: s.basepoints(),
-                first_points: [s.commitment_seed.point(0), s.commitment_seed.point(1)],
-            }
-        };
         let lsp = Channel::new(
             Side::Lsp,
             params.clone(),
             lsp_funding,
-            &lsp_seed,
-            info(&client_seed),
+            &LSP_SEED,
+            info(&CLIENT_SEED),
             spec.clone(),
         )
         .unwrap();
         let client = Channel::new(
             Side::Client,
-            params,
+            params.clone(),
             client_funding,
-            &client_seed,
-            info(&lsp_seed),
-            spec,
+            &CLIENT_SEED,
+            info(&LSP_SEED),
+            spec.clone(),
         )
         .unwrap();
-        assert_eq!(lsp.peer_info().basepoints, info(&lsp_seed).basepoints);
+        assert_eq!(lsp.peer_info().basepoints, info(&LSP_SEED).basepoints);
         let mut pair = Pair {
             lsp,
             client,
             rng,
             now: now(100),
+            lsp_log: Vec::new(),
+            client_log: Vec::new(),
+            opening: (params, spec, lsp_funding, client_funding),
         };
         pair.round();
         pair
@@ -231,21 +240,29 @@ impl Pair {
         loop {
             let mut moved = false;
             while let Some(a) = self.lsp.poll_action() {
-                if let Action::Send(m) = a {
-                    self.client
-                        .handle_message(self.now, m.clone(), &mut self.rng)
-                        .unwrap();
-                    delivered.push((Side::Client, m));
-                    moved = true;
+                match a {
+                    Action::Send(m) => {
+                        self.client
+                            .handle_message(self.now, m.clone(), &mut self.rng)
+                            .unwrap();
+                        delivered.push((Side::Client, m));
+                        moved = true;
+                    }
+                    Action::Persist(c) => self.lsp_log.push(c),
+                    _ => {}
                 }
             }
             while let Some(a) = self.client.poll_action() {
-                if let Action::Send(m) = a {
-                    self.lsp
-                        .handle_message(self.now, m.clone(), &mut self.rng)
-                        .unwrap();
-                    delivered.push((Side::Lsp, m));
-                    moved = true;
+                match a {
+                    Action::Send(m) => {
+                        self.lsp
+                            .handle_message(self.now, m.clone(), &mut self.rng)
+                            .unwrap();
+                        delivered.push((Side::Lsp, m));
+                        moved = true;
+                    }
+                    Action::Persist(c) => self.client_log.push(c),
+                    _ => {}
                 }
             }
             if !moved {
@@ -730,6 +747,12 @@ proptest! {
         prop_assert_eq!(p.lsp.spec().lsp_balance.to_sat(), bal[&Side::Lsp]);
         prop_assert_eq!(p.lsp.spec().client_balance.to_sat(), bal[&Side::Client]);
         let _ = accepted;
+        // A restart rebuilds both sides from what they persisted.
+        let (l, c) = p.restored();
+        prop_assert_eq!(l.spec(), p.lsp.spec());
+        prop_assert_eq!(c.spec(), p.client.spec());
+        prop_assert_eq!(l.latest_signed(), p.lsp.latest_signed());
+        prop_assert_eq!(c.latest_signed(), p.client.latest_signed());
         // Same state on both sides; value is conserved; numbers advanced once per round.
         prop_assert_eq!(p.lsp.spec(), p.client.spec());
         prop_assert_eq!(p.lsp.spec().total(), Amount::from_sat(capacity));
@@ -997,4 +1020,112 @@ fn claims_for_each_commitment_a_side_can_meet() {
     let mut other = client_tx.clone();
     other.output.pop();
     assert!(p.lsp.claims_for(&other, &dest, fr, &known).is_err());
+}
+
+impl Pair {
+    /// Both sides as a restart would rebuild them from what they persisted.
+    fn restored(&self) -> (Channel, Channel) {
+        let (params, spec, lsp_funding, client_funding) = self.opening.clone();
+        let lsp = Channel::restore(
+            Side::Lsp,
+            params.clone(),
+            lsp_funding,
+            &LSP_SEED,
+            info(&CLIENT_SEED),
+            spec.clone(),
+            self.lsp_log.clone(),
+        )
+        .unwrap();
+        let client = Channel::restore(
+            Side::Client,
+            params,
+            client_funding,
+            &CLIENT_SEED,
+            info(&LSP_SEED),
+            spec,
+            self.client_log.clone(),
+        )
+        .unwrap();
+        (lsp, client)
+    }
+}
+
+#[test]
+fn a_restart_replays_persisted_changes_and_resumes_an_interrupted_round() {
+    let mut p = Pair::open(12, 1_000_000, 300_000);
+    let (pre, hash) = preimage(12);
+    let far = absolute::Height::from_consensus(500).unwrap();
+    let id = p
+        .lsp
+        .add_htlc(p.now, Amount::from_sat(25_000), hash, far)
+        .unwrap();
+    p.round();
+    let revoked = p.client.latest_signed().unwrap().clone();
+    p.client.fulfill_htlc(p.now, id, pre).unwrap();
+    p.round();
+    // A third round is cut after the client signed the LSP's commitment 3.
+    p.client
+        .add_htlc(p.now, Amount::from_sat(5_000), hash, far)
+        .unwrap();
+    p.pump();
+    p.lsp.start_round(&mut p.rng).unwrap();
+    let start = loop {
+        match p.lsp.poll_action() {
+            Some(Action::Send(m)) => break m,
+            Some(Action::Persist(c)) => p.lsp_log.push(c),
+            _ => {}
+        }
+    };
+    p.client.handle_message(p.now, start, &mut p.rng).unwrap();
+    while let Some(a) = p.client.poll_action() {
+        if let Action::Persist(c) = a {
+            p.client_log.push(c);
+        }
+    }
+    let (mut lsp, mut client) = p.restored();
+    assert_eq!(lsp.spec(), p.lsp.spec());
+    assert_eq!(client.spec(), p.client.spec());
+    assert_eq!(lsp.number(), Some(2));
+    assert_eq!(client.latest_signed(), p.client.latest_signed());
+    assert_eq!(lsp.latest_signed(), p.lsp.latest_signed());
+    // The restored LSP still punishes the client's revoked commitment; the restored client
+    // recognises the LSP's commitment 3 that it signed but never saw completed.
+    let fr = FeeRate::from_sat_per_vb_u32(2);
+    assert!(lsp.penalty_for(&revoked, ScriptBuf::new_p2a(), fr).is_ok());
+    let spec3 = {
+        let mut s = p.lsp.spec().clone();
+        s.client_balance -= Amount::from_sat(5_000);
+        s.htlcs.push(Htlc {
+            offerer: Side::Client,
+            id: 0,
+            amount: Amount::from_sat(5_000),
+            hash,
+            expiry: far,
+        });
+        s
+    };
+    let lsp3 = lsp.build_commitment(Side::Lsp, 3, &spec3).unwrap();
+    assert_eq!(
+        client.identify(&lsp3.tx).map(|(h, n, _)| (h, n)),
+        Some((Side::Lsp, 3))
+    );
+    // The LSP restarts round 3 with the same counts; the client signs the same commitment again.
+    let mut rng = StdRng::seed_from_u64(99);
+    lsp.start_round(&mut rng).unwrap();
+    for _ in 0..4 {
+        while let Some(a) = lsp.poll_action() {
+            if let Action::Send(m) = a {
+                client.handle_message(p.now, m, &mut rng).unwrap();
+            }
+        }
+        while let Some(a) = client.poll_action() {
+            if let Action::Send(m) = a {
+                lsp.handle_message(p.now, m, &mut rng).unwrap();
+            }
+        }
+    }
+    assert_eq!(lsp.number(), Some(3));
+    assert_eq!(client.number(), Some(3));
+    assert_eq!(lsp.spec(), &spec3);
+    assert_eq!(client.spec(), &spec3);
 }

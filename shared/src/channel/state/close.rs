@@ -48,6 +48,11 @@ impl Channel {
         self.check_quiet()?;
         self.closing.mine = Some(script.clone());
         self.actions
+            .push_back(Action::Persist(ChannelChange::Shutdown {
+                from: self.side,
+                script: script.clone(),
+            }));
+        self.actions
             .push_back(Action::Send(ChannelMsg::Shutdown { script }));
         Ok(())
     }
@@ -71,7 +76,12 @@ impl Channel {
             });
         }
         self.check_quiet()?;
-        self.closing.theirs = Some(script);
+        self.closing.theirs = Some(script.clone());
+        self.actions
+            .push_back(Action::Persist(ChannelChange::Shutdown {
+                from: self.side.other(),
+                script,
+            }));
         Ok(())
     }
 

@@ -16,6 +16,7 @@
 //! - a refused input leaves the state unchanged.
 
 mod close;
+mod restore;
 mod round;
 mod updates;
 mod watch;
@@ -105,6 +106,8 @@ pub struct Channel {
     guard: BTreeMap<(Side, u64), TapSighash>,
     /// LSP: the update counts of a started, unfinished round (a restart reuses them).
     started: Option<(u64, (u64, u64))>,
+    /// Client: the LSP commitment it signed in a round not yet complete (the LSP may publish it).
+    remote_pending: Option<(u64, CommitmentSpec)>,
     round: Round,
     closing: close::Closing,
     /// Client: the close it signed, until the LSP's final signature arrives.
@@ -192,6 +195,7 @@ impl Channel {
             next_htlc_id: [(Side::Lsp, 0), (Side::Client, 0)].into(),
             guard: BTreeMap::new(),
             started: None,
+            remote_pending: None,
             round: Round::Idle,
             closing: close::Closing::default(),
             close_expect: None,

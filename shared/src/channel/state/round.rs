@@ -259,6 +259,13 @@ impl Channel {
             &ls,
         )?;
         self.guard_record(Side::Lsp, number, ls);
+        // The LSP can publish this commitment from now on: keep what claims on it need.
+        self.remote_pending = Some((number, spec.clone()));
+        self.actions
+            .push_back(Action::Persist(ChannelChange::RemotePending {
+                number,
+                spec: spec.clone(),
+            }));
         self.actions
             .push_back(Action::Send(ChannelMsg::ClientSigned {
                 number,
@@ -443,18 +450,25 @@ impl Channel {
                     number: revoked,
                     secret,
                     spec: self.spec.clone(),
+                    next_point,
                 }));
         }
     }
 
     pub(super) fn commit(&mut self, number: u64, counts: (u64, u64), spec: CommitmentSpec) {
         self.started = None;
+        self.remote_pending = None;
         self.number = Some(number);
         self.spec = spec.clone();
         self.committed.insert(Side::Lsp, counts.0);
         self.committed.insert(Side::Client, counts.1);
         self.actions
-            .push_back(Action::Persist(ChannelChange::Committed { number, spec }));
+            .push_back(Action::Persist(ChannelChange::Committed {
+                number,
+                spec,
+                lsp_updates: counts.0,
+                client_updates: counts.1,
+            }));
         self.actions
             .push_back(Action::Emit(ChannelEvent::Committed { number }));
     }

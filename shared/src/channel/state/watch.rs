@@ -75,6 +75,19 @@ impl Channel {
                 candidates.push((self.side.other(), spec));
             }
         }
+        // After a restart the round's state is gone, but what was stored for it remains.
+        if let Some((n, spec)) = &self.remote_pending {
+            if *n == number {
+                candidates.push((self.side.other(), spec));
+            }
+        }
+        let started = self
+            .started
+            .filter(|(n, _)| *n == number)
+            .and_then(|(_, (l, c))| self.spec_with(l, c).ok());
+        if let Some(spec) = &started {
+            candidates.push((self.side, spec));
+        }
         candidates.into_iter().find_map(|(holder, spec)| {
             let c = self.build_commitment(holder, number, spec).ok()?;
             (c.tx.compute_txid() == txid).then(|| (holder, number, spec.clone()))
