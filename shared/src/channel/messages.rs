@@ -225,6 +225,14 @@ pub enum ChannelEvent {
         /// The number.
         number: u64,
     },
+    /// The peer settled this side's HTLC `id` with its preimage (a forwarding LSP settles the
+    /// incoming HTLC with it at once).
+    PreimageReceived {
+        /// This side's HTLC id.
+        id: u64,
+        /// The preimage.
+        preimage: [u8; 32],
+    },
     /// The cooperative close is fully signed and broadcast.
     Closed {
         /// Its txid.

@@ -26,7 +26,7 @@ pub use error::ChannelError;
 pub use messages::{
     Action, ChannelChange, ChannelEvent, ChannelMsg, Revocation, Update, UpdateMsg,
 };
-pub use state::{Channel, ClaimKind, PeerInfo};
+pub use state::{Channel, ClaimKind, PeerInfo, MAX_HTLCS};
 
 #[cfg(test)]
 mod tests;

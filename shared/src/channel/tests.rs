@@ -673,6 +673,30 @@ fn bad_updates_are_refused() {
     );
     p.lsp.fulfill_htlc(p.now, id, pre).unwrap();
     assert!(p.lsp.fulfill_htlc(p.now, id, pre).is_err(), "settled twice");
+    // The payer learns the preimage as an event.
+    let Some(Action::Send(m)) = next_send(&mut p.lsp) else {
+        panic!()
+    };
+    p.client.handle_message(p.now, m, &mut p.rng).unwrap();
+    let learned = std::iter::from_fn(|| p.client.poll_action()).any(|a| {
+        matches!(a, Action::Emit(ChannelEvent::PreimageReceived { id: i, preimage }) if i == id && preimage == pre)
+    });
+    assert!(learned);
+    // A fee rate that would not relay is refused.
+    assert!(p
+        .lsp
+        .update_fee(p.now, FeeRate::from_sat_per_kwu(200))
+        .is_err());
+    // At most MAX_HTLCS pending HTLCs.
+    for _ in 0..MAX_HTLCS {
+        p.client
+            .add_htlc(p.now, Amount::from_sat(1_000), hash, far)
+            .unwrap();
+    }
+    assert!(p
+        .client
+        .add_htlc(p.now, Amount::from_sat(1_000), hash, far)
+        .is_err());
 }
 
 #[derive(Debug, Clone)]

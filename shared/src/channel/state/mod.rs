@@ -21,6 +21,7 @@ mod round;
 mod updates;
 mod watch;
 
+pub use updates::MAX_HTLCS;
 pub use watch::ClaimKind;
 
 use std::collections::{BTreeMap, VecDeque};

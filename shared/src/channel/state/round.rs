@@ -210,6 +210,13 @@ impl Channel {
             });
         }
         self.check_update(now, from, &msg.update)?;
+        if let Update::Fulfill { id, preimage } = &msg.update {
+            self.actions
+                .push_back(Action::Emit(ChannelEvent::PreimageReceived {
+                    id: *id,
+                    preimage: *preimage,
+                }));
+        }
         self.push_update(from, msg.update);
         Ok(())
     }

@@ -10,6 +10,10 @@ use crate::types::Now;
 
 use super::Channel;
 
+/// Most HTLCs pending at once (both directions): keeps every commitment far below the standard
+/// weight limit (167 vB + 43 vB per HTLC) and every penalty within standard size.
+pub const MAX_HTLCS: usize = 100;
+
 impl Channel {
     // ---- updates -------------------------------------------------------------------------
 
@@ -79,8 +83,20 @@ impl Channel {
                 });
             }
         }
+        if let Update::Fee { feerate } = update {
+            if *feerate < FeeRate::BROADCAST_MIN {
+                return Err(ChannelError::BadUpdate {
+                    reason: "a commitment fee rate below 1 sat/vB would not relay",
+                });
+            }
+        }
         let mut spec = self.projected()?;
         apply(&mut spec, &self.spec, from, update)?;
+        if spec.htlcs.len() > MAX_HTLCS {
+            return Err(ChannelError::BadUpdate {
+                reason: "too many pending HTLCs (a commitment must stay standard)",
+            });
+        }
         // Both commitments must stay buildable (the LSP can pay the fee).
         let fee_htlcs = spec
             .htlcs
