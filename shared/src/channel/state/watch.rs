@@ -87,6 +87,7 @@ impl Channel {
             .and_then(|(_, (l, c))| self.spec_with(l, c).ok());
         if let Some(spec) = &started {
             candidates.push((self.side, spec));
+            candidates.push((self.side.other(), spec));
         }
         candidates.into_iter().find_map(|(holder, spec)| {
             let c = self.build_commitment(holder, number, spec).ok()?;
