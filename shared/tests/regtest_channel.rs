@@ -1,7 +1,8 @@
 //! Client–LSP channels on a real regtest node (bitcoind via the devnet, read through Esplora).
 //!
-//! Each test funds a MuSig2(client, LSP) BIP-86 output straight from the faucet (the leaf's
-//! `channel` output, without the factory above it), runs both sides' channel state machines
+//! Most tests fund a MuSig2(client, LSP) BIP-86 output straight from the faucet (the leaf's
+//! `channel` output, without the factory above it); one exits a real 8-client factory to its
+//! leaf and uses the leaf's `channel` output. Each runs both sides' channel state machines
 //! against each other with real MuSig2, then publishes what a cheater or a closing side would.
 //! Every transaction passes `testmempoolaccept` (policy, not only consensus) before it goes out
 //! through Esplora; every relative or absolute lock is checked one block early (bitcoind must
@@ -565,4 +566,79 @@ async fn cooperative_close_pays_both_latest_balances() {
         lsp_got + Amount::from_sat(close.vsize() as u64 * 2),
         spec.lsp_balance
     );
+}
+
+/// (e) The channel on a real factory leaf: a client of an 8-client factory exits to its leaf
+/// exactly as the exit planner says; the leaf's `channel` output (MuSig2 of the client's and the
+/// LSP's factory keys) funds the channel; the LSP pays the client, then publishes its revoked
+/// commitment; the client's penalty takes it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_on_a_real_factory_leaf_punishes_a_revoked_lsp_commitment() {
+    let rt = Regtest::start().await;
+    let factory = regtest::Factory::create(&rt, 8, 21, 0).await;
+    let client = shared::types::ClientId(0);
+    let kit = factory.client_kit(client);
+    let (done, _) = regtest::run_exit(&rt, &kit, 20).await;
+    let channel = match done {
+        shared::exit::ExitAction::LeafConfirmed { channel, .. } => channel,
+        other => panic!("expected the leaf, got {other:?}"),
+    };
+    let proposal = factory.proposal();
+    let entry = &proposal.clients[0];
+    let funding_output = rt.unspent(channel).await;
+    assert_eq!(funding_output.value, entry.channel);
+    let params = ChannelParams {
+        funding: channel,
+        funding_output,
+        lsp_funding_key: proposal.lsp_key,
+        client_funding_key: entry.key,
+        to_self_delay: BlockDelta::from_blocks(TO_SELF_DELAY),
+        dust_limit: DUST,
+        anchor: Amount::from_sat(240),
+        htlc_margin: BlockDelta::from_blocks(6),
+    };
+    // The test's opening split: the client holds 40% of the channel.
+    let capacity = entry.channel.to_sat();
+    let spec = CommitmentSpec {
+        lsp_balance: Amount::from_sat(capacity - capacity * 2 / 5),
+        client_balance: Amount::from_sat(capacity * 2 / 5),
+        htlcs: vec![],
+        feerate: feerate(),
+    };
+    let (lsp_seed, client_seed) = ([31u8; 32], [32u8; 32]);
+    let lsp = Channel::new(
+        Side::Lsp,
+        params.clone(),
+        factory.keys.lsp,
+        &lsp_seed,
+        peer_info(&client_seed),
+        spec.clone(),
+    )
+    .expect("the leaf's channel output is MuSig2(client, LSP)");
+    let client_ch = Channel::new(
+        Side::Client,
+        params,
+        factory.keys.clients[0],
+        &client_seed,
+        peer_info(&lsp_seed),
+        spec,
+    )
+    .expect("client side");
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut s = Setup {
+        rt,
+        lsp,
+        client: client_ch,
+        lsp_dest: p2tr_of(&SecretKey::new(&mut rng)),
+        client_dest: p2tr_of(&SecretKey::new(&mut rng)),
+        rng,
+    };
+    s.round().await;
+    let revoked = s.lsp.latest_signed().expect("signed").clone();
+    s.pay(Side::Lsp, capacity / 10, 4).await;
+    assert_eq!(
+        s.client.spec().client_balance,
+        Amount::from_sat(capacity * 2 / 5 + capacity / 10)
+    );
+    punish(&mut s, Side::Lsp, revoked).await;
 }
