@@ -788,8 +788,19 @@ proptest! {
         }
         let fr = FeeRate::from_sat_per_vb_u32(1);
         for (lsp_tx, client_tx) in &revoked {
-            prop_assert!(p.client.penalty_for(lsp_tx, ScriptBuf::new_p2a(), fr).is_ok());
-            prop_assert!(p.lsp.penalty_for(client_tx, ScriptBuf::new_p2a(), fr).is_ok());
+            for (punisher, revoked_tx) in [(&p.client, lsp_tx), (&p.lsp, client_tx)] {
+                let penalty = punisher.penalty_for(revoked_tx, ScriptBuf::new_p2a(), fr);
+                prop_assert!(penalty.is_ok());
+                let penalty = penalty.unwrap();
+                let prevouts: Vec<TxOut> = penalty
+                    .input
+                    .iter()
+                    .map(|i| revoked_tx.output[i.previous_output.vout as usize].clone())
+                    .collect();
+                prop_assert!(consensus_ok(&penalty, &prevouts).is_ok());
+                // Everything but the anchor (and outputs a penalty would not pay for) is taken.
+                prop_assert_eq!(penalty.input.len(), revoked_tx.output.len() - 1);
+            }
         }
         // Trimmed HTLCs have no output; the others each have one.
         let spec = p.lsp.spec().clone();
