@@ -642,3 +642,88 @@ async fn channel_on_a_real_factory_leaf_punishes_a_revoked_lsp_commitment() {
     );
     punish(&mut s, Side::Lsp, revoked).await;
 }
+
+/// (f) The direct-claim design on chain: the LSP offers an HTLC, the client fulfills it, and
+/// the LSP vanishes without committing the fulfill. At its deadline the client's machine asks to
+/// publish its latest commitment; the client's preimage claim (delayed by `to_self_delay` on its
+/// own commitment) confirms before the HTLC's expiry, so the LSP's timeout claim never can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payee_claims_with_its_preimage_before_the_payer_can_time_out() {
+    let mut s = Setup::open(16).await;
+    let preimage = [16u8; 32];
+    let hash = sha256::Hash::hash(&preimage);
+    let expiry = add(s.rt.tip().await, 30);
+    let now = s.now().await;
+    let id = s
+        .lsp
+        .add_htlc(now, Amount::from_sat(80_000), hash, expiry)
+        .expect("HTLC added");
+    s.round().await;
+    let spec = s.client.spec().clone();
+    // The client reveals the preimage; the LSP never answers.
+    s.client.fulfill_htlc(now, id, preimage).expect("fulfilled");
+    while s.client.poll_action().is_some() {}
+    let deadline = s.client.poll_timeout().expect("a deadline");
+    assert_eq!(deadline, sub(expiry, TO_SELF_DELAY + 3));
+    s.rt.mine_to(sub(deadline, 1)).await;
+    s.client.handle_timeout(s.now().await);
+    assert!(s.client.poll_action().is_none(), "not before the deadline");
+    s.rt.mine_to(deadline).await;
+    s.client.handle_timeout(s.now().await);
+    let commitment = match s.client.poll_action() {
+        Some(Action::Broadcast(tx)) => tx,
+        other => panic!("expected the client's commitment, got {other:?}"),
+    };
+    let confirmed = s.rt.confirm(&commitment, None).await;
+    let known = BTreeMap::from([(hash, preimage)]);
+    let claims = s
+        .client
+        .claims_for(&commitment, &s.client_dest, feerate(), &known)
+        .expect("the client's own commitment");
+    let success = claims
+        .iter()
+        .find(|(k, _)| matches!(k, ClaimKind::HtlcSuccess { .. }))
+        .expect("the HTLC success claim")
+        .1
+        .clone();
+    let local = claims
+        .iter()
+        .find(|(k, _)| *k == ClaimKind::ToLocal)
+        .expect("to_local")
+        .1
+        .clone();
+    // The LSP's timeout of the same HTLC, as it would build it.
+    let lsp_claims = s
+        .lsp
+        .claims_for(&commitment, &s.lsp_dest, feerate(), &BTreeMap::new())
+        .expect("the LSP knows the client's commitment");
+    let lsp_timeout = lsp_claims
+        .iter()
+        .find(|(k, _)| matches!(k, ClaimKind::HtlcTimeout { .. }))
+        .expect("the LSP's timeout claim")
+        .1
+        .clone();
+    let matured = add(confirmed, TO_SELF_DELAY - 1);
+    assert!(matured < expiry, "the success path opens before the expiry");
+    s.rt.mine_to(sub(matured, 1)).await;
+    s.rt.assert_cannot_broadcast(&success, &[NON_BIP68_FINAL])
+        .await;
+    s.rt.assert_cannot_broadcast(&lsp_timeout, &[NON_FINAL])
+        .await;
+    s.rt.mine_to(matured).await;
+    s.rt.assert_cannot_broadcast(&lsp_timeout, &[NON_FINAL])
+        .await;
+    s.rt.confirm(&success, None).await;
+    s.rt.confirm(&local, None).await;
+    // Past the expiry, the LSP's timeout has nothing left to spend.
+    s.rt.mine_to(add(expiry, 1)).await;
+    s.rt.assert_cannot_broadcast(&lsp_timeout, &[MISSING_INPUTS])
+        .await;
+    let got =
+        paid(&s.rt, &success, &s.client_dest).await + paid(&s.rt, &local, &s.client_dest).await;
+    assert_eq!(
+        got + Amount::from_sat((success.vsize() + local.vsize()) as u64 * 2),
+        spec.client_balance + spec.htlcs[0].amount,
+        "the client holds its balance and the HTLC, less its claims' fees"
+    );
+}
