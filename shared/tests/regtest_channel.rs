@@ -727,3 +727,79 @@ async fn a_payee_claims_with_its_preimage_before_the_payer_can_time_out() {
         "the client holds its balance and the HTLC, less its claims' fees"
     );
 }
+
+/// (g) A commitment signed at a low fee rate is bumped through its P2A anchor: the LSP's
+/// child spends the anchor and one wallet coin so that the package pays 10 sat/vB; bitcoind
+/// takes the package and both confirm in the next block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commitment_is_bumped_through_its_anchor() {
+    let mut s = Setup::open(17).await;
+    let now = s.now().await;
+    s.lsp
+        .update_fee(now, FeeRate::from_sat_per_vb_u32(1))
+        .expect("1 sat/vB");
+    s.round().await;
+    let commitment = s.lsp.latest_signed().expect("signed").clone();
+    let parent_fee = signed_fee(&s, &commitment);
+    assert_eq!(parent_fee, Amount::from_sat(commitment.vsize() as u64));
+    // A wallet coin of the LSP.
+    let coin_key = SecretKey::from_slice(&[17u8; 32]).expect("key");
+    let coin_script = p2tr_of(&coin_key);
+    let address = Address::from_script(&coin_script, Network::Regtest).expect("P2TR");
+    let txid =
+        s.rt.devnet
+            .faucet(&address, Amount::from_sat(50_000))
+            .await
+            .expect("faucet");
+    s.rt.mine(1).await;
+    let funding =
+        s.rt.rpc()
+            .get_raw_transaction(&txid)
+            .await
+            .expect("rpc")
+            .expect("tx");
+    let vout = funding
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == coin_script)
+        .expect("the coin");
+    let coin = (
+        OutPoint::new(txid, vout as u32),
+        funding.output[vout].clone(),
+    );
+    let rate = FeeRate::from_sat_per_vb_u32(10);
+    let child = shared::channel::anchor::build_cpfp(
+        &commitment,
+        parent_fee,
+        coin,
+        &coin_key,
+        s.lsp_dest.clone(),
+        rate,
+        DUST,
+    )
+    .expect("the child builds");
+    let child_fee = Amount::from_sat(50_000 + 240) - child.output[0].value;
+    assert_eq!(
+        parent_fee + child_fee,
+        rate.fee_vb((commitment.vsize() + child.vsize()) as u64)
+            .expect("fee")
+    );
+    let result =
+        s.rt.rpc()
+            .submit_package(&[commitment.clone(), child.clone()], None, None)
+            .await
+            .expect("submitpackage answers");
+    assert!(
+        result.is_success(),
+        "bitcoind takes the package: {result:?}"
+    );
+    let height = s.rt.mine(1).await;
+    for tx in [&commitment, &child] {
+        let status =
+            s.rt.esplora
+                .get_tx_status(&tx.compute_txid())
+                .await
+                .expect("status");
+        assert_eq!(status.block_height, Some(height.to_consensus_u32()));
+    }
+}

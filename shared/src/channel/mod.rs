@@ -4,6 +4,7 @@
 //! - [`keys`]: per-commitment secrets (BOLT-3 shachain), points, revocation and payment keys;
 //! - [`scripts`]: the tapscripts and taproot trees of commitment outputs;
 //! - [`commitment`]: the two asymmetric commitment transactions of each state;
+//! - [`anchor`]: CPFP of a commitment through its P2A anchor;
 //! - [`claim`]: claims of `to_local`, `to_remote` and HTLC outputs by their owners;
 //! - [`penalty`]: the sweep of a revoked commitment;
 //! - [`close`]: the cooperative close transaction;
@@ -11,6 +12,7 @@
 //!
 //! `docs/protocol.md`, section "Channels", specifies every transaction and decision.
 
+pub mod anchor;
 pub mod claim;
 pub mod close;
 pub mod commitment;
