@@ -89,10 +89,16 @@ pub fn point_of(secret: &[u8; 32]) -> Result<PublicKey, ChannelError> {
 }
 
 /// The counterparty's revealed per-commitment secrets in O(log n) space (BOLT-3 storage).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretStore {
     /// Bucket `b` holds the last secret whose index has `b` trailing zeros.
     known: Vec<Option<(u64, [u8; 32])>>,
+}
+
+impl Default for SecretStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SecretStore {
@@ -107,7 +113,10 @@ impl SecretStore {
     /// it replaces. Secrets must come in order 0, 1, 2, ...; anything else is refused.
     pub fn insert(&mut self, number: u64, secret: [u8; 32]) -> Result<(), ChannelError> {
         if self.known.len() != 49 {
-            self.known = vec![None; 49];
+            // Only a stored store edited by hand can get here.
+            return Err(ChannelError::BadSecret {
+                reason: "the secret store is corrupt (49 buckets expected)",
+            });
         }
         let expected = self.next_number();
         if number != expected {
