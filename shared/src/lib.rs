@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod ceremony;
+pub mod channel;
 pub mod exit;
 pub mod musig;
 pub mod params;
