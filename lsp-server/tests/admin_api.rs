@@ -106,14 +106,7 @@ async fn admin_api_and_metrics_report_a_factory_from_gathering_to_funded() {
     for run in &runs {
         common::assert_verified_path(&stack.devnet, run).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while common::factory_state(&stack, 1).as_deref() != Some("funded") {
-        assert!(
-            Instant::now() < deadline,
-            "the LSP marks the factory funded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_state(&stack, 1, "funded", 10).await;
 
     let factories = admin(&stack, "/admin/factories").await;
     let f = &factories[0];

@@ -50,14 +50,7 @@ async fn eight_clients_get_a_funded_factory_with_verified_paths() {
     assert_eq!(txids.len(), 1, "one factory for everyone");
 
     // The LSP saw the confirmation too, and kept the whole signature set.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while common::factory_state(&stack, 1).as_deref() != Some("funded") {
-        assert!(
-            Instant::now() < deadline,
-            "the LSP marks the factory funded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_state(&stack, 1, "funded", 10).await;
     let db = stack.db();
     let (members, excluded): (i64, i64) = db
         .query_row(
@@ -109,10 +102,6 @@ async fn a_full_factory_opens_the_next_one() {
     txids.dedup();
     assert_eq!(txids.len(), 2, "two factories of four");
     for id in [1, 2] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while common::factory_state(&stack, id).as_deref() != Some("funded") {
-            assert!(Instant::now() < deadline, "factory {id} is funded");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        common::wait_state(&stack, id, "funded", 10).await;
     }
 }

@@ -40,18 +40,6 @@ async fn restart(stack: Stack) -> Stack {
     }
 }
 
-async fn wait_state(stack: &Stack, factory: u64, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while common::factory_state(stack, factory).as_deref() != Some(want) {
-        assert!(
-            Instant::now() < deadline,
-            "factory {factory} reaches {want}, is {:?}",
-            common::factory_state(stack, factory)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_abort_in_flight_ceremonies_and_resume_broadcast_factories() {
     let devnet = Devnet::start(DevnetConfig::default())
@@ -160,7 +148,7 @@ async fn restarts_abort_in_flight_ceremonies_and_resume_broadcast_factories() {
         lsp,
         data_dir,
     };
-    wait_state(&stack, 2, "funded").await;
+    common::wait_state(&stack, 2, "funded", 15).await;
     let (runs, _) = clients.finish(Duration::from_secs(60)).await;
     for run in &runs {
         common::assert_verified_path(&stack.devnet, run).await;

@@ -104,12 +104,5 @@ async fn a_stalled_funding_transaction_gets_a_child_and_confirms() {
     for run in &runs {
         common::assert_verified_path(&stack.devnet, run).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while common::factory_state(&stack, 1).as_deref() != Some("funded") {
-        assert!(
-            Instant::now() < deadline,
-            "the LSP marks the factory funded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_state(&stack, 1, "funded", 10).await;
 }

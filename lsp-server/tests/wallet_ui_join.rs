@@ -166,14 +166,7 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
     first.screenshot("join-10-home-live").await;
 
     // The LSP agrees.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::factory_state(&stack, 1).as_deref() != Some("funded") {
-        assert!(
-            Instant::now() < deadline,
-            "the LSP never marked the factory funded"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::wait_state(&stack, 1, "funded", 30).await;
 
     // Settings of another wallet.
     let second = &browsers[1];

@@ -197,3 +197,16 @@ pub fn factory_state(stack: &Stack, id: u64) -> Option<String> {
         )
         .ok()
 }
+
+/// Waits (up to `secs`) until the LSP's database says factory `id` is in state `want`.
+pub async fn wait_state(stack: &Stack, id: u64, want: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while factory_state(stack, id).as_deref() != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "factory {id} reaches {want}, is {:?}",
+            factory_state(stack, id)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -280,21 +280,7 @@ pub fn htlc_success_input(
             reason: "the payer cannot claim with the preimage",
         });
     }
-    let vout = commitment
-        .htlc_vout(htlc.offerer, htlc.id)
-        .ok_or(ChannelError::NotClaimable {
-            reason: "the HTLC has no output (trimmed or absent)",
-        })?;
-    output_input(
-        commitment,
-        vout,
-        Path::Leaf {
-            leaf: 0,
-            preimage: Some(preimage),
-        },
-        htlc_secret(mine, point),
-        seq(my_delay(params, commitment, me))?,
-    )
+    htlc_leaf_input(params, commitment, me, mine, point, htlc, 0, Some(preimage))
 }
 
 /// The payer's claim of `htlc` after its expiry (timeout leaf); the claim's `nLockTime` must be
@@ -312,6 +298,22 @@ pub fn htlc_timeout_input(
             reason: "only the payer can time an HTLC out",
         });
     }
+    htlc_leaf_input(params, commitment, me, mine, point, htlc, 1, None)
+}
+
+/// `me`'s spend of `htlc`'s output on `commitment` by script leaf `leaf` (0: success with the
+/// preimage, 1: timeout), after `me`'s delay on that commitment.
+#[allow(clippy::too_many_arguments)]
+fn htlc_leaf_input(
+    params: &ChannelParams,
+    commitment: &Commitment,
+    me: Side,
+    mine: &ChannelSecrets,
+    point: &bitcoin::secp256k1::PublicKey,
+    htlc: &Htlc,
+    leaf: usize,
+    preimage: Option<[u8; 32]>,
+) -> Result<ClaimInput, ChannelError> {
     let vout = commitment
         .htlc_vout(htlc.offerer, htlc.id)
         .ok_or(ChannelError::NotClaimable {
@@ -320,10 +322,7 @@ pub fn htlc_timeout_input(
     output_input(
         commitment,
         vout,
-        Path::Leaf {
-            leaf: 1,
-            preimage: None,
-        },
+        Path::Leaf { leaf, preimage },
         htlc_secret(mine, point),
         seq(my_delay(params, commitment, me))?,
     )

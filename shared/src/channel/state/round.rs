@@ -4,7 +4,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::TapSighash;
 use rand::{CryptoRng, RngCore};
 
-use crate::channel::commitment::{CommitmentSpec, Side};
+use crate::channel::commitment::{Commitment, CommitmentSpec, Side};
 use crate::channel::keys::point_of;
 use crate::channel::messages::{
     Action, ChannelChange, ChannelEvent, ChannelMsg, Revocation, Update, UpdateMsg,
@@ -12,14 +12,65 @@ use crate::channel::messages::{
 use crate::channel::ChannelError;
 use crate::musig::{
     aggregate, aggregate_nonces, generate_nonce, sign_partial, verify_partial, JobKeys, PartialSig,
-    PubNonce,
+    PubNonce, SecNonce,
 };
 use crate::types::Now;
 
 use super::{nonce_context, Channel, CheckedRevocation, Round};
 
+/// Both commitments of one round, checked against the commitment guard, with a fresh nonce
+/// of ours for each.
+struct Prepared {
+    spec: CommitmentSpec,
+    client_commit: Commitment,
+    lsp_commit: Commitment,
+    lsp_sighash: TapSighash,
+    nonce_client: SecNonce,
+    pub_client: PubNonce,
+    nonce_lsp: SecNonce,
+    pub_lsp: PubNonce,
+}
+
 impl Channel {
     // ---- rounds --------------------------------------------------------------------------
+
+    /// Builds round `number`'s two commitments over `counts` updates (LSP's, client's), checks
+    /// both against the guard, and draws a nonce for each bound to its sighash.
+    fn prepare<R: RngCore + CryptoRng>(
+        &self,
+        number: u64,
+        counts: (u64, u64),
+        rng: &mut R,
+    ) -> Result<Prepared, ChannelError> {
+        let spec = self.spec_with(counts.0, counts.1)?;
+        let client_commit = self.build_commitment(Side::Client, number, &spec)?;
+        let lsp_commit = self.build_commitment(Side::Lsp, number, &spec)?;
+        let client_sighash = client_commit.sighash(&self.params);
+        let lsp_sighash = lsp_commit.sighash(&self.params);
+        self.guard_check(Side::Client, number, client_sighash)?;
+        self.guard_check(Side::Lsp, number, lsp_sighash)?;
+        let nonce = |rng: &mut R, holder: Side, sighash: &TapSighash| {
+            generate_nonce(
+                rng,
+                &self.funding_secret,
+                &self.funding_keys,
+                sighash,
+                &nonce_context(holder, number),
+            )
+        };
+        let (nonce_client, pub_client) = nonce(rng, Side::Client, &client_sighash);
+        let (nonce_lsp, pub_lsp) = nonce(rng, Side::Lsp, &lsp_sighash);
+        Ok(Prepared {
+            spec,
+            client_commit,
+            lsp_commit,
+            lsp_sighash,
+            nonce_client,
+            pub_client,
+            nonce_lsp,
+            pub_lsp,
+        })
+    }
 
     pub(super) fn next_number(&self) -> u64 {
         self.number.map_or(0, |n| n + 1)
@@ -81,29 +132,16 @@ impl Channel {
             ),
         };
         self.started = Some((number, counts));
-        let spec = self.spec_with(counts.0, counts.1)?;
-        let client_commit = self.build_commitment(Side::Client, number, &spec)?;
-        let lsp_commit = self.build_commitment(Side::Lsp, number, &spec)?;
-        let (cs, ls) = (
-            client_commit.sighash(&self.params),
-            lsp_commit.sighash(&self.params),
-        );
-        self.guard_check(Side::Client, number, cs)?;
-        self.guard_check(Side::Lsp, number, ls)?;
-        let (nonce_client, pub_client) = generate_nonce(
-            rng,
-            &self.funding_secret,
-            &self.funding_keys,
-            &cs,
-            &nonce_context(Side::Client, number),
-        );
-        let (nonce_lsp, pub_lsp) = generate_nonce(
-            rng,
-            &self.funding_secret,
-            &self.funding_keys,
-            &ls,
-            &nonce_context(Side::Lsp, number),
-        );
+        let Prepared {
+            spec,
+            client_commit,
+            lsp_commit,
+            nonce_client,
+            pub_client,
+            nonce_lsp,
+            pub_lsp,
+            ..
+        } = self.prepare(number, counts, rng)?;
         self.actions
             .push_back(Action::Persist(ChannelChange::RoundStarted {
                 number,
@@ -234,29 +272,16 @@ impl Channel {
                 reason: "a round start for another commitment number, or during a round",
             });
         }
-        let spec = self.spec_with(counts.0, counts.1)?;
-        let client_commit = self.build_commitment(Side::Client, number, &spec)?;
-        let lsp_commit = self.build_commitment(Side::Lsp, number, &spec)?;
-        let (cs, ls) = (
-            client_commit.sighash(&self.params),
-            lsp_commit.sighash(&self.params),
-        );
-        self.guard_check(Side::Client, number, cs)?;
-        self.guard_check(Side::Lsp, number, ls)?;
-        let (nonce_client, pub_client) = generate_nonce(
-            rng,
-            &self.funding_secret,
-            &self.funding_keys,
-            &cs,
-            &nonce_context(Side::Client, number),
-        );
-        let (nonce_lsp, pub_lsp) = generate_nonce(
-            rng,
-            &self.funding_secret,
-            &self.funding_keys,
-            &ls,
-            &nonce_context(Side::Lsp, number),
-        );
+        let Prepared {
+            spec,
+            client_commit,
+            lsp_sighash: ls,
+            nonce_client,
+            pub_client,
+            nonce_lsp,
+            pub_lsp,
+            ..
+        } = self.prepare(number, counts, rng)?;
         let agg = aggregate_nonces([&lsp_nonce_lsp, &pub_lsp]);
         let partial = sign_partial(
             &self.funding_keys,
