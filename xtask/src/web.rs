@@ -14,7 +14,8 @@ pub fn build(tools: &Tools, release: bool) -> Result<PathBuf> {
     cmd.current_dir(root().join("web"))
         .args(["build", "--offline"]);
     if release {
-        cmd.arg("--release");
+        // `wasm-release` (Cargo.toml): size-optimized, LTO, one codegen unit, abort on panic.
+        cmd.args(["--release", "--cargo-profile", "wasm-release"]);
     }
     exec(&mut cmd)?;
     Ok(root().join("web").join("dist"))
