@@ -20,6 +20,7 @@ use lsp_server::FactoryOptions;
 use wallet_ui_support::{wallet_dist, Browser, Driver, SCREEN};
 
 const PASSPHRASE: &str = "a long walk on the beach";
+const NEW_PASSPHRASE: &str = "a short swim in the lake";
 
 fn factory_of_four() -> FactoryOptions {
     FactoryOptions {
@@ -214,6 +215,33 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
         .await;
     assert_eq!(first.text("#funding-txid", SCREEN).await, funding[0]);
     first.screenshot("join-14-home-after-reload").await;
+
+    // The passphrase changes in settings: after a reload the old one is refused, the new one
+    // opens the same factory.
+    first.click("#nav-settings").await;
+    first.type_into("#new-passphrase", NEW_PASSPHRASE).await;
+    first.type_into("#new-passphrase-again", "a typo").await;
+    first.click("#change-passphrase").await;
+    let differ = first.text("#protection-error", SCREEN).await;
+    assert!(differ.contains("differ"), "{differ}");
+    first
+        .type_into("#new-passphrase-again", NEW_PASSPHRASE)
+        .await;
+    first.click("#change-passphrase").await;
+    let done = first.text("#protection-message", SCREEN).await;
+    assert!(done.contains("new passphrase"), "{done}");
+    first.screenshot("join-14b-passphrase-changed").await;
+    first.client.refresh().await.expect("reload");
+    first.type_into("#unlock-passphrase", PASSPHRASE).await;
+    first.click("#unlock").await;
+    let refused = first.text("#unlock-error", SCREEN).await;
+    assert!(refused.contains("wrong passphrase"), "{refused}");
+    first.type_into("#unlock-passphrase", NEW_PASSPHRASE).await;
+    first.click("#unlock").await;
+    first
+        .wait_attr("#factory-status", "data-phase", "live", SCREEN)
+        .await;
+    assert_eq!(first.text("#funding-txid", SCREEN).await, funding[0]);
 
     // The third wallet downloads an encrypted backup, is wiped, and comes back from the file
     // with its factory: same funding, still live.

@@ -11,6 +11,7 @@ mod join_progress;
 mod lsp_screen;
 mod nav;
 mod protect;
+mod protection_card;
 mod restore;
 mod seed_check;
 mod seed_show;

@@ -1,4 +1,4 @@
-//! Settings: the chain source, the network, backups, and wiping the wallet.
+//! Settings: the chain source, the network, the passphrase, backups, and wiping the wallet.
 
 use std::rc::Rc;
 
@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::download::download;
+use crate::protection_card::ProtectionCard;
 use crate::state::{AppCtx, JoinProgress, Screen};
 
 /// The settings screen.
@@ -120,6 +121,7 @@ pub fn Settings() -> impl IntoView {
             <p class="hint">{move || format!("Provider's default: {}", lsp_default())}</p>
             <button id="save-esplora" on:click=save_esplora>"Save"</button>
         </section>
+        <ProtectionCard />
         <section class="card">
             <h2>"Backup"</h2>
             <p class="hint">"A backup file holds your keys and your signed ways out of factories, \

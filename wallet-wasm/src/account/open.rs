@@ -150,6 +150,20 @@ impl Account {
         Ok(self.vault.export_backup(password).await?)
     }
 
+    /// How the wallet is protected now.
+    pub fn protection(&self) -> ProtectionMode {
+        self.vault.mode()
+    }
+
+    /// Re-encrypts the whole wallet under `protection` (a new passphrase, or the device key),
+    /// all at once. Refused while a factory session writes to the wallet.
+    pub async fn change_protection(&self, protection: Protection<'_>) -> Result<(), AccountError> {
+        if Rc::strong_count(&self.vault) > 1 {
+            return Err(AccountError::Busy("a factory session is running"));
+        }
+        Ok(self.vault.change_protection(protection).await?)
+    }
+
     /// Deletes the wallet from this browser. Fails if something else still holds the vault.
     pub async fn wipe(self) -> Result<(), AccountError> {
         let vault = Rc::try_unwrap(self.vault)

@@ -202,9 +202,41 @@ async fn no_passphrase_mode_round_trip() {
 }
 
 #[wasm_bindgen_test]
+async fn writes_wait_for_a_protection_change_instead_of_being_overwritten() {
+    let name = fresh_name("change-busy");
+    let vault = Vault::create(&name, Protection::Passphrase("old"))
+        .await
+        .expect("created");
+    vault.put("profile", b"before").await.expect("stored");
+    // A write that lands while the records are re-encrypted is refused, not lost.
+    let (changed, written) = futures::join!(
+        vault.change_protection(Protection::Passphrase("new")),
+        vault.put("profile", b"during"),
+    );
+    changed.expect("changed");
+    assert_eq!(
+        written.expect_err("refused while changing"),
+        VaultError::Busy("the wallet's protection is being changed")
+    );
+    vault.put("profile", b"after").await.expect("writes resume");
+    drop(vault);
+    let vault = Vault::open(&name, Some("new")).await.expect("opens");
+    assert_eq!(
+        vault
+            .get("profile")
+            .await
+            .expect("ok")
+            .expect("present")
+            .as_slice(),
+        b"after"
+    );
+    vault.wipe().await.expect("wiped");
+}
+
+#[wasm_bindgen_test]
 async fn change_protection_re_encrypts_everything() {
     let name = fresh_name("change");
-    let mut vault = Vault::create(&name, Protection::Passphrase("old"))
+    let vault = Vault::create(&name, Protection::Passphrase("old"))
         .await
         .expect("created");
     vault
@@ -220,7 +252,7 @@ async fn change_protection_re_encrypts_everything() {
         Vault::open(&name, Some("old")).await.expect_err("old"),
         VaultError::WrongPassphrase
     );
-    let mut vault = Vault::open(&name, Some("new"))
+    let vault = Vault::open(&name, Some("new"))
         .await
         .expect("new passphrase opens");
     assert_eq!(
@@ -238,7 +270,7 @@ async fn change_protection_re_encrypts_everything() {
         .await
         .expect("passphrase removed");
     drop(vault);
-    let mut vault = Vault::open(&name, None)
+    let vault = Vault::open(&name, None)
         .await
         .expect("opens without passphrase");
     assert_eq!(

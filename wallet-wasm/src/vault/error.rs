@@ -41,6 +41,9 @@ pub enum VaultError {
     /// The browser lacks an API the vault needs.
     #[error("{0} is not available in this browser (an old browser, or a page that is not HTTPS?)")]
     Unavailable(&'static str),
+    /// The vault refuses writes for a moment.
+    #[error("{0}; try again in a moment")]
+    Busy(&'static str),
     /// IndexedDB failed.
     #[error("browser storage failed: {0}")]
     Storage(String),

@@ -2,6 +2,7 @@
 //! wipe it.
 
 use js_sys::Uint8Array;
+use std::cell::{Cell, RefCell};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -22,8 +23,12 @@ use super::{describe, VaultError};
 pub struct Vault {
     name: String,
     db: IdbDatabase,
-    key: AesKey,
-    mode: ProtectionMode,
+    /// Replaced only by [`Vault::change_protection`].
+    key: RefCell<AesKey>,
+    mode: Cell<ProtectionMode>,
+    /// Set while [`Vault::change_protection`] re-encrypts: writes are refused meanwhile, so
+    /// none can be overwritten by the re-encrypted copy.
+    changing: Cell<bool>,
     _on_versionchange: Closure<dyn FnMut()>,
     /// `Some` until [`Vault::close`] takes it.
     lock: Option<TabLock>,
@@ -33,7 +38,7 @@ impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
             .field("name", &self.name)
-            .field("mode", &self.mode)
+            .field("mode", &self.mode.get())
             .finish()
     }
 }
@@ -211,8 +216,9 @@ impl Vault {
         Vault {
             name: name.into(),
             db,
-            key,
-            mode,
+            key: RefCell::new(key),
+            mode: Cell::new(mode),
+            changing: Cell::new(false),
             _on_versionchange: on_versionchange,
             lock: Some(lock),
         }
@@ -225,12 +231,20 @@ impl Vault {
 
     /// How the vault is protected.
     pub fn mode(&self) -> ProtectionMode {
-        self.mode
+        self.mode.get()
+    }
+
+    /// The current key (a handle: cloning it copies no key bytes).
+    fn key(&self) -> AesKey {
+        self.key.borrow().clone()
     }
 
     /// Stores `value` as record `name` (encrypted), durably, replacing any earlier value.
     pub async fn put(&self, name: &str, value: &[u8]) -> Result<(), VaultError> {
-        let sealed = crypto::seal(&self.key, &record_aad(name), value).await?;
+        if self.changing.get() {
+            return Err(VaultError::Busy("the wallet's protection is being changed"));
+        }
+        let sealed = crypto::seal(&self.key(), &record_aad(name), value).await?;
         let (tx, store) = idb::transaction(&self.db, Mode::Write)?;
         idb::put(&store, &record_key(name), &bytes(&sealed))?;
         idb::committed(&tx).await
@@ -281,7 +295,7 @@ impl Vault {
         name: &str,
         sealed: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
-        match crypto::open(&self.key, &record_aad(name), sealed).await? {
+        match crypto::open(&self.key(), &record_aad(name), sealed).await? {
             Ok(plain) => Ok(zeroize::Zeroizing::new(plain)),
             Err(crypto::OpenFailed) => Err(VaultError::Corrupt(format!("record {name}"))),
         }
@@ -289,10 +303,16 @@ impl Vault {
 
     /// Re-encrypts everything under a new protection (a new passphrase, a passphrase added, or
     /// the passphrase removed), in one transaction: the vault is either all old or all new.
-    pub async fn change_protection(
-        &mut self,
-        protection: Protection<'_>,
-    ) -> Result<(), VaultError> {
+    pub async fn change_protection(&self, protection: Protection<'_>) -> Result<(), VaultError> {
+        if self.changing.replace(true) {
+            return Err(VaultError::Busy("the wallet's protection is being changed"));
+        }
+        let result = self.reencrypt(protection).await;
+        self.changing.set(false);
+        result
+    }
+
+    async fn reencrypt(&self, protection: Protection<'_>) -> Result<(), VaultError> {
         let records = self.read_all().await?;
         let (stored, key) = new_key(protection).await?;
         let mut sealed = Vec::with_capacity(records.len());
@@ -312,8 +332,8 @@ impl Vault {
         }
         idb::put(&store, META_KEY, &bytes(&Header::new(stored).encode()))?;
         idb::committed(&tx).await?;
-        self.key = key;
-        self.mode = stored.mode();
+        *self.key.borrow_mut() = key;
+        self.mode.set(stored.mode());
         Ok(())
     }
 
