@@ -51,6 +51,28 @@ pub struct Config {
     /// How factories are gathered, signed and confirmed.
     #[command(flatten)]
     pub factory: FactoryOptions,
+    /// How payments are routed.
+    #[command(flatten)]
+    pub payments: PaymentOptions,
+}
+
+/// Payment routing settings. `PaymentOptions::default()` gives the flags' defaults.
+#[derive(Debug, Clone, Parser)]
+pub struct PaymentOptions {
+    /// Seconds a payment waits at the LSP for an offline payee to connect before it fails back
+    /// to the payer.
+    #[arg(long, env = "LSP_OFFLINE_WAIT_SECS", default_value_t = 30)]
+    pub offline_wait_secs: u64,
+    /// Regtest and signet only: the most a wallet may ask from the demo faucet, per request
+    /// (0 turns the faucet off).
+    #[arg(long, env = "LSP_FAUCET_MAX_SAT", default_value_t = 50_000)]
+    pub faucet_max_sat: u64,
+}
+
+impl Default for PaymentOptions {
+    fn default() -> Self {
+        PaymentOptions::parse_from(["payments"])
+    }
 }
 
 /// How logs are written.

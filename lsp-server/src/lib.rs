@@ -6,6 +6,7 @@
 //! dropping [`Running`]) stops all of them and every open connection.
 
 mod admin;
+pub mod channels;
 pub mod config;
 mod factory;
 mod http;
@@ -27,7 +28,7 @@ use shared::terms::SignedTerms;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-pub use config::{Config, FactoryOptions};
+pub use config::{Config, FactoryOptions, PaymentOptions};
 
 use factory::{Coordinator, Inbound, Settings};
 use wallet::LspWallet;
@@ -42,6 +43,7 @@ pub struct AppState {
     key: Arc<Keypair>,
     esplora: AsyncClient,
     coordinator: mpsc::Sender<Inbound>,
+    router: mpsc::Sender<channels::RouterMsg>,
     next_conn: Arc<AtomicU64>,
     open_slots: Arc<AtomicU32>,
     shutdown: watch::Receiver<bool>,
@@ -153,6 +155,20 @@ pub async fn start(config: Config) -> Result<Running> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, network = %config.network, lsp_pubkey = %key.x_only_public_key().0, "LSP listening");
+    let router = channels::Router::new(
+        channels::RouterSettings {
+            network: config.network,
+            policy: shared::pay::ChannelPolicy::for_network(config.network),
+            fees: terms::fees(),
+            options: config.payments.clone(),
+        },
+        key,
+        &config.data_dir,
+        esplora.clone(),
+        height,
+    )
+    .context("restoring channels")?;
+    let (router_tx, router_rx) = mpsc::channel(COORDINATOR_QUEUE);
     let (inbound, inbound_rx) = mpsc::channel(COORDINATOR_QUEUE);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState {
@@ -160,6 +176,7 @@ pub async fn start(config: Config) -> Result<Running> {
         key: Arc::new(key),
         esplora: esplora.clone(),
         coordinator: inbound.clone(),
+        router: router_tx,
         next_conn: Arc::new(AtomicU64::new(1)),
         open_slots,
         shutdown: shutdown_rx.clone(),
@@ -175,6 +192,10 @@ pub async fn start(config: Config) -> Result<Running> {
         tasks.spawn(async move { axum::serve(listener, app).await.map_err(Into::into) });
         tasks.spawn(async move {
             coordinator.run(inbound_rx).await;
+            Ok(())
+        });
+        tasks.spawn(async move {
+            router.run(router_rx).await;
             Ok(())
         });
         tasks.spawn(async move {

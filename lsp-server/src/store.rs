@@ -50,6 +50,40 @@ const MIGRATIONS: &[&str] = &[
         session INTEGER NOT NULL,
         signed TEXT NOT NULL
     );",
+    // Channels and payments (`channels`).
+    "CREATE TABLE channels (
+        factory INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        identity TEXT NOT NULL,
+        client_open TEXT NOT NULL,
+        opened INTEGER NOT NULL,
+        PRIMARY KEY (factory, client)
+    );
+    CREATE TABLE channel_changes (
+        factory INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        change TEXT NOT NULL,
+        PRIMARY KEY (factory, client, seq)
+    );
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payer_factory INTEGER,
+        payer_client INTEGER,
+        payer_htlc INTEGER,
+        payee_factory INTEGER,
+        payee_client INTEGER,
+        payee_htlc INTEGER,
+        amount_sat INTEGER NOT NULL,
+        fee_sat INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        created INTEGER NOT NULL,
+        settled INTEGER
+    );
+    CREATE INDEX payments_status ON payments(status);",
 ];
 
 /// The LSP's database.

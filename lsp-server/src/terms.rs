@@ -36,12 +36,7 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
         network: config.network,
         lsp_pubkey: key.x_only_public_key().0,
         name: config.name.clone(),
-        fees: FeeSchedule {
-            join_fee: Amount::from_sat(1_000),
-            liquidity_fee_ppm: 5_000,
-            routing_fee_base: Amount::from_sat(1),
-            routing_fee_ppm: 1_000,
-        },
+        fees: fees(),
         min_channel: Amount::from_sat(10_000),
         max_channel: Amount::from_sat(10_000_000),
         min_liquidity: Amount::from_sat(10_000),
@@ -60,6 +55,16 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
         esplora_url: config.advertised_esplora_url().to_string(),
         issued_at: now,
         expires_at: now + TERMS_VALIDITY_SECS,
+    }
+}
+
+/// The fees this LSP charges (published in its terms; the payment router charges them).
+pub fn fees() -> FeeSchedule {
+    FeeSchedule {
+        join_fee: Amount::from_sat(1_000),
+        liquidity_fee_ppm: 5_000,
+        routing_fee_base: Amount::from_sat(1),
+        routing_fee_ppm: 1_000,
     }
 }
 

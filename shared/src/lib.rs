@@ -12,6 +12,7 @@ pub mod exit;
 pub mod musig;
 pub mod params;
 pub mod path;
+pub mod pay;
 pub mod terms;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

@@ -11,6 +11,7 @@ use crate::ceremony::messages::{
     Aborted, AggNonces, Excluded, FinalSigs, FundingBroadcast, JoinAccepted, JoinRejected,
     JoinRequest, Nonces, PartialSigs, Propose, Refuse, SigsStored,
 };
+use crate::pay::{ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult};
 use crate::terms::SignedTerms;
 
 /// The wire protocol version this build speaks.
@@ -136,6 +137,17 @@ pub enum WireMsg {
     AuthProof(AuthProof),
     /// LSP → client: authenticated (and re-attached to a ceremony, if any).
     Authenticated(Authenticated),
+    // Channels and payments (see `crate::pay` and docs/protocol.md, "Payments").
+    /// Either side: channel basepoints (the wallet first, on every connection).
+    ChannelOpen(Box<ChannelOpen>),
+    /// Either side: one channel update or commitment-round message.
+    Channel(Box<ChannelFrame>),
+    /// Client → LSP: route the HTLC being added to an invoice's payee.
+    PayRequest(PayRequest),
+    /// LSP → client: how a payment ended.
+    PayResult(PayResult),
+    /// Client → LSP (demo networks): pay this invoice from the LSP's side, as test sats.
+    FaucetRequest(FaucetRequest),
 }
 
 /// Machine-readable reasons carried in [`WireMsg::Error`].

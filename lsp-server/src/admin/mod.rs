@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/factories/{id}", get(factory))
         .route("/admin/clients", get(clients))
         .route("/admin/ceremonies", get(ceremonies))
+        .route("/admin/payments", get(payments))
         .route("/admin/wallet", get(wallet))
         .route("/admin/terms", get(terms))
         .route("/metrics", get(metrics))
@@ -123,6 +124,29 @@ async fn clients(State(state): State<AppState>) -> Response {
     match query(&state, report::clients).await {
         Ok(list) => Json(list).into_response(),
         Err(e) => e,
+    }
+}
+
+/// Channels, payments, fees earned and faucet sats given (the router's live view).
+async fn payments(State(state): State<AppState>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    let unavailable = || {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the payment router is stopping",
+        )
+    };
+    if state
+        .router
+        .send(crate::channels::RouterMsg::Inspect(reply))
+        .await
+        .is_err()
+    {
+        return unavailable();
+    }
+    match answer.await {
+        Ok(view) => Json(view).into_response(),
+        Err(_) => unavailable(),
     }
 }
 

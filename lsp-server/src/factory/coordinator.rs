@@ -597,7 +597,7 @@ impl Coordinator {
 }
 
 /// Encodes a message as one frame.
-pub(super) fn encode(msg: WireMsg) -> Arc<str> {
+pub(crate) fn encode(msg: WireMsg) -> Arc<str> {
     Arc::from(Envelope::new(msg).encode())
 }
 
@@ -611,7 +611,7 @@ fn error_msg(code: ErrorCode, message: &str, fatal: bool) -> WireMsg {
 
 /// The LSP's key for one factory: HMAC-SHA256 of the factory id under the identity secret, so
 /// it is fresh per factory and needs no storage of its own.
-fn factory_key(identity: &Keypair, factory: FactoryId) -> SecretKey {
+pub(crate) fn factory_key(identity: &Keypair, factory: FactoryId) -> SecretKey {
     let mut counter = 0u32;
     loop {
         let mut engine = hmac::HmacEngine::<sha256::Hash>::new(&identity.secret_bytes());

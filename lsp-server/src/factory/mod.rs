@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use chain::watch_chain;
 pub use chain::{ChainUpdate, WatchList};
-pub(crate) use coordinator::Coordinator;
+pub(crate) use coordinator::{encode, factory_key, Coordinator};
 
 use crate::config::Config;
 

@@ -145,6 +145,10 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
             .coordinator
             .send(Inbound::Detach { conn: conn.id })
             .await;
+        let _ = state
+            .router
+            .send(crate::channels::RouterMsg::Detach { conn: conn.id })
+            .await;
     }
 }
 
@@ -176,6 +180,12 @@ impl Connection {
                 match (self.auth.prove(&lsp, &proof), self.out.take()) {
                     (Ok(identity), Some(out)) => {
                         self.state.metrics.authenticated();
+                        let router = crate::channels::RouterMsg::Attach {
+                            conn: self.id,
+                            identity,
+                            out: out.clone(),
+                        };
+                        self.state.router.send(router).await.map_err(|_| Gone)?;
                         let attach = Inbound::Attach {
                             conn: self.id,
                             identity,
@@ -202,14 +212,22 @@ impl Connection {
             | WireMsg::SigsStored(_)
             | WireMsg::Refuse(_) => {
                 if self.auth.identity().is_none() || self.out.is_some() {
-                    Some(error(
-                        ErrorCode::NotAuthenticated,
-                        "authenticate first: send auth_request, sign the challenge, send auth_proof",
-                        false,
-                    ))
+                    Some(not_authenticated())
                 } else {
                     let msg = Inbound::Message { conn: self.id, msg };
                     self.state.coordinator.send(msg).await.map_err(|_| Gone)?;
+                    None
+                }
+            }
+            WireMsg::ChannelOpen(_)
+            | WireMsg::Channel(_)
+            | WireMsg::PayRequest(_)
+            | WireMsg::FaucetRequest(_) => {
+                if self.auth.identity().is_none() || self.out.is_some() {
+                    Some(not_authenticated())
+                } else {
+                    let msg = crate::channels::RouterMsg::Message { conn: self.id, msg };
+                    self.state.router.send(msg).await.map_err(|_| Gone)?;
                     None
                 }
             }
@@ -224,6 +242,14 @@ impl Connection {
             )),
         })
     }
+}
+
+fn not_authenticated() -> WireMsg {
+    error(
+        ErrorCode::NotAuthenticated,
+        "authenticate first: send auth_request, sign the challenge, send auth_proof",
+        false,
+    )
 }
 
 fn kind(msg: &WireMsg) -> String {

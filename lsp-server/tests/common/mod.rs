@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod pay;
 pub mod swarm;
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use bitcoin::Amount;
 use devnet::{Devnet, DevnetConfig};
-use lsp_server::{Config, FactoryOptions, Running};
+use lsp_server::{Config, FactoryOptions, PaymentOptions, Running};
 
 /// A devnet with an LSP in front of it. Dropping it stops both.
 pub struct Stack {
@@ -58,6 +59,7 @@ pub fn config(
         admin_token: Some(ADMIN_TOKEN.into()),
         log_format: lsp_server::config::LogFormat::Text,
         factory,
+        payments: lsp_server::config::PaymentOptions::default(),
     }
 }
 
@@ -68,12 +70,23 @@ pub async fn start(wallet_dir: Option<PathBuf>) -> Stack {
 
 /// Starts a devnet and an LSP with these factory settings.
 pub async fn start_with(factory: FactoryOptions, wallet_dir: Option<PathBuf>) -> Stack {
+    start_full(factory, PaymentOptions::default(), wallet_dir).await
+}
+
+/// Starts a devnet and an LSP with these factory and payment settings.
+pub async fn start_full(
+    factory: FactoryOptions,
+    payments: PaymentOptions,
+    wallet_dir: Option<PathBuf>,
+) -> Stack {
     let devnet = Devnet::start(DevnetConfig::default())
         .await
         .expect("devnet starts");
     let data_dir = tempfile::tempdir().expect("temp dir");
     let listen = "127.0.0.1:0".parse().expect("valid address");
-    let config = config(&devnet, data_dir.path(), listen, factory, wallet_dir);
+    init_logs();
+    let mut config = config(&devnet, data_dir.path(), listen, factory, wallet_dir);
+    config.payments = payments;
     let lsp = lsp_server::start(config).await.expect("LSP starts");
     Stack {
         devnet,
@@ -209,4 +222,14 @@ pub async fn wait_state(stack: &Stack, id: u64, want: &str, secs: u64) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Logs of the LSP under test, shown for failing tests (`RUST_LOG` filters; default: warnings).
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }

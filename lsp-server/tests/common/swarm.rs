@@ -85,6 +85,10 @@ pub struct SwarmConfig {
 pub struct ClientRun {
     pub index: usize,
     pub identity: XOnlyPublicKey,
+    /// The identity key pair (payments sign invoices with it).
+    pub keys: Keypair,
+    /// The factory key's secret (the leaf channel's funding key).
+    pub factory_secret: SecretKey,
     pub factory_key: PublicKey,
     pub storage_dir: PathBuf,
     pub result: Result<SessionReport, SessionError>,
@@ -189,6 +193,8 @@ pub fn spawn(config: &SwarmConfig, specs: &[ClientSpec]) -> Swarm {
             ClientRun {
                 index,
                 identity: identity.x_only_public_key().0,
+                keys: identity,
+                factory_secret,
                 factory_key,
                 storage_dir: dir,
                 result,

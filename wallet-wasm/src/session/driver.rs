@@ -22,7 +22,7 @@ use shared::verify::check_funding_tx;
 use shared::wire::{Envelope, WireMsg};
 
 use super::chain_source::ChainSource;
-use super::handshake::{handshake, unreachable, Link};
+use super::handshake::{handshake, unreachable, Greeting, Link};
 use super::jobs::{LastPath, TreeJobs};
 use super::storage::{Storage, StoredPath};
 use super::transport::{Connect, Transport, TransportError};
@@ -395,7 +395,14 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
                 sleep(self.config.reconnect_delay).await;
             }
             let opened = match self.connector.connect().await {
-                Ok(t) => handshake(t, &self.config, self.lsp).await,
+                Ok(t) => {
+                    let hello = Greeting {
+                        network: self.config.network,
+                        identity: &self.config.identity,
+                        agent: &self.config.agent,
+                    };
+                    handshake(t, hello, self.lsp).await
+                }
                 Err(e) => Err(unreachable(e)),
             };
             match opened {

@@ -4,27 +4,38 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use bitcoin::secp256k1::{Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::{Keypair, Secp256k1, XOnlyPublicKey};
+use bitcoin::Network;
 use futures::future::{select, Either};
 use shared::auth::{sign_challenge, AuthRequest, Resumed};
+use shared::terms::TermsBody;
 use shared::wire::{Envelope, ErrorCode, WireMsg};
 
 use super::transport::{Transport, TransportError};
-use super::{SessionConfig, SessionError};
+use super::SessionError;
 use crate::platform::{sleep, unix_now};
 
 /// How long the LSP may take to answer each handshake message.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// An authenticated connection.
-pub(super) struct Link<T> {
-    pub(super) transport: T,
-    pub(super) lsp: XOnlyPublicKey,
-    pub(super) resumed: Option<Resumed>,
+pub(crate) struct Link<T> {
+    pub(crate) transport: T,
+    pub(crate) lsp: XOnlyPublicKey,
+    pub(crate) resumed: Option<Resumed>,
+    /// The LSP's checked terms.
+    pub(crate) terms: TermsBody,
+}
+
+/// Who says hello.
+pub(crate) struct Greeting<'a> {
+    pub(crate) network: Network,
+    pub(crate) identity: &'a Keypair,
+    pub(crate) agent: &'a str,
 }
 
 /// A transport failure, retried by reconnecting.
-pub(super) fn unreachable(source: TransportError) -> SessionError {
+pub(crate) fn unreachable(source: TransportError) -> SessionError {
     SessionError::Unreachable {
         source,
         attempts: 0,
@@ -32,7 +43,7 @@ pub(super) fn unreachable(source: TransportError) -> SessionError {
 }
 
 /// The next frame within `timeout`, decoded.
-pub(super) async fn recv<T: Transport>(
+pub(crate) async fn recv<T: Transport>(
     transport: &mut T,
     timeout: Duration,
 ) -> Result<Option<WireMsg>, SessionError> {
@@ -90,34 +101,35 @@ async fn expect<T: Transport, R>(
 
 /// Says hello, checks the terms (and that the LSP is the one seen before, if any), and
 /// authenticates with the wallet's identity key.
-pub(super) async fn handshake<T: Transport>(
+pub(crate) async fn handshake<T: Transport>(
     mut transport: T,
-    config: &SessionConfig,
+    hello: Greeting<'_>,
     known_lsp: Option<XOnlyPublicKey>,
 ) -> Result<Link<T>, SessionError> {
     let secp = Secp256k1::new();
     send(
         &mut transport,
         WireMsg::Hello {
-            agent: config.agent.clone(),
+            agent: hello.agent.to_owned(),
         },
     )
     .await?;
-    let network = config.network;
-    let lsp = expect(&mut transport, "welcome", |msg| match msg {
+    let network = hello.network;
+    let terms = expect(&mut transport, "welcome", |msg| match msg {
         WireMsg::Welcome { terms } => Some(
             terms
                 .verify(&secp, unix_now(), network)
-                .map(|body| body.lsp_pubkey)
+                .cloned()
                 .map_err(SessionError::from),
         ),
         _ => None,
     })
     .await?;
+    let lsp = terms.lsp_pubkey;
     if known_lsp.is_some_and(|k| k != lsp) {
         return Err(SessionError::LspChanged);
     }
-    let me = config.identity.x_only_public_key().0;
+    let me = hello.identity.x_only_public_key().0;
     send(
         &mut transport,
         WireMsg::AuthRequest(AuthRequest { pubkey: me }),
@@ -130,7 +142,7 @@ pub(super) async fn handshake<T: Transport>(
     .await?;
     let proof = sign_challenge(
         &secp,
-        &config.identity,
+        hello.identity,
         &challenge,
         &lsp,
         &mut rand::rngs::OsRng,
@@ -145,5 +157,6 @@ pub(super) async fn handshake<T: Transport>(
         transport,
         lsp,
         resumed,
+        terms,
     })
 }

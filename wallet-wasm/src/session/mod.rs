@@ -22,7 +22,7 @@ mod chain_source;
 #[cfg(not(target_arch = "wasm32"))]
 mod dir_storage;
 mod driver;
-mod handshake;
+pub(crate) mod handshake;
 mod jobs;
 mod storage;
 mod transport;

@@ -255,6 +255,35 @@ impl Channel {
         !matches!(self.round, Round::Idle)
     }
 
+    /// LSP: whether a round is needed — the channel has never been committed, an update of
+    /// either side is not committed yet, or an interrupted round must be restarted.
+    pub fn needs_round(&self) -> bool {
+        self.number.is_none()
+            || self.started.is_some()
+            || [Side::Lsp, Side::Client]
+                .iter()
+                .any(|s| self.logs[s].len() as u64 > self.committed[s])
+    }
+
+    /// The state after every update sent or received so far (what the next round commits).
+    pub fn pending_spec(&self) -> Result<CommitmentSpec, ChannelError> {
+        self.projected()
+    }
+
+    /// The preimage the peer sent for this side's HTLC `id`, if it did (kept in the update
+    /// log, so it survives a restart before the settlement is committed).
+    pub fn preimage_received(&self, id: u64) -> Option<[u8; 32]> {
+        self.logs[&self.side.other()].iter().find_map(|u| match u {
+            Update::Fulfill { id: i, preimage } if *i == id => Some(*preimage),
+            _ => None,
+        })
+    }
+
+    /// The next id this side's `add_htlc` uses.
+    pub fn next_htlc_id(&self) -> u64 {
+        self.next_htlc_id[&self.side]
+    }
+
     pub(super) fn keys_for(&self, holder: Side, point: &PublicKey) -> CommitmentKeys {
         let mine = self.secrets.basepoints();
         if holder == self.side {

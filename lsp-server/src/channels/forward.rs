@@ -1,0 +1,515 @@
+//! Routing payments payer → LSP → payee.
+//!
+//! 1. The payer sends `pay_request { channel, htlc, invoice }`, then adds HTLC `htlc`
+//!    (invoice amount + routing fee, the invoice's hash) in a round.
+//! 2. Once that HTLC is committed, the LSP checks it against the invoice (hash, amount + fee,
+//!    expiry, not expired) and offers the payee an HTLC of the invoice amount on one of the
+//!    payee's channels that can take it, expiring `expiry_delta` blocks earlier. A payee that is
+//!    offline is waited for (`--offline-wait-secs`), then the payment fails back.
+//! 3. The payee fulfills; the LSP fulfills the payer's HTLC with the same preimage at once and
+//!    sends `pay_result`. A payee that fails the HTLC, or any check that fails, fails the payer's
+//!    HTLC back with the reason.
+//!
+//! The faucet (demo networks) is step 2 without a payer: the LSP pays the wallet's own invoice
+//! from its side of the wallet's channel.
+
+use std::collections::HashMap;
+
+use bitcoin::absolute::Height;
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::XOnlyPublicKey;
+use bitcoin::{Amount, Network};
+use shared::channel::{ChannelError, Side};
+use shared::pay::policy::route_fee;
+use shared::pay::{
+    ChannelId, FaucetRequest, ParsedInvoice, PayFailure, PayOutcome, PayRequest, PayResult,
+};
+use shared::wire::{ErrorCode, WireMsg};
+
+use super::Router;
+use crate::factory::ConnId;
+
+/// A payment the LSP is delivering.
+#[derive(Debug, Clone)]
+pub(super) struct Forward {
+    /// Its row in `payments`.
+    row: i64,
+    hash: sha256::Hash,
+    amount: Amount,
+    fee: Amount,
+    /// The payer's HTLC (none for the faucet) and its expiry.
+    payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
+    payee: XOnlyPublicKey,
+    expiry_out: u32,
+    state: ForwardState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ForwardState {
+    /// Waiting for the payee to connect, until this Unix time.
+    Waiting { until: u64 },
+    /// Offered to the payee as HTLC `htlc` on `channel`.
+    Offered {
+        channel: ChannelId,
+        htlc: u64,
+        committed: bool,
+    },
+}
+
+/// Payments in flight and the route requests not yet matched to an HTLC.
+#[derive(Debug, Default)]
+pub(super) struct Forwards {
+    by_row: HashMap<i64, Forward>,
+    /// Payer HTLC → its payment (or `None`: refused, waiting for the fail to commit).
+    incoming: HashMap<(ChannelId, u64), Option<i64>>,
+    /// Payee HTLC → its payment.
+    outgoing: HashMap<(ChannelId, u64), i64>,
+    /// Route requests by payer HTLC, checked when the HTLC commits.
+    requests: HashMap<(ChannelId, u64), Result<ParsedInvoice, PayFailure>>,
+}
+
+impl Forwards {
+    pub(super) fn overdue(&self, now: u64) -> Vec<i64> {
+        self.by_row
+            .values()
+            .filter(|f| matches!(f.state, ForwardState::Waiting { until } if now >= until))
+            .map(|f| f.row)
+            .collect()
+    }
+
+    pub(super) fn waiting(&self) -> usize {
+        self.by_row
+            .values()
+            .filter(|f| matches!(f.state, ForwardState::Waiting { .. }))
+            .count()
+    }
+}
+
+impl Router {
+    pub(super) fn on_pay_request(
+        &mut self,
+        conn: ConnId,
+        identity: XOnlyPublicKey,
+        req: PayRequest,
+    ) {
+        if self
+            .links
+            .get(&req.channel)
+            .is_none_or(|l| l.identity != identity)
+        {
+            return self.refuse(
+                conn,
+                ErrorCode::Unexpected,
+                format!("channel {} is not yours", req.channel),
+            );
+        }
+        let key = (req.channel, req.htlc);
+        if self.forwards.incoming.contains_key(&key) || self.forwards.requests.len() > 10_000 {
+            return self.refuse(conn, ErrorCode::Unexpected, "that HTLC already has a route");
+        }
+        let parsed =
+            ParsedInvoice::parse(&req.invoice, self.settings.network, self.now().unix_time)
+                .map_err(|e| match e {
+                    shared::pay::InvoiceError::Expired { .. } => PayFailure::Expired,
+                    other => PayFailure::Mismatch {
+                        reason: other.to_string(),
+                    },
+                });
+        self.forwards.requests.insert(key, parsed);
+    }
+
+    pub(super) fn on_faucet(&mut self, conn: ConnId, identity: XOnlyPublicKey, req: FaucetRequest) {
+        let max = self.settings.options.faucet_max_sat;
+        if self.settings.network == Network::Bitcoin || max == 0 {
+            return self.refuse(conn, ErrorCode::Unexpected, "this LSP runs no faucet");
+        }
+        let now = self.now().unix_time;
+        let invoice = match ParsedInvoice::parse(&req.invoice, self.settings.network, now) {
+            Ok(i) => i,
+            Err(e) => return self.refuse(conn, ErrorCode::Malformed, e.to_string()),
+        };
+        if invoice.payee_identity() != identity {
+            return self.refuse(
+                conn,
+                ErrorCode::Unexpected,
+                "the faucet pays only your own invoices",
+            );
+        }
+        if invoice.amount.to_sat() > max {
+            return self.refuse(
+                conn,
+                ErrorCode::Unexpected,
+                format!("the faucet gives at most {max} sat per request"),
+            );
+        }
+        let expiry = self
+            .settings
+            .policy
+            .payee_expiry(self.settings.policy.payer_expiry(self.height));
+        self.start_forward(invoice, Amount::ZERO, None, expiry, "faucet");
+    }
+
+    /// Creates the payment's row and tries to deliver it.
+    fn start_forward(
+        &mut self,
+        invoice: ParsedInvoice,
+        fee: Amount,
+        payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
+        expiry_out: u32,
+        kind: &str,
+    ) {
+        let now = self.now().unix_time;
+        let row = match self.store.insert_payment(
+            &invoice.hash.to_string(),
+            kind,
+            payer.map(|(c, h, _)| (c, h)),
+            invoice.amount.to_sat(),
+            fee.to_sat(),
+            now,
+        ) {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::error!(error = %e, "could not store a payment; failing it");
+                if let Some((c, h, who)) = payer {
+                    self.fail_htlc(c, h, who, invoice.hash, PayFailure::Refused);
+                }
+                return;
+            }
+        };
+        if let Some((c, h, _)) = payer {
+            self.forwards.incoming.insert((c, h), Some(row));
+        }
+        let forward = Forward {
+            row,
+            hash: invoice.hash,
+            amount: invoice.amount,
+            fee,
+            payer,
+            payee: invoice.payee_identity(),
+            expiry_out,
+            state: ForwardState::Waiting {
+                until: now + self.settings.options.offline_wait_secs,
+            },
+        };
+        self.forwards.by_row.insert(row, forward);
+        self.deliver(row);
+    }
+
+    /// Offers the payment to the payee if it can take it now.
+    fn deliver(&mut self, row: i64) {
+        let Some(f) = self.forwards.by_row.get(&row).cloned() else {
+            return;
+        };
+        if !matches!(f.state, ForwardState::Waiting { .. }) {
+            return;
+        }
+        let candidates = self.by_identity.get(&f.payee).cloned().unwrap_or_default();
+        if candidates.is_empty() {
+            return self.fail_forward(row, PayFailure::UnknownPayee);
+        }
+        let now = self.now();
+        let mut online = false;
+        let mut failure = PayFailure::NoLiquidity;
+        for id in candidates {
+            let Some(link) = self.links.get_mut(&id) else {
+                continue;
+            };
+            if link.ready.is_none() || link.channel.number().is_none() {
+                continue;
+            }
+            online = true;
+            let expiry = Height::from_consensus(f.expiry_out).unwrap_or(Height::ZERO);
+            match link.channel.add_htlc(now, f.amount, f.hash, expiry) {
+                Ok(htlc) => {
+                    let _ = self.store.payment_delivered(row, id, htlc);
+                    self.forwards.outgoing.insert((id, htlc), row);
+                    if let Some(fw) = self.forwards.by_row.get_mut(&row) {
+                        fw.state = ForwardState::Offered {
+                            channel: id,
+                            htlc,
+                            committed: false,
+                        };
+                    }
+                    self.dirty.insert(id);
+                    return;
+                }
+                Err(ChannelError::BadUpdate { reason }) if reason.contains("expiry") => {
+                    failure = PayFailure::Expired
+                }
+                Err(e) => {
+                    tracing::debug!(channel = %id, error = %e, "payee channel cannot take the HTLC")
+                }
+            }
+        }
+        if online {
+            self.fail_forward(row, failure);
+        }
+    }
+
+    /// A wallet (re)opened a channel: deliver what waits for it.
+    pub(super) fn retry_waiting(&mut self, identity: XOnlyPublicKey) {
+        let rows: Vec<i64> = self
+            .forwards
+            .by_row
+            .values()
+            .filter(|f| f.payee == identity && matches!(f.state, ForwardState::Waiting { .. }))
+            .map(|f| f.row)
+            .collect();
+        for row in rows {
+            self.deliver(row);
+        }
+    }
+
+    /// A round on `id` completed: route new payer HTLCs, and see which offered HTLCs the payee
+    /// committed or failed.
+    pub(super) fn on_committed(&mut self, id: ChannelId) {
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        let identity = link.identity;
+        let htlcs = link.channel.spec().htlcs.clone();
+        // A payment may be waiting for this channel's first round.
+        self.retry_waiting(identity);
+        // Refused payer HTLCs whose fail is now committed.
+        self.forwards.incoming.retain(|(c, h), _| {
+            *c != id
+                || htlcs
+                    .iter()
+                    .any(|x| x.offerer == Side::Client && x.id == *h)
+        });
+        for h in htlcs.iter().filter(|h| h.offerer == Side::Client) {
+            if self.forwards.incoming.contains_key(&(id, h.id)) {
+                continue;
+            }
+            let request = self.forwards.requests.remove(&(id, h.id));
+            match self.check_incoming(request, h) {
+                Ok((invoice, fee)) => {
+                    let expiry = self
+                        .settings
+                        .policy
+                        .payee_expiry(h.expiry.to_consensus_u32());
+                    self.start_forward(invoice, fee, Some((id, h.id, identity)), expiry, "forward");
+                }
+                Err(reason) => {
+                    self.forwards.incoming.insert((id, h.id), None);
+                    self.fail_htlc(id, h.id, identity, h.hash, reason);
+                }
+            }
+        }
+        // Offered HTLCs: committed now, or gone without a preimage (the payee failed them).
+        let offered: Vec<((ChannelId, u64), i64)> = self
+            .forwards
+            .outgoing
+            .iter()
+            .filter(|((c, _), _)| *c == id)
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for ((c, htlc), row) in offered {
+            let present = htlcs.iter().any(|x| x.offerer == Side::Lsp && x.id == htlc);
+            let Some(f) = self.forwards.by_row.get_mut(&row) else {
+                self.forwards.outgoing.remove(&(c, htlc));
+                continue;
+            };
+            if let ForwardState::Offered { committed, .. } = &mut f.state {
+                if present {
+                    *committed = true;
+                } else if *committed {
+                    self.forwards.outgoing.remove(&(c, htlc));
+                    self.fail_forward(row, PayFailure::Refused);
+                }
+            }
+        }
+    }
+
+    /// Checks a committed payer HTLC against its route request; returns the invoice and fee.
+    fn check_incoming(
+        &self,
+        request: Option<Result<ParsedInvoice, PayFailure>>,
+        h: &shared::channel::Htlc,
+    ) -> Result<(ParsedInvoice, Amount), PayFailure> {
+        let mismatch = |reason: &str| PayFailure::Mismatch {
+            reason: reason.into(),
+        };
+        let invoice = request.ok_or_else(|| mismatch("no pay_request came for this HTLC"))??;
+        if invoice.hash != h.hash {
+            return Err(mismatch("the HTLC's hash is not the invoice's"));
+        }
+        let fee = route_fee(&self.settings.fees, invoice.amount);
+        if h.amount < invoice.amount + fee {
+            return Err(mismatch(&format!(
+                "the HTLC carries {} sat; the invoice's {} sat plus the {} sat fee are needed",
+                h.amount.to_sat(),
+                invoice.amount.to_sat(),
+                fee.to_sat()
+            )));
+        }
+        let now = self.now();
+        if now.unix_time >= invoice.expires_at {
+            return Err(PayFailure::Expired);
+        }
+        let policy = &self.settings.policy;
+        let out = policy.payee_expiry(h.expiry.to_consensus_u32());
+        if out <= self.height + policy.expiry_delta() {
+            return Err(PayFailure::Expired);
+        }
+        // Whatever the payer sent above the fee is the LSP's too (it asked for exactly this).
+        let fee = h.amount - invoice.amount;
+        Ok((invoice, fee))
+    }
+
+    /// The payee released the preimage of the LSP's HTLC `htlc` on `id`: settle upstream now.
+    pub(super) fn on_preimage(&mut self, id: ChannelId, htlc: u64, preimage: [u8; 32]) {
+        let Some(row) = self.forwards.outgoing.remove(&(id, htlc)) else {
+            return;
+        };
+        let Some(f) = self.forwards.by_row.remove(&row) else {
+            return;
+        };
+        if sha256::Hash::hash(&preimage) != f.hash {
+            // The channel checked it already; never settle upstream with a wrong one.
+            tracing::error!(channel = %id, htlc, "preimage does not match the payment hash");
+            return;
+        }
+        let now = self.now();
+        if let Some((c, h, who)) = f.payer {
+            if let Some(link) = self.links.get_mut(&c) {
+                if let Err(e) = link.channel.fulfill_htlc(now, h, preimage) {
+                    tracing::error!(channel = %c, htlc = h, error = %e, "could not settle the payer's HTLC");
+                }
+                self.dirty.insert(c);
+            }
+            self.send_identity(
+                &who,
+                WireMsg::PayResult(PayResult {
+                    channel: c,
+                    htlc: h,
+                    hash: f.hash,
+                    outcome: PayOutcome::Paid {
+                        preimage,
+                        fee: f.fee,
+                    },
+                }),
+            );
+            self.totals.fees_sat += f.fee.to_sat();
+        } else {
+            self.totals.faucet_sat += f.amount.to_sat();
+        }
+        self.totals.settled += 1;
+        self.totals.volume_sat += f.amount.to_sat();
+        let _ = self
+            .store
+            .payment_ended(row, "settled", None, now.unix_time);
+        tracing::info!(hash = %f.hash, amount_sat = f.amount.to_sat(), fee_sat = f.fee.to_sat(), "payment delivered");
+    }
+
+    /// Ends a payment as failed, failing the payer's HTLC back.
+    pub(super) fn fail_forward(&mut self, row: i64, reason: PayFailure) {
+        let Some(f) = self.forwards.by_row.remove(&row) else {
+            return;
+        };
+        if let ForwardState::Offered { channel, htlc, .. } = f.state {
+            self.forwards.outgoing.remove(&(channel, htlc));
+        }
+        let now = self.now().unix_time;
+        let _ = self
+            .store
+            .payment_ended(row, "failed", Some(&reason.describe()), now);
+        self.totals.failed += 1;
+        tracing::info!(hash = %f.hash, reason = %reason.describe(), "payment failed");
+        match f.payer {
+            Some((c, h, who)) => self.fail_htlc(c, h, who, f.hash, reason),
+            None => self.send_identity(
+                &f.payee,
+                WireMsg::Error {
+                    code: ErrorCode::Unexpected,
+                    message: format!("the faucet could not pay: {}", reason.describe()),
+                    fatal: false,
+                },
+            ),
+        }
+    }
+
+    fn fail_htlc(
+        &mut self,
+        c: ChannelId,
+        h: u64,
+        who: XOnlyPublicKey,
+        hash: sha256::Hash,
+        reason: PayFailure,
+    ) {
+        let now = self.now();
+        if let Some(link) = self.links.get_mut(&c) {
+            if let Err(e) = link.channel.fail_htlc(now, h) {
+                tracing::warn!(channel = %c, htlc = h, error = %e, "could not fail the payer's HTLC");
+            }
+            self.dirty.insert(c);
+        }
+        self.send_identity(
+            &who,
+            WireMsg::PayResult(PayResult {
+                channel: c,
+                htlc: h,
+                hash,
+                outcome: PayOutcome::Failed(reason),
+            }),
+        );
+    }
+
+    /// After a restart: payments that were pending. A payee HTLC whose preimage is in the
+    /// channel's log settles upstream; one still offered is tracked again; one never offered
+    /// fails back (the payer retries).
+    pub(super) fn forwards_restore(&mut self) {
+        let rows = match self.store.pending_payments() {
+            Ok(rows) => rows,
+            Err(e) => return tracing::error!(error = %e, "could not load pending payments"),
+        };
+        for row in rows {
+            let Ok(hash) = row.hash.parse::<sha256::Hash>() else {
+                continue;
+            };
+            let payer = match (row.payer, row.payer_htlc) {
+                (Some(c), Some(h)) => self.links.get(&c).map(|l| (c, h, l.identity)),
+                _ => None,
+            };
+            let payee_link = row.payee.and_then(|c| self.links.get(&c));
+            let payee = payee_link.map(|l| l.identity);
+            let state = match (row.payee, row.payee_htlc) {
+                (Some(c), Some(h)) => ForwardState::Offered {
+                    channel: c,
+                    htlc: h,
+                    committed: true,
+                },
+                _ => ForwardState::Waiting { until: 0 },
+            };
+            let Some(payee_identity) = payee.or(payer.map(|p| p.2)) else {
+                continue;
+            };
+            if let Some((c, h, _)) = payer {
+                self.forwards.incoming.insert((c, h), Some(row.id));
+            }
+            self.forwards.by_row.insert(
+                row.id,
+                Forward {
+                    row: row.id,
+                    hash,
+                    amount: Amount::from_sat(row.amount_sat),
+                    fee: Amount::from_sat(row.fee_sat),
+                    payer,
+                    payee: payee_identity,
+                    expiry_out: 0,
+                    state,
+                },
+            );
+            if let ForwardState::Offered { channel, htlc, .. } = state {
+                self.forwards.outgoing.insert((channel, htlc), row.id);
+                let preimage = self
+                    .links
+                    .get(&channel)
+                    .and_then(|l| l.channel.preimage_received(htlc));
+                if let Some(p) = preimage {
+                    self.on_preimage(channel, htlc, p);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Channels and payments: the router task owns every leaf channel of every funded factory, runs
+//! their commitment rounds with the wallets over WebSocket, and routes payments payer → LSP →
+//! payee (`forward`).
+//!
+//! Shape (as the factory coordinator: one task owns the state, so no lock spans a step):
+//!
+//! ```text
+//! connection tasks (ws) ──RouterMsg──▶ router ──Outbound frames──▶ connection tasks
+//!                                        │
+//!                      SQLite (changes) ◀┘ (committed before the frames they allow)
+//! ```
+//!
+//! - A wallet sends `channel_open` for each of its funded leaves on every connection; the LSP
+//!   opens the channel the first time (from the factory's stored proposal) and answers with its
+//!   own basepoints; an interrupted round is restarted (`Channel::reset_round`).
+//! - The LSP drives rounds: after any update, an idle channel whose wallet is connected starts
+//!   a round at once.
+//! - Every `Persist` of every channel touched by one input is written in one SQLite
+//!   transaction before any frame of that input leaves.
+
+mod forward;
+mod link;
+mod store;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::absolute::Height;
+use bitcoin::secp256k1::{Keypair, XOnlyPublicKey};
+use bitcoin::Network;
+use serde::Serialize;
+use shared::pay::{ChannelId, ChannelPolicy};
+use shared::terms::FeeSchedule;
+use shared::types::Now;
+use shared::wire::{ErrorCode, WireMsg};
+use tokio::sync::{mpsc, oneshot};
+
+pub use store::{ChannelStore, ChannelStoreError, PaymentRow};
+
+use crate::config::PaymentOptions;
+use crate::factory::{ConnId, Outbound};
+use forward::Forwards;
+use link::Link;
+
+/// What connection tasks tell the router.
+#[derive(Debug)]
+pub enum RouterMsg {
+    /// A connection proved it holds `identity`.
+    Attach {
+        /// The connection.
+        conn: ConnId,
+        /// Its identity key.
+        identity: XOnlyPublicKey,
+        /// Where its frames go.
+        out: mpsc::UnboundedSender<Outbound>,
+    },
+    /// A channel or payment message from an attached connection.
+    Message {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        msg: WireMsg,
+    },
+    /// The connection closed.
+    Detach {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The operator asks for the channels and payments.
+    Inspect(oneshot::Sender<RouterView>),
+}
+
+/// The operator's view of channels and payments (admin API).
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterView {
+    /// Every open channel.
+    pub channels: Vec<ChannelView>,
+    /// Payments delivered since the LSP started.
+    pub settled: u64,
+    /// Payments failed back since the LSP started.
+    pub failed: u64,
+    /// Sats delivered to payees since the LSP started.
+    pub volume_sat: u64,
+    /// Routing fees earned since the LSP started.
+    pub fees_earned_sat: u64,
+    /// Sats the demo faucet gave away since the LSP started.
+    pub faucet_sat: u64,
+    /// Payments waiting for their payee to come online.
+    pub waiting: usize,
+    /// The latest payments, newest first.
+    pub recent: Vec<PaymentRow>,
+}
+
+/// One channel in a [`RouterView`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelView {
+    /// The channel (`factory/client`).
+    pub channel: String,
+    /// The client's identity key.
+    pub identity: XOnlyPublicKey,
+    /// Whether the wallet is connected and has opened the channel on this connection.
+    pub connected: bool,
+    /// Latest commitment number (none before the first round).
+    pub commitment: Option<u64>,
+    /// The LSP's balance.
+    pub lsp_sat: u64,
+    /// The client's balance.
+    pub client_sat: u64,
+    /// HTLCs pending.
+    pub htlcs: usize,
+}
+
+/// Counters since start.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    settled: u64,
+    failed: u64,
+    volume_sat: u64,
+    fees_sat: u64,
+    faucet_sat: u64,
+}
+
+/// The router's fixed settings.
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    /// The network.
+    pub network: Network,
+    /// Leaf channel constants.
+    pub policy: ChannelPolicy,
+    /// Published fees.
+    pub fees: FeeSchedule,
+    /// Payment options.
+    pub options: PaymentOptions,
+}
+
+/// The router task's state.
+pub struct Router {
+    settings: RouterSettings,
+    key: Keypair,
+    store: ChannelStore,
+    esplora: esplora_client::AsyncClient,
+    height: u32,
+    conns: HashMap<ConnId, (XOnlyPublicKey, mpsc::UnboundedSender<Outbound>)>,
+    online: HashMap<XOnlyPublicKey, ConnId>,
+    links: HashMap<ChannelId, Link>,
+    by_identity: HashMap<XOnlyPublicKey, Vec<ChannelId>>,
+    forwards: Forwards,
+    dirty: BTreeSet<ChannelId>,
+    totals: Totals,
+}
+
+impl Router {
+    /// Opens the router on `data_dir`'s database and restores every stored channel.
+    pub fn new(
+        settings: RouterSettings,
+        key: Keypair,
+        data_dir: &std::path::Path,
+        esplora: esplora_client::AsyncClient,
+        height: u32,
+    ) -> anyhow::Result<Router> {
+        let store = ChannelStore::open(data_dir)?;
+        let mut router = Router {
+            settings,
+            key,
+            store,
+            esplora,
+            height,
+            conns: HashMap::new(),
+            online: HashMap::new(),
+            links: HashMap::new(),
+            by_identity: HashMap::new(),
+            forwards: Forwards::default(),
+            dirty: BTreeSet::new(),
+            totals: Totals::default(),
+        };
+        router.restore()?;
+        Ok(router)
+    }
+
+    /// Serves until every sender is gone.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<RouterMsg>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last_tip = std::time::Instant::now() - Duration::from_secs(60);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.on_msg(msg),
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if last_tip.elapsed() >= Duration::from_secs(2) {
+                        last_tip = std::time::Instant::now();
+                        if let Ok(h) = self.esplora.get_height().await {
+                            self.height = self.height.max(h);
+                        }
+                    }
+                    self.on_tick();
+                }
+            }
+            self.flush();
+        }
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            height: Height::from_consensus(self.height).unwrap_or(Height::ZERO),
+            unix_time: crate::factory::unix_now(),
+        }
+    }
+
+    fn on_msg(&mut self, msg: RouterMsg) {
+        match msg {
+            RouterMsg::Attach {
+                conn,
+                identity,
+                out,
+            } => {
+                self.conns.insert(conn, (identity, out));
+                self.online.insert(identity, conn);
+            }
+            RouterMsg::Detach { conn } => self.on_detach(conn),
+            RouterMsg::Message { conn, msg } => {
+                let Some((identity, _)) = self.conns.get(&conn) else {
+                    return;
+                };
+                let identity = *identity;
+                self.on_message(conn, identity, msg);
+            }
+            RouterMsg::Inspect(reply) => {
+                let _ = reply.send(self.view());
+            }
+        }
+    }
+
+    fn on_detach(&mut self, conn: ConnId) {
+        let Some((identity, _)) = self.conns.remove(&conn) else {
+            return;
+        };
+        if self.online.get(&identity) == Some(&conn) {
+            self.online.remove(&identity);
+            for id in self.by_identity.get(&identity).cloned().unwrap_or_default() {
+                if let Some(link) = self.links.get_mut(&id) {
+                    link.ready = None;
+                    link.channel.reset_round();
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, conn: ConnId, identity: XOnlyPublicKey, msg: WireMsg) {
+        match msg {
+            WireMsg::ChannelOpen(open) => self.on_open(conn, identity, *open),
+            WireMsg::Channel(frame) => self.on_channel(conn, identity, *frame),
+            WireMsg::PayRequest(req) => self.on_pay_request(conn, identity, req),
+            WireMsg::FaucetRequest(req) => self.on_faucet(conn, identity, req),
+            _ => {}
+        }
+    }
+
+    /// Sends `msg` to connection `conn`.
+    fn send_conn(&self, conn: ConnId, msg: WireMsg) {
+        if let Some((_, out)) = self.conns.get(&conn) {
+            let _ = out.send(Outbound::Frame(crate::factory::encode(msg)));
+        }
+    }
+
+    /// Sends `msg` to `identity`'s current connection, if any.
+    fn send_identity(&self, identity: &XOnlyPublicKey, msg: WireMsg) {
+        if let Some(conn) = self.online.get(identity) {
+            self.send_conn(*conn, msg);
+        }
+    }
+
+    fn refuse(&self, conn: ConnId, code: ErrorCode, message: impl Into<String>) {
+        self.send_conn(
+            conn,
+            WireMsg::Error {
+                code,
+                message: message.into(),
+                fatal: false,
+            },
+        );
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now();
+        for id in self.forwards.overdue(now.unix_time) {
+            self.fail_forward(id, shared::pay::PayFailure::PayeeOffline);
+        }
+        let due: Vec<ChannelId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.channel.poll_timeout().is_some_and(|d| now.height >= d))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(link) = self.links.get_mut(&id) {
+                link.channel.handle_timeout(now);
+                self.dirty.insert(id);
+            }
+        }
+    }
+
+    fn view(&self) -> RouterView {
+        let mut channels: Vec<ChannelView> = self
+            .links
+            .values()
+            .map(|l| {
+                let spec = l.channel.spec();
+                ChannelView {
+                    channel: l.id.to_string(),
+                    identity: l.identity,
+                    connected: l.ready.is_some(),
+                    commitment: l.channel.number(),
+                    lsp_sat: spec.lsp_balance.to_sat(),
+                    client_sat: spec.client_balance.to_sat(),
+                    htlcs: spec.htlcs.len(),
+                }
+            })
+            .collect();
+        channels.sort_by(|a, b| a.channel.cmp(&b.channel));
+        RouterView {
+            channels,
+            settled: self.totals.settled,
+            failed: self.totals.failed,
+            volume_sat: self.totals.volume_sat,
+            fees_earned_sat: self.totals.fees_sat,
+            faucet_sat: self.totals.faucet_sat,
+            waiting: self.forwards.waiting(),
+            recent: self.store.recent_payments(100).unwrap_or_default(),
+        }
+    }
+}
+
+/// Shared handle type for the admin API.
+pub type RouterHandle = Arc<mpsc::Sender<RouterMsg>>;

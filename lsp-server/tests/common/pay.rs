@@ -1,0 +1,141 @@
+//! Payment clients for the tests: funded factories of native wallets, and a running
+//! `wallet::pay::PayClient` per wallet.
+
+use std::time::Duration;
+
+use bitcoin::Amount;
+use futures::channel::mpsc::{unbounded, UnboundedReceiver};
+use futures::StreamExt;
+use shared::pay::ChannelId;
+use tokio::task::JoinHandle;
+use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayEvent, PayHandle, PayLeaf, Snapshot};
+use wallet::session::{EsploraChain, WsConnector};
+
+use super::swarm::{self, ClientRun, ClientSpec, SwarmConfig};
+use super::Stack;
+
+/// Runs `n` honest clients into one factory and confirms it; returns their runs.
+pub async fn funded_factory(
+    stack: &Stack,
+    config: &SwarmConfig,
+    spec: ClientSpec,
+    n: usize,
+) -> Vec<ClientRun> {
+    let mut clients = swarm::spawn(config, &vec![spec; n]);
+    let heard = clients
+        .wait_for(Duration::from_secs(90), |log| {
+            swarm::broadcast_heard(log, 0..n)
+        })
+        .await;
+    assert!(
+        heard,
+        "every client hears of the funding broadcast: {:?}",
+        clients.log
+    );
+    stack.devnet.mine(1).await.expect("mine");
+    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    for run in &runs {
+        super::assert_verified_path(&stack.devnet, run).await;
+    }
+    runs
+}
+
+/// The leaf a finished run holds.
+pub fn leaf_of(run: &ClientRun) -> PayLeaf {
+    let report = run.result.as_ref().expect("session succeeded");
+    let stored = report.path.as_ref().expect("path stored");
+    PayLeaf {
+        channel: ChannelId {
+            factory: stored.factory,
+            client: stored.path.client(),
+        },
+        path: stored.path.clone(),
+        factory_secret: run.factory_secret,
+    }
+}
+
+/// A running payment client.
+pub struct Payer {
+    pub handle: PayHandle,
+    pub events: UnboundedReceiver<PayEvent>,
+    pub store: MemoryPayStore,
+    pub task: JoinHandle<()>,
+    pub leaves: Vec<PayLeaf>,
+    pub keys: bitcoin::secp256k1::Keypair,
+}
+
+/// Starts the payment client of `run` (a stored `store` makes it a restart).
+pub fn start_payer(stack: &Stack, run: &ClientRun, store: MemoryPayStore) -> Payer {
+    start_payer_with(stack, run.keys, vec![leaf_of(run)], store)
+}
+
+/// Starts a payment client for `leaves`.
+pub fn start_payer_with(
+    stack: &Stack,
+    keys: bitcoin::secp256k1::Keypair,
+    leaves: Vec<PayLeaf>,
+    store: MemoryPayStore,
+) -> Payer {
+    let mut config = PayConfig::new(bitcoin::Network::Regtest, keys, leaves.clone());
+    config.reconnect_delay = Duration::from_millis(300);
+    let chain = EsploraChain::new(stack.devnet.esplora_url()).expect("esplora");
+    let (client, handle) = PayClient::new(
+        config,
+        WsConnector::new(stack.ws_url()),
+        store.clone(),
+        chain,
+    );
+    let (tx, events) = unbounded();
+    let client = client.with_events(tx);
+    let task = tokio::spawn(async move {
+        if let Err(e) = client.run().await {
+            panic!("payment client failed: {e}");
+        }
+    });
+    Payer {
+        handle,
+        events,
+        store,
+        task,
+        leaves,
+        keys,
+    }
+}
+
+impl Payer {
+    /// Waits until every channel is open and committed.
+    pub async fn ready(&mut self, secs: u64) -> Snapshot {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.handle.snapshot().await.expect("snapshot");
+            if s.connected
+                && s.channels.len() == self.leaves.len()
+                && s.channels.iter().all(|c| c.ready)
+                && s.inbound > Amount::ZERO
+            {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "channels open in time: {s:?}"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.events.next()).await;
+        }
+    }
+
+    /// Waits until the balance is `want` with no HTLC pending.
+    pub async fn balance_becomes(&mut self, want: Amount, secs: u64) -> Snapshot {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.handle.snapshot().await.expect("snapshot");
+            if s.balance == want && s.channels.iter().all(|c| c.pending == 0) {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "balance becomes {want}: {s:?}"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.events.next()).await;
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Channel and payment messages (carried in `WireMsg`).
+
+use bitcoin::hashes::sha256;
+use bitcoin::{Amount, FeeRate};
+use serde::{Deserialize, Serialize};
+
+use crate::channel::keys::Basepoints;
+use crate::channel::{ChannelMsg, PeerInfo};
+use crate::types::{ClientId, FactoryId};
+
+/// A channel: the leaf of `client` in `factory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChannelId {
+    /// The factory.
+    pub factory: FactoryId,
+    /// The client's leaf.
+    pub client: ClientId,
+}
+
+impl core::fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}/{}", self.factory, self.client)
+    }
+}
+
+/// Either side: this side's channel basepoints and first two per-commitment points. The wallet
+/// sends it first (for every open factory, on every connection); the LSP answers with its own,
+/// the same every time, and then starts (or resumes) the commitment rounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelOpen {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The sender's basepoints.
+    pub basepoints: Basepoints,
+    /// The sender's per-commitment points of commitments 0 and 1.
+    pub first_points: [bitcoin::secp256k1::PublicKey; 2],
+    /// LSP only: the opening commitments' fee rate (the LSP pays it).
+    pub feerate: Option<FeeRate>,
+}
+
+impl ChannelOpen {
+    /// What the channel state machine needs about the sender.
+    pub fn peer_info(&self) -> PeerInfo {
+        PeerInfo {
+            basepoints: self.basepoints,
+            first_points: self.first_points,
+        }
+    }
+}
+
+/// One channel message (`shared::channel::ChannelMsg`) on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelFrame {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The message.
+    pub msg: ChannelMsg,
+}
+
+/// Wallet → LSP: route the HTLC `htlc` the wallet is adding on `channel` to the payee of
+/// `invoice`. Sent just before the HTLC's `add_htlc` update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayRequest {
+    /// The payer's channel.
+    pub channel: ChannelId,
+    /// The payer's HTLC id on it.
+    pub htlc: u64,
+    /// The BOLT11 invoice being paid.
+    pub invoice: String,
+}
+
+/// Why the LSP could not deliver a payment (the payer's HTLC is failed back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PayFailure {
+    /// The invoice's payee is not a client of this LSP.
+    UnknownPayee,
+    /// The payee's channels cannot receive this much.
+    NoLiquidity,
+    /// The payee did not come online within the LSP's wait.
+    PayeeOffline,
+    /// The invoice expired, or the HTLC's expiry is too close.
+    Expired,
+    /// The HTLC does not match the invoice (hash, amount or fee).
+    Mismatch {
+        /// What did not match.
+        reason: String,
+    },
+    /// The payee refused the payment.
+    Refused,
+}
+
+impl PayFailure {
+    /// What to tell the payer, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            PayFailure::UnknownPayee => "the recipient is not a client of this provider".into(),
+            PayFailure::NoLiquidity => {
+                "the recipient cannot receive that much right now (not enough inbound liquidity)"
+                    .into()
+            }
+            PayFailure::PayeeOffline => {
+                "the recipient's wallet was not online; ask them to open it and try again".into()
+            }
+            PayFailure::Expired => "the invoice has expired; ask for a new one".into(),
+            PayFailure::Mismatch { reason } => {
+                format!("the payment did not match the invoice: {reason}")
+            }
+            PayFailure::Refused => "the recipient's wallet refused the payment".into(),
+        }
+    }
+}
+
+/// How a payment ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayOutcome {
+    /// Delivered: the payee released the preimage.
+    Paid {
+        /// The preimage (proof of payment).
+        preimage: [u8; 32],
+        /// The routing fee the LSP kept.
+        #[serde(with = "bitcoin::amount::serde::as_sat")]
+        fee: Amount,
+    },
+    /// Not delivered; the HTLC is failed back.
+    Failed(PayFailure),
+}
+
+/// LSP → wallet: how the payment of [`PayRequest`] ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayResult {
+    /// The payer's channel.
+    pub channel: ChannelId,
+    /// The payer's HTLC id.
+    pub htlc: u64,
+    /// The payment hash.
+    pub hash: sha256::Hash,
+    /// The outcome.
+    pub outcome: PayOutcome,
+}
+
+/// Wallet → LSP (regtest and signet demos only): pay this invoice of the wallet's from the
+/// LSP's own side of a channel, as test sats. It arrives like any payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaucetRequest {
+    /// The wallet's BOLT11 invoice (at most the LSP's `--faucet-max-sat`).
+    pub invoice: String,
+}

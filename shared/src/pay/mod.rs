@@ -1,0 +1,23 @@
+//! Payments between the LSP's clients: the channel on each leaf, reached over the WebSocket, and
+//! the one-hop route payer → LSP → payee.
+//!
+//! - [`policy`]: the channel parameters every leaf channel of a network uses, the channel seeds,
+//!   the routing fee and the HTLC expiries;
+//! - [`invoice`]: BOLT11 invoices (the payee's identity key signs; the LSP is the route hint);
+//! - [`messages`]: what wallet and LSP send each other about channels and payments.
+//!
+//! `docs/protocol.md`, section "Payments", specifies the flow and every decision.
+
+pub mod invoice;
+pub mod messages;
+pub mod policy;
+
+pub use invoice::{InvoiceError, InvoiceRequest, ParsedInvoice};
+pub use messages::{
+    ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayFailure, PayOutcome, PayRequest,
+    PayResult,
+};
+pub use policy::{leaf_channel_params, ChannelPolicy};
+
+#[cfg(test)]
+mod tests;

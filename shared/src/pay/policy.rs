@@ -1,0 +1,118 @@
+//! The numbers every leaf channel of a network is opened with, and the arithmetic of a route
+//! through the LSP (fee and HTLC expiries). Both sides compute them; nothing here is negotiated.
+
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use bitcoin::secp256k1::SecretKey;
+use bitcoin::{Amount, FeeRate, Network};
+
+use super::messages::ChannelId;
+use crate::channel::{ChannelError, ChannelParams};
+use crate::params::BlockDelta;
+use crate::path::ClientPath;
+use crate::terms::FeeSchedule;
+
+/// Channel and routing constants for one network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelPolicy {
+    /// Blocks a commitment's holder waits for its own balance and HTLC claims.
+    pub to_self_delay: BlockDelta,
+    /// Blocks allowed to get a commitment confirmed before an HTLC deadline.
+    pub htlc_margin: BlockDelta,
+    /// Outputs below it are not created.
+    pub dust_limit: Amount,
+    /// Value of each commitment's P2A anchor.
+    pub anchor: Amount,
+    /// Fee rate of the opening commitments (the LSP pays; it raises it later with `Fee`).
+    pub opening_feerate: FeeRate,
+    /// Highest commitment fee rate a client accepts at open (the LSP's balance pays it, but a
+    /// rate this high would leave the LSP nothing to route with).
+    pub max_opening_feerate: FeeRate,
+}
+
+impl ChannelPolicy {
+    /// The policy for `network`.
+    pub fn for_network(network: Network) -> ChannelPolicy {
+        let (delay, margin) = match network {
+            Network::Bitcoin => (144, 18),
+            Network::Regtest => (6, 6),
+            _ => (36, 12),
+        };
+        ChannelPolicy {
+            to_self_delay: BlockDelta::from_blocks(delay),
+            htlc_margin: BlockDelta::from_blocks(margin),
+            dust_limit: Amount::from_sat(330),
+            anchor: Amount::from_sat(240),
+            opening_feerate: FeeRate::from_sat_per_vb_u32(1),
+            max_opening_feerate: FeeRate::from_sat_per_vb_u32(50),
+        }
+    }
+
+    /// Blocks between the payer's HTLC expiry and the payee's (the LSP's CLTV delta): the
+    /// payee's side must be able to go on chain and wait `to_self_delay` before the payer's
+    /// timeout opens.
+    pub fn expiry_delta(&self) -> u32 {
+        self.to_self_delay.to_blocks() + self.htlc_margin.to_blocks()
+    }
+
+    /// The expiry height a payer gives its HTLC at tip `height`: room for the LSP's delta, the
+    /// payee's minimum, and a few blocks of the payee's chain view lagging.
+    pub fn payer_expiry(&self, height: u32) -> u32 {
+        height + 2 * self.expiry_delta() + 6
+    }
+
+    /// The expiry the LSP gives the payee's HTLC for an incoming one expiring at `incoming`.
+    pub fn payee_expiry(&self, incoming: u32) -> u32 {
+        incoming.saturating_sub(self.expiry_delta())
+    }
+}
+
+/// The routing fee for delivering `amount`: `base + ceil(amount × ppm / 10⁶)`.
+pub fn route_fee(fees: &FeeSchedule, amount: Amount) -> Amount {
+    let ppm = u128::from(fees.routing_fee_ppm);
+    let prop = (u128::from(amount.to_sat()) * ppm).div_ceil(1_000_000);
+    fees.routing_fee_base + Amount::from_sat(prop as u64)
+}
+
+/// The parameters of the channel on `path`'s leaf: its `channel` output, funded by
+/// MuSig2(client's factory key, LSP's factory key).
+pub fn leaf_channel_params(
+    path: &ClientPath,
+    policy: &ChannelPolicy,
+) -> Result<ChannelParams, ChannelError> {
+    let funding = path.channel_outpoint();
+    let funding_output = path
+        .leaf()
+        .tx
+        .output
+        .get(funding.vout as usize)
+        .cloned()
+        .ok_or(ChannelError::Params {
+            reason: "the leaf has no channel output",
+        })?;
+    Ok(ChannelParams {
+        funding,
+        funding_output,
+        lsp_funding_key: path.proposal().lsp_key,
+        client_funding_key: path.client_key(),
+        to_self_delay: policy.to_self_delay,
+        dust_limit: policy.dust_limit,
+        anchor: policy.anchor,
+        htlc_margin: policy.htlc_margin,
+    })
+}
+
+/// The channel seed of one side of `channel`, from that side's factory key (which is already
+/// unique to the factory): `SHA256("superscalar/channel-seed" ‖ key ‖ factory ‖ client)`.
+pub fn channel_seed(factory_secret: &SecretKey, channel: ChannelId) -> [u8; 32] {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"superscalar/channel-seed");
+    engine.input(&factory_secret.secret_bytes());
+    engine.input(&channel.factory.0.to_be_bytes());
+    engine.input(&channel.client.0.to_be_bytes());
+    sha256::Hash::from_engine(engine).to_byte_array()
+}
+
+/// The pseudo short channel id naming `channel` in invoices' route hints.
+pub fn short_channel_id(channel: ChannelId) -> u64 {
+    (channel.factory.0 << 32) | u64::from(channel.client.0)
+}

@@ -1,0 +1,837 @@
+//! The payment client's loop: frames from the LSP, commands from the UI, timers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::pin;
+use std::time::Duration;
+
+use bitcoin::absolute::Height;
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::XOnlyPublicKey;
+use bitcoin::{Amount, FeeRate};
+use futures::channel::{mpsc, oneshot};
+use futures::future::{select, Either};
+use futures::StreamExt;
+use rand::RngCore;
+use shared::channel::keys::ChannelSecrets;
+use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, CommitmentSpec, Side};
+use shared::pay::policy::{channel_seed, route_fee};
+use shared::pay::{
+    leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, FaucetRequest,
+    InvoiceRequest, ParsedInvoice, PayOutcome, PayRequest, PayResult,
+};
+use shared::terms::TermsBody;
+use shared::types::Now;
+use shared::wire::{Envelope, WireMsg};
+
+use super::store::{Direction, InvoiceRecord, PayState, PayStore, PaymentRecord, PaymentStatus};
+use super::{
+    ChannelSummary, Command, PayConfig, PayError, PayEvent, PayHandle, PayLeaf, PayQuote, Snapshot,
+};
+use crate::platform::{sleep, unix_now};
+use crate::session::handshake::{handshake, Greeting, Link};
+use crate::session::{ChainSource, Connect, SessionError, Transport};
+
+/// Longest the loop sleeps without looking at its timers.
+const IDLE: Duration = Duration::from_secs(1);
+/// How often the chain tip is read.
+const TIP_EVERY_SECS: u64 = 5;
+
+/// A channel the LSP opened.
+struct Open {
+    channel: Channel,
+    next_seq: u64,
+    ready: bool,
+}
+
+type PayReply = oneshot::Sender<Result<PaymentRecord, PayError>>;
+
+/// The wallet's payment client. See the module docs of `pay`.
+pub struct PayClient<C: Connect, S, H> {
+    config: PayConfig,
+    policy: ChannelPolicy,
+    connector: C,
+    store: S,
+    chain: H,
+    events: Option<mpsc::UnboundedSender<PayEvent>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    leaves: BTreeMap<ChannelId, PayLeaf>,
+    link: Option<Link<C::Transport>>,
+    lsp: Option<XOnlyPublicKey>,
+    terms: Option<TermsBody>,
+    stored: PayState,
+    open: BTreeMap<ChannelId, Open>,
+    pending: HashMap<(ChannelId, u64), PayReply>,
+    height: u32,
+    next_tip: u64,
+    stop: bool,
+}
+
+impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
+    /// A client with its handle.
+    pub fn new(config: PayConfig, connector: C, store: S, chain: H) -> (Self, PayHandle) {
+        let (tx, commands) = mpsc::unbounded();
+        let leaves = config
+            .leaves
+            .iter()
+            .map(|l| (l.channel, l.clone()))
+            .collect();
+        let client = PayClient {
+            policy: ChannelPolicy::for_network(config.network),
+            config,
+            connector,
+            store,
+            chain,
+            events: None,
+            commands,
+            leaves,
+            link: None,
+            lsp: None,
+            terms: None,
+            stored: PayState::default(),
+            open: BTreeMap::new(),
+            pending: HashMap::new(),
+            height: 0,
+            next_tip: 0,
+            stop: false,
+        };
+        (client, PayHandle { tx })
+    }
+
+    /// Reports what happens on `events`.
+    pub fn with_events(mut self, events: mpsc::UnboundedSender<PayEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Runs until stopped (or every handle is dropped). Errors are storage failures: the
+    /// client stops rather than act on something it could not store.
+    pub async fn run(mut self) -> Result<(), PayError> {
+        self.stored = self.store.load().await?;
+        self.refresh_tip().await;
+        while !self.stop {
+            if self.link.is_none() {
+                self.connect().await?;
+                continue;
+            }
+            let got = {
+                let link = self.link.as_mut().expect("checked");
+                let frame = pin!(link.transport.next());
+                let command = pin!(self.commands.next());
+                let timer = pin!(sleep(IDLE));
+                match select(frame, select(command, timer)).await {
+                    Either::Left((frame, _)) => Wake::Frame(frame),
+                    Either::Right((Either::Left((cmd, _)), _)) => Wake::Command(cmd),
+                    Either::Right((Either::Right(_), _)) => Wake::Tick,
+                }
+            };
+            match got {
+                Wake::Frame(Ok(Some(text))) => self.on_frame(&text).await?,
+                Wake::Frame(Ok(None)) => self.lost("the provider closed the connection".into()),
+                Wake::Frame(Err(e)) => self.lost(e.reason),
+                Wake::Command(Some(cmd)) => self.on_command(cmd).await?,
+                Wake::Command(None) => self.stop = true,
+                Wake::Tick => self.on_tick().await?,
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&self, event: PayEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.unbounded_send(event);
+        }
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            height: Height::from_consensus(self.height).unwrap_or(Height::ZERO),
+            unix_time: unix_now(),
+        }
+    }
+
+    async fn refresh_tip(&mut self) {
+        if let Ok(h) = self.chain.tip_height().await {
+            self.height = self.height.max(h);
+        }
+        self.next_tip = unix_now() + TIP_EVERY_SECS;
+    }
+
+    fn lost(&mut self, reason: String) {
+        self.link = None;
+        for open in self.open.values_mut() {
+            open.ready = false;
+            open.channel.reset_round();
+        }
+        self.emit(PayEvent::Disconnected { reason });
+    }
+
+    /// Connects (waiting between attempts, answering commands meanwhile), then opens every
+    /// leaf's channel.
+    async fn connect(&mut self) -> Result<(), PayError> {
+        let opened = match self.connector.connect().await {
+            Ok(t) => {
+                let hello = Greeting {
+                    network: self.config.network,
+                    identity: &self.config.identity,
+                    agent: &self.config.agent,
+                };
+                handshake(t, hello, self.lsp).await
+            }
+            Err(e) => Err(crate::session::handshake::unreachable(e)),
+        };
+        match opened {
+            Ok(link) => {
+                self.lsp = Some(link.lsp);
+                self.terms = Some(link.terms.clone());
+                self.link = Some(link);
+                self.emit(PayEvent::Connected);
+                let opens: Vec<ChannelOpen> = self.leaves.values().map(client_open).collect();
+                for open in opens {
+                    self.send(WireMsg::ChannelOpen(Box::new(open))).await;
+                }
+            }
+            Err(SessionError::LspChanged) => {
+                self.emit(PayEvent::LspError(SessionError::LspChanged.to_string()));
+                self.idle(Duration::from_secs(30)).await?;
+            }
+            Err(e) => {
+                self.emit(PayEvent::Disconnected {
+                    reason: e.to_string(),
+                });
+                self.idle(self.config.reconnect_delay).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits `pause`, answering commands (offline) meanwhile.
+    async fn idle(&mut self, pause: Duration) -> Result<(), PayError> {
+        let until = crate::platform::unix_millis() + pause.as_millis() as u64;
+        loop {
+            let left = until.saturating_sub(crate::platform::unix_millis());
+            if left == 0 || self.stop {
+                return Ok(());
+            }
+            let command = pin!(self.commands.next());
+            let timer = pin!(sleep(Duration::from_millis(left)));
+            match select(command, timer).await {
+                Either::Left((Some(cmd), _)) => self.on_command(cmd).await?,
+                Either::Left((None, _)) => self.stop = true,
+                Either::Right(_) => return Ok(()),
+            }
+        }
+    }
+
+    async fn send(&mut self, msg: WireMsg) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        if let Err(e) = link.transport.send(Envelope::new(msg).encode()).await {
+            self.lost(e.reason);
+        }
+    }
+
+    async fn on_tick(&mut self) -> Result<(), PayError> {
+        if unix_now() >= self.next_tip {
+            self.refresh_tip().await;
+        }
+        let now = self.now();
+        let due: Vec<ChannelId> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.channel.poll_timeout().is_some_and(|d| now.height >= d))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(o) = self.open.get_mut(&id) {
+                o.channel.handle_timeout(now);
+            }
+            self.perform(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_frame(&mut self, text: &str) -> Result<(), PayError> {
+        let Ok(env) = Envelope::decode(text) else {
+            return Ok(());
+        };
+        match env.msg {
+            WireMsg::Ping { nonce } => self.send(WireMsg::Pong { nonce }).await,
+            WireMsg::ChannelOpen(open) => self.on_lsp_open(*open).await?,
+            WireMsg::Channel(frame) => self.on_channel(*frame).await?,
+            WireMsg::PayResult(result) => self.on_pay_result(result).await?,
+            WireMsg::Error { message, .. } => self.emit(PayEvent::LspError(message)),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The LSP opened (or re-opened) a channel.
+    async fn on_lsp_open(&mut self, open: ChannelOpen) -> Result<(), PayError> {
+        let id = open.channel;
+        let Some(leaf) = self.leaves.get(&id).cloned() else {
+            return Ok(());
+        };
+        if let Some(o) = self.open.get_mut(&id) {
+            let stored = self.stored.channels.get(&id).and_then(|(s, _)| s.as_ref());
+            if stored.is_some_and(|s| s != &open) {
+                self.emit(PayEvent::LspError(format!(
+                    "the provider re-opened channel {id} with other keys; refusing it"
+                )));
+                return Ok(());
+            }
+            o.ready = true;
+            o.channel.reset_round();
+            self.emit(PayEvent::ChannelReady(id));
+            return Ok(());
+        }
+        let (stored_open, changes) = self.stored.channels.get(&id).cloned().unwrap_or_default();
+        if stored_open.as_ref().is_some_and(|s| s != &open) {
+            self.emit(PayEvent::LspError(format!(
+                "the provider re-opened channel {id} with other keys; refusing it"
+            )));
+            return Ok(());
+        }
+        let feerate = open.feerate.unwrap_or(FeeRate::ZERO);
+        if feerate < FeeRate::BROADCAST_MIN || feerate > self.policy.max_opening_feerate {
+            self.emit(PayEvent::LspError(format!(
+                "the provider's opening fee rate for channel {id} is out of range; refusing it"
+            )));
+            return Ok(());
+        }
+        let params = match leaf_channel_params(&leaf.path, &self.policy) {
+            Ok(p) => p,
+            Err(e) => {
+                self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
+                return Ok(());
+            }
+        };
+        let spec = CommitmentSpec {
+            lsp_balance: params.funding_output.value,
+            client_balance: Amount::ZERO,
+            htlcs: Vec::new(),
+            feerate,
+        };
+        let seed = channel_seed(&leaf.factory_secret, id);
+        let next_seq = changes.len() as u64;
+        let channel = Channel::restore(
+            Side::Client,
+            params,
+            leaf.factory_secret,
+            &seed,
+            open.peer_info(),
+            spec,
+            changes,
+        );
+        let channel = match channel {
+            Ok(c) => c,
+            Err(e) => {
+                self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
+                return Ok(());
+            }
+        };
+        if stored_open.is_none() {
+            self.store.save_lsp_open(&open).await?;
+            self.stored.channels.entry(id).or_default().0 = Some(open);
+        }
+        self.open.insert(
+            id,
+            Open {
+                channel,
+                next_seq,
+                ready: true,
+            },
+        );
+        self.emit(PayEvent::ChannelReady(id));
+        Ok(())
+    }
+
+    async fn on_channel(&mut self, frame: ChannelFrame) -> Result<(), PayError> {
+        let id = frame.channel;
+        let now = self.now();
+        let Some(o) = self.open.get_mut(&id) else {
+            return Ok(());
+        };
+        let mut rng = rand::rngs::OsRng;
+        if let Err(e) = o.channel.handle_message(now, frame.msg, &mut rng) {
+            self.emit(PayEvent::LspError(format!("channel {id}: refused: {e}")));
+        }
+        self.perform(id).await
+    }
+
+    /// Performs the channel's actions: stores first, then frames, then events (which may queue
+    /// more actions: repeated until none are left).
+    async fn perform(&mut self, id: ChannelId) -> Result<(), PayError> {
+        loop {
+            let Some(o) = self.open.get_mut(&id) else {
+                return Ok(());
+            };
+            let mut changes = Vec::new();
+            let mut frames = Vec::new();
+            let mut events = Vec::new();
+            let mut broadcast = false;
+            while let Some(action) = o.channel.poll_action() {
+                match action {
+                    Action::Persist(change) => changes.push(change),
+                    Action::Send(msg) => frames.push(msg),
+                    Action::Emit(event) => events.push(event),
+                    Action::Broadcast(_) => broadcast = true,
+                }
+            }
+            if broadcast {
+                // The commitment spends the leaf, which must be on chain first: the exit
+                // screen walks the tree and then publishes it.
+                self.emit(PayEvent::LspError(format!(
+                    "channel {id}: the provider did not settle in time; leave the factory from the exit screen"
+                )));
+            }
+            let Some(o) = self.open.get_mut(&id) else {
+                return Ok(());
+            };
+            if changes.is_empty() && frames.is_empty() && events.is_empty() {
+                return Ok(());
+            }
+            if !changes.is_empty() {
+                let first = o.next_seq;
+                o.next_seq += changes.len() as u64;
+                self.store.append_changes(id, first, &changes).await?;
+                self.stored
+                    .channels
+                    .entry(id)
+                    .or_default()
+                    .1
+                    .extend(changes);
+            }
+            for msg in frames {
+                self.send_channel(id, msg).await;
+            }
+            for event in events {
+                self.on_event(id, event).await?;
+            }
+        }
+    }
+
+    async fn send_channel(&mut self, id: ChannelId, msg: ChannelMsg) {
+        self.send(WireMsg::Channel(Box::new(ChannelFrame {
+            channel: id,
+            msg,
+        })))
+        .await
+    }
+
+    async fn on_event(&mut self, id: ChannelId, event: ChannelEvent) -> Result<(), PayError> {
+        match event {
+            ChannelEvent::Committed { .. } => {
+                self.on_committed(id).await?;
+                self.emit(PayEvent::Updated);
+            }
+            ChannelEvent::PreimageReceived { id: htlc, preimage } => {
+                self.settle_sent(id, htlc, preimage).await?
+            }
+            ChannelEvent::Closed { .. } | ChannelEvent::ForceClose { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// A round completed: answer the LSP's new HTLCs (pay an invoice of ours in full, or fail),
+    /// and notice our HTLCs the LSP failed back.
+    async fn on_committed(&mut self, id: ChannelId) -> Result<(), PayError> {
+        let now = self.now();
+        let Some(o) = self.open.get_mut(&id) else {
+            return Ok(());
+        };
+        let spec = o.channel.spec().clone();
+        let unsettled = o
+            .channel
+            .pending_spec()
+            .map(|s| s.htlcs)
+            .unwrap_or_default();
+        let mut received = Vec::new();
+        for h in spec.htlcs.iter().filter(|h| h.offerer == Side::Lsp) {
+            if !unsettled
+                .iter()
+                .any(|u| u.offerer == Side::Lsp && u.id == h.id)
+            {
+                continue;
+            }
+            let invoice = self.stored.invoices.get(&h.hash).cloned();
+            let payable = invoice.filter(|i| {
+                i.paid_at.is_none() && h.amount >= i.amount && now.unix_time < i.expires_at
+            });
+            match payable {
+                Some(mut inv) => {
+                    o.channel
+                        .fulfill_htlc(now, h.id, inv.preimage)
+                        .map_err(|e| PayError::Failed(e.to_string()))?;
+                    inv.paid_at = Some(now.unix_time);
+                    received.push((inv, h.amount, h.id));
+                }
+                None => {
+                    let _ = o.channel.fail_htlc(now, h.id);
+                }
+            }
+        }
+        // Our HTLCs gone from the commitment without a preimage: failed back.
+        let failed: Vec<u64> = self
+            .pending
+            .keys()
+            .filter(|(c, htlc)| {
+                *c == id
+                    && !spec
+                        .htlcs
+                        .iter()
+                        .any(|h| h.offerer == Side::Client && h.id == *htlc)
+                    && !unsettled
+                        .iter()
+                        .any(|h| h.offerer == Side::Client && h.id == *htlc)
+            })
+            .map(|(_, h)| *h)
+            .collect();
+        for (inv, amount, htlc) in received {
+            self.store.save_invoice(&inv).await?;
+            self.stored.invoices.insert(inv.hash, inv.clone());
+            let record = PaymentRecord {
+                hash: inv.hash,
+                direction: Direction::Received,
+                amount,
+                fee: Amount::ZERO,
+                description: inv.description.clone(),
+                status: PaymentStatus::Complete,
+                created_at: inv.created_at,
+                done_at: Some(now.unix_time),
+                channel: Some((id, htlc)),
+                preimage: Some(inv.preimage),
+            };
+            self.record(&record).await?;
+            self.emit(PayEvent::Received(record));
+        }
+        for htlc in failed {
+            self.fail_sent(id, htlc, "the provider failed the payment back".into())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn record(&mut self, record: &PaymentRecord) -> Result<(), PayError> {
+        self.store.save_payment(record).await?;
+        let list = &mut self.stored.payments;
+        match list
+            .iter_mut()
+            .find(|p| p.hash == record.hash && p.direction == record.direction)
+        {
+            Some(p) => *p = record.clone(),
+            None => list.push(record.clone()),
+        }
+        Ok(())
+    }
+
+    fn sent_record(&self, hash: &sha256::Hash) -> Option<PaymentRecord> {
+        self.stored
+            .payments
+            .iter()
+            .find(|p| p.hash == *hash && p.direction == Direction::Sent)
+            .cloned()
+    }
+
+    fn sent_by_htlc(&self, id: ChannelId, htlc: u64) -> Option<PaymentRecord> {
+        self.stored
+            .payments
+            .iter()
+            .find(|p| p.direction == Direction::Sent && p.channel == Some((id, htlc)))
+            .cloned()
+    }
+
+    async fn settle_sent(
+        &mut self,
+        id: ChannelId,
+        htlc: u64,
+        preimage: [u8; 32],
+    ) -> Result<(), PayError> {
+        let Some(mut record) = self.sent_by_htlc(id, htlc) else {
+            return Ok(());
+        };
+        if record.status != PaymentStatus::Complete {
+            record.status = PaymentStatus::Complete;
+            record.preimage = Some(preimage);
+            record.done_at = Some(unix_now());
+            self.record(&record).await?;
+            self.emit(PayEvent::Sent(record.clone()));
+        }
+        if let Some(reply) = self.pending.remove(&(id, htlc)) {
+            let _ = reply.send(Ok(record));
+        }
+        Ok(())
+    }
+
+    async fn fail_sent(
+        &mut self,
+        id: ChannelId,
+        htlc: u64,
+        reason: String,
+    ) -> Result<(), PayError> {
+        let Some(mut record) = self.sent_by_htlc(id, htlc) else {
+            return Ok(());
+        };
+        if record.status == PaymentStatus::Pending {
+            record.status = PaymentStatus::Failed(reason.clone());
+            record.done_at = Some(unix_now());
+            self.record(&record).await?;
+            self.emit(PayEvent::Failed(record));
+        }
+        if let Some(reply) = self.pending.remove(&(id, htlc)) {
+            let _ = reply.send(Err(PayError::Failed(reason)));
+        }
+        Ok(())
+    }
+
+    async fn on_pay_result(&mut self, result: PayResult) -> Result<(), PayError> {
+        match result.outcome {
+            PayOutcome::Paid { preimage, .. } => {
+                if sha256::Hash::hash(&preimage) == result.hash {
+                    self.settle_sent(result.channel, result.htlc, preimage)
+                        .await?;
+                }
+            }
+            PayOutcome::Failed(reason) => {
+                self.fail_sent(result.channel, result.htlc, reason.describe())
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Result<(), PayError> {
+        match cmd {
+            Command::Invoice {
+                amount,
+                description,
+                reply,
+            } => {
+                let made = self.make_invoice(amount, description).await;
+                let _ = reply.send(made);
+            }
+            Command::Quote { invoice, reply } => {
+                let _ = reply.send(self.quote(&invoice));
+            }
+            Command::Pay { invoice, reply } => self.pay(&invoice, reply).await?,
+            Command::Faucet { amount, reply } => {
+                let made = self
+                    .make_invoice(amount, "Test sats from the provider's faucet".into())
+                    .await;
+                if let Ok(inv) = &made {
+                    self.send(WireMsg::FaucetRequest(FaucetRequest {
+                        invoice: inv.invoice.clone(),
+                    }))
+                    .await;
+                }
+                let _ = reply.send(made);
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Stop => self.stop = true,
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let channels: Vec<ChannelSummary> = self
+            .open
+            .iter()
+            .map(|(id, o)| {
+                let spec = o.channel.spec();
+                let reserve =
+                    shared::channel::commitment::commitment_fee(spec.htlcs.len() + 1, spec.feerate)
+                        + o.channel.params().anchor;
+                ChannelSummary {
+                    channel: *id,
+                    capacity: o.channel.params().funding_output.value,
+                    balance: spec.client_balance,
+                    inbound: spec
+                        .lsp_balance
+                        .checked_sub(reserve)
+                        .unwrap_or(Amount::ZERO),
+                    pending: spec.htlcs.len(),
+                    ready: o.ready && o.channel.number().is_some(),
+                }
+            })
+            .collect();
+        let mut payments = self.stored.payments.clone();
+        payments.reverse();
+        Snapshot {
+            connected: self.link.is_some(),
+            balance: channels.iter().map(|c| c.balance).sum(),
+            inbound: channels.iter().map(|c| c.inbound).sum(),
+            channels,
+            payments,
+        }
+    }
+
+    async fn make_invoice(
+        &mut self,
+        amount: Amount,
+        description: String,
+    ) -> Result<InvoiceRecord, PayError> {
+        let (Some(lsp), Some(terms)) = (self.lsp, self.terms.clone()) else {
+            return Err(PayError::NotConnected);
+        };
+        // The channel that can receive the most is named in the route hint.
+        let snapshot = self.snapshot();
+        let channel = snapshot
+            .channels
+            .iter()
+            .max_by_key(|c| c.inbound)
+            .map(|c| c.channel)
+            .ok_or(PayError::NoChannel)?;
+        let mut preimage = [0u8; 32];
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut preimage);
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let hash = sha256::Hash::hash(&preimage);
+        let now = unix_now();
+        let request = InvoiceRequest {
+            amount,
+            description: description.clone(),
+            expiry_secs: self.config.invoice_expiry_secs,
+            hash,
+            secret,
+            channel,
+            lsp,
+            fees: terms.fees.clone(),
+            now_unix: now,
+        };
+        let invoice = request.sign(self.config.network, &self.config.identity, &self.policy)?;
+        let record = InvoiceRecord {
+            hash,
+            preimage,
+            invoice,
+            amount,
+            description,
+            created_at: now,
+            expires_at: now + self.config.invoice_expiry_secs,
+            paid_at: None,
+        };
+        self.store.save_invoice(&record).await?;
+        self.stored.invoices.insert(hash, record.clone());
+        Ok(record)
+    }
+
+    /// The channel that can pay `need`, and the best balance seen.
+    fn payer_channel(&self, need: Amount) -> (Option<ChannelId>, Amount) {
+        let mut best = Amount::ZERO;
+        for (id, o) in &self.open {
+            let have = o
+                .channel
+                .pending_spec()
+                .map(|s| s.client_balance)
+                .unwrap_or(Amount::ZERO);
+            if o.ready && have >= need {
+                return (Some(*id), have);
+            }
+            best = best.max(have);
+        }
+        (None, best)
+    }
+
+    fn quote(&self, text: &str) -> Result<PayQuote, PayError> {
+        let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
+        let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
+        let fee = route_fee(&terms.fees, invoice.amount);
+        let (channel, _) = self.payer_channel(invoice.amount + fee);
+        Ok(PayQuote {
+            amount: invoice.amount,
+            fee,
+            description: invoice.description,
+            expires_at: invoice.expires_at,
+            affordable: channel.is_some(),
+        })
+    }
+
+    async fn pay(&mut self, text: &str, reply: PayReply) -> Result<(), PayError> {
+        let prepared = self.prepare_pay(text);
+        let (invoice, fee, id) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return Ok(());
+            }
+        };
+        let now = self.now();
+        let o = self.open.get_mut(&id).expect("chosen among open channels");
+        let htlc = o.channel.next_htlc_id();
+        let record = PaymentRecord {
+            hash: invoice.hash,
+            direction: Direction::Sent,
+            amount: invoice.amount,
+            fee,
+            description: invoice.description.clone(),
+            status: PaymentStatus::Pending,
+            created_at: now.unix_time,
+            done_at: None,
+            channel: Some((id, htlc)),
+            preimage: None,
+        };
+        let expiry =
+            Height::from_consensus(self.policy.payer_expiry(self.height)).unwrap_or(Height::ZERO);
+        if let Err(e) = o
+            .channel
+            .add_htlc(now, invoice.amount + fee, invoice.hash, expiry)
+        {
+            let _ = reply.send(Err(PayError::Failed(e.to_string())));
+            return Ok(());
+        }
+        self.record(&record).await?;
+        self.send(WireMsg::PayRequest(PayRequest {
+            channel: id,
+            htlc,
+            invoice: invoice.text.clone(),
+        }))
+        .await;
+        self.pending.insert((id, htlc), reply);
+        self.perform(id).await
+    }
+
+    fn prepare_pay(&self, text: &str) -> Result<(ParsedInvoice, Amount, ChannelId), PayError> {
+        let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
+        if self.link.is_none() {
+            return Err(PayError::NotConnected);
+        }
+        let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
+        if self
+            .sent_record(&invoice.hash)
+            .is_some_and(|r| !matches!(r.status, PaymentStatus::Failed(_)))
+        {
+            return Err(PayError::AlreadyPaid);
+        }
+        let fee = route_fee(&terms.fees, invoice.amount);
+        let need = invoice.amount + fee;
+        match self.payer_channel(need) {
+            (Some(id), _) => Ok((invoice, fee, id)),
+            (None, _) if self.open.is_empty() => Err(PayError::NoChannel),
+            (None, have) => Err(PayError::InsufficientBalance {
+                need: need.to_sat(),
+                have: have.to_sat(),
+            }),
+        }
+    }
+}
+
+enum Wake {
+    Frame(Result<Option<String>, crate::session::TransportError>),
+    Command(Option<Command>),
+    Tick,
+}
+
+/// What the wallet sends the LSP for `leaf`: its channel basepoints and first two points.
+fn client_open(leaf: &PayLeaf) -> ChannelOpen {
+    let secrets = ChannelSecrets::from_seed(&channel_seed(&leaf.factory_secret, leaf.channel));
+    ChannelOpen {
+        channel: leaf.channel,
+        basepoints: secrets.basepoints(),
+        first_points: [
+            secrets.commitment_seed.point(0),
+            secrets.commitment_seed.point(1),
+        ],
+        feerate: None,
+    }
+}

@@ -1,0 +1,264 @@
+//! Payments from the wallet: the channel on each of the wallet's funded leaves, kept open with
+//! the LSP over the WebSocket, and the commands a UI or a test gives ([`PayHandle`]): make an
+//! invoice, quote and pay one, ask the demo faucet, read balances and history.
+//!
+//! A [`PayClient`] runs for as long as the wallet is open: it connects (and reconnects), sends
+//! `channel_open` for every leaf, follows the LSP's commitment rounds, releases preimages only
+//! to HTLCs that pay one of its own unexpired invoices in full, and offers HTLCs for the
+//! payments it is told to make. What it stores, and when, is in [`store`].
+
+mod driver;
+pub mod store;
+
+use bitcoin::secp256k1::{Keypair, SecretKey};
+use bitcoin::{Amount, Network};
+use futures::channel::{mpsc, oneshot};
+use shared::path::ClientPath;
+use shared::pay::{ChannelId, InvoiceError};
+
+pub use driver::PayClient;
+pub use store::{
+    Direction, InvoiceRecord, MemoryPayStore, PayState, PayStore, PaymentRecord, PaymentStatus,
+};
+
+use crate::session::StorageError;
+
+/// One funded leaf of the wallet: its channel's id, its verified path, and the wallet's
+/// factory key (the channel output is MuSig2 of it and the LSP's factory key).
+#[derive(Debug, Clone)]
+pub struct PayLeaf {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The verified path to the leaf.
+    pub path: ClientPath,
+    /// The wallet's factory key of that factory.
+    pub factory_secret: SecretKey,
+}
+
+/// What a payment client needs.
+#[derive(Debug, Clone)]
+pub struct PayConfig {
+    /// The wallet's network.
+    pub network: Network,
+    /// The wallet's identity key (authentication, and the invoices' signing key).
+    pub identity: Keypair,
+    /// The wallet's funded leaves.
+    pub leaves: Vec<PayLeaf>,
+    /// Pause before each reconnection.
+    pub reconnect_delay: std::time::Duration,
+    /// Software name sent in `hello`.
+    pub agent: String,
+    /// Seconds an invoice stays payable.
+    pub invoice_expiry_secs: u64,
+}
+
+impl PayConfig {
+    /// Defaults: reconnect every 2 s, invoices valid for one hour.
+    pub fn new(network: Network, identity: Keypair, leaves: Vec<PayLeaf>) -> PayConfig {
+        PayConfig {
+            network,
+            identity,
+            leaves,
+            reconnect_delay: std::time::Duration::from_secs(2),
+            agent: crate::AGENT.into(),
+            invoice_expiry_secs: 3600,
+        }
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayError {
+    /// Not connected to the LSP right now.
+    #[error("not connected to the provider; the wallet keeps trying")]
+    NotConnected,
+    /// No channel is open yet.
+    #[error("no channel is open yet: join a factory first, or wait for the provider to connect")]
+    NoChannel,
+    /// The invoice is not payable.
+    #[error(transparent)]
+    Invoice(#[from] InvoiceError),
+    /// Not enough balance for amount plus fee.
+    #[error("not enough balance: {need} sat needed (amount plus fee), {have} sat available")]
+    InsufficientBalance {
+        /// What is needed.
+        need: u64,
+        /// What the best channel holds.
+        have: u64,
+    },
+    /// The invoice was already paid (or is being paid) by this wallet.
+    #[error("this invoice is already paid, or its payment is under way")]
+    AlreadyPaid,
+    /// The LSP or the payee failed the payment.
+    #[error("the payment failed: {0}")]
+    Failed(String),
+    /// Storage failed; nothing was sent.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// The client stopped.
+    #[error("the wallet's payment client stopped")]
+    Stopped,
+}
+
+impl From<StorageError> for PayError {
+    fn from(e: StorageError) -> Self {
+        PayError::Storage(e.to_string())
+    }
+}
+
+/// What paying an invoice will cost, shown before the user confirms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayQuote {
+    /// Amount to the payee.
+    pub amount: Amount,
+    /// Routing fee to the LSP.
+    pub fee: Amount,
+    /// The invoice's description.
+    pub description: String,
+    /// Unix time the invoice expires.
+    pub expires_at: u64,
+    /// Whether the balance covers amount plus fee.
+    pub affordable: bool,
+}
+
+/// One channel in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSummary {
+    /// The channel.
+    pub channel: ChannelId,
+    /// Its capacity.
+    pub capacity: Amount,
+    /// The wallet's balance (committed).
+    pub balance: Amount,
+    /// What the wallet can still receive on it.
+    pub inbound: Amount,
+    /// HTLCs pending on it.
+    pub pending: usize,
+    /// Whether the LSP opened it on the current connection.
+    pub ready: bool,
+}
+
+/// Balances and history.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Connected to the LSP.
+    pub connected: bool,
+    /// Every channel.
+    pub channels: Vec<ChannelSummary>,
+    /// Total spendable balance.
+    pub balance: Amount,
+    /// Total that can still be received.
+    pub inbound: Amount,
+    /// Payments, newest first.
+    pub payments: Vec<PaymentRecord>,
+}
+
+/// What happened, for the UI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayEvent {
+    /// Connected and authenticated.
+    Connected,
+    /// The connection broke; the client reconnects.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// A channel is open (first round committed, or re-opened after reconnecting).
+    ChannelReady(ChannelId),
+    /// A payment arrived.
+    Received(PaymentRecord),
+    /// A payment went through.
+    Sent(PaymentRecord),
+    /// A payment failed.
+    Failed(PaymentRecord),
+    /// Balances changed.
+    Updated,
+    /// The LSP refused something, in words.
+    LspError(String),
+}
+
+pub(crate) enum Command {
+    Invoice {
+        amount: Amount,
+        description: String,
+        reply: oneshot::Sender<Result<InvoiceRecord, PayError>>,
+    },
+    Quote {
+        invoice: String,
+        reply: oneshot::Sender<Result<PayQuote, PayError>>,
+    },
+    Pay {
+        invoice: String,
+        reply: oneshot::Sender<Result<PaymentRecord, PayError>>,
+    },
+    Faucet {
+        amount: Amount,
+        reply: oneshot::Sender<Result<InvoiceRecord, PayError>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
+    Stop,
+}
+
+/// Gives commands to a running [`PayClient`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PayHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl PayHandle {
+    async fn ask<R>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<R>) -> Command,
+    ) -> Result<R, PayError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .unbounded_send(make(reply))
+            .map_err(|_| PayError::Stopped)?;
+        answer.await.map_err(|_| PayError::Stopped)
+    }
+
+    /// Makes (and stores) an invoice for `amount`.
+    pub async fn invoice(
+        &self,
+        amount: Amount,
+        description: &str,
+    ) -> Result<InvoiceRecord, PayError> {
+        let description = description.to_owned();
+        self.ask(|reply| Command::Invoice {
+            amount,
+            description,
+            reply,
+        })
+        .await?
+    }
+
+    /// What paying `invoice` costs.
+    pub async fn quote(&self, invoice: &str) -> Result<PayQuote, PayError> {
+        let invoice = invoice.to_owned();
+        self.ask(|reply| Command::Quote { invoice, reply }).await?
+    }
+
+    /// Pays `invoice`; returns when the payment completed or failed.
+    pub async fn pay(&self, invoice: &str) -> Result<PaymentRecord, PayError> {
+        let invoice = invoice.to_owned();
+        self.ask(|reply| Command::Pay { invoice, reply }).await?
+    }
+
+    /// Asks the LSP's demo faucet for `amount` (arrives as a received payment).
+    pub async fn faucet(&self, amount: Amount) -> Result<InvoiceRecord, PayError> {
+        self.ask(|reply| Command::Faucet { amount, reply }).await?
+    }
+
+    /// Balances and history.
+    pub async fn snapshot(&self) -> Result<Snapshot, PayError> {
+        self.ask(|reply| Command::Snapshot { reply }).await
+    }
+
+    /// Stops the client (it closes the connection).
+    pub fn stop(&self) {
+        let _ = self.tx.unbounded_send(Command::Stop);
+    }
+}

@@ -1,0 +1,181 @@
+//! What the wallet stores about channels and payments, and where ([`PayStore`]).
+//!
+//! Contract (as for the session's `Storage`): when a `save_*` returns `Ok` the data survives a
+//! crash. The driver stores a channel's changes before anything they allow is sent, an invoice's
+//! preimage before the invoice is shown, and a payment before its HTLC is offered.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bitcoin::hashes::sha256;
+use bitcoin::Amount;
+use serde::{Deserialize, Serialize};
+use shared::channel::ChannelChange;
+use shared::pay::{ChannelId, ChannelOpen};
+
+use crate::session::StorageError;
+
+/// An invoice this wallet issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceRecord {
+    /// Payment hash.
+    pub hash: sha256::Hash,
+    /// Its preimage (released only to an HTLC paying at least `amount`).
+    pub preimage: [u8; 32],
+    /// The invoice text.
+    pub invoice: String,
+    /// Amount asked.
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    pub amount: Amount,
+    /// Description.
+    pub description: String,
+    /// Unix time made.
+    pub created_at: u64,
+    /// Unix time it stops being payable.
+    pub expires_at: u64,
+    /// Unix time it was paid.
+    pub paid_at: Option<u64>,
+}
+
+/// Which way a payment went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// This wallet paid.
+    Sent,
+    /// This wallet was paid.
+    Received,
+}
+
+/// Where a payment is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Under way.
+    Pending,
+    /// Done.
+    Complete,
+    /// Failed, with the reason in words.
+    Failed(String),
+}
+
+/// One line of the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// Payment hash.
+    pub hash: sha256::Hash,
+    /// Direction.
+    pub direction: Direction,
+    /// Amount paid to the payee.
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    pub amount: Amount,
+    /// Routing fee paid (sent payments).
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    pub fee: Amount,
+    /// Description.
+    pub description: String,
+    /// Status.
+    pub status: PaymentStatus,
+    /// Unix time started.
+    pub created_at: u64,
+    /// Unix time settled or failed.
+    pub done_at: Option<u64>,
+    /// The channel and HTLC id it went over.
+    pub channel: Option<(ChannelId, u64)>,
+    /// The preimage (proof of payment), once known.
+    pub preimage: Option<[u8; 32]>,
+}
+
+/// Everything stored, as loaded at start.
+#[derive(Debug, Clone, Default)]
+pub struct PayState {
+    /// Per channel: the LSP's open message and the changes, in order.
+    pub channels: BTreeMap<ChannelId, (Option<ChannelOpen>, Vec<ChannelChange>)>,
+    /// Invoices by hash.
+    pub invoices: BTreeMap<sha256::Hash, InvoiceRecord>,
+    /// Payments, in the order they started.
+    pub payments: Vec<PaymentRecord>,
+}
+
+/// Durable storage of channels and payments. See the module's contract.
+#[allow(async_fn_in_trait)]
+pub trait PayStore {
+    /// Everything stored.
+    async fn load(&mut self) -> Result<PayState, StorageError>;
+    /// The LSP's open message of a channel (once).
+    async fn save_lsp_open(&mut self, open: &ChannelOpen) -> Result<(), StorageError>;
+    /// Appends a channel's changes, the first with sequence number `first_seq`.
+    async fn append_changes(
+        &mut self,
+        channel: ChannelId,
+        first_seq: u64,
+        changes: &[ChannelChange],
+    ) -> Result<(), StorageError>;
+    /// Stores (or replaces) an invoice.
+    async fn save_invoice(&mut self, invoice: &InvoiceRecord) -> Result<(), StorageError>;
+    /// Stores (or replaces, by hash and direction) a payment.
+    async fn save_payment(&mut self, payment: &PaymentRecord) -> Result<(), StorageError>;
+}
+
+/// Keeps everything in memory, shared between clones (tests and benches: a "restarted" wallet
+/// gets a clone of the same store).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryPayStore(Arc<Mutex<PayState>>);
+
+impl MemoryPayStore {
+    /// A copy of what is stored.
+    pub fn snapshot(&self) -> PayState {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PayState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl PayStore for MemoryPayStore {
+    async fn load(&mut self) -> Result<PayState, StorageError> {
+        Ok(self.lock().clone())
+    }
+
+    async fn save_lsp_open(&mut self, open: &ChannelOpen) -> Result<(), StorageError> {
+        self.lock().channels.entry(open.channel).or_default().0 = Some(open.clone());
+        Ok(())
+    }
+
+    async fn append_changes(
+        &mut self,
+        channel: ChannelId,
+        first_seq: u64,
+        changes: &[ChannelChange],
+    ) -> Result<(), StorageError> {
+        let mut state = self.lock();
+        let log = &mut state.channels.entry(channel).or_default().1;
+        if log.len() as u64 != first_seq {
+            return Err(StorageError::Corrupt {
+                path: format!("channel {channel}"),
+                reason: format!("change {first_seq} follows {} stored ones", log.len()),
+            });
+        }
+        log.extend_from_slice(changes);
+        Ok(())
+    }
+
+    async fn save_invoice(&mut self, invoice: &InvoiceRecord) -> Result<(), StorageError> {
+        self.lock().invoices.insert(invoice.hash, invoice.clone());
+        Ok(())
+    }
+
+    async fn save_payment(&mut self, payment: &PaymentRecord) -> Result<(), StorageError> {
+        let mut state = self.lock();
+        let list = &mut state.payments;
+        match list
+            .iter_mut()
+            .find(|p| p.hash == payment.hash && p.direction == payment.direction)
+        {
+            Some(p) => *p = payment.clone(),
+            None => list.push(payment.clone()),
+        }
+        Ok(())
+    }
+}
