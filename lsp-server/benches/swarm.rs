@@ -17,60 +17,21 @@
 //!
 //! Run one N per invocation so the process figures mean something.
 
+mod support;
 #[path = "../tests/common/swarm.rs"]
 mod swarm;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, Network};
 use devnet::{Devnet, DevnetConfig};
-use lsp_server::wallet::LspWallet;
 use shared::ceremony::ClientOutcome;
+use support::{status_mb, Lsp};
 use swarm::{ClientSpec, SwarmConfig};
 use wallet::session::SessionEvent;
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(8);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(run(n));
-}
-
-/// The LSP process; killed on drop.
-struct Lsp(Child);
-
-impl Drop for Lsp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// `field` (kB) of `/proc/<pid>/status`, in MB.
-fn status_mb(pid: &str, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    support::block_on(run(support::arg_n(8)));
 }
 
 async fn run(n: usize) {
@@ -79,59 +40,12 @@ async fn run(n: usize) {
         .expect("devnet starts (is bitcoind built? see devnet's docs)");
     let data = tempfile::tempdir().expect("temp dir");
 
-    // Fund the LSP's wallet in its data dir before it starts.
-    {
-        let wallet = LspWallet::open(data.path(), Network::Regtest, devnet.esplora_url())
-            .await
-            .expect("LSP wallet");
-        let address = wallet.next_address().expect("address");
-        let amount = Amount::from_sat(n as u64 * 50_000 + 1_000_000);
-        devnet.faucet(&address, amount).await.expect("faucet");
-        devnet.mine(1).await.expect("mine");
-        wallet.sync().await.expect("sync");
-    }
-
-    let port = free_port();
-    let log = std::fs::File::create(data.path().join("lsp.log")).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_lsp-server"))
-        .args([
-            "--network",
-            "regtest",
-            "--esplora-url",
-            devnet.esplora_url(),
-        ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["--factory-size", &n.to_string(), "--min-clients", "1"])
-        .args(["--gather-secs", "900", "--round-timeout-secs", "600"])
-        .args([
-            "--reconnect-grace-secs",
-            "120",
-            "--funding-confirmations",
-            "1",
-        ])
-        .args(["--chain-poll-ms", "200"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the lsp-server binary");
-    let lsp = Lsp(child);
-    let pid = lsp.0.id().to_string();
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let started = Instant::now();
-    while reqwest::get(&health).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the LSP starts"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let funds = Amount::from_sat(n as u64 * 50_000 + 1_000_000);
+    let lsp = Lsp::start(&devnet, data.path(), funds, n, &[]).await;
 
     let storage = tempfile::tempdir().expect("temp dir");
     let config = SwarmConfig {
-        ws_url: format!("ws://127.0.0.1:{port}/ws"),
+        ws_url: lsp.ws_url(),
         esplora_url: devnet.esplora_url().to_string(),
         network: Network::Regtest,
         confirmations: 1,
@@ -147,7 +61,7 @@ async fn run(n: usize) {
         .wait_for(Duration::from_secs(1800), all_stored)
         .await;
     let rss_during = status_mb("self", "VmRSS:");
-    let lsp_peak_mb = status_mb(&pid, "VmHWM:");
+    let lsp_peak_mb = lsp.peak_mb();
     assert!(done, "every wallet stores its path");
     let first_join = clients
         .log

@@ -98,12 +98,12 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
             }
             Wake::Frame(Some(Ok(frame))) => {
                 metrics.frame_received();
+                if matches!(frame, Message::Text(_) | Message::Binary(_)) {
+                    if let Some(pause) = rate.take() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
                 match frame {
-                    Message::Text(_) | Message::Binary(_) if !rate.allow() => Some(error(
-                        ErrorCode::RateLimited,
-                        "too many messages; slow down",
-                        false,
-                    )),
                     Message::Text(text) => match Envelope::decode(text.as_str()) {
                         Ok(env) => match conn.handle(env.msg).await {
                             Ok(reply) => reply,

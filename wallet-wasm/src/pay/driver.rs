@@ -234,6 +234,17 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     async fn on_tick(&mut self) -> Result<(), PayError> {
         if unix_now() >= self.next_tip {
             self.refresh_tip().await;
+            // Leaves the LSP has not opened yet (say, their factory's funding was not deep
+            // enough for it a moment ago): ask again.
+            let unopened: Vec<ChannelOpen> = self
+                .leaves
+                .values()
+                .filter(|l| !self.open.get(&l.channel).is_some_and(|o| o.ready))
+                .map(client_open)
+                .collect();
+            for open in unopened {
+                self.send(WireMsg::ChannelOpen(Box::new(open))).await;
+            }
         }
         let now = self.now();
         let due: Vec<ChannelId> = self

@@ -1,0 +1,204 @@
+//! Payments benchmark: N native wallets in one factory of a real LSP process, over real
+//! WebSockets on a real regtest node, pay each other as fast as they can.
+//!
+//! `cargo bench -p lsp-server --bench payments -- <N>` prints one line of `key=value` figures:
+//!
+//! - `payments`: how many (every wallet pays `max(200 / N, 4)` random others in a row, all
+//!   wallets at once);
+//! - `per_s`: payments completed per second of wall time (first payment sent to last
+//!   preimage received by its payer);
+//! - `p50_ms`, `p99_ms`: one payment's latency as its payer sees it (the `pay` call: HTLC
+//!   offered, committed, forwarded, committed, fulfilled, preimage back);
+//! - `lsp_peak_mb`: the LSP process's peak resident memory.
+//!
+//! Each wallet's invoices are made by the payee's own client just before each payment, so the
+//! figure includes invoice signing and parsing. Balances are checked at the end: every sat is
+//! a balance or a fee.
+
+mod support;
+#[path = "../tests/common/swarm.rs"]
+mod swarm;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::{Amount, Network};
+use devnet::{Devnet, DevnetConfig};
+use futures::future::join_all;
+use rand::{Rng, SeedableRng};
+use shared::pay::ChannelId;
+use support::Lsp;
+use swarm::{ClientSpec, SwarmConfig};
+use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayHandle, PayLeaf};
+use wallet::session::{EsploraChain, WsConnector};
+
+const FAUCET: u64 = 20_000;
+
+fn main() {
+    support::block_on(run(support::arg_n(2)));
+}
+
+async fn run(n: usize) {
+    let devnet = Devnet::start(DevnetConfig::default())
+        .await
+        .expect("devnet starts (is bitcoind built? see devnet's docs)");
+    let data = tempfile::tempdir().expect("temp dir");
+    let funds = Amount::from_sat(n as u64 * 150_000 + 1_000_000);
+    let lsp = Lsp::start(
+        &devnet,
+        data.path(),
+        funds,
+        n,
+        &["--faucet-max-sat", "20000"],
+    )
+    .await;
+
+    // One factory of N.
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = SwarmConfig {
+        ws_url: lsp.ws_url(),
+        esplora_url: devnet.esplora_url().to_string(),
+        network: Network::Regtest,
+        confirmations: 1,
+        storage_root: storage.path().to_path_buf(),
+        reconnect_attempts: 20,
+        reconnect_delay: Duration::from_millis(500),
+        grace_secs: 600,
+    };
+    let spec = ClientSpec {
+        channel: Amount::from_sat(100_000),
+        liquidity: Amount::from_sat(10_000),
+        ..ClientSpec::honest()
+    };
+    let mut clients = swarm::spawn(&config, &vec![spec; n]);
+    let heard = clients
+        .wait_for(Duration::from_secs(1200), |log| {
+            swarm::broadcast_heard(log, 0..n)
+        })
+        .await;
+    assert!(heard, "every wallet hears of the funding broadcast");
+    devnet.mine(1).await.expect("mine");
+    let (runs, _) = clients.finish(Duration::from_secs(600)).await;
+
+    // A payment client per wallet, each with its first sats from the faucet.
+    let mut handles: Vec<PayHandle> = Vec::with_capacity(n);
+    for run in &runs {
+        let stored = run
+            .result
+            .as_ref()
+            .expect("session")
+            .path
+            .clone()
+            .expect("path");
+        let leaf = PayLeaf {
+            channel: ChannelId {
+                factory: stored.factory,
+                client: stored.path.client(),
+            },
+            path: stored.path,
+            factory_secret: run.factory_secret,
+        };
+        let chain = EsploraChain::new(devnet.esplora_url()).expect("esplora");
+        let (client, handle) = PayClient::new(
+            PayConfig::new(Network::Regtest, run.keys, vec![leaf]),
+            WsConnector::new(lsp.ws_url()),
+            MemoryPayStore::default(),
+            chain,
+        );
+        tokio::spawn(async move {
+            client.run().await.expect("payment client runs");
+        });
+        handles.push(handle);
+    }
+    for h in &handles {
+        wait(h, |s| {
+            s.channels.iter().all(|c| c.ready) && !s.channels.is_empty()
+        })
+        .await;
+        h.faucet(Amount::from_sat(FAUCET)).await.expect("faucet");
+    }
+    eprintln!("channels open; faucet asked");
+    for h in &handles {
+        wait(h, |s| s.balance == Amount::from_sat(FAUCET)).await;
+    }
+
+    eprintln!("faucet done; paying");
+    // Everyone pays at once.
+    let per_wallet = (200 / n).max(4);
+    let started = Instant::now();
+    let tasks = (0..n).map(|from| {
+        let handles = handles.clone();
+        tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(from as u64);
+            let mut lat = Vec::with_capacity(per_wallet);
+            for k in 0..per_wallet {
+                let to = (from + rng.gen_range(1..n.max(2))) % n;
+                let amount = Amount::from_sat(rng.gen_range(100..500));
+                let invoice = handles[to]
+                    .invoice(amount, &format!("bench {from}-{k}"))
+                    .await
+                    .expect("invoice");
+                let t = Instant::now();
+                handles[from]
+                    .pay(&invoice.invoice)
+                    .await
+                    .expect("payment goes through");
+                lat.push(t.elapsed());
+            }
+            lat
+        })
+    });
+    let mut latencies: Vec<Duration> = join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|r| r.expect("payer task"))
+        .collect();
+    let wall = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let count = latencies.len();
+    let pct =
+        |p: f64| latencies[((count as f64 * p) as usize).min(count - 1)].as_secs_f64() * 1000.0;
+
+    // Every sat is somewhere: balances plus fees equal what the faucet gave.
+    let mut total = Amount::ZERO;
+    let mut fees = Amount::ZERO;
+    for h in &handles {
+        let s = wait(h, |s| s.channels.iter().all(|c| c.pending == 0)).await;
+        total += s.balance;
+        fees += s
+            .payments
+            .iter()
+            .filter(|p| p.direction == wallet::pay::Direction::Sent)
+            .map(|p| p.fee)
+            .sum::<Amount>();
+    }
+    assert_eq!(
+        total + fees,
+        Amount::from_sat(FAUCET * n as u64),
+        "balances reconcile"
+    );
+    println!(
+        "n={n} payments={count} wall_s={wall:.2} per_s={:.1} p50_ms={:.0} p99_ms={:.0} lsp_peak_mb={:.1}",
+        count as f64 / wall,
+        pct(0.5),
+        pct(0.99),
+        lsp.peak_mb()
+    );
+}
+
+async fn wait(
+    h: &PayHandle,
+    done: impl Fn(&wallet::pay::Snapshot) -> bool,
+) -> wallet::pay::Snapshot {
+    let started = Instant::now();
+    loop {
+        let s = h.snapshot().await.expect("snapshot");
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "timed out: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,143 @@
+//! What the networked benches share: a devnet, a funded LSP running as its own process (so its
+//! memory is its own), and reading a process's memory.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bitcoin::{Amount, Network};
+use devnet::Devnet;
+use lsp_server::wallet::LspWallet;
+
+/// The LSP process; killed on drop.
+pub struct Lsp {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Drop for Lsp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Lsp {
+    /// Funds a wallet in `data_dir` with `funds`, then starts `lsp-server` on it with factories
+    /// of `size` clients and the `extra` flags, and waits until it answers.
+    pub async fn start(
+        devnet: &Devnet,
+        data_dir: &Path,
+        funds: Amount,
+        size: usize,
+        extra: &[&str],
+    ) -> Lsp {
+        {
+            let wallet = LspWallet::open(data_dir, Network::Regtest, devnet.esplora_url())
+                .await
+                .expect("LSP wallet");
+            let address = wallet.next_address().expect("address");
+            devnet.faucet(&address, funds).await.expect("faucet");
+            devnet.mine(1).await.expect("mine");
+            wallet.sync().await.expect("sync");
+        }
+        let port = free_port();
+        let log_path = std::env::var("BENCH_LSP_LOG_FILE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| data_dir.join("lsp.log"));
+        let log = std::fs::File::create(log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_lsp-server"))
+            .args([
+                "--network",
+                "regtest",
+                "--esplora-url",
+                devnet.esplora_url(),
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--factory-size", &size.to_string(), "--min-clients", "1"])
+            .args(["--gather-secs", "900", "--round-timeout-secs", "600"])
+            .args([
+                "--reconnect-grace-secs",
+                "120",
+                "--funding-confirmations",
+                "1",
+            ])
+            .args(["--chain-poll-ms", "200"])
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_LSP_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start the lsp-server binary");
+        let lsp = Lsp { child, port };
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        let started = Instant::now();
+        while reqwest::get(&health).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the LSP starts"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        lsp
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Its WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// Its peak resident memory so far, MB.
+    pub fn peak_mb(&self) -> f64 {
+        status_mb(&self.pid(), "VmHWM:")
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `field` (kB) of `/proc/<pid>/status`, in MB.
+pub fn status_mb(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A multi-threaded runtime running `f`.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// The first non-flag argument as N, or `default`.
+pub fn arg_n(default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
