@@ -2,7 +2,7 @@
 //! memory is its own), and reading a process's memory.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, Network};
