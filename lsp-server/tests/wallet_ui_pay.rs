@@ -2,10 +2,13 @@
 //! profiles, so two wallets), against a real LSP serving the built wallet and a real bitcoind on
 //! regtest: both people create a wallet and join one factory of two; once its funding confirms,
 //! each wallet's payment client opens its channel over the WebSocket. Wallet A asks the demo
-//! faucet for test sats (as many as its channel can receive, at most 20,000); wallet B makes an invoice (QR code and text); the invoice text is
-//! pasted into A's send screen, A reviews the quote and confirms, and within a second B's page
-//! says it was paid and A's that it went through. Both balances are exact (A = faucet − amount −
-//! fee, B = amount), the history lists the payments, and the LSP's admin view agrees.
+//! faucet for test sats (as many as its channel can receive, at most 20,000); wallet B makes an
+//! invoice (QR code and text); the invoice text is pasted into A's send screen, A reviews the
+//! quote and confirms, and within a second B's page says it was paid and A's that it went
+//! through. Both balances are exact (A = faucet − amount − fee, B = amount), the history lists
+//! the payments, and the LSP's admin view agrees. Paying the same invoice twice is refused in
+//! words; after a reload B's channel and history come back from its vault, and B pays A back
+//! over it.
 //!
 //! Screenshots go to `target/screenshots/pay-*.png`.
 
@@ -349,6 +352,73 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     let mut want = vec![a_balance, AMOUNT];
     want.sort_unstable();
     assert_eq!(client_sats, want, "{view}");
+
+    // Paying the same invoice again is refused, in words.
+    a.click("#nav-home").await;
+    a.click("#go-send").await;
+    a.type_into("#pay-invoice", &invoice).await;
+    a.click("#pay-review").await;
+    a.click("#pay-confirm").await;
+    a.wait_attr("#send-result", "data-state", "failed", SCREEN)
+        .await;
+    let refused = a.text("#send-result", SCREEN).await;
+    assert!(refused.contains("already paid"), "{refused}");
+    a.screenshot("pay-11-already-paid").await;
+
+    // B reloads: the channel and the history come back from the encrypted vault, and B pays A
+    // back over the restored channel.
+    b.client.refresh().await.expect("reload");
+    b.click("#unlock").await;
+    b.wait_attr("#pay-status", "data-state", "connected", SCREEN)
+        .await;
+    text_becomes(&b, "#balance", &sats(Amount::from_sat(AMOUNT)), SCREEN).await;
+    b.click("#go-history").await;
+    let row = b.text("#history li.payment", SCREEN).await;
+    assert!(
+        row.contains("Received") && row.contains("Coffee for two"),
+        "{row}"
+    );
+    const BACK: u64 = 1_000;
+    a.click("#nav-home").await;
+    a.click("#go-receive").await;
+    a.type_into("#receive-amount", &BACK.to_string()).await;
+    a.type_into("#receive-description", "Change").await;
+    a.click("#make-invoice").await;
+    let back_invoice = a.text("#invoice-text", SCREEN).await;
+    b.click("#nav-home").await;
+    b.click("#go-send").await;
+    b.type_into("#pay-invoice", &back_invoice).await;
+    b.click("#pay-review").await;
+    assert_eq!(
+        b.text("#send-fee", SCREEN).await,
+        sats(Amount::from_sat(fee_of(BACK)))
+    );
+    b.click("#pay-confirm").await;
+    let limit = Duration::from_secs(10);
+    tokio::join!(
+        seen(&b, "#send-result", "data-state", "success", limit),
+        seen(&a, "#invoice-status", "data-state", "paid", limit),
+    );
+    b.screenshot("pay-12-paid-back-after-reload").await;
+    a.click("#nav-home").await;
+    b.click("#nav-home").await;
+    text_becomes(
+        &a,
+        "#balance",
+        &sats(Amount::from_sat(a_balance + BACK)),
+        Duration::from_secs(10),
+    )
+    .await;
+    text_becomes(
+        &b,
+        "#balance",
+        &sats(Amount::from_sat(AMOUNT - BACK - fee_of(BACK))),
+        Duration::from_secs(10),
+    )
+    .await;
+    let view = admin(&stack).await;
+    assert_eq!(view["settled"], 3, "{view}");
+    assert_eq!(view["fees_earned_sat"], fee + fee_of(BACK), "{view}");
 
     for w in [a, b] {
         w.client.close().await.expect("close the browser");
