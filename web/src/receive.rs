@@ -19,6 +19,17 @@ pub fn Receive() -> impl IntoView {
     let invoice = RwSignal::new(None::<InvoiceRecord>);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    let inbound = move || ctx.pay.with(|p| p.snapshot.as_ref().map(|s| s.inbound));
+    let too_much = move || {
+        let asked = amount.get().trim().parse::<u64>().ok()?;
+        let can = inbound()?;
+        (asked > can.to_sat()).then(|| {
+            format!(
+                "Your channel can receive at most {} right now: a larger payment would fail.",
+                sats(can)
+            )
+        })
+    };
     let make = move |_| {
         error.set(None);
         let sats_asked: u64 = match amount.get_untracked().trim().parse() {
@@ -63,6 +74,8 @@ pub fn Receive() -> impl IntoView {
                             prop:value=move || description.get()
                             on:input=move |ev| description.set(event_target_value(&ev)) />
                     </label>
+                    <p class="hint" id="receive-inbound">{move || inbound().map(|i| format!("You can receive up to {}.", sats(i)))}</p>
+                    <p class="bad" id="receive-too-much">{too_much}</p>
                     <button class="primary" id="make-invoice" disabled=move || busy.get() on:click=make>"Make invoice"</button>
                     <p class="bad" id="receive-error">{move || error.get()}</p>
                 </section>
