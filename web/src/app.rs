@@ -47,6 +47,9 @@ pub fn App() -> impl IntoView {
                 Screen::Lsp => view! { <crate::lsp_screen::LspScreen /> }.into_any(),
                 Screen::Join => view! { <crate::join::Join /> }.into_any(),
                 Screen::Settings => view! { <crate::settings::Settings /> }.into_any(),
+                Screen::Receive => view! { <crate::receive::Receive /> }.into_any(),
+                Screen::Send => view! { <crate::send::Send /> }.into_any(),
+                Screen::History => view! { <crate::history::History /> }.into_any(),
             }}
             <crate::nav::Nav />
         </main>

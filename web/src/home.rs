@@ -1,4 +1,4 @@
-//! Home: balances, the factory's status and remaining life, and its picture.
+//! Home: Lightning balance and payments, the factory's balances, status and remaining life, and its picture.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,6 +13,8 @@ use wallet::session::{ChainSource, EsploraChain, StoredPath};
 
 use crate::exit_card::ExitCard;
 use crate::factory_tree::FactoryTree;
+use crate::faucet_card::FaucetCard;
+use crate::pay_card::PayCard;
 use crate::state::{AppCtx, Screen};
 
 const REFRESH_MS: u32 = 2_000;
@@ -67,6 +69,8 @@ pub fn Home() -> impl IntoView {
         })
     };
     view! {
+        <PayCard />
+        <FaucetCard />
         <section class="card" id="balances">
             <h2>"Your money"</h2>
             {move || data.with(|d| match &d.overview {

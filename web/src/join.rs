@@ -130,6 +130,8 @@ fn start(ctx: AppCtx, plan: JoinPlan) {
             match result {
                 Ok(report) => match report.outcome {
                     ClientOutcome::Open { .. } => {
+                        // The new factory's leaf joins the payment client's.
+                        crate::payments::restart(ctx);
                         j.step = Some(JoinStep::Open);
                         j.confirmations = Some((CONFIRMATIONS, CONFIRMATIONS));
                     }

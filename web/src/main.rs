@@ -2,19 +2,27 @@
 
 mod app;
 mod chain_card;
+mod clipboard;
 mod download;
 mod exit_card;
 mod factory_tree;
+mod faucet_card;
+mod history;
 mod home;
 mod join;
 mod join_progress;
 mod lsp_screen;
 mod nav;
+mod pay_card;
+mod payments;
 mod protect;
 mod protection_card;
+mod qr;
+mod receive;
 mod restore;
 mod seed_check;
 mod seed_show;
+mod send;
 mod settings;
 mod state;
 mod terms_card;

@@ -1,4 +1,5 @@
-//! The bottom bar: home, LSP, settings (only once a wallet is open).
+//! The bottom bar: home, LSP, settings (only once a wallet is open; the payment screens count
+//! as home).
 
 use leptos::prelude::*;
 
@@ -11,12 +12,24 @@ pub fn Nav() -> impl IntoView {
     let open = move || {
         matches!(
             ctx.screen.get(),
-            Screen::Home | Screen::Lsp | Screen::Join | Screen::Settings
+            Screen::Home
+                | Screen::Lsp
+                | Screen::Join
+                | Screen::Settings
+                | Screen::Receive
+                | Screen::Send
+                | Screen::History
         )
     };
     let item = move |id: &'static str, label: &'static str, screen: Screen| {
+        let active = move || {
+            let now = ctx.screen.get();
+            now == screen
+                || (screen == Screen::Home
+                    && matches!(now, Screen::Receive | Screen::Send | Screen::History))
+        };
         view! {
-            <button id=id class:active=move || ctx.screen.get() == screen
+            <button id=id class:active=active
                 on:click=move |_| ctx.screen.set(screen)>{label}</button>
         }
     };

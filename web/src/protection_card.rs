@@ -37,7 +37,11 @@ pub fn ProtectionCard() -> impl IntoView {
             } else {
                 Protection::DeviceKey
             };
-            match account.change_protection(protection).await {
+            // The payment client writes to the vault: it pauses while the vault is re-encrypted.
+            crate::payments::stop(ctx).await;
+            let changed = account.change_protection(protection).await;
+            crate::payments::start(ctx);
+            match changed {
                 Ok(()) => {
                     let _ = mode.try_set(Some(account.protection()));
                     let _ = first.try_set(String::new());

@@ -81,6 +81,7 @@ pub fn Settings() -> impl IntoView {
         let Some(account) = ctx.account() else { return };
         ctx.account.set_value(None);
         spawn_local(async move {
+            crate::payments::stop(ctx).await;
             // A screen that was reading the wallet a moment ago lets go of it shortly.
             for _ in 0..50 {
                 if Rc::strong_count(&account) == 1 {
@@ -92,6 +93,7 @@ pub fn Settings() -> impl IntoView {
                 Ok(account) => account.wipe().await.map_err(|e| e.to_string()),
                 Err(account) => {
                     ctx.account.set_value(Some(account));
+                    crate::payments::start(ctx);
                     Err("the wallet is busy; try again in a moment".into())
                 }
             };

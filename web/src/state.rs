@@ -35,6 +35,12 @@ pub enum Screen {
     Join,
     /// Esplora, network, backup, wipe.
     Settings,
+    /// Making an invoice, and seeing it paid.
+    Receive,
+    /// Paying an invoice: quote, confirm, result.
+    Send,
+    /// Payments made and received.
+    History,
 }
 
 /// An LSP and what it says about itself.
@@ -110,6 +116,45 @@ pub struct ExitProgress {
     pub error: Option<String>,
 }
 
+/// Where the wallet's payment client stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PayPhase {
+    /// Not running: no open wallet, or no factory of it is funded yet.
+    #[default]
+    Off,
+    /// Started; connecting to the provider.
+    Connecting,
+    /// Connected to the provider.
+    Connected,
+    /// The connection broke (why); the client reconnects by itself.
+    Disconnected(String),
+    /// The client stopped on an error it cannot go on from.
+    Failed(String),
+}
+
+/// What the payment screens show: the client's phase and its latest balances and history.
+#[derive(Debug, Clone, Default)]
+pub struct PayView {
+    /// The client's phase.
+    pub phase: PayPhase,
+    /// Balances and history, as of the latest event.
+    pub snapshot: Option<wallet::pay::Snapshot>,
+    /// Payments received while this tab runs, oldest first (the receive screen watches it).
+    pub received: Vec<wallet::pay::PaymentRecord>,
+    /// The latest thing the provider refused, or why the client cannot start.
+    pub notice: Option<String>,
+}
+
+/// The running payment client's handle, and whether its task has ended (so its hold on the
+/// vault is gone).
+#[derive(Debug, Clone)]
+pub struct PayRun {
+    /// Commands to the client.
+    pub handle: wallet::pay::PayHandle,
+    /// Set when the client's task has ended.
+    pub done: Rc<std::cell::Cell<bool>>,
+}
+
 /// Every component's handle on the app state (all fields are cheap copies).
 #[derive(Clone, Copy)]
 pub struct AppCtx {
@@ -131,6 +176,12 @@ pub struct AppCtx {
     pub exit: RwSignal<ExitProgress>,
     /// The browser's answer to `navigator.storage.persist()`.
     pub persisted: RwSignal<Option<Result<bool, String>>>,
+    /// The payment client's state, for the payment screens.
+    pub pay: RwSignal<PayView>,
+    /// The running payment client (see `payments`).
+    pub pay_run: StoredValue<Option<PayRun>, LocalStorage>,
+    /// Bumped to cancel a payment client waiting for a funded factory.
+    pub pay_generation: StoredValue<u64>,
 }
 
 impl AppCtx {
@@ -146,6 +197,9 @@ impl AppCtx {
             join: RwSignal::new(JoinProgress::default()),
             exit: RwSignal::new(ExitProgress::default()),
             persisted: RwSignal::new(None),
+            pay: RwSignal::new(PayView::default()),
+            pay_run: StoredValue::new_local(None),
+            pay_generation: StoredValue::new(0),
         }
     }
 
@@ -165,6 +219,7 @@ impl AppCtx {
         self.profile.set(Some(profile.clone()));
         self.account.set_value(Some(Rc::new(account)));
         self.screen.set(Screen::Home);
+        crate::payments::start(*self);
         // The wallet's own provider, checked against the wallet's network (the page may come
         // from another provider, or from one on another network).
         let chosen = self.chosen;
@@ -172,6 +227,12 @@ impl AppCtx {
             chosen.set(LspView::Connecting);
             chosen.set(load_lsp(&profile.lsp_origin, Some(profile.network)).await);
         });
+    }
+
+    /// The running payment client's handle.
+    pub fn pay_handle(&self) -> Option<wallet::pay::PayHandle> {
+        self.pay_run
+            .with_value(|r| r.as_ref().map(|r| r.handle.clone()))
     }
 
     /// The Esplora endpoint to read: the user's, else the chosen LSP's.

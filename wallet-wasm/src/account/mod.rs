@@ -3,7 +3,8 @@
 //!
 //! Stored records (all in the encrypted vault): `seed` (BIP-39 entropy), `profile` (JSON of
 //! [`Profile`]: network, chosen LSP, Esplora override, next factory key index, joins), and the
-//! session's own records (`session/…`, see `session::VaultStorage`).
+//! session's own records (`session/…`, see `session::VaultStorage`), and the payments' records
+//! (`pay/…`, see `pay::VaultPayStore`).
 //!
 //! Guarantees: a factory key index is stored as used before its key enters any ceremony, so no
 //! factory key is ever used twice; the recovery words are shown only while creating the wallet.
@@ -24,6 +25,8 @@ mod exit;
 mod join;
 #[cfg(target_arch = "wasm32")]
 mod open;
+#[cfg(target_arch = "wasm32")]
+mod pay;
 
 pub use error::AccountError;
 pub use overview::{approx_wall_time, FactoryOverview, FactoryPhase};

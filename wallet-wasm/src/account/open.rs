@@ -11,7 +11,7 @@ use super::{AccountError, Profile, PROFILE_RECORD, SEED_RECORD, VAULT_NAME};
 
 /// The open wallet. Holds the vault (and so its one-writer lock) while it lives.
 pub struct Account {
-    vault: Rc<Vault>,
+    pub(super) vault: Rc<Vault>,
     keys: WalletKeys,
     profile: RefCell<Profile>,
 }

@@ -9,6 +9,8 @@
 
 mod driver;
 pub mod store;
+#[cfg(target_arch = "wasm32")]
+mod vault_store;
 
 use bitcoin::secp256k1::{Keypair, SecretKey};
 use bitcoin::{Amount, Network};
@@ -22,6 +24,8 @@ pub use store::{
 };
 
 use crate::session::StorageError;
+#[cfg(target_arch = "wasm32")]
+pub use vault_store::VaultPayStore;
 
 /// One funded leaf of the wallet: its channel's id, its verified path, and the wallet's
 /// factory key (the channel output is MuSig2 of it and the LSP's factory key).

@@ -1,0 +1,426 @@
+//! Payments end to end through the wallet's screens, in two real headless Chromiums (two
+//! profiles, so two wallets), against a real LSP serving the built wallet and a real bitcoind on
+//! regtest: both people create a wallet and join one factory of two; once its funding confirms,
+//! each wallet's payment client opens its channel over the WebSocket. Wallet A asks the demo
+//! faucet for test sats (as many as its channel can receive, at most 20,000); wallet B makes an
+//! invoice (QR code and text); the invoice text is pasted into A's send screen, A reviews the
+//! quote and confirms, and within a second B's page says it was paid and A's that it went
+//! through. Both balances are exact (A = faucet − amount − fee, B = amount), the history lists
+//! the payments, and the LSP's admin view agrees. Paying the same invoice twice is refused in
+//! words; after a reload B's channel and history come back from its vault, and B pays A back
+//! over it.
+//!
+//! Screenshots go to `target/screenshots/pay-*.png`.
+
+mod common;
+mod wallet_ui_support;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::Amount;
+use fantoccini::Locator;
+use wallet::format::sats;
+use wallet_ui_support::{wallet_dist, Browser, Driver, SCREEN};
+
+/// The most "Get test sats" asks for (less when the channel cannot receive that much).
+const FAUCET_MAX: u64 = 20_000;
+/// What B asks for (the fee's proportional part rounds up: 4.321 → 5).
+const AMOUNT: u64 = 4_321;
+
+/// The LSP's routing fee under the test terms: 1 sat plus 1,000 ppm, rounded up.
+fn fee_of(amount: u64) -> u64 {
+    1 + (amount * 1_000).div_ceil(1_000_000)
+}
+
+/// Mines a block a second until `css[attr] == want` in every browser (or `limit`).
+async fn mine_until(
+    stack: &common::Stack,
+    browsers: &[&Browser],
+    (css, attr, want): (&str, &str, &str),
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut reached = 0;
+        for b in browsers {
+            if let Ok(el) = b.client.find(Locator::Css(css)).await {
+                if el.attr(attr).await.ok().flatten().as_deref() == Some(want) {
+                    reached += 1;
+                }
+            }
+        }
+        if reached == browsers.len() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let mut pages = String::new();
+            for b in browsers {
+                pages += &format!("\n--- {}: {}", b.name, b.body_text().await);
+            }
+            panic!("{css}[{attr}={want}] not reached in every wallet; pages:{pages}");
+        }
+        stack.devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Waits until the text of `css` is `want`.
+async fn text_becomes(b: &Browser, css: &str, want: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(el) = b.client.find(Locator::Css(css)).await {
+            if el.text().await.ok().as_deref() == Some(want) {
+                return;
+            }
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{}: {css} is not {want:?} within {limit:?}; page: {}",
+                b.name,
+                b.body_text().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls fast until `css[attr] == want`; returns when it was seen.
+async fn seen(b: &Browser, css: &str, attr: &str, want: &str, limit: Duration) -> Instant {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(el) = b.client.find(Locator::Css(css)).await {
+            if el.attr(attr).await.ok().flatten().as_deref() == Some(want) {
+                return Instant::now();
+            }
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{}: {css}[{attr}] is not {want:?} within {limit:?}; page: {}",
+                b.name,
+                b.body_text().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn admin(stack: &common::Stack) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}/admin/payments", stack.http_url()))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("admin API")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_pay_each_other_over_their_factory() {
+    let stack = common::start_with(common::fast_factory(2, 2), Some(wallet_dist())).await;
+    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
+    let url = stack.http_url();
+    let driver = Driver::start();
+    let a = driver.browser("wallet A").await;
+    let b = driver.browser("wallet B").await;
+    a.create_wallet(&url, None, None).await;
+    b.create_wallet(&url, None, None).await;
+    // Before a factory is funded there is nothing to pay with, and the card says so.
+    a.find("#pay-off", SCREEN).await;
+    a.join(None).await;
+    b.join(None).await;
+    for w in [&a, &b] {
+        w.wait_attr(
+            "#step-stored",
+            "data-state",
+            "done",
+            Duration::from_secs(180),
+        )
+        .await;
+    }
+    mine_until(
+        &stack,
+        &[&a, &b],
+        ("#step-open", "data-state", "done"),
+        Duration::from_secs(120),
+    )
+    .await;
+    for w in [&a, &b] {
+        w.click("#join-home").await;
+    }
+    common::wait_state(&stack, 1, "funded", 60).await;
+
+    // Each wallet's payment client connects and its channel opens: nothing to spend yet, the
+    // whole channel to receive.
+    for w in [&a, &b] {
+        w.wait_attr("#pay-status", "data-state", "connected", SCREEN)
+            .await;
+        text_becomes(w, "#balance", &sats(Amount::ZERO), SCREEN).await;
+        let deadline = Instant::now() + SCREEN;
+        loop {
+            let inbound = w.text("#inbound", SCREEN).await;
+            if inbound.ends_with("sats") && inbound != sats(Amount::ZERO) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: inbound {inbound}", w.name);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    a.screenshot("pay-01-home-channel-open").await;
+
+    // A asks the faucet for test sats; they arrive over A's channel.
+    let explained = a.text("#faucet-card", SCREEN).await;
+    assert!(explained.contains("test network"), "{explained}");
+    let faucet: u64 = a
+        .find("#faucet", SCREEN)
+        .await
+        .attr("data-sats")
+        .await
+        .expect("attribute")
+        .expect("the faucet button says how much it asks for")
+        .parse()
+        .expect("a number");
+    assert!(
+        faucet > AMOUNT + fee_of(AMOUNT) && faucet <= FAUCET_MAX,
+        "{faucet}"
+    );
+    a.click("#faucet").await;
+    text_becomes(
+        &a,
+        "#balance",
+        &sats(Amount::from_sat(faucet)),
+        Duration::from_secs(20),
+    )
+    .await;
+    let arrived = a.text("#faucet-message", SCREEN).await;
+    assert_eq!(
+        arrived,
+        format!(
+            "{} arrived.",
+            sats(Amount::from_sat(faucet)).replace("sats", "test sats")
+        )
+    );
+    a.screenshot("pay-02-faucet-arrived").await;
+
+    // B makes an invoice: a QR code and the text to copy.
+    b.click("#go-receive").await;
+    b.type_into("#receive-amount", &AMOUNT.to_string()).await;
+    b.type_into("#receive-description", "Coffee for two").await;
+    b.screenshot("pay-03-receive-form").await;
+    b.click("#make-invoice").await;
+    let invoice = b.text("#invoice-text", SCREEN).await;
+    assert!(invoice.starts_with("lnbcrt"), "{invoice}");
+    b.find("#invoice-qr svg", SCREEN).await;
+    assert_eq!(
+        b.find("#invoice-status", SCREEN)
+            .await
+            .attr("data-state")
+            .await
+            .expect("attribute")
+            .as_deref(),
+        Some("waiting")
+    );
+    b.click("#copy-invoice").await;
+    b.screenshot("pay-04-invoice").await;
+
+    // A pastes it and sees what it costs before confirming.
+    let fee = fee_of(AMOUNT);
+    a.click("#go-send").await;
+    a.type_into("#pay-invoice", &invoice).await;
+    a.click("#pay-review").await;
+    assert_eq!(
+        a.text("#send-amount", SCREEN).await,
+        sats(Amount::from_sat(AMOUNT))
+    );
+    assert_eq!(
+        a.text("#send-fee", SCREEN).await,
+        sats(Amount::from_sat(fee))
+    );
+    assert_eq!(
+        a.text("#send-total", SCREEN).await,
+        sats(Amount::from_sat(AMOUNT + fee))
+    );
+    assert_eq!(a.text("#send-description", SCREEN).await, "Coffee for two");
+    assert!(!a.text("#send-expiry", SCREEN).await.is_empty());
+    a.screenshot("pay-05-send-quote").await;
+
+    // A confirms: within a second both pages show it.
+    a.click("#pay-confirm").await;
+    let confirmed = Instant::now();
+    let limit = Duration::from_secs(10);
+    let (sent_at, paid_at) = tokio::join!(
+        seen(&a, "#send-result", "data-state", "success", limit),
+        seen(&b, "#invoice-status", "data-state", "paid", limit),
+    );
+    let sent_after = sent_at - confirmed;
+    let paid_after = paid_at - confirmed;
+    eprintln!("A showed it sent after {sent_after:?}, B showed it paid after {paid_after:?}");
+    a.screenshot("pay-06-sent").await;
+    b.screenshot("pay-07-paid").await;
+    assert!(
+        sent_after <= Duration::from_secs(1),
+        "A shows the payment sent {sent_after:?} after confirming"
+    );
+    assert!(
+        paid_after <= Duration::from_secs(1),
+        "B shows the invoice paid {paid_after:?} after A confirmed"
+    );
+    assert_eq!(
+        b.text("#invoice-status", SCREEN).await,
+        format!("Paid ✓ {}", sats(Amount::from_sat(AMOUNT)))
+    );
+    let result = a.text("#send-result", SCREEN).await;
+    assert!(result.contains(&sats(Amount::from_sat(AMOUNT))), "{result}");
+    assert_eq!(
+        a.text("#send-result-fee", SCREEN).await,
+        sats(Amount::from_sat(fee))
+    );
+
+    // Balances on both home screens are exact.
+    let a_balance = faucet - AMOUNT - fee;
+    a.click("#nav-home").await;
+    b.click("#nav-home").await;
+    text_becomes(
+        &a,
+        "#balance",
+        &sats(Amount::from_sat(a_balance)),
+        Duration::from_secs(10),
+    )
+    .await;
+    text_becomes(
+        &b,
+        "#balance",
+        &sats(Amount::from_sat(AMOUNT)),
+        Duration::from_secs(10),
+    )
+    .await;
+    a.screenshot("pay-08-home-after").await;
+    b.screenshot("pay-09-home-after").await;
+
+    // A's history: the faucet's sats in, the coffee out.
+    a.click("#go-history").await;
+    a.find("#history", SCREEN).await;
+    let rows = a
+        .client
+        .find_all(Locator::Css("#history li.payment"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "{}", a.body_text().await);
+    let newest = rows[0].text().await.expect("text");
+    assert!(
+        newest.contains("Sent") && newest.contains("Coffee for two"),
+        "{newest}"
+    );
+    assert!(
+        newest.contains(&format!("fee {}", sats(Amount::from_sat(fee)))),
+        "{newest}"
+    );
+    assert_eq!(
+        rows[0].attr("data-status").await.expect("attr").as_deref(),
+        Some("complete")
+    );
+    let oldest = rows[1].text().await.expect("text");
+    assert!(
+        oldest.contains("Received") && oldest.contains(&sats(Amount::from_sat(faucet))),
+        "{oldest}"
+    );
+    a.screenshot("pay-10-history").await;
+
+    // The LSP agrees: the faucet gave what A shows, one payment of AMOUNT delivered for `fee`, and
+    // the channels hold what the pages say.
+    let view = admin(&stack).await;
+    assert_eq!(view["faucet_sat"], faucet, "{view}");
+    assert_eq!(view["fees_earned_sat"], fee, "{view}");
+    assert_eq!(view["settled"], 2, "{view}");
+    assert_eq!(view["failed"], 0, "{view}");
+    let recent = view["recent"].as_array().expect("recent payments");
+    assert!(
+        recent.iter().any(|p| p["kind"] == "forward"
+            && p["amount_sat"] == AMOUNT
+            && p["fee_sat"] == fee
+            && p["status"] == "settled"),
+        "{view}"
+    );
+    let mut client_sats: Vec<u64> = view["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .map(|c| c["client_sat"].as_u64().expect("client_sat"))
+        .collect();
+    client_sats.sort_unstable();
+    let mut want = vec![a_balance, AMOUNT];
+    want.sort_unstable();
+    assert_eq!(client_sats, want, "{view}");
+
+    // Paying the same invoice again is refused, in words.
+    a.click("#nav-home").await;
+    a.click("#go-send").await;
+    a.type_into("#pay-invoice", &invoice).await;
+    a.click("#pay-review").await;
+    a.click("#pay-confirm").await;
+    a.wait_attr("#send-result", "data-state", "failed", SCREEN)
+        .await;
+    let refused = a.text("#send-result", SCREEN).await;
+    assert!(refused.contains("already paid"), "{refused}");
+    a.screenshot("pay-11-already-paid").await;
+
+    // B reloads: the channel and the history come back from the encrypted vault, and B pays A
+    // back over the restored channel.
+    b.client.refresh().await.expect("reload");
+    b.click("#unlock").await;
+    b.wait_attr("#pay-status", "data-state", "connected", SCREEN)
+        .await;
+    text_becomes(&b, "#balance", &sats(Amount::from_sat(AMOUNT)), SCREEN).await;
+    b.click("#go-history").await;
+    let row = b.text("#history li.payment", SCREEN).await;
+    assert!(
+        row.contains("Received") && row.contains("Coffee for two"),
+        "{row}"
+    );
+    const BACK: u64 = 1_000;
+    a.click("#nav-home").await;
+    a.click("#go-receive").await;
+    a.type_into("#receive-amount", &BACK.to_string()).await;
+    a.type_into("#receive-description", "Change").await;
+    a.click("#make-invoice").await;
+    let back_invoice = a.text("#invoice-text", SCREEN).await;
+    b.click("#nav-home").await;
+    b.click("#go-send").await;
+    b.type_into("#pay-invoice", &back_invoice).await;
+    b.click("#pay-review").await;
+    assert_eq!(
+        b.text("#send-fee", SCREEN).await,
+        sats(Amount::from_sat(fee_of(BACK)))
+    );
+    b.click("#pay-confirm").await;
+    let limit = Duration::from_secs(10);
+    tokio::join!(
+        seen(&b, "#send-result", "data-state", "success", limit),
+        seen(&a, "#invoice-status", "data-state", "paid", limit),
+    );
+    b.screenshot("pay-12-paid-back-after-reload").await;
+    a.click("#nav-home").await;
+    b.click("#nav-home").await;
+    text_becomes(
+        &a,
+        "#balance",
+        &sats(Amount::from_sat(a_balance + BACK)),
+        Duration::from_secs(10),
+    )
+    .await;
+    text_becomes(
+        &b,
+        "#balance",
+        &sats(Amount::from_sat(AMOUNT - BACK - fee_of(BACK))),
+        Duration::from_secs(10),
+    )
+    .await;
+    let view = admin(&stack).await;
+    assert_eq!(view["settled"], 3, "{view}");
+    assert_eq!(view["fees_earned_sat"], fee + fee_of(BACK), "{view}");
+
+    for w in [a, b] {
+        w.client.close().await.expect("close the browser");
+    }
+}

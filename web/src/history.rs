@@ -1,0 +1,76 @@
+//! History: every payment, newest first, with direction, amount, fee, description, status and
+//! time.
+
+use leptos::prelude::*;
+use wallet::format::sats;
+use wallet::pay::{Direction, PaymentRecord, PaymentStatus};
+
+use crate::state::AppCtx;
+
+/// The history screen.
+#[component]
+pub fn History() -> impl IntoView {
+    let ctx = AppCtx::get();
+    let payments = move || {
+        ctx.pay.with(|p| {
+            p.snapshot
+                .as_ref()
+                .map(|s| s.payments.clone())
+                .unwrap_or_default()
+        })
+    };
+    view! {
+        <section class="card">
+            <h2>"History"</h2>
+            {move || {
+                let list = payments();
+                if list.is_empty() {
+                    view! { <p class="hint" id="history-empty">"No payments yet."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="history" id="history">
+                            {list.into_iter().map(|p| view! { <Row payment=p /> }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+/// One payment.
+#[component]
+fn Row(payment: PaymentRecord) -> impl IntoView {
+    let (direction, arrow) = match payment.direction {
+        Direction::Sent => ("sent", "↑ Sent"),
+        Direction::Received => ("received", "↓ Received"),
+    };
+    let (status, status_words) = match &payment.status {
+        PaymentStatus::Pending => ("pending", "under way".to_string()),
+        PaymentStatus::Complete => ("complete", "done".to_string()),
+        PaymentStatus::Failed(why) => ("failed", format!("failed: {why}")),
+    };
+    let fee = (payment.fee.to_sat() > 0).then(|| format!("fee {}", sats(payment.fee)));
+    view! {
+        <li class="payment" class:failed=status == "failed" data-direction=direction data-status=status>
+            <div class="row">
+                <span class="direction">{arrow}</span>
+                <span class="amount">{sats(payment.amount)}</span>
+            </div>
+            <div class="row hint">
+                <span>{payment.description.clone()}</span>
+                <span>{fee}</span>
+            </div>
+            <div class="row hint">
+                <span class="status">{status_words}</span>
+                <span>{time_of(payment.done_at.unwrap_or(payment.created_at))}</span>
+            </div>
+        </li>
+    }
+}
+
+/// A Unix time as the browser's local date and time.
+pub fn time_of(unix: u64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix as f64 * 1000.0));
+    String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
+}

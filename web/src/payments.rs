@@ -1,0 +1,143 @@
+//! The wallet's one payment client: started when the wallet opens (it waits until a factory of
+//! the wallet is funded), stopped before the vault is re-encrypted or wiped. Its events become
+//! the `pay` signal the payment screens read.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use futures::StreamExt;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wallet::account::Account;
+use wallet::pay::{PayClient, PayConfig, PayEvent, PayHandle, PayLeaf};
+use wallet::session::{BrowserConnector, EsploraChain};
+
+use crate::state::{AppCtx, PayPhase, PayRun, PayView};
+
+/// Pause between looks for a funded factory.
+const LOOK_MS: u32 = 3_000;
+/// Longest [`stop`] waits for the client to let go of the vault.
+const STOP_WAIT_MS: u32 = 10_000;
+
+/// Starts the payment client once the open wallet has a funded leaf (looking every few
+/// seconds). Does nothing if one runs already.
+pub fn start(ctx: AppCtx) {
+    if ctx.pay_run.with_value(|r| r.is_some()) {
+        return;
+    }
+    let generation = ctx.pay_generation.get_value() + 1;
+    ctx.pay_generation.set_value(generation);
+    spawn_local(async move {
+        loop {
+            if ctx.pay_generation.get_value() != generation {
+                return;
+            }
+            // Held only while looking, so settings can wipe the wallet meanwhile.
+            let Some(account) = ctx.account() else { return };
+            if let Some(esplora) = ctx.esplora_url() {
+                match EsploraChain::new(&esplora) {
+                    Ok(chain) => match account.pay_leaves(&chain).await {
+                        Ok(leaves) if !leaves.is_empty() => {
+                            if ctx.pay_generation.get_value() == generation {
+                                launch(ctx, &account, leaves, chain);
+                            }
+                            return;
+                        }
+                        Ok(_) => {}
+                        Err(e) => notice(ctx, e.to_string()),
+                    },
+                    Err(e) => notice(ctx, e.to_string()),
+                }
+            }
+            drop(account);
+            gloo_timers::future::TimeoutFuture::new(LOOK_MS).await;
+        }
+    });
+}
+
+/// Stops the payment client (and a pending start), and waits until it has let go of the vault.
+pub async fn stop(ctx: AppCtx) {
+    ctx.pay_generation.update_value(|g| *g += 1);
+    if let Some(run) = ctx.pay_run.get_value() {
+        run.handle.stop();
+        let mut waited = 0;
+        while !run.done.get() && waited < STOP_WAIT_MS {
+            gloo_timers::future::TimeoutFuture::new(50).await;
+            waited += 50;
+        }
+    }
+    ctx.pay_run.set_value(None);
+    ctx.pay.set(PayView::default());
+}
+
+/// Stops the client and starts it again (a new factory's leaf joins the others).
+pub fn restart(ctx: AppCtx) {
+    spawn_local(async move {
+        stop(ctx).await;
+        start(ctx);
+    });
+}
+
+fn notice(ctx: AppCtx, text: String) {
+    ctx.pay.update(|p| p.notice = Some(text));
+}
+
+/// Runs a client for `leaves`, feeding its events to the `pay` signal.
+fn launch(ctx: AppCtx, account: &Account, leaves: Vec<PayLeaf>, chain: EsploraChain) {
+    let profile = account.profile();
+    let identity = match account.keys().identity() {
+        Ok(i) => *i.keypair(),
+        Err(e) => return notice(ctx, e.to_string()),
+    };
+    let config = PayConfig::new(profile.network, identity, leaves);
+    let connector = BrowserConnector::new(wallet::lsp::ws_url(&profile.lsp_origin));
+    let (client, handle) = PayClient::new(config, connector, account.pay_store(), chain);
+    let (tx, mut events) = futures::channel::mpsc::unbounded();
+    let done = Rc::new(Cell::new(false));
+    ctx.pay_run.set_value(Some(PayRun {
+        handle: handle.clone(),
+        done: done.clone(),
+    }));
+    ctx.pay.set(PayView {
+        phase: PayPhase::Connecting,
+        ..PayView::default()
+    });
+    spawn_local(async move {
+        let result = client.with_events(tx).run().await;
+        done.set(true);
+        if let Err(e) = result {
+            ctx.pay
+                .update(|p| p.phase = PayPhase::Failed(e.to_string()));
+        }
+    });
+    spawn_local(async move {
+        refresh(ctx, &handle).await;
+        while let Some(event) = events.next().await {
+            apply(ctx, event);
+            // Several events come at once in a payment: one snapshot after the burst.
+            while let Ok(event) = events.try_recv() {
+                apply(ctx, event);
+            }
+            refresh(ctx, &handle).await;
+        }
+    });
+}
+
+/// Takes one event into the `pay` signal.
+fn apply(ctx: AppCtx, event: PayEvent) {
+    ctx.pay.update(|p| match event {
+        PayEvent::Connected => p.phase = PayPhase::Connected,
+        PayEvent::Disconnected { reason } => p.phase = PayPhase::Disconnected(reason),
+        PayEvent::Received(record) => p.received.push(record),
+        PayEvent::LspError(message) => p.notice = Some(message),
+        PayEvent::ChannelReady(_) | PayEvent::Sent(_) | PayEvent::Failed(_) => {}
+        PayEvent::Updated => {}
+    });
+}
+
+/// Reads balances and history into the `pay` signal.
+async fn refresh(ctx: AppCtx, handle: &PayHandle) {
+    if let Ok(snapshot) = handle.snapshot().await {
+        ctx.pay.update(|p| p.snapshot = Some(snapshot));
+    }
+}

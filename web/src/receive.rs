@@ -1,0 +1,140 @@
+//! Receive: an amount and a description make an invoice, shown as a QR code and as text to
+//! copy; it turns into "Paid" the moment the payment arrives.
+
+use bitcoin::Amount;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wallet::format::sats;
+use wallet::pay::InvoiceRecord;
+
+use crate::qr::Qr;
+use crate::state::AppCtx;
+
+/// The receive screen.
+#[component]
+pub fn Receive() -> impl IntoView {
+    let ctx = AppCtx::get();
+    let amount = RwSignal::new(String::new());
+    let description = RwSignal::new(String::new());
+    let invoice = RwSignal::new(None::<InvoiceRecord>);
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let inbound = move || ctx.pay.with(|p| p.snapshot.as_ref().map(|s| s.inbound));
+    let too_much = move || {
+        let asked = amount.get().trim().parse::<u64>().ok()?;
+        let can = inbound()?;
+        (asked > can.to_sat()).then(|| {
+            format!(
+                "Your channel can receive at most {} right now: a larger payment would fail.",
+                sats(can)
+            )
+        })
+    };
+    let make = move |_| {
+        error.set(None);
+        let sats_asked: u64 = match amount.get_untracked().trim().parse() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                error.set(Some("type the amount as a whole number of sats".into()));
+                return;
+            }
+        };
+        let Some(handle) = ctx.pay_handle() else {
+            error.set(Some(
+                "payments are not running yet: your factory's funding must confirm first".into(),
+            ));
+            return;
+        };
+        let text = description.get_untracked();
+        busy.set(true);
+        spawn_local(async move {
+            match handle.invoice(Amount::from_sat(sats_asked), &text).await {
+                Ok(record) => {
+                    let _ = invoice.try_set(Some(record));
+                }
+                Err(e) => {
+                    let _ = error.try_set(Some(e.to_string()));
+                }
+            }
+            let _ = busy.try_set(false);
+        });
+    };
+    view! {
+        {move || match invoice.get() {
+            None => view! {
+                <section class="card">
+                    <h2>"Receive"</h2>
+                    <label>"Amount (sats)"
+                        <input type="number" id="receive-amount" min="1" step="1"
+                            prop:value=move || amount.get()
+                            on:input=move |ev| amount.set(event_target_value(&ev)) />
+                    </label>
+                    <label>"Description (the payer sees it)"
+                        <input type="text" id="receive-description" maxlength="200"
+                            prop:value=move || description.get()
+                            on:input=move |ev| description.set(event_target_value(&ev)) />
+                    </label>
+                    <p class="hint" id="receive-inbound">{move || inbound().map(|i| format!("You can receive up to {}.", sats(i)))}</p>
+                    <p class="bad" id="receive-too-much">{too_much}</p>
+                    <button class="primary" id="make-invoice" disabled=move || busy.get() on:click=make>"Make invoice"</button>
+                    <p class="bad" id="receive-error">{move || error.get()}</p>
+                </section>
+            }.into_any(),
+            Some(record) => view! { <InvoiceCard record on_new=move || invoice.set(None) /> }.into_any(),
+        }}
+    }
+}
+
+/// An invoice: QR code, text, copy button, and whether it is paid.
+#[component]
+fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoView {
+    let ctx = AppCtx::get();
+    let hash = record.hash;
+    let paid = move || {
+        ctx.pay.with(|p| {
+            p.received
+                .iter()
+                .find(|r| r.hash == hash)
+                .map(|r| r.amount)
+                .or_else(|| {
+                    p.snapshot.as_ref().and_then(|s| {
+                        s.payments
+                            .iter()
+                            .find(|r| {
+                                r.hash == hash
+                                    && r.direction == wallet::pay::Direction::Received
+                                    && r.status == wallet::pay::PaymentStatus::Complete
+                            })
+                            .map(|r| r.amount)
+                    })
+                })
+        })
+    };
+    let copied = RwSignal::new(false);
+    let text = record.invoice.clone();
+    let copy = move |_| {
+        crate::clipboard::copy(&text);
+        copied.set(true);
+    };
+    let expires = crate::history::time_of(record.expires_at);
+    let qr_text = record.invoice.clone();
+    view! {
+        <section class="card" id="invoice-card">
+            <h2>{format!("Invoice for {}", sats(record.amount))}</h2>
+            {move || match paid() {
+                Some(amount) => view! {
+                    <p class="big ok" id="invoice-status" data-state="paid">{format!("Paid ✓ {}", sats(amount))}</p>
+                }.into_any(),
+                None => view! {
+                    <p class="hint" id="invoice-status" data-state="waiting">"Waiting for the payment…"</p>
+                    <Qr text=qr_text.clone() id="invoice-qr" />
+                }.into_any(),
+            }}
+            <p>{record.description.clone()}</p>
+            <p class="mono" id="invoice-text">{record.invoice.clone()}</p>
+            <button id="copy-invoice" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy invoice" }}</button>
+            <p class="hint">{format!("Payable until {expires}.")}</p>
+            <button id="new-invoice" on:click=move |_| on_new()>"New invoice"</button>
+        </section>
+    }
+}

@@ -1,0 +1,147 @@
+//! Send: paste an invoice, see what it costs (amount, fee, total, description, expiry),
+//! confirm, and see the result: the amount and fee paid, or why it failed.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wallet::format::sats;
+use wallet::pay::{PayQuote, PaymentRecord};
+
+use crate::history::time_of;
+use crate::state::AppCtx;
+
+/// Where the payment stands.
+#[derive(Debug, Clone)]
+enum Stage {
+    /// Typing or pasting the invoice.
+    Input,
+    /// Asking what it costs.
+    Quoting,
+    /// The cost, waiting for the user's yes.
+    Quoted(String, PayQuote),
+    /// Paying.
+    Paying(PayQuote),
+    /// Paid.
+    Paid(PaymentRecord),
+    /// Not paid, and why.
+    Failed(String),
+}
+
+/// The send screen.
+#[component]
+pub fn Send() -> impl IntoView {
+    let ctx = AppCtx::get();
+    let invoice = RwSignal::new(String::new());
+    let stage = RwSignal::new(Stage::Input);
+    let review = move |_| {
+        let text = invoice.get_untracked().trim().to_string();
+        if text.is_empty() {
+            stage.set(Stage::Failed("paste an invoice first".into()));
+            return;
+        }
+        let Some(handle) = ctx.pay_handle() else {
+            stage.set(Stage::Failed(
+                "payments are not running yet: your factory's funding must confirm first".into(),
+            ));
+            return;
+        };
+        stage.set(Stage::Quoting);
+        spawn_local(async move {
+            let next = match handle.quote(&text).await {
+                Ok(quote) => Stage::Quoted(text, quote),
+                Err(e) => Stage::Failed(e.to_string()),
+            };
+            let _ = stage.try_set(next);
+        });
+    };
+    let confirm = move |_| {
+        let Stage::Quoted(text, quote) = stage.get_untracked() else {
+            return;
+        };
+        let Some(handle) = ctx.pay_handle() else {
+            return;
+        };
+        stage.set(Stage::Paying(quote));
+        spawn_local(async move {
+            let next = match handle.pay(&text).await {
+                Ok(record) => match &record.status {
+                    wallet::pay::PaymentStatus::Failed(why) => Stage::Failed(why.clone()),
+                    _ => Stage::Paid(record),
+                },
+                Err(e) => Stage::Failed(e.to_string()),
+            };
+            let _ = stage.try_set(next);
+        });
+    };
+    let again = move |_| {
+        invoice.set(String::new());
+        stage.set(Stage::Input);
+    };
+    view! {
+        <section class="card">
+            <h2>"Send"</h2>
+            {move || match stage.get() {
+                Stage::Input | Stage::Quoting | Stage::Failed(_) => view! {
+                    <label>"Invoice"
+                        <textarea id="pay-invoice" rows="4" placeholder="lnbc…"
+                            prop:value=move || invoice.get()
+                            on:input=move |ev| invoice.set(event_target_value(&ev))></textarea>
+                    </label>
+                    <button class="primary" id="pay-review"
+                        disabled=move || matches!(stage.get(), Stage::Quoting)
+                        on:click=review>"Review"</button>
+                }.into_any(),
+                Stage::Quoted(_, quote) => view! {
+                    <QuoteList quote=quote.clone() />
+                    {(!quote.affordable).then(|| view! {
+                        <p class="bad" id="send-unaffordable">"Your balance does not cover amount and fee."</p>
+                    })}
+                    <button class="primary" id="pay-confirm" disabled=!quote.affordable
+                        on:click=confirm>{format!("Pay {}", sats(quote.amount + quote.fee))}</button>
+                    <button id="pay-cancel" on:click=again>"Cancel"</button>
+                }.into_any(),
+                Stage::Paying(quote) => view! {
+                    <QuoteList quote />
+                    <p class="hint" id="send-progress">"Paying…"</p>
+                }.into_any(),
+                Stage::Paid(record) => view! {
+                    <p class="big ok" id="send-result" data-state="success">{format!("Sent ✓ {}", sats(record.amount))}</p>
+                    <dl>
+                        <dt>"Fee"</dt><dd id="send-result-fee">{sats(record.fee)}</dd>
+                        <dt>"Total"</dt><dd>{sats(record.amount + record.fee)}</dd>
+                        <dt>"For"</dt><dd>{record.description.clone()}</dd>
+                    </dl>
+                    <button id="pay-another" on:click=again>"Pay another invoice"</button>
+                }.into_any(),
+            }}
+            {move || match stage.get() {
+                Stage::Failed(why) => Some(view! {
+                    <p class="bad" id="send-result" data-state="failed">{capitalized(&why)}</p>
+                }),
+                _ => None,
+            }}
+        </section>
+    }
+}
+
+/// What an invoice costs.
+#[component]
+fn QuoteList(quote: PayQuote) -> impl IntoView {
+    view! {
+        <dl id="send-quote">
+            <dt>"Amount"</dt><dd id="send-amount">{sats(quote.amount)}</dd>
+            <dt>"Fee"</dt><dd id="send-fee">{sats(quote.fee)}</dd>
+            <dt>"Total"</dt><dd id="send-total"><strong>{sats(quote.amount + quote.fee)}</strong></dd>
+            <dt>"For"</dt><dd id="send-description">{quote.description.clone()}</dd>
+            <dt>"Expires"</dt><dd id="send-expiry">{time_of(quote.expires_at)}</dd>
+        </dl>
+    }
+}
+
+/// `text` with its first letter upper-cased (errors read as sentences).
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
