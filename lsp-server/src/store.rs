@@ -70,6 +70,7 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY,
         hash TEXT NOT NULL,
         kind TEXT NOT NULL,
+        payee_identity TEXT NOT NULL,
         payer_factory INTEGER,
         payer_client INTEGER,
         payer_htlc INTEGER,

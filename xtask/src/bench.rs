@@ -1,4 +1,4 @@
-//! `cargo xtask bench [all|factory|size] [N...]`: prints the figures the README reports.
+//! `cargo xtask bench [all|factory|swarm|payments|size] [N...]`: prints the figures the README reports.
 //!
 //! `factory` runs the one-process factory benchmark (`shared/benches/factory.rs`) once per N, in
 //! a fresh process each so peak memory is that N's alone; `size` builds the wallet in release
@@ -15,6 +15,7 @@ use crate::{setup, web};
 
 const FACTORY_SIZES: &[&str] = &["8", "127", "1024"];
 const SWARM_SIZES: &[&str] = &["8", "32", "127", "1024"];
+const PAYMENT_SIZES: &[&str] = &["2", "32", "127"];
 
 /// Runs the benches named in `args` (default: all).
 pub fn run(args: &[String]) -> Result<()> {
@@ -29,12 +30,14 @@ pub fn run(args: &[String]) -> Result<()> {
         "all" => {
             factory(&sizes(FACTORY_SIZES))?;
             swarm(&sizes(SWARM_SIZES))?;
+            payments(&sizes(PAYMENT_SIZES))?;
             bundle_size()
         }
         "factory" => factory(&sizes(FACTORY_SIZES)),
         "swarm" => swarm(&sizes(SWARM_SIZES)),
+        "payments" => payments(&sizes(PAYMENT_SIZES)),
         "size" => bundle_size(),
-        other => bail!("unknown bench `{other}` (known: all, factory, swarm, size)"),
+        other => bail!("unknown bench `{other}` (known: all, factory, swarm, payments, size)"),
     }
 }
 
@@ -141,6 +144,34 @@ fn factory(sizes: &[String]) -> Result<()> {
     println!(
         "(client KB: one client's stored, signed path as JSON; exit: worst case, mainnet params)"
     );
+    Ok(())
+}
+
+fn payments(sizes: &[String]) -> Result<()> {
+    let tools = setup::run()?;
+    let rows = runs(
+        &["bench", "-p", "lsp-server", "--bench", "payments"],
+        sizes,
+        Some(&tools),
+    )?;
+    println!("\n== payments: N wallets paying each other at once through a real LSP process ==");
+    println!(
+        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "N", "payments", "per s", "p50 ms", "p99 ms", "LSP peak MB"
+    );
+    for r in &rows {
+        let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
+        println!(
+            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            g("n"),
+            g("payments"),
+            g("per_s"),
+            g("p50_ms"),
+            g("p99_ms"),
+            g("lsp_peak_mb")
+        );
+    }
+    println!("(latency: the payer's pay call, from offering its HTLC to holding the preimage)");
     Ok(())
 }
 

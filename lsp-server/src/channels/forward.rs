@@ -162,6 +162,7 @@ impl Router {
         let row = match self.store.insert_payment(
             &invoice.hash.to_string(),
             kind,
+            &invoice.payee_identity(),
             payer.map(|(c, h, _)| (c, h)),
             invoice.amount.to_sat(),
             fee.to_sat(),
@@ -314,6 +315,7 @@ impl Router {
                 if present {
                     *committed = true;
                 } else if *committed {
+                    tracing::debug!(channel = %c, htlc, "the payee failed the HTLC");
                     self.forwards.outgoing.remove(&(c, htlc));
                     self.fail_forward(row, PayFailure::Refused);
                 }
@@ -457,7 +459,7 @@ impl Router {
 
     /// After a restart: payments that were pending. A payee HTLC whose preimage is in the
     /// channel's log settles upstream; one still offered is tracked again; one never offered
-    /// fails back (the payer retries).
+    /// waits for its payee again (`--offline-wait-secs`), then fails back.
     pub(super) fn forwards_restore(&mut self) {
         let rows = match self.store.pending_payments() {
             Ok(rows) => rows,
@@ -471,19 +473,56 @@ impl Router {
                 (Some(c), Some(h)) => self.links.get(&c).map(|l| (c, h, l.identity)),
                 _ => None,
             };
-            let payee_link = row.payee.and_then(|c| self.links.get(&c));
-            let payee = payee_link.map(|l| l.identity);
+            let Ok(payee_identity) = row.payee_identity.parse::<XOnlyPublicKey>() else {
+                continue;
+            };
+            // A payment never offered waits for its payee again, as if it had just come.
+            let until = self.now().unix_time + self.settings.options.offline_wait_secs;
+            let offered = |c: &ChannelId, h: u64, pending: bool| {
+                self.links.get(c).is_some_and(|l| {
+                    let spec = if pending {
+                        l.channel.pending_spec().ok()
+                    } else {
+                        Some(l.channel.spec().clone())
+                    };
+                    spec.is_some_and(|s| {
+                        s.htlcs.iter().any(|x| x.offerer == Side::Lsp && x.id == h)
+                    })
+                })
+            };
             let state = match (row.payee, row.payee_htlc) {
                 (Some(c), Some(h)) => ForwardState::Offered {
                     channel: c,
                     htlc: h,
-                    committed: true,
+                    committed: offered(&c, h, false),
                 },
-                _ => ForwardState::Waiting { until: 0 },
+                _ => ForwardState::Waiting { until },
             };
-            let Some(payee_identity) = payee.or(payer.map(|p| p.2)) else {
-                continue;
+            // Offered, and no longer in the payee's channel even counting uncommitted updates,
+            // without a preimage: the payee failed it before the restart.
+            let failed_downstream = match state {
+                ForwardState::Offered { channel, htlc, .. } => {
+                    !offered(&channel, htlc, true)
+                        && self
+                            .links
+                            .get(&channel)
+                            .is_none_or(|l| l.channel.preimage_received(htlc).is_none())
+                }
+                ForwardState::Waiting { .. } => false,
             };
+            let policy = self.settings.policy;
+            let expiry_out = match payer {
+                Some((c, h, _)) => self.links.get(&c).and_then(|l| {
+                    l.channel
+                        .spec()
+                        .htlcs
+                        .iter()
+                        .find(|x| x.offerer == Side::Client && x.id == h)
+                        .map(|x| policy.payee_expiry(x.expiry.to_consensus_u32()))
+                }),
+                None => Some(policy.payee_expiry(policy.payer_expiry(self.height))),
+            }
+            .unwrap_or(0);
             if let Some((c, h, _)) = payer {
                 self.forwards.incoming.insert((c, h), Some(row.id));
             }
@@ -496,10 +535,20 @@ impl Router {
                     fee: Amount::from_sat(row.fee_sat),
                     payer,
                     payee: payee_identity,
-                    expiry_out: 0,
+                    expiry_out,
                     state,
                 },
             );
+            tracing::debug!(
+                row = row.id,
+                ?state,
+                failed_downstream,
+                "pending payment restored"
+            );
+            if failed_downstream {
+                self.fail_forward(row.id, PayFailure::Refused);
+                continue;
+            }
             if let ForwardState::Offered { channel, htlc, .. } = state {
                 self.forwards.outgoing.insert((channel, htlc), row.id);
                 let preimage = self

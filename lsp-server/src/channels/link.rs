@@ -87,6 +87,7 @@ impl Router {
             basepoints: mine.basepoints,
             first_points: mine.first_points,
             feerate: Some(feerate),
+            next_update: 0,
         };
         Ok((member.identity, channel, lsp_open))
     }
@@ -164,8 +165,11 @@ impl Router {
                 return Err(OpenError::Mismatch(id));
             }
             link.channel.reset_round();
+            link.channel.resend_updates(open.next_update);
             link.ready = Some(conn);
-            return Ok(link.lsp_open.clone());
+            let mut answer = link.lsp_open.clone();
+            answer.next_update = link.channel.updates_received();
+            return Ok(answer);
         }
         let (member, channel, lsp_open) = self.build_channel(id, &open)?;
         if member != identity {

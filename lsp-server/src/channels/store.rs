@@ -60,6 +60,8 @@ pub struct PaymentRow {
     pub hash: String,
     /// `forward` or `faucet`.
     pub kind: String,
+    /// The payee's identity key (hex).
+    pub payee_identity: String,
     /// Payer's channel (none for the faucet).
     pub payer: Option<ChannelId>,
     /// Payer's HTLC id.
@@ -226,6 +228,7 @@ impl ChannelStore {
         &self,
         hash: &str,
         kind: &str,
+        payee: &XOnlyPublicKey,
         payer: Option<(ChannelId, u64)>,
         amount_sat: u64,
         fee_sat: u64,
@@ -233,8 +236,8 @@ impl ChannelStore {
     ) -> Result<i64, ChannelStoreError> {
         self.conn.execute(
             "INSERT INTO payments (hash, kind, payer_factory, payer_client, payer_htlc,
-                amount_sat, fee_sat, status, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
+                amount_sat, fee_sat, status, created, payee_identity)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9)",
             params![
                 hash,
                 kind,
@@ -243,7 +246,8 @@ impl ChannelStore {
                 payer.map(|(_, h)| h as i64),
                 amount_sat as i64,
                 fee_sat as i64,
-                now as i64
+                now as i64,
+                payee.to_string()
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -295,7 +299,8 @@ impl ChannelStore {
     ) -> Result<Vec<PaymentRow>, ChannelStoreError> {
         let sql = format!(
             "SELECT id, hash, kind, payer_factory, payer_client, payer_htlc, payee_factory,
-                payee_client, payee_htlc, amount_sat, fee_sat, status, reason, created, settled
+                payee_client, payee_htlc, amount_sat, fee_sat, status, reason, created, settled,
+                payee_identity
              FROM payments WHERE {filter} ORDER BY id DESC LIMIT {limit}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -315,6 +320,7 @@ impl ChannelStore {
                     reason: r.get(12)?,
                     created: r.get::<_, i64>(13)? as u64,
                     settled: r.get::<_, Option<i64>>(14)?.map(|s| s as u64),
+                    payee_identity: r.get(15)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

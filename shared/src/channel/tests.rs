@@ -556,6 +556,19 @@ fn replayed_messages_are_refused() {
     let before = (p.lsp.spec().clone(), p.client.spec().clone());
     let mut refused = 0;
     for (to, msg) in delivered {
+        if let ChannelMsg::Start { .. } = msg {
+            // A repeated start of a round the client completed reads as a restarted round
+            // whose revocation was lost: the client revokes again, and the LSP, which has
+            // that revocation, refuses the copy.
+            p.client.handle_message(p.now, msg, &mut p.rng).unwrap();
+            let Some(Action::Send(again)) = p.client.poll_action() else {
+                panic!("the client sends its revocation again");
+            };
+            assert!(matches!(again, ChannelMsg::ClientRevoked { .. }));
+            assert!(p.lsp.handle_message(p.now, again, &mut p.rng).is_err());
+            refused += 1;
+            continue;
+        }
         let target = match to {
             Side::Lsp => &mut p.lsp,
             Side::Client => &mut p.client,
@@ -1163,4 +1176,100 @@ fn a_restart_replays_persisted_changes_and_resumes_an_interrupted_round() {
     assert_eq!(client.number(), Some(3));
     assert_eq!(lsp.spec(), &spec3);
     assert_eq!(client.spec(), &spec3);
+}
+
+/// Delivers every message both ways between two restored sides (no persistence kept).
+fn exchange(lsp: &mut Channel, client: &mut Channel, now: Now, rng: &mut StdRng) {
+    for _ in 0..6 {
+        while let Some(a) = lsp.poll_action() {
+            if let Action::Send(m) = a {
+                client.handle_message(now, m, rng).unwrap();
+            }
+        }
+        while let Some(a) = client.poll_action() {
+            if let Action::Send(m) = a {
+                lsp.handle_message(now, m, rng).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_lost_client_revocation_is_sent_again_when_the_lsp_restarts_the_round() {
+    let mut p = Pair::open(14, 1_000_000, 300_000);
+    let (_, hash) = preimage(14);
+    let far = absolute::Height::from_consensus(500).unwrap();
+    p.lsp
+        .add_htlc(p.now, Amount::from_sat(20_000), hash, far)
+        .unwrap();
+    p.pump();
+    p.lsp.start_round(&mut p.rng).unwrap();
+    // Deliver everything except the client's final `ClientRevoked`: the client completes
+    // round 1, the LSP does not.
+    loop {
+        let mut moved = false;
+        while let Some(a) = p.lsp.poll_action() {
+            match a {
+                Action::Send(m) => {
+                    p.client.handle_message(p.now, m, &mut p.rng).unwrap();
+                    moved = true;
+                }
+                Action::Persist(c) => p.lsp_log.push(c),
+                _ => {}
+            }
+        }
+        while let Some(a) = p.client.poll_action() {
+            match a {
+                Action::Send(ChannelMsg::ClientRevoked { .. }) => {}
+                Action::Send(m) => {
+                    p.lsp.handle_message(p.now, m, &mut p.rng).unwrap();
+                    moved = true;
+                }
+                Action::Persist(c) => p.client_log.push(c),
+                _ => {}
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(p.client.number(), Some(1));
+    assert_eq!(p.lsp.number(), Some(0));
+    // The LSP restarts; it restarts round 1; the client, already there, revokes again.
+    let (mut lsp, mut client) = p.restored();
+    assert_eq!(lsp.number(), Some(0));
+    assert_eq!(client.number(), Some(1));
+    let mut rng = StdRng::seed_from_u64(7);
+    lsp.start_round(&mut rng).unwrap();
+    exchange(&mut lsp, &mut client, p.now, &mut rng);
+    assert_eq!(lsp.number(), Some(1));
+    assert_eq!(lsp.spec(), client.spec());
+    assert!(!lsp.in_round() && !lsp.needs_round());
+}
+
+#[test]
+fn updates_lost_with_a_connection_are_sent_again_on_reconnection() {
+    let mut p = Pair::open(15, 1_000_000, 300_000);
+    let (_, hash) = preimage(15);
+    let far = absolute::Height::from_consensus(500).unwrap();
+    p.lsp
+        .add_htlc(p.now, Amount::from_sat(20_000), hash, far)
+        .unwrap();
+    // The update's frame is lost.
+    while let Some(a) = p.lsp.poll_action() {
+        if let Action::Persist(c) = a {
+            p.lsp_log.push(c);
+        }
+    }
+    assert_eq!(p.client.updates_received(), 0);
+    // Reconnection: the client says it holds none of the LSP's updates; the LSP resends.
+    p.lsp.reset_round();
+    p.client.reset_round();
+    p.lsp.resend_updates(p.client.updates_received());
+    p.client.resend_updates(p.lsp.updates_received());
+    p.round();
+    assert_eq!(p.client.spec().htlcs.len(), 1);
+    // A second resend of what the peer already holds sends nothing.
+    p.lsp.resend_updates(p.client.updates_received());
+    assert!(p.lsp.poll_action().is_none());
 }

@@ -36,6 +36,21 @@ pub struct ChannelOpen {
     pub first_points: [bitcoin::secp256k1::PublicKey; 2],
     /// LSP only: the opening commitments' fee rate (the LSP pays it).
     pub feerate: Option<FeeRate>,
+    /// How many of the receiver's channel updates the sender holds: the receiver sends again
+    /// its uncommitted updates from this number on (some may have been lost with the last
+    /// connection).
+    #[serde(default)]
+    pub next_update: u64,
+}
+
+impl ChannelOpen {
+    /// Whether `other` opens the same channel with the same keys (ignoring `next_update`).
+    pub fn same_keys(&self, other: &ChannelOpen) -> bool {
+        self.channel == other.channel
+            && self.basepoints == other.basepoints
+            && self.first_points == other.first_points
+            && self.feerate == other.feerate
+    }
 }
 
 impl ChannelOpen {

@@ -108,6 +108,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     pub async fn run(mut self) -> Result<(), PayError> {
         self.stored = self.store.load().await?;
         self.refresh_tip().await;
+        let mut next_tick = 0u64;
         while !self.stop {
             if self.link.is_none() {
                 self.connect().await?;
@@ -130,7 +131,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 Wake::Frame(Err(e)) => self.lost(e.reason),
                 Wake::Command(Some(cmd)) => self.on_command(cmd).await?,
                 Wake::Command(None) => self.stop = true,
-                Wake::Tick => self.on_tick().await?,
+                Wake::Tick => {}
+            }
+            // Timers run on the clock, however busy the connection or the UI keeps the loop.
+            let now = crate::platform::unix_millis();
+            if now >= next_tick {
+                next_tick = now + IDLE.as_millis() as u64;
+                self.on_tick().await?;
             }
         }
         Ok(())
@@ -185,7 +192,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 self.terms = Some(link.terms.clone());
                 self.link = Some(link);
                 self.emit(PayEvent::Connected);
-                let opens: Vec<ChannelOpen> = self.leaves.values().map(client_open).collect();
+                let opens: Vec<ChannelOpen> =
+                    self.leaves.values().map(|l| self.open_msg(l)).collect();
                 for open in opens {
                     self.send(WireMsg::ChannelOpen(Box::new(open))).await;
                 }
@@ -231,6 +239,19 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         }
     }
 
+    /// The `channel_open` for `leaf`, saying how many of the LSP's updates this wallet holds.
+    fn open_msg(&self, leaf: &PayLeaf) -> ChannelOpen {
+        let received = match self.open.get(&leaf.channel) {
+            Some(o) => o.channel.updates_received(),
+            None => self
+                .stored
+                .channels
+                .get(&leaf.channel)
+                .map_or(0, |(_, changes)| lsp_updates_in(changes)),
+        };
+        client_open(leaf, received)
+    }
+
     async fn on_tick(&mut self) -> Result<(), PayError> {
         if unix_now() >= self.next_tip {
             self.refresh_tip().await;
@@ -240,7 +261,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 .leaves
                 .values()
                 .filter(|l| !self.open.get(&l.channel).is_some_and(|o| o.ready))
-                .map(client_open)
+                .map(|l| self.open_msg(l))
                 .collect();
             for open in unopened {
                 self.send(WireMsg::ChannelOpen(Box::new(open))).await;
@@ -285,7 +306,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         };
         if let Some(o) = self.open.get_mut(&id) {
             let stored = self.stored.channels.get(&id).and_then(|(s, _)| s.as_ref());
-            if stored.is_some_and(|s| s != &open) {
+            if stored.is_some_and(|s| !s.same_keys(&open)) {
                 self.emit(PayEvent::LspError(format!(
                     "the provider re-opened channel {id} with other keys; refusing it"
                 )));
@@ -293,11 +314,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             }
             o.ready = true;
             o.channel.reset_round();
+            o.channel.resend_updates(open.next_update);
             self.emit(PayEvent::ChannelReady(id));
-            return Ok(());
+            return self.perform(id).await;
         }
         let (stored_open, changes) = self.stored.channels.get(&id).cloned().unwrap_or_default();
-        if stored_open.as_ref().is_some_and(|s| s != &open) {
+        if stored_open.as_ref().is_some_and(|s| !s.same_keys(&open)) {
             self.emit(PayEvent::LspError(format!(
                 "the provider re-opened channel {id} with other keys; refusing it"
             )));
@@ -334,13 +356,14 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             spec,
             changes,
         );
-        let channel = match channel {
+        let mut channel = match channel {
             Ok(c) => c,
             Err(e) => {
                 self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
                 return Ok(());
             }
         };
+        channel.resend_updates(open.next_update);
         if stored_open.is_none() {
             self.store.save_lsp_open(&open).await?;
             self.stored.channels.entry(id).or_default().0 = Some(open);
@@ -354,7 +377,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             },
         );
         self.emit(PayEvent::ChannelReady(id));
-        Ok(())
+        self.perform(id).await
     }
 
     async fn on_channel(&mut self, frame: ChannelFrame) -> Result<(), PayError> {
@@ -834,7 +857,7 @@ enum Wake {
 }
 
 /// What the wallet sends the LSP for `leaf`: its channel basepoints and first two points.
-fn client_open(leaf: &PayLeaf) -> ChannelOpen {
+fn client_open(leaf: &PayLeaf, next_update: u64) -> ChannelOpen {
     let secrets = ChannelSecrets::from_seed(&channel_seed(&leaf.factory_secret, leaf.channel));
     ChannelOpen {
         channel: leaf.channel,
@@ -844,5 +867,22 @@ fn client_open(leaf: &PayLeaf) -> ChannelOpen {
             secrets.commitment_seed.point(1),
         ],
         feerate: None,
+        next_update,
     }
+}
+
+/// How many of the LSP's updates a stored change log holds.
+fn lsp_updates_in(changes: &[shared::channel::ChannelChange]) -> u64 {
+    changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c,
+                shared::channel::ChannelChange::Update {
+                    from: Side::Lsp,
+                    ..
+                }
+            )
+        })
+        .count() as u64
 }

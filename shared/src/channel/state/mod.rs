@@ -97,6 +97,8 @@ pub struct Channel {
     number: Option<u64>,
     spec: CommitmentSpec,
     signed: Option<Transaction>,
+    /// The number of `signed`.
+    signed_number: Option<u64>,
     peer_points: BTreeMap<u64, PublicKey>,
     peer_secrets: SecretStore,
     revoked: BTreeMap<u64, CommitmentSpec>,
@@ -188,6 +190,7 @@ impl Channel {
             number: None,
             spec,
             signed: None,
+            signed_number: None,
             peer_points,
             peer_secrets: SecretStore::new(),
             revoked: BTreeMap::new(),
@@ -277,6 +280,32 @@ impl Channel {
             Update::Fulfill { id: i, preimage } if *i == id => Some(*preimage),
             _ => None,
         })
+    }
+
+    /// How many of the peer's updates this side holds (told to the peer on reconnection).
+    pub fn updates_received(&self) -> u64 {
+        self.logs[&self.side.other()].len() as u64
+    }
+
+    /// After a reconnection: sends again this side's uncommitted updates from number
+    /// `peer_has` on (the peer said it holds that many), so no update sent while the connection
+    /// was down is missing when the next round covers it.
+    pub fn resend_updates(&mut self, peer_has: u64) {
+        let from = peer_has.max(self.committed[&self.side]) as usize;
+        let resend: Vec<Action> = self.logs[&self.side]
+            .iter()
+            .enumerate()
+            .skip(from)
+            .map(|(seq, update)| {
+                Action::Send(super::messages::ChannelMsg::Update(
+                    super::messages::UpdateMsg {
+                        seq: seq as u64,
+                        update: update.clone(),
+                    },
+                ))
+            })
+            .collect();
+        self.actions.extend(resend);
     }
 
     /// The next id this side's `add_htlc` uses.

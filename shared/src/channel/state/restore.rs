@@ -62,7 +62,10 @@ impl Channel {
             ChannelChange::RemotePending { number, spec } => {
                 self.remote_pending = Some((number, spec))
             }
-            ChannelChange::LocalCommitment { tx, .. } => self.signed = Some(tx),
+            ChannelChange::LocalCommitment { number, tx } => {
+                self.signed = Some(tx);
+                self.signed_number = Some(number);
+            }
             ChannelChange::RemoteRevoked {
                 number,
                 secret,

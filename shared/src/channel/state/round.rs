@@ -267,6 +267,17 @@ impl Channel {
         lsp_nonce_lsp: PubNonce,
         rng: &mut R,
     ) -> Result<(), ChannelError> {
+        let committed = (self.committed[&Side::Lsp], self.committed[&Side::Client]);
+        if !self.in_round() && Some(number) == self.number && counts == committed {
+            // The LSP restarted a round this side already completed: its `ClientRevoked` was
+            // lost (a broken connection, or the LSP stopped). Send it again; nothing changes.
+            self.actions
+                .push_back(Action::Send(ChannelMsg::ClientRevoked {
+                    number,
+                    revocation: self.my_revocation(number),
+                }));
+            return Ok(());
+        }
         if self.in_round() || self.is_closing() || number != self.next_number() {
             return Err(ChannelError::Unexpected {
                 reason: "a round start for another commitment number, or during a round",
@@ -408,6 +419,7 @@ impl Channel {
                 tx: signed.clone(),
             }));
         self.signed = Some(signed);
+        self.signed_number = Some(number);
         let revocation = self.my_revocation(number);
         self.actions.push_back(Action::Send(ChannelMsg::LspSigned {
             number,
@@ -576,6 +588,7 @@ impl Channel {
                 tx: signed.clone(),
             }));
         self.signed = Some(signed);
+        self.signed_number = Some(number);
         self.apply_revocation(checked);
         let mine = self.my_revocation(number);
         self.commit(number, counts, spec);
@@ -594,6 +607,11 @@ impl Channel {
     ) -> Result<(), ChannelError> {
         match &self.round {
             Round::LspSigned { number: n, .. } if *n == number => {}
+            // A round restarted after the client completed it (its revocation was lost): this
+            // side holds its commitment `number` signed from before, so the revocation alone
+            // completes it.
+            Round::LspSent { number: n, .. }
+                if *n == number && self.signed_number == Some(number) => {}
             _ => {
                 return Err(ChannelError::Unexpected {
                     reason: "a revocation for a round this side is not waiting for",
@@ -601,9 +619,11 @@ impl Channel {
             }
         }
         let checked = self.check_revocation(number, &revocation)?;
-        let Round::LspSigned { counts, spec, .. } = std::mem::replace(&mut self.round, Round::Idle)
-        else {
-            unreachable!("matched above")
+        let (counts, spec) = match std::mem::replace(&mut self.round, Round::Idle) {
+            Round::LspSigned { counts, spec, .. } | Round::LspSent { counts, spec, .. } => {
+                (counts, spec)
+            }
+            _ => unreachable!("matched above"),
         };
         self.apply_revocation(checked);
         self.commit(number, counts, spec);
