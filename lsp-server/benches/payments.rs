@@ -27,7 +27,7 @@ use futures::future::join_all;
 use rand::{Rng, SeedableRng};
 use shared::pay::ChannelId;
 use support::Lsp;
-use swarm::{ClientSpec, SwarmConfig};
+use swarm::ClientSpec;
 use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayHandle, PayLeaf};
 use wallet::session::{EsploraChain, WsConnector};
 
@@ -54,16 +54,7 @@ async fn run(n: usize) {
 
     // One factory of N.
     let storage = tempfile::tempdir().expect("temp dir");
-    let config = SwarmConfig {
-        ws_url: lsp.ws_url(),
-        esplora_url: devnet.esplora_url().to_string(),
-        network: Network::Regtest,
-        confirmations: 1,
-        storage_root: storage.path().to_path_buf(),
-        reconnect_attempts: 20,
-        reconnect_delay: Duration::from_millis(500),
-        grace_secs: 600,
-    };
+    let config = lsp.swarm_config(&devnet, storage.path());
     let spec = ClientSpec {
         channel: Amount::from_sat(100_000),
         liquidity: Amount::from_sat(10_000),

@@ -23,11 +23,11 @@ mod swarm;
 
 use std::time::{Duration, Instant};
 
-use bitcoin::{Amount, Network};
+use bitcoin::Amount;
 use devnet::{Devnet, DevnetConfig};
 use shared::ceremony::ClientOutcome;
 use support::{status_mb, Lsp};
-use swarm::{ClientSpec, SwarmConfig};
+use swarm::ClientSpec;
 use wallet::session::SessionEvent;
 
 fn main() {
@@ -44,16 +44,7 @@ async fn run(n: usize) {
     let lsp = Lsp::start(&devnet, data.path(), funds, n, &[]).await;
 
     let storage = tempfile::tempdir().expect("temp dir");
-    let config = SwarmConfig {
-        ws_url: lsp.ws_url(),
-        esplora_url: devnet.esplora_url().to_string(),
-        network: Network::Regtest,
-        confirmations: 1,
-        storage_root: storage.path().to_path_buf(),
-        reconnect_attempts: 20,
-        reconnect_delay: Duration::from_millis(500),
-        grace_secs: 600,
-    };
+    let config = lsp.swarm_config(&devnet, storage.path());
     let rss_before = status_mb("self", "VmRSS:");
     let mut clients = swarm::spawn(&config, &vec![ClientSpec::honest(); n]);
     let all_stored = |log: &[(usize, Instant, SessionEvent)]| (0..n).all(|i| swarm::stored(log, i));

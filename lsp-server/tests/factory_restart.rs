@@ -14,32 +14,6 @@ use devnet::{Devnet, DevnetConfig};
 use shared::ceremony::{ClientEvent, ClientOutcome};
 use wallet::session::{DirStorage, SessionEvent, Storage};
 
-/// Stops the LSP and starts a new one on the same address and data dir.
-async fn restart(stack: Stack) -> Stack {
-    let Stack {
-        devnet,
-        lsp,
-        data_dir,
-    } = stack;
-    let addr = lsp.addr;
-    lsp.stop().await.expect("the LSP stops");
-    let config = common::config(
-        &devnet,
-        data_dir.path(),
-        addr,
-        common::fast_factory(4, 2),
-        None,
-    );
-    let lsp = lsp_server::start(config)
-        .await
-        .expect("the LSP starts again");
-    Stack {
-        devnet,
-        lsp,
-        data_dir,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_abort_in_flight_ceremonies_and_resume_broadcast_factories() {
     let devnet = Devnet::start(DevnetConfig::default())
@@ -79,7 +53,12 @@ async fn restarts_abort_in_flight_ceremonies_and_resume_broadcast_factories() {
         })
     };
     assert!(clients.wait_for(Duration::from_secs(30), nonces_sent).await);
-    stack = restart(stack).await;
+    stack = common::restart(
+        stack,
+        common::fast_factory(4, 2),
+        lsp_server::PaymentOptions::default(),
+    )
+    .await;
     let (runs, _) = clients.finish(Duration::from_secs(60)).await;
     for run in &runs {
         let report = run.result.as_ref().expect("the session ends cleanly");

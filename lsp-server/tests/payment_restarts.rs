@@ -10,7 +10,6 @@ use std::time::Duration;
 use bitcoin::Amount;
 use common::pay::{funded_factory, start_payer};
 use common::swarm::ClientSpec;
-use common::Stack;
 use lsp_server::PaymentOptions;
 use shared::pay::policy::route_fee;
 use wallet::pay::{MemoryPayStore, PaymentStatus};
@@ -20,45 +19,6 @@ fn options() -> PaymentOptions {
         offline_wait_secs: 20,
         faucet_max_sat: 50_000,
     }
-}
-
-/// Stops the LSP and starts a new one on the same address and data dir.
-async fn restart(stack: Stack) -> Stack {
-    let Stack {
-        devnet,
-        lsp,
-        data_dir,
-    } = stack;
-    let addr = lsp.addr;
-    lsp.stop().await.expect("the LSP stops");
-    let mut config = common::config(
-        &devnet,
-        data_dir.path(),
-        addr,
-        common::fast_factory(2, 2),
-        None,
-    );
-    config.payments = options();
-    let lsp = lsp_server::start(config)
-        .await
-        .expect("the LSP starts again");
-    Stack {
-        devnet,
-        lsp,
-        data_dir,
-    }
-}
-
-async fn admin(stack: &Stack) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{}/admin/payments", stack.http_url()))
-        .bearer_auth(common::ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("admin API")
-        .json()
-        .await
-        .expect("json")
 }
 
 fn fee(sat: u64) -> u64 {
@@ -107,7 +67,7 @@ async fn channels_and_payments_survive_lsp_and_wallet_restarts() {
     bal_b += 5_000;
 
     // The LSP restarts: channels come back from its database, the wallets reconnect.
-    let stack = restart(stack).await;
+    let stack = common::restart(stack, common::fast_factory(2, 2), options()).await;
     a.ready(30).await;
     b.ready(30).await;
     let inv = b
@@ -163,7 +123,7 @@ async fn channels_and_payments_survive_lsp_and_wallet_restarts() {
     let b_channel = common::pay::leaf_of(&runs[1]).channel.to_string();
     let mut gone = false;
     for _ in 0..100 {
-        let view = admin(&stack).await;
+        let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
         gone = view["channels"]
             .as_array()
             .unwrap()
@@ -180,7 +140,7 @@ async fn channels_and_payments_survive_lsp_and_wallet_restarts() {
         tokio::spawn(async move { handle.pay(&offline.invoice).await })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let stack = restart(stack).await;
+    let stack = common::restart(stack, common::fast_factory(2, 2), options()).await;
     let outcome = tokio::time::timeout(Duration::from_secs(30), pay)
         .await
         .expect("the payment ends")
@@ -189,7 +149,7 @@ async fn channels_and_payments_survive_lsp_and_wallet_restarts() {
     assert!(
         err.to_string().contains("not online"),
         "{err}: {}",
-        admin(&stack).await["recent"]
+        common::admin_get(&stack.http_url(), "/admin/payments").await["recent"]
     );
     let s = a.balance_becomes(Amount::from_sat(bal_a), 30).await;
     assert!(matches!(
@@ -201,7 +161,7 @@ async fn channels_and_payments_survive_lsp_and_wallet_restarts() {
     ));
 
     // The LSP's view agrees with both wallets.
-    let view = admin(&stack).await;
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
     let client_sat = |i: usize| {
         let id = common::pay::leaf_of(&runs[i]).channel.to_string();
         view["channels"]

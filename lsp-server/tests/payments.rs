@@ -29,18 +29,6 @@ fn spec() -> ClientSpec {
     }
 }
 
-async fn admin(stack: &common::Stack) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{}/admin/payments", stack.http_url()))
-        .bearer_auth(common::ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("admin API")
-        .json()
-        .await
-        .expect("json")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_payments_across_two_factories_reconcile_exactly() {
     let payments = PaymentOptions {
@@ -140,7 +128,7 @@ async fn two_hundred_payments_across_two_factories_reconcile_exactly() {
     );
 
     // The LSP agrees: fees earned, faucet given, and each channel's client balance.
-    let view = admin(&stack).await;
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
     assert_eq!(view["settled"], 204, "{view}");
     assert_eq!(view["fees_earned_sat"], fee_total);
     assert_eq!(view["faucet_sat"], 4 * FAUCET);
@@ -241,7 +229,7 @@ async fn two_hundred_payments_across_two_factories_reconcile_exactly() {
     for (p, want) in payers.iter_mut().zip(&expected) {
         p.balance_becomes(Amount::from_sat(*want), 30).await;
     }
-    let view = admin(&stack).await;
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
     assert!(view["failed"].as_u64().unwrap() >= 2, "{view}");
 }
 

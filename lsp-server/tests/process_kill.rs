@@ -150,15 +150,7 @@ fn db_state(data_dir: &Path) -> Vec<(u64, String)> {
 }
 
 async fn fund(devnet: &Devnet, port: u16) {
-    let wallet: Value = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/admin/wallet"))
-        .bearer_auth(common::ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("admin API")
-        .json()
-        .await
-        .expect("JSON");
+    let wallet = common::admin_get(&format!("http://127.0.0.1:{port}"), "/admin/wallet").await;
     let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = wallet["receive_address"]
         .as_str()
         .expect("an address")

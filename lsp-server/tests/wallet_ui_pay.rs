@@ -104,18 +104,6 @@ async fn seen(b: &Browser, css: &str, attr: &str, want: &str, limit: Duration) -
     }
 }
 
-async fn admin(stack: &common::Stack) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{}/admin/payments", stack.http_url()))
-        .bearer_auth(common::ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("admin API")
-        .json()
-        .await
-        .expect("json")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_pay_each_other_over_their_factory() {
     let stack = common::start_with(common::fast_factory(2, 2), Some(wallet_dist())).await;
@@ -329,7 +317,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
 
     // The LSP agrees: the faucet gave what A shows, one payment of AMOUNT delivered for `fee`, and
     // the channels hold what the pages say.
-    let view = admin(&stack).await;
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
     assert_eq!(view["faucet_sat"], faucet, "{view}");
     assert_eq!(view["fees_earned_sat"], fee, "{view}");
     assert_eq!(view["settled"], 2, "{view}");
@@ -416,7 +404,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
         Duration::from_secs(10),
     )
     .await;
-    let view = admin(&stack).await;
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
     assert_eq!(view["settled"], 3, "{view}");
     assert_eq!(view["fees_earned_sat"], fee + fee_of(BACK), "{view}");
 

@@ -98,6 +98,20 @@ impl Lsp {
         format!("ws://127.0.0.1:{}/ws", self.port)
     }
 
+    /// Settings for a swarm of native wallets joining this LSP, storing under `storage`.
+    pub fn swarm_config(&self, devnet: &Devnet, storage: &Path) -> crate::swarm::SwarmConfig {
+        crate::swarm::SwarmConfig {
+            ws_url: self.ws_url(),
+            esplora_url: devnet.esplora_url().to_string(),
+            network: Network::Regtest,
+            confirmations: 1,
+            storage_root: storage.to_path_buf(),
+            reconnect_attempts: 20,
+            reconnect_delay: Duration::from_millis(500),
+            grace_secs: 600,
+        }
+    }
+
     /// Its peak resident memory so far, MB.
     pub fn peak_mb(&self) -> f64 {
         status_mb(&self.pid(), "VmHWM:")

@@ -374,24 +374,11 @@ impl Router {
         }
         let now = self.now();
         if let Some((c, h, who)) = f.payer {
-            if let Some(link) = self.links.get_mut(&c) {
-                if let Err(e) = link.channel.fulfill_htlc(now, h, preimage) {
-                    tracing::error!(channel = %c, htlc = h, error = %e, "could not settle the payer's HTLC");
-                }
-                self.dirty.insert(c);
-            }
-            self.send_identity(
-                &who,
-                WireMsg::PayResult(PayResult {
-                    channel: c,
-                    htlc: h,
-                    hash: f.hash,
-                    outcome: PayOutcome::Paid {
-                        preimage,
-                        fee: f.fee,
-                    },
-                }),
-            );
+            let paid = PayOutcome::Paid {
+                preimage,
+                fee: f.fee,
+            };
+            self.answer_payer(c, h, who, f.hash, paid);
             self.totals.fees_sat += f.fee.to_sat();
         } else {
             self.totals.faucet_sat += f.amount.to_sat();
@@ -439,22 +426,36 @@ impl Router {
         hash: sha256::Hash,
         reason: PayFailure,
     ) {
+        self.answer_payer(c, h, who, hash, PayOutcome::Failed(reason));
+    }
+
+    /// Settles (with the preimage) or fails the payer's HTLC `h` on `c`, and tells the payer.
+    fn answer_payer(
+        &mut self,
+        c: ChannelId,
+        h: u64,
+        who: XOnlyPublicKey,
+        hash: sha256::Hash,
+        outcome: PayOutcome,
+    ) {
         let now = self.now();
         if let Some(link) = self.links.get_mut(&c) {
-            if let Err(e) = link.channel.fail_htlc(now, h) {
-                tracing::warn!(channel = %c, htlc = h, error = %e, "could not fail the payer's HTLC");
+            let done = match &outcome {
+                PayOutcome::Paid { preimage, .. } => link.channel.fulfill_htlc(now, h, *preimage),
+                PayOutcome::Failed(_) => link.channel.fail_htlc(now, h),
+            };
+            if let Err(e) = done {
+                tracing::error!(channel = %c, htlc = h, error = %e, "could not answer the payer's HTLC");
             }
             self.dirty.insert(c);
         }
-        self.send_identity(
-            &who,
-            WireMsg::PayResult(PayResult {
-                channel: c,
-                htlc: h,
-                hash,
-                outcome: PayOutcome::Failed(reason),
-            }),
-        );
+        let result = PayResult {
+            channel: c,
+            htlc: h,
+            hash,
+            outcome,
+        };
+        self.send_identity(&who, WireMsg::PayResult(result));
     }
 
     /// After a restart: payments that were pending. A payee HTLC whose preimage is in the

@@ -224,6 +224,40 @@ pub async fn wait_state(stack: &Stack, id: u64, want: &str, secs: u64) {
     }
 }
 
+/// Stops the LSP and starts a new one on the same address and data dir, with these settings.
+pub async fn restart(stack: Stack, factory: FactoryOptions, payments: PaymentOptions) -> Stack {
+    let Stack {
+        devnet,
+        lsp,
+        data_dir,
+    } = stack;
+    let addr = lsp.addr;
+    lsp.stop().await.expect("the LSP stops");
+    let mut config = config(&devnet, data_dir.path(), addr, factory, None);
+    config.payments = payments;
+    let lsp = lsp_server::start(config)
+        .await
+        .expect("the LSP starts again");
+    Stack {
+        devnet,
+        lsp,
+        data_dir,
+    }
+}
+
+/// GETs an admin API path of the LSP at `base` (`http://…`) with the test token, as JSON.
+pub async fn admin_get(base: &str, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("admin API")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 /// Logs of the LSP under test, shown for failing tests (`RUST_LOG` filters; default: warnings).
 pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

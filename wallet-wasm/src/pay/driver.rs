@@ -548,14 +548,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     async fn record(&mut self, record: &PaymentRecord) -> Result<(), PayError> {
         self.store.save_payment(record).await?;
-        let list = &mut self.stored.payments;
-        match list
-            .iter_mut()
-            .find(|p| p.hash == record.hash && p.direction == record.direction)
-        {
-            Some(p) => *p = record.clone(),
-            None => list.push(record.clone()),
-        }
+        self.stored.upsert_payment(record);
         Ok(())
     }
 

@@ -97,6 +97,20 @@ pub struct PayState {
     pub payments: Vec<PaymentRecord>,
 }
 
+impl PayState {
+    /// Adds `payment`, or replaces the one with its hash and direction.
+    pub fn upsert_payment(&mut self, payment: &PaymentRecord) {
+        match self
+            .payments
+            .iter_mut()
+            .find(|p| p.hash == payment.hash && p.direction == payment.direction)
+        {
+            Some(p) => *p = payment.clone(),
+            None => self.payments.push(payment.clone()),
+        }
+    }
+}
+
 /// Durable storage of channels and payments. See the module's contract.
 #[allow(async_fn_in_trait)]
 pub trait PayStore {
@@ -167,15 +181,7 @@ impl PayStore for MemoryPayStore {
     }
 
     async fn save_payment(&mut self, payment: &PaymentRecord) -> Result<(), StorageError> {
-        let mut state = self.lock();
-        let list = &mut state.payments;
-        match list
-            .iter_mut()
-            .find(|p| p.hash == payment.hash && p.direction == payment.direction)
-        {
-            Some(p) => *p = payment.clone(),
-            None => list.push(payment.clone()),
-        }
+        self.lock().upsert_payment(payment);
         Ok(())
     }
 }
