@@ -22,8 +22,9 @@ use shared::pay::{ChannelId, ChannelOpen};
 use shared::types::{ClientId, FactoryId};
 
 use super::store::{Direction, InvoiceRecord, PayState, PayStore, PaymentRecord};
+use crate::session::vault_storage::{io, read_json, write_json};
 use crate::session::StorageError;
-use crate::vault::{Vault, VaultError};
+use crate::vault::Vault;
 
 /// The prefix of every payment record.
 pub const PAY_PREFIX: &str = "pay/";
@@ -93,19 +94,12 @@ impl VaultPayStore {
     }
 
     async fn read<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, StorageError> {
-        let bytes = self
-            .vault
-            .get(name)
-            .await
-            .map_err(io("read", name))?
+        read_json(&self.vault, name)
+            .await?
             .ok_or_else(|| StorageError::Corrupt {
                 path: name.into(),
                 reason: "listed but missing; restore the wallet from a backup".into(),
-            })?;
-        serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
-            path: name.into(),
-            reason: e.to_string(),
-        })
+            })
     }
 
     async fn write<T: serde::Serialize + ?Sized>(
@@ -113,16 +107,7 @@ impl VaultPayStore {
         name: &str,
         value: &T,
     ) -> Result<(), StorageError> {
-        let bytes = zeroize::Zeroizing::new(serde_json::to_vec(value).map_err(|e| {
-            StorageError::Corrupt {
-                path: name.into(),
-                reason: e.to_string(),
-            }
-        })?);
-        self.vault
-            .put(name, &bytes)
-            .await
-            .map_err(io("write", name))
+        write_json(&self.vault, name, value).await
     }
 
     /// Reads every payment record, and the index that names the next ones.
@@ -179,14 +164,6 @@ impl VaultPayStore {
             self.index = Some(index);
         }
         Ok(self.index.as_mut().expect("just built"))
-    }
-}
-
-fn io<'a>(action: &'static str, name: &'a str) -> impl Fn(VaultError) -> StorageError + 'a {
-    move |e| StorageError::Io {
-        action,
-        path: format!("wallet record {name}"),
-        reason: e.to_string(),
     }
 }
 

@@ -34,7 +34,7 @@ mod browser_tests;
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(target_arch = "wasm32")]
-mod vault_storage;
+pub(crate) mod vault_storage;
 
 use std::time::Duration;
 

@@ -41,32 +41,51 @@ impl VaultStorage {
         &self,
         name: &str,
     ) -> Result<Option<T>, StorageError> {
-        let Some(bytes) = self.vault.get(name).await.map_err(io("read", name))? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StorageError::Corrupt {
-                path: name.into(),
-                reason: e.to_string(),
-            })
+        read_json(&self.vault, name).await
     }
 
     async fn write<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
-        let bytes = zeroize::Zeroizing::new(serde_json::to_vec(value).map_err(|e| {
-            StorageError::Corrupt {
-                path: name.into(),
-                reason: e.to_string(),
-            }
-        })?);
-        self.vault
-            .put(name, &bytes)
-            .await
-            .map_err(io("write", name))
+        write_json(&self.vault, name, value).await
     }
 }
 
-fn io<'a>(action: &'static str, name: &'a str) -> impl Fn(VaultError) -> StorageError + 'a {
+/// Reads and decodes the JSON record `name` of `vault` (none if absent).
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    vault: &Vault,
+    name: &str,
+) -> Result<Option<T>, StorageError> {
+    let Some(bytes) = vault.get(name).await.map_err(io("read", name))? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StorageError::Corrupt {
+            path: name.into(),
+            reason: e.to_string(),
+        })
+}
+
+/// Encodes `value` as JSON into the record `name` of `vault` (durable when it returns).
+pub(crate) async fn write_json<T: serde::Serialize + ?Sized>(
+    vault: &Vault,
+    name: &str,
+    value: &T,
+) -> Result<(), StorageError> {
+    let bytes =
+        zeroize::Zeroizing::new(
+            serde_json::to_vec(value).map_err(|e| StorageError::Corrupt {
+                path: name.into(),
+                reason: e.to_string(),
+            })?,
+        );
+    vault.put(name, &bytes).await.map_err(io("write", name))
+}
+
+/// Maps a vault failure on record `name` to a storage error saying what was being done.
+pub(crate) fn io<'a>(
+    action: &'static str,
+    name: &'a str,
+) -> impl Fn(VaultError) -> StorageError + 'a {
     move |e| StorageError::Io {
         action,
         path: format!("wallet record {name}"),
