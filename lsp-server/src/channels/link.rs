@@ -3,7 +3,9 @@
 
 use bitcoin::secp256k1::XOnlyPublicKey;
 use bitcoin::Amount;
-use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, CommitmentSpec, Side};
+use shared::channel::{
+    Action, Channel, ChannelChange, ChannelEvent, ChannelMsg, CommitmentSpec, Side,
+};
 use shared::musig::public_key;
 use shared::path::ClientPath;
 use shared::pay::policy::channel_seed;
@@ -45,11 +47,13 @@ enum OpenError {
 }
 
 impl Router {
-    /// Builds the LSP's side of channel `id` on its leaf, with `client_open`'s basepoints.
+    /// Builds the LSP's side of channel `id` on its leaf, with `client_open`'s basepoints, and
+    /// replays its stored `changes` (none for a new channel).
     fn build_channel(
         &self,
         id: ChannelId,
         client_open: &ChannelOpen,
+        changes: Vec<ChannelChange>,
     ) -> Result<(XOnlyPublicKey, Channel, ChannelOpen), OpenError> {
         let member = self
             .store
@@ -72,13 +76,14 @@ impl Router {
             htlcs: Vec::new(),
             feerate,
         };
-        let channel = Channel::new(
+        let channel = Channel::restore(
             Side::Lsp,
             params,
             secret,
             &seed,
             client_open.peer_info(),
             spec,
+            changes,
         )
         .map_err(|e| build(e.to_string()))?;
         let mine = channel.peer_info();
@@ -95,20 +100,10 @@ impl Router {
     /// Restores every stored channel (at start).
     pub(super) fn restore(&mut self) -> anyhow::Result<()> {
         for stored in self.store.load_channels()? {
-            let (identity, fresh, lsp_open) = self
-                .build_channel(stored.id, &stored.client_open)
-                .map_err(|e| anyhow::anyhow!("restoring channel {}: {e}", stored.id))?;
             let next_seq = stored.changes.len() as u64;
-            let channel = Channel::restore(
-                Side::Lsp,
-                fresh.params().clone(),
-                factory_key(&self.key, stored.id.factory),
-                &channel_seed(&factory_key(&self.key, stored.id.factory), stored.id),
-                stored.client_open.peer_info(),
-                opening_spec(&fresh),
-                stored.changes,
-            )
-            .map_err(|e| anyhow::anyhow!("replaying channel {}: {e}", stored.id))?;
+            let (identity, channel, lsp_open) = self
+                .build_channel(stored.id, &stored.client_open, stored.changes)
+                .map_err(|e| anyhow::anyhow!("restoring channel {}: {e}", stored.id))?;
             self.insert_link(Link {
                 id: stored.id,
                 identity,
@@ -171,7 +166,7 @@ impl Router {
             answer.next_update = link.channel.updates_received();
             return Ok(answer);
         }
-        let (member, channel, lsp_open) = self.build_channel(id, &open)?;
+        let (member, channel, lsp_open) = self.build_channel(id, &open, Vec::new())?;
         if member != identity {
             return Err(OpenError::NotYours(id));
         }
@@ -311,9 +306,4 @@ impl Router {
             }
         }
     }
-}
-
-/// The opening state of `channel` (as `Channel::new` was given it).
-fn opening_spec(channel: &Channel) -> CommitmentSpec {
-    channel.spec().clone()
 }
