@@ -9,6 +9,7 @@ pub mod auth;
 pub mod ceremony;
 pub mod channel;
 pub mod exit;
+pub mod leaf;
 pub mod musig;
 pub mod params;
 pub mod path;

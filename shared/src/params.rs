@@ -275,10 +275,10 @@ impl FactoryParams {
             active: BlockDelta(4320),
             dying: BlockDelta(432),
             timeout_margin: BlockDelta(432),
-            timeout_delta: BlockDelta(6192),
-            // Worst exit of 4096 clients (5 splits, 2 kickoffs, 2 states of 432, leaf: 872)
-            // plus the margin.
-            sweep_delta: BlockDelta(1304),
+            timeout_delta: BlockDelta(6624),
+            // Worst exit of 4096 clients (5 splits, 2 kickoffs, 2 states and the leaf at 432:
+            // 1303) plus the margin.
+            sweep_delta: BlockDelta(1735),
             lstock_csv: BlockDelta(144),
             fee_rate: FeeRate::from_sat_per_vb_u32(4),
             anchor_value: MIN_ANCHOR_VALUE,
@@ -293,9 +293,9 @@ impl FactoryParams {
             active: BlockDelta(1008),
             dying: BlockDelta(144),
             timeout_margin: BlockDelta(72),
-            timeout_delta: BlockDelta(1512),
-            // 5 + 2 + 2 × 108 + 1 = 224, plus the margin.
-            sweep_delta: BlockDelta(296),
+            timeout_delta: BlockDelta(1584),
+            // 5 + 2 + 3 × 108 = 331, plus the margin.
+            sweep_delta: BlockDelta(403),
             lstock_csv: BlockDelta(36),
             fee_rate: FeeRate::from_sat_per_vb_u32(1),
             ..FactoryParams::mainnet()
@@ -312,8 +312,8 @@ impl FactoryParams {
             dying: BlockDelta(6),
             timeout_margin: BlockDelta(6),
             timeout_delta: BlockDelta(72),
-            // 5 + 2 + 2 × 6 + 1 = 20, plus the margin.
-            sweep_delta: BlockDelta(26),
+            // 5 + 2 + 3 × 6 = 25, plus the margin.
+            sweep_delta: BlockDelta(31),
             lstock_csv: BlockDelta(4),
             fee_rate: FeeRate::from_sat_per_vb_u32(1),
             ..FactoryParams::mainnet()
@@ -530,8 +530,8 @@ mod tests {
             assert_eq!(BlockDelta::between(timeout, sweep), Some(p.sweep_delta));
             assert!(sweep > timeout);
         }
-        assert_eq!(FactoryParams::mainnet().sweep_delta, BlockDelta(872 + 432));
-        assert_eq!(FactoryParams::regtest().sweep_delta, BlockDelta(20 + 6));
+        assert_eq!(FactoryParams::mainnet().sweep_delta, BlockDelta(1303 + 432));
+        assert_eq!(FactoryParams::regtest().sweep_delta, BlockDelta(25 + 6));
     }
 
     #[test]
@@ -593,14 +593,14 @@ mod tests {
         assert!(matches!(e, ParamsError::ExitDoesNotFit { .. }), "{e}");
         // The sweep height must leave a whole worst-case exit plus the margin after the
         // timeout: one block less is refused, and so is a sweep at the timeout itself.
-        let e = bad(|p| p.sweep_delta = BlockDelta(25));
+        let e = bad(|p| p.sweep_delta = BlockDelta(30));
         assert_eq!(
             e,
             ParamsError::SweepDoesNotFit {
                 clients: 4096,
-                needed: BlockDelta(26),
-                worst_exit: BlockDelta(20),
-                sweep_delta: BlockDelta(25),
+                needed: BlockDelta(31),
+                worst_exit: BlockDelta(25),
+                sweep_delta: BlockDelta(30),
             }
         );
         assert!(e.to_string().contains("sweep height"), "{e}");
@@ -616,7 +616,11 @@ mod tests {
         ok.timeout_delta = BlockDelta(100);
         ok.max_clients = MAX_CLIENTS_LIMIT;
         let worst = crate::exit::worst_case_unchecked(&ok, MAX_CLIENTS_LIMIT).blocks;
-        assert_eq!(worst, BlockDelta(9 + 2 + 12 + 1), "nine static levels");
+        assert_eq!(
+            worst,
+            BlockDelta(9 + 2 + 12 + 6),
+            "nine static levels, two states and the leaf at 6"
+        );
         ok.sweep_delta = ok.sweep_needed(worst).unwrap();
         ok.validate().unwrap();
     }

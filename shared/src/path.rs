@@ -194,8 +194,8 @@ impl ClientPath {
     }
 
     /// Blocks a walk of this path can take from its first broadcast until the leaf confirms,
-    /// whatever older states the LSP publishes: every state at the longest delay `(K-1)·S`,
-    /// every other transaction one block. At most `worst_case_cost(params, N).blocks`.
+    /// whatever older states the LSP publishes: every state and the leaf at the longest delay
+    /// `(K-1)·S`, every other transaction one block. At most `worst_case_cost(params, N).blocks`.
     pub fn worst_exit_blocks(&self) -> BlockDelta {
         let longest = self
             .proposal
@@ -205,7 +205,7 @@ impl ClientPath {
             .to_blocks();
         let blocks = self.nodes.iter().fold(0u32, |sum, n| {
             let step = match n.kind {
-                NodeKind::State { .. } => longest.max(1),
+                NodeKind::State { .. } | NodeKind::Leaf { .. } => longest.max(1),
                 _ => 1,
             };
             sum.saturating_add(step)

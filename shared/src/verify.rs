@@ -453,6 +453,10 @@ fn check_structure(path: &ClientPath, policy: &ClientPolicy) -> Result<(), Propo
                 .state_delay(layers, layer, proposal.epoch)
                 .to_relative_sequence()
                 .ok_or(ProposalError::Tree(TreeError::HeightOverflow))?,
+            // Leaf state 0: the longest delay of the leaf's own layer.
+            NodeKind::Leaf { .. } => crate::leaf::delay(params, crate::leaf::LeafEpoch::FIRST)
+                .and_then(|d| d.to_relative_sequence())
+                .ok_or(ProposalError::Tree(TreeError::HeightOverflow))?,
             _ => Sequence::MAX,
         };
         check_sequence(node, want)?;

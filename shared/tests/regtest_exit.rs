@@ -86,7 +86,8 @@ async fn one_client_of_eight_exits_to_its_leaf_as_the_planner_directs() {
     assert_eq!(channel, path.channel_outpoint());
 
     // The planner published the path in order, each transaction as early as consensus allows:
-    // a state `delay` blocks after its kickoff, anything else in the next block.
+    // a state `delay` blocks after its kickoff, the leaf its own delay after its state,
+    // anything else in the next block.
     let sent = broadcasts(&steps);
     let expected: Vec<_> = path.nodes().iter().map(|n| (n.kind, n.txid())).collect();
     assert_eq!(
@@ -97,6 +98,7 @@ async fn one_client_of_eight_exits_to_its_leaf_as_the_planner_directs() {
     for (kind, _, height) in &sent {
         let gap = match kind {
             NodeKind::State { delay, .. } => delay.to_blocks(),
+            NodeKind::Leaf { .. } => params.max_state_delay().unwrap().to_blocks(),
             _ => 1,
         };
         assert_eq!(
@@ -110,7 +112,10 @@ async fn one_client_of_eight_exits_to_its_leaf_as_the_planner_directs() {
         .iter()
         .filter(|s| matches!(s, Step::Waited { .. }))
         .count();
-    assert_eq!(waits, 2, "one wait per state (each has a relative delay)");
+    assert_eq!(
+        waits, 3,
+        "one wait per state and the leaf (each has a relative delay)"
+    );
     assert_eq!(leaf_height, parent);
     assert_eq!(add(start, cost.blocks.to_blocks()), leaf_height);
 
@@ -271,7 +276,8 @@ async fn exit_goes_on_from_an_old_state_that_confirmed_while_the_client_was_offl
     rt.confirm(&old1_b, None).await;
 
     // Client 0 comes back: the old layer-0 state is shared by epochs 0..=3, so its planner
-    // goes on with epoch 3's transactions (layer-1 delay 0): kickoff, state and leaf, no wait.
+    // goes on with epoch 3's transactions (layer-1 delay 0): kickoff and state with no wait,
+    // then the leaf after its own delay.
     let (done_a, steps_a) = run_exit(&rt, &kit_a, 10).await;
     let sent = broadcasts(&steps_a);
     let expected: Vec<_> = f.trees[3].client_path(a).expect("a path").nodes()[KICKOFF_1..]
@@ -283,7 +289,8 @@ async fn exit_goes_on_from_an_old_state_that_confirmed_while_the_client_was_offl
         expected
     );
     assert_eq!(delay_of(expected[1].0), 0);
-    assert_eq!(steps_a.len(), 3, "no wait: {steps_a:?}");
+    assert_eq!(steps_a.len(), 4, "one wait, the leaf's: {steps_a:?}");
+    assert!(matches!(steps_a[2], Step::Waited { .. }));
     let (leaf_a, _, _) = leaf_of(&done_a);
     assert_eq!(leaf_a, f.trees[3].leaf(a).expect("a leaf").txid());
     assert_leaf_on_chain(&rt, &kit_a, leaf_a).await;
@@ -350,11 +357,11 @@ async fn distribution_tx_pays_every_client_once_the_timeout_passes() {
         )
     };
     assert!(root(&next(&kits[0]).await));
-    // Up to T - W (W: the path's worst-case walk, 16 blocks) a tree exit still has its leaf
+    // Up to T - W (W: the path's worst-case walk, 21 blocks) a tree exit still has its leaf
     // confirmed by block T, before the distribution transaction could confirm; from T - W + 1
     // the distribution comes first, so the planner waits for it instead.
     let worst = kits[0].latest().worst_exit_blocks().to_blocks();
-    assert_eq!(worst, 16);
+    assert_eq!(worst, 21);
     let switch = sub(timeout, worst - 1);
     rt.mine_to(sub(switch, 1)).await;
     assert!(root(&next(&kits[0]).await));
@@ -445,11 +452,11 @@ async fn lsp_killing_the_distribution_at_t_minus_1_cannot_take_an_online_clients
     assert_eq!((path.timeout(), path.sweep_height()), (timeout, sweep));
     assert_eq!(
         sweep,
-        add(timeout, 20 + 6),
+        add(timeout, 25 + 6),
         "worst exit of 4096 clients + margin"
     );
     let worst = path.worst_exit_blocks().to_blocks();
-    assert_eq!(worst, 16);
+    assert_eq!(worst, 21);
     let next = |kit: &ExitKit| {
         let kit = kit.clone();
         let rt = &rt;
@@ -531,7 +538,7 @@ async fn lsp_killing_the_distribution_at_t_minus_1_cannot_take_an_online_clients
             .map(|n| (n.kind, n.txid()))
             .collect::<Vec<_>>()
     );
-    assert_eq!(leaf_height, add(sub(timeout, 1), 14));
+    assert_eq!(leaf_height, add(sub(timeout, 1), 19));
     assert!(leaf_height <= add(sub(timeout, 2), worst));
     assert!(add(leaf_height, p.params.timeout_margin.to_blocks()) <= sweep);
     assert_leaf_on_chain(&rt, &kit, leaf).await;

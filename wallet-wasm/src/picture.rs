@@ -68,11 +68,14 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
             NodeKind::Leaf { .. } => (
                 "Your leaf".to_string(),
                 format!(
-                    "your channel + {} of liquidity",
-                    crate::format::sats(node.tx.output.get(1).map_or(Amount::ZERO, |o| o.value))
+                    "your channel + {} of liquidity; waits {} blocks after its state",
+                    crate::format::sats(node.tx.output.get(1).map_or(Amount::ZERO, |o| o.value)),
+                    node.relative_delay().to_blocks()
                 ),
             ),
-            NodeKind::Distribution => ("Distribution".to_string(), String::new()),
+            NodeKind::Distribution | NodeKind::Redistribution { .. } => {
+                ("Distribution".to_string(), String::new())
+            }
         };
         let txid = node.txid();
         boxes.push(PictureNode {

@@ -77,7 +77,7 @@ pub fn Home() -> impl IntoView {
                 Some(o) => view! {
                     <dl>
                         <dt>"Channel"</dt><dd id="balance-channel">{sats(o.channel)}</dd>
-                        <dt>"Can receive"</dt><dd id="balance-inbound">{sats(o.inbound)}</dd>
+                        <dt>"Reserved liquidity (to buy later)"</dt><dd id="balance-inbound">{sats(o.inbound)}</dd>
                     </dl>
                 }.into_any(),
                 None => view! { <p id="balance-none">"No channel yet: join a factory to get one."</p> }.into_any(),

@@ -43,7 +43,7 @@ impl ExitCost {
 }
 
 /// The worst-case exit of any client of a factory of `clients` clients: the deepest path, with
-/// every state at its longest delay `(K-1)·S`. Computable before joining; no keys needed.
+/// every state and the leaf at their longest delay `(K-1)·S`. Computable before joining; no keys needed.
 pub fn worst_case_cost(params: &FactoryParams, clients: u32) -> Result<ExitCost, ParamsError> {
     params.validate()?;
     Ok(worst_case_unchecked(params, clients))
@@ -81,9 +81,9 @@ mod tests {
     fn mainnet_worst_case_is_about_a_week() {
         let p = FactoryParams::mainnet();
         let small = worst_case_cost(&p, 4).unwrap();
-        // kickoff, state, kickoff, state, leaf: two states at 432 blocks each.
+        // kickoff, state, kickoff, state, leaf: two states and the leaf at 432 blocks each.
         assert_eq!(small.txs, 5);
-        assert_eq!(small.blocks, BlockDelta::from_blocks(2 * 432 + 3));
+        assert_eq!(small.blocks, BlockDelta::from_blocks(3 * 432 + 2));
         let big = worst_case_cost(&p, 1024).unwrap();
         assert_eq!(big.txs, 9, "4 static levels above two DW layers");
         assert!(big.vbytes > small.vbytes);

@@ -8,7 +8,10 @@
 //!   epoch's transactions, which the client holds and signed);
 //! - at the first unspent output it proposes the newest version's transaction, or, if its
 //!   relative lock has not passed, the height to wait for;
-//! - the funding output may instead be spent by the distribution transaction.
+//! - the funding output may instead be spent by the distribution transaction;
+//! - at the leaf, a kit holding [`LeafStates`] proposes the newest leaf state; if a superseded
+//!   state confirmed instead, it proposes that state's redistribution (the stale L-stock pays
+//!   the client) before declaring the leaf done.
 //!
 //! The rule at the funding output, with `T` the (earliest stored) distribution lock, `T_sweep`
 //! the sweep height of the timeout leaf, and `W` the path's worst-case walk
@@ -35,6 +38,7 @@ use bitcoin::{OutPoint, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
 use super::ChainView;
+use crate::leaf::LeafStates;
 use crate::params::{BlockDelta, Epoch};
 use crate::path::ClientPath;
 use crate::tree::NodeKind;
@@ -44,6 +48,9 @@ use crate::types::NodeId;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitKit {
     versions: Vec<ClientPath>,
+    /// The leaf's states once liquidity was bought (state 0 alone needs no record).
+    #[serde(default)]
+    leaf: Option<LeafStates>,
 }
 
 /// Why a path cannot join an [`ExitKit`].
@@ -136,6 +143,7 @@ impl ExitKit {
     pub fn new(path: ClientPath) -> Result<ExitKit, ExitError> {
         let mut kit = ExitKit {
             versions: Vec::new(),
+            leaf: None,
         };
         kit.add(path)?;
         Ok(kit)
@@ -176,6 +184,21 @@ impl ExitKit {
         }
     }
 
+    /// Records the leaf's states after a liquidity purchase (replacing older records). Every
+    /// state and redistribution in it is signed ([`LeafStates::advance`] checks that).
+    pub fn set_leaf(&mut self, leaf: LeafStates) -> Result<(), ExitError> {
+        if leaf.parent() != self.latest().leaf().spent_outpoint() {
+            return Err(ExitError::OtherFactory);
+        }
+        self.leaf = Some(leaf);
+        Ok(())
+    }
+
+    /// The leaf's recorded states, if liquidity was bought.
+    pub fn leaf(&self) -> Option<&LeafStates> {
+        self.leaf.as_ref()
+    }
+
     /// The stored states, oldest first.
     pub fn versions(&self) -> &[ClientPath] {
         &self.versions
@@ -204,7 +227,7 @@ impl ExitKit {
                         return action;
                     }
                 }
-                return Self::step(candidates[0], i, created_at, tip);
+                return self.step(candidates[0], i, created_at, tip);
             };
             if i == 0 {
                 if let Some(v) = self
@@ -217,6 +240,9 @@ impl ExitKit {
                         payout: v.distribution_outpoint(),
                     };
                 }
+            }
+            if let Some(action) = self.leaf_spent(&outpoint, spender, chain) {
+                return action;
             }
             candidates.retain(|v| v.nodes().get(i).map(|n| n.txid()) == Some(spender));
             if candidates.is_empty() {
@@ -241,9 +267,44 @@ impl ExitKit {
         })
     }
 
-    /// Broadcast node `i` of `path`, or wait for its relative lock.
-    fn step(path: &ClientPath, i: usize, created_at: Height, tip: Height) -> ExitAction {
-        let node = &path.nodes()[i];
+    /// The leaf's parent output `parent` was spent by `spender`: if that is a recorded leaf
+    /// state, the leaf is done, after the redistribution of a superseded state's L-stock (which
+    /// must confirm before the L-stock's CSV lets the LSP sweep it).
+    fn leaf_spent(
+        &self,
+        parent: &OutPoint,
+        spender: Txid,
+        chain: &impl ChainView,
+    ) -> Option<ExitAction> {
+        let leaf = self.leaf.as_ref().filter(|l| l.parent() == *parent)?;
+        let state = leaf.by_txid(&spender)?;
+        if let Some(r) = leaf.redistribution(state.epoch) {
+            if chain.spending_txid(&state.lstock_outpoint()).is_none() {
+                return Some(ExitAction::Broadcast {
+                    node: r.id,
+                    kind: r.kind,
+                    tx: r.signed_tx()?,
+                });
+            }
+        }
+        Some(ExitAction::LeafConfirmed {
+            leaf: spender,
+            channel: state.channel_outpoint(),
+            height: chain
+                .confirmation_height(&spender)
+                .unwrap_or(chain.tip_height()),
+        })
+    }
+
+    /// Broadcast node `i` of `path` (the newest recorded leaf state in place of the leaf), or
+    /// wait for its relative lock.
+    fn step(&self, path: &ClientPath, i: usize, created_at: Height, tip: Height) -> ExitAction {
+        let mut node = &path.nodes()[i];
+        if let Some(leaf) = &self.leaf {
+            if leaf.parent() == node.spent_outpoint() {
+                node = &leaf.latest().node;
+            }
+        }
         // BIP-68: a delay of d blocks lets the spender into block `created_at + d`.
         let first_block = node
             .relative_delay()

@@ -15,7 +15,7 @@ use super::fees;
 use super::layout::{Layout, Span};
 use super::scripts::{self, KeyRing};
 use super::{ClientRange, FactoryProposal, NodeKind, TreeError, TreeNode};
-use crate::params::Epoch;
+use crate::params::{BlockDelta, Epoch};
 use crate::types::{ClientId, NodeId};
 
 /// The children of a node: span, first node id, internal key of the output it spends.
@@ -275,7 +275,15 @@ impl<'p> Builder<'p> {
                     },
                     anchor,
                 ];
-                let t = tx(slot.outpoint, Sequence::MAX, LockTime::ZERO, outputs);
+                // Leaf state 0: the longest delay of the leaf's own DW layer (`crate::leaf`).
+                let sequence = crate::leaf::delay(params, crate::leaf::LeafEpoch::FIRST)
+                    .and_then(|d| d.to_relative_sequence())
+                    .ok_or(TreeError::Params(
+                        crate::params::ParamsError::RelativeLockTooLong {
+                            got: params.max_state_delay().unwrap_or(BlockDelta::MAX_RELATIVE),
+                        },
+                    ))?;
+                let t = tx(slot.outpoint, sequence, LockTime::ZERO, outputs);
                 let kind = NodeKind::Leaf {
                     client: ClientId(client),
                     depth,

@@ -68,7 +68,7 @@ impl Stats {
 pub(crate) struct TxShape {
     /// Number of P2TR outputs (the anchor comes on top).
     pub(crate) p2tr_outputs: usize,
-    /// Whether it is a DW state transaction (relative delay).
+    /// Whether it is a DW state transaction or a leaf state (relative delay).
     pub(crate) is_state: bool,
 }
 
@@ -334,7 +334,7 @@ impl Layout {
             ],
             Span::Leaf { .. } => vec![TxShape {
                 p2tr_outputs: 2,
-                is_state: false,
+                is_state: true,
             }],
         }
     }

@@ -73,6 +73,14 @@ pub enum NodeKind {
     /// The distribution transaction: spends the funding output at the factory timeout and pays
     /// every client.
     Distribution,
+    /// The redistribution of a superseded leaf state's L-stock to its client
+    /// ([`crate::leaf`]).
+    Redistribution {
+        /// The client.
+        client: ClientId,
+        /// The superseded leaf state whose L-stock it spends.
+        epoch: crate::leaf::LeafEpoch,
+    },
 }
 
 /// One transaction of the tree.

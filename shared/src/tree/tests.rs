@@ -99,10 +99,15 @@ fn check_invariants(t: &FactoryTree) {
                 // The state's outputs to its children carry the timeout leaf at the sweep
                 // height (checked below from the child's side).
             }
-            NodeKind::Split { .. } | NodeKind::Kickoff { .. } | NodeKind::Leaf { .. } => {
+            NodeKind::Leaf { .. } => {
+                // Leaf state 0: the longest delay of the leaf's own DW layer.
+                let want = params.max_state_delay().unwrap();
+                assert_eq!(n.tx.input[0].sequence, want.to_relative_sequence().unwrap());
+            }
+            NodeKind::Split { .. } | NodeKind::Kickoff { .. } => {
                 assert_eq!(n.tx.input[0].sequence, Sequence::MAX);
             }
-            NodeKind::Distribution => {}
+            NodeKind::Distribution | NodeKind::Redistribution { .. } => {}
         }
         if let NodeKind::Leaf { client, .. } = n.kind {
             leaves += 1;
@@ -380,9 +385,11 @@ fn advance_epoch_resigns_only_what_changed() {
     while last.epoch().0 + 1 < last.epoch_count() {
         last = last.advance_epoch().unwrap();
     }
+    // Every interior state at delay 0; the leaf keeps its own layer's first delay.
     assert!(last
         .nodes()
         .iter()
+        .filter(|n| !matches!(n.kind, NodeKind::Leaf { .. }))
         .all(|n| n.relative_delay() == BlockDelta::ZERO));
     assert!(matches!(
         last.advance_epoch(),

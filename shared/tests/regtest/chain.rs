@@ -36,6 +36,10 @@ impl EsploraView {
                 outpoints.insert(n.spent_outpoint());
             }
         }
+        for state in kit.leaf().map(|l| l.states()).unwrap_or_default() {
+            txids.insert(state.node.txid());
+            outpoints.insert(state.lstock_outpoint());
+        }
         let mut confirmed = HashMap::new();
         for txid in txids {
             let status = esplora.get_tx_status(&txid).await.expect("tx status");

@@ -116,6 +116,7 @@ fn kind_words(kind: &NodeKind) -> &'static str {
         NodeKind::State { .. } => "State transaction",
         NodeKind::Leaf { .. } => "Your leaf",
         NodeKind::Distribution => "Distribution transaction (pays everyone)",
+        NodeKind::Redistribution { .. } => "Redistribution (an old leaf state's liquidity, to you)",
     }
 }
 
