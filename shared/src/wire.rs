@@ -11,6 +11,7 @@ use crate::ceremony::messages::{
     Aborted, AggNonces, Excluded, FinalSigs, FundingBroadcast, JoinAccepted, JoinRejected,
     JoinRequest, Nonces, PartialSigs, Propose, Refuse, SigsStored,
 };
+use crate::leaf::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
 use crate::pay::{ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult};
 use crate::terms::SignedTerms;
 
@@ -148,6 +149,17 @@ pub enum WireMsg {
     PayResult(PayResult),
     /// Client → LSP (demo networks): pay this invoice from the LSP's side, as test sats.
     FaucetRequest(FaucetRequest),
+    // Buying inbound liquidity (see `crate::leaf` and docs/protocol.md, "Leaf states").
+    /// Client → LSP: buy inbound liquidity from the leaf's L-stock.
+    LiquidityRequest(LiquidityRequest),
+    /// LSP → client: the advance offered, with the LSP's side of the new channel and nonces.
+    LiquidityOffer(Box<LiquidityOffer>),
+    /// Client → LSP: accepted, with the client's side of the new channel.
+    LiquidityAccept(Box<LiquidityAccept>),
+    /// Client → LSP: nonces and partial signatures of the new leaf state and redistribution.
+    LeafPartials(Box<LeafPartials>),
+    /// LSP → client: their final signatures.
+    LeafSigned(Box<LeafSigned>),
 }
 
 /// Machine-readable reasons carried in [`WireMsg::Error`].

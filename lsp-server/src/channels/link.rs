@@ -6,6 +6,7 @@ use bitcoin::Amount;
 use shared::channel::{
     Action, Channel, ChannelChange, ChannelEvent, ChannelMsg, CommitmentSpec, Side,
 };
+use shared::leaf::LeafEpoch;
 use shared::musig::public_key;
 use shared::path::ClientPath;
 use shared::pay::policy::channel_seed;
@@ -68,7 +69,7 @@ impl Router {
         if public_key(&secret) != member.proposal.lsp_key {
             return Err(build("the factory's LSP key is not this LSP's".into()));
         }
-        let seed = channel_seed(&secret, id);
+        let seed = channel_seed(&secret, id, LeafEpoch::FIRST);
         let feerate = self.settings.policy.opening_feerate;
         let spec = CommitmentSpec {
             lsp_balance: params.funding_output.value,
@@ -93,6 +94,7 @@ impl Router {
             first_points: mine.first_points,
             feerate: Some(feerate),
             next_update: 0,
+            leaf: LeafEpoch::FIRST,
         };
         Ok((member.identity, channel, lsp_open))
     }
@@ -274,7 +276,11 @@ impl Router {
         if let Some(conn) = self.links.get(&id).and_then(|l| l.ready) {
             self.send_conn(
                 conn,
-                WireMsg::Channel(Box::new(ChannelFrame { channel: id, msg })),
+                WireMsg::Channel(Box::new(ChannelFrame {
+                    channel: id,
+                    leaf: LeafEpoch::FIRST,
+                    msg,
+                })),
             );
         }
     }

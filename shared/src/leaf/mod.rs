@@ -23,6 +23,8 @@
 //!
 //! `docs/protocol.md`, "Leaf states and inbound liquidity", specifies the ceremony.
 
+mod advance;
+mod messages;
 mod states;
 #[cfg(test)]
 mod tests;
@@ -30,6 +32,8 @@ mod tests;
 use bitcoin::{Amount, OutPoint, Sequence, TxOut};
 use serde::{Deserialize, Serialize};
 
+pub use advance::{Advance, AdvanceError};
+pub use messages::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
 pub use states::{LeafStates, LeafStatesError};
 
 use crate::params::{BlockDelta, FactoryParams};

@@ -153,3 +153,69 @@ fn leaf_states_sign_each_epoch_once_and_in_order() {
     let same = LeafState::build(&path, LeafEpoch(2), a.sold).unwrap();
     assert_eq!(leaf.record_signing(&same), Err(LeafStatesError::NotMore));
 }
+
+#[test]
+fn both_sides_sign_an_advance_and_a_bad_partial_is_refused() {
+    let (path, keys) = setup();
+    let lsp_secret = keys.lsp;
+    let client_secret = keys.clients[2];
+    let client_key = crate::musig::public_key(&client_secret);
+    let mut rng = StdRng::seed_from_u64(9);
+    let amount = Amount::from_sat(2_500);
+    let mut lsp_leaf = LeafStates::new(&path);
+    let mut client_leaf = LeafStates::new(&path);
+    let mut lsp = Advance::new(&path, lsp_leaf.latest(), amount).unwrap();
+    let mut client = Advance::new(&path, client_leaf.latest(), amount).unwrap();
+    assert_eq!(lsp.state, client.state, "both build the same new state");
+    assert_eq!(lsp.redistribution, client.redistribution);
+    // The offer carries the LSP's nonces.
+    let (lsp_secs, lsp_pubs) = lsp.nonces(&lsp_secret, &mut rng);
+    // The client records, then signs.
+    client_leaf.record_signing(&client.state).unwrap();
+    let (client_secs, client_pubs) = client.nonces(&client_secret, &mut rng);
+    let partials = client
+        .sign(&client_secret, client_secs, &client_pubs, &lsp_pubs)
+        .unwrap();
+    // A tampered partial signature is refused, naming the client; nothing is attached.
+    let mut bad = partials;
+    bad.swap(0, 1);
+    let (secs2, pubs2) = lsp.nonces(&lsp_secret, &mut rng);
+    assert!(matches!(
+        lsp.clone()
+            .complete(&lsp_secret, secs2, &pubs2, &client_key, &client_pubs, &bad),
+        Err(AdvanceError::Musig(_))
+    ));
+    lsp_leaf.record_signing(&lsp.state).unwrap();
+    let sigs = lsp
+        .complete(
+            &lsp_secret,
+            lsp_secs,
+            &lsp_pubs,
+            &client_key,
+            &client_pubs,
+            &partials,
+        )
+        .unwrap();
+    lsp_leaf
+        .advance(lsp.state.clone(), lsp.redistribution.clone())
+        .unwrap();
+    // The client checks both signatures before storing.
+    let mut swapped = sigs;
+    swapped.swap(0, 1);
+    assert_eq!(
+        client.clone().attach(swapped),
+        Err(AdvanceError::BadSignature("new leaf state"))
+    );
+    client.attach(sigs).unwrap();
+    client_leaf
+        .advance(client.state.clone(), client.redistribution.clone())
+        .unwrap();
+    assert_eq!(client_leaf.latest(), lsp_leaf.latest());
+    assert_eq!(client_leaf.latest().sold, amount);
+    // Both signed transactions are complete and spend what they should.
+    assert!(client.state.node.signed_tx().is_some());
+    assert_eq!(
+        client.redistribution.spent_outpoint(),
+        LeafState::first(&path).lstock_outpoint()
+    );
+}

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::keys::Basepoints;
 use crate::channel::{ChannelMsg, PeerInfo};
+use crate::leaf::LeafEpoch;
 use crate::types::{ClientId, FactoryId};
 
 /// A channel: the leaf of `client` in `factory`.
@@ -41,12 +42,17 @@ pub struct ChannelOpen {
     /// connection).
     #[serde(default)]
     pub next_update: u64,
+    /// The leaf state whose channel output the channel lives on (0 until the wallet buys
+    /// liquidity; see `crate::leaf`).
+    #[serde(default)]
+    pub leaf: LeafEpoch,
 }
 
 impl ChannelOpen {
     /// Whether `other` opens the same channel with the same keys (ignoring `next_update`).
     pub fn same_keys(&self, other: &ChannelOpen) -> bool {
         self.channel == other.channel
+            && self.leaf == other.leaf
             && self.basepoints == other.basepoints
             && self.first_points == other.first_points
             && self.feerate == other.feerate
@@ -68,6 +74,10 @@ impl ChannelOpen {
 pub struct ChannelFrame {
     /// The channel.
     pub channel: ChannelId,
+    /// The leaf state of the channel it is for: the live one, or, during a liquidity purchase,
+    /// the new one.
+    #[serde(default)]
+    pub leaf: LeafEpoch,
     /// The message.
     pub msg: ChannelMsg,
 }

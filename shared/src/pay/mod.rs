@@ -17,7 +17,7 @@ pub use messages::{
     ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayFailure, PayOutcome, PayRequest,
     PayResult,
 };
-pub use policy::{leaf_channel_params, ChannelPolicy};
+pub use policy::{leaf_channel_params, leaf_state_channel_params, liquidity_price, ChannelPolicy};
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use bitcoin::{Amount, FeeRate, Network};
 
 use super::messages::ChannelId;
 use crate::channel::{ChannelError, ChannelParams};
+use crate::leaf::{LeafEpoch, LeafState};
 use crate::params::BlockDelta;
 use crate::path::ClientPath;
 use crate::terms::FeeSchedule;
@@ -73,15 +74,30 @@ pub fn route_fee(fees: &FeeSchedule, amount: Amount) -> Amount {
     fees.routing_fee_base + Amount::from_sat(prop as u64)
 }
 
-/// The parameters of the channel on `path`'s leaf: its `channel` output, funded by
+/// The price of `amount` of inbound liquidity: `ceil(amount × liquidity_fee_ppm / 10⁶)`.
+pub fn liquidity_price(fees: &FeeSchedule, amount: Amount) -> Amount {
+    let ppm = u128::from(fees.liquidity_fee_ppm);
+    Amount::from_sat((u128::from(amount.to_sat()) * ppm).div_ceil(1_000_000) as u64)
+}
+
+/// The parameters of the channel on `path`'s leaf (state 0): its `channel` output, funded by
 /// MuSig2(client's factory key, LSP's factory key).
 pub fn leaf_channel_params(
     path: &ClientPath,
     policy: &ChannelPolicy,
 ) -> Result<ChannelParams, ChannelError> {
-    let funding = path.channel_outpoint();
-    let funding_output = path
-        .leaf()
+    leaf_state_channel_params(path, &LeafState::first(path), policy)
+}
+
+/// The parameters of the channel on leaf state `state`'s `channel` output.
+pub fn leaf_state_channel_params(
+    path: &ClientPath,
+    state: &LeafState,
+    policy: &ChannelPolicy,
+) -> Result<ChannelParams, ChannelError> {
+    let funding = state.channel_outpoint();
+    let funding_output = state
+        .node
         .tx
         .output
         .get(funding.vout as usize)
@@ -101,14 +117,20 @@ pub fn leaf_channel_params(
     })
 }
 
-/// The channel seed of one side of `channel`, from that side's factory key (which is already
-/// unique to the factory): `SHA256("superscalar/channel-seed" ‖ key ‖ factory ‖ client)`.
-pub fn channel_seed(factory_secret: &SecretKey, channel: ChannelId) -> [u8; 32] {
+/// The channel seed of one side of `channel` on leaf state `leaf`, from that side's factory
+/// key (which is already unique to the factory):
+/// `SHA256("superscalar/channel-seed" ‖ key ‖ factory ‖ client [‖ leaf, from state 1 on])`.
+/// Each leaf state's channel has its own secrets, so revealing an old channel's revocation
+/// secrets never reveals a new channel's.
+pub fn channel_seed(factory_secret: &SecretKey, channel: ChannelId, leaf: LeafEpoch) -> [u8; 32] {
     let mut engine = sha256::Hash::engine();
     engine.input(b"superscalar/channel-seed");
     engine.input(&factory_secret.secret_bytes());
     engine.input(&channel.factory.0.to_be_bytes());
     engine.input(&channel.client.0.to_be_bytes());
+    if leaf != LeafEpoch::FIRST {
+        engine.input(&[leaf.0]);
+    }
     sha256::Hash::from_engine(engine).to_byte_array()
 }
 

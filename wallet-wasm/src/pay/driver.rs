@@ -14,6 +14,7 @@ use futures::StreamExt;
 use rand::RngCore;
 use shared::channel::keys::ChannelSecrets;
 use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, CommitmentSpec, Side};
+use shared::leaf::LeafEpoch;
 use shared::pay::policy::{channel_seed, route_fee};
 use shared::pay::{
     leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, FaucetRequest,
@@ -345,7 +346,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             htlcs: Vec::new(),
             feerate,
         };
-        let seed = channel_seed(&leaf.factory_secret, id);
+        let seed = channel_seed(&leaf.factory_secret, id, LeafEpoch::FIRST);
         let next_seq = changes.len() as u64;
         let channel = Channel::restore(
             Side::Client,
@@ -448,6 +449,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     async fn send_channel(&mut self, id: ChannelId, msg: ChannelMsg) {
         self.send(WireMsg::Channel(Box::new(ChannelFrame {
             channel: id,
+            leaf: LeafEpoch::FIRST,
             msg,
         })))
         .await
@@ -851,7 +853,11 @@ enum Wake {
 
 /// What the wallet sends the LSP for `leaf`: its channel basepoints and first two points.
 fn client_open(leaf: &PayLeaf, next_update: u64) -> ChannelOpen {
-    let secrets = ChannelSecrets::from_seed(&channel_seed(&leaf.factory_secret, leaf.channel));
+    let secrets = ChannelSecrets::from_seed(&channel_seed(
+        &leaf.factory_secret,
+        leaf.channel,
+        LeafEpoch::FIRST,
+    ));
     ChannelOpen {
         channel: leaf.channel,
         basepoints: secrets.basepoints(),
@@ -861,6 +867,7 @@ fn client_open(leaf: &PayLeaf, next_update: u64) -> ChannelOpen {
         ],
         feerate: None,
         next_update,
+        leaf: LeafEpoch::FIRST,
     }
 }
 

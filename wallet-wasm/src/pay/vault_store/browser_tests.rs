@@ -47,6 +47,7 @@ fn open(id: ChannelId) -> ChannelOpen {
         first_points: [point(5), point(6)],
         feerate: Some(bitcoin::FeeRate::from_sat_per_vb_u32(1)),
         next_update: 0,
+        leaf: shared::leaf::LeafEpoch::FIRST,
     }
 }
 
