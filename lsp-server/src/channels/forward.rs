@@ -210,12 +210,20 @@ impl Router {
         }
         let now = self.now();
         let mut online = false;
+        let mut busy = false;
         let mut failure = PayFailure::NoLiquidity;
         for id in candidates {
             let Some(link) = self.links.get_mut(&id) else {
                 continue;
             };
             if link.ready.is_none() || link.channel.number().is_none() {
+                continue;
+            }
+            if link.channel.in_round() {
+                // Offered now, the HTLC could only commit after this round, which the payee may
+                // never answer (then it is disconnected and the payment fails as offline). Offer
+                // it when the round commits (`on_committed` retries): it loses no time.
+                busy = true;
                 continue;
             }
             online = true;
@@ -242,7 +250,7 @@ impl Router {
                 }
             }
         }
-        if online {
+        if online && !busy {
             self.fail_forward(row, failure);
         }
     }
