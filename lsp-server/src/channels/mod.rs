@@ -239,8 +239,20 @@ impl Router {
         };
         if self.online.get(&identity) == Some(&conn) {
             self.online.remove(&identity);
-            for id in self.by_identity.get(&identity).cloned().unwrap_or_default() {
-                if let Some(link) = self.links.get_mut(&id) {
+            // Another connection of the same wallet (a second tab) is still served.
+            let other = self
+                .conns
+                .iter()
+                .find(|(_, (i, _))| *i == identity)
+                .map(|(c, _)| *c);
+            if let Some(other) = other {
+                self.online.insert(identity, other);
+            }
+        }
+        // The channels opened on this connection, whichever connection is the wallet's latest.
+        for id in self.by_identity.get(&identity).cloned().unwrap_or_default() {
+            if let Some(link) = self.links.get_mut(&id) {
+                if link.ready == Some(conn) {
                     link.ready = None;
                     link.channel.reset_round();
                 }
@@ -312,7 +324,10 @@ impl Router {
             .links
             .values()
             .filter(|l| l.channel.in_round())
-            .filter(|l| l.round_since.is_some_and(|t| now >= t.saturating_add(timeout)))
+            .filter(|l| {
+                l.round_since
+                    .is_some_and(|t| now >= t.saturating_add(timeout))
+            })
             .filter_map(|l| l.ready.map(|conn| (conn, l.id)))
             .collect();
         for (conn, id) in stalled {
