@@ -5,7 +5,10 @@
 //! 2. Once that HTLC is committed, the LSP checks it against the invoice (hash, amount + fee,
 //!    expiry, not expired) and offers the payee an HTLC of the invoice amount on one of the
 //!    payee's channels that can take it, expiring `expiry_delta` blocks earlier. A payee that is
-//!    offline is waited for (`--offline-wait-secs`), then the payment fails back.
+//!    offline is waited for (`--offline-wait-secs`), then the payment fails back; so is one whose
+//!    channel is in a round (offered when the round commits, or failed back if the payee never
+//!    answers it and is disconnected). An HTLC already offered is never failed back before the
+//!    payee's channel drops it: the payee could still claim it.
 //! 3. The payee fulfills; the LSP fulfills the payer's HTLC with the same preimage at once and
 //!    sends `pay_result`. A payee that fails the HTLC, or any check that fails, fails the payer's
 //!    HTLC back with the reason.

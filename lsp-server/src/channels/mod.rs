@@ -14,7 +14,8 @@
 //!   opens the channel the first time (from the factory's stored proposal) and answers with its
 //!   own basepoints; an interrupted round is restarted (`Channel::reset_round`).
 //! - The LSP drives rounds: after any update, an idle channel whose wallet is connected starts
-//!   a round at once.
+//!   a round at once. A wallet that leaves a round unanswered for
+//!   `--channel-round-timeout-secs` is disconnected (the round restarts when it reconnects).
 //! - Every `Persist` of every channel touched by one input is written in one SQLite
 //!   transaction before any frame of that input leaves.
 
