@@ -63,6 +63,12 @@ pub struct PaymentOptions {
     /// to the payer.
     #[arg(long, env = "LSP_OFFLINE_WAIT_SECS", default_value_t = 30)]
     pub offline_wait_secs: u64,
+    /// Seconds a wallet may take to answer a commitment round; past it the LSP closes that
+    /// wallet's connection (the round restarts when it reconnects), so payments towards it wait
+    /// for it as for any offline payee instead of hanging on a silent connection.
+    /// (The factory ceremony's `--round-timeout-secs` is another flag.)
+    #[arg(long, env = "LSP_CHANNEL_ROUND_TIMEOUT_SECS", default_value_t = 30)]
+    pub channel_round_timeout_secs: u64,
     /// Regtest and signet only: the most a wallet may ask from the demo faucet, per request
     /// (0 turns the faucet off).
     #[arg(long, env = "LSP_FAUCET_MAX_SAT", default_value_t = 50_000)]

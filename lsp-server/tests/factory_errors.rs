@@ -8,69 +8,13 @@ use std::time::Duration;
 
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Amount;
-use futures::{SinkExt, StreamExt};
 use shared::auth::{sign_challenge, AuthProof, AuthRequest};
 use shared::ceremony::{ClientOutcome, JoinRequest, Reason, Refuse, SigsStored};
 use shared::types::{FactoryId, SessionId};
-use shared::wire::{Envelope, ErrorCode, WireMsg};
-use tokio_tungstenite::tungstenite::Message;
+use shared::wire::{ErrorCode, WireMsg};
 
+use common::raw::{connect, expect_error, recv, send};
 use common::swarm::{self, ClientSpec, Fault};
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn send(ws: &mut Ws, msg: WireMsg) {
-    ws.send(Message::Text(Envelope::new(msg).encode().into()))
-        .await
-        .expect("send");
-}
-
-async fn recv(ws: &mut Ws) -> WireMsg {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an answer in time")
-            .expect("connection open")
-            .expect("frame");
-        if let Message::Text(t) = frame {
-            return Envelope::decode(t.as_str()).expect("LSP frames decode").msg;
-        }
-    }
-}
-
-fn expect_error(msg: WireMsg, want: ErrorCode) -> String {
-    match msg {
-        WireMsg::Error {
-            code,
-            message,
-            fatal,
-        } => {
-            assert_eq!(code, want, "{message}");
-            assert!(!fatal, "{message}");
-            message
-        }
-        other => panic!("expected a {want:?} error, got {other:?}"),
-    }
-}
-
-/// Connects and says hello; returns the socket and the LSP's identity key.
-async fn connect(url: &str) -> (Ws, bitcoin::secp256k1::XOnlyPublicKey) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connects");
-    send(
-        &mut ws,
-        WireMsg::Hello {
-            agent: "raw test client".into(),
-        },
-    )
-    .await;
-    let WireMsg::Welcome { terms } = recv(&mut ws).await else {
-        panic!("expected welcome")
-    };
-    (ws, terms.body.lsp_pubkey)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_get_clear_errors_and_the_others_are_served() {

@@ -18,6 +18,7 @@ fn options() -> PaymentOptions {
     PaymentOptions {
         offline_wait_secs: 20,
         faucet_max_sat: 50_000,
+        ..PaymentOptions::default()
     }
 }
 

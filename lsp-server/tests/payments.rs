@@ -34,6 +34,7 @@ async fn two_hundred_payments_across_two_factories_reconcile_exactly() {
     let payments = PaymentOptions {
         offline_wait_secs: 3,
         faucet_max_sat: FAUCET,
+        ..PaymentOptions::default()
     };
     let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
     common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;

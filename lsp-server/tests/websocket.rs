@@ -9,24 +9,7 @@ use futures::{SinkExt, StreamExt};
 use shared::wire::{Envelope, ErrorCode, WireMsg, MAX_FRAME_BYTES};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn send_text(ws: &mut Ws, text: String) {
-    ws.send(Message::Text(text.into())).await.expect("send");
-}
-
-async fn recv_msg(ws: &mut Ws) -> WireMsg {
-    loop {
-        match ws.next().await.expect("connection open").expect("frame") {
-            Message::Text(t) => {
-                return Envelope::decode(t.as_str()).expect("LSP frames decode").msg
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
-}
+use common::raw::{recv, send_text};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -50,7 +33,7 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
         .encode(),
     )
     .await;
-    let WireMsg::Welcome { terms } = recv_msg(&mut ws).await else {
+    let WireMsg::Welcome { terms } = recv(&mut ws).await else {
         panic!("expected welcome")
     };
     terms
@@ -85,7 +68,7 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
         ),
     ] {
         send_text(&mut ws, frame).await;
-        match recv_msg(&mut ws).await {
+        match recv(&mut ws).await {
             WireMsg::Error {
                 code,
                 fatal,
@@ -108,7 +91,7 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
     )
     .await;
     assert!(matches!(
-        recv_msg(&mut ws).await,
+        recv(&mut ws).await,
         WireMsg::Error {
             code: ErrorCode::Unexpected,
             ..
@@ -117,7 +100,7 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
 
     // The connection still works.
     send_text(&mut ws, Envelope::new(WireMsg::Ping { nonce: 42 }).encode()).await;
-    assert_eq!(recv_msg(&mut ws).await, WireMsg::Pong { nonce: 42 });
+    assert_eq!(recv(&mut ws).await, WireMsg::Pong { nonce: 42 });
 
     // An oversized frame closes that connection, and only that one.
     let huge = "x".repeat(MAX_FRAME_BYTES + 1024);
@@ -148,7 +131,7 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
         Envelope::new(WireMsg::Ping { nonce: 7 }).encode(),
     )
     .await;
-    assert_eq!(recv_msg(&mut other).await, WireMsg::Pong { nonce: 7 });
+    assert_eq!(recv(&mut other).await, WireMsg::Pong { nonce: 7 });
 }
 
 #[tokio::test]

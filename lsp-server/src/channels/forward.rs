@@ -5,7 +5,10 @@
 //! 2. Once that HTLC is committed, the LSP checks it against the invoice (hash, amount + fee,
 //!    expiry, not expired) and offers the payee an HTLC of the invoice amount on one of the
 //!    payee's channels that can take it, expiring `expiry_delta` blocks earlier. A payee that is
-//!    offline is waited for (`--offline-wait-secs`), then the payment fails back.
+//!    offline is waited for (`--offline-wait-secs`), then the payment fails back; so is one whose
+//!    channel is in a round (offered when the round commits, or failed back if the payee never
+//!    answers it and is disconnected). An HTLC already offered is never failed back before the
+//!    payee's channel drops it: the payee could still claim it.
 //! 3. The payee fulfills; the LSP fulfills the payer's HTLC with the same preimage at once and
 //!    sends `pay_result`. A payee that fails the HTLC, or any check that fails, fails the payer's
 //!    HTLC back with the reason.
@@ -210,12 +213,20 @@ impl Router {
         }
         let now = self.now();
         let mut online = false;
+        let mut busy = false;
         let mut failure = PayFailure::NoLiquidity;
         for id in candidates {
             let Some(link) = self.links.get_mut(&id) else {
                 continue;
             };
             if link.ready.is_none() || link.channel.number().is_none() {
+                continue;
+            }
+            if link.channel.in_round() {
+                // Offered now, the HTLC could only commit after this round, which the payee may
+                // never answer (then it is disconnected and the payment fails as offline). Offer
+                // it when the round commits (`on_committed` retries): it loses no time.
+                busy = true;
                 continue;
             }
             online = true;
@@ -242,7 +253,7 @@ impl Router {
                 }
             }
         }
-        if online {
+        if online && !busy {
             self.fail_forward(row, failure);
         }
     }

@@ -30,6 +30,9 @@ pub(super) struct Link {
     pub(super) next_seq: u64,
     /// The connection the wallet opened the channel on (frames go only there).
     pub(super) ready: Option<ConnId>,
+    /// Unix time the current commitment round started (a wallet silent past
+    /// `--channel-round-timeout-secs` is disconnected).
+    pub(super) round_since: Option<u64>,
 }
 
 /// Why a channel cannot be opened.
@@ -114,6 +117,7 @@ impl Router {
                 lsp_open,
                 next_seq,
                 ready: None,
+                round_since: None,
             });
         }
         self.forwards_restore();
@@ -183,6 +187,7 @@ impl Router {
             lsp_open: lsp_open.clone(),
             next_seq: 0,
             ready: Some(conn),
+            round_since: None,
         });
         Ok(lsp_open)
     }
@@ -222,6 +227,7 @@ impl Router {
     /// transaction, then the frames, then the events (which may touch more channels).
     pub(super) fn flush(&mut self) {
         let mut rng = rand::rngs::OsRng;
+        let now = self.now().unix_time;
         while !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);
             let mut changes = Vec::new();
@@ -233,8 +239,11 @@ impl Router {
                     continue;
                 };
                 if link.ready.is_some() && !link.channel.in_round() && link.channel.needs_round() {
-                    if let Err(e) = link.channel.start_round(&mut rng) {
-                        tracing::warn!(channel = %id, error = %e, "could not start a round");
+                    match link.channel.start_round(&mut rng) {
+                        Ok(()) => link.round_since = Some(now),
+                        Err(e) => {
+                            tracing::warn!(channel = %id, error = %e, "could not start a round")
+                        }
                     }
                 }
                 while let Some(action) = link.channel.poll_action() {

@@ -14,7 +14,8 @@
 //!   opens the channel the first time (from the factory's stored proposal) and answers with its
 //!   own basepoints; an interrupted round is restarted (`Channel::reset_round`).
 //! - The LSP drives rounds: after any update, an idle channel whose wallet is connected starts
-//!   a round at once.
+//!   a round at once. A wallet that leaves a round unanswered for
+//!   `--channel-round-timeout-secs` is disconnected (the round restarts when it reconnects).
 //! - Every `Persist` of every channel touched by one input is written in one SQLite
 //!   transaction before any frame of that input leaves.
 
@@ -239,8 +240,20 @@ impl Router {
         };
         if self.online.get(&identity) == Some(&conn) {
             self.online.remove(&identity);
-            for id in self.by_identity.get(&identity).cloned().unwrap_or_default() {
-                if let Some(link) = self.links.get_mut(&id) {
+            // Another connection of the same wallet (a second tab) is still served.
+            let other = self
+                .conns
+                .iter()
+                .find(|(_, (i, _))| *i == identity)
+                .map(|(c, _)| *c);
+            if let Some(other) = other {
+                self.online.insert(identity, other);
+            }
+        }
+        // The channels opened on this connection, whichever connection is the wallet's latest.
+        for id in self.by_identity.get(&identity).cloned().unwrap_or_default() {
+            if let Some(link) = self.links.get_mut(&id) {
+                if link.ready == Some(conn) {
                     link.ready = None;
                     link.channel.reset_round();
                 }
@@ -285,6 +298,7 @@ impl Router {
 
     fn on_tick(&mut self) {
         let now = self.now();
+        self.drop_stalled(now.unix_time);
         for id in self.forwards.overdue(now.unix_time) {
             self.fail_forward(id, shared::pay::PayFailure::PayeeOffline);
         }
@@ -299,6 +313,41 @@ impl Router {
                 link.channel.handle_timeout(now);
                 self.dirty.insert(id);
             }
+        }
+    }
+
+    /// Closes the connection of every wallet that left a commitment round unanswered for
+    /// `--channel-round-timeout-secs`: its rounds reset (they restart when it reconnects) and
+    /// payments towards it wait for it as for any offline payee.
+    fn drop_stalled(&mut self, now: u64) {
+        let timeout = self.settings.options.channel_round_timeout_secs;
+        let stalled: Vec<(ConnId, ChannelId)> = self
+            .links
+            .values()
+            .filter(|l| l.channel.in_round())
+            .filter(|l| {
+                l.round_since
+                    .is_some_and(|t| now >= t.saturating_add(timeout))
+            })
+            .filter_map(|l| l.ready.map(|conn| (conn, l.id)))
+            .collect();
+        for (conn, id) in stalled {
+            if !self.conns.contains_key(&conn) {
+                continue;
+            }
+            tracing::warn!(channel = %id, conn, "no answer to a commitment round; closing the wallet's connection");
+            let msg = WireMsg::Error {
+                code: ErrorCode::Unexpected,
+                message: format!(
+                    "channel {id}: no answer to the commitment round within {timeout} s; \
+                     closing the connection (the round restarts when you reconnect)"
+                ),
+                fatal: true,
+            };
+            if let Some((_, out)) = self.conns.get(&conn) {
+                let _ = out.send(Outbound::Close(crate::factory::encode(msg)));
+            }
+            self.on_detach(conn);
         }
     }
 

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod pay;
+pub mod puppet;
+pub mod raw;
 pub mod swarm;
 
 use std::net::SocketAddr;

@@ -1,0 +1,244 @@
+//! A wallet driven by hand over a raw WebSocket: the client side of one leaf channel (the shared
+//! channel state machine, as the real wallet runs it), whose every frame the test sees and may
+//! hold back, alter or replace.
+
+use bitcoin::absolute::Height;
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::Keypair;
+use bitcoin::{Amount, Network};
+use shared::channel::keys::ChannelSecrets;
+use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, CommitmentSpec, Side};
+use shared::pay::policy::channel_seed;
+use shared::pay::{
+    leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, InvoiceRequest,
+};
+use shared::terms::SignedTerms;
+use shared::types::Now;
+use shared::wire::WireMsg;
+
+use super::raw::{self, Ws};
+use super::swarm::ClientRun;
+use super::Stack;
+
+/// The client side of one channel, on its own connection.
+pub struct Puppet {
+    pub ws: Ws,
+    pub id: ChannelId,
+    pub channel: Channel,
+    pub keys: Keypair,
+    /// Frames the channel machine wants sent, held until [`Puppet::send_held`].
+    pub held: Vec<ChannelMsg>,
+    /// Messages received that were not channel frames (errors, pay results, …).
+    pub other: Vec<WireMsg>,
+    esplora: String,
+}
+
+/// What the wallet sends at open for this leaf (as `wallet::pay` does).
+pub fn client_open(id: ChannelId, run: &ClientRun, next_update: u64) -> ChannelOpen {
+    let secrets = ChannelSecrets::from_seed(&channel_seed(&run.factory_secret, id));
+    ChannelOpen {
+        channel: id,
+        basepoints: secrets.basepoints(),
+        first_points: [
+            secrets.commitment_seed.point(0),
+            secrets.commitment_seed.point(1),
+        ],
+        feerate: None,
+        next_update,
+    }
+}
+
+impl Puppet {
+    /// Connects as `run`'s wallet, opens its channel and completes round 0.
+    pub async fn open(stack: &Stack, run: &ClientRun) -> Puppet {
+        let leaf = super::pay::leaf_of(run);
+        let id = leaf.channel;
+        let (mut ws, _) = raw::connect_as(&stack.ws_url(), &run.keys).await;
+        raw::send(
+            &mut ws,
+            WireMsg::ChannelOpen(Box::new(client_open(id, run, 0))),
+        )
+        .await;
+        let lsp_open = loop {
+            match raw::recv(&mut ws).await {
+                WireMsg::ChannelOpen(open) => break *open,
+                // The factory's last ceremony frame, replayed on every authentication.
+                WireMsg::FundingBroadcast(_) => continue,
+                other => panic!("expected the LSP's channel_open, got {other:?}"),
+            }
+        };
+        let policy = ChannelPolicy::for_network(Network::Regtest);
+        let params = leaf_channel_params(&leaf.path, &policy).expect("leaf params");
+        let spec = CommitmentSpec {
+            lsp_balance: params.funding_output.value,
+            client_balance: Amount::ZERO,
+            htlcs: Vec::new(),
+            feerate: lsp_open.feerate.expect("the LSP names the fee rate"),
+        };
+        let channel = Channel::new(
+            Side::Client,
+            params,
+            run.factory_secret,
+            &channel_seed(&run.factory_secret, id),
+            lsp_open.peer_info(),
+            spec,
+        )
+        .expect("client channel");
+        let mut puppet = Puppet {
+            ws,
+            id,
+            channel,
+            keys: run.keys,
+            held: Vec::new(),
+            other: Vec::new(),
+            esplora: stack.devnet.esplora_url().to_string(),
+        };
+        puppet.commit().await;
+        puppet
+    }
+
+    /// Now, as the channel machine wants it.
+    pub async fn now(&self) -> Now {
+        let height: u32 = reqwest::get(format!("{}/blocks/tip/height", self.esplora))
+            .await
+            .expect("esplora")
+            .text()
+            .await
+            .expect("height")
+            .trim()
+            .parse()
+            .expect("a height");
+        Now {
+            height: Height::from_consensus(height).expect("height"),
+            unix_time: wallet::platform::unix_now(),
+        }
+    }
+
+    /// Receives one message; a channel frame goes to the machine, whose frames are held.
+    /// Returns the channel message (if it was one) and the committed number (if a round ended).
+    pub async fn step(&mut self) -> (Option<ChannelMsg>, Option<u64>) {
+        match raw::recv(&mut self.ws).await {
+            WireMsg::Channel(frame) => {
+                assert_eq!(frame.channel, self.id, "frames only for this channel");
+                let now = self.now().await;
+                self.channel
+                    .handle_message(now, frame.msg.clone(), &mut rand::thread_rng())
+                    .expect("the LSP's channel messages are valid");
+                let committed = self.drain();
+                (Some(frame.msg), committed)
+            }
+            other => {
+                self.other.push(other);
+                (None, None)
+            }
+        }
+    }
+
+    /// Moves the machine's actions out: frames to `held`; returns a committed number if any.
+    pub fn drain(&mut self) -> Option<u64> {
+        let mut committed = None;
+        while let Some(action) = self.channel.poll_action() {
+            match action {
+                Action::Send(msg) => self.held.push(msg),
+                Action::Emit(ChannelEvent::Committed { number }) => committed = Some(number),
+                Action::Persist(_) | Action::Emit(_) | Action::Broadcast(_) => {}
+            }
+        }
+        committed
+    }
+
+    /// Sends one channel message on this channel.
+    pub async fn send_msg(&mut self, msg: ChannelMsg) {
+        let frame = ChannelFrame {
+            channel: self.id,
+            msg,
+        };
+        raw::send(&mut self.ws, WireMsg::Channel(Box::new(frame))).await;
+    }
+
+    /// Sends every held frame, in order.
+    pub async fn send_held(&mut self) {
+        for msg in std::mem::take(&mut self.held) {
+            self.send_msg(msg).await;
+        }
+    }
+
+    /// Answers everything honestly until a round commits; returns its number.
+    pub async fn commit(&mut self) -> u64 {
+        loop {
+            self.send_held().await;
+            if let (_, Some(number)) = self.step().await {
+                self.send_held().await;
+                return number;
+            }
+        }
+    }
+
+    /// Receives (answering channel frames honestly) until `want` matches a non-channel message.
+    pub async fn until_other(&mut self, want: impl Fn(&WireMsg) -> bool) -> WireMsg {
+        loop {
+            if let Some(i) = self.other.iter().position(&want) {
+                return self.other.remove(i);
+            }
+            self.send_held().await;
+            self.step().await;
+        }
+    }
+
+    /// An invoice of this wallet's for `amount`, with its preimage.
+    pub async fn invoice(&self, stack: &Stack, amount: Amount) -> (String, [u8; 32]) {
+        let terms: SignedTerms =
+            reqwest::get(format!("{}/.well-known/superscalar.json", stack.http_url()))
+                .await
+                .expect("terms")
+                .json()
+                .await
+                .expect("terms JSON");
+        let preimage: [u8; 32] = rand::random();
+        let invoice = InvoiceRequest {
+            amount,
+            description: "puppet".into(),
+            expiry_secs: 600,
+            hash: sha256::Hash::hash(&preimage),
+            secret: rand::random(),
+            channel: self.id,
+            lsp: terms.body.lsp_pubkey,
+            fees: terms.body.fees,
+            now_unix: wallet::platform::unix_now(),
+        }
+        .sign(
+            Network::Regtest,
+            &self.keys,
+            &ChannelPolicy::for_network(Network::Regtest),
+        )
+        .expect("invoice");
+        (invoice, preimage)
+    }
+
+    /// Waits until the LSP's HTLC for `preimage`'s hash is committed, fulfills it, and returns
+    /// with the fulfill sent (the LSP's round for it not answered yet).
+    pub async fn fulfill(&mut self, preimage: [u8; 32]) {
+        let hash = sha256::Hash::hash(&preimage);
+        let htlc = loop {
+            let found = self
+                .channel
+                .spec()
+                .htlcs
+                .iter()
+                .find(|h| h.offerer == Side::Lsp && h.hash == hash)
+                .map(|h| h.id);
+            if let Some(id) = found {
+                break id;
+            }
+            self.send_held().await;
+            self.step().await;
+        };
+        self.send_held().await;
+        let now = self.now().await;
+        self.channel
+            .fulfill_htlc(now, htlc, preimage)
+            .expect("fulfill");
+        self.drain();
+        self.send_held().await;
+    }
+}
