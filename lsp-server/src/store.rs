@@ -85,6 +85,25 @@ const MIGRATIONS: &[&str] = &[
         settled INTEGER
     );
     CREATE INDEX payments_status ON payments(status);",
+    // Leaf states and liquidity sales (`channels::liquidity`).
+    "ALTER TABLE channel_changes ADD COLUMN leaf INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE leaves (
+        factory INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        live INTEGER NOT NULL,
+        states TEXT NOT NULL,
+        opening TEXT NOT NULL,
+        PRIMARY KEY (factory, client)
+    );
+    CREATE TABLE liquidity_sales (
+        id INTEGER PRIMARY KEY,
+        factory INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        leaf INTEGER NOT NULL,
+        amount_sat INTEGER NOT NULL,
+        price_sat INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );",
 ];
 
 /// The LSP's database.

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use lsp_server::PaymentOptions;
 use shared::channel::keys::ChannelSecrets;
 use shared::channel::{ChannelMsg, Revocation, Update, UpdateMsg};
+use shared::leaf::LeafEpoch;
 use shared::pay::{
     ChannelFrame, ChannelOpen, ChannelPolicy, PayFailure, PayOutcome, PayRequest, PayResult,
 };
@@ -163,6 +164,7 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
     // 1. Another client's channel: a channel frame, an open and a route request naming it.
     let frame = ChannelFrame {
         channel: a,
+        leaf: LeafEpoch::FIRST,
         msg: ChannelMsg::ClientRevoked {
             number: 1,
             revocation: None,
@@ -213,6 +215,7 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
         ],
         feerate: None,
         next_update: 0,
+        leaf: LeafEpoch::FIRST,
     };
     raw::send(&mut puppet.ws, WireMsg::ChannelOpen(Box::new(forged))).await;
     let message = refusal(&mut puppet).await;
@@ -396,6 +399,7 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
     }
     let frame = ChannelFrame {
         channel: c,
+        leaf: LeafEpoch::FIRST,
         msg: ChannelMsg::ClientRevoked {
             number: 9,
             revocation: None,

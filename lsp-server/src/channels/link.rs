@@ -1,19 +1,20 @@
 //! One leaf channel at the LSP: opening it from the funded factory's proposal, restoring it
 //! from its stored changes, and performing its actions (persist, send, events, broadcast).
 
-use bitcoin::secp256k1::XOnlyPublicKey;
+use bitcoin::secp256k1::{SecretKey, XOnlyPublicKey};
 use bitcoin::Amount;
 use shared::channel::{
     Action, Channel, ChannelChange, ChannelEvent, ChannelMsg, CommitmentSpec, Side,
 };
-use shared::leaf::LeafEpoch;
+use shared::leaf::{LeafEpoch, LeafStates};
 use shared::musig::public_key;
 use shared::path::ClientPath;
 use shared::pay::policy::channel_seed;
-use shared::pay::{leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen};
+use shared::pay::{leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpen};
 use shared::wire::{ErrorCode, WireMsg};
 
-use super::store::ChannelStoreError;
+use super::liquidity::{leaf_signed, PendingAdvance};
+use super::store::{ChannelStoreError, StoredLeaf};
 use super::Router;
 use crate::factory::{factory_key, ConnId};
 
@@ -33,11 +34,23 @@ pub(super) struct Link {
     /// Unix time the current commitment round started (a wallet silent past
     /// `--channel-round-timeout-secs` is disconnected).
     pub(super) round_since: Option<u64>,
+    /// The leaf's states; the live channel is on the latest one's channel output.
+    pub(super) leaf: LeafStates,
+    /// A liquidity purchase in flight.
+    pub(super) advance: Option<Box<PendingAdvance>>,
+}
+
+/// How the LSP answers a `channel_open`.
+enum Opened {
+    /// With its own `channel_open`: the channel is open on this connection.
+    Open(ChannelOpen),
+    /// With the signatures of a purchase the wallet missed; it opens the new channel next.
+    Resume(shared::leaf::LeafSigned),
 }
 
 /// Why a channel cannot be opened.
 #[derive(Debug, thiserror::Error)]
-enum OpenError {
+pub(super) enum OpenError {
     #[error("no funded factory has this wallet as client {0}")]
     NotMember(ChannelId),
     #[error("channel {0} belongs to another wallet")]
@@ -50,15 +63,46 @@ enum OpenError {
     Store(#[from] ChannelStoreError),
 }
 
+/// The LSP's side of the channel of `id` on leaf state `leaf`, restored from `changes`, and
+/// the `channel_open` it answers with.
+pub(super) fn lsp_channel(
+    id: ChannelId,
+    leaf: LeafEpoch,
+    params: shared::channel::ChannelParams,
+    secret: SecretKey,
+    client_open: &ChannelOpen,
+    spec: CommitmentSpec,
+    changes: Vec<ChannelChange>,
+) -> Result<(Channel, ChannelOpen), shared::channel::ChannelError> {
+    let seed = channel_seed(&secret, id, leaf);
+    let feerate = spec.feerate;
+    let channel = Channel::restore(
+        Side::Lsp,
+        params,
+        secret,
+        &seed,
+        client_open.peer_info(),
+        spec,
+        changes,
+    )?;
+    let mine = channel.peer_info();
+    let lsp_open = ChannelOpen {
+        channel: id,
+        basepoints: mine.basepoints,
+        first_points: mine.first_points,
+        feerate: Some(feerate),
+        next_update: 0,
+        leaf,
+    };
+    Ok((channel, lsp_open))
+}
+
 impl Router {
-    /// Builds the LSP's side of channel `id` on its leaf, with `client_open`'s basepoints, and
-    /// replays its stored `changes` (none for a new channel).
-    fn build_channel(
+    /// `id`'s funded member and its path, checked to be this LSP's factory.
+    pub(super) fn member_path(
         &self,
         id: ChannelId,
-        client_open: &ChannelOpen,
-        changes: Vec<ChannelChange>,
-    ) -> Result<(XOnlyPublicKey, Channel, ChannelOpen), OpenError> {
+    ) -> Result<(XOnlyPublicKey, ClientPath, SecretKey), OpenError> {
         let member = self
             .store
             .funded_member(id)?
@@ -66,48 +110,49 @@ impl Router {
         let build = |reason: String| OpenError::Build { id, reason };
         let path =
             ClientPath::build(&member.proposal, id.client).map_err(|e| build(e.to_string()))?;
-        let params =
-            leaf_channel_params(&path, &self.settings.policy).map_err(|e| build(e.to_string()))?;
         let secret = factory_key(&self.key, id.factory);
         if public_key(&secret) != member.proposal.lsp_key {
             return Err(build("the factory's LSP key is not this LSP's".into()));
         }
-        let seed = channel_seed(&secret, id, LeafEpoch::FIRST);
-        let feerate = self.settings.policy.opening_feerate;
-        let spec = CommitmentSpec {
+        Ok((member.identity, path, secret))
+    }
+
+    /// Builds the LSP's side of channel `id` on its live leaf state (state 0 unless `leaf` says
+    /// otherwise), with `client_open`'s basepoints, and replays its stored `changes` (none for
+    /// a new channel).
+    fn build_channel(
+        &self,
+        id: ChannelId,
+        client_open: &ChannelOpen,
+        changes: Vec<ChannelChange>,
+        leaf: Option<StoredLeaf>,
+    ) -> Result<(XOnlyPublicKey, Channel, ChannelOpen, LeafStates), OpenError> {
+        let build = |reason: String| OpenError::Build { id, reason };
+        let (identity, path, secret) = self.member_path(id)?;
+        let (states, opening) = match leaf {
+            Some(l) => (l.states, Some(l.opening)),
+            None => (LeafStates::new(&path), None),
+        };
+        let live = states.latest();
+        let params = leaf_state_channel_params(&path, live, &self.settings.policy)
+            .map_err(|e| build(e.to_string()))?;
+        let spec = opening.unwrap_or(CommitmentSpec {
             lsp_balance: params.funding_output.value,
             client_balance: Amount::ZERO,
             htlcs: Vec::new(),
-            feerate,
-        };
-        let channel = Channel::restore(
-            Side::Lsp,
-            params,
-            secret,
-            &seed,
-            client_open.peer_info(),
-            spec,
-            changes,
-        )
-        .map_err(|e| build(e.to_string()))?;
-        let mine = channel.peer_info();
-        let lsp_open = ChannelOpen {
-            channel: id,
-            basepoints: mine.basepoints,
-            first_points: mine.first_points,
-            feerate: Some(feerate),
-            next_update: 0,
-            leaf: LeafEpoch::FIRST,
-        };
-        Ok((member.identity, channel, lsp_open))
+            feerate: self.settings.policy.opening_feerate,
+        });
+        let (channel, lsp_open) =
+            lsp_channel(id, live.epoch, params, secret, client_open, spec, changes)
+                .map_err(|e| build(e.to_string()))?;
+        Ok((identity, channel, lsp_open, states))
     }
 
     /// Restores every stored channel (at start).
     pub(super) fn restore(&mut self) -> anyhow::Result<()> {
         for stored in self.store.load_channels()? {
-            let next_seq = stored.changes.len() as u64;
-            let (identity, channel, lsp_open) = self
-                .build_channel(stored.id, &stored.client_open, stored.changes)
+            let (identity, channel, lsp_open, leaf) = self
+                .build_channel(stored.id, &stored.client_open, stored.changes, stored.leaf)
                 .map_err(|e| anyhow::anyhow!("restoring channel {}: {e}", stored.id))?;
             self.insert_link(Link {
                 id: stored.id,
@@ -115,9 +160,11 @@ impl Router {
                 channel,
                 client_open: stored.client_open,
                 lsp_open,
-                next_seq,
+                next_seq: stored.next_seq,
                 ready: None,
                 round_since: None,
+                leaf,
+                advance: None,
             });
         }
         self.forwards_restore();
@@ -137,10 +184,13 @@ impl Router {
     pub(super) fn on_open(&mut self, conn: ConnId, identity: XOnlyPublicKey, open: ChannelOpen) {
         let id = open.channel;
         match self.open_link(conn, identity, open) {
-            Ok(lsp_open) => {
+            Ok(Opened::Open(lsp_open)) => {
                 self.send_conn(conn, WireMsg::ChannelOpen(Box::new(lsp_open)));
                 self.dirty.insert(id);
                 self.retry_waiting(identity);
+            }
+            Ok(Opened::Resume(signed)) => {
+                self.send_conn(conn, WireMsg::LeafSigned(Box::new(signed)));
             }
             Err(e) => {
                 tracing::info!(channel = %id, error = %e, "channel open refused");
@@ -154,11 +204,25 @@ impl Router {
         conn: ConnId,
         identity: XOnlyPublicKey,
         open: ChannelOpen,
-    ) -> Result<ChannelOpen, OpenError> {
+    ) -> Result<Opened, OpenError> {
         let id = open.channel;
         if let Some(link) = self.links.get_mut(&id) {
             if link.identity != identity {
                 return Err(OpenError::NotYours(id));
+            }
+            // A re-open drops any purchase in flight (docs/protocol.md, "Resuming").
+            link.advance = None;
+            let live = link.leaf.latest().epoch;
+            if open.leaf < live {
+                // The wallet missed the end of its last purchase: it gets the signatures, then
+                // opens the new channel.
+                return leaf_signed(id, &link.leaf)
+                    .filter(|s| open.leaf.next() == Some(s.leaf))
+                    .map(Opened::Resume)
+                    .ok_or(OpenError::Mismatch(id));
+            }
+            if open.leaf != live {
+                return Err(OpenError::Mismatch(id));
             }
             if link.client_open.basepoints != open.basepoints
                 || link.client_open.first_points != open.first_points
@@ -170,9 +234,12 @@ impl Router {
             link.ready = Some(conn);
             let mut answer = link.lsp_open.clone();
             answer.next_update = link.channel.updates_received();
-            return Ok(answer);
+            return Ok(Opened::Open(answer));
         }
-        let (member, channel, lsp_open) = self.build_channel(id, &open, Vec::new())?;
+        if open.leaf != LeafEpoch::FIRST {
+            return Err(OpenError::Mismatch(id));
+        }
+        let (member, channel, lsp_open, leaf) = self.build_channel(id, &open, Vec::new(), None)?;
         if member != identity {
             return Err(OpenError::NotYours(id));
         }
@@ -188,8 +255,10 @@ impl Router {
             next_seq: 0,
             ready: Some(conn),
             round_since: None,
+            leaf,
+            advance: None,
         });
-        Ok(lsp_open)
+        Ok(Opened::Open(lsp_open))
     }
 
     /// A channel message from the wallet.
@@ -214,6 +283,9 @@ impl Router {
                 format!("channel {} is not open on this connection", frame.channel),
             );
         }
+        if frame.leaf != link.leaf.latest().epoch {
+            return self.on_advance_frame(conn, identity, frame);
+        }
         let mut rng = rand::rngs::OsRng;
         if let Err(e) = link.channel.handle_message(now, frame.msg, &mut rng) {
             tracing::info!(channel = %frame.channel, error = %e, "channel message refused");
@@ -234,6 +306,7 @@ impl Router {
             let mut frames = Vec::new();
             let mut events = Vec::new();
             let mut broadcasts = Vec::new();
+            let mut abandoned = Vec::new();
             for id in dirty {
                 let Some(link) = self.links.get_mut(&id) else {
                     continue;
@@ -246,11 +319,16 @@ impl Router {
                         }
                     }
                 }
+                let leaf = link.leaf.latest().epoch;
                 while let Some(action) = link.channel.poll_action() {
                     match action {
                         Action::Persist(change) => {
-                            changes.push((id, link.next_seq, change));
+                            changes.push((id, leaf, link.next_seq, change));
                             link.next_seq += 1;
+                            // The new channel's opening balances came from this one.
+                            if let Some(pending) = link.advance.take() {
+                                abandoned.push((id, pending.conn()));
+                            }
                         }
                         Action::Send(msg) => frames.push((id, msg)),
                         Action::Emit(event) => events.push((id, event)),
@@ -262,12 +340,15 @@ impl Router {
                 // Nothing that needed these changes stored may leave: drop the frames and stop
                 // the rounds (the wallets reconnect and the rounds restart from what is stored).
                 tracing::error!(error = %e, "storing channel changes failed; dropping their frames");
-                for (id, _, _) in &changes {
+                for (id, _, _, _) in &changes {
                     if let Some(link) = self.links.get_mut(id) {
                         link.channel.reset_round();
                     }
                 }
                 return;
+            }
+            for (id, conn) in abandoned {
+                self.abort_advance(id, conn, "the channel changed; ask again");
             }
             for (id, msg) in frames {
                 self.send_channel(id, msg);
@@ -282,12 +363,15 @@ impl Router {
     }
 
     fn send_channel(&self, id: ChannelId, msg: ChannelMsg) {
-        if let Some(conn) = self.links.get(&id).and_then(|l| l.ready) {
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        if let Some(conn) = link.ready {
             self.send_conn(
                 conn,
                 WireMsg::Channel(Box::new(ChannelFrame {
                     channel: id,
-                    leaf: LeafEpoch::FIRST,
+                    leaf: link.leaf.latest().epoch,
                     msg,
                 })),
             );

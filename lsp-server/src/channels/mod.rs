@@ -20,6 +20,7 @@
 //!   transaction before any frame of that input leaves.
 
 mod forward;
+mod liquidity;
 mod link;
 mod store;
 
@@ -37,7 +38,7 @@ use shared::types::Now;
 use shared::wire::{ErrorCode, WireMsg};
 use tokio::sync::{mpsc, oneshot};
 
-pub use store::{ChannelStore, ChannelStoreError, PaymentRow};
+pub use store::{ChannelStore, ChannelStoreError, PaymentRow, SalesTotals};
 
 use crate::config::PaymentOptions;
 use crate::factory::{ConnId, Outbound};
@@ -89,6 +90,8 @@ pub struct RouterView {
     pub faucet_sat: u64,
     /// Payments waiting for their payee to come online.
     pub waiting: usize,
+    /// Inbound liquidity sold (all time).
+    pub liquidity: SalesTotals,
     /// The latest payments, newest first.
     pub recent: Vec<PaymentRow>,
 }
@@ -110,6 +113,12 @@ pub struct ChannelView {
     pub client_sat: u64,
     /// HTLCs pending.
     pub htlcs: usize,
+    /// The leaf state the channel lives on (0 until the client bought liquidity).
+    pub leaf: u8,
+    /// Liquidity the client bought on this leaf.
+    pub bought_sat: u64,
+    /// What is left in the leaf's L-stock to sell.
+    pub available_sat: u64,
 }
 
 /// Counters since start.
@@ -257,6 +266,10 @@ impl Router {
                     link.ready = None;
                     link.channel.reset_round();
                 }
+                if link.advance.as_ref().is_some_and(|a| a.conn() == conn) {
+                    tracing::info!(channel = %id, "liquidity purchase abandoned: the wallet left");
+                    link.advance = None;
+                }
             }
         }
     }
@@ -267,6 +280,9 @@ impl Router {
             WireMsg::Channel(frame) => self.on_channel(conn, identity, *frame),
             WireMsg::PayRequest(req) => self.on_pay_request(conn, identity, req),
             WireMsg::FaucetRequest(req) => self.on_faucet(conn, identity, req),
+            WireMsg::LiquidityRequest(req) => self.on_liquidity_request(conn, identity, req),
+            WireMsg::LiquidityAccept(accept) => self.on_liquidity_accept(conn, identity, *accept),
+            WireMsg::LeafPartials(partials) => self.on_leaf_partials(conn, identity, *partials),
             _ => {}
         }
     }
@@ -365,6 +381,9 @@ impl Router {
                     lsp_sat: spec.lsp_balance.to_sat(),
                     client_sat: spec.client_balance.to_sat(),
                     htlcs: spec.htlcs.len(),
+                    leaf: l.leaf.latest().epoch.0,
+                    bought_sat: l.leaf.latest().sold.to_sat(),
+                    available_sat: l.leaf.available().to_sat(),
                 }
             })
             .collect();
@@ -377,6 +396,7 @@ impl Router {
             fees_earned_sat: self.totals.fees_sat,
             faucet_sat: self.totals.faucet_sat,
             waiting: self.forwards.waiting(),
+            liquidity: self.store.sales_totals().unwrap_or_default(),
             recent: self.store.recent_payments(100).unwrap_or_default(),
         }
     }

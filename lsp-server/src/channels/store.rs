@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 use bitcoin::secp256k1::XOnlyPublicKey;
 use rusqlite::{params, Connection, OptionalExtension};
-use shared::channel::ChannelChange;
+use bitcoin::Amount;
+use shared::channel::{ChannelChange, CommitmentSpec};
+use shared::leaf::{LeafEpoch, LeafStates};
 use shared::pay::{ChannelId, ChannelOpen};
 use shared::tree::FactoryProposal;
 use shared::types::{ClientId, FactoryId};
@@ -27,6 +29,11 @@ pub enum ChannelStoreError {
     },
 }
 
+/// A stored value as JSON (every stored type serializes infallibly).
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored values serialize")
+}
+
 fn corrupt(what: &'static str) -> impl Fn(String) -> ChannelStoreError {
     move |reason| ChannelStoreError::Corrupt { what, reason }
 }
@@ -45,10 +52,53 @@ pub struct StoredChannel {
     pub id: ChannelId,
     /// Its client.
     pub identity: XOnlyPublicKey,
-    /// What the client sent at open.
+    /// What the client sent when it opened the live channel.
     pub client_open: ChannelOpen,
-    /// Its changes, in order.
+    /// The live channel's changes, in order.
     pub changes: Vec<ChannelChange>,
+    /// The next sequence number (changes of every leaf state share one sequence).
+    pub next_seq: u64,
+    /// The leaf's states, once the client bought liquidity.
+    pub leaf: Option<StoredLeaf>,
+}
+
+/// A leaf that advanced: its states and the live channel's opening balances.
+pub struct StoredLeaf {
+    /// Every state and redistribution.
+    pub states: LeafStates,
+    /// The live channel's opening balances.
+    pub opening: CommitmentSpec,
+}
+
+/// Everything one completed liquidity sale writes, in one transaction.
+pub struct SaleRecord<'a> {
+    /// The channel.
+    pub id: ChannelId,
+    /// The leaf after the sale.
+    pub states: &'a LeafStates,
+    /// The new channel's opening balances.
+    pub opening: &'a CommitmentSpec,
+    /// What the wallet sent to open the new channel.
+    pub client_open: &'a ChannelOpen,
+    /// The new channel's changes so far (round 0), with their sequence numbers.
+    pub changes: &'a [(u64, ChannelChange)],
+    /// Liquidity sold.
+    pub amount: Amount,
+    /// Its price.
+    pub price: Amount,
+    /// Unix time.
+    pub now: u64,
+}
+
+/// Liquidity sold since the database was created.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct SalesTotals {
+    /// Number of sales.
+    pub sales: u64,
+    /// Liquidity moved into channels.
+    pub sold_sat: u64,
+    /// What the clients paid for it.
+    pub earned_sat: u64,
 }
 
 /// One payment row.
@@ -157,7 +207,7 @@ impl ChannelStore {
     /// changes allow is sent). `next` holds each channel's next sequence number.
     pub fn append(
         &mut self,
-        changes: &[(ChannelId, u64, ChannelChange)],
+        changes: &[(ChannelId, LeafEpoch, u64, ChannelChange)],
     ) -> Result<(), ChannelStoreError> {
         if changes.is_empty() {
             return Ok(());
@@ -165,20 +215,97 @@ impl ChannelStore {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO channel_changes (factory, client, seq, change) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO channel_changes (factory, client, seq, change, leaf)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for (id, seq, change) in changes {
-                let json = serde_json::to_string(change).expect("serializable");
+            for (id, leaf, seq, change) in changes {
                 stmt.execute(params![
                     id.factory.0 as i64,
                     id.client.0 as i64,
                     *seq as i64,
-                    json
+                    json(change),
+                    i64::from(leaf.0)
                 ])?;
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records a completed liquidity sale: the leaf's states, the new live channel's opening
+    /// and round 0, the wallet's new `channel_open` and the sale, all or nothing.
+    pub fn commit_sale(&mut self, sale: &SaleRecord<'_>) -> Result<(), ChannelStoreError> {
+        let (factory, client) = (sale.id.factory.0 as i64, sale.id.client.0 as i64);
+        let live = i64::from(sale.states.latest().epoch.0);
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO leaves (factory, client, live, states, opening) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (factory, client) DO UPDATE SET live = ?3, states = ?4, opening = ?5",
+            params![factory, client, live, json(sale.states), json(sale.opening)],
+        )?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO channel_changes (factory, client, seq, change, leaf)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (seq, change) in sale.changes {
+                stmt.execute(params![factory, client, *seq as i64, json(change), live])?;
+            }
+        }
+        tx.execute(
+            "UPDATE channels SET client_open = ?3 WHERE factory = ?1 AND client = ?2",
+            params![factory, client, json(sale.client_open)],
+        )?;
+        tx.execute(
+            "INSERT INTO liquidity_sales (factory, client, leaf, amount_sat, price_sat, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                factory,
+                client,
+                live,
+                sale.amount.to_sat() as i64,
+                sale.price.to_sat() as i64,
+                sale.now as i64
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Liquidity sold so far.
+    pub fn sales_totals(&self) -> Result<SalesTotals, ChannelStoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(amount_sat), 0), COALESCE(SUM(price_sat), 0)
+             FROM liquidity_sales",
+            [],
+            |r| {
+                Ok(SalesTotals {
+                    sales: r.get::<_, i64>(0)? as u64,
+                    sold_sat: r.get::<_, i64>(1)? as u64,
+                    earned_sat: r.get::<_, i64>(2)? as u64,
+                })
+            },
+        )?)
+    }
+
+    fn load_leaf(&self, factory: i64, client: i64) -> Result<Option<StoredLeaf>, ChannelStoreError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT states, opening FROM leaves WHERE factory = ?1 AND client = ?2",
+                params![factory, client],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(states, opening)| {
+            Ok(StoredLeaf {
+                states: serde_json::from_str(&states)
+                    .map_err(|e| corrupt("leaf states")(e.to_string()))?,
+                opening: serde_json::from_str(&opening)
+                    .map_err(|e| corrupt("leaf opening")(e.to_string()))?,
+            })
+        })
+        .transpose()
     }
 
     /// Every stored channel with its changes.
@@ -197,12 +324,19 @@ impl ChannelStore {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut changes = self.conn.prepare(
-            "SELECT change FROM channel_changes WHERE factory = ?1 AND client = ?2 ORDER BY seq",
+            "SELECT change FROM channel_changes WHERE factory = ?1 AND client = ?2 AND leaf = ?3
+             ORDER BY seq",
+        )?;
+        let mut next = self.conn.prepare(
+            "SELECT COALESCE(MAX(seq) + 1, 0) FROM channel_changes WHERE factory = ?1 AND client = ?2",
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for (factory, client, identity, open) in rows {
+            let leaf = self.load_leaf(factory, client)?;
+            let live = leaf.as_ref().map_or(0, |l| i64::from(l.states.latest().epoch.0));
+            let next_seq = next.query_row(params![factory, client], |r| r.get::<_, i64>(0))? as u64;
             let list = changes
-                .query_map(params![factory, client], |r| r.get::<_, String>(0))?
+                .query_map(params![factory, client, live], |r| r.get::<_, String>(0))?
                 .map(|j| {
                     j.map_err(ChannelStoreError::from).and_then(|j| {
                         serde_json::from_str(&j)
@@ -217,6 +351,8 @@ impl ChannelStore {
                 client_open: serde_json::from_str(&open)
                     .map_err(|e| corrupt("channel open")(e.to_string()))?,
                 changes: list,
+                next_seq,
+                leaf,
             });
         }
         Ok(out)

@@ -222,7 +222,10 @@ impl Connection {
             WireMsg::ChannelOpen(_)
             | WireMsg::Channel(_)
             | WireMsg::PayRequest(_)
-            | WireMsg::FaucetRequest(_) => {
+            | WireMsg::FaucetRequest(_)
+            | WireMsg::LiquidityRequest(_)
+            | WireMsg::LiquidityAccept(_)
+            | WireMsg::LeafPartials(_) => {
                 if self.auth.identity().is_none() || self.out.is_some() {
                     Some(not_authenticated())
                 } else {

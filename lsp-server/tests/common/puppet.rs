@@ -8,6 +8,7 @@ use bitcoin::secp256k1::Keypair;
 use bitcoin::{Amount, Network};
 use shared::channel::keys::ChannelSecrets;
 use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, CommitmentSpec, Side};
+use shared::leaf::LeafEpoch;
 use shared::pay::policy::channel_seed;
 use shared::pay::{
     leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, InvoiceRequest,
@@ -35,7 +36,7 @@ pub struct Puppet {
 
 /// What the wallet sends at open for this leaf (as `wallet::pay` does).
 pub fn client_open(id: ChannelId, run: &ClientRun, next_update: u64) -> ChannelOpen {
-    let secrets = ChannelSecrets::from_seed(&channel_seed(&run.factory_secret, id));
+    let secrets = ChannelSecrets::from_seed(&channel_seed(&run.factory_secret, id, LeafEpoch::FIRST));
     ChannelOpen {
         channel: id,
         basepoints: secrets.basepoints(),
@@ -45,6 +46,7 @@ pub fn client_open(id: ChannelId, run: &ClientRun, next_update: u64) -> ChannelO
         ],
         feerate: None,
         next_update,
+        leaf: LeafEpoch::FIRST,
     }
 }
 
@@ -79,7 +81,7 @@ impl Puppet {
             Side::Client,
             params,
             run.factory_secret,
-            &channel_seed(&run.factory_secret, id),
+            &channel_seed(&run.factory_secret, id, LeafEpoch::FIRST),
             lsp_open.peer_info(),
             spec,
         )
@@ -150,6 +152,7 @@ impl Puppet {
     /// Sends one channel message on this channel.
     pub async fn send_msg(&mut self, msg: ChannelMsg) {
         let frame = ChannelFrame {
+            leaf: LeafEpoch::FIRST,
             channel: self.id,
             msg,
         };

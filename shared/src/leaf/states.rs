@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use bitcoin::{OutPoint, TapSighash};
+use bitcoin::{Amount, OutPoint, TapSighash};
 use serde::{Deserialize, Serialize};
 
 use super::{LeafEpoch, LeafState};
@@ -47,16 +47,37 @@ pub struct LeafStates {
     states: Vec<LeafState>,
     redistributions: Vec<TreeNode>,
     signing: BTreeMap<LeafEpoch, TapSighash>,
+    /// What every state keeps in its L-stock ([`super::min_lstock`]).
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    min_lstock: Amount,
+    /// The leaf's last state.
+    last: LeafEpoch,
 }
 
 impl LeafStates {
     /// A leaf in state 0, as the tree built it (`path` must be signed for an exit to use it).
     pub fn new(path: &ClientPath) -> LeafStates {
+        let params = &path.proposal().params;
         LeafStates {
             states: vec![LeafState::first(path)],
             redistributions: Vec::new(),
             signing: BTreeMap::new(),
+            min_lstock: super::min_lstock(params),
+            last: LeafEpoch(params.states_per_layer.saturating_sub(1)),
         }
+    }
+
+    /// What may still be sold: the latest L-stock above its minimum, or nothing once the
+    /// leaf is in its last state.
+    pub fn available(&self) -> Amount {
+        let latest = self.latest();
+        if latest.epoch >= self.last {
+            return Amount::ZERO;
+        }
+        latest
+            .lstock_value()
+            .checked_sub(self.min_lstock)
+            .unwrap_or(Amount::ZERO)
     }
 
     /// The newest state.

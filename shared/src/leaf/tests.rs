@@ -145,6 +145,7 @@ fn leaf_states_sign_each_epoch_once_and_in_order() {
         .is_err());
     leaf.advance(a_signed, signed(r, &path, &keys)).unwrap();
     assert_eq!(leaf.latest().epoch, LeafEpoch(1));
+    assert_eq!(leaf.available(), a.available(&path.proposal().params));
     assert_eq!(
         leaf.redistribution(LeafEpoch(0)).unwrap().spent_outpoint(),
         first.lstock_outpoint()
