@@ -43,7 +43,7 @@ pub(super) struct Link {
 /// How the LSP answers a `channel_open`.
 enum Opened {
     /// With its own `channel_open`: the channel is open on this connection.
-    Open(ChannelOpen),
+    Open(Box<ChannelOpen>),
     /// With the signatures of a purchase the wallet missed; it opens the new channel next.
     Resume(shared::leaf::LeafSigned),
 }
@@ -185,7 +185,7 @@ impl Router {
         let id = open.channel;
         match self.open_link(conn, identity, open) {
             Ok(Opened::Open(lsp_open)) => {
-                self.send_conn(conn, WireMsg::ChannelOpen(Box::new(lsp_open)));
+                self.send_conn(conn, WireMsg::ChannelOpen(lsp_open));
                 self.dirty.insert(id);
                 self.retry_waiting(identity);
             }
@@ -234,7 +234,7 @@ impl Router {
             link.ready = Some(conn);
             let mut answer = link.lsp_open.clone();
             answer.next_update = link.channel.updates_received();
-            return Ok(Opened::Open(answer));
+            return Ok(Opened::Open(Box::new(answer)));
         }
         if open.leaf != LeafEpoch::FIRST {
             return Err(OpenError::Mismatch(id));
@@ -258,7 +258,7 @@ impl Router {
             leaf,
             advance: None,
         });
-        Ok(Opened::Open(lsp_open))
+        Ok(Opened::Open(Box::new(lsp_open)))
     }
 
     /// A channel message from the wallet.

@@ -13,7 +13,7 @@
 use bitcoin::secp256k1::{PublicKey, SecretKey, XOnlyPublicKey};
 use bitcoin::Amount;
 use shared::channel::keys::ChannelSecrets;
-use shared::channel::{Action, Channel, ChannelChange, ChannelEvent, ChannelParams, ChannelMsg};
+use shared::channel::{Action, Channel, ChannelChange, ChannelEvent, ChannelMsg, ChannelParams};
 use shared::channel::{CommitmentSpec, Side};
 use shared::leaf::{
     Advance, LeafEpoch, LeafPartials, LeafSigned, LeafStates, LiquidityAccept, LiquidityOffer,
@@ -21,7 +21,9 @@ use shared::leaf::{
 };
 use shared::musig::{PubNonce, SecNonce};
 use shared::pay::policy::channel_seed;
-use shared::pay::{leaf_state_channel_params, liquidity_price, ChannelFrame, ChannelId, ChannelOpen};
+use shared::pay::{
+    leaf_state_channel_params, liquidity_price, ChannelFrame, ChannelId, ChannelOpen,
+};
 use shared::wire::{ErrorCode, WireMsg};
 
 use super::store::SaleRecord;
@@ -236,7 +238,11 @@ impl Router {
         let id = frame.channel;
         let handled = self
             .pending_mut(conn, identity, id, frame.leaf)
-            .and_then(|p| p.new.as_mut().ok_or_else(|| "no new channel yet".to_string()))
+            .and_then(|p| {
+                p.new
+                    .as_mut()
+                    .ok_or_else(|| "no new channel yet".to_string())
+            })
             .and_then(|n| {
                 n.channel
                     .handle_message(now, frame.msg, &mut rand::rngs::OsRng)

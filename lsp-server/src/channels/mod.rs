@@ -20,8 +20,8 @@
 //!   transaction before any frame of that input leaves.
 
 mod forward;
-mod liquidity;
 mod link;
+mod liquidity;
 mod store;
 
 use std::collections::{BTreeSet, HashMap};

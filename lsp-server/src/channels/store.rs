@@ -5,8 +5,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use bitcoin::secp256k1::XOnlyPublicKey;
-use rusqlite::{params, Connection, OptionalExtension};
 use bitcoin::Amount;
+use rusqlite::{params, Connection, OptionalExtension};
 use shared::channel::{ChannelChange, CommitmentSpec};
 use shared::leaf::{LeafEpoch, LeafStates};
 use shared::pay::{ChannelId, ChannelOpen};
@@ -288,7 +288,11 @@ impl ChannelStore {
         )?)
     }
 
-    fn load_leaf(&self, factory: i64, client: i64) -> Result<Option<StoredLeaf>, ChannelStoreError> {
+    fn load_leaf(
+        &self,
+        factory: i64,
+        client: i64,
+    ) -> Result<Option<StoredLeaf>, ChannelStoreError> {
         let row: Option<(String, String)> = self
             .conn
             .query_row(
@@ -333,7 +337,9 @@ impl ChannelStore {
         let mut out = Vec::with_capacity(rows.len());
         for (factory, client, identity, open) in rows {
             let leaf = self.load_leaf(factory, client)?;
-            let live = leaf.as_ref().map_or(0, |l| i64::from(l.states.latest().epoch.0));
+            let live = leaf
+                .as_ref()
+                .map_or(0, |l| i64::from(l.states.latest().epoch.0));
             let next_seq = next.query_row(params![factory, client], |r| r.get::<_, i64>(0))? as u64;
             let list = changes
                 .query_map(params![factory, client, live], |r| r.get::<_, String>(0))?

@@ -26,6 +26,8 @@ pub struct Puppet {
     pub ws: Ws,
     pub id: ChannelId,
     pub channel: Channel,
+    /// The leaf state `channel` lives on.
+    pub leaf: LeafEpoch,
     pub keys: Keypair,
     /// Frames the channel machine wants sent, held until [`Puppet::send_held`].
     pub held: Vec<ChannelMsg>,
@@ -36,7 +38,8 @@ pub struct Puppet {
 
 /// What the wallet sends at open for this leaf (as `wallet::pay` does).
 pub fn client_open(id: ChannelId, run: &ClientRun, next_update: u64) -> ChannelOpen {
-    let secrets = ChannelSecrets::from_seed(&channel_seed(&run.factory_secret, id, LeafEpoch::FIRST));
+    let secrets =
+        ChannelSecrets::from_seed(&channel_seed(&run.factory_secret, id, LeafEpoch::FIRST));
     ChannelOpen {
         channel: id,
         basepoints: secrets.basepoints(),
@@ -90,6 +93,7 @@ impl Puppet {
             ws,
             id,
             channel,
+            leaf: LeafEpoch::FIRST,
             keys: run.keys,
             held: Vec::new(),
             other: Vec::new(),
@@ -116,11 +120,12 @@ impl Puppet {
         }
     }
 
-    /// Receives one message; a channel frame goes to the machine, whose frames are held.
+    /// Receives one message; a channel frame of the live leaf state goes to the machine, whose
+    /// frames are held (anything else goes to `other`).
     /// Returns the channel message (if it was one) and the committed number (if a round ended).
     pub async fn step(&mut self) -> (Option<ChannelMsg>, Option<u64>) {
         match raw::recv(&mut self.ws).await {
-            WireMsg::Channel(frame) => {
+            WireMsg::Channel(frame) if frame.leaf == self.leaf => {
                 assert_eq!(frame.channel, self.id, "frames only for this channel");
                 let now = self.now().await;
                 self.channel
@@ -152,7 +157,7 @@ impl Puppet {
     /// Sends one channel message on this channel.
     pub async fn send_msg(&mut self, msg: ChannelMsg) {
         let frame = ChannelFrame {
-            leaf: LeafEpoch::FIRST,
+            leaf: self.leaf,
             channel: self.id,
             msg,
         };
