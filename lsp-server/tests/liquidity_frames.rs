@@ -10,24 +10,16 @@
 
 mod common;
 
-use bitcoin::{Amount, Network};
+use bitcoin::Amount;
+use common::liquidity::{buy, reconnect, Tamper};
 use common::pay::{funded_factory, leaf_of, start_payer, Payer};
 use common::puppet::Puppet;
-use common::raw;
 use common::swarm::{ClientRun, ClientSpec};
 use lsp_server::PaymentOptions;
-use shared::channel::keys::ChannelSecrets;
-use shared::channel::{Action, Channel, ChannelEvent, CommitmentSpec, Side};
-use shared::leaf::{
-    Advance, LeafEpoch, LeafPartials, LeafSigned, LeafStates, LiquidityAccept, LiquidityOffer,
-    LiquidityRequest,
-};
-use shared::pay::policy::channel_seed;
-use shared::pay::{
-    leaf_state_channel_params, liquidity_price, ChannelFrame, ChannelOpen, ChannelPolicy,
-};
-use shared::terms::SignedTerms;
-use shared::wire::{ErrorCode, WireMsg};
+use shared::leaf::{LeafEpoch, LeafStates};
+use shared::pay::liquidity_price;
+use shared::terms::{FeeSchedule, SignedTerms};
+use shared::wire::WireMsg;
 use wallet::pay::MemoryPayStore;
 
 fn spec() -> ClientSpec {
@@ -35,192 +27,6 @@ fn spec() -> ClientSpec {
         channel: Amount::from_sat(100_000),
         liquidity: Amount::from_sat(100_000),
         ..ClientSpec::honest()
-    }
-}
-
-/// How the hand-driven purchase misbehaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tamper {
-    None,
-    /// Sends its two partial signatures in each other's place.
-    SwapPartials,
-    /// Drops the connection once round 0 of the new channel is done.
-    DropBeforePartials,
-}
-
-/// The wallet's `channel_open` for its channel on leaf state `leaf`.
-fn open_msg(p: &Puppet, run: &ClientRun, leaf: LeafEpoch, next_update: u64) -> ChannelOpen {
-    let secrets = ChannelSecrets::from_seed(&channel_seed(&run.factory_secret, p.id, leaf));
-    ChannelOpen {
-        channel: p.id,
-        basepoints: secrets.basepoints(),
-        first_points: [
-            secrets.commitment_seed.point(0),
-            secrets.commitment_seed.point(1),
-        ],
-        feerate: None,
-        next_update,
-        leaf,
-    }
-}
-
-/// The next message `want` matches, or error (answering the live channel's frames meanwhile).
-async fn next_of(p: &mut Puppet, want: impl Fn(&WireMsg) -> bool) -> WireMsg {
-    p.until_other(|m| want(m) || matches!(m, WireMsg::Error { .. }))
-        .await
-}
-
-fn error_text(msg: WireMsg) -> String {
-    raw::expect_error(msg, ErrorCode::Unexpected)
-}
-
-/// Buys `amount` by hand, as the wallet does (docs/protocol.md, "Leaf states and inbound
-/// liquidity"), misbehaving as `tamper` says. `Ok` once the leaf and the puppet's channel moved
-/// to the new state; `Err` with the LSP's refusal (or `"dropped"`).
-async fn buy(
-    p: &mut Puppet,
-    run: &ClientRun,
-    leaf: &mut LeafStates,
-    fees: &shared::terms::FeeSchedule,
-    amount: Amount,
-    tamper: Tamper,
-) -> Result<LeafSigned, String> {
-    let path = leaf_of(run).path;
-    let request = LiquidityRequest {
-        channel: p.id,
-        amount,
-    };
-    raw::send(&mut p.ws, WireMsg::LiquidityRequest(request)).await;
-    let offer: LiquidityOffer = match next_of(p, |m| matches!(m, WireMsg::LiquidityOffer(_))).await
-    {
-        WireMsg::LiquidityOffer(o) => *o,
-        other => return Err(error_text(other)),
-    };
-    let mut advance = Advance::new(&path, leaf.latest(), amount).expect("the wallet's advance");
-    assert_eq!(offer.leaf, advance.epoch());
-    assert_eq!(offer.amount, amount);
-    assert_eq!(
-        offer.price,
-        liquidity_price(fees, amount),
-        "the terms' price"
-    );
-    let live = p.channel.spec().clone();
-    let opening = CommitmentSpec {
-        client_balance: live.client_balance - offer.price,
-        lsp_balance: live.lsp_balance + amount + offer.price,
-        htlcs: Vec::new(),
-        feerate: live.feerate,
-    };
-    let policy = ChannelPolicy::for_network(Network::Regtest);
-    let params = leaf_state_channel_params(&path, &advance.state, &policy).expect("params");
-    let mut new = Channel::new(
-        Side::Client,
-        params,
-        run.factory_secret,
-        &channel_seed(&run.factory_secret, p.id, offer.leaf),
-        offer.open.peer_info(),
-        opening,
-    )
-    .expect("the new channel");
-    let accept = LiquidityAccept {
-        channel: p.id,
-        leaf: offer.leaf,
-        open: open_msg(p, run, offer.leaf, 0),
-    };
-    raw::send(&mut p.ws, WireMsg::LiquidityAccept(Box::new(accept))).await;
-    // Round 0 of the new channel, its frames tagged with the new leaf.
-    'round: loop {
-        let frame = match next_of(
-            p,
-            |m| matches!(m, WireMsg::Channel(f) if f.leaf == offer.leaf),
-        )
-        .await
-        {
-            WireMsg::Channel(f) => *f,
-            other => return Err(error_text(other)),
-        };
-        let now = p.now().await;
-        new.handle_message(now, frame.msg, &mut rand::thread_rng())
-            .expect("the LSP's round 0 is valid");
-        let mut done = false;
-        while let Some(action) = new.poll_action() {
-            match action {
-                Action::Send(msg) => {
-                    let frame = ChannelFrame {
-                        channel: p.id,
-                        leaf: offer.leaf,
-                        msg,
-                    };
-                    raw::send(&mut p.ws, WireMsg::Channel(Box::new(frame))).await;
-                }
-                Action::Emit(ChannelEvent::Committed { number }) => {
-                    assert_eq!(number, 0);
-                    done = true;
-                }
-                _ => {}
-            }
-        }
-        if done {
-            break 'round;
-        }
-    }
-    if tamper == Tamper::DropBeforePartials {
-        let _ = p.ws.close(None).await;
-        return Err("dropped".into());
-    }
-    leaf.record_signing(&advance.state)
-        .expect("the guard allows this state");
-    let (secs, nonces) = advance.nonces(&run.factory_secret, &mut rand::thread_rng());
-    let mut partials = advance
-        .sign(&run.factory_secret, secs, &nonces, &offer.nonces)
-        .expect("signs");
-    if tamper == Tamper::SwapPartials {
-        partials.swap(0, 1);
-    }
-    let msg = LeafPartials {
-        channel: p.id,
-        leaf: offer.leaf,
-        nonces,
-        partials,
-    };
-    raw::send(&mut p.ws, WireMsg::LeafPartials(Box::new(msg))).await;
-    let signed = match next_of(p, |m| matches!(m, WireMsg::LeafSigned(_))).await {
-        WireMsg::LeafSigned(s) => *s,
-        other => return Err(error_text(other)),
-    };
-    advance
-        .attach(signed.signatures)
-        .expect("the LSP's signatures verify");
-    leaf.advance(advance.state.clone(), advance.redistribution.clone())
-        .expect("stored");
-    p.channel = new;
-    p.leaf = offer.leaf;
-    Ok(signed)
-}
-
-/// Reconnects the puppet and opens its channel on leaf state `leaf`; returns what the LSP
-/// answered (its `channel_open`, or a `leaf_signed` for a purchase the wallet missed).
-async fn reconnect(
-    p: &mut Puppet,
-    stack: &common::Stack,
-    run: &ClientRun,
-    leaf: LeafEpoch,
-) -> WireMsg {
-    let (ws, _) = raw::connect_as(&stack.ws_url(), &run.keys).await;
-    p.ws = ws;
-    p.held.clear();
-    p.channel.reset_round();
-    let next = p.channel.updates_received();
-    let open = open_msg(p, run, leaf, next);
-    raw::send(&mut p.ws, WireMsg::ChannelOpen(Box::new(open))).await;
-    loop {
-        match raw::recv(&mut p.ws).await {
-            WireMsg::FundingBroadcast(_) => continue,
-            m @ (WireMsg::ChannelOpen(_) | WireMsg::LeafSigned(_) | WireMsg::Error { .. }) => {
-                return m
-            }
-            other => p.other.push(other),
-        }
     }
 }
 
@@ -253,11 +59,19 @@ async fn pay_puppet(stack: &common::Stack, payer: &mut Payer, p: &mut Puppet, am
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_a_restart() {
-    let factory = common::fast_factory(2, 2);
-    let payments = PaymentOptions::default();
-    let stack = common::start_full(factory.clone(), payments.clone(), None).await;
+/// A funded factory of two: wallet 0 a running wallet with 50,000 faucet sats, wallet 1 a
+/// puppet holding 5,000 paid by wallet 0.
+struct Setup {
+    stack: common::Stack,
+    runs: Vec<ClientRun>,
+    payer: Payer,
+    puppet: Puppet,
+    fees: FeeSchedule,
+    _storage: tempfile::TempDir,
+}
+
+async fn setup(payments: PaymentOptions) -> Setup {
+    let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
     common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
@@ -270,9 +84,8 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         .await
         .expect("faucet");
     payer.balance_becomes(Amount::from_sat(50_000), 30).await;
-    let run = &runs[1];
-    let mut p = Puppet::open(&stack, run).await;
-    pay_puppet(&stack, &mut payer, &mut p, 5_000).await;
+    let mut puppet = Puppet::open(&stack, &runs[1]).await;
+    pay_puppet(&stack, &mut payer, &mut puppet, 5_000).await;
     let terms: SignedTerms =
         reqwest::get(format!("{}/.well-known/superscalar.json", stack.http_url()))
             .await
@@ -280,7 +93,29 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
             .json()
             .await
             .expect("terms JSON");
-    let fees = terms.body.fees.clone();
+    Setup {
+        stack,
+        runs,
+        payer,
+        puppet,
+        fees: terms.body.fees,
+        _storage: storage,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_a_restart() {
+    let factory = common::fast_factory(2, 2);
+    let payments = PaymentOptions::default();
+    let Setup {
+        stack,
+        runs,
+        mut payer,
+        puppet: mut p,
+        fees,
+        _storage,
+    } = setup(payments.clone()).await;
+    let run = &runs[1];
     let path = leaf_of(run).path;
     let mut leaf = LeafStates::new(&path);
     let available = leaf.available();
@@ -379,4 +214,133 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         sat(&restored, "client_sat"),
         p.channel.spec().client_balance.to_sat()
     );
+}
+
+/// Broadcasts `tx` through the devnet's Esplora (`POST /tx`).
+async fn broadcast(stack: &common::Stack, tx: &bitcoin::Transaction) -> Result<(), String> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/tx", stack.devnet.esplora_url()))
+        .body(bitcoin::consensus::encode::serialize_hex(tx))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(response.text().await.unwrap_or_default())
+    }
+}
+
+/// The chain tip's height.
+async fn tip(stack: &common::Stack) -> u32 {
+    stack
+        .devnet
+        .rpc()
+        .get_block_count()
+        .await
+        .expect("height")
+        .to_consensus_u32()
+}
+
+/// Whether Esplora knows `txid` (in the mempool or a block).
+async fn known(stack: &common::Stack, txid: bitcoin::Txid) -> bool {
+    reqwest::get(format!("{}/tx/{txid}/hex", stack.devnet.esplora_url()))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// A client that bought liquidity publishes its tree and tries to get the superseded leaf
+/// state confirmed (its redistribution would then hand it the old, larger L-stock). The LSP's
+/// leaf watch broadcasts the newest state the block its shorter delay allows, two blocks
+/// before the stale one may enter; the stale state and its redistribution then have no input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_publishing_a_superseded_leaf_state_loses_to_the_lsps_watch() {
+    let Setup {
+        stack,
+        runs,
+        puppet: mut p,
+        fees,
+        _storage,
+        ..
+    } = setup(PaymentOptions::default()).await;
+    let run = &runs[1];
+    let path = leaf_of(run).path;
+    let mut leaf = LeafStates::new(&path);
+    buy(
+        &mut p,
+        run,
+        &mut leaf,
+        &fees,
+        Amount::from_sat(60_000),
+        Tamper::None,
+    )
+    .await
+    .expect("bought");
+    let stale = leaf.states()[0].node.signed_tx().expect("signed");
+    let newest = leaf.latest().node.clone();
+    let stale_delay = leaf.states()[0].node.relative_delay().to_blocks();
+    let newest_delay = newest.relative_delay().to_blocks();
+    assert!(newest_delay < stale_delay);
+
+    // The client publishes every transaction above its leaf, each as early as it may.
+    let mut parent_height = 0;
+    for node in &path.nodes()[..path.nodes().len() - 1] {
+        let tx = node.signed_tx().expect("the client's path is signed");
+        for _ in 1..node.relative_delay().to_blocks() {
+            stack.devnet.mine(1).await.expect("mine");
+        }
+        broadcast(&stack, &tx).await.expect("a tree transaction");
+        stack.devnet.mine(1).await.expect("mine");
+        parent_height = tip(&stack).await;
+    }
+    // Block by block: the LSP's watch gets the newest state in as soon as BIP-68 allows,
+    // while the stale one is still locked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the LSP never published the newest state"
+        );
+        if known(&stack, newest.txid()).await {
+            break;
+        }
+        if tip(&stack).await + 1 < parent_height + newest_delay {
+            stack.devnet.mine(1).await.expect("mine");
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    assert_eq!(
+        tip(&stack).await + 1,
+        parent_height + newest_delay,
+        "the first block it may enter"
+    );
+    let refused = broadcast(&stack, &stale).await.unwrap_err();
+    assert!(refused.contains("non-BIP68-final"), "{refused}");
+    stack.devnet.mine(1).await.expect("mine");
+    // The stale state's delay passes: its input is gone, and with it the old L-stock.
+    for _ in 0..(stale_delay - newest_delay) {
+        stack.devnet.mine(1).await.expect("mine");
+    }
+    let refused = broadcast(&stack, &stale).await.unwrap_err();
+    assert!(
+        refused.contains("missing") || refused.contains("spent"),
+        "the stale state has no input: {refused}"
+    );
+    let redistribution = leaf
+        .redistribution(LeafEpoch::FIRST)
+        .and_then(|r| r.signed_tx())
+        .expect("signed");
+    assert!(broadcast(&stack, &redistribution).await.is_err());
+    let status: serde_json::Value = reqwest::get(format!(
+        "{}/tx/{}/status",
+        stack.devnet.esplora_url(),
+        newest.txid()
+    ))
+    .await
+    .expect("status")
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(status["confirmed"], true);
 }

@@ -18,11 +18,14 @@
 //!   `--channel-round-timeout-secs` is disconnected (the round restarts when it reconnects).
 //! - Every `Persist` of every channel touched by one input is written in one SQLite
 //!   transaction before any frame of that input leaves.
+//! - Liquidity is sold by advancing a leaf (`liquidity`); the leaf watch (`watch`) gets the
+//!   newest state of every advanced leaf confirmed whenever its tree is published.
 
 mod forward;
 mod link;
 mod liquidity;
 mod store;
+mod watch;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -158,6 +161,8 @@ pub struct Router {
     forwards: Forwards,
     dirty: BTreeSet<ChannelId>,
     totals: Totals,
+    /// Whether a pass of the leaf watch is running, and when the last one started.
+    watching: (Arc<std::sync::atomic::AtomicBool>, std::time::Instant),
 }
 
 impl Router {
@@ -183,6 +188,7 @@ impl Router {
             forwards: Forwards::default(),
             dirty: BTreeSet::new(),
             totals: Totals::default(),
+            watching: (Arc::default(), std::time::Instant::now()),
         };
         router.restore()?;
         Ok(router)
@@ -312,7 +318,31 @@ impl Router {
         );
     }
 
+    /// Every few seconds, a pass of the leaf watch over every leaf that sold liquidity.
+    fn watch_leaves(&mut self) {
+        if self.watching.1.elapsed() < Duration::from_secs(3) {
+            return;
+        }
+        self.watching.1 = std::time::Instant::now();
+        let leaves: Vec<watch::Guarded> = self
+            .links
+            .values()
+            .filter(|l| l.leaf.latest().epoch.0 > 0)
+            .filter_map(|l| {
+                let newest = &l.leaf.latest().node;
+                Some(watch::Guarded {
+                    id: l.id,
+                    parent: l.leaf.parent(),
+                    newest: newest.signed_tx()?,
+                    delay: newest.relative_delay().to_blocks(),
+                })
+            })
+            .collect();
+        watch::spawn_pass(self.esplora.clone(), self.watching.0.clone(), leaves);
+    }
+
     fn on_tick(&mut self) {
+        self.watch_leaves();
         let now = self.now();
         self.drop_stalled(now.unix_time);
         for id in self.forwards.overdue(now.unix_time) {
