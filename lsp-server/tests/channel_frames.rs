@@ -206,17 +206,7 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
 
     // 4. Its own channel opened again with other keys.
     let other = ChannelSecrets::from_seed(&[9; 32]);
-    let forged = ChannelOpen {
-        channel: c,
-        basepoints: other.basepoints(),
-        first_points: [
-            other.commitment_seed.point(0),
-            other.commitment_seed.point(1),
-        ],
-        feerate: None,
-        next_update: 0,
-        leaf: LeafEpoch::FIRST,
-    };
+    let forged = ChannelOpen::new(c, LeafEpoch::FIRST, &other);
     raw::send(&mut puppet.ws, WireMsg::ChannelOpen(Box::new(forged))).await;
     let message = refusal(&mut puppet).await;
     assert!(

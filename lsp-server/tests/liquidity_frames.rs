@@ -18,7 +18,7 @@ use common::swarm::{ClientRun, ClientSpec};
 use lsp_server::PaymentOptions;
 use shared::leaf::{LeafEpoch, LeafStates};
 use shared::pay::liquidity_price;
-use shared::terms::{FeeSchedule, SignedTerms};
+use shared::terms::FeeSchedule;
 use shared::wire::WireMsg;
 use wallet::pay::MemoryPayStore;
 
@@ -86,13 +86,7 @@ async fn setup(payments: PaymentOptions) -> Setup {
     payer.balance_becomes(Amount::from_sat(50_000), 30).await;
     let mut puppet = Puppet::open(&stack, &runs[1]).await;
     pay_puppet(&stack, &mut payer, &mut puppet, 5_000).await;
-    let terms: SignedTerms =
-        reqwest::get(format!("{}/.well-known/superscalar.json", stack.http_url()))
-            .await
-            .expect("terms")
-            .json()
-            .await
-            .expect("terms JSON");
+    let terms = common::terms(&stack).await;
     Setup {
         stack,
         runs,

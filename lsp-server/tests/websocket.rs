@@ -46,13 +46,7 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
     assert_eq!(terms.body.esplora_url, stack.devnet.esplora_url());
 
     // The same terms are served over HTTP.
-    let http: shared::terms::SignedTerms =
-        reqwest::get(format!("{}/.well-known/superscalar.json", stack.http_url()))
-            .await
-            .expect("GET terms")
-            .json()
-            .await
-            .expect("terms JSON");
+    let http = common::terms(&stack).await;
     assert_eq!(http.body.lsp_pubkey, terms.body.lsp_pubkey);
 
     // Malformed JSON, an unknown message, and a foreign version: each a clear, non-fatal error.

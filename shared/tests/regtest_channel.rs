@@ -21,10 +21,9 @@ use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, ScriptBuf, Transaction, TxOut};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use regtest::{add, sub, Regtest, MISSING_INPUTS, NON_BIP68_FINAL, NON_FINAL};
+use regtest::{add, feerate, peer_info, sub, Regtest, MISSING_INPUTS, NON_BIP68_FINAL, NON_FINAL};
 use shared::channel::claim::{build_claim, to_local_input, ClaimInput};
-use shared::channel::keys::ChannelSecrets;
-use shared::channel::{Action, Channel, ChannelParams, ClaimKind, CommitmentSpec, PeerInfo, Side};
+use shared::channel::{Action, Channel, ChannelParams, ClaimKind, CommitmentSpec, Side};
 use shared::musig::{key_sort, public_key, JobKeys};
 use shared::params::BlockDelta;
 use shared::types::Now;
@@ -33,10 +32,6 @@ const CAPACITY: u64 = 1_000_000;
 const CLIENT_START: u64 = 300_000;
 const TO_SELF_DELAY: u32 = 6;
 const DUST: Amount = Amount::from_sat(330);
-
-fn feerate() -> FeeRate {
-    FeeRate::from_sat_per_vb_u32(2)
-}
 
 /// Both sides of one channel on a funded output, and the chain.
 struct Setup {
@@ -52,14 +47,6 @@ struct Setup {
 fn p2tr_of(secret: &SecretKey) -> ScriptBuf {
     let secp = Secp256k1::new();
     ScriptBuf::new_p2tr(&secp, secret.x_only_public_key(&secp).0, None)
-}
-
-fn peer_info(seed: &[u8; 32]) -> PeerInfo {
-    let s = ChannelSecrets::from_seed(seed);
-    PeerInfo {
-        basepoints: s.basepoints(),
-        first_points: [s.commitment_seed.point(0), s.commitment_seed.point(1)],
-    }
 }
 
 impl Setup {

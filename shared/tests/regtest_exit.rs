@@ -10,6 +10,8 @@
 //! N = 8 has a static root split over two DW groups of two layers each:
 //! split → kickoff → state (layer 0) → kickoff → state (layer 1) → leaf.
 
+// The shared regtest helpers serve several test files; this one uses part of them.
+#[allow(dead_code)]
 mod regtest;
 
 use std::time::Instant;

@@ -18,12 +18,14 @@ mod regtest;
 use std::collections::BTreeMap;
 
 use bitcoin::secp256k1::SecretKey;
-use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf};
+use bitcoin::{Amount, OutPoint, ScriptBuf};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use regtest::{add, expected_payout, sub, Factory, Regtest, MISSING_INPUTS, NON_BIP68_FINAL};
-use shared::channel::keys::ChannelSecrets;
-use shared::channel::{Action, Channel, ChannelParams, ClaimKind, CommitmentSpec, PeerInfo, Side};
+use regtest::{
+    add, expected_payout, feerate, peer_info, sub, Factory, Regtest, MISSING_INPUTS,
+    NON_BIP68_FINAL,
+};
+use shared::channel::{Action, Channel, ChannelParams, ClaimKind, CommitmentSpec, Side};
 use shared::exit::{ExitAction, ExitKit};
 use shared::leaf::{LeafState, LeafStates};
 use shared::params::BlockDelta;
@@ -32,18 +34,6 @@ use shared::tree::{NodeKind, TreeNode};
 use shared::types::{ClientId, Now};
 
 const TO_SELF_DELAY: u32 = 6;
-
-fn feerate() -> FeeRate {
-    FeeRate::from_sat_per_vb_u32(2)
-}
-
-fn peer_info(seed: &[u8; 32]) -> PeerInfo {
-    let s = ChannelSecrets::from_seed(seed);
-    PeerInfo {
-        basepoints: s.basepoints(),
-        first_points: [s.commitment_seed.point(0), s.commitment_seed.point(1)],
-    }
-}
 
 /// A factory of four, with client 0's leaf advanced to state 1 (both sides signed state 1
 /// and the redistribution of state 0), and the client's kit holding both.

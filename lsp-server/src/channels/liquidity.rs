@@ -142,15 +142,8 @@ impl Router {
         let leaf = advance.epoch();
         let secrets = ChannelSecrets::from_seed(&channel_seed(&secret, id, leaf));
         let lsp_open = ChannelOpen {
-            channel: id,
-            basepoints: secrets.basepoints(),
-            first_points: [
-                secrets.commitment_seed.point(0),
-                secrets.commitment_seed.point(1),
-            ],
             feerate: Some(opening.feerate),
-            next_update: 0,
-            leaf,
+            ..ChannelOpen::new(id, leaf, &secrets)
         };
         let (secs, pubs) = advance.nonces(&secret, &mut rand::rngs::OsRng);
         let offer = LiquidityOffer {

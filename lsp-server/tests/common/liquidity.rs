@@ -34,15 +34,8 @@ pub enum Tamper {
 pub fn open_msg(p: &Puppet, run: &ClientRun, leaf: LeafEpoch, next_update: u64) -> ChannelOpen {
     let secrets = ChannelSecrets::from_seed(&channel_seed(&run.factory_secret, p.id, leaf));
     ChannelOpen {
-        channel: p.id,
-        basepoints: secrets.basepoints(),
-        first_points: [
-            secrets.commitment_seed.point(0),
-            secrets.commitment_seed.point(1),
-        ],
-        feerate: None,
         next_update,
-        leaf,
+        ..ChannelOpen::new(p.id, leaf, &secrets)
     }
 }
 

@@ -113,6 +113,16 @@ pub fn fast_factory(size: usize, min_clients: usize) -> FactoryOptions {
 }
 
 /// Pays `amount` from the faucet to the LSP's wallet and confirms it.
+/// The LSP's signed terms, as served at `/.well-known/superscalar.json`.
+pub async fn terms(stack: &Stack) -> shared::terms::SignedTerms {
+    reqwest::get(format!("{}/.well-known/superscalar.json", stack.http_url()))
+        .await
+        .expect("GET terms")
+        .json()
+        .await
+        .expect("terms JSON")
+}
+
 pub async fn fund_lsp(stack: &Stack, amount: Amount) {
     let address = stack.lsp.wallet.next_address().expect("address");
     stack.devnet.faucet(&address, amount).await.expect("faucet");

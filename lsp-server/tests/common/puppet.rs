@@ -13,7 +13,6 @@ use shared::pay::policy::channel_seed;
 use shared::pay::{
     leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, InvoiceRequest,
 };
-use shared::terms::SignedTerms;
 use shared::types::Now;
 use shared::wire::WireMsg;
 
@@ -41,15 +40,8 @@ pub fn client_open(id: ChannelId, run: &ClientRun, next_update: u64) -> ChannelO
     let secrets =
         ChannelSecrets::from_seed(&channel_seed(&run.factory_secret, id, LeafEpoch::FIRST));
     ChannelOpen {
-        channel: id,
-        basepoints: secrets.basepoints(),
-        first_points: [
-            secrets.commitment_seed.point(0),
-            secrets.commitment_seed.point(1),
-        ],
-        feerate: None,
         next_update,
-        leaf: LeafEpoch::FIRST,
+        ..ChannelOpen::new(id, LeafEpoch::FIRST, &secrets)
     }
 }
 
@@ -195,13 +187,7 @@ impl Puppet {
 
     /// An invoice of this wallet's for `amount`, with its preimage.
     pub async fn invoice(&self, stack: &Stack, amount: Amount) -> (String, [u8; 32]) {
-        let terms: SignedTerms =
-            reqwest::get(format!("{}/.well-known/superscalar.json", stack.http_url()))
-                .await
-                .expect("terms")
-                .json()
-                .await
-                .expect("terms JSON");
+        let terms = super::terms(stack).await;
         let preimage: [u8; 32] = rand::random();
         let invoice = InvoiceRequest {
             amount,

@@ -221,6 +221,11 @@ impl ChannelSecrets {
         }
     }
 
+    /// The per-commitment points of commitments 0 and 1 (sent when a channel opens).
+    pub fn first_points(&self) -> [PublicKey; 2] {
+        [self.commitment_seed.point(0), self.commitment_seed.point(1)]
+    }
+
     /// The public basepoints.
     pub fn basepoints(&self) -> Basepoints {
         let secp = Secp256k1::signing_only();

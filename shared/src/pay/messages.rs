@@ -4,7 +4,7 @@ use bitcoin::hashes::sha256;
 use bitcoin::{Amount, FeeRate};
 use serde::{Deserialize, Serialize};
 
-use crate::channel::keys::Basepoints;
+use crate::channel::keys::{Basepoints, ChannelSecrets};
 use crate::channel::{ChannelMsg, PeerInfo};
 use crate::leaf::LeafEpoch;
 use crate::types::{ClientId, FactoryId};
@@ -49,6 +49,19 @@ pub struct ChannelOpen {
 }
 
 impl ChannelOpen {
+    /// The `channel_open` of the side holding `secrets` for `channel` on leaf state `leaf`
+    /// (no fee rate, no updates held: set those fields as the sender needs).
+    pub fn new(channel: ChannelId, leaf: LeafEpoch, secrets: &ChannelSecrets) -> ChannelOpen {
+        ChannelOpen {
+            channel,
+            basepoints: secrets.basepoints(),
+            first_points: secrets.first_points(),
+            feerate: None,
+            next_update: 0,
+            leaf,
+        }
+    }
+
     /// Whether `other` opens the same channel with the same keys (ignoring `next_update`).
     pub fn same_keys(&self, other: &ChannelOpen) -> bool {
         self.channel == other.channel

@@ -45,6 +45,20 @@ pub const MISSING_INPUTS: &str = "missing-inputs";
 /// its details, depending on the version).
 pub const LOCKTIME_NOT_SATISFIED: &str = "Locktime requirement not satisfied";
 
+/// The fee rate the channel tests open their commitments at.
+pub fn feerate() -> bitcoin::FeeRate {
+    bitcoin::FeeRate::from_sat_per_vb_u32(2)
+}
+
+/// What a channel side opened from `seed` tells its peer.
+pub fn peer_info(seed: &[u8; 32]) -> shared::channel::PeerInfo {
+    let s = shared::channel::keys::ChannelSecrets::from_seed(seed);
+    shared::channel::PeerInfo {
+        basepoints: s.basepoints(),
+        first_points: s.first_points(),
+    }
+}
+
 /// A running devnet and an Esplora client for it.
 pub struct Regtest {
     /// The devnet (bitcoind + Esplora); stopped when dropped.

@@ -211,10 +211,7 @@ impl Channel {
     pub fn peer_info(&self) -> PeerInfo {
         PeerInfo {
             basepoints: self.secrets.basepoints(),
-            first_points: [
-                self.secrets.commitment_seed.point(0),
-                self.secrets.commitment_seed.point(1),
-            ],
+            first_points: self.secrets.first_points(),
         }
     }
 
