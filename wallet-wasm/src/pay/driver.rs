@@ -2,6 +2,8 @@
 //! side of a liquidity purchase is in [`advance`].
 
 mod advance;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
