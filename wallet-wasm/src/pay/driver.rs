@@ -264,6 +264,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             .unwrap_or_else(|| LeafRecord {
                 states: shared::leaf::LeafStates::new(&leaf.path),
                 openings: BTreeMap::new(),
+                attempts: BTreeMap::new(),
             })
     }
 
@@ -398,10 +399,19 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 }
             };
         let (spec, replay) = match record.openings.get(&key.leaf) {
-            Some(opening) => (
-                opening.spec.clone(),
-                liquidity::replayed(&changes, opening.log_from),
-            ),
+            Some(opening) => {
+                let sold = |e: u8| record.states.states().get(usize::from(e)).map(|s| s.sold);
+                let amount = match (sold(key.leaf.0), key.leaf.0.checked_sub(1).and_then(sold)) {
+                    (Some(now), Some(before)) => now.checked_sub(before).unwrap_or(Amount::ZERO),
+                    _ => Amount::ZERO,
+                };
+                let (earlier, current) =
+                    liquidity::attempts_at(&record, key.leaf, opening.log_from, amount);
+                (
+                    opening.spec.clone(),
+                    liquidity::replayed(&changes, &earlier, &current),
+                )
+            }
             None => {
                 let feerate = open.feerate.unwrap_or(FeeRate::ZERO);
                 if feerate < FeeRate::BROADCAST_MIN || feerate > self.policy.max_opening_feerate {

@@ -7,7 +7,7 @@ use shared::channel::{ChannelChange, CommitmentSpec};
 use shared::leaf::{LeafEpoch, LiquidityOffer};
 use shared::params::FactoryParams;
 
-use super::store::LeafRecord;
+use super::store::{Attempt, LeafRecord};
 
 /// Why an offer is refused, in words (the wallet gives the purchase up and says so).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,16 +140,55 @@ pub fn for_sale(record: &LeafRecord, params: &FactoryParams) -> Amount {
     }
 }
 
-/// The changes a leaf state's channel is restored from: every double-sign record of its log
-/// (an interrupted attempt's too, so a different commitment is never signed), and everything
-/// of the attempt that opened it, from `log_from` on.
-pub fn replayed(changes: &[ChannelChange], log_from: u64) -> Vec<ChannelChange> {
+/// The changes a leaf state's channel is restored from: everything of the `current` attempt
+/// (from its `log_from` on), and the double-sign records of the `earlier` attempts for the same
+/// amount (they signed on the same output, so a different commitment is never signed there).
+/// Changes no attempt covers are left out.
+pub fn replayed(
+    changes: &[ChannelChange],
+    earlier: &[Attempt],
+    current: &Attempt,
+) -> Vec<ChannelChange> {
+    let same: Vec<(u64, u64)> = earlier
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.amount == current.amount && a.log_from < current.log_from)
+        .map(|(i, a)| {
+            let end = earlier
+                .get(i + 1)
+                .map_or(current.log_from, |n| n.log_from.min(current.log_from));
+            (a.log_from, end)
+        })
+        .collect();
     changes
         .iter()
         .enumerate()
-        .filter(|(i, c)| *i as u64 >= log_from || matches!(c, ChannelChange::SignRecord { .. }))
+        .filter(|(i, c)| {
+            let i = *i as u64;
+            i >= current.log_from
+                || (matches!(c, ChannelChange::SignRecord { .. })
+                    && same.iter().any(|(from, end)| (*from..*end).contains(&i)))
+        })
         .map(|(_, c)| c.clone())
         .collect()
+}
+
+/// `record`'s attempts at leaf state `leaf`'s channel before the one starting at `log_from`,
+/// and that one (for `amount` if it is not recorded).
+pub fn attempts_at(
+    record: &LeafRecord,
+    leaf: LeafEpoch,
+    log_from: u64,
+    amount: Amount,
+) -> (Vec<Attempt>, Attempt) {
+    let all = record.attempts.get(&leaf).cloned().unwrap_or_default();
+    let current = all
+        .iter()
+        .find(|a| a.log_from == log_from)
+        .copied()
+        .unwrap_or(Attempt { amount, log_from });
+    let earlier = all.into_iter().filter(|a| a.log_from < log_from).collect();
+    (earlier, current)
 }
 
 #[cfg(test)]

@@ -25,8 +25,8 @@ use shared::pay::{ChannelId, InvoiceError};
 
 pub use driver::PayClient;
 pub use store::{
-    Direction, InvoiceRecord, LeafChannel, LeafRecord, MemoryPayStore, Opening, PayState, PayStore,
-    PaymentRecord, PaymentStatus, PendingAdvance,
+    Attempt, Direction, InvoiceRecord, LeafChannel, LeafRecord, MemoryPayStore, Opening, PayState,
+    PayStore, PaymentRecord, PaymentStatus, PendingAdvance,
 };
 
 use crate::session::StorageError;

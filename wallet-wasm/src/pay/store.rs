@@ -136,14 +136,31 @@ pub struct Opening {
     pub log_from: u64,
 }
 
-/// A channel's leaf once liquidity was bought (or is being signed): its signed states with the
-/// double-sign record, and how each later state's channel opened.
+/// One attempt at opening a leaf state's channel: the liquidity it was for, and where its
+/// changes start in that channel's log. Attempts for the same amount open the same commitment
+/// on the same output, so a later one replays the double-sign records of the earlier ones;
+/// another amount is another output, whose records do not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Liquidity asked.
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    pub amount: Amount,
+    /// The index in the log of its first change.
+    pub log_from: u64,
+}
+
+/// A channel's leaf once liquidity was bought (or is being bought): its signed states with the
+/// double-sign record, how each later state's channel opened, and every attempt at it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeafRecord {
     /// The leaf's states (the newest is the one the live channel lives on).
     pub states: LeafStates,
     /// The opening of each leaf state's channel, from state 1 on.
     pub openings: BTreeMap<LeafEpoch, Opening>,
+    /// The attempts at each later leaf state's channel, oldest first (stored before the
+    /// wallet's side of the channel is sent).
+    #[serde(default)]
+    pub attempts: BTreeMap<LeafEpoch, Vec<Attempt>>,
 }
 
 /// A purchase whose partial signatures left (stored just before): until `leaf_signed` arrives

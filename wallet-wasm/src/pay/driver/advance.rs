@@ -22,7 +22,7 @@ use shared::wire::WireMsg;
 
 use super::{client_open, same_peer, Open, PayClient};
 use crate::pay::liquidity::{self, Expected};
-use crate::pay::store::{LeafChannel, Opening, PayStore, PendingAdvance};
+use crate::pay::store::{Attempt, LeafChannel, Opening, PayStore, PendingAdvance};
 use crate::pay::{LiquidityBought, LiquidityQuote, LiquidityStep, PayError, PayEvent, PayLeaf};
 use crate::session::{ChainSource, Connect};
 
@@ -310,6 +310,18 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         match self.build_new_channel(&leaf, &offer, &live_spec) {
             Ok(signing) => {
                 let key = signing.new.key;
+                // The attempt is stored before anything of its channel is signed or sent.
+                let mut record = self.leaf_record(&leaf);
+                record
+                    .attempts
+                    .entry(offer.leaf)
+                    .or_default()
+                    .push(Attempt {
+                        amount: offer.amount,
+                        log_from: signing.opening.log_from,
+                    });
+                self.store.save_leaf(id, &record).await?;
+                self.stored.leaves.insert(id, record);
                 if let Some(f) = self.flights.get_mut(&id) {
                     f.price = offer.price;
                     f.signing = Some(signing);
@@ -343,7 +355,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     /// The advance and the channel on the new leaf state's output, opened with the live
     /// channel's balances less the price plus the liquidity. An earlier attempt's log of that
-    /// channel stays, and its double-sign records are replayed.
+    /// channel stays, and the double-sign records of earlier attempts for the same amount are
+    /// replayed.
     fn build_new_channel(
         &self,
         leaf: &PayLeaf,
@@ -377,6 +390,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let params = leaf_state_channel_params(&leaf.path, &advance.state, &self.policy)
             .map_err(|e| e.to_string())?;
         let log_from = changes.len() as u64;
+        let (earlier, attempt) =
+            liquidity::attempts_at(&record, offer.leaf, log_from, offer.amount);
         let seed = channel_seed(&leaf.factory_secret, leaf.channel, offer.leaf);
         let channel = Channel::restore(
             Side::Client,
@@ -385,7 +400,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             &seed,
             offer.open.peer_info(),
             spec.clone(),
-            liquidity::replayed(&changes, log_from),
+            liquidity::replayed(&changes, &earlier, &attempt),
         )
         .map_err(|e| format!("the new channel: {e}"))?;
         Ok(Signing {

@@ -597,6 +597,10 @@ async fn a_purchase_dropped_after_the_partial_signatures_is_asked_again_and_comp
         channel: s.leaf.channel,
         leaf: LeafEpoch(1),
     };
+    let attempts = &record.attempts[&LeafEpoch(1)];
+    assert_eq!(attempts.len(), 2, "both attempts are recorded");
+    assert!(attempts.iter().all(|a| a.amount == amount));
     let from = record.openings[&LeafEpoch(1)].log_from;
+    assert_eq!(from, attempts[1].log_from, "the channel opened by the second");
     assert!(from > 0 && (from as usize) < stored.channels[&key].1.len());
 }

@@ -16,7 +16,7 @@ use shared::testing::{sample_proposal, TestKeys};
 use shared::types::{ClientId, FactoryId};
 
 use super::*;
-use crate::pay::store::{LeafChannel, LeafRecord, MemoryPayStore, Opening, PayStore};
+use crate::pay::store::{Attempt, LeafChannel, LeafRecord, MemoryPayStore, Opening, PayStore};
 use crate::pay::PendingAdvance;
 
 fn setup() -> (ClientPath, TestKeys) {
@@ -161,10 +161,33 @@ fn an_earlier_attempts_log_replays_only_its_double_sign_records() {
     let other = ChannelChange::CloseRecord {
         sighash: TapSighash::from_raw_hash(bitcoin::hashes::Hash::from_byte_array([7; 32])),
     };
-    let log = vec![record(1), other.clone(), record(2), other.clone()];
-    assert_eq!(replayed(&log, 2), vec![record(1), record(2), other.clone()]);
-    assert_eq!(replayed(&log, 0), log);
-    assert_eq!(replayed(&log, 4), vec![record(1), record(2)]);
+    let log = vec![
+        record(1),
+        other.clone(),
+        record(2),
+        other.clone(),
+        record(3),
+        record(4),
+    ];
+    let at = |amount: u64, log_from: u64| Attempt {
+        amount: Amount::from_sat(amount),
+        log_from,
+    };
+    // Attempts at 5,000 from 0, at 6,000 from 2, at 5,000 from 4; then 5,000 again from 6.
+    let earlier = [at(5_000, 0), at(6_000, 2), at(5_000, 4)];
+    assert_eq!(
+        replayed(&log, &earlier, &at(5_000, 6)),
+        vec![record(1), record(3), record(4)],
+        "the records of the same amount's attempts only"
+    );
+    assert_eq!(replayed(&log, &earlier, &at(6_000, 6)), vec![record(2)]);
+    assert_eq!(replayed(&log, &earlier, &at(7_000, 6)), vec![]);
+    // The live attempt (from 4, at 5,000) is replayed whole, with the first attempt's records.
+    assert_eq!(
+        replayed(&log, &earlier[..2], &at(5_000, 4)),
+        vec![record(1), record(3), record(4)]
+    );
+    assert_eq!(replayed(&log, &[], &at(5_000, 0)), log);
 }
 
 #[test]
@@ -174,6 +197,7 @@ fn what_is_for_sale_shrinks_with_each_state_and_ends_with_the_last() {
     let record = LeafRecord {
         states: LeafStates::new(&path),
         openings: Default::default(),
+        attempts: Default::default(),
     };
     let all = for_sale(&record, &params);
     assert_eq!(all, record.states.latest().available(&params));
@@ -199,6 +223,7 @@ async fn advance_signed_stored_and_loaded() {
     let mut record = LeafRecord {
         states: LeafStates::new(&path),
         openings: Default::default(),
+        attempts: Default::default(),
     };
     let mut advance =
         Advance::new(&path, record.states.latest(), offer.amount).expect("the leaf has that much");

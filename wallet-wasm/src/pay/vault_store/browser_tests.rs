@@ -290,7 +290,19 @@ async fn leaf_records_pending_advances_and_later_leaf_channels_survive_reopening
             log_from: 2,
         },
     );
-    let record = LeafRecord { states, openings };
+    let mut attempts = std::collections::BTreeMap::new();
+    attempts.insert(
+        LeafEpoch(1),
+        vec![crate::pay::Attempt {
+            amount: Amount::from_sat(4_000),
+            log_from: 2,
+        }],
+    );
+    let record = LeafRecord {
+        states,
+        openings,
+        attempts,
+    };
     let pending = PendingAdvance {
         leaf: LeafEpoch(1),
         amount: Amount::from_sat(4_000),
