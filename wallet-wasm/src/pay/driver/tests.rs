@@ -601,6 +601,83 @@ async fn a_purchase_dropped_after_the_partial_signatures_is_asked_again_and_comp
     assert_eq!(attempts.len(), 2, "both attempts are recorded");
     assert!(attempts.iter().all(|a| a.amount == amount));
     let from = record.openings[&LeafEpoch(1)].log_from;
-    assert_eq!(from, attempts[1].log_from, "the channel opened by the second");
+    assert_eq!(
+        from, attempts[1].log_from,
+        "the channel opened by the second"
+    );
     assert!(from > 0 && (from as usize) < stored.channels[&key].1.len());
+}
+
+#[tokio::test]
+async fn a_wallet_restarted_with_its_partial_signatures_out_takes_the_stored_signatures() {
+    let s = &setup();
+    let store = MemoryPayStore::default();
+    let amount = Amount::from_sat(5_000);
+    let signed = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let keep = signed.clone();
+    with_client(s, store.clone(), |handle, mut conns| async move {
+        let mut lsp = Lsp {
+            pipe: conns.next().await.expect("a connection"),
+            stash: VecDeque::new(),
+        };
+        lsp.handshake(&s.lsp).await;
+        let state0 = LeafStates::new(&s.path).latest().clone();
+        let spec0 = CommitmentSpec {
+            lsp_balance: state0.channel_output().value,
+            client_balance: Amount::ZERO,
+            htlcs: Vec::new(),
+            feerate: FeeRate::from_sat_per_vb_u32(1),
+        };
+        let live = open_channel(&mut lsp, s, LeafEpoch::FIRST, &state0, spec0).await;
+        let buying = {
+            let handle = handle.clone();
+            async move { handle.buy_liquidity(amount).await }
+        };
+        let lsp_side = async {
+            // The wallet stops (the tab closes) once its partial signatures are out.
+            *keep.borrow_mut() = Some(sell(&mut lsp, s, &live, amount).await);
+            handle.stop();
+        };
+        let (result, ()) = futures::join!(buying, lsp_side);
+        assert!(result.is_err(), "the purchase did not end before the stop");
+    })
+    .await;
+    let stored = store.clone().load().await.expect("loaded");
+    assert_eq!(stored.advances[&s.leaf.channel].leaf, LeafEpoch(1));
+
+    let signed = signed.borrow_mut().take().expect("the LSP signed");
+    with_client(s, store.clone(), |handle, mut conns| async move {
+        let mut lsp = Lsp {
+            pipe: conns.next().await.expect("a connection"),
+            stash: VecDeque::new(),
+        };
+        lsp.handshake(&s.lsp).await;
+        let snap = handle.snapshot().await.expect("snapshot");
+        assert!(snap.channels.is_empty(), "not open yet: {snap:?}");
+        assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch::FIRST);
+        lsp.send(WireMsg::LeafSigned(Box::new(signed)));
+        assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch(1));
+        lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
+            &s.lsp_secret,
+            s.leaf.channel,
+            LeafEpoch(1),
+        ))));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let snap = handle.snapshot().await.expect("snapshot");
+            if let Some(c) = snap.channels.first().filter(|c| c.ready) {
+                assert_eq!((c.leaf, c.advance), (LeafEpoch(1), None));
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "reopened: {snap:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let stored = store.clone().load().await.expect("loaded");
+    assert!(stored.advances.is_empty());
+    assert_eq!(
+        stored.leaves[&s.leaf.channel].states.latest().epoch,
+        LeafEpoch(1)
+    );
 }
