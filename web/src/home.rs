@@ -14,6 +14,7 @@ use wallet::session::{ChainSource, EsploraChain, StoredPath};
 use crate::exit_card::ExitCard;
 use crate::factory_tree::FactoryTree;
 use crate::faucet_card::FaucetCard;
+use crate::liquidity_card::LiquidityCard;
 use crate::pay_card::PayCard;
 use crate::state::{AppCtx, Screen};
 
@@ -61,6 +62,24 @@ pub fn Home() -> impl IntoView {
     // Redrawn only when they change, not at every refresh.
     let funded = Memo::new(move |_| data.with(|d| d.funded.clone()));
     let picture = Memo::new(move |_| data.with(|d| d.picture.clone()));
+    // What liquidity purchases moved from the leaf's stock into the channel: the channel's
+    // capacity now, less the leaf's channel output at state 0.
+    let sold = move |d: &HomeData| {
+        let (Some(funded), Some(o)) = (&d.funded, &d.overview) else {
+            return bitcoin::Amount::ZERO;
+        };
+        ctx.pay.with(|p| {
+            p.snapshot
+                .as_ref()
+                .and_then(|s| {
+                    s.channels
+                        .iter()
+                        .find(|c| c.channel.factory == funded.factory)
+                        .and_then(|c| c.capacity.checked_sub(o.channel))
+                })
+                .unwrap_or(bitcoin::Amount::ZERO)
+        })
+    };
     let joining = move || ctx.join.with(|j| j.running);
     let last_join = move || {
         ctx.profile.with(|p| {
@@ -71,13 +90,15 @@ pub fn Home() -> impl IntoView {
     view! {
         <PayCard />
         <FaucetCard />
+        <LiquidityCard />
         <section class="card" id="balances">
             <h2>"Your money"</h2>
             {move || data.with(|d| match &d.overview {
                 Some(o) => view! {
                     <dl>
-                        <dt>"Channel"</dt><dd id="balance-channel">{sats(o.channel)}</dd>
-                        <dt>"Reserved liquidity (to buy later)"</dt><dd id="balance-inbound">{sats(o.inbound)}</dd>
+                        <dt>"Channel"</dt><dd id="balance-channel">{sats(o.channel + sold(d))}</dd>
+                        <dt>"Liquidity stock (inbound you can buy)"</dt>
+                        <dd id="balance-inbound">{sats(o.inbound.checked_sub(sold(d)).unwrap_or(bitcoin::Amount::ZERO))}</dd>
                     </dl>
                 }.into_any(),
                 None => view! { <p id="balance-none">"No channel yet: join a factory to get one."</p> }.into_any(),

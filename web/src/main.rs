@@ -11,6 +11,7 @@ mod history;
 mod home;
 mod join;
 mod join_progress;
+mod liquidity_card;
 mod lsp_screen;
 mod nav;
 mod pay_card;

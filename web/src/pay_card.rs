@@ -16,6 +16,16 @@ pub fn PayCard() -> impl IntoView {
         ctx.pay
             .with(|p| p.snapshot.as_ref().map(|s| (s.balance, s.inbound)))
     };
+    // A liquidity purchase whose signatures are out freezes the channel until it completes.
+    let frozen = move || {
+        ctx.pay.with(|p| {
+            p.snapshot.as_ref().is_some_and(|s| {
+                s.channels
+                    .iter()
+                    .any(|c| c.advance == Some(wallet::pay::LiquidityStep::Signing))
+            })
+        })
+    };
     let state = move || match phase() {
         PayPhase::Off => "off",
         PayPhase::Connecting => "connecting",
@@ -44,6 +54,10 @@ pub fn PayCard() -> impl IntoView {
                     <dt>"Provider"</dt>
                     <dd id="pay-status" data-state=state class:ok=move || phase() == PayPhase::Connected>{status}</dd>
                 </dl>
+                <Show when=frozen>
+                    <p class="hint" id="pay-frozen">"Your channel is moving to a bigger one: \
+                        payments wait until the provider has signed it."</p>
+                </Show>
                 <div class="actions">
                     <button class="primary" id="go-receive" on:click=move |_| ctx.screen.set(Screen::Receive)>"Receive"</button>
                     <button class="primary" id="go-send" on:click=move |_| ctx.screen.set(Screen::Send)>"Send"</button>

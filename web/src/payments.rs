@@ -130,8 +130,9 @@ fn apply(ctx: AppCtx, event: PayEvent) {
         PayEvent::Disconnected { reason } => p.phase = PayPhase::Disconnected(reason),
         PayEvent::Received(record) => p.received.push(record),
         PayEvent::LspError(message) => p.notice = Some(message),
+        PayEvent::LiquidityFailed { reason, .. } => p.notice = Some(reason),
         PayEvent::ChannelReady(_) | PayEvent::Sent(_) | PayEvent::Failed(_) => {}
-        PayEvent::Updated => {}
+        PayEvent::Liquidity { .. } | PayEvent::LiquidityBought(_) | PayEvent::Updated => {}
     });
 }
 

@@ -8,7 +8,9 @@ use futures::channel::mpsc::{unbounded, UnboundedReceiver};
 use futures::StreamExt;
 use shared::pay::ChannelId;
 use tokio::task::JoinHandle;
-use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayEvent, PayHandle, PayLeaf, Snapshot};
+use wallet::pay::{
+    LiquidityBought, MemoryPayStore, PayClient, PayConfig, PayEvent, PayHandle, PayLeaf, Snapshot,
+};
 use wallet::session::{EsploraChain, WsConnector};
 
 use super::swarm::{self, ClientRun, ClientSpec, SwarmConfig};
@@ -137,5 +139,51 @@ impl Payer {
             );
             let _ = tokio::time::timeout(Duration::from_millis(200), self.events.next()).await;
         }
+    }
+}
+
+impl Payer {
+    /// Buys `amount` of inbound liquidity and waits for the `LiquidityBought` event and for
+    /// the channel on the new leaf state to be open again; returns the purchase and the
+    /// snapshot after it.
+    pub async fn buy_liquidity(
+        &mut self,
+        amount: Amount,
+        secs: u64,
+    ) -> (LiquidityBought, Snapshot) {
+        let handle = self.handle.clone();
+        let buying = tokio::spawn(async move { handle.buy_liquidity(amount).await });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let mut seen = None;
+        while seen.is_none() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(!left.is_zero(), "liquidity of {amount} bought in time");
+            match tokio::time::timeout(left, self.events.next()).await {
+                Ok(Some(PayEvent::LiquidityBought(b))) => seen = Some(b),
+                Ok(Some(PayEvent::LiquidityFailed { reason, .. })) => {
+                    panic!("the purchase failed: {reason}")
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the payment client stopped"),
+                Err(_) => panic!("liquidity of {amount} bought in time"),
+            }
+        }
+        let bought = buying
+            .await
+            .expect("the purchase task ran")
+            .expect("the purchase succeeded");
+        assert_eq!(Some(&bought), seen.as_ref());
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let snapshot = self.ready(left.as_secs().max(1)).await;
+        let channel = snapshot
+            .channels
+            .iter()
+            .find(|c| c.channel == bought.channel)
+            .expect("the channel is still there");
+        assert_eq!(
+            channel.leaf, bought.leaf,
+            "the channel lives on the new leaf state"
+        );
+        (bought, snapshot)
     }
 }

@@ -1,8 +1,9 @@
-//! Starting an exit from the open wallet: its stored paths of one factory, its factory key for
-//! that factory, and its own sweep address.
+//! Starting an exit from the open wallet: its stored paths of one factory, its leaf's states
+//! once liquidity was bought, its factory key for that factory, and its own sweep address.
 
 use bitcoin::secp256k1::Secp256k1;
 use shared::exit::ExitKit;
+use shared::pay::ChannelId;
 
 use crate::exit::ExitRunner;
 use crate::keys::FactoryIndex;
@@ -24,6 +25,18 @@ impl Account {
         for other in self.paths().await? {
             if other.path.funding_outpoint() == funding && other != *stored {
                 kit.add(other.path)
+                    .map_err(|e| AccountError::Exit(e.to_string()))?;
+            }
+        }
+        // After a liquidity purchase the leaf's newest state (and the redistributions of the
+        // older ones) is what the exit publishes.
+        let channel = ChannelId {
+            factory: stored.factory,
+            client: stored.path.client(),
+        };
+        if let Some(record) = self.pay_store().leaf(channel).await? {
+            if record.states.states().len() > 1 {
+                kit.set_leaf(record.states)
                     .map_err(|e| AccountError::Exit(e.to_string()))?;
             }
         }

@@ -1,32 +1,36 @@
-//! The payment client's loop: frames from the LSP, commands from the UI, timers.
+//! The payment client's loop: frames from the LSP, commands from the UI, timers, and the
+//! channels it keeps open. Paying and being paid is in [`payments`]; the wallet's side of a
+//! liquidity purchase is in [`advance`].
+
+mod advance;
+mod payments;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
 use std::time::Duration;
 
 use bitcoin::absolute::Height;
-use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::XOnlyPublicKey;
 use bitcoin::{Amount, FeeRate};
 use futures::channel::{mpsc, oneshot};
 use futures::future::{select, Either};
 use futures::StreamExt;
-use rand::RngCore;
 use shared::channel::keys::ChannelSecrets;
 use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, CommitmentSpec, Side};
 use shared::leaf::LeafEpoch;
-use shared::pay::policy::{channel_seed, route_fee};
+use shared::pay::policy::channel_seed;
 use shared::pay::{
-    leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, FaucetRequest,
-    InvoiceRequest, ParsedInvoice, PayOutcome, PayRequest, PayResult,
+    leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, FaucetRequest,
 };
 use shared::terms::TermsBody;
 use shared::types::Now;
 use shared::wire::{Envelope, WireMsg};
 
-use super::store::{Direction, InvoiceRecord, PayState, PayStore, PaymentRecord, PaymentStatus};
+use super::store::{LeafChannel, LeafRecord, PayState, PayStore, PaymentRecord};
 use super::{
-    ChannelSummary, Command, PayConfig, PayError, PayEvent, PayHandle, PayLeaf, PayQuote, Snapshot,
+    liquidity, ChannelSummary, Command, PayConfig, PayError, PayEvent, PayHandle, PayLeaf, Snapshot,
 };
 use crate::platform::{sleep, unix_now};
 use crate::session::handshake::{handshake, Greeting, Link};
@@ -37,8 +41,9 @@ const IDLE: Duration = Duration::from_secs(1);
 /// How often the chain tip is read.
 const TIP_EVERY_SECS: u64 = 5;
 
-/// A channel the LSP opened.
+/// A channel the LSP opened (the live one of its leaf, or the one a purchase opens).
 struct Open {
+    key: LeafChannel,
     channel: Channel,
     next_seq: u64,
     ready: bool,
@@ -62,6 +67,7 @@ pub struct PayClient<C: Connect, S, H> {
     stored: PayState,
     open: BTreeMap<ChannelId, Open>,
     pending: HashMap<(ChannelId, u64), PayReply>,
+    flights: BTreeMap<ChannelId, advance::Flight>,
     height: u32,
     next_tip: u64,
     stop: bool,
@@ -91,6 +97,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             stored: PayState::default(),
             open: BTreeMap::new(),
             pending: HashMap::new(),
+            flights: BTreeMap::new(),
             height: 0,
             next_tip: 0,
             stop: false,
@@ -108,6 +115,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     /// client stops rather than act on something it could not store.
     pub async fn run(mut self) -> Result<(), PayError> {
         self.stored = self.store.load().await?;
+        self.resume_advances();
         self.refresh_tip().await;
         let mut next_tick = 0u64;
         while !self.stop {
@@ -170,6 +178,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             open.ready = false;
             open.channel.reset_round();
         }
+        self.advances_lost();
         self.emit(PayEvent::Disconnected { reason });
     }
 
@@ -240,17 +249,55 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         }
     }
 
-    /// The `channel_open` for `leaf`, saying how many of the LSP's updates this wallet holds.
-    fn open_msg(&self, leaf: &PayLeaf) -> ChannelOpen {
-        let received = match self.open.get(&leaf.channel) {
-            Some(o) => o.channel.updates_received(),
-            None => self
+    /// The leaf record of channel `id`: stored once its leaf advanced (or was being signed),
+    /// else state 0 of its path.
+    fn leaf_record(&self, leaf: &PayLeaf) -> LeafRecord {
+        self.stored
+            .leaves
+            .get(&leaf.channel)
+            .cloned()
+            .unwrap_or_else(|| LeafRecord {
+                states: shared::leaf::LeafStates::new(&leaf.path),
+                openings: BTreeMap::new(),
+                attempts: BTreeMap::new(),
+            })
+    }
+
+    /// The channel `id` lives on now: its leaf's newest signed state's.
+    fn live(&self, id: ChannelId) -> LeafChannel {
+        LeafChannel {
+            channel: id,
+            leaf: self
                 .stored
-                .channels
-                .get(&leaf.channel)
-                .map_or(0, |(_, changes)| lsp_updates_in(changes)),
+                .leaves
+                .get(&id)
+                .map_or(LeafEpoch::FIRST, |r| r.states.latest().epoch),
+        }
+    }
+
+    /// The `channel_open` for `leaf`'s live channel, saying how many of the LSP's updates this
+    /// wallet holds.
+    fn open_msg(&self, leaf: &PayLeaf) -> ChannelOpen {
+        let key = self.live(leaf.channel);
+        let received = match self.open.get(&leaf.channel) {
+            Some(o) if o.key == key => o.channel.updates_received(),
+            _ => {
+                let from = self.log_from(key);
+                self.stored.channels.get(&key).map_or(0, |(_, changes)| {
+                    lsp_updates_in(changes.get(from as usize..).unwrap_or_default())
+                })
+            }
         };
-        client_open(leaf, received)
+        client_open(leaf, key.leaf, received)
+    }
+
+    /// Where the changes of the attempt that opened `key`'s channel start in its log.
+    fn log_from(&self, key: LeafChannel) -> u64 {
+        self.stored
+            .leaves
+            .get(&key.channel)
+            .and_then(|r| r.openings.get(&key.leaf))
+            .map_or(0, |o| o.log_from)
     }
 
     async fn on_tick(&mut self) -> Result<(), PayError> {
@@ -293,7 +340,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             WireMsg::ChannelOpen(open) => self.on_lsp_open(*open).await?,
             WireMsg::Channel(frame) => self.on_channel(*frame).await?,
             WireMsg::PayResult(result) => self.on_pay_result(result).await?,
-            WireMsg::Error { message, .. } => self.emit(PayEvent::LspError(message)),
+            WireMsg::LiquidityOffer(offer) => self.on_offer(*offer).await?,
+            WireMsg::LeafSigned(signed) => self.on_leaf_signed(*signed).await?,
+            WireMsg::Error { message, .. } => {
+                self.advance_refused(&message);
+                self.emit(PayEvent::LspError(message))
+            }
             _ => {}
         }
         Ok(())
@@ -305,9 +357,15 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let Some(leaf) = self.leaves.get(&id).cloned() else {
             return Ok(());
         };
-        if let Some(o) = self.open.get_mut(&id) {
-            let stored = self.stored.channels.get(&id).and_then(|(s, _)| s.as_ref());
-            if stored.is_some_and(|s| !s.same_keys(&open)) {
+        let key = self.live(id);
+        if open.leaf != key.leaf {
+            // An answer to an open of a state this wallet has left (or not reached yet).
+            return Ok(());
+        }
+        self.ask_again(id).await;
+        if let Some(o) = self.open.get_mut(&id).filter(|o| o.key == key) {
+            let stored = self.stored.channels.get(&key).and_then(|(s, _)| s.as_ref());
+            if stored.is_some_and(|s| !same_peer(s, &open)) {
                 self.emit(PayEvent::LspError(format!(
                     "the provider re-opened channel {id} with other keys; refusing it"
                 )));
@@ -319,34 +377,54 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             self.emit(PayEvent::ChannelReady(id));
             return self.perform(id).await;
         }
-        let (stored_open, changes) = self.stored.channels.get(&id).cloned().unwrap_or_default();
-        if stored_open.as_ref().is_some_and(|s| !s.same_keys(&open)) {
+        let (stored_open, changes) = self.stored.channels.get(&key).cloned().unwrap_or_default();
+        if stored_open.as_ref().is_some_and(|s| !same_peer(s, &open)) {
             self.emit(PayEvent::LspError(format!(
                 "the provider re-opened channel {id} with other keys; refusing it"
             )));
             return Ok(());
         }
-        let feerate = open.feerate.unwrap_or(FeeRate::ZERO);
-        if feerate < FeeRate::BROADCAST_MIN || feerate > self.policy.max_opening_feerate {
-            self.emit(PayEvent::LspError(format!(
-                "the provider's opening fee rate for channel {id} is out of range; refusing it"
-            )));
-            return Ok(());
-        }
-        let params = match leaf_channel_params(&leaf.path, &self.policy) {
-            Ok(p) => p,
-            Err(e) => {
-                self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
-                return Ok(());
+        let record = self.leaf_record(&leaf);
+        let params =
+            match leaf_state_channel_params(&leaf.path, record.states.latest(), &self.policy) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
+                    return Ok(());
+                }
+            };
+        let (spec, replay) = match record.openings.get(&key.leaf) {
+            Some(opening) => {
+                let sold = |e: u8| record.states.states().get(usize::from(e)).map(|s| s.sold);
+                let amount = match (sold(key.leaf.0), key.leaf.0.checked_sub(1).and_then(sold)) {
+                    (Some(now), Some(before)) => now.checked_sub(before).unwrap_or(Amount::ZERO),
+                    _ => Amount::ZERO,
+                };
+                let (earlier, current) =
+                    liquidity::attempts_at(&record, key.leaf, opening.log_from, amount);
+                (
+                    opening.spec.clone(),
+                    liquidity::replayed(&changes, &earlier, &current),
+                )
+            }
+            None => {
+                let feerate = open.feerate.unwrap_or(FeeRate::ZERO);
+                if feerate < FeeRate::BROADCAST_MIN || feerate > self.policy.max_opening_feerate {
+                    self.emit(PayEvent::LspError(format!(
+                        "the provider's opening fee rate for channel {id} is out of range; refusing it"
+                    )));
+                    return Ok(());
+                }
+                let spec = CommitmentSpec {
+                    lsp_balance: params.funding_output.value,
+                    client_balance: Amount::ZERO,
+                    htlcs: Vec::new(),
+                    feerate,
+                };
+                (spec, changes.clone())
             }
         };
-        let spec = CommitmentSpec {
-            lsp_balance: params.funding_output.value,
-            client_balance: Amount::ZERO,
-            htlcs: Vec::new(),
-            feerate,
-        };
-        let seed = channel_seed(&leaf.factory_secret, id, LeafEpoch::FIRST);
+        let seed = channel_seed(&leaf.factory_secret, id, key.leaf);
         let next_seq = changes.len() as u64;
         let channel = Channel::restore(
             Side::Client,
@@ -355,7 +433,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             &seed,
             open.peer_info(),
             spec,
-            changes,
+            replay,
         );
         let mut channel = match channel {
             Ok(c) => c,
@@ -367,11 +445,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         channel.resend_updates(open.next_update);
         if stored_open.is_none() {
             self.store.save_lsp_open(&open).await?;
-            self.stored.channels.entry(id).or_default().0 = Some(open);
+            self.stored.channels.entry(key).or_default().0 = Some(open);
         }
         self.open.insert(
             id,
             Open {
+                key,
                 channel,
                 next_seq,
                 ready: true,
@@ -382,23 +461,44 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     }
 
     async fn on_channel(&mut self, frame: ChannelFrame) -> Result<(), PayError> {
-        let id = frame.channel;
+        let key = LeafChannel {
+            channel: frame.channel,
+            leaf: frame.leaf,
+        };
         let now = self.now();
-        let Some(o) = self.open.get_mut(&id) else {
+        let Some(o) = self.channel_mut(key) else {
             return Ok(());
         };
         let mut rng = rand::rngs::OsRng;
         if let Err(e) = o.channel.handle_message(now, frame.msg, &mut rng) {
-            self.emit(PayEvent::LspError(format!("channel {id}: refused: {e}")));
+            self.emit(PayEvent::LspError(format!("channel {key}: refused: {e}")));
         }
-        self.perform(id).await
+        self.perform_on(key).await
+    }
+
+    /// The open channel `key`: the live one, or the one a purchase is opening.
+    fn channel_mut(&mut self, key: LeafChannel) -> Option<&mut Open> {
+        match self.open.get_mut(&key.channel) {
+            Some(o) if o.key == key => Some(o),
+            _ => self
+                .flights
+                .get_mut(&key.channel)
+                .and_then(|f| f.new_channel(key)),
+        }
+    }
+
+    /// Performs the live channel's actions.
+    async fn perform(&mut self, id: ChannelId) -> Result<(), PayError> {
+        let key = self.live(id);
+        self.perform_on(key).await
     }
 
     /// Performs the channel's actions: stores first, then frames, then events (which may queue
     /// more actions: repeated until none are left).
-    async fn perform(&mut self, id: ChannelId) -> Result<(), PayError> {
+    async fn perform_on(&mut self, key: LeafChannel) -> Result<(), PayError> {
+        let id = key.channel;
         loop {
-            let Some(o) = self.open.get_mut(&id) else {
+            let Some(o) = self.channel_mut(key) else {
                 return Ok(());
             };
             let mut changes = Vec::new();
@@ -420,7 +520,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     "channel {id}: the provider did not settle in time; leave the factory from the exit screen"
                 )));
             }
-            let Some(o) = self.open.get_mut(&id) else {
+            let Some(o) = self.channel_mut(key) else {
                 return Ok(());
             };
             if changes.is_empty() && frames.is_empty() && events.is_empty() {
@@ -429,27 +529,31 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             if !changes.is_empty() {
                 let first = o.next_seq;
                 o.next_seq += changes.len() as u64;
-                self.store.append_changes(id, first, &changes).await?;
+                self.store.append_changes(key, first, &changes).await?;
                 self.stored
                     .channels
-                    .entry(id)
+                    .entry(key)
                     .or_default()
                     .1
                     .extend(changes);
             }
             for msg in frames {
-                self.send_channel(id, msg).await;
+                self.send_channel(key, msg).await;
             }
             for event in events {
-                self.on_event(id, event).await?;
+                if key == self.live(id) {
+                    self.on_event(id, event).await?;
+                } else {
+                    self.on_new_channel_event(key, event).await?;
+                }
             }
         }
     }
 
-    async fn send_channel(&mut self, id: ChannelId, msg: ChannelMsg) {
+    async fn send_channel(&mut self, key: LeafChannel, msg: ChannelMsg) {
         self.send(WireMsg::Channel(Box::new(ChannelFrame {
-            channel: id,
-            leaf: LeafEpoch::FIRST,
+            channel: key.channel,
+            leaf: key.leaf,
             msg,
         })))
         .await
@@ -465,166 +569,6 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 self.settle_sent(id, htlc, preimage).await?
             }
             ChannelEvent::Closed { .. } | ChannelEvent::ForceClose { .. } => {}
-        }
-        Ok(())
-    }
-
-    /// A round completed: answer the LSP's new HTLCs (pay an invoice of ours in full, or fail),
-    /// and notice our HTLCs the LSP failed back.
-    async fn on_committed(&mut self, id: ChannelId) -> Result<(), PayError> {
-        let now = self.now();
-        let Some(o) = self.open.get_mut(&id) else {
-            return Ok(());
-        };
-        let spec = o.channel.spec().clone();
-        let unsettled = o
-            .channel
-            .pending_spec()
-            .map(|s| s.htlcs)
-            .unwrap_or_default();
-        let mut received = Vec::new();
-        for h in spec.htlcs.iter().filter(|h| h.offerer == Side::Lsp) {
-            if !unsettled
-                .iter()
-                .any(|u| u.offerer == Side::Lsp && u.id == h.id)
-            {
-                continue;
-            }
-            let invoice = self.stored.invoices.get(&h.hash).cloned();
-            let payable = invoice.filter(|i| {
-                i.paid_at.is_none() && h.amount >= i.amount && now.unix_time < i.expires_at
-            });
-            match payable {
-                Some(mut inv) => {
-                    o.channel
-                        .fulfill_htlc(now, h.id, inv.preimage)
-                        .map_err(|e| PayError::Failed(e.to_string()))?;
-                    inv.paid_at = Some(now.unix_time);
-                    received.push((inv, h.amount, h.id));
-                }
-                None => {
-                    let _ = o.channel.fail_htlc(now, h.id);
-                }
-            }
-        }
-        // Our HTLCs gone from the commitment without a preimage: failed back.
-        let failed: Vec<u64> = self
-            .pending
-            .keys()
-            .filter(|(c, htlc)| {
-                *c == id
-                    && !spec
-                        .htlcs
-                        .iter()
-                        .any(|h| h.offerer == Side::Client && h.id == *htlc)
-                    && !unsettled
-                        .iter()
-                        .any(|h| h.offerer == Side::Client && h.id == *htlc)
-            })
-            .map(|(_, h)| *h)
-            .collect();
-        for (inv, amount, htlc) in received {
-            self.store.save_invoice(&inv).await?;
-            self.stored.invoices.insert(inv.hash, inv.clone());
-            let record = PaymentRecord {
-                hash: inv.hash,
-                direction: Direction::Received,
-                amount,
-                fee: Amount::ZERO,
-                description: inv.description.clone(),
-                status: PaymentStatus::Complete,
-                created_at: inv.created_at,
-                done_at: Some(now.unix_time),
-                channel: Some((id, htlc)),
-                preimage: Some(inv.preimage),
-            };
-            self.record(&record).await?;
-            self.emit(PayEvent::Received(record));
-        }
-        for htlc in failed {
-            self.fail_sent(id, htlc, "the provider failed the payment back".into())
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn record(&mut self, record: &PaymentRecord) -> Result<(), PayError> {
-        self.store.save_payment(record).await?;
-        self.stored.upsert_payment(record);
-        Ok(())
-    }
-
-    fn sent_record(&self, hash: &sha256::Hash) -> Option<PaymentRecord> {
-        self.stored
-            .payments
-            .iter()
-            .find(|p| p.hash == *hash && p.direction == Direction::Sent)
-            .cloned()
-    }
-
-    fn sent_by_htlc(&self, id: ChannelId, htlc: u64) -> Option<PaymentRecord> {
-        self.stored
-            .payments
-            .iter()
-            .find(|p| p.direction == Direction::Sent && p.channel == Some((id, htlc)))
-            .cloned()
-    }
-
-    async fn settle_sent(
-        &mut self,
-        id: ChannelId,
-        htlc: u64,
-        preimage: [u8; 32],
-    ) -> Result<(), PayError> {
-        let Some(mut record) = self.sent_by_htlc(id, htlc) else {
-            return Ok(());
-        };
-        if record.status != PaymentStatus::Complete {
-            record.status = PaymentStatus::Complete;
-            record.preimage = Some(preimage);
-            record.done_at = Some(unix_now());
-            self.record(&record).await?;
-            self.emit(PayEvent::Sent(record.clone()));
-        }
-        if let Some(reply) = self.pending.remove(&(id, htlc)) {
-            let _ = reply.send(Ok(record));
-        }
-        Ok(())
-    }
-
-    async fn fail_sent(
-        &mut self,
-        id: ChannelId,
-        htlc: u64,
-        reason: String,
-    ) -> Result<(), PayError> {
-        let Some(mut record) = self.sent_by_htlc(id, htlc) else {
-            return Ok(());
-        };
-        if record.status == PaymentStatus::Pending {
-            record.status = PaymentStatus::Failed(reason.clone());
-            record.done_at = Some(unix_now());
-            self.record(&record).await?;
-            self.emit(PayEvent::Failed(record));
-        }
-        if let Some(reply) = self.pending.remove(&(id, htlc)) {
-            let _ = reply.send(Err(PayError::Failed(reason)));
-        }
-        Ok(())
-    }
-
-    async fn on_pay_result(&mut self, result: PayResult) -> Result<(), PayError> {
-        match result.outcome {
-            PayOutcome::Paid { preimage, .. } => {
-                if sha256::Hash::hash(&preimage) == result.hash {
-                    self.settle_sent(result.channel, result.htlc, preimage)
-                        .await?;
-                }
-            }
-            PayOutcome::Failed(reason) => {
-                self.fail_sent(result.channel, result.htlc, reason.describe())
-                    .await?
-            }
         }
         Ok(())
     }
@@ -658,6 +602,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot());
             }
+            Command::LiquidityQuote { amount, reply } => {
+                let _ = reply.send(self.liquidity_quote(amount));
+            }
+            Command::BuyLiquidity { amount, reply } => self.buy_liquidity(amount, reply).await,
             Command::Stop => self.stop = true,
         }
         Ok(())
@@ -672,6 +620,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 let reserve =
                     shared::channel::commitment::commitment_fee(spec.htlcs.len() + 1, spec.feerate)
                         + o.channel.params().anchor;
+                let for_sale = self.leaves.get(id).map_or(Amount::ZERO, |l| {
+                    liquidity::for_sale(&self.leaf_record(l), &l.path.proposal().params)
+                });
                 ChannelSummary {
                     channel: *id,
                     capacity: o.channel.params().funding_output.value,
@@ -682,6 +633,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                         .unwrap_or(Amount::ZERO),
                     pending: spec.htlcs.len(),
                     ready: o.ready && o.channel.number().is_some(),
+                    leaf: o.key.leaf,
+                    for_sale,
+                    advance: self.flights.get(id).map(|f| f.step()),
                 }
             })
             .collect();
@@ -695,154 +649,6 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             payments,
         }
     }
-
-    async fn make_invoice(
-        &mut self,
-        amount: Amount,
-        description: String,
-    ) -> Result<InvoiceRecord, PayError> {
-        let (Some(lsp), Some(terms)) = (self.lsp, self.terms.clone()) else {
-            return Err(PayError::NotConnected);
-        };
-        // The channel that can receive the most is named in the route hint.
-        let snapshot = self.snapshot();
-        let channel = snapshot
-            .channels
-            .iter()
-            .max_by_key(|c| c.inbound)
-            .map(|c| c.channel)
-            .ok_or(PayError::NoChannel)?;
-        let mut preimage = [0u8; 32];
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut preimage);
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let hash = sha256::Hash::hash(&preimage);
-        let now = unix_now();
-        let request = InvoiceRequest {
-            amount,
-            description: description.clone(),
-            expiry_secs: self.config.invoice_expiry_secs,
-            hash,
-            secret,
-            channel,
-            lsp,
-            fees: terms.fees.clone(),
-            now_unix: now,
-        };
-        let invoice = request.sign(self.config.network, &self.config.identity, &self.policy)?;
-        let record = InvoiceRecord {
-            hash,
-            preimage,
-            invoice,
-            amount,
-            description,
-            created_at: now,
-            expires_at: now + self.config.invoice_expiry_secs,
-            paid_at: None,
-        };
-        self.store.save_invoice(&record).await?;
-        self.stored.invoices.insert(hash, record.clone());
-        Ok(record)
-    }
-
-    /// The channel that can pay `need`, and the best balance seen.
-    fn payer_channel(&self, need: Amount) -> (Option<ChannelId>, Amount) {
-        let mut best = Amount::ZERO;
-        for (id, o) in &self.open {
-            let have = o
-                .channel
-                .pending_spec()
-                .map(|s| s.client_balance)
-                .unwrap_or(Amount::ZERO);
-            if o.ready && have >= need {
-                return (Some(*id), have);
-            }
-            best = best.max(have);
-        }
-        (None, best)
-    }
-
-    fn quote(&self, text: &str) -> Result<PayQuote, PayError> {
-        let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
-        let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
-        let fee = route_fee(&terms.fees, invoice.amount);
-        let (channel, _) = self.payer_channel(invoice.amount + fee);
-        Ok(PayQuote {
-            amount: invoice.amount,
-            fee,
-            description: invoice.description,
-            expires_at: invoice.expires_at,
-            affordable: channel.is_some(),
-        })
-    }
-
-    async fn pay(&mut self, text: &str, reply: PayReply) -> Result<(), PayError> {
-        let prepared = self.prepare_pay(text);
-        let (invoice, fee, id) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return Ok(());
-            }
-        };
-        let now = self.now();
-        let o = self.open.get_mut(&id).expect("chosen among open channels");
-        let htlc = o.channel.next_htlc_id();
-        let record = PaymentRecord {
-            hash: invoice.hash,
-            direction: Direction::Sent,
-            amount: invoice.amount,
-            fee,
-            description: invoice.description.clone(),
-            status: PaymentStatus::Pending,
-            created_at: now.unix_time,
-            done_at: None,
-            channel: Some((id, htlc)),
-            preimage: None,
-        };
-        let expiry =
-            Height::from_consensus(self.policy.payer_expiry(self.height)).unwrap_or(Height::ZERO);
-        if let Err(e) = o
-            .channel
-            .add_htlc(now, invoice.amount + fee, invoice.hash, expiry)
-        {
-            let _ = reply.send(Err(PayError::Failed(e.to_string())));
-            return Ok(());
-        }
-        self.record(&record).await?;
-        self.send(WireMsg::PayRequest(PayRequest {
-            channel: id,
-            htlc,
-            invoice: invoice.text.clone(),
-        }))
-        .await;
-        self.pending.insert((id, htlc), reply);
-        self.perform(id).await
-    }
-
-    fn prepare_pay(&self, text: &str) -> Result<(ParsedInvoice, Amount, ChannelId), PayError> {
-        let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
-        if self.link.is_none() {
-            return Err(PayError::NotConnected);
-        }
-        let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
-        if self
-            .sent_record(&invoice.hash)
-            .is_some_and(|r| !matches!(r.status, PaymentStatus::Failed(_)))
-        {
-            return Err(PayError::AlreadyPaid);
-        }
-        let fee = route_fee(&terms.fees, invoice.amount);
-        let need = invoice.amount + fee;
-        match self.payer_channel(need) {
-            (Some(id), _) => Ok((invoice, fee, id)),
-            (None, _) if self.open.is_empty() => Err(PayError::NoChannel),
-            (None, have) => Err(PayError::InsufficientBalance {
-                need: need.to_sat(),
-                have: have.to_sat(),
-            }),
-        }
-    }
 }
 
 enum Wake {
@@ -851,13 +657,23 @@ enum Wake {
     Tick,
 }
 
-/// What the wallet sends the LSP for `leaf`: its channel basepoints and first two points.
-fn client_open(leaf: &PayLeaf, next_update: u64) -> ChannelOpen {
-    let secrets = ChannelSecrets::from_seed(&channel_seed(
-        &leaf.factory_secret,
-        leaf.channel,
-        LeafEpoch::FIRST,
-    ));
+/// Whether the LSP's `open` has the keys of the one stored (`stored`). From leaf state 1 on the
+/// fee rate is the old channel's, so an open's own fee rate is not compared.
+fn same_peer(stored: &ChannelOpen, open: &ChannelOpen) -> bool {
+    if open.leaf == LeafEpoch::FIRST {
+        return stored.same_keys(open);
+    }
+    stored.channel == open.channel
+        && stored.leaf == open.leaf
+        && stored.basepoints == open.basepoints
+        && stored.first_points == open.first_points
+}
+
+/// What the wallet sends the LSP for `leaf`'s channel on leaf state `epoch`: its channel
+/// basepoints and first two points.
+fn client_open(leaf: &PayLeaf, epoch: LeafEpoch, next_update: u64) -> ChannelOpen {
+    let secrets =
+        ChannelSecrets::from_seed(&channel_seed(&leaf.factory_secret, leaf.channel, epoch));
     ChannelOpen {
         channel: leaf.channel,
         basepoints: secrets.basepoints(),
@@ -867,7 +683,7 @@ fn client_open(leaf: &PayLeaf, next_update: u64) -> ChannelOpen {
         ],
         feerate: None,
         next_update,
-        leaf: LeafEpoch::FIRST,
+        leaf: epoch,
     }
 }
 

@@ -1,13 +1,17 @@
 //! Payments from the wallet: the channel on each of the wallet's funded leaves, kept open with
 //! the LSP over the WebSocket, and the commands a UI or a test gives ([`PayHandle`]): make an
-//! invoice, quote and pay one, ask the demo faucet, read balances and history.
+//! invoice, quote and pay one, ask the demo faucet, quote and buy inbound liquidity, read
+//! balances and history.
 //!
 //! A [`PayClient`] runs for as long as the wallet is open: it connects (and reconnects), sends
 //! `channel_open` for every leaf, follows the LSP's commitment rounds, releases preimages only
 //! to HTLCs that pay one of its own unexpired invoices in full, and offers HTLCs for the
-//! payments it is told to make. What it stores, and when, is in [`store`].
+//! payments it is told to make. Buying liquidity moves a channel to its leaf's next state
+//! (`docs/protocol.md`, "Leaf states and inbound liquidity"); the client runs the wallet's side
+//! of that ceremony, one advance at a time. What it stores, and when, is in [`store`].
 
 mod driver;
+pub mod liquidity;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 mod vault_store;
@@ -15,12 +19,14 @@ mod vault_store;
 use bitcoin::secp256k1::{Keypair, SecretKey};
 use bitcoin::{Amount, Network};
 use futures::channel::{mpsc, oneshot};
+use shared::leaf::LeafEpoch;
 use shared::path::ClientPath;
 use shared::pay::{ChannelId, InvoiceError};
 
 pub use driver::PayClient;
 pub use store::{
-    Direction, InvoiceRecord, MemoryPayStore, PayState, PayStore, PaymentRecord, PaymentStatus,
+    Attempt, Direction, InvoiceRecord, LeafChannel, LeafRecord, MemoryPayStore, Opening, PayState,
+    PayStore, PaymentRecord, PaymentStatus, PendingAdvance,
 };
 
 use crate::session::StorageError;
@@ -97,6 +103,9 @@ pub enum PayError {
     /// The LSP or the payee failed the payment.
     #[error("the payment failed: {0}")]
     Failed(String),
+    /// Buying liquidity is not possible now, or the provider refused it (in words).
+    #[error("{0}")]
+    Liquidity(String),
     /// Storage failed; nothing was sent.
     #[error("storage failed: {0}")]
     Storage(String),
@@ -141,6 +150,55 @@ pub struct ChannelSummary {
     pub pending: usize,
     /// Whether the LSP opened it on the current connection.
     pub ready: bool,
+    /// The leaf state whose channel output it lives on (0 until liquidity is bought).
+    pub leaf: LeafEpoch,
+    /// Inbound liquidity still for sale in its leaf (0 once the leaf is exhausted).
+    pub for_sale: Amount,
+    /// A liquidity purchase under way on it, if any (no payment uses the channel meanwhile).
+    pub advance: Option<LiquidityStep>,
+}
+
+/// Where a liquidity purchase is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiquidityStep {
+    /// The request is out; waiting for the provider's offer.
+    Asking,
+    /// Offer accepted; the bigger channel's first commitment is being signed.
+    Opening,
+    /// The wallet's signatures of the new leaf state are out; waiting for the provider's. The
+    /// channel is frozen until they arrive (after a reconnection too).
+    Signing,
+}
+
+/// What buying `amount` of inbound liquidity costs, shown before the user confirms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiquidityQuote {
+    /// The channel it goes to.
+    pub channel: ChannelId,
+    /// Liquidity asked.
+    pub amount: Amount,
+    /// Its price (`liquidity_fee_ppm` of the terms), paid from the channel balance.
+    pub price: Amount,
+    /// What the leaf can still sell (before this purchase).
+    pub available: Amount,
+    /// What the wallet could receive after the purchase.
+    pub inbound_after: Amount,
+    /// Whether the amount can be bought now (within what is for sale, the terms' limits and the
+    /// balance), and if not, why, in words.
+    pub refusal: Option<String>,
+}
+
+/// A completed purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiquidityBought {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The leaf state the channel now lives on.
+    pub leaf: LeafEpoch,
+    /// Liquidity bought.
+    pub amount: Amount,
+    /// Price paid.
+    pub price: Amount,
 }
 
 /// Balances and history.
@@ -180,6 +238,22 @@ pub enum PayEvent {
     Updated,
     /// The LSP refused something, in words.
     LspError(String),
+    /// A liquidity purchase moved on.
+    Liquidity {
+        /// The channel.
+        channel: ChannelId,
+        /// Its step.
+        step: LiquidityStep,
+    },
+    /// Liquidity was bought: the channel lives on the leaf's new state.
+    LiquidityBought(LiquidityBought),
+    /// A liquidity purchase was given up (nothing changed), in words.
+    LiquidityFailed {
+        /// The channel.
+        channel: ChannelId,
+        /// Why.
+        reason: String,
+    },
 }
 
 pub(crate) enum Command {
@@ -202,6 +276,14 @@ pub(crate) enum Command {
     },
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
+    },
+    LiquidityQuote {
+        amount: Amount,
+        reply: oneshot::Sender<Result<LiquidityQuote, PayError>>,
+    },
+    BuyLiquidity {
+        amount: Amount,
+        reply: oneshot::Sender<Result<LiquidityBought, PayError>>,
     },
     Stop,
 }
@@ -259,6 +341,19 @@ impl PayHandle {
     /// Balances and history.
     pub async fn snapshot(&self) -> Result<Snapshot, PayError> {
         self.ask(|reply| Command::Snapshot { reply }).await
+    }
+
+    /// What buying `amount` of inbound liquidity costs, on the channel that can take it.
+    pub async fn liquidity_quote(&self, amount: Amount) -> Result<LiquidityQuote, PayError> {
+        self.ask(|reply| Command::LiquidityQuote { amount, reply })
+            .await?
+    }
+
+    /// Buys `amount` of inbound liquidity; returns when the channel lives on the leaf's new
+    /// state (progress comes as [`PayEvent::Liquidity`]), or when the purchase was given up.
+    pub async fn buy_liquidity(&self, amount: Amount) -> Result<LiquidityBought, PayError> {
+        self.ask(|reply| Command::BuyLiquidity { amount, reply })
+            .await?
     }
 
     /// Stops the client (it closes the connection).

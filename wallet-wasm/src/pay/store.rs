@@ -2,7 +2,12 @@
 //!
 //! Contract (as for the session's `Storage`): when a `save_*` returns `Ok` the data survives a
 //! crash. The driver stores a channel's changes before anything they allow is sent, an invoice's
-//! preimage before the invoice is shown, and a payment before its HTLC is offered.
+//! preimage before the invoice is shown, a payment before its HTLC is offered, and a leaf's
+//! signing record and its pending advance before the advance's partial signatures leave.
+//!
+//! A channel lives on one leaf state at a time; each leaf state's channel has its own log
+//! ([`LeafChannel`]). Buying liquidity moves the channel to the next leaf state
+//! ([`LeafRecord`]); the old channel's log stays, frozen at its final commitment.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -10,7 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bitcoin::hashes::sha256;
 use bitcoin::Amount;
 use serde::{Deserialize, Serialize};
-use shared::channel::ChannelChange;
+use shared::channel::{ChannelChange, CommitmentSpec};
+use shared::leaf::{LeafEpoch, LeafStates};
 use shared::pay::{ChannelId, ChannelOpen};
 
 use crate::session::StorageError;
@@ -86,11 +92,103 @@ pub struct PaymentRecord {
     pub preimage: Option<[u8; 32]>,
 }
 
+/// One leaf state's channel: the channel, and the leaf state whose channel output funds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LeafChannel {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The leaf state.
+    pub leaf: LeafEpoch,
+}
+
+impl LeafChannel {
+    /// The channel on `channel`'s leaf state 0 (before any purchase).
+    pub fn first(channel: ChannelId) -> LeafChannel {
+        LeafChannel {
+            channel,
+            leaf: LeafEpoch::FIRST,
+        }
+    }
+
+    /// The channel an open message is about.
+    pub fn of(open: &ChannelOpen) -> LeafChannel {
+        LeafChannel {
+            channel: open.channel,
+            leaf: open.leaf,
+        }
+    }
+}
+
+impl core::fmt::Display for LeafChannel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} on {}", self.channel, self.leaf)
+    }
+}
+
+/// How a leaf state's channel (from state 1 on) opened: balances carried over from the channel
+/// it replaced, and where its changes start in its log (an interrupted attempt's changes come
+/// before; only their double-sign records are replayed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opening {
+    /// The opening state: the old channel's balances less the price, plus the liquidity.
+    pub spec: CommitmentSpec,
+    /// The index in the log of this attempt's first change.
+    pub log_from: u64,
+}
+
+/// One attempt at opening a leaf state's channel: the liquidity it was for, and where its
+/// changes start in that channel's log. Attempts for the same amount open the same commitment
+/// on the same output, so a later one replays the double-sign records of the earlier ones;
+/// another amount is another output, whose records do not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Liquidity asked.
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    pub amount: Amount,
+    /// The index in the log of its first change.
+    pub log_from: u64,
+}
+
+/// A channel's leaf once liquidity was bought (or is being bought): its signed states with the
+/// double-sign record, how each later state's channel opened, and every attempt at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafRecord {
+    /// The leaf's states (the newest is the one the live channel lives on).
+    pub states: LeafStates,
+    /// The opening of each leaf state's channel, from state 1 on.
+    pub openings: BTreeMap<LeafEpoch, Opening>,
+    /// The attempts at each later leaf state's channel, oldest first (stored before the
+    /// wallet's side of the channel is sent).
+    #[serde(default)]
+    pub attempts: BTreeMap<LeafEpoch, Vec<Attempt>>,
+}
+
+/// A purchase whose partial signatures left (stored just before): until `leaf_signed` arrives
+/// the live channel stays frozen, and after a reconnection the wallet asks again for the same
+/// amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAdvance {
+    /// The leaf state being signed.
+    pub leaf: LeafEpoch,
+    /// Liquidity bought.
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    pub amount: Amount,
+    /// Its price.
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    pub price: Amount,
+    /// How the new leaf state's channel opened.
+    pub opening: Opening,
+}
+
 /// Everything stored, as loaded at start.
 #[derive(Debug, Clone, Default)]
 pub struct PayState {
-    /// Per channel: the LSP's open message and the changes, in order.
-    pub channels: BTreeMap<ChannelId, (Option<ChannelOpen>, Vec<ChannelChange>)>,
+    /// Per leaf state's channel: the LSP's open message and the changes, in order.
+    pub channels: BTreeMap<LeafChannel, (Option<ChannelOpen>, Vec<ChannelChange>)>,
+    /// The leaves that advanced (or are being signed), by channel.
+    pub leaves: BTreeMap<ChannelId, LeafRecord>,
+    /// Purchases whose partial signatures left, by channel.
+    pub advances: BTreeMap<ChannelId, PendingAdvance>,
     /// Invoices by hash.
     pub invoices: BTreeMap<sha256::Hash, InvoiceRecord>,
     /// Payments, in the order they started.
@@ -116,12 +214,12 @@ impl PayState {
 pub trait PayStore {
     /// Everything stored.
     async fn load(&mut self) -> Result<PayState, StorageError>;
-    /// The LSP's open message of a channel (once).
+    /// The LSP's open message of a leaf state's channel (once).
     async fn save_lsp_open(&mut self, open: &ChannelOpen) -> Result<(), StorageError>;
-    /// Appends a channel's changes, the first with sequence number `first_seq`.
+    /// Appends a leaf state's channel's changes, the first with sequence number `first_seq`.
     async fn append_changes(
         &mut self,
-        channel: ChannelId,
+        channel: LeafChannel,
         first_seq: u64,
         changes: &[ChannelChange],
     ) -> Result<(), StorageError>;
@@ -129,6 +227,18 @@ pub trait PayStore {
     async fn save_invoice(&mut self, invoice: &InvoiceRecord) -> Result<(), StorageError>;
     /// Stores (or replaces, by hash and direction) a payment.
     async fn save_payment(&mut self, payment: &PaymentRecord) -> Result<(), StorageError>;
+    /// Stores (or replaces) a channel's leaf record.
+    async fn save_leaf(
+        &mut self,
+        channel: ChannelId,
+        leaf: &LeafRecord,
+    ) -> Result<(), StorageError>;
+    /// Stores a channel's pending advance, or (`None`) forgets it.
+    async fn save_advance(
+        &mut self,
+        channel: ChannelId,
+        advance: Option<&PendingAdvance>,
+    ) -> Result<(), StorageError>;
 }
 
 /// Keeps everything in memory, shared between clones (tests and benches: a "restarted" wallet
@@ -153,13 +263,17 @@ impl PayStore for MemoryPayStore {
     }
 
     async fn save_lsp_open(&mut self, open: &ChannelOpen) -> Result<(), StorageError> {
-        self.lock().channels.entry(open.channel).or_default().0 = Some(open.clone());
+        self.lock()
+            .channels
+            .entry(LeafChannel::of(open))
+            .or_default()
+            .0 = Some(open.clone());
         Ok(())
     }
 
     async fn append_changes(
         &mut self,
-        channel: ChannelId,
+        channel: LeafChannel,
         first_seq: u64,
         changes: &[ChannelChange],
     ) -> Result<(), StorageError> {
@@ -182,6 +296,28 @@ impl PayStore for MemoryPayStore {
 
     async fn save_payment(&mut self, payment: &PaymentRecord) -> Result<(), StorageError> {
         self.lock().upsert_payment(payment);
+        Ok(())
+    }
+
+    async fn save_leaf(
+        &mut self,
+        channel: ChannelId,
+        leaf: &LeafRecord,
+    ) -> Result<(), StorageError> {
+        self.lock().leaves.insert(channel, leaf.clone());
+        Ok(())
+    }
+
+    async fn save_advance(
+        &mut self,
+        channel: ChannelId,
+        advance: Option<&PendingAdvance>,
+    ) -> Result<(), StorageError> {
+        let mut state = self.lock();
+        match advance {
+            Some(a) => state.advances.insert(channel, a.clone()),
+            None => state.advances.remove(&channel),
+        };
         Ok(())
     }
 }

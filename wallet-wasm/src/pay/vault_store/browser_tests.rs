@@ -13,7 +13,10 @@ use shared::types::{ClientId, FactoryId};
 use wasm_bindgen_test::*;
 
 use super::{VaultPayStore, PAY_PREFIX};
-use crate::pay::{Direction, InvoiceRecord, PayStore, PaymentRecord, PaymentStatus};
+use crate::pay::{
+    Direction, InvoiceRecord, LeafChannel, LeafRecord, Opening, PayStore, PaymentRecord,
+    PaymentStatus, PendingAdvance,
+};
 use crate::session::StorageError;
 use crate::vault::{Protection, Vault};
 
@@ -109,23 +112,25 @@ async fn changes_invoices_and_payments_survive_reopening_the_vault() {
     // Batches of changes, interleaved between channels; sequence numbers past 9 sort right.
     let a_changes: Vec<ChannelChange> = (0..14).map(change).collect();
     store
-        .append_changes(a, 0, &a_changes[..3])
+        .append_changes(LeafChannel::first(a), 0, &a_changes[..3])
         .await
         .expect("appended");
     store
-        .append_changes(b, 0, &[change(7)])
+        .append_changes(LeafChannel::first(b), 0, &[change(7)])
         .await
         .expect("appended");
     store
-        .append_changes(a, 3, &a_changes[3..10])
+        .append_changes(LeafChannel::first(a), 3, &a_changes[3..10])
         .await
         .expect("appended");
     store
-        .append_changes(a, 10, &a_changes[10..])
+        .append_changes(LeafChannel::first(a), 10, &a_changes[10..])
         .await
         .expect("appended");
     // A batch that does not follow the stored ones is refused, and nothing of it is stored.
-    let gap = store.append_changes(a, 20, &[change(0)]).await;
+    let gap = store
+        .append_changes(LeafChannel::first(a), 20, &[change(0)])
+        .await;
     assert!(matches!(gap, Err(StorageError::Corrupt { .. })), "{gap:?}");
 
     let mut paid = invoice(2);
@@ -155,8 +160,14 @@ async fn changes_invoices_and_payments_survive_reopening_the_vault() {
     let mut store = VaultPayStore::new(vault.clone());
     let state = store.load().await.expect("loaded");
     assert_eq!(state.channels.len(), 2);
-    assert_eq!(state.channels[&a], (Some(open(a)), a_changes.clone()));
-    assert_eq!(state.channels[&b], (None, vec![change(7)]));
+    assert_eq!(
+        state.channels[&LeafChannel::first(a)],
+        (Some(open(a)), a_changes.clone())
+    );
+    assert_eq!(
+        state.channels[&LeafChannel::first(b)],
+        (None, vec![change(7)])
+    );
     assert_eq!(state.invoices.len(), 2);
     assert_eq!(state.invoices[&invoice(1).hash], invoice(1));
     assert_eq!(state.invoices[&paid.hash], paid);
@@ -171,10 +182,12 @@ async fn changes_invoices_and_payments_survive_reopening_the_vault() {
     );
 
     // After reopening, appends carry on where the stored changes end, and new payments go last.
-    let refused = store.append_changes(a, 3, &[change(1)]).await;
+    let refused = store
+        .append_changes(LeafChannel::first(a), 3, &[change(1)])
+        .await;
     assert!(matches!(refused, Err(StorageError::Corrupt { .. })));
     store
-        .append_changes(a, 14, &[change(14)])
+        .append_changes(LeafChannel::first(a), 14, &[change(14)])
         .await
         .expect("appended");
     store
@@ -184,8 +197,8 @@ async fn changes_invoices_and_payments_survive_reopening_the_vault() {
     drop(store);
     let mut store = VaultPayStore::new(vault.clone());
     let state = store.load().await.expect("loaded");
-    assert_eq!(state.channels[&a].1.len(), 15);
-    assert_eq!(state.channels[&a].1[14], change(14));
+    assert_eq!(state.channels[&LeafChannel::first(a)].1.len(), 15);
+    assert_eq!(state.channels[&LeafChannel::first(a)].1[14], change(14));
     assert_eq!(state.payments.len(), 4);
     assert_eq!(state.payments[3], payment(5, Direction::Sent));
 
@@ -209,21 +222,145 @@ async fn a_store_written_before_loading_still_appends_in_order() {
     let a = channel(1, 0);
     let mut first = VaultPayStore::new(vault.clone());
     first
-        .append_changes(a, 0, &[change(0), change(1)])
+        .append_changes(LeafChannel::first(a), 0, &[change(0), change(1)])
         .await
         .expect("appended");
     drop(first);
     // A second store on the same vault, never loaded, learns what is there before writing.
     let mut second = VaultPayStore::new(vault.clone());
-    let refused = second.append_changes(a, 0, &[change(0)]).await;
+    let refused = second
+        .append_changes(LeafChannel::first(a), 0, &[change(0)])
+        .await;
     assert!(matches!(refused, Err(StorageError::Corrupt { .. })));
     second
-        .append_changes(a, 2, &[change(2)])
+        .append_changes(LeafChannel::first(a), 2, &[change(2)])
         .await
         .expect("appended");
     let state = second.load().await.expect("loaded");
-    assert_eq!(state.channels[&a].1, vec![change(0), change(1), change(2)]);
+    assert_eq!(
+        state.channels[&LeafChannel::first(a)].1,
+        vec![change(0), change(1), change(2)]
+    );
     drop(second);
+    let vault = Rc::try_unwrap(vault).expect("last handle");
+    vault.wipe().await.expect("wiped");
+}
+
+fn commitment(client: u64) -> shared::channel::CommitmentSpec {
+    shared::channel::CommitmentSpec {
+        lsp_balance: Amount::from_sat(50_000),
+        client_balance: Amount::from_sat(client),
+        htlcs: Vec::new(),
+        feerate: bitcoin::FeeRate::from_sat_per_vb_u32(1),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn leaf_records_pending_advances_and_later_leaf_channels_survive_reopening() {
+    use shared::leaf::{LeafEpoch, LeafStates};
+    use shared::params::FactoryParams;
+    use shared::path::ClientPath;
+    use shared::testing::{sample_proposal, TestKeys};
+
+    let name = fresh_name("pay-store-leaf");
+    let vault = Rc::new(
+        Vault::create(&name, Protection::DeviceKey)
+            .await
+            .expect("created"),
+    );
+    let keys = TestKeys::generate(4, 7);
+    let proposal = sample_proposal(FactoryParams::regtest(), &keys, 7);
+    let path = ClientPath::build(&proposal, ClientId(2)).expect("client 2");
+    let a = channel(3, 2);
+    let next = LeafChannel {
+        channel: a,
+        leaf: LeafEpoch(1),
+    };
+    let mut states = LeafStates::new(&path);
+    let state = states
+        .latest()
+        .next(&path, Amount::from_sat(4_000))
+        .expect("for sale");
+    states.record_signing(&state).expect("the next state");
+    let mut openings = std::collections::BTreeMap::new();
+    openings.insert(
+        LeafEpoch(1),
+        Opening {
+            spec: commitment(19_000),
+            log_from: 2,
+        },
+    );
+    let mut attempts = std::collections::BTreeMap::new();
+    attempts.insert(
+        LeafEpoch(1),
+        vec![crate::pay::Attempt {
+            amount: Amount::from_sat(4_000),
+            log_from: 2,
+        }],
+    );
+    let record = LeafRecord {
+        states,
+        openings,
+        attempts,
+    };
+    let pending = PendingAdvance {
+        leaf: LeafEpoch(1),
+        amount: Amount::from_sat(4_000),
+        price: Amount::from_sat(20),
+        opening: Opening {
+            spec: commitment(19_000),
+            log_from: 2,
+        },
+    };
+    let mut later = open(a);
+    later.leaf = LeafEpoch(1);
+
+    let mut store = VaultPayStore::new(vault.clone());
+    store.save_lsp_open(&open(a)).await.expect("saved");
+    store.save_lsp_open(&later).await.expect("saved");
+    store
+        .append_changes(LeafChannel::first(a), 0, &[change(0), change(1)])
+        .await
+        .expect("appended");
+    // The later leaf state's channel has its own log, numbered from 0.
+    store
+        .append_changes(next, 0, &[change(2)])
+        .await
+        .expect("appended");
+    store
+        .append_changes(next, 1, &[change(3), change(4)])
+        .await
+        .expect("appended");
+    store.save_leaf(a, &record).await.expect("saved");
+    store.save_advance(a, Some(&pending)).await.expect("saved");
+    assert_eq!(
+        store.leaf(a).await.expect("read"),
+        Some(record.clone()),
+        "the exit screen reads the leaf record alone"
+    );
+    drop(store);
+
+    let mut store = VaultPayStore::new(vault.clone());
+    let state = store.load().await.expect("loaded");
+    assert_eq!(
+        state.channels[&LeafChannel::first(a)],
+        (Some(open(a)), vec![change(0), change(1)])
+    );
+    assert_eq!(
+        state.channels[&next],
+        (Some(later.clone()), vec![change(2), change(3), change(4)])
+    );
+    assert_eq!(state.leaves[&a], record);
+    assert_eq!(state.advances[&a], pending);
+
+    // Once the leaf advanced, the pending advance is removed.
+    store.save_advance(a, None).await.expect("removed");
+    drop(store);
+    let mut store = VaultPayStore::new(vault.clone());
+    let state = store.load().await.expect("loaded");
+    assert!(state.advances.is_empty());
+    assert_eq!(state.leaves[&a], record);
+    drop(store);
     let vault = Rc::try_unwrap(vault).expect("last handle");
     vault.wipe().await.expect("wiped");
 }

@@ -1,0 +1,330 @@
+//! Paying and being paid over the live channel: answering the LSP's HTLCs when a round
+//! commits, settling or failing the wallet's own payments, invoices, quotes and payments.
+
+use bitcoin::absolute::Height;
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::Amount;
+use rand::RngCore;
+use shared::channel::Side;
+use shared::pay::policy::route_fee;
+use shared::pay::{ChannelId, InvoiceRequest, ParsedInvoice, PayOutcome, PayRequest, PayResult};
+use shared::wire::WireMsg;
+
+use super::{PayClient, PayReply};
+use crate::pay::store::{Direction, InvoiceRecord, PayStore, PaymentRecord, PaymentStatus};
+use crate::pay::{PayError, PayEvent, PayQuote};
+use crate::platform::unix_now;
+use crate::session::{ChainSource, Connect};
+
+impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
+    /// A round completed: answer the LSP's new HTLCs (pay an invoice of ours in full, or fail),
+    /// and notice our HTLCs the LSP failed back.
+    pub(super) async fn on_committed(&mut self, id: ChannelId) -> Result<(), PayError> {
+        let now = self.now();
+        let Some(o) = self.open.get_mut(&id) else {
+            return Ok(());
+        };
+        let spec = o.channel.spec().clone();
+        let unsettled = o
+            .channel
+            .pending_spec()
+            .map(|s| s.htlcs)
+            .unwrap_or_default();
+        let mut received = Vec::new();
+        for h in spec.htlcs.iter().filter(|h| h.offerer == Side::Lsp) {
+            if !unsettled
+                .iter()
+                .any(|u| u.offerer == Side::Lsp && u.id == h.id)
+            {
+                continue;
+            }
+            let invoice = self.stored.invoices.get(&h.hash).cloned();
+            let payable = invoice.filter(|i| {
+                i.paid_at.is_none() && h.amount >= i.amount && now.unix_time < i.expires_at
+            });
+            match payable {
+                Some(mut inv) => {
+                    o.channel
+                        .fulfill_htlc(now, h.id, inv.preimage)
+                        .map_err(|e| PayError::Failed(e.to_string()))?;
+                    inv.paid_at = Some(now.unix_time);
+                    received.push((inv, h.amount, h.id));
+                }
+                None => {
+                    let _ = o.channel.fail_htlc(now, h.id);
+                }
+            }
+        }
+        // Our HTLCs gone from the commitment without a preimage: failed back.
+        let failed: Vec<u64> = self
+            .pending
+            .keys()
+            .filter(|(c, htlc)| {
+                *c == id
+                    && !spec
+                        .htlcs
+                        .iter()
+                        .any(|h| h.offerer == Side::Client && h.id == *htlc)
+                    && !unsettled
+                        .iter()
+                        .any(|h| h.offerer == Side::Client && h.id == *htlc)
+            })
+            .map(|(_, h)| *h)
+            .collect();
+        for (inv, amount, htlc) in received {
+            self.store.save_invoice(&inv).await?;
+            self.stored.invoices.insert(inv.hash, inv.clone());
+            let record = PaymentRecord {
+                hash: inv.hash,
+                direction: Direction::Received,
+                amount,
+                fee: Amount::ZERO,
+                description: inv.description.clone(),
+                status: PaymentStatus::Complete,
+                created_at: inv.created_at,
+                done_at: Some(now.unix_time),
+                channel: Some((id, htlc)),
+                preimage: Some(inv.preimage),
+            };
+            self.record(&record).await?;
+            self.emit(PayEvent::Received(record));
+        }
+        for htlc in failed {
+            self.fail_sent(id, htlc, "the provider failed the payment back".into())
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn record(&mut self, record: &PaymentRecord) -> Result<(), PayError> {
+        self.store.save_payment(record).await?;
+        self.stored.upsert_payment(record);
+        Ok(())
+    }
+
+    pub(super) fn sent_record(&self, hash: &sha256::Hash) -> Option<PaymentRecord> {
+        self.stored
+            .payments
+            .iter()
+            .find(|p| p.hash == *hash && p.direction == Direction::Sent)
+            .cloned()
+    }
+
+    pub(super) fn sent_by_htlc(&self, id: ChannelId, htlc: u64) -> Option<PaymentRecord> {
+        self.stored
+            .payments
+            .iter()
+            .find(|p| p.direction == Direction::Sent && p.channel == Some((id, htlc)))
+            .cloned()
+    }
+
+    pub(super) async fn settle_sent(
+        &mut self,
+        id: ChannelId,
+        htlc: u64,
+        preimage: [u8; 32],
+    ) -> Result<(), PayError> {
+        let Some(mut record) = self.sent_by_htlc(id, htlc) else {
+            return Ok(());
+        };
+        if record.status != PaymentStatus::Complete {
+            record.status = PaymentStatus::Complete;
+            record.preimage = Some(preimage);
+            record.done_at = Some(unix_now());
+            self.record(&record).await?;
+            self.emit(PayEvent::Sent(record.clone()));
+        }
+        if let Some(reply) = self.pending.remove(&(id, htlc)) {
+            let _ = reply.send(Ok(record));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn fail_sent(
+        &mut self,
+        id: ChannelId,
+        htlc: u64,
+        reason: String,
+    ) -> Result<(), PayError> {
+        let Some(mut record) = self.sent_by_htlc(id, htlc) else {
+            return Ok(());
+        };
+        if record.status == PaymentStatus::Pending {
+            record.status = PaymentStatus::Failed(reason.clone());
+            record.done_at = Some(unix_now());
+            self.record(&record).await?;
+            self.emit(PayEvent::Failed(record));
+        }
+        if let Some(reply) = self.pending.remove(&(id, htlc)) {
+            let _ = reply.send(Err(PayError::Failed(reason)));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn on_pay_result(&mut self, result: PayResult) -> Result<(), PayError> {
+        match result.outcome {
+            PayOutcome::Paid { preimage, .. } => {
+                if sha256::Hash::hash(&preimage) == result.hash {
+                    self.settle_sent(result.channel, result.htlc, preimage)
+                        .await?;
+                }
+            }
+            PayOutcome::Failed(reason) => {
+                self.fail_sent(result.channel, result.htlc, reason.describe())
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn make_invoice(
+        &mut self,
+        amount: Amount,
+        description: String,
+    ) -> Result<InvoiceRecord, PayError> {
+        let (Some(lsp), Some(terms)) = (self.lsp, self.terms.clone()) else {
+            return Err(PayError::NotConnected);
+        };
+        // The channel that can receive the most is named in the route hint.
+        let snapshot = self.snapshot();
+        let channel = snapshot
+            .channels
+            .iter()
+            .max_by_key(|c| c.inbound)
+            .map(|c| c.channel)
+            .ok_or(PayError::NoChannel)?;
+        let mut preimage = [0u8; 32];
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut preimage);
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let hash = sha256::Hash::hash(&preimage);
+        let now = unix_now();
+        let request = InvoiceRequest {
+            amount,
+            description: description.clone(),
+            expiry_secs: self.config.invoice_expiry_secs,
+            hash,
+            secret,
+            channel,
+            lsp,
+            fees: terms.fees.clone(),
+            now_unix: now,
+        };
+        let invoice = request.sign(self.config.network, &self.config.identity, &self.policy)?;
+        let record = InvoiceRecord {
+            hash,
+            preimage,
+            invoice,
+            amount,
+            description,
+            created_at: now,
+            expires_at: now + self.config.invoice_expiry_secs,
+            paid_at: None,
+        };
+        self.store.save_invoice(&record).await?;
+        self.stored.invoices.insert(hash, record.clone());
+        Ok(record)
+    }
+
+    /// The channel that can pay `need`, and the best balance seen.
+    pub(super) fn payer_channel(&self, need: Amount) -> (Option<ChannelId>, Amount) {
+        let mut best = Amount::ZERO;
+        for (id, o) in &self.open {
+            let have = o
+                .channel
+                .pending_spec()
+                .map(|s| s.client_balance)
+                .unwrap_or(Amount::ZERO);
+            if o.ready && have >= need && !self.flights.contains_key(id) {
+                return (Some(*id), have);
+            }
+            best = best.max(have);
+        }
+        (None, best)
+    }
+
+    pub(super) fn quote(&self, text: &str) -> Result<PayQuote, PayError> {
+        let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
+        let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
+        let fee = route_fee(&terms.fees, invoice.amount);
+        let (channel, _) = self.payer_channel(invoice.amount + fee);
+        Ok(PayQuote {
+            amount: invoice.amount,
+            fee,
+            description: invoice.description,
+            expires_at: invoice.expires_at,
+            affordable: channel.is_some(),
+        })
+    }
+
+    pub(super) async fn pay(&mut self, text: &str, reply: PayReply) -> Result<(), PayError> {
+        let prepared = self.prepare_pay(text);
+        let (invoice, fee, id) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return Ok(());
+            }
+        };
+        let now = self.now();
+        let o = self.open.get_mut(&id).expect("chosen among open channels");
+        let htlc = o.channel.next_htlc_id();
+        let record = PaymentRecord {
+            hash: invoice.hash,
+            direction: Direction::Sent,
+            amount: invoice.amount,
+            fee,
+            description: invoice.description.clone(),
+            status: PaymentStatus::Pending,
+            created_at: now.unix_time,
+            done_at: None,
+            channel: Some((id, htlc)),
+            preimage: None,
+        };
+        let expiry =
+            Height::from_consensus(self.policy.payer_expiry(self.height)).unwrap_or(Height::ZERO);
+        if let Err(e) = o
+            .channel
+            .add_htlc(now, invoice.amount + fee, invoice.hash, expiry)
+        {
+            let _ = reply.send(Err(PayError::Failed(e.to_string())));
+            return Ok(());
+        }
+        self.record(&record).await?;
+        self.send(WireMsg::PayRequest(PayRequest {
+            channel: id,
+            htlc,
+            invoice: invoice.text.clone(),
+        }))
+        .await;
+        self.pending.insert((id, htlc), reply);
+        self.perform(id).await
+    }
+
+    pub(super) fn prepare_pay(
+        &self,
+        text: &str,
+    ) -> Result<(ParsedInvoice, Amount, ChannelId), PayError> {
+        let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
+        if self.link.is_none() {
+            return Err(PayError::NotConnected);
+        }
+        let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
+        if self
+            .sent_record(&invoice.hash)
+            .is_some_and(|r| !matches!(r.status, PaymentStatus::Failed(_)))
+        {
+            return Err(PayError::AlreadyPaid);
+        }
+        let fee = route_fee(&terms.fees, invoice.amount);
+        let need = invoice.amount + fee;
+        match self.payer_channel(need) {
+            (Some(id), _) => Ok((invoice, fee, id)),
+            (None, _) if self.open.is_empty() => Err(PayError::NoChannel),
+            (None, have) => Err(PayError::InsufficientBalance {
+                need: need.to_sat(),
+                have: have.to_sat(),
+            }),
+        }
+    }
+}
