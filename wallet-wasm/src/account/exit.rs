@@ -1,5 +1,6 @@
 //! Starting an exit from the open wallet: its stored paths of one factory, its leaf's states
-//! once liquidity was bought, its factory key for that factory, and its own sweep address.
+//! and channels from the payment store, its factory key for that factory, and its own sweep
+//! address.
 
 use bitcoin::secp256k1::Secp256k1;
 use shared::exit::ExitKit;
@@ -7,6 +8,7 @@ use shared::pay::ChannelId;
 
 use crate::exit::ExitRunner;
 use crate::keys::FactoryIndex;
+use crate::pay::{PayLeaf, PayStore};
 use crate::session::StoredPath;
 
 use super::{Account, AccountError};
@@ -28,18 +30,10 @@ impl Account {
                     .map_err(|e| AccountError::Exit(e.to_string()))?;
             }
         }
-        // After a liquidity purchase the leaf's newest state (and the redistributions of the
-        // older ones) is what the exit publishes.
         let channel = ChannelId {
             factory: stored.factory,
             client: stored.path.client(),
         };
-        if let Some(record) = self.pay_store().leaf(channel).await? {
-            if record.states.states().len() > 1 {
-                kit.set_leaf(record.states)
-                    .map_err(|e| AccountError::Exit(e.to_string()))?;
-            }
-        }
         let secp = Secp256k1::signing_only();
         let wanted = stored.path.client_key();
         let mut key = None;
@@ -54,11 +48,19 @@ impl Account {
         let key = key.ok_or(AccountError::Exit(
             "none of this wallet's factory keys is in this factory".into(),
         ))?;
-        Ok(ExitRunner::new(
-            kit,
-            key,
-            self.sweep_address()?,
-            esplora_url,
-        )?)
+        // The leaf's states and channels as the payment store holds them.
+        let state = self
+            .pay_store()
+            .load()
+            .await
+            .map_err(|e| AccountError::Exit(e.to_string()))?;
+        let leaf = PayLeaf {
+            channel,
+            path: stored.path.clone(),
+            factory_secret: key,
+        };
+        ExitRunner::new(kit, key, self.sweep_address()?, esplora_url)?
+            .with_payments(&state, &leaf)
+            .map_err(|e| AccountError::Exit(e.to_string()))
     }
 }

@@ -7,10 +7,12 @@
 //! The runner keeps no state of its own: every step reads the chain again and asks the
 //! planner, so a reload, a lost connection or a second tab cannot make it skip or repeat a
 //! transaction in a harmful way (a broadcast of a transaction already in the mempool or a block
-//! is harmless). When the walk ends at the leaf, the channel output is on chain; closing that
-//! channel is the channel's own business (not built yet).
+//! is harmless). When the walk ends at the leaf, the runner closes the channel whose output the
+//! leaf created (with the client's side of it that the payment store rebuilds) and sweeps the
+//! wallet's balance to its address once `to_self_delay` allows ([`close`]).
 
 mod chain_view;
+mod close;
 mod preview;
 mod runner;
 mod sweep;

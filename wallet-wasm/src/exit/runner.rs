@@ -3,6 +3,7 @@
 use bitcoin::absolute::Height;
 use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Address, Amount, FeeRate, OutPoint, Txid};
+use shared::channel::Channel;
 use shared::exit::{ChainView, ExitAction, ExitKit};
 use shared::tree::NodeKind;
 
@@ -35,6 +36,11 @@ pub enum ExitStatus {
         /// The channel output.
         channel: OutPoint,
     },
+    /// The leaf is on chain and its channel holds nothing of this wallet's: nothing to sweep.
+    NothingToSweep {
+        /// The channel output.
+        channel: OutPoint,
+    },
     /// The sweep to the wallet's address was broadcast; it waits for a block.
     Sweeping {
         /// The sweep transaction.
@@ -61,6 +67,7 @@ impl ExitStatus {
             ExitStatus::Broadcast { .. } => "broadcast",
             ExitStatus::Waiting { .. } => "waiting",
             ExitStatus::LeafOnChain { .. } => "leaf",
+            ExitStatus::NothingToSweep { .. } => "empty",
             ExitStatus::Sweeping { .. } => "sweeping",
             ExitStatus::Swept { .. } => "swept",
             ExitStatus::Stuck(_) => "stuck",
@@ -85,8 +92,12 @@ impl ExitStatus {
                 if *blocks == 1 { "" } else { "s" }
             ),
             ExitStatus::LeafOnChain { channel } => format!(
-                "your leaf is on chain; your channel output {channel} is yours with the provider's \
-                 key (closing it is not built yet)"
+                "your leaf is on chain; this browser holds no state of the channel on {channel} \
+                 to close it with (restore the wallet where it made payments)"
+            ),
+            ExitStatus::NothingToSweep { channel } => format!(
+                "your leaf is on chain; your channel on {channel} holds nothing of yours, so \
+                 there is nothing to sweep"
             ),
             ExitStatus::Sweeping { amount, txid } => format!(
                 "moving {} to your on-chain address ({txid}); waiting for a block",
@@ -104,7 +115,10 @@ impl ExitStatus {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            ExitStatus::Swept { .. } | ExitStatus::LeafOnChain { .. } | ExitStatus::Stuck(_)
+            ExitStatus::Swept { .. }
+                | ExitStatus::LeafOnChain { .. }
+                | ExitStatus::NothingToSweep { .. }
+                | ExitStatus::Stuck(_)
         )
     }
 }
@@ -120,15 +134,18 @@ fn kind_words(kind: &NodeKind) -> &'static str {
     }
 }
 
-/// Walks one stored path out of its factory against the user's Esplora.
+/// Walks one stored path out of its factory against the user's Esplora, then closes its
+/// leaf's channel.
 #[derive(Debug)]
 pub struct ExitRunner {
     kit: ExitKit,
     key: SecretKey,
-    to: Address,
+    pub(super) to: Address,
     url: String,
-    esplora: Esplora,
-    fee_rate: FeeRate,
+    pub(super) esplora: Esplora,
+    pub(super) fee_rate: FeeRate,
+    /// The client's side of each channel of the leaf (one per leaf state it reached).
+    pub(super) channels: Vec<Channel>,
 }
 
 impl ExitRunner {
@@ -153,7 +170,32 @@ impl ExitRunner {
             key,
             to,
             fee_rate,
+            channels: Vec::new(),
         })
+    }
+
+    /// What the payment store holds of `leaf`: its leaf states once it bought liquidity (the
+    /// walk publishes the newest, or the redistribution of a superseded one that confirmed),
+    /// and its channels, closed once the leaf is on chain.
+    pub fn with_payments(
+        mut self,
+        state: &crate::pay::PayState,
+        leaf: &crate::pay::PayLeaf,
+    ) -> Result<ExitRunner, shared::exit::ExitError> {
+        let record = crate::pay::leaf_record(state, leaf);
+        if record.states.states().len() > 1 {
+            self.kit.set_leaf(record.states)?;
+        }
+        let policy = shared::pay::ChannelPolicy::for_network(leaf.path.proposal().params.network);
+        self.channels = crate::pay::leaf_channels(state, leaf, &policy);
+        Ok(self)
+    }
+
+    pub(super) fn chain_error(&self, source: esplora_client::Error) -> ChainError {
+        ChainError::Esplora {
+            url: self.url.clone(),
+            source,
+        }
     }
 
     /// Reads the chain, asks the planner, and does what it says (at most one broadcast).
@@ -191,7 +233,9 @@ impl ExitRunner {
                     blocks,
                 }
             }
-            ExitAction::LeafConfirmed { channel, .. } => ExitStatus::LeafOnChain { channel },
+            ExitAction::LeafConfirmed { channel, .. } => {
+                return self.close_channel(channel, chain.tip_height()).await
+            }
             ExitAction::Distributed { txid, payout } => {
                 let tx = self
                     .esplora

@@ -13,17 +13,15 @@ use std::time::Duration;
 
 use bitcoin::absolute::Height;
 use bitcoin::secp256k1::XOnlyPublicKey;
-use bitcoin::{Amount, FeeRate};
+use bitcoin::Amount;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{select, Either};
 use futures::StreamExt;
 use shared::channel::keys::ChannelSecrets;
-use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, CommitmentSpec, Side};
+use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, Side};
 use shared::leaf::LeafEpoch;
 use shared::pay::policy::channel_seed;
-use shared::pay::{
-    leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, FaucetRequest,
-};
+use shared::pay::{ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, FaucetRequest};
 use shared::terms::TermsBody;
 use shared::types::Now;
 use shared::wire::{Envelope, WireMsg};
@@ -252,15 +250,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     /// The leaf record of channel `id`: stored once its leaf advanced (or was being signed),
     /// else state 0 of its path.
     fn leaf_record(&self, leaf: &PayLeaf) -> LeafRecord {
-        self.stored
-            .leaves
-            .get(&leaf.channel)
-            .cloned()
-            .unwrap_or_else(|| LeafRecord {
-                states: shared::leaf::LeafStates::new(&leaf.path),
-                openings: BTreeMap::new(),
-                attempts: BTreeMap::new(),
-            })
+        super::restore::leaf_record(&self.stored, leaf)
     }
 
     /// The channel `id` lives on now: its leaf's newest signed state's.
@@ -385,57 +375,15 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             return Ok(());
         }
         let record = self.leaf_record(&leaf);
-        let params =
-            match leaf_state_channel_params(&leaf.path, record.states.latest(), &self.policy) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
-                    return Ok(());
-                }
-            };
-        let (spec, replay) = match record.openings.get(&key.leaf) {
-            Some(opening) => {
-                let sold = |e: u8| record.states.states().get(usize::from(e)).map(|s| s.sold);
-                let amount = match (sold(key.leaf.0), key.leaf.0.checked_sub(1).and_then(sold)) {
-                    (Some(now), Some(before)) => now.checked_sub(before).unwrap_or(Amount::ZERO),
-                    _ => Amount::ZERO,
-                };
-                let (earlier, current) =
-                    liquidity::attempts_at(&record, key.leaf, opening.log_from, amount);
-                (
-                    opening.spec.clone(),
-                    liquidity::replayed(&changes, &earlier, &current),
-                )
-            }
-            None => {
-                let feerate = open.feerate.unwrap_or(FeeRate::ZERO);
-                if feerate < FeeRate::BROADCAST_MIN || feerate > self.policy.max_opening_feerate {
-                    self.emit(PayEvent::LspError(format!(
-                        "the provider's opening fee rate for channel {id} is out of range; refusing it"
-                    )));
-                    return Ok(());
-                }
-                let spec = CommitmentSpec {
-                    lsp_balance: params.funding_output.value,
-                    client_balance: Amount::ZERO,
-                    htlcs: Vec::new(),
-                    feerate,
-                };
-                (spec, changes.clone())
-            }
-        };
-        let seed = channel_seed(&leaf.factory_secret, id, key.leaf);
         let next_seq = changes.len() as u64;
-        let channel = Channel::restore(
-            Side::Client,
-            params,
-            leaf.factory_secret,
-            &seed,
-            open.peer_info(),
-            spec,
-            replay,
-        );
-        let mut channel = match channel {
+        let mut channel = match super::restore::restore_channel(
+            &leaf,
+            &record,
+            key,
+            &open,
+            &changes,
+            &self.policy,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 self.emit(PayEvent::LspError(format!("channel {id}: {e}")));

@@ -12,6 +12,7 @@
 
 mod driver;
 pub mod liquidity;
+mod restore;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 mod vault_store;
@@ -24,6 +25,7 @@ use shared::path::ClientPath;
 use shared::pay::{ChannelId, InvoiceError};
 
 pub use driver::PayClient;
+pub use restore::{leaf_channels, leaf_record, restore_channel};
 pub use store::{
     Attempt, Direction, InvoiceRecord, LeafChannel, LeafRecord, MemoryPayStore, Opening, PayState,
     PayStore, PaymentRecord, PaymentStatus, PendingAdvance,
