@@ -117,6 +117,17 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
         copied.set(true);
     };
     let expires = crate::history::time_of(record.expires_at);
+    // Ticks until the invoice expires (or the card is gone), so an unpaid one says so.
+    let expires_at = record.expires_at;
+    let now = RwSignal::new(wallet::platform::unix_now());
+    spawn_local(async move {
+        while now.try_get_untracked().is_some_and(|t| t < expires_at) {
+            gloo_timers::future::TimeoutFuture::new(1_000).await;
+            if now.try_set(wallet::platform::unix_now()).is_some() {
+                return;
+            }
+        }
+    });
     let qr_text = record.invoice.clone();
     view! {
         <section class="card" id="invoice-card">
@@ -124,6 +135,9 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
             {move || match paid() {
                 Some(amount) => view! {
                     <p class="big ok" id="invoice-status" data-state="paid">{format!("Paid ✓ {}", sats(amount))}</p>
+                }.into_any(),
+                None if now.get() >= expires_at => view! {
+                    <p class="bad" id="invoice-status" data-state="expired">"This invoice expired unpaid: make a new one."</p>
                 }.into_any(),
                 None => view! {
                     <p class="hint" id="invoice-status" data-state="waiting">"Waiting for the payment…"</p>
