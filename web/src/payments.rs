@@ -16,6 +16,8 @@ use crate::state::{AppCtx, PayPhase, PayRun, PayView};
 
 /// Pause between looks for a funded factory.
 const LOOK_MS: u32 = 3_000;
+/// Pause before a client that stopped on an error starts again.
+const RETRY_MS: u32 = 5_000;
 /// Longest [`stop`] waits for the client to let go of the vault.
 const STOP_WAIT_MS: u32 = 10_000;
 
@@ -102,12 +104,20 @@ fn launch(ctx: AppCtx, account: &Account, leaves: Vec<PayLeaf>, chain: EsploraCh
         phase: PayPhase::Connecting,
         ..PayView::default()
     });
+    let generation = ctx.pay_generation.get_value();
     spawn_local(async move {
         let result = client.with_events(tx).run().await;
         done.set(true);
         if let Err(e) = result {
             ctx.pay
                 .update(|p| p.phase = PayPhase::Failed(e.to_string()));
+            // A storage or connection failure stopped it: start again in a while, unless the
+            // wallet stopped it meanwhile (a wipe, a new passphrase, a new factory).
+            gloo_timers::future::TimeoutFuture::new(RETRY_MS).await;
+            if ctx.pay_generation.try_get_value() == Some(generation) {
+                ctx.pay_run.set_value(None);
+                start(ctx);
+            }
         }
     });
     spawn_local(async move {
