@@ -160,6 +160,7 @@ pub async fn start(config: Config) -> Result<Running> {
             network: config.network,
             policy: shared::pay::ChannelPolicy::for_network(config.network),
             fees: terms::fees(),
+            liquidity: terms::LIQUIDITY,
             options: config.payments.clone(),
         },
         key,

@@ -39,8 +39,8 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
         fees: fees(),
         min_channel: Amount::from_sat(10_000),
         max_channel: Amount::from_sat(10_000_000),
-        min_liquidity: Amount::from_sat(10_000),
-        max_liquidity: Amount::from_sat(10_000_000),
+        min_liquidity: LIQUIDITY.0,
+        max_liquidity: LIQUIDITY.1,
         schedule: FactorySchedule {
             // One new factory per DW step: a day on mainnet.
             interval_blocks: params.step.to_blocks().max(1),
@@ -57,6 +57,10 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
         expires_at: now + TERMS_VALIDITY_SECS,
     }
 }
+
+/// The smallest and largest inbound liquidity this LSP sells in one go (at join, and per
+/// purchase from a leaf's L-stock).
+pub const LIQUIDITY: (Amount, Amount) = (Amount::from_sat(10_000), Amount::from_sat(10_000_000));
 
 /// The fees this LSP charges (published in its terms; the payment router charges them).
 pub fn fees() -> FeeSchedule {

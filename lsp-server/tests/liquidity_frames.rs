@@ -152,7 +152,7 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
     .await
     .unwrap_err();
     assert_eq!(err, "dropped");
-    match reconnect(&mut p, &stack, run, LeafEpoch::FIRST).await {
+    match reconnect(&mut p, &stack, run, LeafEpoch::FIRST, None).await {
         WireMsg::ChannelOpen(open) => assert_eq!(open.leaf, LeafEpoch::FIRST),
         other => panic!("expected the LSP's channel_open, got {other:?}"),
     }
@@ -160,8 +160,36 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
     let at_sale = admin_channel(&stack, &p).await;
     assert_eq!(at_sale["leaf"], 0);
 
-    // 4. The honest purchase (the same state again: the guard lets it be signed once more,
-    //    with fresh nonces).
+    // 4. The wallet signs, and its partial signatures are lost with the connection. It
+    //    reconnects saying so: its old channel is frozen (the LSP might hold the new state),
+    //    so a payment towards it waits instead of landing there.
+    let err = buy(&mut p, run, &mut leaf, &fees, amount, Tamper::PartialsLost)
+        .await
+        .unwrap_err();
+    assert_eq!(err, "lost");
+    match reconnect(&mut p, &stack, run, LeafEpoch::FIRST, Some(amount)).await {
+        WireMsg::ChannelOpen(open) => assert_eq!(open.leaf, LeafEpoch::FIRST),
+        other => panic!("expected the LSP's channel_open, got {other:?}"),
+    }
+    let (invoice, preimage) = p.invoice(&stack, Amount::from_sat(3_000)).await;
+    let waiting = {
+        let handle = payer.handle.clone();
+        tokio::spawn(async move { handle.pay(&invoice).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while common::admin_get(&stack.http_url(), "/admin/payments").await["waiting"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "the payment waits");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        admin_channel(&stack, &p).await,
+        at_sale,
+        "nothing touched the old channel"
+    );
+
+    // 5. It asks again for the same amount (the same state: the guard lets it be signed once
+    //    more, with fresh nonces) and the purchase completes.
     let price = liquidity_price(&fees, amount);
     let signed = buy(&mut p, run, &mut leaf, &fees, amount, Tamper::None)
         .await
@@ -184,18 +212,22 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
     assert_eq!(view["liquidity"]["sales"], 1);
     assert_eq!(view["liquidity"]["sold_sat"], amount.to_sat());
     assert_eq!(view["liquidity"]["earned_sat"], price.to_sat());
-    // The new channel carries payments (frames tagged with leaf state 1).
+    // The waiting payment arrives on the new channel (frames tagged with leaf state 1), and
+    // so do others.
+    p.fulfill(preimage).await;
+    p.commit().await;
+    waiting.await.unwrap().expect("the waiting payment arrives");
     pay_puppet(&stack, &mut payer, &mut p, 20_000).await;
     assert_eq!(p.channel.params().funding, leaf.latest().channel_outpoint());
 
-    // 5. The LSP restarts. The wallet opens its old leaf state as if it had missed the end
+    // 6. The LSP restarts. The wallet opens its old leaf state as if it had missed the end
     //    of the purchase: it gets the same signatures again, then opens the new channel.
     let stack = common::restart(stack, factory, payments).await;
-    match reconnect(&mut p, &stack, run, LeafEpoch::FIRST).await {
+    match reconnect(&mut p, &stack, run, LeafEpoch::FIRST, None).await {
         WireMsg::LeafSigned(again) => assert_eq!(*again, signed),
         other => panic!("expected leaf_signed again, got {other:?}"),
     }
-    match reconnect(&mut p, &stack, run, LeafEpoch(1)).await {
+    match reconnect(&mut p, &stack, run, LeafEpoch(1), None).await {
         WireMsg::ChannelOpen(open) => assert_eq!(open.leaf, LeafEpoch(1)),
         other => panic!("expected the LSP's channel_open, got {other:?}"),
     }

@@ -222,7 +222,7 @@ impl Router {
             if link.ready.is_none() || link.channel.number().is_none() {
                 continue;
             }
-            if link.channel.in_round() || link.advance.is_some() {
+            if link.channel.in_round() || link.advance.is_some() || link.frozen {
                 // Offered now, the HTLC could only commit after this round, which the payee may
                 // never answer (then it is disconnected and the payment fails as offline). Offer
                 // it when the round commits (`on_committed` retries): it loses no time.

@@ -38,6 +38,9 @@ pub(super) struct Link {
     pub(super) leaf: LeafStates,
     /// A liquidity purchase in flight.
     pub(super) advance: Option<Box<PendingAdvance>>,
+    /// The wallet signed a purchase it has not seen complete (its `channel_open` said so): the
+    /// live channel gets no HTLC and no round until the purchase completes.
+    pub(super) frozen: bool,
 }
 
 /// How the LSP answers a `channel_open`.
@@ -85,14 +88,9 @@ pub(super) fn lsp_channel(
         spec,
         changes,
     )?;
-    let mine = channel.peer_info();
     let lsp_open = ChannelOpen {
-        channel: id,
-        basepoints: mine.basepoints,
-        first_points: mine.first_points,
         feerate: Some(feerate),
-        next_update: 0,
-        leaf,
+        ..ChannelOpen::new(id, leaf, channel.secrets())
     };
     Ok((channel, lsp_open))
 }
@@ -165,6 +163,7 @@ impl Router {
                 round_since: None,
                 leaf,
                 advance: None,
+                frozen: false,
             });
         }
         self.forwards_restore();
@@ -232,6 +231,7 @@ impl Router {
             link.channel.reset_round();
             link.channel.resend_updates(open.next_update);
             link.ready = Some(conn);
+            link.frozen = open.purchase.is_some();
             let mut answer = link.lsp_open.clone();
             answer.next_update = link.channel.updates_received();
             return Ok(Opened::Open(Box::new(answer)));
@@ -257,6 +257,7 @@ impl Router {
             round_since: None,
             leaf,
             advance: None,
+            frozen: false,
         });
         Ok(Opened::Open(Box::new(lsp_open)))
     }
@@ -311,7 +312,11 @@ impl Router {
                 let Some(link) = self.links.get_mut(&id) else {
                     continue;
                 };
-                if link.ready.is_some() && !link.channel.in_round() && link.channel.needs_round() {
+                if link.ready.is_some()
+                    && !link.frozen
+                    && !link.channel.in_round()
+                    && link.channel.needs_round()
+                {
                     match link.channel.start_round(&mut rng) {
                         Ok(()) => link.round_since = Some(now),
                         Err(e) => {

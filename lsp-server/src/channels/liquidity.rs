@@ -33,6 +33,8 @@ use crate::factory::ConnId;
 /// An advance in flight on one channel.
 pub(super) struct PendingAdvance {
     conn: ConnId,
+    /// Unix time of the offer: an advance not done within the round timeout is dropped.
+    started: u64,
     advance: Advance,
     secs: [SecNonce; 2],
     pubs: [PubNonce; 2],
@@ -62,6 +64,11 @@ impl PendingAdvance {
     /// The connection it runs on.
     pub(super) fn conn(&self) -> ConnId {
         self.conn
+    }
+
+    /// Whether it has run longer than `limit` seconds at `now`.
+    pub(super) fn overdue(&self, now: u64, limit: u64) -> bool {
+        now.saturating_sub(self.started) > limit
     }
 }
 
@@ -115,8 +122,15 @@ impl Router {
             return Err("a purchase is already in flight".into());
         }
         let spec = link.channel.spec().clone();
+        // A frozen channel (the wallet asks again for a purchase it signed) is quiescent.
         if link.channel.in_round() || link.channel.needs_round() || !spec.htlcs.is_empty() {
             return Err("the channel is busy with a payment; try again in a moment".into());
+        }
+        let (min, max) = self.settings.liquidity;
+        if req.amount < min || req.amount > max {
+            return Err(format!(
+                "this provider sells between {min} and {max} at a time"
+            ));
         }
         let current = link.leaf.latest().clone();
         let (_, path, secret) = self.member_path(id).map_err(|e| e.to_string())?;
@@ -158,6 +172,7 @@ impl Router {
         let link = self.links.get_mut(&id).ok_or("no such channel")?;
         link.advance = Some(Box::new(PendingAdvance {
             conn,
+            started: crate::factory::unix_now(),
             advance,
             secs,
             pubs,
@@ -356,6 +371,7 @@ impl Router {
         link.next_seq = first_seq + changes.len() as u64;
         link.leaf = states;
         link.round_since = None;
+        link.frozen = false;
         Ok(LeafSigned {
             channel: id,
             leaf: advance.epoch(),
@@ -383,9 +399,9 @@ impl Router {
 
     /// Drops the advance in flight on `id` (if any) and tells the wallet why.
     pub(super) fn abort_advance(&mut self, id: ChannelId, conn: ConnId, reason: &str) {
-        let dropped = self
-            .links
-            .get_mut(&id)
+        let link = self.links.get_mut(&id);
+        let dropped = link
+            .filter(|l| l.advance.as_ref().is_some_and(|a| a.conn == conn))
             .and_then(|l| l.advance.take())
             .is_some();
         if dropped {

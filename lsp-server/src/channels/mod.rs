@@ -143,6 +143,8 @@ pub struct RouterSettings {
     pub policy: ChannelPolicy,
     /// Published fees.
     pub fees: FeeSchedule,
+    /// Published smallest and largest liquidity purchase.
+    pub liquidity: (bitcoin::Amount, bitcoin::Amount),
     /// Payment options.
     pub options: PaymentOptions,
 }
@@ -377,6 +379,17 @@ impl Router {
             })
             .filter_map(|l| l.ready.map(|conn| (conn, l.id)))
             .collect();
+        // A purchase that stalls (the wallet gave up without saying so) frees the channel.
+        let overdue: Vec<(ChannelId, ConnId)> = self
+            .links
+            .values()
+            .filter_map(|l| l.advance.as_ref().map(|a| (l.id, a)))
+            .filter(|(_, a)| a.overdue(now, timeout.saturating_mul(2)))
+            .map(|(id, a)| (id, a.conn()))
+            .collect();
+        for (id, conn) in overdue {
+            self.abort_advance(id, conn, "it took too long; ask again");
+        }
         for (conn, id) in stalled {
             if !self.conns.contains_key(&conn) {
                 continue;

@@ -28,6 +28,8 @@ pub enum Tamper {
     SwapPartials,
     /// Drops the connection once round 0 of the new channel is done.
     DropBeforePartials,
+    /// Signs, then loses its partial signatures with the connection (the LSP never sees them).
+    PartialsLost,
 }
 
 /// The wallet's `channel_open` for its channel on leaf state `leaf`.
@@ -152,6 +154,10 @@ pub async fn buy(
     if tamper == Tamper::SwapPartials {
         partials.swap(0, 1);
     }
+    if tamper == Tamper::PartialsLost {
+        let _ = p.ws.close(None).await;
+        return Err("lost".into());
+    }
     let msg = LeafPartials {
         channel: p.id,
         leaf: offer.leaf,
@@ -173,20 +179,25 @@ pub async fn buy(
     Ok(signed)
 }
 
-/// Reconnects the puppet and opens its channel on leaf state `leaf`; returns what the LSP
-/// answered (its `channel_open`, or a `leaf_signed` for a purchase the wallet missed).
+/// Reconnects the puppet and opens its channel on leaf state `leaf` (saying it signed a
+/// `purchase` it has not seen complete, if any); returns what the LSP answered (its
+/// `channel_open`, or a `leaf_signed` for a purchase the wallet missed).
 pub async fn reconnect(
     p: &mut Puppet,
     stack: &super::Stack,
     run: &ClientRun,
     leaf: LeafEpoch,
+    purchase: Option<Amount>,
 ) -> WireMsg {
     let (ws, _) = raw::connect_as(&stack.ws_url(), &run.keys).await;
     p.ws = ws;
     p.held.clear();
     p.channel.reset_round();
     let next = p.channel.updates_received();
-    let open = open_msg(p, run, leaf, next);
+    let open = ChannelOpen {
+        purchase,
+        ..open_msg(p, run, leaf, next)
+    };
     raw::send(&mut p.ws, WireMsg::ChannelOpen(Box::new(open))).await;
     loop {
         match raw::recv(&mut p.ws).await {

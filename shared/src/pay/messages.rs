@@ -46,6 +46,15 @@ pub struct ChannelOpen {
     /// liquidity; see `crate::leaf`).
     #[serde(default)]
     pub leaf: LeafEpoch,
+    /// Wallet only: it signed a purchase of this much liquidity for the next leaf state and
+    /// has not seen it complete, so the live channel is frozen (the LSP offers it nothing and
+    /// starts no round on it until the purchase completes).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "bitcoin::amount::serde::as_sat::opt"
+    )]
+    pub purchase: Option<Amount>,
 }
 
 impl ChannelOpen {
@@ -59,6 +68,7 @@ impl ChannelOpen {
             feerate: None,
             next_update: 0,
             leaf,
+            purchase: None,
         }
     }
 

@@ -278,7 +278,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 })
             }
         };
-        client_open(leaf, key.leaf, received)
+        ChannelOpen {
+            purchase: self.frozen_purchase(leaf.channel),
+            ..client_open(leaf, key.leaf, received)
+        }
     }
 
     /// Where the changes of the attempt that opened `key`'s channel start in its log.
@@ -414,6 +417,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             leaf: frame.leaf,
         };
         let now = self.now();
+        if key == self.live(key.channel) && self.frozen_purchase(key.channel).is_some() {
+            // The LSP may hold the new leaf state: nothing may change the old channel.
+            self.emit(PayEvent::LspError(format!(
+                "channel {key}: ignored an update while a liquidity purchase is being signed"
+            )));
+            return Ok(());
+        }
         let Some(o) = self.channel_mut(key) else {
             return Ok(());
         };
@@ -623,15 +633,8 @@ fn client_open(leaf: &PayLeaf, epoch: LeafEpoch, next_update: u64) -> ChannelOpe
     let secrets =
         ChannelSecrets::from_seed(&channel_seed(&leaf.factory_secret, leaf.channel, epoch));
     ChannelOpen {
-        channel: leaf.channel,
-        basepoints: secrets.basepoints(),
-        first_points: [
-            secrets.commitment_seed.point(0),
-            secrets.commitment_seed.point(1),
-        ],
-        feerate: None,
         next_update,
-        leaf: epoch,
+        ..ChannelOpen::new(leaf.channel, epoch, &secrets)
     }
 }
 

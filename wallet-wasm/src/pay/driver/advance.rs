@@ -109,6 +109,15 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         }
     }
 
+    /// The amount of a purchase on `id` whose partial signatures left: until it completes,
+    /// the live channel is frozen (the LSP may hold the new state already).
+    pub(super) fn frozen_purchase(&self, id: ChannelId) -> Option<Amount> {
+        self.flights
+            .get(&id)
+            .filter(|f| f.sent.is_some())
+            .map(|f| f.amount)
+    }
+
     /// After the LSP re-opened the live channel (so it is not past the state being signed):
     /// asks again for a stored advance's amount.
     pub(super) async fn ask_again(&mut self, id: ChannelId) {
@@ -127,8 +136,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         .await;
     }
 
-    /// The LSP refused something: a request still waiting for its offer is given up.
+    /// The LSP refused something about a purchase (its liquidity errors say "liquidity"): a
+    /// request still waiting for its offer is given up; other errors leave purchases alone.
     pub(super) fn advance_refused(&mut self, message: &str) {
+        if !message.contains("liquidity") {
+            return;
+        }
         let asking: Vec<ChannelId> = self
             .flights
             .iter()

@@ -198,12 +198,8 @@ impl Lsp {
 fn lsp_open(secret: &SecretKey, id: ChannelId, leaf: LeafEpoch) -> ChannelOpen {
     let s = ChannelSecrets::from_seed(&channel_seed(secret, id, leaf));
     ChannelOpen {
-        channel: id,
-        basepoints: s.basepoints(),
-        first_points: [s.commitment_seed.point(0), s.commitment_seed.point(1)],
         feerate: Some(FeeRate::from_sat_per_vb_u32(1)),
-        next_update: 0,
-        leaf,
+        ..ChannelOpen::new(id, leaf, &s)
     }
 }
 

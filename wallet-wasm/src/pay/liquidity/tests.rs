@@ -42,12 +42,8 @@ fn secret_of(keys: &TestKeys, key: &bitcoin::secp256k1::PublicKey) -> SecretKey 
 fn lsp_open(secret: &SecretKey, leaf: LeafEpoch) -> ChannelOpen {
     let s = ChannelSecrets::from_seed(&channel_seed(secret, channel(), leaf));
     ChannelOpen {
-        channel: channel(),
-        basepoints: s.basepoints(),
-        first_points: [s.commitment_seed.point(0), s.commitment_seed.point(1)],
         feerate: Some(FeeRate::from_sat_per_vb_u32(1)),
-        next_update: 0,
-        leaf,
+        ..ChannelOpen::new(channel(), leaf, &s)
     }
 }
 

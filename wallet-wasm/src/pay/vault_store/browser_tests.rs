@@ -51,6 +51,7 @@ fn open(id: ChannelId) -> ChannelOpen {
         feerate: Some(bitcoin::FeeRate::from_sat_per_vb_u32(1)),
         next_update: 0,
         leaf: shared::leaf::LeafEpoch::FIRST,
+        purchase: None,
     }
 }
 
