@@ -33,12 +33,14 @@
 //!
 //! It is a pure function of its inputs, so the driver simply calls it again after every block.
 
+use std::collections::BTreeSet;
+
 use bitcoin::absolute::Height;
 use bitcoin::{OutPoint, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
 use super::ChainView;
-use crate::leaf::LeafStates;
+use crate::leaf::{LeafState, LeafStates};
 use crate::params::{BlockDelta, Epoch};
 use crate::path::ClientPath;
 use crate::tree::NodeKind;
@@ -51,6 +53,10 @@ pub struct ExitKit {
     /// The leaf's states once liquidity was bought (state 0 alone needs no record).
     #[serde(default)]
     leaf: Option<LeafStates>,
+    /// A leaf state this client signed without receiving its final signature (a purchase whose
+    /// `leaf_signed` never came): never broadcast, but recognised if the LSP publishes it.
+    #[serde(default)]
+    expected: Option<LeafState>,
 }
 
 /// Why a path cannot join an [`ExitKit`].
@@ -144,6 +150,7 @@ impl ExitKit {
         let mut kit = ExitKit {
             versions: Vec::new(),
             leaf: None,
+            expected: None,
         };
         kit.add(path)?;
         Ok(kit)
@@ -192,6 +199,37 @@ impl ExitKit {
         }
         self.leaf = Some(leaf);
         Ok(())
+    }
+
+    /// Records a leaf state this client signed but holds no final signature of: if it
+    /// confirms (only the LSP can publish it), the walk ends at its channel output.
+    pub fn expect_leaf(&mut self, state: LeafState) -> Result<(), ExitError> {
+        if state.node.spent_outpoint() != self.latest().leaf().spent_outpoint() {
+            return Err(ExitError::OtherFactory);
+        }
+        self.expected = Some(state);
+        Ok(())
+    }
+
+    /// What a [`ChainView`] must know for [`ExitKit::next_action`]: the confirmation of each of
+    /// these transactions, and the confirmed spender of each of these outputs (every spent
+    /// output of every stored path, and each leaf state's L-stock).
+    pub fn watched(&self) -> (BTreeSet<Txid>, BTreeSet<OutPoint>) {
+        let mut txids = BTreeSet::new();
+        let mut outpoints = BTreeSet::new();
+        for version in &self.versions {
+            txids.insert(version.funding_outpoint().txid);
+            for node in version.nodes().iter().chain([version.distribution()]) {
+                txids.insert(node.txid());
+                outpoints.insert(node.spent_outpoint());
+            }
+        }
+        let states = self.leaf.iter().flat_map(|l| l.states().iter());
+        for state in states.chain(self.expected.iter()) {
+            txids.insert(state.node.txid());
+            outpoints.insert(state.lstock_outpoint());
+        }
+        (txids, outpoints)
     }
 
     /// The leaf's recorded states, if liquidity was bought.
@@ -276,6 +314,22 @@ impl ExitKit {
         spender: Txid,
         chain: &impl ChainView,
     ) -> Option<ExitAction> {
+        let height = || {
+            chain
+                .confirmation_height(&spender)
+                .unwrap_or(chain.tip_height())
+        };
+        if let Some(expected) = self
+            .expected
+            .as_ref()
+            .filter(|e| e.node.txid() == spender && e.node.spent_outpoint() == *parent)
+        {
+            return Some(ExitAction::LeafConfirmed {
+                leaf: spender,
+                channel: expected.channel_outpoint(),
+                height: height(),
+            });
+        }
         let leaf = self.leaf.as_ref().filter(|l| l.parent() == *parent)?;
         let state = leaf.by_txid(&spender)?;
         if let Some(r) = leaf.redistribution(state.epoch) {
@@ -290,9 +344,7 @@ impl ExitKit {
         Some(ExitAction::LeafConfirmed {
             leaf: spender,
             channel: state.channel_outpoint(),
-            height: chain
-                .confirmation_height(&spender)
-                .unwrap_or(chain.tip_height()),
+            height: height(),
         })
     }
 

@@ -406,3 +406,34 @@ fn kit_refuses_corrupt_paths() {
     let empty: ClientPath = serde_json::from_value(v).unwrap();
     assert_eq!(ExitKit::new(empty), Err(ExitError::Malformed));
 }
+
+#[test]
+fn a_leaf_state_signed_without_its_final_signature_is_recognised_when_the_lsp_publishes_it() {
+    let (trees, mut kit) = setup(6, 0, 2);
+    let path = kit.latest().clone();
+    let mut sim = Sim::new(trees[0].proposal().funding_outpoint.txid, 100);
+    // Everything above the leaf confirms.
+    for node in &path.nodes()[..path.nodes().len() - 1] {
+        let wait = node.relative_delay().to_blocks();
+        sim.mine_empty(sim.tip() + wait.saturating_sub(1));
+        sim.mine(&node.signed_tx().unwrap());
+    }
+    // The LSP publishes state 1 of a purchase whose final signature the client never got.
+    let first = crate::leaf::LeafState::first(&path);
+    let next = first.next(&path, bitcoin::Amount::from_sat(3_000)).unwrap();
+    sim.mine_empty(sim.tip() + next.node.relative_delay().to_blocks());
+    sim.mine(&next.node.tx);
+    // Without the record the walk cannot go on; with it, it ends at that state's channel.
+    assert!(matches!(kit.next_action(&sim.chain), ExitAction::Stuck(_)));
+    kit.expect_leaf(next.clone()).unwrap();
+    match kit.next_action(&sim.chain) {
+        ExitAction::LeafConfirmed { leaf, channel, .. } => {
+            assert_eq!(leaf, next.node.txid());
+            assert_eq!(channel, next.channel_outpoint());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let (txids, outpoints) = kit.watched();
+    assert!(txids.contains(&next.node.txid()));
+    assert!(outpoints.contains(&next.lstock_outpoint()));
+}

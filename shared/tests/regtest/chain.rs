@@ -1,7 +1,7 @@
 //! The chain as a client's exit planner sees it, read from Esplora, and the driver that walks
 //! an exit exactly as the planner directs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use bitcoin::absolute::Height;
 use bitcoin::{OutPoint, Transaction, Txid};
@@ -27,19 +27,7 @@ impl EsploraView {
     pub async fn fetch(esplora: &AsyncClient, kit: &ExitKit) -> EsploraView {
         let tip = esplora.get_height().await.expect("tip height");
         let tip = Height::from_consensus(tip).expect("a height");
-        let mut txids = BTreeSet::new();
-        let mut outpoints = BTreeSet::new();
-        for v in kit.versions() {
-            txids.insert(v.funding_outpoint().txid);
-            for n in v.nodes().iter().chain([v.distribution()]) {
-                txids.insert(n.txid());
-                outpoints.insert(n.spent_outpoint());
-            }
-        }
-        for state in kit.leaf().map(|l| l.states()).unwrap_or_default() {
-            txids.insert(state.node.txid());
-            outpoints.insert(state.lstock_outpoint());
-        }
+        let (txids, outpoints) = kit.watched();
         let mut confirmed = HashMap::new();
         for txid in txids {
             let status = esplora.get_tx_status(&txid).await.expect("tx status");

@@ -25,15 +25,7 @@ pub async fn read_chain(
     let err = esplora_error(url);
     let tip = esplora.get_height().await.map_err(&err)?;
     let mut chain = ChainSnapshot::new(Height::from_consensus(tip).unwrap_or(Height::ZERO));
-    let mut txids = BTreeSet::new();
-    let mut outpoints = BTreeSet::new();
-    for version in kit.versions() {
-        txids.insert(version.funding_outpoint().txid);
-        for node in version.nodes().iter().chain([version.distribution()]) {
-            txids.insert(node.txid());
-            outpoints.insert(node.spent_outpoint());
-        }
-    }
+    let (txids, outpoints) = kit.watched();
     let mut confirmed = BTreeSet::new();
     for txid in txids {
         let status = esplora.get_tx_status(&txid).await.map_err(&err)?;

@@ -186,6 +186,10 @@ impl ExitRunner {
         if record.states.states().len() > 1 {
             self.kit.set_leaf(record.states)?;
         }
+        // A purchase whose final signatures never came: the LSP may publish its state.
+        if let Some((next, _)) = crate::pay::pending_state(state, leaf) {
+            self.kit.expect_leaf(next)?;
+        }
         let policy = shared::pay::ChannelPolicy::for_network(leaf.path.proposal().params.network);
         self.channels = crate::pay::leaf_channels(state, leaf, &policy);
         Ok(self)

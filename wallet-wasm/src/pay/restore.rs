@@ -5,11 +5,12 @@
 
 use bitcoin::{Amount, FeeRate};
 use shared::channel::{Channel, ChannelChange, CommitmentSpec, Side};
+use shared::leaf::{Advance, LeafState};
 use shared::pay::policy::channel_seed;
 use shared::pay::{leaf_state_channel_params, ChannelOpen, ChannelPolicy};
 
 use super::liquidity;
-use super::store::{LeafChannel, LeafRecord, PayState};
+use super::store::{LeafChannel, LeafRecord, Opening, PayState, PendingAdvance};
 use super::PayLeaf;
 
 /// `leaf`'s record of its states, or state 0 alone if it never advanced.
@@ -41,14 +42,31 @@ pub fn restore_channel(
         .states()
         .get(usize::from(key.leaf.0))
         .ok_or_else(|| format!("{} is not signed", key.leaf))?;
+    let sold = |e: u8| record.states.states().get(usize::from(e)).map(|s| s.sold);
+    let bought = match (sold(key.leaf.0), key.leaf.0.checked_sub(1).and_then(sold)) {
+        (Some(now), Some(before)) => now.checked_sub(before).unwrap_or(Amount::ZERO),
+        _ => Amount::ZERO,
+    };
+    let opening = record.openings.get(&key.leaf).map(|o| (o, bought));
+    restore_on(leaf, record, key, state, opening, open, changes, policy)
+}
+
+/// [`restore_channel`] on `state`'s channel output, opened as `opening` says (a purchase of
+/// the given amount), or as leaf state 0's channel when `None`.
+#[allow(clippy::too_many_arguments)]
+fn restore_on(
+    leaf: &PayLeaf,
+    record: &LeafRecord,
+    key: LeafChannel,
+    state: &LeafState,
+    opening: Option<(&Opening, Amount)>,
+    open: &ChannelOpen,
+    changes: &[ChannelChange],
+    policy: &ChannelPolicy,
+) -> Result<Channel, String> {
     let params = leaf_state_channel_params(&leaf.path, state, policy).map_err(|e| e.to_string())?;
-    let (spec, replay) = match record.openings.get(&key.leaf) {
-        Some(opening) => {
-            let sold = |e: u8| record.states.states().get(usize::from(e)).map(|s| s.sold);
-            let amount = match (sold(key.leaf.0), key.leaf.0.checked_sub(1).and_then(sold)) {
-                (Some(now), Some(before)) => now.checked_sub(before).unwrap_or(Amount::ZERO),
-                _ => Amount::ZERO,
-            };
+    let (spec, replay) = match opening {
+        Some((opening, amount)) => {
             let (earlier, current) =
                 liquidity::attempts_at(record, key.leaf, opening.log_from, amount);
             (
@@ -83,15 +101,33 @@ pub fn restore_channel(
     .map_err(|e| e.to_string())
 }
 
-/// Every channel of `leaf` the store can rebuild (one per leaf state it reached), for an exit.
+/// The leaf state a purchase whose partial signatures left is signing (unsigned: the wallet
+/// never received its final signature), if there is one.
+pub fn pending_state(state: &PayState, leaf: &PayLeaf) -> Option<(LeafState, PendingAdvance)> {
+    let pending = state.advances.get(&leaf.channel)?;
+    let record = leaf_record(state, leaf);
+    let advance = Advance::new(&leaf.path, record.states.latest(), pending.amount).ok()?;
+    (advance.epoch() == pending.leaf).then(|| (advance.state, pending.clone()))
+}
+
+/// Every channel of `leaf` the store can rebuild (one per leaf state it reached, and the one
+/// of a purchase being signed), for an exit.
 pub fn leaf_channels(state: &PayState, leaf: &PayLeaf, policy: &ChannelPolicy) -> Vec<Channel> {
     let record = leaf_record(state, leaf);
+    let pending = pending_state(state, leaf);
     state
         .channels
         .iter()
         .filter(|(key, _)| key.channel == leaf.channel)
         .filter_map(|(key, (open, changes))| {
-            restore_channel(leaf, &record, *key, open.as_ref()?, changes, policy).ok()
+            let open = open.as_ref()?;
+            match &pending {
+                Some((next, p)) if p.leaf == key.leaf => {
+                    let opening = Some((&p.opening, p.amount));
+                    restore_on(leaf, &record, *key, next, opening, open, changes, policy).ok()
+                }
+                _ => restore_channel(leaf, &record, *key, open, changes, policy).ok(),
+            }
         })
         .collect()
 }
