@@ -9,7 +9,7 @@ mod common;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{Address, Amount, Network};
-use common::pay::{funded_factory, leaf_of, start_payer};
+use common::pay::{leaf_of, start_payer, two_funded};
 use common::swarm::ClientSpec;
 use lsp_server::PaymentOptions;
 use shared::exit::ExitKit;
@@ -19,17 +19,12 @@ use wallet::pay::{leaf_channels, MemoryPayStore, PayStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_leaves_alone_with_its_channel_balance() {
-    let stack =
-        common::start_full(common::fast_factory(2, 2), PaymentOptions::default(), None).await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
     let spec = ClientSpec {
         channel: Amount::from_sat(100_000),
         liquidity: Amount::from_sat(30_000),
         ..ClientSpec::honest()
     };
-    let runs = funded_factory(&stack, &config, spec, 2).await;
+    let (stack, runs, _storage) = two_funded(PaymentOptions::default(), spec).await;
     let mut a = start_payer(&stack, &runs[0], MemoryPayStore::default());
     let mut b = start_payer(&stack, &runs[1], MemoryPayStore::default());
     a.ready(30).await;

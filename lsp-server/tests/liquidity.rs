@@ -10,7 +10,7 @@
 mod common;
 
 use bitcoin::Amount;
-use common::pay::{funded_factory, start_payer};
+use common::pay::{admin_channel, start_payer, two_funded};
 use common::swarm::ClientSpec;
 use futures::StreamExt;
 use lsp_server::PaymentOptions;
@@ -19,31 +19,15 @@ use shared::pay::policy::route_fee;
 use shared::pay::{liquidity_price, PayFailure};
 use wallet::pay::{MemoryPayStore, PayEvent};
 
-/// The LSP's entry for a wallet's channel.
-async fn lsp_channel(stack: &common::Stack, channel: &str) -> serde_json::Value {
-    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
-    view["channels"]
-        .as_array()
-        .expect("channels")
-        .iter()
-        .find(|c| c["channel"] == channel)
-        .expect("the LSP has the channel")
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_buys_inbound_liquidity_and_then_receives_what_it_could_not() {
     let options = PaymentOptions::default();
-    let stack = common::start_full(common::fast_factory(2, 2), options.clone(), None).await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
     let spec = ClientSpec {
         channel: Amount::from_sat(20_000),
         liquidity: Amount::from_sat(100_000),
         ..ClientSpec::honest()
     };
-    let runs = funded_factory(&stack, &config, spec, 2).await;
+    let (stack, runs, _storage) = two_funded(options.clone(), spec).await;
     let mut a = start_payer(&stack, &runs[0], MemoryPayStore::default());
     let mut b = start_payer(&stack, &runs[1], MemoryPayStore::default());
     a.ready(30).await;
@@ -95,8 +79,8 @@ async fn a_wallet_buys_inbound_liquidity_and_then_receives_what_it_could_not() {
     let inbound_before = b.handle.snapshot().await.expect("snapshot").inbound;
     // What it pays for the liquidity goes to the LSP's side: it can receive that back too.
     assert_eq!(quote.inbound_after, inbound_before + amount + price);
-    let channel_b = quote.channel.to_string();
-    let lsp_before = lsp_channel(&stack, &channel_b).await["lsp_sat"]
+    let channel_b = quote.channel;
+    let lsp_before = admin_channel(&stack, channel_b).await["lsp_sat"]
         .as_u64()
         .expect("sats");
     let (bought, after) = b.buy_liquidity(amount, 60).await;
@@ -106,7 +90,7 @@ async fn a_wallet_buys_inbound_liquidity_and_then_receives_what_it_could_not() {
     );
     assert_eq!(after.balance, Amount::from_sat(5_000) - price);
     assert_eq!(after.inbound, quote.inbound_after);
-    let view = lsp_channel(&stack, &channel_b).await;
+    let view = admin_channel(&stack, channel_b).await;
     assert_eq!(view["leaf"], 1);
     assert_eq!(view["bought_sat"], amount.to_sat());
     assert_eq!(view["client_sat"], after.balance.to_sat());
@@ -152,7 +136,7 @@ async fn a_wallet_buys_inbound_liquidity_and_then_receives_what_it_could_not() {
     let stack = common::restart(stack, common::fast_factory(2, 2), options).await;
     a.ready(30).await;
     b.ready(30).await;
-    let view = lsp_channel(&stack, &channel_b).await;
+    let view = admin_channel(&stack, channel_b).await;
     assert_eq!(view["leaf"], 1);
     assert_eq!(view["client_sat"], bal_b);
     let inv = b
@@ -193,5 +177,5 @@ async fn a_wallet_buys_inbound_liquidity_and_then_receives_what_it_could_not() {
     bal_a += 1_000;
     a.balance_becomes(Amount::from_sat(bal_a), 30).await;
     b.balance_becomes(Amount::from_sat(bal_b), 30).await;
-    assert_eq!(lsp_channel(&stack, &channel_b).await["client_sat"], bal_b);
+    assert_eq!(admin_channel(&stack, channel_b).await["client_sat"], bal_b);
 }

@@ -12,7 +12,7 @@ mod common;
 
 use bitcoin::Amount;
 use common::liquidity::{buy, reconnect, Tamper};
-use common::pay::{funded_factory, leaf_of, start_payer, Payer};
+use common::pay::{admin_channel, funded_factory, leaf_of, start_payer, Payer};
 use common::puppet::Puppet;
 use common::swarm::{ClientRun, ClientSpec};
 use lsp_server::PaymentOptions;
@@ -28,18 +28,6 @@ fn spec() -> ClientSpec {
         liquidity: Amount::from_sat(100_000),
         ..ClientSpec::honest()
     }
-}
-
-/// The puppet's channel entry in the LSP's admin view.
-async fn admin_channel(stack: &common::Stack, p: &Puppet) -> serde_json::Value {
-    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
-    view["channels"]
-        .as_array()
-        .expect("channels")
-        .iter()
-        .find(|c| c["channel"] == p.id.to_string().as_str())
-        .expect("the LSP has the channel")
-        .clone()
 }
 
 /// Wallet 0 pays the puppet `amount`; checks the puppet's balance moved by exactly that.
@@ -113,7 +101,7 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
     let path = leaf_of(run).path;
     let mut leaf = LeafStates::new(&path);
     let available = leaf.available();
-    let before = admin_channel(&stack, &p).await;
+    let before = admin_channel(&stack, p.id).await;
     assert_eq!(before["leaf"], 0);
     assert_eq!(before["available_sat"], available.to_sat());
 
@@ -136,7 +124,7 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         .await
         .unwrap_err();
     assert!(err.contains("abandoned"), "{err}");
-    assert_eq!(admin_channel(&stack, &p).await, before);
+    assert_eq!(admin_channel(&stack, p.id).await, before);
     pay_puppet(&stack, &mut payer, &mut p, 1_000).await;
 
     // 3. The wallet drops after round 0 of the new channel: the LSP forgets the purchase and
@@ -157,7 +145,7 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         other => panic!("expected the LSP's channel_open, got {other:?}"),
     }
     pay_puppet(&stack, &mut payer, &mut p, 1_000).await;
-    let at_sale = admin_channel(&stack, &p).await;
+    let at_sale = admin_channel(&stack, p.id).await;
     assert_eq!(at_sale["leaf"], 0);
 
     // 4. The wallet signs, and its partial signatures are lost with the connection. It
@@ -183,7 +171,7 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
     }
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(
-        admin_channel(&stack, &p).await,
+        admin_channel(&stack, p.id).await,
         at_sale,
         "nothing touched the old channel"
     );
@@ -195,7 +183,7 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         .await
         .expect("bought");
     assert_eq!(signed.leaf, LeafEpoch(1));
-    let after = admin_channel(&stack, &p).await;
+    let after = admin_channel(&stack, p.id).await;
     assert_eq!(after["leaf"], 1);
     assert_eq!(after["bought_sat"], amount.to_sat());
     let sat = |v: &serde_json::Value, k: &str| v[k].as_u64().expect("sats");
@@ -233,7 +221,7 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
     }
     payer.ready(30).await;
     pay_puppet(&stack, &mut payer, &mut p, 2_000).await;
-    let restored = admin_channel(&stack, &p).await;
+    let restored = admin_channel(&stack, p.id).await;
     assert_eq!(restored["leaf"], 1);
     assert_eq!(restored["bought_sat"], amount.to_sat());
     assert_eq!(

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::Amount;
-use common::pay::{funded_factory, start_payer};
+use common::pay::{start_payer, two_funded};
 use common::swarm::ClientSpec;
 use lsp_server::PaymentOptions;
 use shared::pay::policy::route_fee;
@@ -34,16 +34,12 @@ fn fee(sat: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_and_payments_survive_lsp_and_wallet_restarts() {
-    let stack = common::start_full(common::fast_factory(2, 2), options(), None).await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
     let spec = ClientSpec {
         channel: Amount::from_sat(100_000),
         liquidity: Amount::from_sat(10_000),
         ..ClientSpec::honest()
     };
-    let runs = funded_factory(&stack, &config, spec, 2).await;
+    let (stack, runs, _storage) = two_funded(options(), spec).await;
     let mut a = start_payer(&stack, &runs[0], MemoryPayStore::default());
     let mut b = start_payer(&stack, &runs[1], MemoryPayStore::default());
     a.ready(30).await;

@@ -16,6 +16,32 @@ use wallet::session::{EsploraChain, WsConnector};
 use super::swarm::{self, ClientRun, ClientSpec, SwarmConfig};
 use super::Stack;
 
+/// A devnet and an LSP (factories of two, `options` for payments) with funds, and two
+/// wallets of `spec` in one funded factory; the temp dir holds their storage.
+pub async fn two_funded(
+    options: lsp_server::PaymentOptions,
+    spec: ClientSpec,
+) -> (Stack, Vec<ClientRun>, tempfile::TempDir) {
+    let stack = super::start_full(super::fast_factory(2, 2), options, None).await;
+    super::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = super::swarm_config(&stack, storage.path());
+    let runs = funded_factory(&stack, &config, spec, 2).await;
+    (stack, runs, storage)
+}
+
+/// The LSP's entry for `channel` in `/admin/payments`.
+pub async fn admin_channel(stack: &Stack, channel: ChannelId) -> serde_json::Value {
+    let view = super::admin_get(&stack.http_url(), "/admin/payments").await;
+    view["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|c| c["channel"] == channel.to_string().as_str())
+        .expect("the LSP has the channel")
+        .clone()
+}
+
 /// Runs `n` honest clients into one factory and confirms it; returns their runs.
 pub async fn funded_factory(
     stack: &Stack,
