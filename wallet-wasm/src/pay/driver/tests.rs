@@ -14,7 +14,7 @@ use rand::rngs::OsRng;
 use shared::auth::{AuthChallenge, Authenticated, Challenge};
 use shared::channel::keys::ChannelSecrets;
 use shared::channel::{Action, Channel, ChannelEvent, CommitmentSpec, Side};
-use shared::leaf::{Advance, LeafEpoch, LeafSigned, LeafStates, LiquidityOffer};
+use shared::leaf::{Advance, LeafEpoch, LeafSigned, LeafState, LeafStates, LiquidityOffer};
 use shared::params::FactoryParams;
 use shared::path::ClientPath;
 use shared::pay::policy::channel_seed;
@@ -130,6 +130,17 @@ impl Lsp {
         }
     }
 
+    /// The wallet's next connection (`what` names it for the failure message), past the
+    /// handshake.
+    async fn accept(conns: &mut UnboundedReceiver<Pipe>, s: &Setup, what: &str) -> Lsp {
+        let mut lsp = Lsp {
+            pipe: conns.next().await.expect(what),
+            stash: VecDeque::new(),
+        };
+        lsp.handshake(&s.lsp).await;
+        lsp
+    }
+
     async fn handshake(&mut self, lsp: &Keypair) {
         self.expect(|m| matches!(m, WireMsg::Hello { .. }).then_some(()))
             .await;
@@ -230,6 +241,20 @@ fn setup() -> Setup {
         },
         path,
     }
+}
+
+/// Opens the channel on leaf state 0 (all on the LSP's side); returns the state and the LSP's
+/// side of the channel.
+async fn open_first_channel(lsp: &mut Lsp, s: &Setup) -> (LeafState, Channel) {
+    let state0 = LeafStates::new(&s.path).latest().clone();
+    let spec0 = CommitmentSpec {
+        lsp_balance: state0.channel_output().value,
+        client_balance: Amount::ZERO,
+        htlcs: Vec::new(),
+        feerate: FeeRate::from_sat_per_vb_u32(1),
+    };
+    let live = open_channel(lsp, s, LeafEpoch::FIRST, &state0, spec0).await;
+    (state0, live)
 }
 
 /// Opens the wallet's channel on leaf state `leaf` (spec as given) and runs its round 0.
@@ -371,20 +396,9 @@ async fn a_purchase_moves_the_channel_to_the_next_leaf_state() {
     let amount = Amount::from_sat(5_000);
     let checked = store.clone();
     with_client(s, store, |handle, mut conns| async move {
-        let mut lsp = Lsp {
-            pipe: conns.next().await.expect("a connection"),
-            stash: VecDeque::new(),
-        };
-        lsp.handshake(&s.lsp).await;
-        let state0 = LeafStates::new(&s.path).latest().clone();
+        let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
+        let (state0, live) = open_first_channel(&mut lsp, s).await;
         let value = state0.channel_output().value;
-        let spec0 = CommitmentSpec {
-            lsp_balance: value,
-            client_balance: Amount::ZERO,
-            htlcs: Vec::new(),
-            feerate: FeeRate::from_sat_per_vb_u32(1),
-        };
-        let live = open_channel(&mut lsp, s, LeafEpoch::FIRST, &state0, spec0).await;
         let quote = handle.liquidity_quote(amount).await.expect("a quote");
         assert_eq!(quote.refusal, None, "{quote:?}");
         assert_eq!(quote.price, Amount::ZERO);
@@ -436,11 +450,7 @@ async fn a_purchase_moves_the_channel_to_the_next_leaf_state() {
 
     // A restarted wallet opens the new state's channel, rebuilt from what it stored.
     with_client(s, checked, |handle, mut conns| async move {
-        let mut lsp = Lsp {
-            pipe: conns.next().await.expect("a connection"),
-            stash: VecDeque::new(),
-        };
-        lsp.handshake(&s.lsp).await;
+        let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
         assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch(1));
         lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
             &s.lsp_secret,
@@ -470,20 +480,9 @@ async fn signatures_arriving_after_a_dropped_connection_complete_the_purchase() 
     let amount = Amount::from_sat(5_000);
     let checked = store.clone();
     with_client(s, store, |handle, mut conns| async move {
-        let mut lsp = Lsp {
-            pipe: conns.next().await.expect("a connection"),
-            stash: VecDeque::new(),
-        };
-        lsp.handshake(&s.lsp).await;
-        let state0 = LeafStates::new(&s.path).latest().clone();
+        let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
+        let (state0, live) = open_first_channel(&mut lsp, s).await;
         let value = state0.channel_output().value;
-        let spec0 = CommitmentSpec {
-            lsp_balance: value,
-            client_balance: Amount::ZERO,
-            htlcs: Vec::new(),
-            feerate: FeeRate::from_sat_per_vb_u32(1),
-        };
-        let live = open_channel(&mut lsp, s, LeafEpoch::FIRST, &state0, spec0).await;
         let buying = {
             let handle = handle.clone();
             async move { handle.buy_liquidity(amount).await }
@@ -492,11 +491,7 @@ async fn signatures_arriving_after_a_dropped_connection_complete_the_purchase() 
             let signed = sell(&mut lsp, s, &live, amount).await;
             // The connection drops before the signatures go out.
             drop(lsp);
-            let mut lsp = Lsp {
-                pipe: conns.next().await.expect("a reconnection"),
-                stash: VecDeque::new(),
-            };
-            lsp.handshake(&s.lsp).await;
+            let mut lsp = Lsp::accept(&mut conns, s, "a reconnection").await;
             let open = lsp.wallet_open().await;
             assert_eq!(open.leaf, LeafEpoch::FIRST, "still on the old state");
             // The LSP is past it: it answers with the stored signatures, and nothing else.
@@ -532,11 +527,7 @@ async fn a_purchase_dropped_after_the_partial_signatures_is_asked_again_and_comp
     let amount = Amount::from_sat(5_000);
     let checked = store.clone();
     with_client(s, store, |handle, mut conns| async move {
-        let mut lsp = Lsp {
-            pipe: conns.next().await.expect("a connection"),
-            stash: VecDeque::new(),
-        };
-        lsp.handshake(&s.lsp).await;
+        let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
         let state0 = LeafStates::new(&s.path).latest().clone();
         let spec0 = CommitmentSpec {
             lsp_balance: state0.channel_output().value,
@@ -553,11 +544,7 @@ async fn a_purchase_dropped_after_the_partial_signatures_is_asked_again_and_comp
             // The LSP never signs this attempt: the connection drops first.
             let _forgotten = sell(&mut lsp, s, &live, amount).await;
             drop(lsp);
-            let mut lsp = Lsp {
-                pipe: conns.next().await.expect("a reconnection"),
-                stash: VecDeque::new(),
-            };
-            lsp.handshake(&s.lsp).await;
+            let mut lsp = Lsp::accept(&mut conns, s, "a reconnection").await;
             assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch::FIRST);
             // Not past the state: it re-opens the live channel, and the wallet asks again.
             lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
@@ -612,11 +599,7 @@ async fn a_wallet_restarted_with_its_partial_signatures_out_takes_the_stored_sig
     let signed = std::rc::Rc::new(std::cell::RefCell::new(None));
     let keep = signed.clone();
     with_client(s, store.clone(), |handle, mut conns| async move {
-        let mut lsp = Lsp {
-            pipe: conns.next().await.expect("a connection"),
-            stash: VecDeque::new(),
-        };
-        lsp.handshake(&s.lsp).await;
+        let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
         let state0 = LeafStates::new(&s.path).latest().clone();
         let spec0 = CommitmentSpec {
             lsp_balance: state0.channel_output().value,
@@ -643,11 +626,7 @@ async fn a_wallet_restarted_with_its_partial_signatures_out_takes_the_stored_sig
 
     let signed = signed.borrow_mut().take().expect("the LSP signed");
     with_client(s, store.clone(), |handle, mut conns| async move {
-        let mut lsp = Lsp {
-            pipe: conns.next().await.expect("a connection"),
-            stash: VecDeque::new(),
-        };
-        lsp.handshake(&s.lsp).await;
+        let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
         let snap = handle.snapshot().await.expect("snapshot");
         assert!(snap.channels.is_empty(), "not open yet: {snap:?}");
         assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch::FIRST);
