@@ -71,8 +71,10 @@ async fn check(esplora: &esplora_client::AsyncClient, tip: u32, leaf: &Guarded) 
         Ok(()) => {
             tracing::warn!(channel = %leaf.id, txid = %newest, "the leaf's tree is on chain: published its newest state")
         }
+        // Its lock has passed, so a refusal means trouble (a fee too low for the mempool, or a
+        // conflicting spend): the operator must look before an older state's lock passes too.
         Err(e) => {
-            tracing::debug!(channel = %leaf.id, error = %e, "newest leaf state not accepted (yet)")
+            tracing::warn!(channel = %leaf.id, txid = %newest, error = %e, "the newest leaf state was refused; an older one could win the race")
         }
     }
 }
