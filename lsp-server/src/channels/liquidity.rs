@@ -16,8 +16,8 @@ use shared::channel::keys::ChannelSecrets;
 use shared::channel::{Action, Channel, ChannelChange, ChannelEvent, ChannelMsg, ChannelParams};
 use shared::channel::{CommitmentSpec, Side};
 use shared::leaf::{
-    Advance, LeafEpoch, LeafPartials, LeafSigned, LeafStates, LiquidityAccept, LiquidityOffer,
-    LiquidityRequest,
+    opening_spec, Advance, LeafEpoch, LeafPartials, LeafSigned, LeafStates, LiquidityAccept,
+    LiquidityOffer, LiquidityRequest,
 };
 use shared::musig::{PubNonce, SecNonce};
 use shared::pay::policy::channel_seed;
@@ -136,18 +136,12 @@ impl Router {
         let (_, path, secret) = self.member_path(id).map_err(|e| e.to_string())?;
         let advance = Advance::new(&path, &current, req.amount).map_err(|e| e.to_string())?;
         let price = liquidity_price(&self.settings.fees, req.amount);
-        if spec.client_balance < price {
-            return Err(format!(
+        let opening = opening_spec(&spec, req.amount, price).ok_or_else(|| {
+            format!(
                 "it costs {price} and the channel holds {} of yours",
                 spec.client_balance
-            ));
-        }
-        let opening = CommitmentSpec {
-            client_balance: spec.client_balance - price,
-            lsp_balance: spec.lsp_balance + req.amount + price,
-            htlcs: Vec::new(),
-            feerate: spec.feerate,
-        };
+            )
+        })?;
         let params = leaf_state_channel_params(&path, &advance.state, &self.settings.policy)
             .map_err(|e| e.to_string())?;
         if opening.total() != params.funding_output.value {

@@ -36,6 +36,7 @@ pub use advance::{Advance, AdvanceError};
 pub use messages::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
 pub use states::{LeafStates, LeafStatesError};
 
+use crate::channel::CommitmentSpec;
 use crate::params::{BlockDelta, FactoryParams};
 use crate::path::ClientPath;
 use crate::tree::{scripts, NodeKind, TreeNode, P2TR_DUST};
@@ -76,6 +77,23 @@ pub fn delay(params: &FactoryParams, epoch: LeafEpoch) -> Option<BlockDelta> {
 /// anchor and still leave the client a spendable output.
 pub fn min_lstock(params: &FactoryParams) -> Amount {
     crate::tree::fee_of(params, 1) + params.anchor_value + P2TR_DUST
+}
+
+/// The opening state of the channel on a purchase's new leaf state, from the `live`
+/// channel's: `client − price`, `LSP + amount + price`, the live fee rate, no HTLCs. Both sides
+/// compute it from their own copy of the live channel. `None` if the balance does not cover
+/// the price.
+pub fn opening_spec(
+    live: &CommitmentSpec,
+    amount: Amount,
+    price: Amount,
+) -> Option<CommitmentSpec> {
+    Some(CommitmentSpec {
+        client_balance: live.client_balance.checked_sub(price)?,
+        lsp_balance: live.lsp_balance + amount + price,
+        htlcs: Vec::new(),
+        feerate: live.feerate,
+    })
 }
 
 /// Why a leaf state could not be built.

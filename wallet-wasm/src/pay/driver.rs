@@ -27,9 +27,7 @@ use shared::types::Now;
 use shared::wire::{Envelope, WireMsg};
 
 use super::store::{LeafChannel, LeafRecord, PayState, PayStore, PaymentRecord};
-use super::{
-    liquidity, ChannelSummary, Command, PayConfig, PayError, PayEvent, PayHandle, PayLeaf, Snapshot,
-};
+use super::{ChannelSummary, Command, PayConfig, PayError, PayEvent, PayHandle, PayLeaf, Snapshot};
 use crate::platform::{sleep, unix_now};
 use crate::session::handshake::{handshake, Greeting, Link};
 use crate::session::{ChainSource, Connect, SessionError, Transport};
@@ -578,9 +576,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 let reserve =
                     shared::channel::commitment::commitment_fee(spec.htlcs.len() + 1, spec.feerate)
                         + o.channel.params().anchor;
-                let for_sale = self.leaves.get(id).map_or(Amount::ZERO, |l| {
-                    liquidity::for_sale(&self.leaf_record(l), &l.path.proposal().params)
-                });
+                let for_sale = self
+                    .leaves
+                    .get(id)
+                    .map_or(Amount::ZERO, |l| self.leaf_record(l).states.available());
                 ChannelSummary {
                     channel: *id,
                     capacity: o.channel.params().funding_output.value,

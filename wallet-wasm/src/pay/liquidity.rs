@@ -5,7 +5,6 @@
 use bitcoin::Amount;
 use shared::channel::{ChannelChange, CommitmentSpec};
 use shared::leaf::{LeafEpoch, LiquidityOffer};
-use shared::params::FactoryParams;
 
 use super::store::{Attempt, LeafRecord};
 
@@ -105,39 +104,16 @@ pub fn check_offer(offer: &LiquidityOffer, expected: &Expected) -> Result<LeafEp
 
 /// The new channel's opening state: `client − price`, `LSP + amount + price`, the live fee
 /// rate, no HTLCs.
+/// (`shared::leaf::opening_spec`, with the refusal in words.)
 pub fn opening_spec(
     live: &CommitmentSpec,
     amount: Amount,
     price: Amount,
 ) -> Result<CommitmentSpec, OfferError> {
-    let client = live
-        .client_balance
-        .checked_sub(price)
-        .ok_or(OfferError::Unaffordable {
-            price: price.to_sat(),
-            balance: live.client_balance.to_sat(),
-        })?;
-    Ok(CommitmentSpec {
-        lsp_balance: live.lsp_balance + amount + price,
-        client_balance: client,
-        htlcs: Vec::new(),
-        feerate: live.feerate,
+    shared::leaf::opening_spec(live, amount, price).ok_or(OfferError::Unaffordable {
+        price: price.to_sat(),
+        balance: live.client_balance.to_sat(),
     })
-}
-
-/// What the leaf can still sell: the newest state's L-stock above its minimum, or nothing once
-/// the leaf has used its last state.
-pub fn for_sale(record: &LeafRecord, params: &FactoryParams) -> Amount {
-    let latest = record.states.latest();
-    let has_next = latest
-        .epoch
-        .next()
-        .is_some_and(|e| shared::leaf::delay(params, e).is_some());
-    if has_next {
-        latest.available(params)
-    } else {
-        Amount::ZERO
-    }
 }
 
 /// The changes a leaf state's channel is restored from: everything of the `current` attempt

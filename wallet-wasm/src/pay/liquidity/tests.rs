@@ -195,7 +195,7 @@ fn what_is_for_sale_shrinks_with_each_state_and_ends_with_the_last() {
         openings: Default::default(),
         attempts: Default::default(),
     };
-    let all = for_sale(&record, &params);
+    let all = record.states.available();
     assert_eq!(all, record.states.latest().available(&params));
     assert!(all > Amount::ZERO);
 }
