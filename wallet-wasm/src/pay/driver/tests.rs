@@ -528,14 +528,7 @@ async fn a_purchase_dropped_after_the_partial_signatures_is_asked_again_and_comp
     let checked = store.clone();
     with_client(s, store, |handle, mut conns| async move {
         let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
-        let state0 = LeafStates::new(&s.path).latest().clone();
-        let spec0 = CommitmentSpec {
-            lsp_balance: state0.channel_output().value,
-            client_balance: Amount::ZERO,
-            htlcs: Vec::new(),
-            feerate: FeeRate::from_sat_per_vb_u32(1),
-        };
-        let live = open_channel(&mut lsp, s, LeafEpoch::FIRST, &state0, spec0).await;
+        let (_, live) = open_first_channel(&mut lsp, s).await;
         let buying = {
             let handle = handle.clone();
             async move { handle.buy_liquidity(amount).await }
@@ -600,14 +593,7 @@ async fn a_wallet_restarted_with_its_partial_signatures_out_takes_the_stored_sig
     let keep = signed.clone();
     with_client(s, store.clone(), |handle, mut conns| async move {
         let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
-        let state0 = LeafStates::new(&s.path).latest().clone();
-        let spec0 = CommitmentSpec {
-            lsp_balance: state0.channel_output().value,
-            client_balance: Amount::ZERO,
-            htlcs: Vec::new(),
-            feerate: FeeRate::from_sat_per_vb_u32(1),
-        };
-        let live = open_channel(&mut lsp, s, LeafEpoch::FIRST, &state0, spec0).await;
+        let (_, live) = open_first_channel(&mut lsp, s).await;
         let buying = {
             let handle = handle.clone();
             async move { handle.buy_liquidity(amount).await }
