@@ -19,7 +19,14 @@ struct Options {
     esplora_port: u16,
     data_dir: PathBuf,
     automine_secs: u32,
+    /// Passed to the LSP's flags of the same names; `None` keeps the LSP's default.
+    factory_size: Option<u32>,
+    min_clients: Option<u32>,
+    gather_secs: Option<u32>,
 }
+
+const OPTIONS: &str = "--port, --esplora-port, --data-dir, --automine, --factory-size, \
+     --min-clients, --gather-secs";
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options {
@@ -27,6 +34,9 @@ fn parse(args: &[String]) -> Result<Options> {
         esplora_port: 8801,
         data_dir: root().join("target").join("demo"),
         automine_secs: 10,
+        factory_size: None,
+        min_clients: None,
+        gather_secs: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -36,7 +46,10 @@ fn parse(args: &[String]) -> Result<Options> {
             "--esplora-port" => o.esplora_port = val()?.parse()?,
             "--data-dir" => o.data_dir = val()?.into(),
             "--automine" => o.automine_secs = val()?.parse()?,
-            other => bail!("unknown demo option `{other}` (known: --port, --esplora-port, --data-dir, --automine)"),
+            "--factory-size" => o.factory_size = Some(val()?.parse()?),
+            "--min-clients" => o.min_clients = Some(val()?.parse()?),
+            "--gather-secs" => o.gather_secs = Some(val()?.parse()?),
+            other => bail!("unknown demo option `{other}` (known: {OPTIONS})"),
         }
     }
     Ok(o)
@@ -109,6 +122,15 @@ pub fn run(args: &[String]) -> Result<()> {
         .arg(opts.data_dir.join("lsp"))
         .arg("--wallet-dir")
         .arg(&dist);
+    for (flag, value) in [
+        ("--factory-size", opts.factory_size),
+        ("--min-clients", opts.min_clients),
+        ("--gather-secs", opts.gather_secs),
+    ] {
+        if let Some(v) = value {
+            lsp.args([flag, &v.to_string()]);
+        }
+    }
     children.0.push(lsp.spawn().context("starting the LSP")?);
     wait_for_port(opts.lsp_port, Duration::from_secs(30))?;
 
@@ -122,6 +144,12 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "  Esplora (regtest): {esplora_url}   (mines a block every {}s)",
         opts.automine_secs
+    );
+    println!(
+        "  Factories:         {} members, starting with at least {} after {}s of gathering",
+        opts.factory_size.unwrap_or(8),
+        opts.min_clients.unwrap_or(2),
+        opts.gather_secs.unwrap_or(60)
     );
     println!("  Data:              {}", opts.data_dir.display());
     println!("  Press Ctrl-C to stop everything.");
