@@ -1,15 +1,20 @@
-//! HTTP routes: terms, health, WebSocket upgrade, the operator's admin API and metrics
+//! HTTP routes: terms, health, a gathering factory's member count, WebSocket upgrade, the operator's admin API and metrics
 //! (`crate::admin`), and the wallet's static files.
 
-use axum::extract::{State, WebSocketUpgrade};
-use axum::response::{IntoResponse, Json};
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
+use shared::ceremony::GatheringStatus;
+use shared::types::FactoryId;
 use shared::wire::MAX_FRAME_BYTES;
+use tokio::sync::oneshot;
 use tower_http::cors::CorsLayer;
 use tower_http::services::{ServeDir, ServeFile};
 
+use crate::factory::Inbound;
 use crate::AppState;
 
 /// The LSP's router.
@@ -17,6 +22,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/.well-known/superscalar.json", get(terms))
         .route("/healthz", get(healthz))
+        .route("/factories/{id}/gathering", get(gathering))
         .route("/ws", get(ws_upgrade))
         .merge(crate::admin::router(state.clone()))
         .layer(CorsLayer::permissive());
@@ -38,6 +44,38 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         "network": state.config.network.to_string(),
         "chain_tip": tip.ok(),
     }))
+}
+
+/// A factory still gathering members: how many it has and needs, and when gathering ends (a
+/// joining wallet shows it while it waits). 404 once the factory is signing or gone.
+async fn gathering(Path(id): Path<u64>, State(state): State<AppState>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if state
+        .coordinator
+        .send(Inbound::Inspect(reply))
+        .await
+        .is_err()
+    {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let Ok(view) = answer.await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let found = view
+        .ceremonies
+        .into_iter()
+        .find(|c| c.factory == FactoryId(id) && c.phase == "gathering");
+    match found {
+        Some(c) => Json(GatheringStatus {
+            factory: c.factory,
+            members: u32::try_from(c.members.len()).unwrap_or(u32::MAX),
+            min_members: u32::try_from(state.config.factory.min_clients).unwrap_or(u32::MAX),
+            max_members: u32::try_from(state.config.factory_size()).unwrap_or(u32::MAX),
+            gather_until: c.gather_until,
+        })
+        .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Per-connection socket buffers. Wallet messages are small (a proposal is the largest), and an

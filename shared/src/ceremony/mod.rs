@@ -32,6 +32,7 @@
 
 mod client;
 mod error;
+mod gathering;
 mod jobs;
 mod lsp;
 pub mod messages;
@@ -42,6 +43,7 @@ pub use client::{
     ClientStatus, SignedPath,
 };
 pub use error::{CeremonyError, JoinError};
+pub use gathering::GatheringStatus;
 pub use lsp::{
     LspAction, LspCeremony, LspChange, LspConfig, LspEvent, LspStatus, RoundTimeouts, SignedFactory,
 };

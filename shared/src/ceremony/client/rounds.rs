@@ -58,6 +58,7 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
             factory: m.factory,
             client: m.client,
             quote: m.quote,
+            start_by: m.start_by,
         });
         Ok(())
     }

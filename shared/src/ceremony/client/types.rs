@@ -102,6 +102,8 @@ pub enum ClientEvent {
         client: ClientId,
         /// The accepted quote.
         quote: Quote,
+        /// Unix time by which the LSP promised its proposal (the end of gathering).
+        start_by: u64,
     },
     /// A (re)started session: nonces were sent for `nodes` jobs.
     SessionStarted {

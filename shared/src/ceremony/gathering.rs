@@ -1,0 +1,73 @@
+//! What a factory that is still gathering looks like from outside: how many have joined, how
+//! many it needs, how many it takes, and when gathering ends. The LSP serves it at
+//! `GET /factories/{id}/gathering`; a joining wallet shows it while it waits for the others.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::FactoryId;
+
+/// A gathering factory, as the LSP reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatheringStatus {
+    /// The factory.
+    pub factory: FactoryId,
+    /// Members so far.
+    pub members: u32,
+    /// Fewest members it starts with once gathering ends.
+    pub min_members: u32,
+    /// Members that make it start at once.
+    pub max_members: u32,
+    /// Unix time gathering ends.
+    pub gather_until: u64,
+}
+
+impl GatheringStatus {
+    /// What happens when gathering ends, in words, at unix time `now`.
+    pub fn outlook(&self, now: u64) -> String {
+        let left = self.gather_until.saturating_sub(now);
+        let wait = if left == 0 {
+            "Gathering time is over".to_string()
+        } else {
+            format!("Gathering ends in {}", mm_ss(left))
+        };
+        if self.members >= self.min_members {
+            format!(
+                "{wait}; then the factory starts with the {} members it has (or at once with {}).",
+                self.members, self.max_members
+            )
+        } else {
+            format!(
+                "{wait}; it needs at least {} members by then, or it is called off and you can \
+                 join again, having paid nothing.",
+                self.min_members
+            )
+        }
+    }
+}
+
+/// `secs` as `m:ss`.
+fn mm_ss(secs: u64) -> String {
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn says_what_happens_at_the_deadline() {
+        let mut g = GatheringStatus {
+            factory: FactoryId(3),
+            members: 1,
+            min_members: 2,
+            max_members: 8,
+            gather_until: 1_000,
+        };
+        let words = g.outlook(925);
+        assert!(words.starts_with("Gathering ends in 1:15"), "{words}");
+        assert!(words.contains("at least 2 members"), "{words}");
+        g.members = 2;
+        assert!(g.outlook(1_000).contains("starts with the 2 members"));
+        assert!(g.outlook(2_000).starts_with("Gathering time is over"));
+    }
+}
