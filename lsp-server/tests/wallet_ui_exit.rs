@@ -1,10 +1,13 @@
 //! Leaving a factory from the wallet's screen with the LSP gone for good: two real headless
 //! Chromiums create wallets and join one factory through the UI against a real LSP and a real
-//! bitcoind; then the LSP is stopped and one wallet presses "Leave now". Its wallet reads the
+//! bitcoind; then the LSP is stopped and one wallet asks to leave. On a phone-sized screen it
+//! is shown every cost to the sat and what lands at its address, and confirms. Its wallet reads the
 //! chain from the devnet's Esplora, waits as the exit planner says (the test mines the blocks),
 //! broadcasts the distribution transaction at the factory's timeout, and sweeps what it pays to
 //! the wallet's own on-chain address. The test checks on bitcoind that the sweep confirmed and
-//! pays that address the wallet's channel plus inbound liquidity, less the sweep's fee.
+//! pays that address the wallet's channel plus inbound liquidity, less the sweep's fee: exactly
+//! what the confirmation said. Home then shows those coins on chain with their confirmations, a
+//! closed channel, and no payments, test sats or liquidity.
 //!
 //! Screenshots: `target/screenshots/exit-*.png`.
 
@@ -29,6 +32,17 @@ fn factory_of_two() -> FactoryOptions {
         chain_poll_ms: 200,
         ..FactoryOptions::default()
     }
+}
+
+/// The `data-sats` of `css`.
+async fn sats_attr(w: &wallet_ui_support::Browser, css: &str) -> u64 {
+    w.find(css, SCREEN)
+        .await
+        .attr("data-sats")
+        .await
+        .expect("attribute")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{css} has no data-sats"))
 }
 
 fn sats(text: &str) -> u64 {
@@ -65,8 +79,9 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
     a.click("#join-home").await;
     a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
-    let leaf_value = sats(&a.text("#balance-channel", SCREEN).await)
+    let leaf_value = sats(&a.content("#balance-channel", SCREEN).await)
         + sats(&a.text("#balance-inbound", SCREEN).await);
+    a.resize(390, 844).await;
     let address: bitcoin::Address = a
         .text("#sweep-address", SCREEN)
         .await
@@ -99,10 +114,30 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
         .await
         .expect("mine to the timeout");
     a.screenshot("exit-01-home-lsp-gone").await;
+
+    // Leaving asks first, with every cost to the sat: here the factory's payout (its fee paid
+    // by the factory) and the move to the wallet's address, and what lands there.
     a.click("#exit-start").await;
+    a.find("#leave-confirm", SCREEN).await;
+    a.wait_attr("#leave-way", "data-way", "distribution", SCREEN)
+        .await;
+    let owned = sats_attr(&a, "#leave-owned").await;
+    let sweep_fee = sats_attr(&a, "#cost-sweep").await;
+    let lands = sats_attr(&a, "#leave-lands").await;
+    assert_eq!(sats_attr(&a, "#cost-factory").await, 0);
+    assert_eq!(owned, leaf_value, "the payout is the whole leaf");
+    assert!(sweep_fee > 0, "moving the payout costs a fee");
+    assert_eq!(lands + sweep_fee, owned);
+    let button = a.text("#exit-confirm", SCREEN).await;
+    assert!(
+        button.contains(&wallet::format::sats(Amount::from_sat(lands))),
+        "{button}"
+    );
+    a.amounts_fit("exit-02-confirm-costs").await;
+    a.click("#exit-confirm").await;
     a.wait_attr("#exit-status", "data-state", "waiting", SCREEN)
         .await;
-    a.screenshot("exit-02-waiting").await;
+    a.screenshot("exit-03-waiting").await;
 
     // Blocks come; the wallet broadcasts the distribution, then its sweep.
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -126,7 +161,7 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
             a.body_text().await
         );
         if state == "sweeping" && !shot_sweeping {
-            a.screenshot("exit-03-sweeping").await;
+            a.screenshot("exit-04-sweeping").await;
             shot_sweeping = true;
         }
         assert!(
@@ -137,7 +172,7 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
         devnet.mine(1).await.expect("mine");
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    a.screenshot("exit-04-swept").await;
+    a.screenshot("exit-05-swept").await;
 
     // On bitcoind: the sweep confirmed and pays the wallet's address its leaf, less the fee.
     let status = a.text("#exit-status", SCREEN).await;
@@ -167,6 +202,42 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
         .expect("the swept output is unspent");
     assert!(out.confirmations >= 1, "the sweep is confirmed");
     assert_eq!(out.value.to_sat(), got);
+    assert_eq!(
+        got, lands,
+        "what landed is what the confirmation said, to the sat"
+    );
+
+    // Home: the channel is closed, the coins are on chain with their confirmations, and
+    // nothing that needs the channel is offered.
+    a.wait_attr("#factory-status", "data-phase", "left", SCREEN)
+        .await;
+    a.find("#channel-closed", SCREEN).await;
+    a.wait_attr("#balance-onchain", "data-sats", &got.to_string(), SCREEN)
+        .await;
+    let confirmations: u32 = a
+        .find("#balance-onchain", SCREEN)
+        .await
+        .attr("data-confirmations")
+        .await
+        .expect("attribute")
+        .and_then(|c| c.parse().ok())
+        .expect("a number of confirmations");
+    assert!(confirmations >= 1);
+    for css in [
+        "#go-send",
+        "#go-receive",
+        "#faucet-card",
+        "#liquidity-card",
+        "#balance",
+        "#balance-inbound",
+    ] {
+        assert!(
+            a.client.find(Locator::Css(css)).await.is_err(),
+            "{css} is still offered after leaving: {}",
+            a.body_text().await
+        );
+    }
+    a.amounts_fit("exit-06-home-after-leaving").await;
 
     a.client.close().await.expect("close");
     b.client.close().await.expect("close");

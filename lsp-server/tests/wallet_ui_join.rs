@@ -136,11 +136,11 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
 
     let mut funding = Vec::new();
     for b in &browsers {
-        funding.push(b.text("#funding-txid", SCREEN).await);
+        funding.push(b.content("#funding-txid", SCREEN).await);
         assert_eq!(b.text("#factory-clients", SCREEN).await, "4");
         let dying = b.text("#dying-in", SCREEN).await;
         assert!(dying.contains("blocks"), "{}: {dying}", b.name);
-        let channel = b.text("#balance-channel", SCREEN).await;
+        let channel = b.content("#balance-channel", SCREEN).await;
         assert!(channel.ends_with("sats"), "{channel}");
         let nodes = b
             .client
@@ -213,7 +213,7 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
     first
         .wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
-    assert_eq!(first.text("#funding-txid", SCREEN).await, funding[0]);
+    assert_eq!(first.content("#funding-txid", SCREEN).await, funding[0]);
     first.screenshot("join-14-home-after-reload").await;
 
     // The passphrase changes in settings: after a reload the old one is refused, the new one
@@ -241,7 +241,7 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
     first
         .wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
-    assert_eq!(first.text("#funding-txid", SCREEN).await, funding[0]);
+    assert_eq!(first.content("#funding-txid", SCREEN).await, funding[0]);
 
     // The third wallet downloads an encrypted backup, is wiped, and comes back from the file
     // with its factory: same funding, still live.
@@ -276,7 +276,7 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
     third
         .wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
-    assert_eq!(third.text("#funding-txid", SCREEN).await, funding[0]);
+    assert_eq!(third.content("#funding-txid", SCREEN).await, funding[0]);
     third.screenshot("join-16-restored-from-backup").await;
 
     // The last wallet is wiped, then restored from its words: same keys, same sweep address;

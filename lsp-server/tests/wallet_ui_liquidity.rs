@@ -127,8 +127,9 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
     text_until(&a, "#balance", |t| t == sats(Amount::from_sat(faucet))).await;
     let inbound_before = sats_in(&a.text("#inbound", SCREEN).await);
     let stock_before = sats_in(&a.text("#balance-inbound", SCREEN).await);
-    let for_sale = a.text("#liquidity-for-sale", SCREEN).await;
-    assert!(for_sale.contains("leaf state 0"), "{for_sale}");
+    a.text("#liquidity-for-sale", SCREEN).await;
+    a.wait_attr("#liquidity-for-sale", "data-leaf-state", "0", SCREEN)
+        .await;
 
     // The quote: price, what A could receive afterwards, what stays for sale.
     a.type_into("#liquidity-amount", &BUY.to_string()).await;
@@ -160,7 +161,8 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
         t.ends_with("sats") && sats_in(t) == inbound_before + BUY + price
     })
     .await;
-    text_until(&a, "#liquidity-for-sale", |t| t.contains("leaf state 1")).await;
+    a.wait_attr("#liquidity-for-sale", "data-leaf-state", "1", SCREEN)
+        .await;
     text_until(&a, "#balance-inbound", |t| sats_in(t) == stock_before - BUY).await;
 
     // After a reload the channel comes back on the new leaf state, from the vault.
@@ -172,6 +174,7 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
         t == sats(Amount::from_sat(faucet - price))
     })
     .await;
-    text_until(&a, "#liquidity-for-sale", |t| t.contains("leaf state 1")).await;
+    a.wait_attr("#liquidity-for-sale", "data-leaf-state", "1", SCREEN)
+        .await;
     a.screenshot("liquidity-03-after-reload").await;
 }

@@ -6,8 +6,9 @@
 //! invoice (QR code and text); the invoice text is pasted into A's send screen, A reviews the
 //! quote and confirms, and within a second B's page says it was paid and A's that it went
 //! through. Both balances are exact (A = faucet − amount − fee, B = amount), the history lists
-//! the payments, and the LSP's admin view agrees. Paying the same invoice twice is refused in
-//! words; after a reload B's channel and history come back from its vault, and B pays A back
+//! the payments, and the LSP's admin view agrees. B is told of the payment by a toast, and its
+//! paid invoice no longer offers copying. Paying the same invoice twice is refused at the
+//! quote; after a reload B's channel and history come back from its vault, and B pays A back
 //! over it.
 //!
 //! Screenshots go to `target/screenshots/pay-*.png`.
@@ -112,6 +113,8 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     let driver = Driver::start();
     let a = driver.browser("wallet A").await;
     let b = driver.browser("wallet B").await;
+    // A walks on a phone's screen: every amount must stay on one line.
+    a.resize(390, 844).await;
     a.create_wallet(&url, None, None).await;
     b.create_wallet(&url, None, None).await;
     // Before a factory is funded there is nothing to pay with, and the card says so.
@@ -155,7 +158,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    a.screenshot("pay-01-home-channel-open").await;
+    a.amounts_fit("pay-01-home-channel-open").await;
 
     // A asks the faucet for test sats; they arrive over A's channel.
     let explained = a.text("#faucet-card", SCREEN).await;
@@ -189,7 +192,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
             sats(Amount::from_sat(faucet)).replace("sats", "test sats")
         )
     );
-    a.screenshot("pay-02-faucet-arrived").await;
+    a.amounts_fit("pay-02-faucet-arrived").await;
 
     // B makes an invoice: a QR code and the text to copy.
     b.click("#go-receive").await;
@@ -231,7 +234,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     );
     assert_eq!(a.text("#send-description", SCREEN).await, "Coffee for two");
     assert!(!a.text("#send-expiry", SCREEN).await.is_empty());
-    a.screenshot("pay-05-send-quote").await;
+    a.amounts_fit("pay-05-send-quote").await;
 
     // A confirms: within a second both pages show it.
     a.click("#pay-confirm").await;
@@ -244,7 +247,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     let sent_after = sent_at - confirmed;
     let paid_after = paid_at - confirmed;
     eprintln!("A showed it sent after {sent_after:?}, B showed it paid after {paid_after:?}");
-    a.screenshot("pay-06-sent").await;
+    a.amounts_fit("pay-06-sent").await;
     b.screenshot("pay-07-paid").await;
     assert!(
         sent_after <= Duration::from_secs(1),
@@ -257,6 +260,16 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     assert_eq!(
         b.text("#invoice-status", SCREEN).await,
         format!("Paid ✓ {}", sats(Amount::from_sat(AMOUNT)))
+    );
+    // The paid invoice is no longer offered for copying, and B is told, on any screen.
+    assert!(
+        b.client.find(Locator::Css("#copy-invoice")).await.is_err(),
+        "a paid invoice offers no copy"
+    );
+    let toast = b.text("#toast", SCREEN).await;
+    assert!(
+        toast.contains(&format!("Received {}", sats(Amount::from_sat(AMOUNT)))),
+        "{toast}"
     );
     let result = a.text("#send-result", SCREEN).await;
     assert!(result.contains(&sats(Amount::from_sat(AMOUNT))), "{result}");
@@ -283,7 +296,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
         Duration::from_secs(10),
     )
     .await;
-    a.screenshot("pay-08-home-after").await;
+    a.amounts_fit("pay-08-home-after").await;
     b.screenshot("pay-09-home-after").await;
 
     // A's history: the faucet's sats in, the coffee out.
@@ -313,7 +326,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
         oldest.contains("Received") && oldest.contains(&sats(Amount::from_sat(faucet))),
         "{oldest}"
     );
-    a.screenshot("pay-10-history").await;
+    a.amounts_fit("pay-10-history").await;
 
     // The LSP agrees: the faucet gave what A shows, one payment of AMOUNT delivered for `fee`, and
     // the channels hold what the pages say.
@@ -341,16 +354,19 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     want.sort_unstable();
     assert_eq!(client_sats, want, "{view}");
 
-    // Paying the same invoice again is refused, in words.
+    // Paying the same invoice again is refused at the quote, in words, with nothing to confirm.
     a.click("#nav-home").await;
     a.click("#go-send").await;
     a.type_into("#pay-invoice", &invoice).await;
     a.click("#pay-review").await;
-    a.click("#pay-confirm").await;
     a.wait_attr("#send-result", "data-state", "failed", SCREEN)
         .await;
     let refused = a.text("#send-result", SCREEN).await;
     assert!(refused.contains("already paid"), "{refused}");
+    assert!(
+        a.client.find(Locator::Css("#pay-confirm")).await.is_err(),
+        "a paid invoice offers no Pay button"
+    );
     a.screenshot("pay-11-already-paid").await;
 
     // B reloads: the channel and the history come back from the encrypted vault, and B pays A

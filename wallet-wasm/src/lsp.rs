@@ -1,4 +1,5 @@
-//! Talking to an LSP: fetch and check its signed terms over the WebSocket.
+//! Talking to an LSP: fetch and check its signed terms over the WebSocket, and read how a
+//! factory it gathers is filling up.
 
 use bitcoin::secp256k1::Secp256k1;
 use bitcoin::Network;
@@ -32,29 +33,30 @@ pub enum LspError {
 }
 
 /// What leaving one of this LSP's factories alone would cost at worst, in words for people who
-/// have never used Bitcoin. Computed by the wallet from the signed parameters, not told by the LSP.
-pub fn exit_summary(terms: &TermsBody) -> String {
+/// have never used Bitcoin, with blocks read as time at `pace`. Computed by the wallet from the
+/// signed parameters, not told by the LSP. [`exit_details`] has the technical side.
+pub fn exit_summary(terms: &TermsBody, pace: crate::pace::BlockPace) -> String {
     match shared::exit::worst_case_cost(&terms.tree, terms.schedule.max_clients) {
         Ok(cost) => format!(
-            "{} transactions ({} vB) with their fees ({}) already paid from the factory, \
-             and up to {} blocks of waiting (about {})",
-            cost.txs,
-            cost.vbytes,
-            crate::format::sats(cost.prepaid_fee),
+            "up to {} blocks of waiting ({}); the factory has already paid the fees",
             cost.blocks.to_blocks(),
-            wall_time(cost.blocks.to_blocks()),
+            pace.approx(cost.blocks),
         ),
         Err(e) => format!("refused: these factories would not let you leave in time ({e})"),
     }
 }
 
-/// Roughly how long `blocks` blocks take at ten minutes each.
-fn wall_time(blocks: u32) -> String {
-    let minutes = u64::from(blocks) * 10;
-    match minutes {
-        m if m < 120 => format!("{m} minutes"),
-        m if m < 48 * 60 => format!("{} hours", m / 60),
-        m => format!("{} days", m / (24 * 60)),
+/// The worst-case exit's transactions, size and prepaid fees (the details behind
+/// [`exit_summary`]).
+pub fn exit_details(terms: &TermsBody) -> String {
+    match shared::exit::worst_case_cost(&terms.tree, terms.schedule.max_clients) {
+        Ok(cost) => format!(
+            "{} transactions ({} vB) with their fees ({}) already paid from the factory",
+            cost.txs,
+            cost.vbytes,
+            crate::format::sats(cost.prepaid_fee),
+        ),
+        Err(e) => format!("refused: {e}"),
     }
 }
 
@@ -156,6 +158,39 @@ pub fn read_welcome(frame: &str) -> Result<SignedTerms, LspError> {
     }
 }
 
+/// How `factory`, still gathering at the LSP at `origin`, is filling up; `None` once it is no
+/// longer gathering.
+#[cfg(target_arch = "wasm32")]
+pub async fn fetch_gathering(
+    origin: &str,
+    factory: shared::types::FactoryId,
+) -> Result<Option<shared::ceremony::GatheringStatus>, LspError> {
+    let url = format!(
+        "{}/factories/{}/gathering",
+        origin.trim_end_matches('/'),
+        factory.0
+    );
+    let connect_err = |reason: String| LspError::Connect {
+        url: url.clone(),
+        reason,
+    };
+    let response = gloo_net::http::Request::get(&url)
+        .send()
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    if response.status() == 404 {
+        return Ok(None);
+    }
+    if !response.ok() {
+        return Err(connect_err(format!("HTTP {}", response.status())));
+    }
+    response
+        .json()
+        .await
+        .map(Some)
+        .map_err(|e| connect_err(e.to_string()))
+}
+
 /// Connects to the LSP at `origin`, says hello, and returns its terms, not yet checked.
 #[cfg(target_arch = "wasm32")]
 pub async fn fetch_signed_terms(origin: &str) -> Result<SignedTerms, LspError> {
@@ -217,11 +252,15 @@ mod tests {
         let mut body = TermsBody::example(key.x_only_public_key().0, 0, 1);
         body.tree = shared::params::FactoryParams::mainnet();
         body.schedule.max_clients = 1024;
-        let text = exit_summary(&body);
-        assert!(text.starts_with("9 transactions"), "{text}");
+        let pace = crate::pace::BlockPace::default();
+        let text = exit_summary(&body, pace);
+        assert!(text.starts_with("up to 1302 blocks"), "{text}");
         assert!(text.contains("days"), "{text}");
+        assert!(exit_details(&body).starts_with("9 transactions"));
+        let devnet = exit_summary(&body, crate::pace::BlockPace::every_secs(10));
+        assert!(devnet.contains("about 3 hours"), "{devnet}");
         body.tree.timeout_delta = shared::params::BlockDelta::from_blocks(10);
-        assert!(exit_summary(&body).starts_with("refused"));
+        assert!(exit_summary(&body, pace).starts_with("refused"));
     }
 
     #[test]

@@ -20,9 +20,9 @@ pub enum NodeStatus {
 /// One box of the picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PictureNode {
-    /// Short name for people: "Shared coin", "Kickoff", "State", "Split", "Your leaf".
+    /// Short name for people: "Shared coin", "Step 1 starts", "Wait", "Branch", "Your leaf".
     pub label: String,
-    /// One line of detail: delays, amounts.
+    /// One short line of detail (fits the picture's box on a phone): delays, amounts.
     pub detail: String,
     /// The transaction (the funding transaction for the first box).
     pub txid: Txid,
@@ -40,7 +40,7 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
     let mut boxes = vec![PictureNode {
         label: "Shared coin".into(),
         detail: format!(
-            "{} on chain for {total} client{}",
+            "{} for {total} member{}",
             crate::format::sats(path.funding_output().value),
             if total == 1 { "" } else { "s" }
         ),
@@ -56,21 +56,20 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
     for (i, node) in nodes.iter().enumerate() {
         let below = nodes.get(i + 1).map_or(1, |child| child.signers.len());
         let (label, detail) = match node.kind {
-            NodeKind::Split { .. } => ("Split".to_string(), "never changes".to_string()),
+            NodeKind::Split { .. } => ("Branch".to_string(), "never changes".to_string()),
             NodeKind::Kickoff { layer, .. } => (
-                "Kickoff".to_string(),
-                format!("starts layer {} of the exit", layer + 1),
+                format!("Step {} starts", layer + 1),
+                "goes out at once".to_string(),
             ),
             NodeKind::State { delay, .. } => (
-                "State".to_string(),
-                format!("waits {} blocks after its kickoff", delay.to_blocks()),
+                "Wait".to_string(),
+                format!("{} blocks after its start", delay.to_blocks()),
             ),
             NodeKind::Leaf { .. } => (
                 "Your leaf".to_string(),
                 format!(
-                    "your channel + {} of liquidity; waits {} blocks after its state",
+                    "channel + {} to buy",
                     crate::format::sats(node.tx.output.get(1).map_or(Amount::ZERO, |o| o.value)),
-                    node.relative_delay().to_blocks()
                 ),
             ),
             NodeKind::Distribution | NodeKind::Redistribution { .. } => {

@@ -8,6 +8,35 @@ use wallet::vault::ProtectionMode;
 
 use crate::state::{load_lsp, page_origin, AppCtx, Screen};
 
+/// How often the block pace is read again.
+const PACE_MS: u32 = 20_000;
+
+/// Reads how long blocks take on the wallet's network (or, before a wallet exists, the serving
+/// provider's), from the chain source the wallet reads. Whether it could.
+async fn read_pace(ctx: AppCtx) -> bool {
+    let serving = ctx.serving.with_untracked(|s| {
+        s.info()
+            .map(|i| (i.terms.body.esplora_url.clone(), i.terms.body.network))
+    });
+    let network = ctx
+        .profile
+        .with_untracked(|p| p.as_ref().map(|p| p.network))
+        .or(serving.as_ref().map(|s| s.1));
+    let url = ctx.esplora_url().or(serving.map(|s| s.0));
+    let (Some(url), Some(network)) = (url, network) else {
+        return false;
+    };
+    match wallet::pace::block_pace(&url, network).await {
+        Ok(pace) => {
+            if ctx.pace.get_untracked() != pace {
+                ctx.pace.set(pace);
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// The wallet app.
 #[component]
 pub fn App() -> impl IntoView {
@@ -18,6 +47,12 @@ pub fn App() -> impl IntoView {
         let lsp = load_lsp(&page_origin(), None).await;
         ctx.serving.set(lsp.clone());
         ctx.chosen.set(lsp);
+    });
+    spawn_local(async move {
+        loop {
+            let wait = if read_pace(ctx).await { PACE_MS } else { 2_000 };
+            gloo_timers::future::TimeoutFuture::new(wait).await;
+        }
     });
     spawn_local(async move {
         match Account::stored_mode().await {
@@ -51,6 +86,7 @@ pub fn App() -> impl IntoView {
                 Screen::Send => view! { <crate::send::Send /> }.into_any(),
                 Screen::History => view! { <crate::history::History /> }.into_any(),
             }}
+            <crate::toast::Toast />
             <crate::nav::Nav />
         </main>
     }

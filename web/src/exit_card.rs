@@ -1,27 +1,42 @@
-//! Leaving the factory alone: what it costs and waits, then each step as it happens. Works with
-//! the provider gone: it needs only the stored path and the wallet's chain source.
+//! Leaving the factory alone: what it costs and waits, a confirmation listing every cost to the
+//! sat, then each step as it happens. Works with the provider gone: it needs only the stored
+//! path and the wallet's chain source.
+
+use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wallet::account::approx_wall_time;
-use wallet::exit::ExitPreview;
+use wallet::exit::{ExitPlan, ExitPreview, ExitRunner};
 use wallet::format::sats;
 use wallet::session::StoredPath;
 
+use crate::leave_confirm::LeaveCosts;
 use crate::state::{AppCtx, ExitProgress};
 
 const STEP_MS: u32 = 2_000;
+
+/// Where the user stands before the exit runs.
+#[derive(Clone)]
+enum Ask {
+    /// Not asked.
+    Idle,
+    /// Computing the costs.
+    Pricing,
+    /// The costs, waiting for a yes.
+    Priced(Rc<ExitRunner>, ExitPlan),
+}
 
 /// The exit card of the factory `stored`.
 #[component]
 pub fn ExitCard(stored: StoredPath) -> impl IntoView {
     let ctx = AppCtx::get();
     let preview = ExitPreview::of(&stored.path);
+    let ask = RwSignal::new_local(Ask::Idle);
     let started = move || {
         ctx.exit
             .with(|e| e.running || e.status.is_some() || e.error.is_some())
     };
-    let start = move |_| {
+    let price = move |_| {
         let Some(account) = ctx.account() else { return };
         let Some(url) = ctx.esplora_url() else {
             ctx.exit
@@ -29,21 +44,35 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
             return;
         };
         let stored = stored.clone();
+        ask.set(Ask::Pricing);
+        spawn_local(async move {
+            let next = match account.exit_runner(&stored, &url).await {
+                Ok(runner) => match runner.plan().await {
+                    Ok(plan) => Ask::Priced(Rc::new(runner), plan),
+                    Err(e) => {
+                        ctx.exit.update(|x| x.error = Some(e.to_string()));
+                        Ask::Idle
+                    }
+                },
+                Err(e) => {
+                    ctx.exit.update(|x| x.error = Some(e.to_string()));
+                    Ask::Idle
+                }
+            };
+            let _ = ask.try_set(next);
+        });
+    };
+    let go = move |_| {
+        let Ask::Priced(runner, _) = ask.get_untracked() else {
+            return;
+        };
+        ask.set(Ask::Idle);
+        ctx.left.set(true);
         ctx.exit.set(ExitProgress {
             running: true,
             ..ExitProgress::default()
         });
         spawn_local(async move {
-            let runner = match account.exit_runner(&stored, &url).await {
-                Ok(r) => r,
-                Err(e) => {
-                    ctx.exit.update(|x| {
-                        x.running = false;
-                        x.error = Some(e.to_string());
-                    });
-                    return;
-                }
-            };
             loop {
                 match runner.step().await {
                     Ok(status) => {
@@ -67,21 +96,42 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
             }
         });
     };
+    let asking = move || !matches!(ask.get(), Ask::Idle);
     view! {
-        <section class="card" id="exit">
-            <h2>"Leave the factory on your own"</h2>
-            <p id="exit-preview" data-timeout=preview.timeout.to_consensus_u32().to_string()>{format!(
-                "Down the tree: {} transactions ({} vB), their {} of fees already paid, and up to {} blocks of waiting ({}). \
-                 From block {} the factory's distribution pays you {} instead, without the tree.",
-                preview.txs, preview.vbytes, sats(preview.prepaid_fee),
-                preview.worst_blocks.to_blocks(), approx_wall_time(preview.worst_blocks),
+        <section class="card" id="exit" aria-labelledby="exit-title">
+            <h2 id="exit-title">"Leave the factory on your own"</h2>
+            <p id="exit-preview" data-timeout=preview.timeout.to_consensus_u32().to_string()>{move || format!(
+                "You can always leave without the provider. It takes up to {} blocks ({}). \
+                 From block {} the factory pays everyone out instead, you included: {}.",
+                preview.worst_blocks.to_blocks(), ctx.pace.get().approx(preview.worst_blocks),
                 preview.timeout, sats(preview.leaf_value),
             )}</p>
+            <details>
+                <summary>"Details"</summary>
+                <p class="hint">{format!(
+                    "Down the tree: {} transactions ({} vB) with {} of fees already paid from the factory.",
+                    preview.txs, preview.vbytes, sats(preview.prepaid_fee),
+                )}</p>
+            </details>
             <p class="hint">"Your wallet picks the way, broadcasts each transaction itself and moves \
                 the money to your on-chain address. It needs only the chain, not the provider."</p>
-            <Show when=move || !started()>
-                <button class="bad-button" id="exit-start" on:click=start.clone()>"Leave now"</button>
+            <Show when=move || !started() && !asking()>
+                <button class="bad-button" id="exit-start" on:click=price.clone()>"Leave the factory…"</button>
             </Show>
+            {move || match ask.get() {
+                Ask::Idle => None,
+                Ask::Pricing => Some(view! { <p class="hint" id="leave-pricing">"Working out the costs…"</p> }.into_any()),
+                Ask::Priced(_, plan) => Some(view! {
+                    <div id="leave-confirm" role="group" aria-labelledby="leave-title">
+                        <h3 id="leave-title">"Before you leave: this cannot be undone"</h3>
+                        <LeaveCosts plan=plan.clone() />
+                        <p class="hint">"Your channel closes: no more Lightning payments from this factory."</p>
+                        <button class="bad-button" id="exit-confirm" on:click=go>
+                            {format!("Leave and receive {}", sats(plan.lands))}</button>
+                        <button id="exit-cancel" on:click=move |_| ask.set(Ask::Idle)>"Stay in the factory"</button>
+                    </div>
+                }.into_any()),
+            }}
             <Show when=started>
                 <p>"Now: "<strong id="exit-status"
                     data-state=move || ctx.exit.with(|x| x.status.as_ref().map_or("starting", |s| s.id()))>
@@ -91,7 +141,7 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
                     {move || ctx.exit.with(|x| x.log.iter().map(|l| view! { <li>{l.clone()}</li> }).collect_view())}
                 </ol>
             </Show>
-            <p class="bad" id="exit-error">{move || ctx.exit.with(|x| x.error.clone())}</p>
+            <p class="bad" id="exit-error" role="alert">{move || ctx.exit.with(|x| x.error.clone())}</p>
         </section>
     }
 }

@@ -6,14 +6,14 @@ use wallet::picture::{NodeStatus, PictureNode};
 
 const WIDTH: i32 = 320;
 const ROW: i32 = 64;
-const BOX_W: i32 = 180;
+const BOX_W: i32 = 196;
 const BOX_H: i32 = 44;
 
 /// An SVG of `nodes` (top: the on-chain coin; bottom: this wallet's leaf).
 #[component]
 pub fn FactoryTree(nodes: Vec<PictureNode>) -> impl IntoView {
     let height = ROW * nodes.len() as i32 + 8;
-    let x = (WIDTH - BOX_W) / 2 - 30;
+    let x = 8;
     let boxes = nodes
         .into_iter()
         .enumerate()
@@ -38,14 +38,13 @@ pub fn FactoryTree(nodes: Vec<PictureNode>) -> impl IntoView {
                     </text>
                 }
             });
-            let short = node.txid.to_string()[..8].to_string();
             view! {
                 {link}
                 <g class=format!("tree-node {status}") data-txid=node.txid.to_string()>
                     <title>{format!("{} {}", node.label, node.txid)}</title>
                     <rect x=x y=y width=BOX_W height=BOX_H rx="8" />
-                    <text class="label" x=x + 10 y=y + 18>{format!("{} · {short}", node.label)}</text>
-                    <text class="detail" x=x + 10 y=y + 35>{node.detail}</text>
+                    <text class="label" x=x + 10 y=y + 18 textLength=fit(&node.label, 6.2) lengthAdjust="spacingAndGlyphs">{node.label.clone()}</text>
+                    <text class="detail" x=x + 10 y=y + 35 textLength=fit(&node.detail, 5.6) lengthAdjust="spacingAndGlyphs">{node.detail.clone()}</text>
                 </g>
                 {others}
             }
@@ -62,4 +61,11 @@ pub fn FactoryTree(nodes: Vec<PictureNode>) -> impl IntoView {
             <span class="key next">"next to broadcast if you leave"</span>
         </p>
     }
+}
+
+/// A `textLength` that squeezes `text` into the box when, at about `per_char` pixels a
+/// character, it would not fit; `None` (natural width) otherwise.
+fn fit(text: &str, per_char: f64) -> Option<String> {
+    let room = f64::from(BOX_W - 20);
+    (text.chars().count() as f64 * per_char > room).then(|| room.to_string())
 }

@@ -1,21 +1,21 @@
-//! Home: Lightning balance and payments, the factory's balances, status and remaining life, and its picture.
+//! Home: the wallet's money (one balance model), the factory's status and remaining life, and
+//! its picture. Once the wallet has left its factory, nothing that needs the channel is offered.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use wallet::format::sats;
 
 use bitcoin::absolute::Height;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wallet::account::{approx_wall_time, Account, FactoryOverview, FactoryPhase};
+use wallet::account::{Account, FactoryOverview, FactoryPhase};
 use wallet::picture::{path_picture, PictureNode};
-use wallet::session::{ChainSource, EsploraChain, StoredPath};
+use wallet::session::{ChainSource, Coins, EsploraChain, StoredPath};
 
 use crate::exit_card::ExitCard;
 use crate::factory_tree::FactoryTree;
 use crate::faucet_card::FaucetCard;
 use crate::liquidity_card::LiquidityCard;
-use crate::pay_card::PayCard;
+use crate::money_card::MoneyCard;
 use crate::state::{AppCtx, Screen};
 
 const REFRESH_MS: u32 = 2_000;
@@ -28,6 +28,10 @@ struct HomeData {
     funded: Option<StoredPath>,
     picture: Vec<PictureNode>,
     tip: Option<u32>,
+    /// The coins at the wallet's own address.
+    onchain: Option<Coins>,
+    /// The factory's payout to this wallet, or this wallet's leaf, is on chain: it left.
+    left: bool,
     error: Option<String>,
     loaded: bool,
 }
@@ -47,8 +51,14 @@ pub fn Home() -> impl IntoView {
                 let Some(account) = ctx.account() else { return };
                 let next = read(&account, ctx.esplora_url()).await;
                 drop(account);
+                let left = next.left;
                 if data.try_set(next).is_some() {
                     return;
+                }
+                // Left: on chain, or an exit started in this tab (before anything confirmed).
+                let left = left || ctx.exit.with_untracked(|e| e.running || e.status.is_some());
+                if left != ctx.left.get_untracked() {
+                    ctx.left.set(left);
                 }
                 gloo_timers::future::TimeoutFuture::new(REFRESH_MS).await;
             }
@@ -87,47 +97,49 @@ pub fn Home() -> impl IntoView {
                 .and_then(|p| p.last_join().and_then(|j| j.ended.clone()))
         })
     };
+    let channel_size =
+        Signal::derive(move || data.with(|d| d.overview.as_ref().map(|o| o.channel + sold(d))));
+    let for_sale = Signal::derive(move || {
+        data.with(|d| {
+            d.overview.as_ref().map(|o| {
+                o.inbound
+                    .checked_sub(sold(d))
+                    .unwrap_or(bitcoin::Amount::ZERO)
+            })
+        })
+    });
+    let onchain = Signal::derive(move || data.with(|d| d.onchain));
+    let left = move || ctx.left.get();
     view! {
-        <PayCard />
-        <FaucetCard />
-        <LiquidityCard />
-        <section class="card" id="balances">
-            <h2>"Your money"</h2>
-            {move || data.with(|d| match &d.overview {
-                Some(o) => view! {
-                    <dl>
-                        <dt>"Channel"</dt><dd id="balance-channel">{sats(o.channel + sold(d))}</dd>
-                        <dt>"Liquidity stock (inbound you can buy)"</dt>
-                        <dd id="balance-inbound">{sats(o.inbound.checked_sub(sold(d)).unwrap_or(bitcoin::Amount::ZERO))}</dd>
-                    </dl>
-                }.into_any(),
-                None => view! { <p id="balance-none">"No channel yet: join a factory to get one."</p> }.into_any(),
-            })}
-            <p class="hint">"On-chain address for leaving a factory:"</p>
-            <p class="mono" id="sweep-address">{sweep}</p>
-            <p class="hint" id="persist-status">{move || ctx.persisted.get().map(|p| match p {
-                Ok(true) => "This browser promised to keep the wallet's storage.".to_string(),
-                Ok(false) => "This browser may clear the wallet's storage when space runs low: keep your words and a backup.".to_string(),
-                Err(e) => format!("Storage persistence unknown: {e}"),
-            })}</p>
-        </section>
-        <section class="card" id="factory">
-            <h2>"Factory"</h2>
-            {move || data.with(|d| match &d.overview {
-                Some(o) => view! {
-                    <p>"Status: "<strong id="factory-status" data-phase=phase_id(o.phase)>{o.phase.describe()}</strong></p>
+        <MoneyCard for_sale channel_size onchain sweep />
+        <Show when=move || !left()>
+            <FaucetCard />
+            <LiquidityCard />
+        </Show>
+        <section class="card" id="factory" aria-labelledby="factory-title">
+            <h2 id="factory-title">"Factory"</h2>
+            {move || data.with(|d| match d.overview.clone() {
+                Some(o) => { let (phase, to_dying, dying_at) = (o.phase, o.blocks_to_dying, o.dying_at); view! {
+                    <p>"Status: "<strong id="factory-status" data-phase=move || if left() { "left" } else { phase_id(phase) }>
+                        {move || if left() { "you left this factory" } else { phase.describe() }}</strong></p>
                     <dl>
                         <dt>"Members"</dt><dd id="factory-clients">{o.clients}</dd>
-                        <dt>"Dying period"</dt>
-                        <dd id="dying-in">{if o.blocks_to_dying.to_blocks() == 0 {
-                            format!("since block {}", o.dying_at)
+                        <dt>"Move to a new factory"</dt>
+                        <dd id="dying-in">{move || if to_dying.to_blocks() == 0 {
+                            format!("now (since block {dying_at})")
                         } else {
-                            format!("in {} blocks ({}), at block {}", o.blocks_to_dying.to_blocks(), approx_wall_time(o.blocks_to_dying), o.dying_at)
+                            format!("in {} blocks ({}), at block {dying_at}", to_dying.to_blocks(), ctx.pace.get().approx(to_dying))
                         }}</dd>
                         <dt>"Latest block"</dt><dd id="home-tip">{d.tip}</dd>
-                        <dt>"Funding"</dt><dd class="mono" id="funding-txid">{o.funding.to_string()}</dd>
                     </dl>
-                }.into_any(),
+                    <details>
+                        <summary>"Details"</summary>
+                        <dl>
+                            <dt>"Funding transaction"</dt><dd class="mono" id="funding-txid">{o.funding.to_string()}</dd>
+                            <dt>"Time per block"</dt><dd id="block-pace">{move || format!("about {} seconds", ctx.pace.get().secs_per_block())}</dd>
+                        </dl>
+                    </details>
+                }.into_any() }
                 None => view! {
                     <p id="factory-status" data-phase="none">{if d.loaded { "You are not in a factory yet." } else { "Reading…" }}</p>
                     <p class="hint" id="last-join">{last_join}</p>
@@ -140,7 +152,7 @@ pub fn Home() -> impl IntoView {
                 <button id="see-join" on:click=move |_| ctx.screen.set(Screen::Join)>"A join is under way: see it"</button>
             </Show>
             {move || { let nodes = picture.get(); (!nodes.is_empty()).then(|| view! { <FactoryTree nodes /> }) }}
-            <p class="bad">{move || data.with(|d| d.error.clone())}</p>
+            <p class="bad" role="alert">{move || data.with(|d| d.error.clone())}</p>
         </section>
         {move || funded.get().map(|stored| view! { <ExitCard stored /> })}
     }
@@ -188,6 +200,23 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
         }
     }
     let (stored, funded) = chosen;
+    if let (Some(chain), Ok(address)) = (&chain, account.sweep_address()) {
+        match chain.coins_at(&address).await {
+            Ok(coins) => data.onchain = Some(coins),
+            Err(e) => data.error = Some(e.to_string()),
+        }
+        // Left: the factory's payout to this wallet, or its leaf, is on chain.
+        if funded {
+            let payout = stored.path.distribution().txid();
+            let leaf = stored.path.nodes().last().map(|n| n.txid());
+            for txid in std::iter::once(payout).chain(leaf) {
+                if matches!(chain.transaction(&txid).await, Ok(Some(_))) {
+                    data.left = true;
+                    break;
+                }
+            }
+        }
+    }
     data.funded = funded.then(|| stored.clone());
     let tip = data
         .tip

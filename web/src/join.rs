@@ -78,7 +78,7 @@ fn JoinForm() -> impl IntoView {
                         <dt>"Your channel"</dt><dd id="quote-channel">{sats(plan.channel)}</dd>
                         <dt>"Inbound liquidity"</dt><dd id="quote-liquidity">{sats(plan.liquidity)}</dd>
                         <dt>"Fee"</dt><dd id="quote-fee">{sats(plan.quote.fee)}</dd>
-                        <dt>"Leaving alone"</dt><dd>{wallet::lsp::exit_summary(&plan.terms.body)}</dd>
+                        <dt>"Leaving alone"</dt><dd>{wallet::lsp::exit_summary(&plan.terms.body, ctx.pace.get())}</dd>
                     </dl>
                     <button class="primary" id="join" on:click=confirm>"Join"</button>
                 }.into_any(),
@@ -112,9 +112,23 @@ fn start(ctx: AppCtx, plan: JoinPlan) {
             if let SessionEvent::Ceremony(ClientEvent::FundingBroadcast { txid, .. }) = &event {
                 watch_confirmations(ctx, chain_url.clone(), *txid);
             }
+            if let SessionEvent::Ceremony(ClientEvent::Joined { factory, .. }) = &event {
+                watch_gathering(ctx, *factory);
+            }
+            if let SessionEvent::Disconnected { .. } = &event {
+                quiet_disconnect(ctx, describe(&event));
+                continue;
+            }
             ctx.join.update(|j| {
+                j.link_epoch += 1;
                 j.step = j.step.map(|s| s.after(&event));
                 j.last = describe(&event);
+                if let SessionEvent::Ceremony(ClientEvent::Joined {
+                    factory, start_by, ..
+                }) = &event
+                {
+                    j.joined = Some((*factory, *start_by));
+                }
                 if let SessionEvent::Ceremony(ClientEvent::FundingBroadcast { txid, .. }) = &event {
                     j.funding = Some(*txid);
                     j.confirmations = Some((0, CONFIRMATIONS));
@@ -140,6 +154,46 @@ fn start(ctx: AppCtx, plan: JoinPlan) {
                 Err(e) => j.error = Some(e.to_string()),
             }
         });
+    });
+}
+
+/// A lost connection: said only if no reconnect (or other news) followed within a few seconds.
+fn quiet_disconnect(ctx: AppCtx, words: String) {
+    let epoch = ctx.join.with_untracked(|j| j.link_epoch + 1);
+    ctx.join.update(|j| j.link_epoch = epoch);
+    spawn_local(async move {
+        gloo_timers::future::TimeoutFuture::new(crate::payments::QUIET_RECONNECT_MS).await;
+        let _ = ctx.join.try_update(|j| {
+            if j.link_epoch == epoch && j.running {
+                j.last = words;
+            }
+        });
+    });
+}
+
+/// Asks the provider how `factory` is filling up, every few seconds while it gathers.
+fn watch_gathering(ctx: AppCtx, factory: shared::types::FactoryId) {
+    let Some(origin) = ctx
+        .profile
+        .with_untracked(|p| p.as_ref().map(|p| p.lsp_origin.clone()))
+    else {
+        return;
+    };
+    spawn_local(async move {
+        while ctx
+            .join
+            .with_untracked(|j| j.running && j.step == Some(JoinStep::WaitingForOthers))
+        {
+            match wallet::lsp::fetch_gathering(&origin, factory).await {
+                Ok(Some(status)) => ctx.join.update(|j| j.gathering = Some(status)),
+                Ok(None) => {
+                    ctx.join.update(|j| j.gathering = None);
+                    return;
+                }
+                Err(_) => {}
+            }
+            gloo_timers::future::TimeoutFuture::new(2_000).await;
+        }
     });
 }
 
@@ -173,17 +227,17 @@ fn describe(event: &SessionEvent) -> String {
             "the provider restarted before anything was signed; joining again".into()
         }
         SessionEvent::Ceremony(ClientEvent::Joined { factory, quote, .. }) => format!(
-            "accepted into factory {factory} for a fee of {}; waiting for the others",
+            "the provider accepted you into factory {factory} (fee {}); waiting for others to join",
             sats(quote.fee)
         ),
-        SessionEvent::Ceremony(ClientEvent::SessionStarted { nodes, .. }) => {
-            format!("the factory is built; you sign {nodes} transactions")
+        SessionEvent::Ceremony(ClientEvent::SessionStarted { .. }) => {
+            "the factory is built; your wallet checks it and signs its part".into()
         }
         SessionEvent::Ceremony(ClientEvent::FactorySigned { .. }) => {
             "every signature checked".into()
         }
-        SessionEvent::Ceremony(ClientEvent::FundingBroadcast { txid, .. }) => {
-            format!("funding transaction {txid} broadcast")
+        SessionEvent::Ceremony(ClientEvent::FundingBroadcast { .. }) => {
+            "the provider sent the factory's coin to the network; waiting for a block".into()
         }
         SessionEvent::Ceremony(ClientEvent::Ended(outcome)) => outcome_words(outcome),
     }

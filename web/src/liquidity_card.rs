@@ -8,6 +8,7 @@ use leptos::task::spawn_local;
 use wallet::format::sats;
 use wallet::pay::{LiquidityBought, LiquidityQuote, LiquidityStep};
 
+use crate::amount::Sats;
 use crate::state::{AppCtx, PayPhase};
 
 /// Where the user's purchase stands (the client's own step is in the snapshot).
@@ -125,14 +126,13 @@ pub fn LiquidityCard() -> impl IntoView {
     let can_buy = move || quoted().is_some_and(|q| q.refusal.is_none()) && step().is_none();
     view! {
         <Show when=running>
-            <section class="card" id="liquidity-card">
+            <section class="card" id="liquidity-card" aria-label="Buy inbound liquidity">
                 <h2>"Buy inbound liquidity"</h2>
                 <p class="hint">"Inbound liquidity is what your channel can still receive. Your \
                     factory leaf keeps a stock of it for you; buying moves some into your channel, \
                     for a fee paid from your balance."</p>
-                <p class="hint" id="liquidity-for-sale">{move || channel().map(|c| format!(
-                    "For sale in your leaf: {}. Your channel now lives on leaf state {}.",
-                    sats(c.for_sale), c.leaf.0
+                <p class="hint" id="liquidity-for-sale" data-leaf-state=move || channel().map(|c| c.leaf.0.to_string())>{move || channel().map(|c| format!(
+                    "Liquidity for sale in your leaf: {}.", sats(c.for_sale)
                 ))}</p>
                 <label>"Amount (sats)"
                     <input type="number" id="liquidity-amount" min="1" step="1"
@@ -145,17 +145,17 @@ pub fn LiquidityCard() -> impl IntoView {
                 </label>
                 {move || quoted().map(|q| view! {
                     <dl>
-                        <dt>"Price"</dt><dd id="liquidity-price">{sats(q.price)}</dd>
-                        <dt>"You could receive afterwards"</dt>
-                        <dd id="liquidity-inbound-after">{sats(q.inbound_after)}</dd>
+                        <dt>"Price"</dt><dd id="liquidity-price"><Sats amount=q.price what="price" /></dd>
+                        <dt>"Can receive afterwards"</dt>
+                        <dd id="liquidity-inbound-after"><Sats amount=q.inbound_after what="can receive afterwards" /></dd>
                         <dt>"Left for sale afterwards"</dt>
-                        <dd id="liquidity-left">{sats(q.available.checked_sub(q.amount).unwrap_or(Amount::ZERO))}</dd>
+                        <dd id="liquidity-left"><Sats amount=q.available.checked_sub(q.amount).unwrap_or(Amount::ZERO) what="left for sale afterwards" /></dd>
                     </dl>
                 })}
                 <button class="primary" id="liquidity-buy" disabled=move || !can_buy()
                     on:click=buy>"Buy"</button>
                 <p class="ok" id="liquidity-progress" data-step=move || progress().0>{move || progress().1}</p>
-                <p class="bad" id="liquidity-error">{error}</p>
+                <p class="bad" id="liquidity-error" role="alert">{error}</p>
             </section>
         </Show>
     }

@@ -1,5 +1,6 @@
 //! The browser app's entry point. One component per file; wallet logic lives in `wallet`.
 
+mod amount;
 mod app;
 mod chain_card;
 mod clipboard;
@@ -11,10 +12,11 @@ mod history;
 mod home;
 mod join;
 mod join_progress;
+mod leave_confirm;
 mod liquidity_card;
 mod lsp_screen;
+mod money_card;
 mod nav;
-mod pay_card;
 mod payments;
 mod protect;
 mod protection_card;
@@ -27,6 +29,7 @@ mod send;
 mod settings;
 mod state;
 mod terms_card;
+mod toast;
 mod unlock;
 mod welcome;
 

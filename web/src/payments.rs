@@ -133,11 +133,43 @@ fn launch(ctx: AppCtx, account: &Account, leaves: Vec<PayLeaf>, chain: EsploraCh
     });
 }
 
+/// A lost connection is shown only if the client has not reconnected within this time.
+pub const QUIET_RECONNECT_MS: u32 = 5_000;
+
 /// Takes one event into the `pay` signal.
 fn apply(ctx: AppCtx, event: PayEvent) {
+    if let PayEvent::Received(record) = &event {
+        crate::toast::show(
+            ctx,
+            format!(
+                "Received {}{}",
+                wallet::format::sats(record.amount),
+                if record.description.is_empty() {
+                    String::new()
+                } else {
+                    format!(" for \u{201c}{}\u{201d}", record.description)
+                }
+            ),
+        );
+    }
     ctx.pay.update(|p| match event {
-        PayEvent::Connected => p.phase = PayPhase::Connected,
-        PayEvent::Disconnected { reason } => p.phase = PayPhase::Disconnected(reason),
+        PayEvent::Connected => {
+            p.link_epoch += 1;
+            p.phase = PayPhase::Connected;
+        }
+        PayEvent::Disconnected { reason } => {
+            p.link_epoch += 1;
+            let epoch = p.link_epoch;
+            // Shown only if no reconnect came meanwhile.
+            spawn_local(async move {
+                gloo_timers::future::TimeoutFuture::new(QUIET_RECONNECT_MS).await;
+                let _ = ctx.pay.try_update(|p| {
+                    if p.link_epoch == epoch {
+                        p.phase = PayPhase::Disconnected(reason);
+                    }
+                });
+            });
+        }
         PayEvent::Received(record) => p.received.push(record),
         PayEvent::LspError(message) => p.notice = Some(message),
         PayEvent::LiquidityFailed { reason, .. } => p.notice = Some(reason),

@@ -7,6 +7,8 @@ use leptos::task::spawn_local;
 use wallet::format::sats;
 use wallet::pay::InvoiceRecord;
 
+use crate::amount::Sats;
+use crate::liquidity_card::LiquidityCard;
 use crate::qr::Qr;
 use crate::state::AppCtx;
 
@@ -25,7 +27,7 @@ pub fn Receive() -> impl IntoView {
         let can = inbound()?;
         (asked > can.to_sat()).then(|| {
             format!(
-                "Your channel can receive at most {} right now: a larger payment would fail.",
+                "You can receive at most {} now: a larger payment would fail. Buy inbound liquidity below, or ask for less.",
                 sats(can)
             )
         })
@@ -74,11 +76,16 @@ pub fn Receive() -> impl IntoView {
                             prop:value=move || description.get()
                             on:input=move |ev| description.set(event_target_value(&ev)) />
                     </label>
-                    <p class="hint" id="receive-inbound">{move || inbound().map(|i| format!("You can receive up to {}.", sats(i)))}</p>
-                    <p class="bad" id="receive-too-much">{too_much}</p>
-                    <button class="primary" id="make-invoice" disabled=move || busy.get() on:click=make>"Make invoice"</button>
-                    <p class="bad" id="receive-error">{move || error.get()}</p>
+                    <p class="hint" id="receive-inbound">{move || inbound().map(|i| view! {
+                        "Can receive now: "<Sats amount=i what="can receive now" />
+                    })}</p>
+                    <p class="bad" id="receive-too-much" role="alert">{too_much}</p>
+                    <button class="primary" id="make-invoice" disabled=move || busy.get() || too_much().is_some() on:click=make>"Make invoice"</button>
+                    <p class="bad" id="receive-error" role="alert">{move || error.get()}</p>
                 </section>
+                <Show when=move || too_much().is_some()>
+                    <LiquidityCard />
+                </Show>
             }.into_any(),
             Some(record) => view! { <InvoiceCard record on_new=move || invoice.set(None) /> }.into_any(),
         }}
@@ -129,6 +136,7 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
         }
     });
     let qr_text = record.invoice.clone();
+    let text_shown = record.invoice.clone();
     view! {
         <section class="card" id="invoice-card">
             <h2>{format!("Invoice for {}", sats(record.amount))}</h2>
@@ -145,9 +153,11 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
                 }.into_any(),
             }}
             <p>{record.description.clone()}</p>
-            <p class="mono" id="invoice-text">{record.invoice.clone()}</p>
-            <button id="copy-invoice" on:click=copy>{move || if copied.get() { "Copied" } else { "Copy invoice" }}</button>
-            <p class="hint">{format!("Payable until {expires}.")}</p>
+            <Show when=move || paid().is_none() && now.get() < expires_at>
+                <p class="mono" id="invoice-text">{text_shown.clone()}</p>
+                <button id="copy-invoice" on:click=copy.clone()>{move || if copied.get() { "Copied" } else { "Copy invoice" }}</button>
+                <p class="hint">{format!("Payable until {expires}.")}</p>
+            </Show>
             <button id="new-invoice" on:click=move |_| on_new()>"New invoice"</button>
         </section>
     }

@@ -21,7 +21,7 @@ pub fn SeedShow() -> impl IntoView {
             <p>"Write these 24 words on paper, in order, and keep them somewhere safe. They are \
                 the only way back into your money if this browser is lost. Anyone who sees them \
                 can take it. They are shown only now."</p>
-            <ol class="seed" id="seed-words">
+            <ol class="seed" id="seed-words" aria-label="Your 24 recovery words, in order">
                 {words.into_iter().enumerate().map(|(i, w)| view! {
                     <li id=format!("seed-word-{}", i + 1)>{w}</li>
                 }).collect_view()}

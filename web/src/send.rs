@@ -6,6 +6,7 @@ use leptos::task::spawn_local;
 use wallet::format::sats;
 use wallet::pay::{PayQuote, PaymentRecord};
 
+use crate::amount::Sats;
 use crate::history::time_of;
 use crate::state::AppCtx;
 
@@ -104,10 +105,10 @@ pub fn Send() -> impl IntoView {
                     <p class="hint" id="send-progress">"Paying…"</p>
                 }.into_any(),
                 Stage::Paid(record) => view! {
-                    <p class="big ok" id="send-result" data-state="success">{format!("Sent ✓ {}", sats(record.amount))}</p>
+                    <p class="big ok" id="send-result" data-state="success">"Sent ✓ "<Sats amount=record.amount what="sent" /></p>
                     <dl>
-                        <dt>"Fee"</dt><dd id="send-result-fee">{sats(record.fee)}</dd>
-                        <dt>"Total"</dt><dd>{sats(record.amount + record.fee)}</dd>
+                        <dt>"Fee"</dt><dd id="send-result-fee"><Sats amount=record.fee what="fee" /></dd>
+                        <dt>"Total"</dt><dd><Sats amount=record.amount + record.fee what="total" /></dd>
                         <dt>"For"</dt><dd>{record.description.clone()}</dd>
                     </dl>
                     <button id="pay-another" on:click=again>"Pay another invoice"</button>
@@ -115,7 +116,7 @@ pub fn Send() -> impl IntoView {
             }}
             {move || match stage.get() {
                 Stage::Failed(why) => Some(view! {
-                    <p class="bad" id="send-result" data-state="failed">{capitalized(&why)}</p>
+                    <p class="bad" id="send-result" data-state="failed" role="alert">{capitalized(&why)}</p>
                 }),
                 _ => None,
             }}
@@ -128,9 +129,9 @@ pub fn Send() -> impl IntoView {
 fn QuoteList(quote: PayQuote) -> impl IntoView {
     view! {
         <dl id="send-quote">
-            <dt>"Amount"</dt><dd id="send-amount">{sats(quote.amount)}</dd>
-            <dt>"Fee"</dt><dd id="send-fee">{sats(quote.fee)}</dd>
-            <dt>"Total"</dt><dd id="send-total"><strong>{sats(quote.amount + quote.fee)}</strong></dd>
+            <dt>"Amount"</dt><dd id="send-amount"><Sats amount=quote.amount what="amount" /></dd>
+            <dt>"Fee"</dt><dd id="send-fee"><Sats amount=quote.fee what="fee" /></dd>
+            <dt>"Total"</dt><dd id="send-total"><strong><Sats amount=quote.amount + quote.fee what="total" /></strong></dd>
             <dt>"For"</dt><dd id="send-description">{quote.description.clone()}</dd>
             <dt>"Expires"</dt><dd id="send-expiry">{time_of(quote.expires_at)}</dd>
         </dl>

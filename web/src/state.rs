@@ -101,6 +101,12 @@ pub struct JoinProgress {
     pub error: Option<String>,
     /// The latest thing that happened, in words.
     pub last: String,
+    /// The factory joined and the end of its gathering (unix time), once accepted.
+    pub joined: Option<(shared::types::FactoryId, u64)>,
+    /// How the factory is filling up, as the provider last said (while it gathers).
+    pub gathering: Option<shared::ceremony::GatheringStatus>,
+    /// Counts connection changes, so a loss is shown only if no reconnect followed it soon.
+    pub link_epoch: u64,
 }
 
 /// An exit's progress.
@@ -143,6 +149,8 @@ pub struct PayView {
     pub received: Vec<wallet::pay::PaymentRecord>,
     /// The latest thing the provider refused, or why the client cannot start.
     pub notice: Option<String>,
+    /// Counts connection changes, so a loss is shown only if no reconnect followed it soon.
+    pub link_epoch: u64,
 }
 
 /// The running payment client's handle, and whether its task has ended (so its hold on the
@@ -182,6 +190,13 @@ pub struct AppCtx {
     pub pay_run: StoredValue<Option<PayRun>, LocalStorage>,
     /// Bumped to cancel a payment client waiting for a funded factory.
     pub pay_generation: StoredValue<u64>,
+    /// How long a block takes on the wallet's network (block counts are shown with times).
+    pub pace: RwSignal<wallet::pace::BlockPace>,
+    /// The wallet left its factory (an exit started here, or its payout or leaf is on chain):
+    /// its channel is closed, so nothing that needs it is offered.
+    pub left: RwSignal<bool>,
+    /// A short message over every screen (a payment came in), with its number.
+    pub toast: RwSignal<Option<(u64, String)>>,
 }
 
 impl AppCtx {
@@ -200,6 +215,9 @@ impl AppCtx {
             pay: RwSignal::new(PayView::default()),
             pay_run: StoredValue::new_local(None),
             pay_generation: StoredValue::new(0),
+            pace: RwSignal::new(wallet::pace::BlockPace::default()),
+            toast: RwSignal::new(None),
+            left: RwSignal::new(false),
         }
     }
 

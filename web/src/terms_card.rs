@@ -9,7 +9,10 @@ use crate::state::LspInfo;
 #[component]
 pub fn TermsCard(info: LspInfo) -> impl IntoView {
     let b = info.terms.body.clone();
-    let exit_cost = wallet::lsp::exit_summary(&b);
+    let ctx = crate::state::AppCtx::get();
+    let exit_details = wallet::lsp::exit_details(&b);
+    let body = b.clone();
+    let exit_cost = move || wallet::lsp::exit_summary(&body, ctx.pace.get());
     let ok = info.check.is_ok();
     let s = b.schedule.clone();
     view! {
@@ -25,7 +28,8 @@ pub fn TermsCard(info: LspInfo) -> impl IntoView {
             <dt>"Schedule"</dt>
             <dd id="lsp-schedule">{format!("up to {} people per factory; a new one every {} blocks; each lives {} blocks, then {} blocks to move on", s.max_clients, s.interval_blocks, s.active_blocks, s.dying_blocks)}</dd>
             <dt>"Stay safe"</dt><dd id="lsp-liveness">{b.liveness.clone()}</dd>
-            <dt>"Leaving alone"</dt><dd id="exit-cost">{exit_cost}</dd>
+            <dt>"Leaving alone"</dt><dd id="exit-cost">{exit_cost}
+                <details><summary>"Details"</summary><span class="hint">{exit_details}</span></details></dd>
             <dt>"Terms"</dt>
             <dd class:ok=ok class:bad=!ok id="terms-status">{info.check.describe()}</dd>
         </dl>

@@ -190,6 +190,94 @@ impl Browser {
         }
     }
 
+    /// Waits until `css` has non-empty text content, shown or not (inside a closed "Details"),
+    /// and returns it.
+    pub async fn content(&self, css: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self
+                .client
+                .execute(
+                    "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+                    vec![serde_json::json!(css)],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_str().map(|s| s.trim().to_string()))
+                .unwrap_or_default();
+            if !got.is_empty() {
+                return got;
+            }
+            if Instant::now() > deadline {
+                let body = self.body_text().await;
+                panic!(
+                    "{}: {css} has no content within {limit:?}; page: {body}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every `.amount` element on the page that is shown: whether it is one line high (its
+    /// height at most 1.5 times its line height), with its text and height, for layout checks.
+    pub async fn amount_lines(&self) -> Vec<(String, f64, f64)> {
+        let got = self
+            .client
+            .execute(
+                "return Array.from(document.querySelectorAll('.amount'))
+                    .filter(e => e.getClientRects().length > 0)
+                    .map(e => {
+                        const r = e.getBoundingClientRect();
+                        const cs = getComputedStyle(e);
+                        let lh = parseFloat(cs.lineHeight);
+                        if (isNaN(lh)) { lh = parseFloat(cs.fontSize) * 1.2; }
+                        return [e.textContent, r.height, lh];
+                    });",
+                vec![],
+            )
+            .await
+            .expect("the amounts' boxes");
+        got.as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r[0].as_str().unwrap_or_default().to_string(),
+                            r[1].as_f64().unwrap_or_default(),
+                            r[2].as_f64().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Checks that every amount shown on this screen is one line high, and that there is one;
+    /// saves a screenshot `<shot>.png` first.
+    pub async fn amounts_fit(&self, shot: &str) {
+        self.screenshot(shot).await;
+        let amounts = self.amount_lines().await;
+        assert!(!amounts.is_empty(), "{}: {shot} shows no amount", self.name);
+        let broken: Vec<_> = amounts
+            .iter()
+            .filter(|(_, height, line)| *height > line * 1.5)
+            .collect();
+        assert!(
+            broken.is_empty(),
+            "{}: on {shot} these amounts wrap (text, height, line height): {broken:?}",
+            self.name
+        );
+    }
+
+    /// Sets the window to `width` x `height` CSS pixels (a phone: 390 x 844).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+    }
+
     /// Waits until attribute `attr` of `css` is `want`.
     pub async fn wait_attr(&self, css: &str, attr: &str, want: &str, limit: Duration) {
         let deadline = Instant::now() + limit;

@@ -29,7 +29,7 @@ mod open;
 mod pay;
 
 pub use error::AccountError;
-pub use overview::{approx_wall_time, FactoryOverview, FactoryPhase};
+pub use overview::{FactoryOverview, FactoryPhase};
 pub use profile::{JoinRecord, Profile};
 pub use progress::{outcome_words, JoinStep};
 pub use seed_check::{SeedCheck, SeedCheckError, CHECKED_WORDS};

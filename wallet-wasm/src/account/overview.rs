@@ -83,17 +83,6 @@ impl FactoryOverview {
     }
 }
 
-/// Roughly how long `blocks` blocks take at ten minutes each, in words.
-pub fn approx_wall_time(blocks: BlockDelta) -> String {
-    let minutes = u64::from(blocks.to_blocks()) * 10;
-    match minutes {
-        0 => "now".into(),
-        m if m < 120 => format!("about {m} minutes"),
-        m if m < 48 * 60 => format!("about {} hours", m / 60),
-        m => format!("about {} days", m / (24 * 60)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,22 +126,5 @@ mod tests {
 
         let o = FactoryOverview::new(&path, h(start + active + dying), true);
         assert_eq!(o.phase, FactoryPhase::Expired);
-    }
-
-    #[test]
-    fn wall_time_in_words() {
-        assert_eq!(approx_wall_time(BlockDelta::ZERO), "now");
-        assert_eq!(
-            approx_wall_time(BlockDelta::from_blocks(3)),
-            "about 30 minutes"
-        );
-        assert_eq!(
-            approx_wall_time(BlockDelta::from_blocks(30)),
-            "about 5 hours"
-        );
-        assert_eq!(
-            approx_wall_time(BlockDelta::from_blocks(4320)),
-            "about 30 days"
-        );
     }
 }

@@ -41,10 +41,10 @@ impl JoinStep {
         match self {
             JoinStep::Connecting => "Connecting to the LSP",
             JoinStep::WaitingForOthers => "Waiting for others to join",
-            JoinStep::Nonces => "Checking the factory and exchanging nonces",
+            JoinStep::Nonces => "Checking the factory",
             JoinStep::Signing => "Signing your way out",
             JoinStep::Stored => "Your exit is signed and stored",
-            JoinStep::FundingBroadcast => "Funding transaction broadcast",
+            JoinStep::FundingBroadcast => "The factory's coin is sent to the network",
             JoinStep::Open => "Confirmed: your factory is live",
         }
     }

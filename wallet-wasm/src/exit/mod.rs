@@ -1,6 +1,7 @@
 //! Leaving a factory alone, with the LSP gone: what it costs and how long it waits
 //! ([`ExitPreview`]), the chain as the planner needs it, read from the user's own Esplora
-//! ([`read_chain`]), one step of the walk at a time ([`ExitRunner::step`]: broadcast what
+//! ([`read_chain`]), every cost of the way it takes from the chain as it is now ([`ExitPlan`]),
+//! one step of the walk at a time ([`ExitRunner::step`]: broadcast what
 //! `shared::exit::ExitKit::next_action` says, or report the wait), and the sweep of what the
 //! distribution transaction pays this wallet to its own on-chain address ([`build_sweep`]).
 //!
@@ -13,11 +14,13 @@
 
 mod chain_view;
 mod close;
+mod plan;
 mod preview;
 mod runner;
 mod sweep;
 
 pub use chain_view::read_chain;
+pub use plan::{ExitPlan, ExitWay};
 pub use preview::ExitPreview;
 pub use runner::{ExitRunner, ExitStatus};
 pub use sweep::{build_sweep, SweepError};

@@ -138,10 +138,10 @@ fn kind_words(kind: &NodeKind) -> &'static str {
 /// leaf's channel.
 #[derive(Debug)]
 pub struct ExitRunner {
-    kit: ExitKit,
-    key: SecretKey,
+    pub(super) kit: ExitKit,
+    pub(super) key: SecretKey,
     pub(super) to: Address,
-    url: String,
+    pub(super) url: String,
     pub(super) esplora: Esplora,
     pub(super) fee_rate: FeeRate,
     /// The client's side of each channel of the leaf (one per leaf state it reached).

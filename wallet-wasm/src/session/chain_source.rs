@@ -42,6 +42,43 @@ impl EsploraChain {
     }
 }
 
+/// Coins at one address, as the chain source sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coins {
+    /// Every coin, confirmed or not.
+    pub total: bitcoin::Amount,
+    /// Coins in a block.
+    pub confirmed: bitcoin::Amount,
+    /// Confirmations of the most recent confirmed coin (0 with none confirmed).
+    pub confirmations: u32,
+}
+
+impl EsploraChain {
+    /// The coins at `address` now.
+    pub async fn coins_at(&self, address: &bitcoin::Address) -> Result<Coins, ChainError> {
+        let utxos = self
+            .client
+            .get_address_utxos(address)
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut coins = Coins::default();
+        if utxos.is_empty() {
+            return Ok(coins);
+        }
+        let tip = self.tip_height().await?;
+        let mut newest: Option<u32> = None;
+        for u in &utxos {
+            coins.total += u.value;
+            if let Some(h) = u.status.block_height.filter(|_| u.status.confirmed) {
+                coins.confirmed += u.value;
+                newest = Some(newest.map_or(h, |n| n.max(h)));
+            }
+        }
+        coins.confirmations = newest.map_or(0, |h| tip.saturating_sub(h).saturating_add(1));
+        Ok(coins)
+    }
+}
+
 impl ChainSource for EsploraChain {
     async fn tip_height(&self) -> Result<u32, ChainError> {
         self.client.get_height().await.map_err(|e| self.error(e))

@@ -50,7 +50,7 @@ use shared::wire::DecodeError;
 
 #[cfg(target_arch = "wasm32")]
 pub use browser::{BrowserConnector, BrowserTransport};
-pub use chain_source::{ChainSource, EsploraChain};
+pub use chain_source::{ChainSource, Coins, EsploraChain};
 #[cfg(not(target_arch = "wasm32"))]
 pub use dir_storage::DirStorage;
 pub use driver::Session;

@@ -246,6 +246,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     pub(super) fn quote(&self, text: &str) -> Result<PayQuote, PayError> {
         let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
         let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
+        self.not_paid_yet(&invoice)?;
         let fee = route_fee(&terms.fees, invoice.amount);
         let (channel, _) = self.payer_channel(invoice.amount + fee);
         Ok(PayQuote {
@@ -310,12 +311,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             return Err(PayError::NotConnected);
         }
         let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
-        if self
-            .sent_record(&invoice.hash)
-            .is_some_and(|r| !matches!(r.status, PaymentStatus::Failed(_)))
-        {
-            return Err(PayError::AlreadyPaid);
-        }
+        self.not_paid_yet(&invoice)?;
         let fee = route_fee(&terms.fees, invoice.amount);
         let need = invoice.amount + fee;
         match self.payer_channel(need) {
@@ -325,6 +321,14 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 need: need.to_sat(),
                 have: have.to_sat(),
             }),
+        }
+    }
+
+    /// Refuses an invoice this wallet already paid, or is paying.
+    fn not_paid_yet(&self, invoice: &ParsedInvoice) -> Result<(), PayError> {
+        match self.sent_record(&invoice.hash) {
+            Some(r) if !matches!(r.status, PaymentStatus::Failed(_)) => Err(PayError::AlreadyPaid),
+            _ => Ok(()),
         }
     }
 }
