@@ -6,7 +6,7 @@ mod wallet_ui_support;
 
 use std::time::Duration;
 
-use wallet_ui_support::{wallet_dist, Driver};
+use wallet_ui_support::{wallet_dist, wallet_url, Driver};
 
 #[tokio::test]
 async fn wallet_page_shows_terms_and_tip_height() {
@@ -21,8 +21,9 @@ async fn wallet_page_shows_terms_and_tip_height() {
 
     let driver = Driver::start();
     let page = driver.browser("visitor").await;
+    let esplora = stack.devnet.esplora_url().to_string();
     page.client
-        .goto(&stack.http_url())
+        .goto(&wallet_url(&stack.http_url(), &stack.http_url(), &esplora))
         .await
         .expect("open the wallet");
     let soon = Duration::from_secs(5);
@@ -47,6 +48,10 @@ async fn wallet_page_shows_terms_and_tip_height() {
         shown >= height,
         "page shows height {shown}, chain is at {height}"
     );
+    // It says where it read that, and that this source is the provider's own.
+    assert_eq!(page.text("#chain-source", soon).await, esplora);
+    let warning = page.text("#chain-warning", soon).await;
+    assert!(warning.contains("provider's own chain source"), "{warning}");
 
     page.client.close().await.expect("close the browser");
 }

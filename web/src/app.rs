@@ -6,7 +6,7 @@ use leptos::task::spawn_local;
 use wallet::account::Account;
 use wallet::vault::ProtectionMode;
 
-use crate::state::{load_lsp, page_origin, AppCtx, Screen};
+use crate::state::{load_lsp, starting_lsp, AppCtx, Screen};
 
 /// How often the block pace is read again.
 const PACE_MS: u32 = 20_000;
@@ -14,15 +14,13 @@ const PACE_MS: u32 = 20_000;
 /// Reads how long blocks take on the wallet's network (or, before a wallet exists, the serving
 /// provider's), from the chain source the wallet reads. Whether it could.
 async fn read_pace(ctx: AppCtx) -> bool {
-    let serving = ctx.serving.with_untracked(|s| {
-        s.info()
-            .map(|i| (i.terms.body.esplora_url.clone(), i.terms.body.network))
-    });
     let network = ctx
         .profile
         .with_untracked(|p| p.as_ref().map(|p| p.network))
-        .or(serving.as_ref().map(|s| s.1));
-    let url = ctx.esplora_url().or(serving.map(|s| s.0));
+        .or(ctx
+            .serving
+            .with_untracked(|s| s.info().map(|i| i.terms.body.network)));
+    let url = ctx.esplora_url();
     let (Some(url), Some(network)) = (url, network) else {
         return false;
     };
@@ -44,7 +42,7 @@ pub fn App() -> impl IntoView {
     provide_context(ctx);
     let stored = RwSignal::new(None::<ProtectionMode>);
     spawn_local(async move {
-        let lsp = load_lsp(&page_origin(), None).await;
+        let lsp = load_lsp(&starting_lsp(), None).await;
         ctx.serving.set(lsp.clone());
         ctx.chosen.set(lsp);
     });

@@ -110,6 +110,11 @@ pub fn Home() -> impl IntoView {
     });
     let onchain = Signal::derive(move || data.with(|d| d.onchain));
     let left = move || ctx.left.get();
+    let chain_source = move || {
+        ctx.profile
+            .with(|p| ctx.chain_source_of(p.as_ref()))
+            .unwrap_or_default()
+    };
     view! {
         <MoneyCard for_sale channel_size onchain sweep />
         <Show when=move || !left()>
@@ -153,6 +158,10 @@ pub fn Home() -> impl IntoView {
             </Show>
             {move || { let nodes = picture.get(); (!nodes.is_empty()).then(|| view! { <FactoryTree nodes /> }) }}
             <p class="bad" role="alert">{move || data.with(|d| d.error.clone())}</p>
+            <p class="hint">"Chain read from "<span id="home-chain-source">{chain_source}</span></p>
+            <Show when=move || ctx.is_providers_chain(&chain_source())>
+                <p class="bad" id="home-chain-warning">{crate::chain_card::PROVIDERS_CHAIN}</p>
+            </Show>
         </section>
         {move || funded.get().map(|stored| view! { <ExitCard stored /> })}
     }
@@ -184,7 +193,10 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
     let Some(newest) = paths.last().cloned() else {
         return data;
     };
-    let chain = esplora.as_deref().and_then(|u| EsploraChain::new(u).ok());
+    let watch = account.tip_watch();
+    let chain = esplora
+        .as_deref()
+        .and_then(|u| EsploraChain::with_watch(u, watch.clone()).ok());
     let mut chosen: (StoredPath, bool) = (newest, false);
     if let Some(chain) = &chain {
         match chain.tip_height().await {
@@ -193,9 +205,16 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
         }
         for p in paths.iter().rev() {
             let txid = p.path.funding_outpoint().txid;
-            if chain.confirmations(&txid).await.unwrap_or(0) > 0 {
-                chosen = (p.clone(), true);
-                break;
+            match chain.confirmations(&txid).await {
+                Ok(n) if n > 0 => {
+                    chosen = (p.clone(), true);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    data.error = Some(e.to_string());
+                    break;
+                }
             }
         }
     }

@@ -200,7 +200,7 @@ fn watch_gathering(ctx: AppCtx, factory: shared::types::FactoryId) {
 /// Polls the funding transaction's confirmations while the join runs.
 fn watch_confirmations(ctx: AppCtx, url: String, txid: bitcoin::Txid) {
     spawn_local(async move {
-        let Ok(chain) = EsploraChain::new(&url) else {
+        let Ok(chain) = EsploraChain::with_watch(&url, ctx.tip_watch()) else {
             return;
         };
         while ctx.join.with_untracked(|j| j.running) {
@@ -223,6 +223,8 @@ fn describe(event: &SessionEvent) -> String {
             format!("your signed way out of factory {factory} is stored in this browser")
         }
         SessionEvent::LspError { message } => format!("the provider said: {message}"),
+        SessionEvent::Chain { trouble: Some(why) } => why.clone(),
+        SessionEvent::Chain { trouble: None } => "the chain reads well again".into(),
         SessionEvent::Rejoining => {
             "the provider restarted before anything was signed; joining again".into()
         }

@@ -37,7 +37,7 @@ pub fn start(ctx: AppCtx) {
             // Held only while looking, so settings can wipe the wallet meanwhile.
             let Some(account) = ctx.account() else { return };
             if let Some(esplora) = ctx.esplora_url() {
-                match EsploraChain::new(&esplora) {
+                match EsploraChain::with_watch(&esplora, ctx.tip_watch()) {
                     Ok(chain) => match account.pay_leaves(&chain).await {
                         Ok(leaves) if !leaves.is_empty() => {
                             if ctx.pay_generation.get_value() == generation {

@@ -30,7 +30,7 @@ pub fn Protect() -> impl IntoView {
         };
         let Some(lsp) = ctx.serving.with_untracked(|s| s.info().cloned()) else {
             error.set(Some(
-                "the provider that served this page cannot be reached; reload".into(),
+                "no provider is reachable; type a provider's address on the first screen".into(),
             ));
             return;
         };
@@ -46,11 +46,13 @@ pub fn Protect() -> impl IntoView {
                 lsp.terms.body.network,
                 Some(lsp.terms.body.esplora_url.clone()),
             );
-            let profile = if restored {
+            let mut profile = if restored {
                 Profile::restored(network, &lsp.origin, esplora, &mut rand::rngs::OsRng)
             } else {
                 Profile::new(network, &lsp.origin, esplora)
             };
+            // A chain source named by the page's address (`?esplora=`); else the network's.
+            profile.esplora_url = crate::state::page_param("esplora");
             match Account::create(&seed, protection, profile).await {
                 Ok(account) => {
                     ctx.draft.set_value(None);

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::chain_card::{ChainCard, PROVIDERS_CHAIN};
 use crate::download::download;
 use crate::protection_card::ProtectionCard;
 use crate::state::{AppCtx, JoinProgress, Screen};
@@ -22,22 +23,34 @@ pub fn Settings() -> impl IntoView {
         ctx.profile
             .with(|p| p.as_ref().map(|p| p.network.to_string()))
     };
-    let lsp_default = move || {
+    let network_default = move || {
         ctx.profile
-            .with(|p| p.as_ref().and_then(|p| p.lsp_esplora.clone()))
+            .with(|p| {
+                p.as_ref()
+                    .map(|p| wallet::chain::default_esplora(p.network))
+            })
             .unwrap_or_default()
     };
+    let providers = move || {
+        ctx.chosen
+            .with(|c| c.info().map(|i| i.terms.body.esplora_url.clone()))
+            .or_else(|| {
+                ctx.profile
+                    .with(|p| p.as_ref().and_then(|p| p.lsp_esplora.clone()))
+            })
+            .unwrap_or_default()
+    };
+    let typed_is_providers = move || ctx.is_providers_chain(&esplora.get());
+    let in_use = Signal::derive(move || ctx.profile.with(|p| p.as_ref().map(|p| p.esplora())));
 
     let save_esplora = move |_| {
         let Some(account) = ctx.account() else { return };
-        let url = esplora
-            .get_untracked()
-            .trim()
-            .trim_end_matches('/')
-            .to_string();
+        let url = wallet::chain::normalize(&esplora.get_untracked());
+        message.set(None);
+        error.set(None);
         spawn_local(async move {
-            let custom =
-                (!url.is_empty() && Some(&url) != lsp_default_of(&account).as_ref()).then_some(url);
+            let default = wallet::chain::default_esplora(account.profile().network);
+            let custom = (!url.is_empty() && url != default).then_some(url);
             match account.update(|p| p.esplora_url = custom).await {
                 Ok(p) => {
                     ctx.profile.set(Some(p));
@@ -116,13 +129,21 @@ pub fn Settings() -> impl IntoView {
         </section>
         <section class="card">
             <h2>"Chain source (Esplora)"</h2>
-            <p class="hint">"Your wallet checks the chain here itself, so it does not have to trust \
-                the provider. Leave the provider's default, or use your own."</p>
+            <p class="hint">"Your wallet reads the chain here itself, so it does not take the \
+                provider's word for it. It refuses to sign, confirm or move an exit when this \
+                source cannot be read or contradicts what it has already seen."</p>
             <input type="url" id="esplora-url" prop:value=move || esplora.get()
                 on:input=move |ev| esplora.set(event_target_value(&ev)) />
-            <p class="hint">{move || format!("Provider's default: {}", lsp_default())}</p>
+            <p class="hint" id="esplora-default">{move || format!("Default for this network: {}", network_default())}</p>
+            <p class="hint" id="esplora-provider">{move || format!("Your provider's own (avoid it): {}", providers())}</p>
+            <Show when=typed_is_providers>
+                <p class="bad" id="esplora-warning">{PROVIDERS_CHAIN}</p>
+            </Show>
             <button id="save-esplora" on:click=save_esplora>"Save"</button>
+            <button id="default-esplora" on:click=move |_| esplora.set(network_default().to_string())>
+                "Use the default"</button>
         </section>
+        <ChainCard esplora_url=in_use />
         <ProtectionCard />
         <section class="card">
             <h2>"Backup"</h2>
@@ -147,8 +168,4 @@ pub fn Settings() -> impl IntoView {
         <p class="ok" id="settings-message">{move || message.get()}</p>
         <p class="bad" id="settings-error">{move || error.get()}</p>
     }
-}
-
-fn lsp_default_of(account: &wallet::account::Account) -> Option<String> {
-    account.profile().lsp_esplora
 }

@@ -7,6 +7,7 @@ use bitcoin::Txid;
 use leptos::prelude::*;
 use shared::terms::SignedTerms;
 use wallet::account::{Account, JoinStep, Profile, SeedCheck};
+use wallet::chain::TipWatch;
 use wallet::keys::Seed;
 use wallet::lsp::TermsCheck;
 
@@ -172,7 +173,8 @@ pub struct AppCtx {
     pub account: StoredValue<Option<Rc<Account>>, LocalStorage>,
     /// A copy of the open wallet's profile, to redraw when it changes.
     pub profile: RwSignal<Option<Profile>>,
-    /// The LSP that served this page.
+    /// The LSP this page starts with: the one named by `?lsp=`, else the page's own origin
+    /// (when an LSP serves the page).
     pub serving: RwSignal<LspView>,
     /// The LSP chosen for joining.
     pub chosen: RwSignal<LspView>,
@@ -197,6 +199,8 @@ pub struct AppCtx {
     pub left: RwSignal<bool>,
     /// A short message over every screen (a payment came in), with its number.
     pub toast: RwSignal<Option<(u64, String)>>,
+    /// The highest chain tip seen (the open wallet's, once one is open).
+    pub tips: StoredValue<TipWatch>,
 }
 
 impl AppCtx {
@@ -218,6 +222,7 @@ impl AppCtx {
             pace: RwSignal::new(wallet::pace::BlockPace::default()),
             toast: RwSignal::new(None),
             left: RwSignal::new(false),
+            tips: StoredValue::new(TipWatch::new()),
         }
     }
 
@@ -234,6 +239,11 @@ impl AppCtx {
     /// Makes `account` the open wallet and shows the home screen.
     pub fn opened(&self, account: Account) {
         let profile = account.profile();
+        let tips = account.tip_watch();
+        if let Some(seen) = self.tips.get_value().highest() {
+            tips.saw(seen);
+        }
+        self.tips.set_value(tips);
         self.profile.set(Some(profile.clone()));
         self.account.set_value(Some(Rc::new(account)));
         self.screen.set(Screen::Home);
@@ -253,23 +263,74 @@ impl AppCtx {
             .with_value(|r| r.as_ref().map(|r| r.handle.clone()))
     }
 
-    /// The Esplora endpoint to read: the user's, else the chosen LSP's.
-    /// Read once, not tracked (for tasks, not views).
+    /// The Esplora endpoint to read: the wallet's own choice, else the network's default
+    /// (never the provider's); before a wallet exists, the page's `?esplora=` or the default
+    /// for the starting provider's network. Read once, not tracked (for tasks, not views).
     pub fn esplora_url(&self) -> Option<String> {
-        let profile = self.profile.get_untracked()?;
+        self.profile
+            .with_untracked(|p| self.chain_source_of(p.as_ref()))
+    }
+
+    /// [`AppCtx::esplora_url`] for `profile` (tracked when called in a view).
+    pub fn chain_source_of(&self, profile: Option<&Profile>) -> Option<String> {
+        if let Some(p) = profile {
+            return Some(p.esplora());
+        }
+        if let Some(url) = page_param("esplora") {
+            return Some(wallet::chain::normalize(&url));
+        }
+        let network = self
+            .serving
+            .with_untracked(|s| s.info().map(|i| i.terms.body.network))?;
+        Some(wallet::chain::default_esplora(network).to_string())
+    }
+
+    /// Whether `url` is the chain source the chosen provider reads itself (it could then hide
+    /// the chain from this wallet). Tracked.
+    pub fn is_providers_chain(&self, url: &str) -> bool {
         let from_terms = self
             .chosen
-            .with_untracked(|c| c.info().map(|i| i.terms.body.esplora_url.clone()));
-        let lsp_default = from_terms.or_else(|| profile.lsp_esplora.clone())?;
-        Some(profile.esplora(&lsp_default).to_string())
+            .with(|c| c.info().map(|i| i.terms.body.esplora_url.clone()));
+        let stored = self
+            .profile
+            .with(|p| p.as_ref().and_then(|p| p.lsp_esplora.clone()));
+        from_terms
+            .into_iter()
+            .chain(stored)
+            .any(|lsp| wallet::chain::same_source(url, &lsp))
+    }
+
+    /// The highest chain tip seen, for every chain read of this tab.
+    pub fn tip_watch(&self) -> TipWatch {
+        self.tips.get_value()
     }
 }
 
-/// The web origin this page was served from (the LSP's).
+/// The web origin this page was served from (an LSP's, or any static host's).
 pub fn page_origin() -> String {
     web_sys::window()
         .and_then(|w| w.location().origin().ok())
         .unwrap_or_default()
+}
+
+/// The page address's query parameter `name` (`?lsp=https://…&esplora=https://…`), decoded.
+pub fn page_param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| js_sys::decode_uri_component(&v.replace('+', " ")).ok())
+        .map(String::from)
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The provider the page starts with: `?lsp=`, else the page's own origin.
+pub fn starting_lsp() -> String {
+    page_param("lsp")
+        .map(|u| wallet::chain::normalize(&u))
+        .unwrap_or_else(page_origin)
 }
 
 /// The LSP at `origin`: its terms and their checks against `network` (the terms' own network

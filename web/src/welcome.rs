@@ -4,8 +4,10 @@ use leptos::prelude::*;
 use wallet::account::{SeedCheck, CHECKED_WORDS};
 use wallet::keys::Seed;
 
+use leptos::task::spawn_local;
+
 use crate::chain_card::ChainCard;
-use crate::state::{AppCtx, Draft, LspView, Screen};
+use crate::state::{load_lsp, AppCtx, Draft, LspView, Screen};
 use crate::terms_card::TermsCard;
 
 /// The welcome screen.
@@ -21,6 +23,22 @@ pub fn Welcome() -> impl IntoView {
             check,
         }));
         ctx.screen.set(Screen::ShowSeed);
+    };
+    let address = RwSignal::new(String::new());
+    let look_up = move |_| {
+        let origin = wallet::chain::normalize(&address.get_untracked());
+        if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            ctx.serving.set(LspView::Failed(
+                "type the provider's web address, starting with https://".into(),
+            ));
+            return;
+        }
+        ctx.serving.set(LspView::Connecting);
+        spawn_local(async move {
+            let view = load_lsp(&origin, None).await;
+            ctx.serving.set(view.clone());
+            ctx.chosen.set(view);
+        });
     };
     let lsp_name = move || match ctx.serving.get() {
         LspView::Ready(info) => format!("Offered by {}.", info.terms.body.name),
@@ -47,9 +65,14 @@ pub fn Welcome() -> impl IntoView {
                 LspView::Connecting => view! { <p class="hint" id="lsp-status">"Connecting…"</p> }.into_any(),
                 LspView::Failed(e) => view! { <p class="bad" id="lsp-status">{e}</p> }.into_any(),
             }}
+            <p class="hint">"Another provider: type its web address."</p>
+            <input type="url" id="start-lsp-url" placeholder="https://lsp.example.org"
+                on:input=move |ev| address.set(event_target_value(&ev)) />
+            <button id="start-lsp-add" on:click=look_up>"Use this provider"</button>
         </section>
         <ChainCard esplora_url=Signal::derive(move || {
-            ctx.serving.with(|s| s.info().map(|i| i.terms.body.esplora_url.clone()))
+            ctx.serving.track();
+            ctx.profile.with(|p| ctx.chain_source_of(p.as_ref()))
         }) />
     }
 }

@@ -136,7 +136,17 @@ pub fn run(args: &[String]) -> Result<()> {
 
     println!();
     println!("  SuperScalar demo is running.");
-    println!("  Open the wallet:   http://127.0.0.1:{}/", opts.lsp_port);
+    // The wallet reads the chain from the demo's default devnet port by itself; another port
+    // goes in its address.
+    let chain_param = if opts.esplora_port == 8801 {
+        String::new()
+    } else {
+        format!("?esplora={esplora_url}")
+    };
+    println!(
+        "  Open the wallet:   http://127.0.0.1:{}/{chain_param}",
+        opts.lsp_port
+    );
     println!(
         "  LSP terms:         http://127.0.0.1:{}/.well-known/superscalar.json",
         opts.lsp_port

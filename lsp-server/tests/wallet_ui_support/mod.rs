@@ -28,6 +28,33 @@ pub fn wallet_dist() -> PathBuf {
     dist
 }
 
+/// The wallet's address at `page` (any origin serving the built wallet), starting with the
+/// provider at `lsp` and reading the chain from `esplora` (the devnet's, which the wallet
+/// cannot guess: its regtest default is the demo's port).
+pub fn wallet_url(page: &str, lsp: &str, esplora: &str) -> String {
+    let page = page.trim_end_matches('/');
+    let lsp = lsp.trim_end_matches('/');
+    if page == lsp {
+        format!("{page}/?esplora={esplora}")
+    } else {
+        format!("{page}/?lsp={lsp}&esplora={esplora}")
+    }
+}
+
+/// The chain source the LSP at `lsp` names in its terms (in these tests, the devnet's).
+pub async fn lsp_esplora(lsp: &str) -> String {
+    let terms: serde_json::Value = reqwest::get(format!("{lsp}/.well-known/superscalar.json"))
+        .await
+        .expect("GET terms")
+        .json()
+        .await
+        .expect("terms JSON");
+    terms["body"]["esplora_url"]
+        .as_str()
+        .expect("the terms name a chain source")
+        .to_string()
+}
+
 /// Where screenshots go: `target/screenshots/` of the workspace.
 pub fn screenshot_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -337,7 +364,20 @@ impl Browser {
         passphrase: Option<&str>,
         shots: Option<&str>,
     ) -> Vec<String> {
-        self.client.goto(lsp_url).await.expect("open the wallet");
+        let esplora = lsp_esplora(lsp_url).await;
+        self.open_wallet(&wallet_url(lsp_url, lsp_url, &esplora), passphrase, shots)
+            .await
+    }
+
+    /// [`Browser::create_wallet`] from the wallet at `page` (its address with `?lsp=` and
+    /// `?esplora=` as needed, see [`wallet_url`]).
+    pub async fn open_wallet(
+        &self,
+        page: &str,
+        passphrase: Option<&str>,
+        shots: Option<&str>,
+    ) -> Vec<String> {
+        self.client.goto(page).await.expect("open the wallet");
         self.find("#lsp-name", SCREEN).await;
         if let Some(p) = shots {
             self.text("#tip-height", SCREEN).await;

@@ -60,6 +60,7 @@ impl Account {
             factory_secret: key,
         };
         ExitRunner::new(kit, key, self.sweep_address()?, esplora_url)?
+            .with_watch(self.tip_watch())
             .with_payments(&state, &leaf)
             .map_err(|e| AccountError::Exit(e.to_string()))
     }

@@ -72,7 +72,9 @@ impl Account {
     ) -> Result<SessionReport, AccountError> {
         let origin = self.profile().lsp_origin;
         let mut index = None;
+        let tips = self.tip_watch();
         self.update(|p| {
+            p.highest_tip = tips.highest().max(p.highest_tip);
             if let Ok(i) = p.take_factory_index() {
                 index = Some(i);
                 p.joins.push(JoinRecord {
@@ -103,7 +105,7 @@ impl Account {
             },
         );
         config.reconnect_attempts = 30;
-        let chain = EsploraChain::new(esplora_url)?;
+        let chain = EsploraChain::with_watch(esplora_url, tips.clone())?;
         let session = Session::new(
             config,
             BrowserConnector::new(ws_url(&origin)),
@@ -127,6 +129,7 @@ impl Account {
             Err(_) => (None, None),
         };
         self.update(|p| {
+            p.highest_tip = tips.highest().max(p.highest_tip);
             if let Some(record) = p.join_mut(index.get()) {
                 record.ended = Some(ended);
                 record.factory = factory.or(record.factory);

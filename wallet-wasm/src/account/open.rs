@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::chain::TipWatch;
 use crate::keys::{Seed, SweepIndex, WalletKeys};
 use crate::session::{Storage, StoredPath, VaultStorage};
 use crate::vault::{Protection, ProtectionMode, Vault};
@@ -14,6 +15,7 @@ pub struct Account {
     pub(super) vault: Rc<Vault>,
     keys: WalletKeys,
     profile: RefCell<Profile>,
+    tips: TipWatch,
 }
 
 impl std::fmt::Debug for Account {
@@ -98,11 +100,19 @@ impl Account {
 
     fn assemble(vault: Vault, seed: &Seed, profile: Profile) -> Result<Account, AccountError> {
         let keys = WalletKeys::new(seed, profile.network)?;
+        let tips = TipWatch::starting_at(profile.highest_tip.unwrap_or(0));
         Ok(Account {
             vault: Rc::new(vault),
             keys,
             profile: RefCell::new(profile),
+            tips,
         })
+    }
+
+    /// The highest tip this wallet has seen, shared by all its chain reads (a tip far below it
+    /// is refused). Stored in the profile when a join starts and ends.
+    pub fn tip_watch(&self) -> TipWatch {
+        self.tips.clone()
     }
 
     /// The wallet's keys.

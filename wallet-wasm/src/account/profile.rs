@@ -13,11 +13,15 @@ pub struct Profile {
     pub network: Network,
     /// The web origin of the chosen LSP (`http(s)://host[:port]`).
     pub lsp_origin: String,
-    /// The user's own Esplora endpoint; `None` uses the one the LSP's terms name.
+    /// The user's own Esplora endpoint; `None` reads the network's default
+    /// ([`crate::chain::default_esplora`]), never the LSP's.
     pub esplora_url: Option<String>,
     /// The Esplora endpoint the chosen LSP's terms named when it was chosen (so the wallet
     /// can read the chain when the LSP is gone).
     pub lsp_esplora: Option<String>,
+    /// The highest chain tip this wallet had seen when it last stored its profile.
+    #[serde(default)]
+    pub highest_tip: Option<u32>,
     /// The next unused factory key index.
     pub next_factory: u32,
     /// Every join attempt, oldest first.
@@ -56,6 +60,7 @@ impl Profile {
             lsp_origin: lsp_origin.trim_end_matches('/').to_string(),
             esplora_url: None,
             lsp_esplora,
+            highest_tip: None,
             next_factory: 0,
             joins: Vec::new(),
         }
@@ -82,12 +87,20 @@ impl Profile {
         Ok(index)
     }
 
-    /// The Esplora endpoint to read: the user's, else the LSP's.
-    pub fn esplora<'a>(&'a self, lsp_default: &'a str) -> &'a str {
-        self.esplora_url
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or(lsp_default)
+    /// The Esplora endpoint to read: the user's, else the network's default (not the LSP's).
+    pub fn esplora(&self) -> String {
+        match self.esplora_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(url) => crate::chain::normalize(url),
+            None => crate::chain::default_esplora(self.network).to_string(),
+        }
+    }
+
+    /// Whether the wallet reads the chain from its LSP's own source (`lsp_esplora` if given,
+    /// else the one the LSP named when chosen): then the LSP could hide the chain from it.
+    pub fn reads_lsp_chain(&self, lsp_esplora: Option<&str>) -> bool {
+        lsp_esplora
+            .or(self.lsp_esplora.as_deref())
+            .is_some_and(|lsp| crate::chain::same_source(&self.esplora(), lsp))
     }
 
     /// The latest join attempt.
@@ -135,12 +148,29 @@ mod tests {
     }
 
     #[test]
-    fn esplora_override_wins_unless_blank() {
-        let mut p = Profile::new(Network::Regtest, "http://lsp", None);
-        assert_eq!(p.esplora("http://lsp-esplora"), "http://lsp-esplora");
+    fn the_chain_source_is_the_users_else_the_networks_never_the_lsps() {
+        let mut p = Profile::new(
+            Network::Signet,
+            "http://lsp",
+            Some("http://lsp-esplora".into()),
+        );
+        assert_eq!(p.esplora(), crate::chain::default_esplora(Network::Signet));
+        assert!(!p.reads_lsp_chain(None));
         p.esplora_url = Some("  ".into());
-        assert_eq!(p.esplora("http://lsp-esplora"), "http://lsp-esplora");
-        p.esplora_url = Some("http://mine".into());
-        assert_eq!(p.esplora("http://lsp-esplora"), "http://mine");
+        assert_eq!(p.esplora(), crate::chain::default_esplora(Network::Signet));
+        p.esplora_url = Some("http://mine/".into());
+        assert_eq!(p.esplora(), "http://mine");
+        p.esplora_url = Some("http://lsp-esplora/".into());
+        assert!(p.reads_lsp_chain(None));
+        assert!(!p.reads_lsp_chain(Some("http://other")));
+    }
+
+    #[test]
+    fn a_profile_stored_before_the_highest_tip_existed_still_opens() {
+        let p = Profile::new(Network::Regtest, "http://lsp", None);
+        let mut json: serde_json::Value = serde_json::from_slice(&p.encode()).expect("json");
+        json.as_object_mut().expect("object").remove("highest_tip");
+        let back = Profile::decode(json.to_string().as_bytes()).expect("old profile");
+        assert_eq!(back.highest_tip, None);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use bitcoin::absolute::Height;
 use shared::exit::{ChainSnapshot, ExitKit};
 
-use crate::chain::{ChainError, Esplora};
+use crate::chain::{checked_tip, ChainError, Esplora, TipWatch};
 
 fn esplora_error(url: &str) -> impl Fn(esplora_client::Error) -> ChainError + '_ {
     move |source| ChainError::Esplora {
@@ -17,14 +17,21 @@ fn esplora_error(url: &str) -> impl Fn(esplora_client::Error) -> ChainError + '_
 
 /// Reads `/blocks/tip/height`, `/tx/:txid/status` and `/tx/:txid/outspend/:vout` for every
 /// transaction and output of `kit`. Only confirmed facts go in (a mempool spend may be replaced).
+/// The tip is judged by `watch`: a failed or contradictory read is an error, so the exit waits.
 pub async fn read_chain(
     esplora: &Esplora,
     url: &str,
+    watch: &TipWatch,
     kit: &ExitKit,
 ) -> Result<ChainSnapshot, ChainError> {
     let err = esplora_error(url);
     let tip = esplora.get_height().await.map_err(&err)?;
-    let mut chain = ChainSnapshot::new(Height::from_consensus(tip).unwrap_or(Height::ZERO));
+    let tip = checked_tip(url, watch, tip)?;
+    let height = Height::from_consensus(tip).map_err(|_| ChainError::Esplora {
+        url: url.into(),
+        source: esplora_client::Error::InvalidResponse,
+    })?;
+    let mut chain = ChainSnapshot::new(height);
     let (txids, outpoints) = kit.watched();
     let mut confirmed = BTreeSet::new();
     for txid in txids {

@@ -60,7 +60,7 @@ impl ExitPlan {
 impl ExitRunner {
     /// The exit as it would go from the chain as it is now.
     pub async fn plan(&self) -> Result<ExitPlan, ChainError> {
-        let chain = read_chain(&self.esplora, &self.url, &self.kit).await?;
+        let chain = read_chain(&self.esplora, &self.url, &self.watch, &self.kit).await?;
         let latest = self.kit.latest();
         let distribution = latest.distribution();
         let distribution_way = match self.kit.next_action(&chain) {

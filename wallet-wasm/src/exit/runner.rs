@@ -8,7 +8,7 @@ use shared::exit::{ChainView, ExitAction, ExitKit};
 use shared::tree::NodeKind;
 
 use super::{build_sweep, read_chain};
-use crate::chain::{esplora, ChainError, Esplora};
+use crate::chain::{esplora, ChainError, Esplora, TipWatch};
 
 /// Where an exit stands after a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +143,8 @@ pub struct ExitRunner {
     pub(super) to: Address,
     pub(super) url: String,
     pub(super) esplora: Esplora,
+    /// Judges every tip read (a failed or contradictory read moves nothing).
+    pub(super) watch: TipWatch,
     pub(super) fee_rate: FeeRate,
     /// The client's side of each channel of the leaf (one per leaf state it reached).
     pub(super) channels: Vec<Channel>,
@@ -165,6 +167,7 @@ impl ExitRunner {
             .max(FeeRate::from_sat_per_vb_u32(2));
         Ok(ExitRunner {
             esplora: esplora(url)?,
+            watch: TipWatch::new(),
             url: url.into(),
             kit,
             key,
@@ -172,6 +175,12 @@ impl ExitRunner {
             fee_rate,
             channels: Vec::new(),
         })
+    }
+
+    /// Judges the tips it reads with `watch` (the wallet's, shared with its other reads).
+    pub fn with_watch(mut self, watch: TipWatch) -> ExitRunner {
+        self.watch = watch;
+        self
     }
 
     /// What the payment store holds of `leaf`: its leaf states once it bought liquidity (the
@@ -204,7 +213,7 @@ impl ExitRunner {
 
     /// Reads the chain, asks the planner, and does what it says (at most one broadcast).
     pub async fn step(&self) -> Result<ExitStatus, ChainError> {
-        let chain = read_chain(&self.esplora, &self.url, &self.kit).await?;
+        let chain = read_chain(&self.esplora, &self.url, &self.watch, &self.kit).await?;
         let err = |source| ChainError::Esplora {
             url: self.url.clone(),
             source,

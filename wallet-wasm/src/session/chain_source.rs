@@ -1,14 +1,16 @@
 //! Where a session learns the chain: the tip (for the proposal's timeout checks) and the
-//! funding transaction's confirmations. The wallet never takes the LSP's word for either.
+//! funding transaction's confirmations. The wallet never takes the LSP's word for either, and
+//! a tip it cannot read, or that contradicts one it saw, is an error (never height 0).
 
 use bitcoin::{Transaction, Txid};
 
-use crate::chain::{ChainError, Esplora};
+use crate::chain::{checked_tip, ChainError, Esplora, TipWatch};
 
 /// A read-only view of the chain.
 #[allow(async_fn_in_trait)]
 pub trait ChainSource {
-    /// The tip height.
+    /// The tip height, checked against the highest tip this wallet has seen
+    /// ([`TipWatch`]).
     async fn tip_height(&self) -> Result<u32, ChainError>;
 
     /// Confirmations of `txid`: 0 when unconfirmed or unknown.
@@ -23,15 +25,28 @@ pub trait ChainSource {
 pub struct EsploraChain {
     url: String,
     client: Esplora,
+    watch: TipWatch,
 }
 
 impl EsploraChain {
-    /// A chain source reading `url`.
+    /// A chain source reading `url`, with a watch of its own.
     pub fn new(url: &str) -> Result<Self, ChainError> {
+        EsploraChain::with_watch(url, TipWatch::new())
+    }
+
+    /// A chain source reading `url` whose tips are judged by `watch` (shared with the
+    /// wallet's other chain reads).
+    pub fn with_watch(url: &str, watch: TipWatch) -> Result<Self, ChainError> {
         Ok(EsploraChain {
             url: url.to_owned(),
             client: crate::chain::esplora(url)?,
+            watch,
         })
+    }
+
+    /// The endpoint read.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     fn error(&self, source: esplora_client::Error) -> ChainError {
@@ -81,7 +96,8 @@ impl EsploraChain {
 
 impl ChainSource for EsploraChain {
     async fn tip_height(&self) -> Result<u32, ChainError> {
-        self.client.get_height().await.map_err(|e| self.error(e))
+        let tip = self.client.get_height().await.map_err(|e| self.error(e))?;
+        checked_tip(&self.url, &self.watch, tip)
     }
 
     async fn confirmations(&self, txid: &Txid) -> Result<u32, ChainError> {

@@ -23,7 +23,7 @@ use shared::wire::{Envelope, WireMsg};
 
 use super::chain_source::ChainSource;
 use super::handshake::{handshake, unreachable, Greeting, Link};
-use super::jobs::{LastPath, TreeJobs};
+use super::jobs::{ChainNote, LastPath, TreeJobs};
 use super::storage::{Storage, StoredPath};
 use super::transport::{Connect, Transport, TransportError};
 use super::{SessionConfig, SessionError, SessionEvent, SessionReport};
@@ -76,7 +76,13 @@ impl<C: Connect, S: Storage, H: ChainSource> Session<C, S, H> {
         let guard = MemorySignGuard::from_records(storage.load_guard_records().await?)?;
         let jobs = TreeJobs::new(config.policy.clone());
         let last_path = jobs.last_path();
-        let height = chain.tip_height().await.unwrap_or(0);
+        let chain_note = jobs.chain_note();
+        // Joining commits to nothing, but a wallet that cannot read the chain could not
+        // check the proposal either: it does not join.
+        let height = chain
+            .tip_height()
+            .await
+            .map_err(SessionError::ChainUnreadable)?;
         let now = now_at(height);
         let machine = ClientCeremony::new(config.ceremony.clone(), jobs, guard, now);
         let mut run = Run {
@@ -87,6 +93,8 @@ impl<C: Connect, S: Storage, H: ChainSource> Session<C, S, H> {
             events,
             machine,
             last_path,
+            chain_note,
+            chain_trouble: None,
             link: None,
             lsp: None,
             last_sent: None,
@@ -130,6 +138,10 @@ struct Run<C: Connect, S, H> {
     events: Option<UnboundedSender<SessionEvent>>,
     machine: ClientCeremony<TreeJobs, MemorySignGuard>,
     last_path: LastPath,
+    /// Why the chain cannot be trusted now, read by the jobs before they sign.
+    chain_note: ChainNote,
+    /// The chain problem last reported (reported again only when it changes).
+    chain_trouble: Option<String>,
     link: Option<Link<C::Transport>>,
     lsp: Option<XOnlyPublicKey>,
     /// The last ceremony frame sent, re-sent after a reconnection.
@@ -321,7 +333,7 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
             }
             msg => {
                 if matches!(msg, WireMsg::Propose(_)) {
-                    self.refresh_height().await;
+                    self.check_chain().await;
                 }
                 let now = self.now();
                 let mut rng = rand::rngs::OsRng;
@@ -333,9 +345,28 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
         Ok(())
     }
 
-    async fn refresh_height(&mut self) {
-        if let Ok(h) = self.chain.tip_height().await {
-            self.height = self.height.max(h);
+    /// Reads the tip before signing: a good tip raises the height; a failed or contradictory
+    /// read leaves the reason where the jobs refuse with it, so nothing is signed.
+    async fn check_chain(&mut self) {
+        let note = match self.chain.tip_height().await {
+            Ok(h) => {
+                self.height = self.height.max(h);
+                None
+            }
+            Err(e) => Some(format!("{e}; not signing")),
+        };
+        self.report_chain(note.clone());
+        *self
+            .chain_note
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = note;
+    }
+
+    /// Tells the UI when the chain becomes unreadable or readable again.
+    fn report_chain(&mut self, trouble: Option<String>) {
+        if trouble != self.chain_trouble {
+            self.chain_trouble = trouble.clone();
+            self.emit(SessionEvent::Chain { trouble });
         }
     }
 
@@ -346,9 +377,15 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
             return Ok(());
         }
         self.next_chain_poll = now.saturating_add(self.config.chain_poll.as_millis() as u64);
-        let Ok(confirmations) = self.chain.confirmations(&txid).await else {
-            return Ok(());
+        // A failed read confirms nothing: the session waits and reads again.
+        let confirmations = match self.chain.confirmations(&txid).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.report_chain(Some(format!("{e}; not confirming the funding")));
+                return Ok(());
+            }
         };
+        self.report_chain(None);
         if confirmations < self.config.confirmations.max(1) {
             return Ok(());
         }
@@ -363,7 +400,13 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
         if !funds_path {
             return Err(SessionError::FundingMismatch { txid });
         }
-        self.refresh_height().await;
+        match self.chain.tip_height().await {
+            Ok(h) => self.height = self.height.max(h),
+            Err(e) => {
+                self.report_chain(Some(format!("{e}; not confirming the funding")));
+                return Ok(());
+            }
+        }
         let now = self.now();
         if let Err(e) = self.machine.handle_funding_confirmed(now, txid) {
             self.report.refused.push(e.to_string());
@@ -429,6 +472,7 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
     fn rejoin(&mut self) {
         let jobs = TreeJobs::new(self.config.policy.clone());
         self.last_path = jobs.last_path();
+        self.chain_note = jobs.chain_note();
         let guard = self.machine.guard().clone();
         let now = self.now();
         self.machine = ClientCeremony::new(self.config.ceremony.clone(), jobs, guard, now);

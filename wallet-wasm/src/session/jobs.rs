@@ -4,6 +4,10 @@
 //!
 //! The path it built is kept (one per session, the latest) so the driver can attach the final
 //! signatures to it without rebuilding it.
+//!
+//! The driver reads the tip before each proposal; when it could not (or the tip contradicts
+//! one already seen) it leaves the reason in the [`ChainNote`], and the proposal is refused
+//! with it: a proposal's timeouts cannot be checked without a height the wallet trusts.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -16,11 +20,15 @@ use shared::verify::{check_proposal, ClientPolicy, Expectation};
 /// The latest checked path, by factory and session.
 pub(super) type LastPath = Arc<Mutex<Option<((FactoryId, SessionId), ClientPath)>>>;
 
+/// Why the chain cannot be trusted right now (`None`: the last tip read was good).
+pub(super) type ChainNote = Arc<Mutex<Option<String>>>;
+
 /// Rebuilds and checks this wallet's jobs from a [`FactoryProposal`].
 #[derive(Debug, Clone)]
 pub struct TreeJobs {
     policy: ClientPolicy,
     last: LastPath,
+    chain: ChainNote,
 }
 
 impl TreeJobs {
@@ -29,12 +37,18 @@ impl TreeJobs {
         TreeJobs {
             policy,
             last: LastPath::default(),
+            chain: ChainNote::default(),
         }
     }
 
     /// The path of the latest proposal this source accepted.
     pub(super) fn last_path(&self) -> LastPath {
         self.last.clone()
+    }
+
+    /// Where the driver says whether the chain can be trusted.
+    pub(super) fn chain_note(&self) -> ChainNote {
+        self.chain.clone()
     }
 }
 
@@ -44,6 +58,14 @@ impl JobSource for TreeJobs {
         ctx: &RebuildContext,
         payload: &ProposalPayload,
     ) -> Result<Vec<SigningJob>, Refusal> {
+        if let Some(why) = self
+            .chain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Err(Refusal::new(why));
+        }
         let proposal: FactoryProposal = payload.body.decode()?;
         let expect = Expectation {
             my_key: ctx.pubkey,

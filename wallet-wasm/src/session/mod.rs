@@ -17,6 +17,11 @@
 //!   LSP, harmlessly). Once the funding transaction is out the session needs only the chain.
 //! - The funding confirmation comes from the wallet's own chain source, and the confirmed
 //!   transaction must create the output the stored path spends.
+//! - The tip is read from that source before joining and before each proposal is checked. A
+//!   read that fails, or a tip far below one the wallet has already seen
+//!   ([`crate::chain::TipWatch`]), is never taken as a height: the session does not join, or
+//!   refuses the proposal ("cannot read the chain from <url>: …; not signing"), and a funding
+//!   confirmation is not taken until the chain reads well again.
 
 mod chain_source;
 #[cfg(not(target_arch = "wasm32"))]
@@ -135,6 +140,12 @@ pub enum SessionEvent {
         /// The LSP's explanation.
         message: String,
     },
+    /// The wallet's chain source became unreadable or contradictory (`Some`: why, and what
+    /// the wallet will not do), or readable again (`None`).
+    Chain {
+        /// The trouble, in words.
+        trouble: Option<String>,
+    },
 }
 
 /// How a session ended.
@@ -190,6 +201,9 @@ pub enum SessionError {
     /// The chain source failed.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The tip could not be read (or contradicts one seen) before joining.
+    #[error("{0}; not joining")]
+    ChainUnreadable(ChainError),
     /// The final path did not verify (the ceremony checked each signature, so this means the
     /// proposal changed under it).
     #[error("the signed path does not verify: {0}")]

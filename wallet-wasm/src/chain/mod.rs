@@ -1,4 +1,13 @@
-//! Chain data from any Esplora endpoint (the user's choice, not only the LSP's).
+//! Chain data from any Esplora endpoint: the user's choice, else a public one for the network
+//! ([`default_esplora`]), never the provider's by default. Every tip read passes the
+//! [`TipWatch`]: a failed read is an error, never height 0, and a tip far below one this
+//! wallet has already seen is refused.
+
+mod source;
+mod tip;
+
+pub use source::{default_esplora, normalize, same_source, DEVNET_ESPLORA};
+pub use tip::{judge, Backwards, TipWatch, LAG_BLOCKS};
 
 use esplora_client::{AsyncClient, Builder, Sleeper};
 
@@ -30,12 +39,20 @@ pub type Esplora = AsyncClient<PlatformSleeper>;
 #[non_exhaustive]
 pub enum ChainError {
     /// The endpoint failed or answered nonsense.
-    #[error("could not read the chain from {url}: {source}")]
+    #[error("cannot read the chain from {url}: {source}")]
     Esplora {
         /// The endpoint.
         url: String,
         /// What went wrong.
         source: esplora_client::Error,
+    },
+    /// The endpoint's tip contradicts what this wallet has already seen.
+    #[error("the chain source at {url} {source}")]
+    Backwards {
+        /// The endpoint.
+        url: String,
+        /// The two heights.
+        source: Backwards,
     },
 }
 
@@ -49,13 +66,22 @@ pub fn esplora(url: &str) -> Result<Esplora, ChainError> {
         })
 }
 
-/// The chain tip height at `url`.
-pub async fn tip_height(url: &str) -> Result<u32, ChainError> {
-    esplora(url)?
+/// The chain tip height at `url`, judged by `watch`.
+pub async fn tip_height(url: &str, watch: &TipWatch) -> Result<u32, ChainError> {
+    let tip = esplora(url)?
         .get_height()
         .await
         .map_err(|source| ChainError::Esplora {
             url: url.into(),
             source,
-        })
+        })?;
+    checked_tip(url, watch, tip)
+}
+
+/// `tip`, read from `url`, judged by `watch`: the height to go on with.
+pub fn checked_tip(url: &str, watch: &TipWatch, tip: u32) -> Result<u32, ChainError> {
+    watch.check(tip).map_err(|source| ChainError::Backwards {
+        url: url.into(),
+        source,
+    })
 }
