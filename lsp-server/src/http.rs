@@ -2,7 +2,7 @@
 //! (`crate::admin`), and the wallet's static files.
 
 use axum::extract::{Path, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use axum::Router;
@@ -11,21 +11,32 @@ use shared::ceremony::GatheringStatus;
 use shared::types::FactoryId;
 use shared::wire::MAX_FRAME_BYTES;
 use tokio::sync::oneshot;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::factory::Inbound;
 use crate::AppState;
 
 /// The LSP's router.
+///
+/// A wallet may be served from any origin (its own static host, an installed app), so what it
+/// reads over HTTP (terms, health, a gathering factory) answers every origin: public, read-only
+/// `GET`s without credentials. The admin API and metrics send no CORS headers, so no page can
+/// read them. The WebSocket takes any origin too: a connection proves who it is by signing the
+/// LSP's challenge with its identity key, not by where its page came from.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
+    let public = Router::new()
         .route("/.well-known/superscalar.json", get(terms))
         .route("/healthz", get(healthz))
         .route("/factories/{id}/gathering", get(gathering))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET]),
+        );
+    let mut router = public
         .route("/ws", get(ws_upgrade))
-        .merge(crate::admin::router(state.clone()))
-        .layer(CorsLayer::permissive());
+        .merge(crate::admin::router(state.clone()));
     if let Some(dir) = &state.config.wallet_dir {
         let index = dir.join("index.html");
         router = router.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));

@@ -4,8 +4,11 @@
 //! - `demo`:  start devnet + LSP + wallet and print the URL to open; Ctrl-C stops everything.
 //! - `test`:  every check and test the project has (what CI runs).
 //! - `bench`: print the benchmark figures the README reports.
+//! - `bundle-hash`: build the wallet as served and print the SHA-256 of each of its files and
+//!   of the whole bundle.
 
 mod bench;
+mod bundle;
 mod demo;
 mod setup;
 mod test;
@@ -25,12 +28,14 @@ fn main() -> Result<()> {
         "demo" => demo::run(rest),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "bundle-hash" => bundle::run(rest),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <setup|demo|test|bench> [args]");
+            println!("usage: cargo xtask <setup|demo|test|bench|bundle-hash> [args]");
             println!("  setup            install toolchain pieces this machine lacks (cached)");
             println!("  demo [--port P]  run devnet + LSP + wallet on 127.0.0.1 until Ctrl-C");
             println!("  test             fmt, clippy (native + wasm32), unit, wasm, integration and browser tests");
             println!("  bench [what]     print benchmark figures");
+            println!("  bundle-hash      build the wallet as served; print each file's SHA-256 and the bundle's");
             Ok(())
         }
         other => bail!("unknown command `{other}`; try `cargo xtask help`"),
