@@ -54,22 +54,31 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
     assert!(err.contains("left in this leaf"), "{err}");
 
     // 2. A bad partial signature: refused, the purchase abandoned, nothing stored.
-    let amount = Amount::from_sat(60_000);
-    let err = buy(&mut p, run, &mut leaf, &fees, amount, Tamper::SwapPartials)
+    let first = Amount::from_sat(60_000);
+    let err = buy(&mut p, run, &mut leaf, &fees, first, Tamper::SwapPartials)
         .await
         .unwrap_err();
     assert!(err.contains("abandoned"), "{err}");
     assert_eq!(admin_channel(&stack, p.id).await, before);
     pay_puppet(&stack, &mut payer, &mut p, 1_000).await;
+    // The abandoned attempt signed round 0 of leaf state 1's channel for 60,000: the same
+    // amount now (same channel output, same keys, other balances) would give the wallet a
+    // second commitment 0 the LSP could never revoke. Refused, saying what to do.
+    let err = buy(&mut p, run, &mut leaf, &fees, first, Tamper::None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("buy a different amount"), "{err}");
 
     // 3. The wallet drops after round 0 of the new channel: the LSP forgets the purchase and
-    //    the channel goes on at leaf state 0.
+    //    the channel goes on at leaf state 0. After a payment from that channel the same
+    //    amount is refused again (the abandoned round 0 holds other balances).
+    let second = Amount::from_sat(50_000);
     let err = buy(
         &mut p,
         run,
         &mut leaf,
         &fees,
-        amount,
+        second,
         Tamper::DropBeforePartials,
     )
     .await
@@ -80,6 +89,14 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         other => panic!("expected the LSP's channel_open, got {other:?}"),
     }
     pay_puppet(&stack, &mut payer, &mut p, 1_000).await;
+    let err = buy(&mut p, run, &mut leaf, &fees, second, Tamper::None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("buy a different amount"), "{err}");
+    // Another amount is another leaf state 1: the wallet's guard keeps each attempt apart
+    // (`wallet::pay` records every attempt), so this hand-driven one starts a fresh record.
+    let amount = Amount::from_sat(40_000);
+    leaf = LeafStates::new(&path);
     let at_sale = admin_channel(&stack, p.id).await;
     assert_eq!(at_sale["leaf"], 0);
 
