@@ -155,6 +155,10 @@ pub async fn start(config: Config) -> Result<Running> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, network = %config.network, lsp_pubkey = %key.x_only_public_key().0, "LSP listening");
+    let sweep_to = wallet
+        .receive_address()
+        .context("an address for the LSP's claims")?
+        .script_pubkey();
     let router = channels::Router::new(
         channels::RouterSettings {
             network: config.network,
@@ -162,6 +166,7 @@ pub async fn start(config: Config) -> Result<Running> {
             fees: terms::fees(),
             liquidity: terms::LIQUIDITY,
             options: config.payments.clone(),
+            sweep_to,
         },
         key,
         &config.data_dir,

@@ -104,6 +104,16 @@ const MIGRATIONS: &[&str] = &[
         price_sat INTEGER NOT NULL,
         created INTEGER NOT NULL
     );",
+    // Round 0 of every liquidity purchase's new channel, signed or about to be: a later
+    // attempt at the same leaf state must open it with the same balances (`channels::liquidity`).
+    "CREATE TABLE liquidity_attempts (
+        factory INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        leaf INTEGER NOT NULL,
+        amount_sat INTEGER NOT NULL,
+        opening TEXT NOT NULL,
+        PRIMARY KEY (factory, client, leaf, amount_sat)
+    );",
 ];
 
 /// The LSP's database.

@@ -11,79 +11,14 @@
 mod common;
 
 use bitcoin::Amount;
+use common::chain::{broadcast, known, tip};
 use common::liquidity::{buy, reconnect, Tamper};
-use common::pay::{admin_channel, funded_factory, leaf_of, start_payer, Payer};
-use common::puppet::Puppet;
-use common::swarm::{ClientRun, ClientSpec};
+use common::pay::{admin_channel, leaf_of};
+use common::puppet::{pay_puppet, setup, Setup};
 use lsp_server::PaymentOptions;
 use shared::leaf::{LeafEpoch, LeafStates};
 use shared::pay::liquidity_price;
-use shared::terms::FeeSchedule;
 use shared::wire::WireMsg;
-use wallet::pay::MemoryPayStore;
-
-fn spec() -> ClientSpec {
-    ClientSpec {
-        channel: Amount::from_sat(100_000),
-        liquidity: Amount::from_sat(100_000),
-        ..ClientSpec::honest()
-    }
-}
-
-/// Wallet 0 pays the puppet `amount`; checks the puppet's balance moved by exactly that.
-async fn pay_puppet(stack: &common::Stack, payer: &mut Payer, p: &mut Puppet, amount: u64) {
-    let before = p.channel.spec().client_balance;
-    let (invoice, preimage) = p.invoice(stack, Amount::from_sat(amount)).await;
-    let pay = {
-        let handle = payer.handle.clone();
-        tokio::spawn(async move { handle.pay(&invoice).await })
-    };
-    p.fulfill(preimage).await;
-    p.commit().await;
-    pay.await.unwrap().expect("the puppet is paid");
-    assert_eq!(
-        p.channel.spec().client_balance,
-        before + Amount::from_sat(amount)
-    );
-}
-
-/// A funded factory of two: wallet 0 a running wallet with 50,000 faucet sats, wallet 1 a
-/// puppet holding 5,000 paid by wallet 0.
-struct Setup {
-    stack: common::Stack,
-    runs: Vec<ClientRun>,
-    payer: Payer,
-    puppet: Puppet,
-    fees: FeeSchedule,
-    _storage: tempfile::TempDir,
-}
-
-async fn setup(payments: PaymentOptions) -> Setup {
-    let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
-    let runs = funded_factory(&stack, &config, spec(), 2).await;
-    let mut payer = start_payer(&stack, &runs[0], MemoryPayStore::default());
-    payer.ready(30).await;
-    payer
-        .handle
-        .faucet(Amount::from_sat(50_000))
-        .await
-        .expect("faucet");
-    payer.balance_becomes(Amount::from_sat(50_000), 30).await;
-    let mut puppet = Puppet::open(&stack, &runs[1]).await;
-    pay_puppet(&stack, &mut payer, &mut puppet, 5_000).await;
-    let terms = common::terms(&stack).await;
-    Setup {
-        stack,
-        runs,
-        payer,
-        puppet,
-        fees: terms.body.fees,
-        _storage: storage,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_a_restart() {
@@ -119,22 +54,31 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
     assert!(err.contains("left in this leaf"), "{err}");
 
     // 2. A bad partial signature: refused, the purchase abandoned, nothing stored.
-    let amount = Amount::from_sat(60_000);
-    let err = buy(&mut p, run, &mut leaf, &fees, amount, Tamper::SwapPartials)
+    let first = Amount::from_sat(60_000);
+    let err = buy(&mut p, run, &mut leaf, &fees, first, Tamper::SwapPartials)
         .await
         .unwrap_err();
     assert!(err.contains("abandoned"), "{err}");
     assert_eq!(admin_channel(&stack, p.id).await, before);
     pay_puppet(&stack, &mut payer, &mut p, 1_000).await;
+    // The abandoned attempt signed round 0 of leaf state 1's channel for 60,000: the same
+    // amount now (same channel output, same keys, other balances) would give the wallet a
+    // second commitment 0 the LSP could never revoke. Refused, saying what to do.
+    let err = buy(&mut p, run, &mut leaf, &fees, first, Tamper::None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("buy a different amount"), "{err}");
 
     // 3. The wallet drops after round 0 of the new channel: the LSP forgets the purchase and
-    //    the channel goes on at leaf state 0.
+    //    the channel goes on at leaf state 0. After a payment from that channel the same
+    //    amount is refused again (the abandoned round 0 holds other balances).
+    let second = Amount::from_sat(50_000);
     let err = buy(
         &mut p,
         run,
         &mut leaf,
         &fees,
-        amount,
+        second,
         Tamper::DropBeforePartials,
     )
     .await
@@ -145,6 +89,14 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         other => panic!("expected the LSP's channel_open, got {other:?}"),
     }
     pay_puppet(&stack, &mut payer, &mut p, 1_000).await;
+    let err = buy(&mut p, run, &mut leaf, &fees, second, Tamper::None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("buy a different amount"), "{err}");
+    // Another amount is another leaf state 1: the wallet's guard keeps each attempt apart
+    // (`wallet::pay` records every attempt), so this hand-driven one starts a fresh record.
+    let amount = Amount::from_sat(40_000);
+    leaf = LeafStates::new(&path);
     let at_sale = admin_channel(&stack, p.id).await;
     assert_eq!(at_sale["leaf"], 0);
 
@@ -228,39 +180,6 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         sat(&restored, "client_sat"),
         p.channel.spec().client_balance.to_sat()
     );
-}
-
-/// Broadcasts `tx` through the devnet's Esplora (`POST /tx`).
-async fn broadcast(stack: &common::Stack, tx: &bitcoin::Transaction) -> Result<(), String> {
-    let response = reqwest::Client::new()
-        .post(format!("{}/tx", stack.devnet.esplora_url()))
-        .body(bitcoin::consensus::encode::serialize_hex(tx))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(response.text().await.unwrap_or_default())
-    }
-}
-
-/// The chain tip's height.
-async fn tip(stack: &common::Stack) -> u32 {
-    stack
-        .devnet
-        .rpc()
-        .get_block_count()
-        .await
-        .expect("height")
-        .to_consensus_u32()
-}
-
-/// Whether Esplora knows `txid` (in the mempool or a block).
-async fn known(stack: &common::Stack, txid: bitcoin::Txid) -> bool {
-    reqwest::get(format!("{}/tx/{txid}/hex", stack.devnet.esplora_url()))
-        .await
-        .is_ok_and(|r| r.status().is_success())
 }
 
 /// A client that bought liquidity publishes its tree and tries to get the superseded leaf

@@ -41,6 +41,51 @@ pub struct ClientPolicy {
     pub min_fee_rate: FeeRate,
     /// Blocks of slack the client wants after a worst-case exit, on top of the LSP's margin.
     pub min_margin: BlockDelta,
+    /// The shortest time windows the client accepts (the network preset's, see
+    /// [`TimeFloors`]): below them a window could close before anyone can react.
+    pub floors: TimeFloors,
+}
+
+/// The shortest windows a client accepts in a proposal. Each is a reaction time: the DW step
+/// is how long a newer state has to confirm before an older one may; the L-stock CSV is how
+/// long the LSP's watch has to publish a redistribution; the timeout margin absorbs fee spikes
+/// and full blocks at the end of a tree walk; the dying period is when a client must come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeFloors {
+    /// Smallest DW step.
+    pub step: BlockDelta,
+    /// Smallest L-stock CSV.
+    pub lstock_csv: BlockDelta,
+    /// Smallest timeout margin.
+    pub timeout_margin: BlockDelta,
+    /// Shortest dying period.
+    pub dying: BlockDelta,
+}
+
+impl TimeFloors {
+    /// The network preset's windows ([`FactoryParams::for_network`]).
+    pub fn for_network(network: Network) -> TimeFloors {
+        let preset = crate::params::FactoryParams::for_network(network);
+        TimeFloors {
+            step: preset.step,
+            lstock_csv: preset.lstock_csv,
+            timeout_margin: preset.timeout_margin,
+            dying: preset.dying,
+        }
+    }
+
+    /// The first window of `params` below its floor: (name, got, floor).
+    pub fn check(&self, params: &crate::params::FactoryParams) -> Option<(&'static str, u32, u32)> {
+        [
+            ("DW step", params.step, self.step),
+            ("L-stock CSV", params.lstock_csv, self.lstock_csv),
+            ("timeout margin", params.timeout_margin, self.timeout_margin),
+            ("dying period", params.dying, self.dying),
+        ]
+        .into_iter()
+        .find(|(_, got, floor)| got < floor)
+        .map(|(what, got, floor)| (what, got.to_blocks(), floor.to_blocks()))
+    }
 }
 
 impl ClientPolicy {
@@ -51,6 +96,7 @@ impl ClientPolicy {
             max_fee_rate: FeeRate::from_sat_per_vb_u32(50),
             min_fee_rate: FeeRate::BROADCAST_MIN,
             min_margin: BlockDelta::ZERO,
+            floors: TimeFloors::for_network(network),
         }
     }
 }
@@ -144,6 +190,16 @@ pub enum ProposalError {
         timeout: Height,
         /// The earliest acceptable.
         needed: Height,
+    },
+    /// A time window of the proposal is shorter than this network allows.
+    #[error("the proposal's {what} is {got} blocks; this network needs at least {min}")]
+    WindowTooShort {
+        /// Which window.
+        what: &'static str,
+        /// The proposal's.
+        got: u32,
+        /// The floor.
+        min: u32,
     },
     /// The sweep height leaves no room for a worst-case exit started at the timeout.
     #[error(
@@ -303,6 +359,9 @@ pub fn check_proposal(
         });
     }
     params.validate()?;
+    if let Some((what, got, min)) = policy.floors.check(params) {
+        return Err(ProposalError::WindowTooShort { what, got, min });
+    }
     if params.fee_rate > policy.max_fee_rate {
         return Err(ProposalError::FeeRateTooHigh {
             got_sat_vb: params.fee_rate.to_sat_per_vb_ceil(),

@@ -12,7 +12,7 @@ use crate::ceremony::messages::{
     JoinRequest, Nonces, PartialSigs, Propose, Refuse, SigsStored,
 };
 use crate::leaf::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
-use crate::pay::{ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult};
+use crate::pay::{ChannelClosed, ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult};
 use crate::terms::SignedTerms;
 
 /// The wire protocol version this build speaks.
@@ -149,6 +149,8 @@ pub enum WireMsg {
     PayResult(PayResult),
     /// Client → LSP (demo networks): pay this invoice from the LSP's side, as test sats.
     FaucetRequest(FaucetRequest),
+    /// LSP → client: the channel takes no more payments, and why.
+    ChannelClosed(ChannelClosed),
     // Buying inbound liquidity (see `crate::leaf` and docs/protocol.md, "Leaf states").
     /// Client → LSP: buy inbound liquidity from the leaf's L-stock.
     LiquidityRequest(LiquidityRequest),
@@ -185,6 +187,11 @@ pub enum ErrorCode {
     AuthFailed,
     /// The message needs an authenticated connection; authenticate first.
     NotAuthenticated,
+    /// The channel (or its factory) is closing or closed on chain: it takes no payment.
+    ChannelClosed,
+    /// A code this build does not know (a newer peer's); read the message.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Why a frame was refused.

@@ -391,3 +391,38 @@ fn the_funding_transaction_must_create_the_funding_output() {
         Err(ProposalError::FundingOutputMismatch)
     ));
 }
+
+/// A proposal whose windows are shorter than its network's preset is refused by name, even
+/// when the parameters are otherwise consistent: a mainnet factory with a 1-block DW step, a
+/// 1-block L-stock CSV and no timeout margin would let a stale state or a stale L-stock win
+/// before anyone could react.
+#[test]
+fn windows_shorter_than_the_networks_are_refused() {
+    let mainnet = ClientPolicy::for_network(Network::Bitcoin);
+    let mut p = proposal(7);
+    p.params = FactoryParams::mainnet();
+    p.funding_amount = FactoryProposal::required_funding(&p.params, &p.clients).unwrap();
+    let exp = expectation(&p);
+    check_proposal(&p, &exp, &mainnet, now()).expect("the mainnet preset passes");
+    for (what, shorten) in [
+        (
+            "DW step",
+            (|q| q.step = BlockDelta::from_blocks(1)) as fn(&mut FactoryParams),
+        ),
+        ("L-stock CSV", |q| q.lstock_csv = BlockDelta::from_blocks(1)),
+        ("timeout margin", |q| q.timeout_margin = BlockDelta::ZERO),
+        ("dying period", |q| q.dying = BlockDelta::from_blocks(6)),
+    ] {
+        let mut bad = p.clone();
+        shorten(&mut bad.params);
+        match check_proposal(&bad, &exp, &mainnet, now()) {
+            Err(ProposalError::WindowTooShort { what: w, got, min }) => {
+                assert_eq!(w, what);
+                assert!(got < min);
+            }
+            // A window so short that the parameters contradict themselves is refused too.
+            Err(ProposalError::InvalidParams(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}

@@ -26,6 +26,49 @@ enum Ask {
     Priced(Rc<ExitRunner>, ExitPlan),
 }
 
+/// How often the wallet's own watch reads the factory's funding output.
+const WATCH_MS: u32 = 5_000;
+
+thread_local! {
+    /// The factories (by funding outpoint) whose funding output a watch loop reads.
+    static WATCHING: std::cell::RefCell<std::collections::BTreeSet<bitcoin::OutPoint>> =
+        std::cell::RefCell::default();
+}
+
+/// Runs `runner` step by step until the exit is final; `started_by` is set when the wallet
+/// started it by itself because that transaction spent the funding output.
+fn run_exit(ctx: AppCtx, runner: Rc<ExitRunner>, started_by: Option<bitcoin::Txid>) {
+    ctx.left.set(true);
+    ctx.exit.set(ExitProgress {
+        running: true,
+        started_by,
+        ..ExitProgress::default()
+    });
+    spawn_local(async move {
+        loop {
+            match runner.step().await {
+                Ok(status) => {
+                    let done = status.is_final();
+                    ctx.exit.update(|x| {
+                        let words = status.describe();
+                        if x.log.last() != Some(&words) {
+                            x.log.push(words);
+                        }
+                        x.status = Some(status);
+                        x.error = None;
+                        x.running = !done;
+                    });
+                    if done {
+                        return;
+                    }
+                }
+                Err(e) => ctx.exit.update(|x| x.error = Some(e.to_string())),
+            }
+            gloo_timers::future::TimeoutFuture::new(STEP_MS).await;
+        }
+    });
+}
+
 /// The exit card of the factory `stored`.
 #[component]
 pub fn ExitCard(stored: StoredPath) -> impl IntoView {
@@ -36,6 +79,7 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
         ctx.exit
             .with(|e| e.running || e.status.is_some() || e.error.is_some())
     };
+    let watched = stored.clone();
     let price = move |_| {
         let Some(account) = ctx.account() else { return };
         let Some(url) = ctx.esplora_url() else {
@@ -67,35 +111,40 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
             return;
         };
         ask.set(Ask::Idle);
-        ctx.left.set(true);
-        ctx.exit.set(ExitProgress {
-            running: true,
-            ..ExitProgress::default()
-        });
+        run_exit(ctx, runner, None);
+    };
+    // The wallet's own watch: once anyone spends the factory's funding output (read from the
+    // user's chain source), the wallet walks its path and sweeps without waiting for the user.
+    let funding = watched.path.funding_outpoint();
+    let distribution = watched.path.distribution().txid();
+    // One watch per factory for the page's life, however often the card is drawn.
+    let fresh = WATCHING.with(|w| w.borrow_mut().insert(funding));
+    fresh.then(|| {
         spawn_local(async move {
             loop {
-                match runner.step().await {
-                    Ok(status) => {
-                        let done = status.is_final();
-                        ctx.exit.update(|x| {
-                            let words = status.describe();
-                            if x.log.last() != Some(&words) {
-                                x.log.push(words);
-                            }
-                            x.status = Some(status);
-                            x.error = None;
-                            x.running = !done;
-                        });
-                        if done {
-                            return;
-                        }
-                    }
-                    Err(e) => ctx.exit.update(|x| x.error = Some(e.to_string())),
+                gloo_timers::future::TimeoutFuture::new(WATCH_MS).await;
+                let busy = ctx
+                    .exit
+                    .try_with_untracked(|e| e.running || e.status.is_some())
+                    .unwrap_or(true);
+                if busy {
+                    return;
                 }
-                gloo_timers::future::TimeoutFuture::new(STEP_MS).await;
+                let (Some(account), Some(url)) = (ctx.account(), ctx.esplora_url()) else {
+                    continue;
+                };
+                let Ok(Some(by)) = wallet::exit::funding_spender(&url, &watched.path).await else {
+                    continue;
+                };
+                match account.exit_runner(&watched, &url).await {
+                    Ok(runner) => return run_exit(ctx, Rc::new(runner), Some(by)),
+                    Err(e) => {
+                        let _ = ctx.exit.try_update(|x| x.error = Some(e.to_string()));
+                    }
+                }
             }
-        });
-    };
+        })
+    });
     let asking = move || !matches!(ask.get(), Ask::Idle);
     view! {
         <section class="card" id="exit" aria-labelledby="exit-title">
@@ -132,6 +181,24 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
                     </div>
                 }.into_any()),
             }}
+            <Show when=move || ctx.exit.with(|x| x.started_by.is_some())>
+                <p id="exit-auto" role="status">{move || {
+                    let by = ctx.exit.with(|x| x.started_by);
+                    if by == Some(distribution) {
+                        "The factory paid everyone out on chain. Your wallet is moving your share \
+                         to your own address on its own; keep this page open until it says done."
+                            .to_string()
+                    } else {
+                        format!(
+                            "Someone started taking your factory on chain (its funding was spent \
+                             by transaction {}). The factory can no longer pay out by itself, so \
+                             your wallet is moving your money to your own address on its own. \
+                             Keep this page open until it says done.",
+                            by.map(|t| t.to_string()).unwrap_or_default()
+                        )
+                    }
+                }}</p>
+            </Show>
             <Show when=started>
                 <p>"Now: "<strong id="exit-status"
                     data-state=move || ctx.exit.with(|x| x.status.as_ref().map_or("starting", |s| s.id()))>

@@ -22,8 +22,19 @@ pub fn MoneyCard(
 ) -> impl IntoView {
     let ctx = AppCtx::get();
     let phase = move || ctx.pay.with(|p| p.phase.clone());
+    // Why the provider says the channel takes no more payments (its factory's tree or a
+    // commitment is on chain, or the factory is near its timeout), once every channel is so.
+    let closed = move || {
+        ctx.pay.with(|p| {
+            let channels = &p.snapshot.as_ref()?.channels;
+            if channels.is_empty() || channels.iter().any(|c| c.closed.is_none()) {
+                return None;
+            }
+            channels.iter().find_map(|c| c.closed.clone())
+        })
+    };
     let left = move || ctx.left.get();
-    let running = move || phase() != PayPhase::Off && !left();
+    let running = move || phase() != PayPhase::Off && !left() && closed().is_none();
     let balance = move || {
         ctx.pay
             .with(|p| p.snapshot.as_ref().map(|s| (s.balance, s.inbound)))
@@ -64,6 +75,11 @@ pub fn MoneyCard(
                 <p id="channel-closed" class="hint">"You left your factory: your channel is closed. \
                     What was yours goes to your on-chain address. To pay and receive over Lightning \
                     again, join a new factory."</p>
+            </Show>
+            <Show when=move || closed().is_some() && !left()>
+                <p id="channel-closed-lsp" class="hint" role="status">"Your channel takes no more \
+                    payments: "{move || closed().unwrap_or_default()}". What is yours stays yours: \
+                    leave the factory below to move it to your on-chain address."</p>
             </Show>
             <dl class="money">
                 <Show when=running>

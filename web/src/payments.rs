@@ -172,6 +172,7 @@ fn apply(ctx: AppCtx, event: PayEvent) {
         }
         PayEvent::Received(record) => p.received.push(record),
         PayEvent::LspError(message) => p.notice = Some(message),
+        PayEvent::ChannelClosed { reason, .. } => p.notice = Some(reason),
         PayEvent::LiquidityFailed { reason, .. } => p.notice = Some(reason),
         PayEvent::ChannelReady(_) | PayEvent::Sent(_) | PayEvent::Failed(_) => {}
         PayEvent::Liquidity { .. } | PayEvent::LiquidityBought(_) | PayEvent::Updated => {}

@@ -121,6 +121,9 @@ pub struct ExitProgress {
     pub log: Vec<String>,
     /// The last error (the exit keeps trying).
     pub error: Option<String>,
+    /// The wallet started this exit by itself: the factory's funding output was spent on
+    /// chain by this transaction.
+    pub started_by: Option<bitcoin::Txid>,
 }
 
 /// Where the wallet's payment client stands.

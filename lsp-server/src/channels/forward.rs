@@ -16,7 +16,7 @@
 //! The faucet (demo networks) is step 2 without a payer: the LSP pays the wallet's own invoice
 //! from its side of the wallet's channel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bitcoin::absolute::Height;
 use bitcoin::hashes::{sha256, Hash};
@@ -67,9 +67,23 @@ pub(super) struct Forwards {
     incoming: HashMap<(ChannelId, u64), Option<i64>>,
     /// Payee HTLC → its payment.
     outgoing: HashMap<(ChannelId, u64), i64>,
-    /// Route requests by payer HTLC, checked when the HTLC commits.
-    requests: HashMap<(ChannelId, u64), Result<ParsedInvoice, PayFailure>>,
+    /// Route requests by payer HTLC, checked when the HTLC commits. At most
+    /// [`MAX_REQUESTS_PER_CHANNEL`] per channel; dropped when their connection closes or after
+    /// [`Forwards::expire_requests`]'s age, so no wallet can crowd out another's.
+    requests: BTreeMap<(ChannelId, u64), Request>,
 }
+
+/// A route request waiting for its HTLC to commit.
+#[derive(Debug)]
+struct Request {
+    conn: ConnId,
+    /// Unix time it came.
+    at: u64,
+    invoice: Result<ParsedInvoice, PayFailure>,
+}
+
+/// Route requests one channel may have waiting: twice the HTLCs it can have pending.
+pub(super) const MAX_REQUESTS_PER_CHANNEL: usize = 2 * shared::channel::MAX_HTLCS;
 
 impl Forwards {
     pub(super) fn overdue(&self, now: u64) -> Vec<i64> {
@@ -78,6 +92,20 @@ impl Forwards {
             .filter(|f| matches!(f.state, ForwardState::Waiting { until } if now >= until))
             .map(|f| f.row)
             .collect()
+    }
+
+    /// Drops the route requests of a closed connection: its HTLCs were not committed in a
+    /// round on it, and a reconnected wallet asks again.
+    pub(super) fn drop_requests_of(&mut self, conn: ConnId) {
+        self.requests.retain(|_, r| r.conn != conn);
+    }
+
+    /// Drops route requests older than `max_age` seconds at `now`: their HTLC never committed.
+    pub(super) fn expire_requests(&mut self, now: u64, max_age: u64) {
+        if !self.requests.is_empty() {
+            self.requests
+                .retain(|_, r| now < r.at.saturating_add(max_age));
+        }
     }
 
     pub(super) fn waiting(&self) -> usize {
@@ -106,9 +134,32 @@ impl Router {
                 format!("channel {} is not yours", req.channel),
             );
         }
+        if self
+            .links
+            .get(&req.channel)
+            .is_some_and(|l| l.closing.is_some())
+        {
+            return self.tell_closed(conn, req.channel);
+        }
         let key = (req.channel, req.htlc);
-        if self.forwards.incoming.contains_key(&key) || self.forwards.requests.len() > 10_000 {
+        if self.forwards.incoming.contains_key(&key) || self.forwards.requests.contains_key(&key) {
             return self.refuse(conn, ErrorCode::Unexpected, "that HTLC already has a route");
+        }
+        let waiting = self
+            .forwards
+            .requests
+            .range((req.channel, 0)..=(req.channel, u64::MAX))
+            .count();
+        if waiting >= MAX_REQUESTS_PER_CHANNEL {
+            return self.refuse(
+                conn,
+                ErrorCode::RateLimited,
+                format!(
+                    "channel {}: {waiting} payments are already waiting for their HTLC; \
+                     add those HTLCs first",
+                    req.channel
+                ),
+            );
         }
         let parsed =
             ParsedInvoice::parse(&req.invoice, self.settings.network, self.now().unix_time)
@@ -118,7 +169,12 @@ impl Router {
                         reason: other.to_string(),
                     },
                 });
-        self.forwards.requests.insert(key, parsed);
+        let request = Request {
+            conn,
+            at: self.now().unix_time,
+            invoice: parsed,
+        };
+        self.forwards.requests.insert(key, request);
     }
 
     pub(super) fn on_faucet(&mut self, conn: ConnId, identity: XOnlyPublicKey, req: FaucetRequest) {
@@ -136,6 +192,20 @@ impl Router {
                 conn,
                 ErrorCode::Unexpected,
                 "the faucet pays only your own invoices",
+            );
+        }
+        let open = self
+            .by_identity
+            .get(&identity)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.links.get(id))
+            .any(|l| l.routable());
+        if !open {
+            return self.refuse(
+                conn,
+                ErrorCode::ChannelClosed,
+                "you have no open channel for the faucet to pay into",
             );
         }
         if invoice.amount.to_sat() > max {
@@ -215,8 +285,22 @@ impl Router {
         let mut online = false;
         let mut busy = false;
         let mut failure = PayFailure::NoLiquidity;
+        let closed = candidates
+            .iter()
+            .filter_map(|id| self.links.get(id))
+            .filter_map(|l| l.closing.as_ref().map(|c| (l.id, c.describe())))
+            .collect::<Vec<_>>();
+        if closed.len() == candidates.len() {
+            let (id, why) = &closed[0];
+            return self.fail_forward(
+                row,
+                PayFailure::ChannelClosed {
+                    reason: format!("the recipient's channel {id}: {why}"),
+                },
+            );
+        }
         for id in candidates {
-            let Some(link) = self.links.get_mut(&id) else {
+            let Some(link) = self.links.get_mut(&id).filter(|l| l.routable()) else {
                 continue;
             };
             if link.ready.is_none() || link.channel.number().is_none() {
@@ -293,8 +377,12 @@ impl Router {
             if self.forwards.incoming.contains_key(&(id, h.id)) {
                 continue;
             }
-            let request = self.forwards.requests.remove(&(id, h.id));
-            match self.check_incoming(request, h) {
+            let request = self
+                .forwards
+                .requests
+                .remove(&(id, h.id))
+                .map(|r| r.invoice);
+            match self.check_incoming(id, request, h) {
                 Ok((invoice, fee)) => {
                     let expiry = self
                         .settings
@@ -337,6 +425,7 @@ impl Router {
     /// Checks a committed payer HTLC against its route request; returns the invoice and fee.
     fn check_incoming(
         &self,
+        payer: ChannelId,
         request: Option<Result<ParsedInvoice, PayFailure>>,
         h: &shared::channel::Htlc,
     ) -> Result<(ParsedInvoice, Amount), PayFailure> {
@@ -344,6 +433,11 @@ impl Router {
             reason: reason.into(),
         };
         let invoice = request.ok_or_else(|| mismatch("no pay_request came for this HTLC"))??;
+        if let Some(closing) = self.links.get(&payer).and_then(|l| l.closing.as_ref()) {
+            return Err(PayFailure::ChannelClosed {
+                reason: format!("your channel {payer}: {}", closing.describe()),
+            });
+        }
         if invoice.hash != h.hash {
             return Err(mismatch("the HTLC's hash is not the invoice's"));
         }

@@ -14,6 +14,7 @@ use shared::pay::{leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpe
 use shared::wire::{ErrorCode, WireMsg};
 
 use super::liquidity::{leaf_signed, PendingAdvance};
+use super::onchain::{Claim, Closing};
 use super::store::{ChannelStoreError, StoredLeaf};
 use super::Router;
 use crate::factory::{factory_key, ConnId};
@@ -41,6 +42,51 @@ pub(super) struct Link {
     /// The wallet signed a purchase it has not seen complete (its `channel_open` said so): the
     /// live channel gets no HTLC and no round until the purchase completes.
     pub(super) frozen: bool,
+    /// The factory's funding output (the channel watch reads it first).
+    pub(super) funding: bitcoin::OutPoint,
+    /// The last height at which the channel may take a payment (`routing_deadline`).
+    pub(super) routable_until: u32,
+    /// Why the channel takes no more payments, once it does not.
+    pub(super) closing: Option<Closing>,
+    /// What the LSP claims from a commitment of this channel on chain.
+    pub(super) claims: Vec<Claim>,
+}
+
+impl Link {
+    fn new(id: ChannelId, built: Built, client_open: ChannelOpen, next_seq: u64) -> Link {
+        Link {
+            id,
+            identity: built.identity,
+            channel: built.channel,
+            client_open,
+            lsp_open: built.lsp_open,
+            next_seq,
+            ready: None,
+            round_since: None,
+            leaf: built.leaf,
+            advance: None,
+            frozen: false,
+            funding: built.funding,
+            routable_until: built.routable_until,
+            closing: None,
+            claims: Vec::new(),
+        }
+    }
+
+    /// Whether the channel may route a payment.
+    pub(super) fn routable(&self) -> bool {
+        self.closing.is_none()
+    }
+}
+
+/// A channel built from the factory's proposal and its stored changes.
+struct Built {
+    identity: XOnlyPublicKey,
+    channel: Channel,
+    lsp_open: ChannelOpen,
+    leaf: LeafStates,
+    funding: bitcoin::OutPoint,
+    routable_until: u32,
 }
 
 /// How the LSP answers a `channel_open`.
@@ -62,6 +108,8 @@ pub(super) enum OpenError {
     Mismatch(ChannelId),
     #[error("channel {id}: {reason}")]
     Build { id: ChannelId, reason: String },
+    #[error("channel {id} takes no more payments: {reason}")]
+    Closed { id: ChannelId, reason: String },
     #[error(transparent)]
     Store(#[from] ChannelStoreError),
 }
@@ -124,7 +172,7 @@ impl Router {
         client_open: &ChannelOpen,
         changes: Vec<ChannelChange>,
         leaf: Option<StoredLeaf>,
-    ) -> Result<(XOnlyPublicKey, Channel, ChannelOpen, LeafStates), OpenError> {
+    ) -> Result<Built, OpenError> {
         let build = |reason: String| OpenError::Build { id, reason };
         let (identity, path, secret) = self.member_path(id)?;
         let (states, opening) = match leaf {
@@ -143,28 +191,32 @@ impl Router {
         let (channel, lsp_open) =
             lsp_channel(id, live.epoch, params, secret, client_open, spec, changes)
                 .map_err(|e| build(e.to_string()))?;
-        Ok((identity, channel, lsp_open, states))
+        let routable_until = self
+            .settings
+            .policy
+            .routing_deadline(path.timeout().to_consensus_u32());
+        Ok(Built {
+            identity,
+            channel,
+            lsp_open,
+            leaf: states,
+            funding: path.funding_outpoint(),
+            routable_until,
+        })
     }
 
     /// Restores every stored channel (at start).
     pub(super) fn restore(&mut self) -> anyhow::Result<()> {
         for stored in self.store.load_channels()? {
-            let (identity, channel, lsp_open, leaf) = self
+            let built = self
                 .build_channel(stored.id, &stored.client_open, stored.changes, stored.leaf)
                 .map_err(|e| anyhow::anyhow!("restoring channel {}: {e}", stored.id))?;
-            self.insert_link(Link {
-                id: stored.id,
-                identity,
-                channel,
-                client_open: stored.client_open,
-                lsp_open,
-                next_seq: stored.next_seq,
-                ready: None,
-                round_since: None,
-                leaf,
-                advance: None,
-                frozen: false,
-            });
+            self.insert_link(Link::new(
+                stored.id,
+                built,
+                stored.client_open,
+                stored.next_seq,
+            ));
         }
         self.forwards_restore();
         tracing::info!(channels = self.links.len(), "channels restored");
@@ -191,6 +243,7 @@ impl Router {
             Ok(Opened::Resume(signed)) => {
                 self.send_conn(conn, WireMsg::LeafSigned(Box::new(signed)));
             }
+            Err(OpenError::Closed { .. }) => self.tell_closed(conn, id),
             Err(e) => {
                 tracing::info!(channel = %id, error = %e, "channel open refused");
                 self.refuse(conn, ErrorCode::Unexpected, e.to_string());
@@ -208,6 +261,12 @@ impl Router {
         if let Some(link) = self.links.get_mut(&id) {
             if link.identity != identity {
                 return Err(OpenError::NotYours(id));
+            }
+            if let Some(closing) = &link.closing {
+                return Err(OpenError::Closed {
+                    id,
+                    reason: closing.describe(),
+                });
             }
             // A re-open drops any purchase in flight (docs/protocol.md, "Resuming").
             link.advance = None;
@@ -239,26 +298,17 @@ impl Router {
         if open.leaf != LeafEpoch::FIRST {
             return Err(OpenError::Mismatch(id));
         }
-        let (member, channel, lsp_open, leaf) = self.build_channel(id, &open, Vec::new(), None)?;
-        if member != identity {
+        let built = self.build_channel(id, &open, Vec::new(), None)?;
+        if built.identity != identity {
             return Err(OpenError::NotYours(id));
         }
         self.store
             .insert_channel(id, &identity, &open, crate::factory::unix_now())?;
         tracing::info!(channel = %id, %identity, "channel opened");
-        self.insert_link(Link {
-            id,
-            identity,
-            channel,
-            client_open: open,
-            lsp_open: lsp_open.clone(),
-            next_seq: 0,
-            ready: Some(conn),
-            round_since: None,
-            leaf,
-            advance: None,
-            frozen: false,
-        });
+        let mut link = Link::new(id, built, open, 0);
+        link.ready = Some(conn);
+        let lsp_open = link.lsp_open.clone();
+        self.insert_link(link);
         Ok(Opened::Open(Box::new(lsp_open)))
     }
 

@@ -5,8 +5,11 @@
 //! round 0 of the new channel (frames tagged with the new leaf) → `leaf_partials` → one SQLite
 //! transaction → `leaf_signed`; from then on the new channel is the live one.
 //!
-//! Nothing of an advance is stored before it completes: until the LSP has signed the new leaf
-//! state, the new channel's output cannot exist on chain, so its round 0 needs no record. An
+//! Little of an advance is stored before it completes: until the LSP has signed the new leaf
+//! state, the new channel's output cannot exist on chain. But a later purchase of the same
+//! amount builds the same state, output and keys, so each attempt's round-0 balances are
+//! recorded before the LSP signs them (`liquidity_attempts`), and a later attempt with other
+//! balances is refused: the wallet can never hold two commitments 0 on one output. An
 //! advance is dropped (and the wallet told why) when its connection goes, when the live channel
 //! changes under it, or when any of its messages is refused.
 
@@ -148,6 +151,7 @@ impl Router {
             return Err("the new channel's balances do not add up".into());
         }
         let leaf = advance.epoch();
+        self.refuse_other_opening(id, leaf, req.amount, &opening)?;
         let secrets = ChannelSecrets::from_seed(&channel_seed(&secret, id, leaf));
         let lsp_open = ChannelOpen {
             feerate: Some(opening.feerate),
@@ -207,6 +211,13 @@ impl Router {
         if pending.new.is_some() || accept.open.leaf != accept.leaf {
             return Err("unexpected liquidity_accept".into());
         }
+        // Durable before the LSP signs the new channel's commitment 0 (in the round below).
+        let (amount, opening) = (pending.amount, pending.opening.clone());
+        self.refuse_other_opening(accept.channel, accept.leaf, amount, &opening)?;
+        self.store
+            .record_attempt(accept.channel, accept.leaf, amount, &opening)
+            .map_err(|e| format!("could not store the purchase: {e}"))?;
+        let pending = self.pending_mut(conn, identity, accept.channel, accept.leaf)?;
         let seed = channel_seed(&pending.secret, accept.channel, accept.leaf);
         let mut channel = Channel::new(
             Side::Lsp,
@@ -374,6 +385,26 @@ impl Router {
     }
 
     /// The advance in flight on `id` for this connection and leaf.
+    /// Refuses a purchase that would open leaf state `leaf`'s channel with other balances than
+    /// an earlier, unfinished attempt of the same amount (same channel output, same keys: the
+    /// wallet would hold two commitments 0, one of them never revocable).
+    fn refuse_other_opening(
+        &self,
+        id: ChannelId,
+        leaf: LeafEpoch,
+        amount: bitcoin::Amount,
+        opening: &shared::channel::CommitmentSpec,
+    ) -> Result<(), String> {
+        match self.store.attempt(id, leaf, amount) {
+            Ok(Some(earlier)) if earlier != *opening => Err(format!(
+                "an earlier, unfinished purchase of {amount} opened this leaf state's channel \
+                 with other balances; buy a different amount"
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("could not read earlier purchases: {e}")),
+        }
+    }
+
     fn pending_mut(
         &mut self,
         conn: ConnId,

@@ -24,6 +24,7 @@
 mod forward;
 mod link;
 mod liquidity;
+mod onchain;
 mod store;
 mod watch;
 
@@ -118,6 +119,13 @@ pub struct ChannelView {
     pub htlcs: usize,
     /// The leaf state the channel lives on (0 until the client bought liquidity).
     pub leaf: u8,
+    /// `open`, or why it takes no payment: `expired` (its factory is near its timeout),
+    /// `closing` (its factory's tree is going on chain) or `closed` (a commitment is on chain).
+    pub state: &'static str,
+    /// Why it takes no payment, in words.
+    pub reason: Option<String>,
+    /// The LSP's claims from a commitment on chain: `{kind, txid, confirmed}`.
+    pub claims: Vec<serde_json::Value>,
     /// Liquidity the client bought on this leaf.
     pub bought_sat: u64,
     /// What is left in the leaf's L-stock to sell.
@@ -147,6 +155,8 @@ pub struct RouterSettings {
     pub liquidity: (bitcoin::Amount, bitcoin::Amount),
     /// Payment options.
     pub options: PaymentOptions,
+    /// Where the LSP's claims from commitments on chain pay (its on-chain wallet).
+    pub sweep_to: bitcoin::ScriptBuf,
 }
 
 /// The router task's state.
@@ -165,6 +175,8 @@ pub struct Router {
     totals: Totals,
     /// Whether a pass of the leaf watch is running, and when the last one started.
     watching: (Arc<std::sync::atomic::AtomicBool>, std::time::Instant),
+    /// The channel watch (`onchain`).
+    chain: onchain::ChainWatch,
 }
 
 impl Router {
@@ -191,6 +203,7 @@ impl Router {
             dirty: BTreeSet::new(),
             totals: Totals::default(),
             watching: (Arc::default(), std::time::Instant::now()),
+            chain: onchain::ChainWatch::default(),
         };
         router.restore()?;
         Ok(router)
@@ -200,12 +213,14 @@ impl Router {
     pub async fn run(mut self, mut rx: mpsc::Receiver<RouterMsg>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut last_tip = std::time::Instant::now() - Duration::from_secs(60);
+        let mut seen = self.chain.seen.take().expect("run is called once");
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(msg) => self.on_msg(msg),
                     None => return,
                 },
+                Some(s) = seen.recv() => self.on_seen(s),
                 _ = tick.tick() => {
                     if last_tip.elapsed() >= Duration::from_secs(2) {
                         last_tip = std::time::Instant::now();
@@ -255,6 +270,7 @@ impl Router {
         let Some((identity, _)) = self.conns.remove(&conn) else {
             return;
         };
+        self.forwards.drop_requests_of(conn);
         if self.online.get(&identity) == Some(&conn) {
             self.online.remove(&identity);
             // Another connection of the same wallet (a second tab) is still served.
@@ -345,8 +361,17 @@ impl Router {
 
     fn on_tick(&mut self) {
         self.watch_leaves();
+        self.watch_channels();
         let now = self.now();
         self.drop_stalled(now.unix_time);
+        // A request's HTLC commits in the wallet's next round, or the wallet was disconnected.
+        let max_age = self
+            .settings
+            .options
+            .channel_round_timeout_secs
+            .saturating_mul(2);
+        self.forwards
+            .expire_requests(now.unix_time, max_age.max(60));
         for id in self.forwards.overdue(now.unix_time) {
             self.fail_forward(id, shared::pay::PayFailure::PayeeOffline);
         }
@@ -425,6 +450,19 @@ impl Router {
                     client_sat: spec.client_balance.to_sat(),
                     htlcs: spec.htlcs.len(),
                     leaf: l.leaf.latest().epoch.0,
+                    state: l.closing.as_ref().map_or("open", |c| c.state()),
+                    reason: l.closing.as_ref().map(|c| c.describe()),
+                    claims: l
+                        .claims
+                        .iter()
+                        .map(|c| {
+                            serde_json::json!({
+                                "kind": format!("{:?}", c.kind),
+                                "txid": c.tx.compute_txid().to_string(),
+                                "confirmed": c.confirmed,
+                            })
+                        })
+                        .collect(),
                     bought_sat: l.leaf.latest().sold.to_sat(),
                     available_sat: l.leaf.available().to_sat(),
                 }

@@ -232,6 +232,61 @@ impl ChannelStore {
         Ok(())
     }
 
+    /// The balances an earlier attempt opened leaf state `leaf`'s channel with, bought with
+    /// `amount`, if there was one.
+    pub fn attempt(
+        &self,
+        id: ChannelId,
+        leaf: LeafEpoch,
+        amount: Amount,
+    ) -> Result<Option<CommitmentSpec>, ChannelStoreError> {
+        let earlier: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT opening FROM liquidity_attempts
+                 WHERE factory = ?1 AND client = ?2 AND leaf = ?3 AND amount_sat = ?4",
+                params![
+                    id.factory.0 as i64,
+                    id.client.0 as i64,
+                    i64::from(leaf.0),
+                    amount.to_sat() as i64
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        earlier
+            .map(|e| {
+                serde_json::from_str(&e).map_err(|e| corrupt("liquidity attempt")(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Records that round 0 of the new channel of leaf state `leaf` bought with `amount` opens
+    /// with `opening` (kept if an identical one is recorded). Two attempts at one (leaf,
+    /// amount) build the same channel output with the same keys, so a second commitment 0 with
+    /// other balances would be one the LSP can never revoke: callers refuse that first
+    /// ([`ChannelStore::attempt`]).
+    pub fn record_attempt(
+        &self,
+        id: ChannelId,
+        leaf: LeafEpoch,
+        amount: Amount,
+        opening: &CommitmentSpec,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "INSERT INTO liquidity_attempts (factory, client, leaf, amount_sat, opening)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![
+                id.factory.0 as i64,
+                id.client.0 as i64,
+                i64::from(leaf.0),
+                amount.to_sat() as i64,
+                json(opening)
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Records a completed liquidity sale: the leaf's states, the new live channel's opening
     /// and round 0, the wallet's new `channel_open` and the sale, all or nothing.
     pub fn commit_sale(&mut self, sale: &SaleRecord<'_>) -> Result<(), ChannelStoreError> {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod chain;
 pub mod liquidity;
 pub mod pay;
 pub mod puppet;

@@ -10,14 +10,21 @@ use shared::channel::keys::ChannelSecrets;
 use shared::channel::{Action, Channel, ChannelEvent, ChannelMsg, CommitmentSpec, Side};
 use shared::leaf::LeafEpoch;
 use shared::pay::policy::channel_seed;
+use shared::pay::policy::route_fee;
 use shared::pay::{
     leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, InvoiceRequest,
+    ParsedInvoice, PayOutcome, PayRequest,
 };
 use shared::types::Now;
 use shared::wire::WireMsg;
 
+use lsp_server::PaymentOptions;
+use shared::terms::FeeSchedule;
+use wallet::pay::MemoryPayStore;
+
+use super::pay::Payer;
 use super::raw::{self, Ws};
-use super::swarm::ClientRun;
+use super::swarm::{ClientRun, ClientSpec};
 use super::Stack;
 
 /// The client side of one channel, on its own connection.
@@ -234,5 +241,104 @@ impl Puppet {
             .expect("fulfill");
         self.drain();
         self.send_held().await;
+    }
+
+    /// Pays `invoice` as the wallet does (`pay_request`, then its HTLC in the LSP's next round),
+    /// answering every round honestly until the LSP says how it ended.
+    pub async fn pay(&mut self, stack: &Stack, invoice: &str) -> PayOutcome {
+        let terms = super::terms(stack).await;
+        let now = self.now().await;
+        let parsed =
+            ParsedInvoice::parse(invoice, Network::Regtest, now.unix_time).expect("invoice");
+        let fee = route_fee(&terms.body.fees, parsed.amount);
+        let policy = ChannelPolicy::for_network(Network::Regtest);
+        let expiry = Height::from_consensus(policy.payer_expiry(now.height.to_consensus_u32()))
+            .expect("height");
+        let htlc = self
+            .channel
+            .add_htlc(now, parsed.amount + fee, parsed.hash, expiry)
+            .expect("the puppet can afford it");
+        let request = PayRequest {
+            channel: self.id,
+            htlc,
+            invoice: invoice.into(),
+        };
+        raw::send(&mut self.ws, WireMsg::PayRequest(request)).await;
+        self.drain();
+        let channel = self.id;
+        match self
+            .until_other(
+                |m| matches!(m, WireMsg::PayResult(r) if r.channel == channel && r.htlc == htlc),
+            )
+            .await
+        {
+            WireMsg::PayResult(result) => result.outcome,
+            _ => unreachable!("matched above"),
+        }
+    }
+}
+
+/// The clients of the puppet tests: 100,000-sat channels and as much liquidity.
+pub fn spec() -> ClientSpec {
+    ClientSpec {
+        channel: Amount::from_sat(100_000),
+        liquidity: Amount::from_sat(100_000),
+        ..ClientSpec::honest()
+    }
+}
+
+/// Wallet 0 pays the puppet `amount`; checks the puppet's balance moved by exactly that.
+pub async fn pay_puppet(stack: &Stack, payer: &mut Payer, p: &mut Puppet, amount: u64) {
+    let before = p.channel.spec().client_balance;
+    let (invoice, preimage) = p.invoice(stack, Amount::from_sat(amount)).await;
+    let pay = {
+        let handle = payer.handle.clone();
+        tokio::spawn(async move { handle.pay(&invoice).await })
+    };
+    p.fulfill(preimage).await;
+    p.commit().await;
+    pay.await.unwrap().expect("the puppet is paid");
+    assert_eq!(
+        p.channel.spec().client_balance,
+        before + Amount::from_sat(amount)
+    );
+}
+
+/// A funded factory of two: wallet 0 a running wallet with 50,000 faucet sats, wallet 1 a
+/// puppet holding 5,000 paid by wallet 0.
+pub struct Setup {
+    pub stack: Stack,
+    pub runs: Vec<ClientRun>,
+    pub payer: Payer,
+    pub puppet: Puppet,
+    pub fees: FeeSchedule,
+    pub _storage: tempfile::TempDir,
+}
+
+/// Sets up a [`Setup`] with these payment options.
+pub async fn setup(payments: PaymentOptions) -> Setup {
+    let stack = super::start_full(super::fast_factory(2, 2), payments, None).await;
+    super::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = super::swarm_config(&stack, storage.path());
+    let runs = super::pay::funded_factory(&stack, &config, spec(), 2).await;
+    let mut payer = super::pay::start_payer(&stack, &runs[0], MemoryPayStore::default());
+    payer.ready(30).await;
+    payer
+        .handle
+        .faucet(Amount::from_sat(50_000))
+        .await
+        .expect("faucet");
+    payer.balance_becomes(Amount::from_sat(50_000), 30).await;
+    let mut puppet = Puppet::open(&stack, &runs[1]).await;
+    pay_puppet(&stack, &mut payer, &mut puppet, 5_000).await;
+    let terms = super::terms(&stack).await;
+    Setup {
+        stack,
+        runs,
+        payer,
+        puppet,
+        fees: terms.body.fees,
+        _storage: storage,
     }
 }

@@ -137,6 +137,11 @@ pub enum PayFailure {
     },
     /// The payee refused the payment.
     Refused,
+    /// A channel the payment needs is closing or closed on chain.
+    ChannelClosed {
+        /// Which, and why.
+        reason: String,
+    },
 }
 
 impl PayFailure {
@@ -156,6 +161,9 @@ impl PayFailure {
                 format!("the payment did not match the invoice: {reason}")
             }
             PayFailure::Refused => "the recipient's wallet refused the payment".into(),
+            PayFailure::ChannelClosed { reason } => {
+                format!("a channel this payment needs is closed: {reason}")
+            }
         }
     }
 }
@@ -187,6 +195,20 @@ pub struct PayResult {
     pub hash: sha256::Hash,
     /// The outcome.
     pub outcome: PayOutcome,
+}
+
+/// LSP → wallet: the channel takes no more payments (its factory's tree or its commitment is
+/// on chain, or its factory is too near its timeout). Sent when it happens and in answer to
+/// anything on that channel; the wallet stops paying and receiving on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelClosed {
+    /// The channel.
+    pub channel: ChannelId,
+    /// `closing` (its factory's tree is going on chain or its timeout is near) or `closed`
+    /// (a commitment or a cooperative close is on chain).
+    pub state: String,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// Wallet → LSP (regtest and signet demos only): pay this invoice of the wallet's from the

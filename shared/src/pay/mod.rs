@@ -14,8 +14,8 @@ pub mod policy;
 
 pub use invoice::{InvoiceError, InvoiceRequest, ParsedInvoice};
 pub use messages::{
-    ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayFailure, PayOutcome, PayRequest,
-    PayResult,
+    ChannelClosed, ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayFailure, PayOutcome,
+    PayRequest, PayResult,
 };
 pub use policy::{leaf_channel_params, leaf_state_channel_params, liquidity_price, ChannelPolicy};
 

@@ -61,6 +61,13 @@ impl ChannelPolicy {
         height + 2 * self.expiry_delta() + 6
     }
 
+    /// The last height at which a channel of a factory timing out at `timeout` may take a
+    /// payment: after it, a payer's HTLC (`payer_expiry`) would outlive the factory's timeout
+    /// `T`, when the distribution transaction may pay out balances that the HTLC changed.
+    pub fn routing_deadline(&self, timeout: u32) -> u32 {
+        timeout.saturating_sub(self.payer_expiry(0))
+    }
+
     /// The expiry the LSP gives the payee's HTLC for an incoming one expiring at `incoming`.
     pub fn payee_expiry(&self, incoming: u32) -> u32 {
         incoming.saturating_sub(self.expiry_delta())

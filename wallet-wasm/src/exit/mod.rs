@@ -18,9 +18,11 @@ mod plan;
 mod preview;
 mod runner;
 mod sweep;
+mod watch;
 
 pub use chain_view::read_chain;
 pub use plan::{ExitPlan, ExitWay};
 pub use preview::ExitPreview;
 pub use runner::{ExitRunner, ExitStatus};
 pub use sweep::{build_sweep, SweepError};
+pub use watch::funding_spender;

@@ -64,6 +64,8 @@ pub struct PayClient<C: Connect, S, H> {
     open: BTreeMap<ChannelId, Open>,
     pending: HashMap<(ChannelId, u64), PayReply>,
     flights: BTreeMap<ChannelId, advance::Flight>,
+    /// Channels the provider said take no more payments, and why.
+    closed: BTreeMap<ChannelId, String>,
     height: u32,
     next_tip: u64,
     stop: bool,
@@ -94,6 +96,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             open: BTreeMap::new(),
             pending: HashMap::new(),
             flights: BTreeMap::new(),
+            closed: BTreeMap::new(),
             height: 0,
             next_tip: 0,
             stop: false,
@@ -333,6 +336,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             WireMsg::PayResult(result) => self.on_pay_result(result).await?,
             WireMsg::LiquidityOffer(offer) => self.on_offer(*offer).await?,
             WireMsg::LeafSigned(signed) => self.on_leaf_signed(*signed).await?,
+            WireMsg::ChannelClosed(closed) => self.on_closed(closed).await?,
             WireMsg::Error { message, .. } => {
                 self.advance_refused(&message);
                 self.emit(PayEvent::LspError(message))
@@ -593,15 +597,17 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     leaf: o.key.leaf,
                     for_sale,
                     advance: self.flights.get(id).map(|f| f.step()),
+                    closed: self.closed.get(id).cloned(),
                 }
             })
             .collect();
         let mut payments = self.stored.payments.clone();
         payments.reverse();
+        let live = || channels.iter().filter(|c| c.closed.is_none());
         Snapshot {
             connected: self.link.is_some(),
-            balance: channels.iter().map(|c| c.balance).sum(),
-            inbound: channels.iter().map(|c| c.inbound).sum(),
+            balance: live().map(|c| c.balance).sum(),
+            inbound: live().map(|c| c.inbound).sum(),
             channels,
             payments,
         }

@@ -99,6 +99,9 @@ pub enum PayError {
         /// What the best channel holds.
         have: u64,
     },
+    /// Every channel of this wallet takes no more payments.
+    #[error("your channel takes no more payments: {0}")]
+    Closed(String),
     /// The invoice was already paid (or is being paid) by this wallet.
     #[error("this invoice is already paid, or its payment is under way")]
     AlreadyPaid,
@@ -158,6 +161,9 @@ pub struct ChannelSummary {
     pub for_sale: Amount,
     /// A liquidity purchase under way on it, if any (no payment uses the channel meanwhile).
     pub advance: Option<LiquidityStep>,
+    /// Why it takes no more payments, once the provider said so (its factory's tree or a
+    /// commitment is on chain, or its factory is near its timeout).
+    pub closed: Option<String>,
 }
 
 /// Where a liquidity purchase is.
@@ -240,6 +246,13 @@ pub enum PayEvent {
     Updated,
     /// The LSP refused something, in words.
     LspError(String),
+    /// A channel takes no more payments.
+    ChannelClosed {
+        /// The channel.
+        channel: ChannelId,
+        /// Why, in words.
+        reason: String,
+    },
     /// A liquidity purchase moved on.
     Liquidity {
         /// The channel.

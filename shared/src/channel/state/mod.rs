@@ -26,6 +26,7 @@ pub use watch::ClaimKind;
 
 use std::collections::{BTreeMap, VecDeque};
 
+use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use bitcoin::{absolute, FeeRate, TapSighash, Transaction};
 
@@ -277,6 +278,19 @@ impl Channel {
             Update::Fulfill { id: i, preimage } if *i == id => Some(*preimage),
             _ => None,
         })
+    }
+
+    /// Every preimage in either side's update log (fulfills sent and received), by payment
+    /// hash: what this side can claim an HTLC's success path with on chain.
+    pub fn known_preimages(&self) -> BTreeMap<sha256::Hash, [u8; 32]> {
+        self.logs
+            .values()
+            .flatten()
+            .filter_map(|u| match u {
+                Update::Fulfill { preimage, .. } => Some((sha256::Hash::hash(preimage), *preimage)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// How many of the peer's updates this side holds (told to the peer on reconnection).

@@ -7,7 +7,9 @@ use bitcoin::Amount;
 use rand::RngCore;
 use shared::channel::Side;
 use shared::pay::policy::route_fee;
-use shared::pay::{ChannelId, InvoiceRequest, ParsedInvoice, PayOutcome, PayRequest, PayResult};
+use shared::pay::{
+    ChannelClosed, ChannelId, InvoiceRequest, ParsedInvoice, PayOutcome, PayRequest, PayResult,
+};
 use shared::wire::WireMsg;
 
 use super::{PayClient, PayReply};
@@ -161,6 +163,36 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         Ok(())
     }
 
+    /// The provider says a channel takes no more payments: nothing is paid or received on it
+    /// again, and payments waiting on it fail with the reason.
+    pub(super) async fn on_closed(&mut self, closed: ChannelClosed) -> Result<(), PayError> {
+        let id = closed.channel;
+        if !self.leaves.contains_key(&id) {
+            return Ok(());
+        }
+        let reason = format!("this channel is {}: {}", closed.state, closed.reason);
+        if let Some(o) = self.open.get_mut(&id) {
+            o.ready = false;
+        }
+        let waiting: Vec<u64> = self
+            .pending
+            .keys()
+            .filter(|(c, _)| *c == id)
+            .map(|(_, h)| *h)
+            .collect();
+        for htlc in waiting {
+            self.fail_sent(id, htlc, reason.clone()).await?;
+        }
+        if self.closed.insert(id, reason.clone()).as_ref() != Some(&reason) {
+            self.emit(PayEvent::ChannelClosed {
+                channel: id,
+                reason,
+            });
+            self.emit(PayEvent::Updated);
+        }
+        Ok(())
+    }
+
     pub(super) async fn on_pay_result(&mut self, result: PayResult) -> Result<(), PayError> {
         match result.outcome {
             PayOutcome::Paid { preimage, .. } => {
@@ -190,6 +222,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let channel = snapshot
             .channels
             .iter()
+            .filter(|c| c.closed.is_none())
             .max_by_key(|c| c.inbound)
             .map(|c| c.channel)
             .ok_or(PayError::NoChannel)?;
@@ -317,6 +350,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         match self.payer_channel(need) {
             (Some(id), _) => Ok((invoice, fee, id)),
             (None, _) if self.open.is_empty() => Err(PayError::NoChannel),
+            (None, _) if self.open.keys().all(|id| self.closed.contains_key(id)) => {
+                let why = self.closed.values().next().cloned().unwrap_or_default();
+                Err(PayError::Closed(why))
+            }
             (None, have) => Err(PayError::InsufficientBalance {
                 need: need.to_sat(),
                 have: have.to_sat(),

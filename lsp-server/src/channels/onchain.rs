@@ -1,0 +1,400 @@
+//! The LSP's channel watch: finds every channel whose factory or channel output went on chain,
+//! and answers a commitment on chain with every claim the LSP can make from it — the penalty
+//! for a client's revoked commitment, the success of an HTLC it knows the preimage of, the
+//! timeout of an HTLC it offered, its balance — without anyone pressing a button.
+//!
+//! Shape: the router (which owns every channel) hands a pass the outpoints to look at and the
+//! claims still to confirm; the pass reads Esplora in the background and reports what it saw
+//! ([`Seen`]); the router builds the claims (`Channel::claims_for`, from its own state only)
+//! and marks the channel closing, so nothing routes through it again.
+//!
+//! The pass reads one output per factory while the factory is off chain (its funding output);
+//! only a factory whose funding output is spent costs a read per channel. Every read has a
+//! timeout, so a hung Esplora delays a pass but never the router. A claim whose lock has not
+//! passed is refused by the node and simply tried again next pass.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::{OutPoint, Transaction, Txid};
+use esplora_client::AsyncClient;
+use shared::pay::ChannelId;
+use shared::types::FactoryId;
+use tokio::sync::mpsc;
+
+use crate::factory::ConnId;
+
+/// How long one Esplora read may take before the pass gives up on it.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One channel to watch: its factory's funding output and its live channel output.
+#[derive(Debug, Clone)]
+pub(super) struct Watched {
+    pub(super) id: ChannelId,
+    pub(super) funding: OutPoint,
+    pub(super) channel: OutPoint,
+}
+
+/// What a pass saw.
+#[derive(Debug, Clone)]
+pub(super) enum Seen {
+    /// The factory's funding output is spent: its tree is going on chain (or it closed).
+    FactorySpent {
+        /// The factory.
+        factory: FactoryId,
+        /// The transaction that spent it.
+        spender: Txid,
+    },
+    /// The channel output is spent by `tx` (a commitment, or a cooperative close).
+    ChannelSpent {
+        /// The channel.
+        id: ChannelId,
+        /// The spending transaction.
+        tx: Box<Transaction>,
+    },
+    /// A claim the router asked for is confirmed.
+    ClaimConfirmed {
+        /// The channel.
+        id: ChannelId,
+        /// The claim.
+        txid: Txid,
+    },
+}
+
+/// Why a channel stopped routing (shown to the operator and to the wallet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Closing {
+    /// The factory is past its routing deadline (its timeout less the longest HTLC).
+    Expired,
+    /// The factory's funding output is spent.
+    FactoryOnChain {
+        /// What spent it.
+        spender: Txid,
+    },
+    /// The channel output is spent.
+    ChannelOnChain {
+        /// What spent it.
+        spender: Txid,
+    },
+}
+
+impl Closing {
+    /// The state's name for the admin view.
+    pub(super) fn state(&self) -> &'static str {
+        match self {
+            Closing::Expired => "expired",
+            Closing::FactoryOnChain { .. } => "closing",
+            Closing::ChannelOnChain { .. } => "closed",
+        }
+    }
+
+    /// Why it takes no payment, in words.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Closing::Expired => {
+                "its factory is too close to its timeout for a payment to settle safely".into()
+            }
+            Closing::FactoryOnChain { spender } => {
+                format!("its factory's funding output was spent on chain (by {spender})")
+            }
+            Closing::ChannelOnChain { spender } => {
+                format!("it was closed on chain (by {spender})")
+            }
+        }
+    }
+}
+
+/// A claim the LSP made from a commitment on chain, broadcast until it confirms.
+#[derive(Debug, Clone)]
+pub(super) struct Claim {
+    /// What it takes.
+    pub(super) kind: shared::channel::ClaimKind,
+    /// The signed transaction.
+    pub(super) tx: Transaction,
+    /// Whether it confirmed.
+    pub(super) confirmed: bool,
+}
+
+/// Runs one pass in the background, unless one is still running.
+pub(super) fn spawn_pass(
+    esplora: AsyncClient,
+    running: Arc<AtomicBool>,
+    watched: Vec<Watched>,
+    claims: Vec<(ChannelId, Transaction)>,
+    report: mpsc::UnboundedSender<Seen>,
+) {
+    if (watched.is_empty() && claims.is_empty()) || running.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async move {
+        pass(&esplora, watched, claims, &report).await;
+        running.store(false, Ordering::Release);
+    });
+}
+
+/// Reads `f`'s answer within [`READ_TIMEOUT`]; a failure or timeout is `None`.
+async fn read<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match tokio::time::timeout(READ_TIMEOUT, f).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, what, "channel watch: Esplora read failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(what, "channel watch: Esplora did not answer in time");
+            None
+        }
+    }
+}
+
+/// The transaction spending `out`, if Esplora says it is spent.
+async fn spender(esplora: &AsyncClient, out: OutPoint) -> Option<Txid> {
+    let status = read(
+        "outspend",
+        esplora.get_output_status(&out.txid, u64::from(out.vout)),
+    )
+    .await??;
+    status.spent.then_some(status.txid).flatten()
+}
+
+async fn pass(
+    esplora: &AsyncClient,
+    watched: Vec<Watched>,
+    claims: Vec<(ChannelId, Transaction)>,
+    report: &mpsc::UnboundedSender<Seen>,
+) {
+    let mut by_factory: BTreeMap<(FactoryId, OutPoint), Vec<Watched>> = BTreeMap::new();
+    for w in watched {
+        by_factory
+            .entry((w.id.factory, w.funding))
+            .or_default()
+            .push(w);
+    }
+    for ((factory, funding), channels) in by_factory {
+        let Some(by) = spender(esplora, funding).await else {
+            continue; // off chain (or unknown this pass)
+        };
+        let _ = report.send(Seen::FactorySpent {
+            factory,
+            spender: by,
+        });
+        for w in channels {
+            let Some(by) = spender(esplora, w.channel).await else {
+                continue;
+            };
+            if let Some(Some(tx)) = read("spending tx", esplora.get_tx(&by)).await {
+                let _ = report.send(Seen::ChannelSpent {
+                    id: w.id,
+                    tx: Box::new(tx),
+                });
+            }
+        }
+    }
+    for (id, tx) in claims {
+        let txid = tx.compute_txid();
+        match read("claim status", esplora.get_tx_status(&txid)).await {
+            Some(status) if status.confirmed => {
+                let _ = report.send(Seen::ClaimConfirmed { id, txid });
+            }
+            // Unconfirmed, or unknown to Esplora (which may answer "not found" as an error).
+            _ => match tokio::time::timeout(READ_TIMEOUT, esplora.broadcast(&tx)).await {
+                Ok(Ok(())) => tracing::info!(channel = %id, %txid, "claim broadcast"),
+                // Most often its lock has not passed yet (or it is in the mempool already).
+                Ok(Err(e)) => {
+                    tracing::debug!(channel = %id, %txid, error = %e, "claim not accepted yet")
+                }
+                Err(_) => tracing::warn!(channel = %id, %txid, "claim broadcast timed out"),
+            },
+        }
+    }
+}
+
+/// The router's side of the watch.
+pub(super) struct ChainWatch {
+    running: Arc<AtomicBool>,
+    last: Option<std::time::Instant>,
+    report: mpsc::UnboundedSender<Seen>,
+    /// Taken by [`super::Router::run`].
+    pub(super) seen: Option<mpsc::UnboundedReceiver<Seen>>,
+}
+
+impl Default for ChainWatch {
+    fn default() -> Self {
+        let (report, seen) = mpsc::unbounded_channel();
+        ChainWatch {
+            running: Arc::default(),
+            last: None,
+            report,
+            seen: Some(seen),
+        }
+    }
+}
+
+/// How often a pass starts.
+const PASS_EVERY: Duration = Duration::from_secs(2);
+
+impl super::Router {
+    /// Every [`PASS_EVERY`], a pass over every channel still open on chain and every claim
+    /// not yet confirmed; and channels past their routing deadline stop routing.
+    pub(super) fn watch_channels(&mut self) {
+        if self.chain.last.is_some_and(|t| t.elapsed() < PASS_EVERY) {
+            return;
+        }
+        self.chain.last = Some(std::time::Instant::now());
+        let height = self.height;
+        let expired: Vec<ChannelId> = self
+            .links
+            .values()
+            .filter(|l| l.closing.is_none() && height > l.routable_until)
+            .map(|l| l.id)
+            .collect();
+        for id in expired {
+            self.close_link(id, Closing::Expired);
+        }
+        let watched = self
+            .links
+            .values()
+            .filter(|l| !matches!(l.closing, Some(Closing::ChannelOnChain { .. })))
+            .map(|l| Watched {
+                id: l.id,
+                funding: l.funding,
+                channel: l.leaf.latest().channel_outpoint(),
+            })
+            .collect();
+        let claims = self
+            .links
+            .values()
+            .flat_map(|l| {
+                l.claims
+                    .iter()
+                    .filter(|c| !c.confirmed)
+                    .map(|c| (l.id, c.tx.clone()))
+            })
+            .collect();
+        spawn_pass(
+            self.esplora.clone(),
+            self.chain.running.clone(),
+            watched,
+            claims,
+            self.chain.report.clone(),
+        );
+    }
+
+    /// Acts on what a pass saw.
+    pub(super) fn on_seen(&mut self, seen: Seen) {
+        match seen {
+            Seen::FactorySpent { factory, spender } => {
+                let ids: Vec<ChannelId> = self
+                    .links
+                    .values()
+                    .filter(|l| l.id.factory == factory)
+                    .filter(|l| matches!(l.closing, None | Some(Closing::Expired)))
+                    .map(|l| l.id)
+                    .collect();
+                for id in ids {
+                    self.close_link(id, Closing::FactoryOnChain { spender });
+                }
+            }
+            Seen::ChannelSpent { id, tx } => self.on_channel_spent(id, &tx),
+            Seen::ClaimConfirmed { id, txid } => {
+                if let Some(link) = self.links.get_mut(&id) {
+                    for c in link
+                        .claims
+                        .iter_mut()
+                        .filter(|c| c.tx.compute_txid() == txid)
+                    {
+                        if !c.confirmed {
+                            tracing::warn!(channel = %id, %txid, kind = ?c.kind, "claim confirmed");
+                        }
+                        c.confirmed = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_channel_spent(&mut self, id: ChannelId, tx: &Transaction) {
+        let spender = tx.compute_txid();
+        let preimages = self.known_preimages();
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        if link.closing == Some(Closing::ChannelOnChain { spender }) {
+            return;
+        }
+        let feerate = link
+            .channel
+            .spec()
+            .feerate
+            .max(bitcoin::FeeRate::from_sat_per_vb_u32(2));
+        match link
+            .channel
+            .claims_for(tx, &self.settings.sweep_to, feerate, &preimages)
+        {
+            Ok(claims) => {
+                tracing::warn!(
+                    channel = %id, %spender,
+                    claims = ?claims.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+                    "a commitment of the channel is on chain; claiming what is the LSP's"
+                );
+                link.claims = claims
+                    .into_iter()
+                    .map(|(kind, tx)| Claim {
+                        kind,
+                        tx,
+                        confirmed: false,
+                    })
+                    .collect();
+            }
+            Err(e) => {
+                tracing::warn!(channel = %id, %spender, error = %e, "the channel output was spent by a transaction that is not a commitment (a cooperative close?)")
+            }
+        }
+        self.close_link(id, Closing::ChannelOnChain { spender });
+    }
+
+    /// Stops `id` routing: its round ends, its wallet is told why, and nothing is offered on
+    /// it again.
+    pub(super) fn close_link(&mut self, id: ChannelId, why: Closing) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        tracing::warn!(channel = %id, reason = %why.describe(), "channel takes no more payments");
+        link.channel.reset_round();
+        link.round_since = None;
+        link.advance = None;
+        link.ready = None;
+        link.closing = Some(why);
+        let identity = link.identity;
+        if let Some(conn) = self.online.get(&identity) {
+            self.tell_closed(*conn, id);
+        }
+    }
+
+    /// Tells connection `conn` that channel `id` takes no more payments, and why.
+    pub(super) fn tell_closed(&self, conn: ConnId, id: ChannelId) {
+        let Some(closing) = self.links.get(&id).and_then(|l| l.closing.as_ref()) else {
+            return;
+        };
+        let msg = shared::pay::ChannelClosed {
+            channel: id,
+            state: closing.state().into(),
+            reason: closing.describe(),
+        };
+        self.send_conn(conn, shared::wire::WireMsg::ChannelClosed(msg));
+    }
+
+    /// Every preimage the LSP knows, from any channel's updates (an HTLC it forwarded can then
+    /// be claimed with the preimage its payee revealed).
+    fn known_preimages(&self) -> BTreeMap<bitcoin::hashes::sha256::Hash, [u8; 32]> {
+        self.links
+            .values()
+            .flat_map(|l| l.channel.known_preimages())
+            .collect()
+    }
+}

@@ -1,0 +1,84 @@
+//! Reading and writing the devnet's chain as a test would by hand.
+
+use bitcoin::{Transaction, Txid};
+
+use super::Stack;
+
+/// Broadcasts `tx` through the devnet's Esplora (`POST /tx`).
+pub async fn broadcast(stack: &Stack, tx: &Transaction) -> Result<(), String> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/tx", stack.devnet.esplora_url()))
+        .body(bitcoin::consensus::encode::serialize_hex(tx))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(response.text().await.unwrap_or_default())
+    }
+}
+
+/// The chain tip's height.
+pub async fn tip(stack: &Stack) -> u32 {
+    stack
+        .devnet
+        .rpc()
+        .get_block_count()
+        .await
+        .expect("height")
+        .to_consensus_u32()
+}
+
+/// Whether Esplora knows `txid` (in the mempool or a block).
+pub async fn known(stack: &Stack, txid: Txid) -> bool {
+    reqwest::get(format!("{}/tx/{txid}/hex", stack.devnet.esplora_url()))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Publishes every transaction of `path` above its leaf (and the leaf, if `with_leaf`), each as
+/// early as its relative lock allows, mining as it goes; returns the height of the last one.
+pub async fn publish_path(stack: &Stack, path: &shared::path::ClientPath, with_leaf: bool) -> u32 {
+    let nodes = path.nodes();
+    let upto = if with_leaf {
+        nodes.len()
+    } else {
+        nodes.len() - 1
+    };
+    let mut height = 0;
+    for node in &nodes[..upto] {
+        let tx = node.signed_tx().expect("the client's path is signed");
+        for _ in 1..node.relative_delay().to_blocks() {
+            stack.devnet.mine(1).await.expect("mine");
+        }
+        broadcast(stack, &tx).await.expect("a tree transaction");
+        stack.devnet.mine(1).await.expect("mine");
+        height = tip(stack).await;
+    }
+    height
+}
+
+/// The transaction spending `txid:vout`, if any.
+pub async fn spender(stack: &Stack, txid: Txid, vout: u32) -> Option<Txid> {
+    let status: serde_json::Value = reqwest::get(format!(
+        "{}/tx/{txid}/outspend/{vout}",
+        stack.devnet.esplora_url()
+    ))
+    .await
+    .ok()?
+    .json()
+    .await
+    .ok()?;
+    status["txid"].as_str()?.parse().ok()
+}
+
+/// Whether `txid` is in a block.
+pub async fn confirmed(stack: &Stack, txid: Txid) -> bool {
+    let status: Option<serde_json::Value> =
+        match reqwest::get(format!("{}/tx/{txid}/status", stack.devnet.esplora_url())).await {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+    status.is_some_and(|s| s["confirmed"] == true)
+}

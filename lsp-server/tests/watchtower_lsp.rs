@@ -1,0 +1,267 @@
+//! The LSP's watchtower against a client that cheats, with nobody at the LSP pressing a button:
+//! - a client that was paid, paid most of it away, walked its own tree path (it holds every
+//!   signature) and published its revoked commitment loses that commitment's every output to
+//!   the LSP's penalty, well before its own `to_local` claim could open. Afterwards the channel
+//!   is closed at the LSP: payments into it are refused with the reason, and the admin view
+//!   shows it closed with the penalty confirmed;
+//! - a payer that stops after learning the preimage and publishes its commitment with the HTLC
+//!   on it loses the HTLC to the LSP's success claim.
+
+mod common;
+
+use bitcoin::absolute::Height;
+use bitcoin::{Amount, Network};
+use common::chain::{broadcast, confirmed, publish_path, spender, tip};
+use common::pay::{admin_channel, leaf_of};
+use common::puppet::{setup, Setup};
+use common::raw;
+use lsp_server::PaymentOptions;
+use shared::pay::policy::route_fee;
+use shared::pay::{ChannelPolicy, ParsedInvoice, PayOutcome, PayRequest};
+use shared::wire::WireMsg;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_publishing_its_revoked_commitment_loses_it_to_the_lsps_penalty() {
+    let Setup {
+        stack,
+        runs,
+        mut payer,
+        puppet: mut p,
+        ..
+    } = setup(PaymentOptions::default()).await;
+
+    // The puppet holds 5,000 sats in its latest commitment, and keeps a copy of it.
+    let revoked = p
+        .channel
+        .latest_signed()
+        .cloned()
+        .expect("a signed commitment");
+    let held = p.channel.spec().client_balance;
+    assert_eq!(held, Amount::from_sat(5_000));
+
+    // It pays 4,000 of them away: that commitment is revoked.
+    let invoice = payer
+        .handle
+        .invoice(Amount::from_sat(4_000), "spent before cheating")
+        .await
+        .expect("invoice")
+        .invoice;
+    let outcome = p.pay(&stack, &invoice).await;
+    assert!(matches!(outcome, PayOutcome::Paid { .. }), "{outcome:?}");
+    p.commit().await;
+    assert!(p.channel.spec().client_balance < Amount::from_sat(1_000));
+    // The payer paid the puppet 5,000 plus a 6-sat fee, and received 4,000 back.
+    payer.balance_becomes(Amount::from_sat(48_994), 30).await;
+
+    // The cheat: its tree path, then the revoked commitment.
+    let path = leaf_of(&runs[1]).path;
+    publish_path(&stack, &path, true).await;
+    broadcast(&stack, &revoked)
+        .await
+        .expect("the revoked commitment is valid on chain");
+    stack.devnet.mine(1).await.expect("mine");
+    let confirmed_at = tip(&stack).await;
+    let revoked_txid = revoked.compute_txid();
+    assert!(confirmed(&stack, revoked_txid).await);
+
+    // The LSP's watch answers by itself. The cheater's own claim opens `to_self_delay` blocks
+    // after its commitment confirmed; the penalty must be in before that.
+    let delay = ChannelPolicy::for_network(bitcoin::Network::Regtest)
+        .to_self_delay
+        .to_blocks();
+    // The cheater's `to_local`: its whole balance (the LSP pays the commitment's fee).
+    let to_local = revoked
+        .output
+        .iter()
+        .position(|o| o.value == held)
+        .expect("the cheater's to_local") as u32;
+    let penalty = 'found: {
+        while tip(&stack).await < confirmed_at + delay - 1 {
+            for _ in 0..20 {
+                if let Some(txid) = spender(&stack, revoked_txid, to_local).await {
+                    break 'found txid;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            stack.devnet.mine(1).await.expect("mine");
+        }
+        panic!("the LSP did not answer the revoked commitment before the cheater's lock opened");
+    };
+    stack.devnet.mine(1).await.expect("mine");
+    assert!(
+        tip(&stack).await < confirmed_at + delay,
+        "confirmed before the cheater's claim could"
+    );
+    assert!(confirmed(&stack, penalty).await, "the penalty confirmed");
+    // The penalty took every output of the revoked commitment but its anchor.
+    for vout in 0..revoked.output.len() as u32 {
+        let value = revoked.output[vout as usize].value;
+        if value <= Amount::from_sat(330) {
+            continue; // the anchor
+        }
+        assert_eq!(
+            spender(&stack, revoked_txid, vout).await,
+            Some(penalty),
+            "output {vout} taken by the penalty"
+        );
+    }
+
+    // The LSP shows the channel closed, with its penalty confirmed.
+    let channel = leaf_of(&runs[1]).channel;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let view = loop {
+        let view = admin_channel(&stack, channel).await;
+        if view["claims"][0]["confirmed"] == true {
+            break view;
+        }
+        assert!(std::time::Instant::now() < deadline, "admin view: {view}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(view["state"], "closed", "{view}");
+    assert_eq!(view["claims"][0]["kind"], "Penalty", "{view}");
+    assert_eq!(view["claims"][0]["txid"], penalty.to_string(), "{view}");
+
+    // Nothing routes into or out of the closed channel any more. The LSP tells the cheater
+    // so when it asks to pay; the other member's wallet, whose factory is on chain too, was
+    // told its channel is closing and refuses to pay, saying why.
+    let request = PayRequest {
+        channel,
+        htlc: p.channel.next_htlc_id(),
+        invoice: invoice.clone(),
+    };
+    raw::send(&mut p.ws, WireMsg::PayRequest(request)).await;
+    // (It was told "closing" when the factory's tree went out, then "closed".)
+    p.until_other(
+        |m| matches!(m, WireMsg::ChannelClosed(c) if c.channel == channel && c.state == "closing"),
+    )
+    .await;
+    p.until_other(
+        |m| matches!(m, WireMsg::ChannelClosed(c) if c.channel == channel && c.state == "closed"),
+    )
+    .await;
+    let (invoice, _) = p.invoice(&stack, Amount::from_sat(1_000)).await;
+    let refused = payer
+        .handle
+        .pay(&invoice)
+        .await
+        .expect_err("a closed channel takes no payment");
+    assert!(
+        refused.to_string().contains("no more payments"),
+        "{refused}"
+    );
+    let snapshot = payer.handle.snapshot().await.expect("snapshot");
+    assert!(snapshot.channels.iter().all(|c| c.closed.is_some()));
+    assert_eq!(
+        snapshot.balance,
+        Amount::ZERO,
+        "nothing spendable over a closing channel"
+    );
+}
+
+/// A payer that learns the preimage and then stops: it never answers the round that would
+/// settle its HTLC, walks its tree path and publishes its commitment with the HTLC still on it,
+/// hoping to time it out once its expiry passes. The LSP's watch claims the HTLC with the
+/// preimage its payee revealed, long before the payer's timeout path opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_lsp() {
+    let Setup {
+        stack,
+        runs,
+        mut payer,
+        puppet: mut p,
+        ..
+    } = setup(PaymentOptions::default()).await;
+    let invoice = payer
+        .handle
+        .invoice(Amount::from_sat(2_000), "the payer will stop")
+        .await
+        .expect("invoice")
+        .invoice;
+
+    // The puppet pays: its HTLC commits, the payee is paid and the LSP fulfills upstream.
+    let now = p.now().await;
+    let parsed = ParsedInvoice::parse(&invoice, Network::Regtest, now.unix_time).expect("invoice");
+    let fee = route_fee(&common::terms(&stack).await.body.fees, parsed.amount);
+    let policy = ChannelPolicy::for_network(Network::Regtest);
+    let expiry = policy.payer_expiry(now.height.to_consensus_u32());
+    let htlc = p
+        .channel
+        .add_htlc(
+            now,
+            parsed.amount + fee,
+            parsed.hash,
+            Height::from_consensus(expiry).expect("height"),
+        )
+        .expect("affordable");
+    let request = PayRequest {
+        channel: p.id,
+        htlc,
+        invoice: invoice.clone(),
+    };
+    raw::send(&mut p.ws, WireMsg::PayRequest(request)).await;
+    p.drain();
+    p.commit().await;
+    // It receives the preimage, and answers nothing more.
+    while !p.channel.known_preimages().contains_key(&parsed.hash) {
+        p.step().await;
+    }
+    payer
+        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000), 30)
+        .await;
+    let commitment = p
+        .channel
+        .latest_signed()
+        .cloned()
+        .expect("its commitment, with the HTLC on it");
+    let htlc_out = commitment
+        .output
+        .iter()
+        .position(|o| o.value == parsed.amount + fee)
+        .expect("the HTLC output") as u32;
+
+    // The cheat: the tree, then its commitment with the HTLC.
+    publish_path(&stack, &leaf_of(&runs[1]).path, true).await;
+    broadcast(&stack, &commitment)
+        .await
+        .expect("its commitment");
+    stack.devnet.mine(1).await.expect("mine");
+    let txid = commitment.compute_txid();
+    assert!(confirmed(&stack, txid).await);
+
+    // The LSP's success claim needs one block on the payer's commitment; the payer's timeout
+    // needs the expiry and its own `to_self_delay` after the commitment.
+    let claim = 'found: {
+        while tip(&stack).await < expiry {
+            for _ in 0..20 {
+                if let Some(t) = spender(&stack, txid, htlc_out).await {
+                    break 'found t;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            stack.devnet.mine(1).await.expect("mine");
+        }
+        panic!("the LSP did not claim the HTLC before its expiry");
+    };
+    stack.devnet.mine(1).await.expect("mine");
+    assert!(confirmed(&stack, claim).await);
+    assert!(
+        tip(&stack).await < expiry,
+        "claimed before the payer's timeout could open"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let view = admin_channel(&stack, p.id).await;
+        let claims = view["claims"].as_array().cloned().unwrap_or_default();
+        let success = claims.iter().find(|c| {
+            c["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("HtlcSuccess"))
+        });
+        if let Some(c) = success {
+            assert_eq!(c["txid"], claim.to_string(), "{view}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{view}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
