@@ -2,8 +2,6 @@
 //! latest commitment (unless a commitment already spent the channel output) and sweep this
 //! wallet's balance from whichever commitment did, as each output's lock allows.
 
-use std::collections::BTreeMap;
-
 use bitcoin::absolute::Height;
 use bitcoin::{OutPoint, Transaction};
 use shared::channel::Channel;
@@ -80,7 +78,7 @@ impl ExitRunner {
         tip: Height,
     ) -> Result<ExitStatus, ChainError> {
         let dest = self.to.script_pubkey();
-        let claims = match channel.claims_for(closing, &dest, self.fee_rate, &BTreeMap::new()) {
+        let claims = match channel.claims_for(closing, &dest, self.fee_rate, &self.preimages) {
             Ok(c) => c,
             Err(e) => return Ok(ExitStatus::Stuck(e.to_string())),
         };

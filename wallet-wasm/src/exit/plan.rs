@@ -4,8 +4,6 @@
 //! address. The sweep's fee rate is fixed by the runner, so the figures are the ones the exit
 //! will broadcast.
 
-use std::collections::BTreeMap;
-
 use bitcoin::{Amount, Transaction};
 use shared::exit::ExitAction;
 use shared::tree::NodeKind;
@@ -98,7 +96,7 @@ impl ExitRunner {
         plan.close_fee = (params.funding_output.value + params.anchor).checked_sub(outputs);
         let dest = self.to.script_pubkey();
         let claims = channel
-            .claims_for(commitment, &dest, self.fee_rate, &BTreeMap::new())
+            .claims_for(commitment, &dest, self.fee_rate, &self.preimages)
             .unwrap_or_default();
         let (owned, lands) = claimed(commitment, claims.iter().map(|(_, c)| c));
         plan.owned = owned.max(channel.spec().client_balance);

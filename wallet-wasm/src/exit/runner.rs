@@ -1,6 +1,9 @@
 //! One step of an exit at a time, for a UI that calls again every few seconds.
 
+use std::collections::BTreeMap;
+
 use bitcoin::absolute::Height;
+use bitcoin::hashes::sha256;
 use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Address, Amount, FeeRate, OutPoint, Txid};
 use shared::channel::Channel;
@@ -148,6 +151,9 @@ pub struct ExitRunner {
     pub(super) fee_rate: FeeRate,
     /// The client's side of each channel of the leaf (one per leaf state it reached).
     pub(super) channels: Vec<Channel>,
+    /// Every preimage this wallet knows (its invoices', and any in its channels' updates): an
+    /// HTLC paid to it on a commitment on chain is claimed with it.
+    pub(super) preimages: BTreeMap<sha256::Hash, [u8; 32]>,
 }
 
 impl ExitRunner {
@@ -174,6 +180,7 @@ impl ExitRunner {
             to,
             fee_rate,
             channels: Vec::new(),
+            preimages: BTreeMap::new(),
         })
     }
 
@@ -201,6 +208,12 @@ impl ExitRunner {
         }
         let policy = shared::pay::ChannelPolicy::for_network(leaf.path.proposal().params.network);
         self.channels = crate::pay::leaf_channels(state, leaf, &policy);
+        self.preimages = state
+            .invoices
+            .values()
+            .map(|i| (i.hash, i.preimage))
+            .chain(self.channels.iter().flat_map(|c| c.known_preimages()))
+            .collect();
         Ok(self)
     }
 

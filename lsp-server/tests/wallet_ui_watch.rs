@@ -1,0 +1,194 @@
+//! The wallet's own watch in the browser, with nobody pressing a button: a browser wallet
+//! shares a factory with another member. It gets test sats (so the LSP's first commitment,
+//! where the LSP held everything, is revoked). Then the other member publishes the shared part
+//! of the tree, which spends the factory's funding output. The open wallet notices on its own
+//! (from its own chain source), says so, and walks its path. As soon as its leaf reaches the
+//! mempool, a cheating LSP publishes its revoked commitment on the wallet's channel. The wallet
+//! answers with the penalty, which takes every output, and sweeps to its own address, with the
+//! page reloaded in the middle (the watch acts again on open).
+//!
+//! Screenshots: `target/screenshots/watch-*.png`.
+
+mod common;
+mod wallet_ui_support;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::{Amount, Network, Transaction};
+use common::chain::{broadcast, known, publish_path, spender};
+use common::swarm::{self, ClientSpec};
+use lsp_server::FactoryOptions;
+use shared::channel::ChannelChange;
+use wallet_ui_support::{wallet_dist, Driver, SCREEN};
+
+fn factory_of_two() -> FactoryOptions {
+    FactoryOptions {
+        factory_size: Some(2),
+        min_clients: 2,
+        gather_secs: 600,
+        round_timeout_secs: 120,
+        reconnect_grace_secs: 30,
+        funding_confirmations: Some(1),
+        chain_poll_ms: 200,
+        ..FactoryOptions::default()
+    }
+}
+
+/// The LSP's own signed commitment `number` of the channel of client `client` in factory 1,
+/// read from its database (what a cheating LSP holds).
+fn lsp_commitment(stack: &common::Stack, client: u32, number: u64) -> Option<Transaction> {
+    let db = stack.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT change FROM channel_changes WHERE factory = 1 AND client = ?1 ORDER BY seq",
+        )
+        .expect("query");
+    let rows: Vec<String> = stmt
+        .query_map([client], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    rows.iter().find_map(|json| {
+        match serde_json::from_str::<ChannelChange>(json).expect("a stored change") {
+            ChannelChange::LocalCommitment { number: n, tx } if n == number => Some(tx),
+            _ => None,
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_wallet_exits_by_itself_and_punishes_a_revoked_lsp_commitment() {
+    let stack = common::start_with(factory_of_two(), Some(wallet_dist())).await;
+    common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
+    let url = stack.http_url();
+    let driver = Driver::start();
+    let a = driver.browser("watcher").await;
+    a.create_wallet(&url, None, None).await;
+
+    // The other member: a native wallet that joins the same factory.
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let mut clients = swarm::spawn(&config, &[ClientSpec::honest()]);
+    a.join(None).await;
+    a.wait_attr(
+        "#step-stored",
+        "data-state",
+        "done",
+        Duration::from_secs(180),
+    )
+    .await;
+    let heard = clients
+        .wait_for(Duration::from_secs(90), |log| {
+            swarm::broadcast_heard(log, 0..1)
+        })
+        .await;
+    assert!(heard, "the other member hears of the funding");
+    stack.devnet.mine(1).await.expect("mine");
+    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let other = common::pay::leaf_of(&runs[0]);
+    let mine = 1 - other.channel.client.0;
+    a.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
+        .await;
+    a.click("#join-home").await;
+    a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
+        .await;
+
+    // Test sats: the LSP's commitment 0 (all of the channel its own) is revoked.
+    a.click("#faucet").await;
+    a.find("#faucet-message", SCREEN).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let revoked = loop {
+        // Revoked once the LSP holds commitment 2 (the faucet's HTLC, then its settlement).
+        if lsp_commitment(&stack, mine, 2).is_some() {
+            break lsp_commitment(&stack, mine, 0).expect("the LSP's commitment 0");
+        }
+        assert!(Instant::now() < deadline, "the faucet's rounds complete");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let leaf = revoked.input[0].previous_output.txid;
+    let sweep: bitcoin::Address = a
+        .text("#sweep-address", SCREEN)
+        .await
+        .parse::<bitcoin::Address<_>>()
+        .expect("an address")
+        .require_network(Network::Regtest)
+        .expect("a regtest address");
+
+    // The other member publishes the shared part of the tree: the funding output is spent.
+    publish_path(&stack, &other.path, false).await;
+    a.find("#exit-auto", Duration::from_secs(30)).await;
+    a.screenshot("watch-01-started-by-itself").await;
+
+    // The wallet walks its path; the moment its leaf is in the mempool, the LSP cheats.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    'walk: loop {
+        for _ in 0..16 {
+            if known(&stack, leaf).await {
+                break 'walk;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(Instant::now() < deadline, "the wallet publishes its leaf");
+        stack.devnet.mine(1).await.expect("mine");
+    }
+    broadcast(&stack, &revoked)
+        .await
+        .expect("the revoked commitment enters the mempool behind the leaf");
+    stack.devnet.mine(1).await.expect("mine");
+
+    // The page is reloaded: the watch acts again on open.
+    a.client.refresh().await.expect("reload");
+    a.click("#unlock").await;
+
+    // The wallet answers with the penalty and sweeps everything the revoked commitment held.
+    let revoked_txid = revoked.compute_txid();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let lsp_output = revoked
+        .output
+        .iter()
+        .position(|o| o.value > Amount::from_sat(330))
+        .expect("the LSP's balance") as u32;
+    let penalty = loop {
+        if let Some(t) = spender(&stack, revoked_txid, lsp_output).await {
+            break t;
+        }
+        if Instant::now() > deadline {
+            a.screenshot("watch-failed").await;
+            panic!("the wallet did not penalise: {}", a.body_text().await);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    stack.devnet.mine(1).await.expect("mine");
+    a.wait_attr(
+        "#exit-status",
+        "data-state",
+        "swept",
+        Duration::from_secs(60),
+    )
+    .await;
+    a.screenshot("watch-02-penalised").await;
+    let tx = stack
+        .devnet
+        .rpc()
+        .get_raw_transaction(&penalty)
+        .await
+        .expect("bitcoind answers")
+        .expect("the penalty");
+    let paid: Amount = tx
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == sweep.script_pubkey())
+        .map(|o| o.value)
+        .sum();
+    let held: Amount = revoked
+        .output
+        .iter()
+        .filter(|o| o.value > Amount::from_sat(330))
+        .map(|o| o.value)
+        .sum();
+    assert!(
+        paid + Amount::from_sat(2_000) > held,
+        "the penalty pays the wallet's address the whole revoked commitment, less its fee: {paid} of {held}"
+    );
+    a.client.close().await.expect("close");
+}
