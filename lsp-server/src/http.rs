@@ -49,7 +49,7 @@ async fn terms(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let tip = state.tip_height().await;
+    let tip = state.tip_height();
     Json(json!({
         "status": "ok",
         "network": state.config.network.to_string(),

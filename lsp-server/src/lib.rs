@@ -14,6 +14,7 @@ mod keys;
 pub mod metrics;
 mod store;
 mod terms;
+mod tip;
 pub mod wallet;
 mod ws;
 
@@ -23,7 +24,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bitcoin::secp256k1::Keypair;
-use esplora_client::AsyncClient;
 use shared::terms::SignedTerms;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -41,7 +41,6 @@ const COORDINATOR_QUEUE: usize = 4096;
 pub struct AppState {
     config: Arc<Config>,
     key: Arc<Keypair>,
-    esplora: AsyncClient,
     coordinator: mpsc::Sender<Inbound>,
     router: mpsc::Sender<channels::RouterMsg>,
     next_conn: Arc<AtomicU64>,
@@ -50,16 +49,17 @@ pub struct AppState {
     wallet: Arc<LspWallet>,
     metrics: Arc<metrics::Metrics>,
     admin_token: admin::AdminToken,
+    tip: tip::Tip,
 }
 
 impl AppState {
-    async fn tip_height(&self) -> Result<u32, esplora_client::Error> {
-        self.esplora.get_height().await
+    fn tip_height(&self) -> Result<u32, tip::TipError> {
+        self.tip.height()
     }
 
     async fn terms(&self) -> SignedTerms {
         let moment = terms::Moment {
-            tip_height: self.tip_height().await.unwrap_or(0),
+            tip_height: self.tip_height().unwrap_or(0),
             open_slots: self.open_slots.load(Ordering::Relaxed),
         };
         terms::current(&self.config, &self.key, moment)
@@ -132,7 +132,9 @@ pub async fn start(config: Config) -> Result<Running> {
     let config = Arc::new(config);
     let open_slots = Arc::new(AtomicU32::new(settings.factory_size as u32));
     let watch_list = factory::WatchList::default();
-    let height = esplora.get_height().await.unwrap_or(0);
+    let first_tip = tip::read_once(&esplora).await;
+    let height = first_tip.unwrap_or(0);
+    let (tip, tip_task) = tip::watch_tip(esplora.clone(), first_tip);
     let coordinator = Coordinator::new(
         settings,
         config.clone(),
@@ -171,7 +173,7 @@ pub async fn start(config: Config) -> Result<Running> {
         key,
         &config.data_dir,
         esplora.clone(),
-        height,
+        tip.clone(),
     )
     .context("restoring channels")?;
     let (router_tx, router_rx) = mpsc::channel(COORDINATOR_QUEUE);
@@ -180,7 +182,6 @@ pub async fn start(config: Config) -> Result<Running> {
     let state = AppState {
         config,
         key: Arc::new(key),
-        esplora: esplora.clone(),
         coordinator: inbound.clone(),
         router: router_tx,
         next_conn: Arc::new(AtomicU64::new(1)),
@@ -189,10 +190,13 @@ pub async fn start(config: Config) -> Result<Running> {
         wallet: wallet.clone(),
         metrics: Arc::default(),
         admin_token,
+        tip: tip.clone(),
     };
+    let state_tip = tip;
     let app = http::router(state);
     let mut stop = shutdown_rx;
     let chain_wallet = wallet.clone();
+    let chain_tip = state_tip.clone();
     let task = tokio::spawn(async move {
         let mut tasks = JoinSet::new();
         tasks.spawn(async move { axum::serve(listener, app).await.map_err(Into::into) });
@@ -205,7 +209,11 @@ pub async fn start(config: Config) -> Result<Running> {
             Ok(())
         });
         tasks.spawn(async move {
-            factory::watch_chain(esplora, chain_wallet, watch_list, inbound, chain_poll).await;
+            tip_task.await;
+            Ok(())
+        });
+        tasks.spawn(async move {
+            factory::watch_chain(chain_tip, chain_wallet, watch_list, inbound, chain_poll).await;
             Ok(())
         });
         let result = tokio::select! {

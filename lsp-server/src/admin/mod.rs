@@ -91,7 +91,7 @@ async fn query<T: Send + 'static>(
 }
 
 async fn status(State(state): State<AppState>) -> Response {
-    let tip = state.tip_height().await.ok();
+    let tip = state.tip_height().ok();
     Json(json!({
         "name": state.config.name,
         "network": state.config.network.to_string(),
@@ -199,7 +199,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         funded_clients: counts.funded_clients,
         wallet_confirmed_sat: balance.confirmed.to_sat(),
         wallet_pending_sat: balance.pending.to_sat(),
-        tip_height: state.tip_height().await.map_or(0, u64::from),
+        tip_height: state.tip_height().map_or(0, u64::from),
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

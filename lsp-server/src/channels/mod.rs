@@ -165,6 +165,8 @@ pub struct Router {
     key: Keypair,
     store: ChannelStore,
     esplora: esplora_client::AsyncClient,
+    /// The shared chain tip (never awaited).
+    tip: crate::tip::Tip,
     height: u32,
     conns: HashMap<ConnId, (XOnlyPublicKey, mpsc::UnboundedSender<Outbound>)>,
     online: HashMap<XOnlyPublicKey, ConnId>,
@@ -186,14 +188,16 @@ impl Router {
         key: Keypair,
         data_dir: &std::path::Path,
         esplora: esplora_client::AsyncClient,
-        height: u32,
+        tip: crate::tip::Tip,
     ) -> anyhow::Result<Router> {
+        let height = tip.height().unwrap_or(0);
         let store = ChannelStore::open(data_dir)?;
         let mut router = Router {
             settings,
             key,
             store,
             esplora,
+            tip,
             height,
             conns: HashMap::new(),
             online: HashMap::new(),
@@ -212,7 +216,6 @@ impl Router {
     /// Serves until every sender is gone.
     pub async fn run(mut self, mut rx: mpsc::Receiver<RouterMsg>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut last_tip = std::time::Instant::now() - Duration::from_secs(60);
         let mut seen = self.chain.seen.take().expect("run is called once");
         loop {
             tokio::select! {
@@ -222,11 +225,8 @@ impl Router {
                 },
                 Some(s) = seen.recv() => self.on_seen(s),
                 _ = tick.tick() => {
-                    if last_tip.elapsed() >= Duration::from_secs(2) {
-                        last_tip = std::time::Instant::now();
-                        if let Ok(h) = self.esplora.get_height().await {
-                            self.height = self.height.max(h);
-                        }
+                    if let Ok(h) = self.tip.height() {
+                        self.height = self.height.max(h);
                     }
                     self.on_tick();
                 }
@@ -356,7 +356,10 @@ impl Router {
                 })
             })
             .collect();
-        watch::spawn_pass(self.esplora.clone(), self.watching.0.clone(), leaves);
+        let Ok(tip) = self.tip.height() else {
+            return; // no fresh tip: nothing can be judged due
+        };
+        watch::spawn_pass(self.esplora.clone(), self.watching.0.clone(), tip, leaves);
     }
 
     fn on_tick(&mut self) {

@@ -27,20 +27,26 @@ pub(super) struct Guarded {
 pub(super) fn spawn_pass(
     esplora: esplora_client::AsyncClient,
     running: Arc<AtomicBool>,
+    tip: u32,
     leaves: Vec<Guarded>,
 ) {
     if leaves.is_empty() || running.swap(true, Ordering::AcqRel) {
         return;
     }
     tokio::spawn(async move {
-        if let Ok(tip) = esplora.get_height().await {
-            for leaf in &leaves {
-                check(&esplora, tip, leaf).await;
+        for leaf in &leaves {
+            // A hung Esplora must not hold the pass (and so every later pass) forever.
+            let checked = tokio::time::timeout(PASS_TIMEOUT, check(&esplora, tip, leaf)).await;
+            if checked.is_err() {
+                tracing::warn!(channel = %leaf.id, "leaf watch: Esplora did not answer in time");
             }
         }
         running.store(false, Ordering::Release);
     });
 }
+
+/// How long the checks of one leaf may take.
+const PASS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 async fn check(esplora: &esplora_client::AsyncClient, tip: u32, leaf: &Guarded) {
     let Ok(status) = esplora.get_tx_status(&leaf.parent.txid).await else {

@@ -1,6 +1,6 @@
-//! The chain watcher: polls Esplora for the tip and for every broadcast funding transaction,
-//! rebroadcasts one Esplora does not know (a failed or dropped broadcast), and reports to the
-//! coordinator. It never decides anything; the coordinator compares confirmations with the
+//! The chain watcher: reads the shared tip (`crate::tip`), polls every broadcast funding
+//! transaction, rebroadcasts one Esplora does not know (a failed or dropped broadcast), and
+//! reports to the coordinator. It never decides anything; the coordinator compares confirmations with the
 //! configured depth.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bitcoin::{Transaction, Txid};
-use esplora_client::AsyncClient;
 use shared::types::FactoryId;
 use tokio::sync::mpsc;
 
@@ -40,7 +39,7 @@ pub struct ChainUpdate {
 
 /// Polls every `every` until the coordinator is gone.
 pub(crate) async fn watch_chain(
-    esplora: AsyncClient,
+    tip: crate::tip::Tip,
     wallet: Arc<LspWallet>,
     list: WatchList,
     to: mpsc::Sender<Inbound>,
@@ -51,7 +50,7 @@ pub(crate) async fn watch_chain(
     loop {
         tick.tick().await;
         let mut update = ChainUpdate {
-            height: esplora.get_height().await.ok(),
+            height: tip.height().ok(),
             confirmations: Vec::new(),
         };
         let watched: Vec<(FactoryId, Watched)> = list
