@@ -2,7 +2,8 @@
 //! shares a factory with another member. It gets test sats (so the LSP's first commitment,
 //! where the LSP held everything, is revoked). Then the other member publishes the shared part
 //! of the tree, which spends the factory's funding output. The open wallet notices on its own
-//! (from its own chain source), says so, and walks its path. As soon as its leaf reaches the
+//! (from its own chain source), says so, marks the published transactions as on chain in its
+//! picture of the factory, and walks its path. As soon as its leaf reaches the
 //! mempool, a cheating LSP publishes its revoked commitment on the wallet's channel. The wallet
 //! answers with the penalty, which takes every output, and sweeps to its own address, with the
 //! page reloaded in the middle (the watch acts again on open).
@@ -117,6 +118,13 @@ async fn the_open_wallet_exits_by_itself_and_punishes_a_revoked_lsp_commitment()
     // The other member publishes the shared part of the tree: the funding output is spent.
     publish_path(&stack, &other.path, false).await;
     a.find("#exit-auto", Duration::from_secs(30)).await;
+    // Its picture of the factory marks what the other member published as on chain.
+    let shared = &other.path.nodes()[..other.path.nodes().len() - 1];
+    for node in shared {
+        let css = format!("g.tree-node[data-txid='{}']", node.txid());
+        a.wait_attr(&css, "class", "tree-node confirmed", SCREEN)
+            .await;
+    }
     a.screenshot("watch-01-started-by-itself").await;
 
     // The wallet walks its path; the moment its leaf is in the mempool, the LSP cheats.

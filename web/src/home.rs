@@ -242,7 +242,20 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
         .and_then(|t| Height::from_consensus(t).ok())
         .unwrap_or(stored.path.proposal().creation_height);
     data.overview = Some(FactoryOverview::new(&stored.path, tip, funded));
-    let funding = stored.path.funding_outpoint().txid;
-    data.picture = path_picture(&stored.path, |t| funded && *t == funding);
+    // What of the path is on chain, for every member (whoever published it): each transaction
+    // spends the one above it, so the first one not confirmed ends the reads.
+    let mut on_chain = std::collections::BTreeSet::new();
+    if funded {
+        on_chain.insert(stored.path.funding_outpoint().txid);
+        if let Some(chain) = &chain {
+            for txid in stored.path.nodes().iter().map(|n| n.txid()) {
+                match chain.confirmations(&txid).await {
+                    Ok(n) if n > 0 => on_chain.insert(txid),
+                    _ => break,
+                };
+            }
+        }
+    }
+    data.picture = path_picture(&stored.path, |t| on_chain.contains(t));
     data
 }
