@@ -190,13 +190,11 @@ pub async fn start(config: Config) -> Result<Running> {
         wallet: wallet.clone(),
         metrics: Arc::default(),
         admin_token,
-        tip: tip.clone(),
+        tip,
     };
-    let state_tip = tip;
     let app = http::router(state);
     let mut stop = shutdown_rx;
     let chain_wallet = wallet.clone();
-    let chain_tip = state_tip.clone();
     let task = tokio::spawn(async move {
         let mut tasks = JoinSet::new();
         tasks.spawn(async move { axum::serve(listener, app).await.map_err(Into::into) });
@@ -213,7 +211,7 @@ pub async fn start(config: Config) -> Result<Running> {
             Ok(())
         });
         tasks.spawn(async move {
-            factory::watch_chain(chain_tip, chain_wallet, watch_list, inbound, chain_poll).await;
+            factory::watch_chain(esplora, chain_wallet, watch_list, inbound, chain_poll).await;
             Ok(())
         });
         let result = tokio::select! {

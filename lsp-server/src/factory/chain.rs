@@ -1,4 +1,4 @@
-//! The chain watcher: reads the shared tip (`crate::tip`), polls every broadcast funding
+//! The chain watcher: reads the tip (bounded by a timeout) and polls every broadcast funding
 //! transaction, rebroadcasts one Esplora does not know (a failed or dropped broadcast), and
 //! reports to the coordinator. It never decides anything; the coordinator compares confirmations with the
 //! configured depth.
@@ -39,7 +39,7 @@ pub struct ChainUpdate {
 
 /// Polls every `every` until the coordinator is gone.
 pub(crate) async fn watch_chain(
-    tip: crate::tip::Tip,
+    esplora: esplora_client::AsyncClient,
     wallet: Arc<LspWallet>,
     list: WatchList,
     to: mpsc::Sender<Inbound>,
@@ -50,7 +50,9 @@ pub(crate) async fn watch_chain(
     loop {
         tick.tick().await;
         let mut update = ChainUpdate {
-            height: tip.height().ok(),
+            // Read here, not from the shared tip: the coordinator times funding bumps from
+            // it, and a tip lagging by a second after a burst of blocks would start one early.
+            height: crate::tip::read_once(&esplora).await,
             confirmations: Vec::new(),
         };
         let watched: Vec<(FactoryId, Watched)> = list
