@@ -11,7 +11,7 @@
 mod common;
 
 use bitcoin::Amount;
-use common::chain::{broadcast, known, tip};
+use common::chain::{broadcast, confirmed, known, publish_path, tip};
 use common::liquidity::{buy, reconnect, Tamper};
 use common::pay::{admin_channel, leaf_of};
 use common::puppet::{pay_puppet, setup, Setup};
@@ -216,16 +216,7 @@ async fn a_client_publishing_a_superseded_leaf_state_loses_to_the_lsps_watch() {
     assert!(newest_delay < stale_delay);
 
     // The client publishes every transaction above its leaf, each as early as it may.
-    let mut parent_height = 0;
-    for node in &path.nodes()[..path.nodes().len() - 1] {
-        let tx = node.signed_tx().expect("the client's path is signed");
-        for _ in 1..node.relative_delay().to_blocks() {
-            stack.devnet.mine(1).await.expect("mine");
-        }
-        broadcast(&stack, &tx).await.expect("a tree transaction");
-        stack.devnet.mine(1).await.expect("mine");
-        parent_height = tip(&stack).await;
-    }
+    let parent_height = publish_path(&stack, &path, false).await;
     // Block by block: the LSP's watch gets the newest state in as soon as BIP-68 allows,
     // while the stale one is still locked.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -265,15 +256,5 @@ async fn a_client_publishing_a_superseded_leaf_state_loses_to_the_lsps_watch() {
         .and_then(|r| r.signed_tx())
         .expect("signed");
     assert!(broadcast(&stack, &redistribution).await.is_err());
-    let status: serde_json::Value = reqwest::get(format!(
-        "{}/tx/{}/status",
-        stack.devnet.esplora_url(),
-        newest.txid()
-    ))
-    .await
-    .expect("status")
-    .json()
-    .await
-    .expect("JSON");
-    assert_eq!(status["confirmed"], true);
+    assert!(confirmed(&stack, newest.txid()).await);
 }
