@@ -18,21 +18,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, Network};
 use fantoccini::Locator;
-use lsp_server::FactoryOptions;
-use wallet_ui_support::{wallet_dist, Driver, SCREEN};
-
-fn factory_of_two() -> FactoryOptions {
-    FactoryOptions {
-        factory_size: Some(2),
-        min_clients: 2,
-        gather_secs: 600,
-        round_timeout_secs: 120,
-        reconnect_grace_secs: 30,
-        funding_confirmations: Some(1),
-        chain_poll_ms: 200,
-        ..FactoryOptions::default()
-    }
-}
+use wallet_ui_support::{browser_factory, wallet_dist, Driver, SCREEN};
 
 /// The `data-sats` of `css`.
 async fn sats_attr(w: &wallet_ui_support::Browser, css: &str) -> u64 {
@@ -54,7 +40,7 @@ fn sats(text: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
-    let stack = common::start_with(factory_of_two(), Some(wallet_dist())).await;
+    let stack = common::start_with(browser_factory(2), Some(wallet_dist())).await;
     common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
     let url = stack.http_url();
     let driver = Driver::start();

@@ -16,24 +16,10 @@ mod wallet_ui_support;
 use std::time::{Duration, Instant};
 
 use bitcoin::Amount;
-use lsp_server::FactoryOptions;
-use wallet_ui_support::{wallet_dist, Browser, Driver, SCREEN};
+use wallet_ui_support::{browser_factory, wallet_dist, Browser, Driver, SCREEN};
 
 const PASSPHRASE: &str = "a long walk on the beach";
 const NEW_PASSPHRASE: &str = "a short swim in the lake";
-
-fn factory_of_four() -> FactoryOptions {
-    FactoryOptions {
-        factory_size: Some(4),
-        min_clients: 4,
-        gather_secs: 600,
-        round_timeout_secs: 120,
-        reconnect_grace_secs: 30,
-        funding_confirmations: Some(1),
-        chain_poll_ms: 200,
-        ..FactoryOptions::default()
-    }
-}
 
 /// Mines a block every second until `css[attr] == want` in every browser (or `limit`).
 async fn mine_until(
@@ -72,7 +58,7 @@ async fn mine_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_browsers_create_wallets_and_join_one_factory() {
-    let stack = common::start_with(factory_of_four(), Some(wallet_dist())).await;
+    let stack = common::start_with(browser_factory(4), Some(wallet_dist())).await;
     common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
     let url = stack.http_url();
     let driver = Driver::start();

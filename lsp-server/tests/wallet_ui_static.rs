@@ -22,22 +22,8 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::Router;
 use bitcoin::Amount;
-use lsp_server::FactoryOptions;
 use tower_http::services::ServeDir;
-use wallet_ui_support::{wallet_dist, wallet_url, Driver, SCREEN};
-
-fn factory_of_two() -> FactoryOptions {
-    FactoryOptions {
-        factory_size: Some(2),
-        min_clients: 2,
-        gather_secs: 600,
-        round_timeout_secs: 120,
-        reconnect_grace_secs: 30,
-        funding_confirmations: Some(1),
-        chain_poll_ms: 200,
-        ..FactoryOptions::default()
-    }
-}
+use wallet_ui_support::{browser_factory, wallet_dist, wallet_url, Driver, SCREEN};
 
 /// A static file server for `dir` on a free loopback port; answers 503 to everything while
 /// `down` is set. Returns its origin.
@@ -126,7 +112,7 @@ async fn readable_from_elsewhere(url: &str) -> Option<String> {
 async fn the_wallet_runs_from_any_static_origin_and_opens_offline() {
     let dist = wallet_dist();
     check_bundle(&dist);
-    let stack = common::start_with(factory_of_two(), None).await;
+    let stack = common::start_with(browser_factory(2), None).await;
     common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
     let lsp = stack.http_url();
     let esplora = stack.devnet.esplora_url().to_string();

@@ -18,22 +18,8 @@ use std::time::{Duration, Instant};
 use bitcoin::{Amount, Network, Transaction};
 use common::chain::{broadcast, known, publish_path, spender};
 use common::swarm::{self, ClientSpec};
-use lsp_server::FactoryOptions;
 use shared::channel::ChannelChange;
-use wallet_ui_support::{wallet_dist, Driver, SCREEN};
-
-fn factory_of_two() -> FactoryOptions {
-    FactoryOptions {
-        factory_size: Some(2),
-        min_clients: 2,
-        gather_secs: 600,
-        round_timeout_secs: 120,
-        reconnect_grace_secs: 30,
-        funding_confirmations: Some(1),
-        chain_poll_ms: 200,
-        ..FactoryOptions::default()
-    }
-}
+use wallet_ui_support::{browser_factory, wallet_dist, Driver, SCREEN};
 
 /// The LSP's own signed commitment `number` of the channel of client `client` in factory 1,
 /// read from its database (what a cheating LSP holds).
@@ -59,7 +45,7 @@ fn lsp_commitment(stack: &common::Stack, client: u32, number: u64) -> Option<Tra
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_wallet_exits_by_itself_and_punishes_a_revoked_lsp_commitment() {
-    let stack = common::start_with(factory_of_two(), Some(wallet_dist())).await;
+    let stack = common::start_with(browser_factory(2), Some(wallet_dist())).await;
     common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
     let url = stack.http_url();
     let driver = Driver::start();

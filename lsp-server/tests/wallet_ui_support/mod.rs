@@ -9,6 +9,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use lsp_server::FactoryOptions;
+
+/// A factory of exactly `size` browser wallets, with room for people-paced steps: joining waits
+/// up to 10 minutes, rounds up to 2, and the chain is read every 200 ms.
+pub fn browser_factory(size: usize) -> FactoryOptions {
+    FactoryOptions {
+        factory_size: Some(size),
+        min_clients: size,
+        gather_secs: 600,
+        round_timeout_secs: 120,
+        reconnect_grace_secs: 30,
+        funding_confirmations: Some(1),
+        chain_poll_ms: 200,
+        ..FactoryOptions::default()
+    }
+}
 
 /// The built wallet: `WALLET_DIST` (set by `cargo xtask test`), else `web/dist`.
 pub fn wallet_dist() -> PathBuf {
