@@ -9,15 +9,13 @@
 
 mod common;
 
-use bitcoin::absolute::Height;
-use bitcoin::{Amount, Network};
+use bitcoin::Amount;
 use common::chain::{broadcast, confirmed, publish_path, spender, tip};
 use common::pay::{admin_channel, leaf_of};
 use common::puppet::{setup, Setup};
 use common::raw;
 use lsp_server::PaymentOptions;
-use shared::pay::policy::route_fee;
-use shared::pay::{ChannelPolicy, ParsedInvoice, PayOutcome, PayRequest};
+use shared::pay::{ChannelPolicy, PayOutcome, PayRequest};
 use shared::wire::WireMsg;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,30 +177,11 @@ async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_ls
         .invoice;
 
     // The puppet pays: its HTLC commits, the payee is paid and the LSP fulfills upstream.
-    let now = p.now().await;
-    let parsed = ParsedInvoice::parse(&invoice, Network::Regtest, now.unix_time).expect("invoice");
-    let fee = route_fee(&common::terms(&stack).await.body.fees, parsed.amount);
-    let policy = ChannelPolicy::for_network(Network::Regtest);
-    let expiry = policy.payer_expiry(now.height.to_consensus_u32());
-    let htlc = p
-        .channel
-        .add_htlc(
-            now,
-            parsed.amount + fee,
-            parsed.hash,
-            Height::from_consensus(expiry).expect("height"),
-        )
-        .expect("affordable");
-    let request = PayRequest {
-        channel: p.id,
-        htlc,
-        invoice: invoice.clone(),
-    };
-    raw::send(&mut p.ws, WireMsg::PayRequest(request)).await;
-    p.drain();
+    let offered = p.offer(&stack, &invoice).await;
+    let expiry = offered.expiry;
     p.commit().await;
     // It receives the preimage, and answers nothing more.
-    while !p.channel.known_preimages().contains_key(&parsed.hash) {
+    while !p.channel.known_preimages().contains_key(&offered.hash) {
         p.step().await;
     }
     payer
@@ -216,7 +195,7 @@ async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_ls
     let htlc_out = commitment
         .output
         .iter()
-        .position(|o| o.value == parsed.amount + fee)
+        .position(|o| o.value == offered.amount)
         .expect("the HTLC output") as u32;
 
     // The cheat: the tree, then its commitment with the HTLC.

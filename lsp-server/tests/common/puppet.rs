@@ -243,20 +243,21 @@ impl Puppet {
         self.send_held().await;
     }
 
-    /// Pays `invoice` as the wallet does (`pay_request`, then its HTLC in the LSP's next round),
-    /// answering every round honestly until the LSP says how it ended.
-    pub async fn pay(&mut self, stack: &Stack, invoice: &str) -> PayOutcome {
+    /// Starts paying `invoice` as the wallet does: adds its HTLC (invoice amount plus the
+    /// routing fee, the payer's expiry) and sends `pay_request`; the HTLC goes out in the LSP's
+    /// next round.
+    pub async fn offer(&mut self, stack: &Stack, invoice: &str) -> Offered {
         let terms = super::terms(stack).await;
         let now = self.now().await;
         let parsed =
             ParsedInvoice::parse(invoice, Network::Regtest, now.unix_time).expect("invoice");
-        let fee = route_fee(&terms.body.fees, parsed.amount);
+        let amount = parsed.amount + route_fee(&terms.body.fees, parsed.amount);
         let policy = ChannelPolicy::for_network(Network::Regtest);
         let expiry = Height::from_consensus(policy.payer_expiry(now.height.to_consensus_u32()))
             .expect("height");
         let htlc = self
             .channel
-            .add_htlc(now, parsed.amount + fee, parsed.hash, expiry)
+            .add_htlc(now, amount, parsed.hash, expiry)
             .expect("the puppet can afford it");
         let request = PayRequest {
             channel: self.id,
@@ -265,6 +266,18 @@ impl Puppet {
         };
         raw::send(&mut self.ws, WireMsg::PayRequest(request)).await;
         self.drain();
+        Offered {
+            htlc,
+            hash: parsed.hash,
+            amount,
+            expiry: expiry.to_consensus_u32(),
+        }
+    }
+
+    /// Pays `invoice` ([`Puppet::offer`]), answering every round honestly until the LSP says
+    /// how it ended.
+    pub async fn pay(&mut self, stack: &Stack, invoice: &str) -> PayOutcome {
+        let htlc = self.offer(stack, invoice).await.htlc;
         let channel = self.id;
         match self
             .until_other(
@@ -276,6 +289,18 @@ impl Puppet {
             _ => unreachable!("matched above"),
         }
     }
+}
+
+/// An HTLC the puppet offered to pay an invoice.
+pub struct Offered {
+    /// Its id.
+    pub htlc: u64,
+    /// The invoice's payment hash.
+    pub hash: sha256::Hash,
+    /// What it carries: the invoice amount plus the routing fee.
+    pub amount: Amount,
+    /// Its expiry height.
+    pub expiry: u32,
 }
 
 /// The clients of the puppet tests: 100,000-sat channels and as much liquidity.
