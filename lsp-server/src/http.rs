@@ -10,11 +10,9 @@ use serde_json::json;
 use shared::ceremony::GatheringStatus;
 use shared::types::FactoryId;
 use shared::wire::MAX_FRAME_BYTES;
-use tokio::sync::oneshot;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::factory::Inbound;
 use crate::AppState;
 
 /// The LSP's router.
@@ -60,16 +58,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 /// A factory still gathering members: how many it has and needs, and when gathering ends (a
 /// joining wallet shows it while it waits). 404 once the factory is signing or gone.
 async fn gathering(Path(id): Path<u64>, State(state): State<AppState>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if state
-        .coordinator
-        .send(Inbound::Inspect(reply))
-        .await
-        .is_err()
-    {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let Ok(view) = answer.await else {
+    let Some(view) = state.coordinator_view().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     let found = view

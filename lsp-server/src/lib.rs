@@ -53,6 +53,13 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The coordinator's view of factories and ceremonies; `None` while it is stopping.
+    async fn coordinator_view(&self) -> Option<factory::CoordinatorView> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.coordinator.send(Inbound::Inspect(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
     fn tip_height(&self) -> Result<u32, tip::TipError> {
         self.tip.height()
     }

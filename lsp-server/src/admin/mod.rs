@@ -26,7 +26,6 @@ use tokio::sync::oneshot;
 
 pub use token::{load_or_create as load_token, AdminToken};
 
-use crate::factory::Inbound;
 use crate::metrics::Gauges;
 use crate::AppState;
 
@@ -151,21 +150,9 @@ async fn payments(State(state): State<AppState>) -> Response {
 }
 
 async fn ceremonies(State(state): State<AppState>) -> Response {
-    let (reply, answer) = oneshot::channel();
-    if state
-        .coordinator
-        .send(Inbound::Inspect(reply))
-        .await
-        .is_err()
-    {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the coordinator is stopping",
-        );
-    }
-    match answer.await {
-        Ok(view) => Json(view).into_response(),
-        Err(_) => error(
+    match state.coordinator_view().await {
+        Some(view) => Json(view).into_response(),
+        None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the coordinator is stopping",
         ),

@@ -134,11 +134,7 @@ impl Router {
                 format!("channel {} is not yours", req.channel),
             );
         }
-        if self
-            .links
-            .get(&req.channel)
-            .is_some_and(|l| l.closing.is_some())
-        {
+        if self.links.get(&req.channel).is_some_and(|l| !l.routable()) {
             return self.tell_closed(conn, req.channel);
         }
         let key = (req.channel, req.htlc);
