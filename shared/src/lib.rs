@@ -17,6 +17,7 @@ pub mod pay;
 pub mod terms;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
+pub mod timing;
 pub mod tree;
 pub mod types;
 pub mod verify;

@@ -262,11 +262,16 @@ pub enum ParamsError {
 }
 
 impl FactoryParams {
-    /// Mainnet: 144-block steps, 4 states × 2 layers, ~30 days active, 3 days dying.
+    /// Mainnet: 36-block (6-hour) steps, 4 states × 2 layers, ~30 days active, 3 days dying.
+    ///
+    /// The step is the always-online LSP's window (a newer state confirms within it), and
+    /// it is short so that the worst tree walk `W` (331 blocks) fits in the HTLC expiries:
+    /// an HTLC in a leaf is enforceable on chain through the whole walk, and a payer's expiry
+    /// (1,136 blocks, see [`crate::timing`]) stays within the Lightning Network's 2,016.
     pub fn mainnet() -> FactoryParams {
         FactoryParams {
             network: Network::Bitcoin,
-            step: BlockDelta(144),
+            step: BlockDelta(36),
             states_per_layer: 4,
             dw_layers: 2,
             dw_arity: 2,
@@ -276,26 +281,26 @@ impl FactoryParams {
             dying: BlockDelta(432),
             timeout_margin: BlockDelta(432),
             timeout_delta: BlockDelta(6624),
-            // Worst exit of 4096 clients (5 splits, 2 kickoffs, 2 states and the leaf at 432:
-            // 1303) plus the margin.
-            sweep_delta: BlockDelta(1735),
+            // Worst exit of 4096 clients (5 splits, 2 kickoffs, 2 states and the leaf at 108:
+            // 331) plus the margin.
+            sweep_delta: BlockDelta(763),
             lstock_csv: BlockDelta(144),
             fee_rate: FeeRate::from_sat_per_vb_u32(4),
             anchor_value: MIN_ANCHOR_VALUE,
         }
     }
 
-    /// Signet: the mainnet shape on a quarter of the time scale (a week active).
+    /// Signet: the mainnet shape on a quarter of the time scale (a week active, 2-hour steps).
     pub fn signet() -> FactoryParams {
         FactoryParams {
             network: Network::Signet,
-            step: BlockDelta(36),
+            step: BlockDelta(12),
             active: BlockDelta(1008),
             dying: BlockDelta(144),
             timeout_margin: BlockDelta(72),
             timeout_delta: BlockDelta(1584),
-            // 5 + 2 + 3 × 108 = 331, plus the margin.
-            sweep_delta: BlockDelta(403),
+            // 5 + 2 + 3 × 36 = 115, plus the margin.
+            sweep_delta: BlockDelta(187),
             lstock_csv: BlockDelta(36),
             fee_rate: FeeRate::from_sat_per_vb_u32(1),
             ..FactoryParams::mainnet()
@@ -311,7 +316,9 @@ impl FactoryParams {
             active: BlockDelta(30),
             dying: BlockDelta(6),
             timeout_margin: BlockDelta(6),
-            timeout_delta: BlockDelta(72),
+            // Active and dying (36) plus a payer's whole HTLC budget (86, see
+            // `crate::timing`), so payments run until the dying period ends.
+            timeout_delta: BlockDelta(122),
             // 5 + 2 + 3 × 6 = 25, plus the margin.
             sweep_delta: BlockDelta(31),
             lstock_csv: BlockDelta(4),
@@ -507,7 +514,7 @@ mod tests {
         );
         let r = FactoryParams::regtest();
         assert!(r.step.to_blocks() >= 2 && r.step.to_blocks() <= 6);
-        assert!(r.timeout_delta.to_blocks() < 100);
+        assert!(r.timeout_delta.to_blocks() < 150);
     }
 
     #[test]
@@ -530,19 +537,19 @@ mod tests {
             assert_eq!(BlockDelta::between(timeout, sweep), Some(p.sweep_delta));
             assert!(sweep > timeout);
         }
-        assert_eq!(FactoryParams::mainnet().sweep_delta, BlockDelta(1303 + 432));
+        assert_eq!(FactoryParams::mainnet().sweep_delta, BlockDelta(331 + 432));
         assert_eq!(FactoryParams::regtest().sweep_delta, BlockDelta(25 + 6));
     }
 
     #[test]
     fn odometer_counts_down_per_layer() {
-        let p = FactoryParams::mainnet(); // K = 4, S = 144
+        let p = FactoryParams::mainnet(); // K = 4, S = 36
         let delays = |e| (p.state_delay(2, 0, Epoch(e)), p.state_delay(2, 1, Epoch(e)));
         assert_eq!(p.epoch_count(2), 16);
-        assert_eq!(delays(0), (BlockDelta(432), BlockDelta(432)));
-        assert_eq!(delays(1), (BlockDelta(432), BlockDelta(288)));
-        assert_eq!(delays(3), (BlockDelta(432), BlockDelta(0)));
-        assert_eq!(delays(4), (BlockDelta(288), BlockDelta(432)));
+        assert_eq!(delays(0), (BlockDelta(108), BlockDelta(108)));
+        assert_eq!(delays(1), (BlockDelta(108), BlockDelta(72)));
+        assert_eq!(delays(3), (BlockDelta(108), BlockDelta(0)));
+        assert_eq!(delays(4), (BlockDelta(72), BlockDelta(108)));
         assert_eq!(delays(15), (BlockDelta(0), BlockDelta(0)));
         assert_eq!(p.next_top_epoch(2, Epoch(5)), Some(Epoch(8)));
         assert_eq!(p.next_top_epoch(2, Epoch(12)), None);
@@ -582,7 +589,7 @@ mod tests {
             ParamsError::AnchorTooSmall { .. }
         ));
         // Longer DW steps make the worst-case exit overrun the regtest timeout.
-        let e = bad(|p| p.step = BlockDelta(6));
+        let e = bad(|p| p.step = BlockDelta(12));
         assert!(matches!(e, ParamsError::ExitDoesNotFit { .. }), "{e}");
         assert!(e.to_string().contains("worst exit"));
         // More clients means more static levels, so a longer exit.

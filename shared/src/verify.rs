@@ -44,6 +44,10 @@ pub struct ClientPolicy {
     /// The shortest time windows the client accepts (the network preset's, see
     /// [`TimeFloors`]): below them a window could close before anyone can react.
     pub floors: TimeFloors,
+    /// The longest tree walk the client accepts: the walk `W` its HTLC expiries are sized for
+    /// ([`crate::pay::ChannelPolicy::walk`]). A slower tree would leave its HTLCs
+    /// unenforceable on chain.
+    pub max_walk: BlockDelta,
 }
 
 /// The shortest windows a client accepts in a proposal. Each is a reaction time: the DW step
@@ -97,6 +101,7 @@ impl ClientPolicy {
             min_fee_rate: FeeRate::BROADCAST_MIN,
             min_margin: BlockDelta::ZERO,
             floors: TimeFloors::for_network(network),
+            max_walk: crate::pay::ChannelPolicy::for_network(network).walk,
         }
     }
 }
@@ -200,6 +205,17 @@ pub enum ProposalError {
         got: u32,
         /// The floor.
         min: u32,
+    },
+    /// A walk of the proposed tree could take longer than HTLC expiries allow for.
+    #[error(
+        "a walk of this factory's tree can take {walk}, longer than the {max} \
+         payments on this network allow for"
+    )]
+    WalkTooLong {
+        /// The proposal's worst walk.
+        walk: BlockDelta,
+        /// The longest this wallet accepts.
+        max: BlockDelta,
     },
     /// The sweep height leaves no room for a worst-case exit started at the timeout.
     #[error(
@@ -405,6 +421,12 @@ pub fn check_proposal(
     let timeout = proposal.timeout()?;
     let sweep = proposal.sweep_height()?;
     let worst = worst_case_cost(params, proposal.client_count())?.blocks;
+    if worst > policy.max_walk {
+        return Err(ProposalError::WalkTooLong {
+            walk: worst,
+            max: policy.max_walk,
+        });
+    }
     let margin = params.timeout_margin.max(policy.min_margin);
     let overflow = || ProposalError::Tree(TreeError::HeightOverflow);
     // T: a tree exit started at the end of the dying period ends before the distribution

@@ -95,6 +95,7 @@ impl Setup {
             dust_limit: DUST,
             anchor: Amount::from_sat(240),
             htlc_margin: BlockDelta::from_blocks(6),
+            walk: BlockDelta::ZERO,
         };
         let spec = CommitmentSpec {
             lsp_balance: Amount::from_sat(CAPACITY - CLIENT_START),
@@ -583,6 +584,7 @@ async fn channel_on_a_real_factory_leaf_punishes_a_revoked_lsp_commitment() {
         dust_limit: DUST,
         anchor: Amount::from_sat(240),
         htlc_margin: BlockDelta::from_blocks(6),
+        walk: BlockDelta::ZERO,
     };
     // The test's opening split: the client holds 40% of the channel.
     let capacity = entry.channel.to_sat();

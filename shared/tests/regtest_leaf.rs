@@ -174,6 +174,7 @@ async fn lsp_publishes_a_superseded_leaf_state_and_the_redistribution_pays_the_c
         dust_limit: Amount::from_sat(330),
         anchor: Amount::from_sat(240),
         htlc_margin: BlockDelta::from_blocks(6),
+        walk: BlockDelta::ZERO,
     };
     let capacity = entry.channel.to_sat();
     let spec = CommitmentSpec {

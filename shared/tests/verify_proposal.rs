@@ -109,12 +109,22 @@ fn a_bad_funding_amount_is_refused() {
 fn a_timeout_too_close_is_refused() {
     let p = proposal(7);
     // Joining late: the remaining time no longer covers active + dying + worst exit + margin.
-    let late = Height::from_consensus(100 + 20).unwrap();
+    let params = &p.params;
+    let worst = shared::exit::worst_case_cost(params, p.client_count())
+        .unwrap()
+        .blocks;
+    let needs = params.active.to_blocks()
+        + params.dying.to_blocks()
+        + worst.to_blocks()
+        + params.timeout_margin.to_blocks();
+    let timeout = p.timeout().unwrap().to_consensus_u32();
+    let late = Height::from_consensus(timeout - needs + 1).unwrap();
     let e = check_proposal(&p, &expectation(&p), &policy(), late).unwrap_err();
     assert!(matches!(e, ProposalError::TimeoutTooClose { .. }), "{e}");
     // A client that wants more slack than the LSP's margin refuses even on time.
+    let slack = timeout - needs - now().to_consensus_u32();
     let strict = ClientPolicy {
-        min_margin: BlockDelta::from_blocks(50),
+        min_margin: BlockDelta::from_blocks(params.timeout_margin.to_blocks() + slack + 1),
         ..policy()
     };
     assert!(matches!(
@@ -424,5 +434,27 @@ fn windows_shorter_than_the_networks_are_refused() {
             Err(ProposalError::InvalidParams(_)) => {}
             other => panic!("{what}: {other:?}"),
         }
+    }
+}
+
+/// Longer windows are not always safer: HTLC expiries are sized for the preset's tree walk, so
+/// a tree whose walk is slower would leave a payment unenforceable on chain.
+#[test]
+fn a_tree_slower_than_htlc_expiries_allow_is_refused() {
+    let mainnet = ClientPolicy::for_network(Network::Bitcoin);
+    let mut p = proposal(7);
+    p.params = FactoryParams {
+        step: BlockDelta::from_blocks(144),
+        sweep_delta: BlockDelta::from_blocks(1735),
+        ..FactoryParams::mainnet()
+    };
+    p.params.validate().expect("valid on its own");
+    p.funding_amount = FactoryProposal::required_funding(&p.params, &p.clients).unwrap();
+    match check_proposal(&p, &expectation(&p), &mainnet, now()) {
+        Err(ProposalError::WalkTooLong { walk, max }) => {
+            assert!(walk > max);
+            assert_eq!(max, mainnet.max_walk);
+        }
+        other => panic!("{other:?}"),
     }
 }

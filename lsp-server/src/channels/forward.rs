@@ -452,7 +452,7 @@ impl Router {
         }
         let policy = &self.settings.policy;
         let out = policy.payee_expiry(h.expiry.to_consensus_u32());
-        if out <= self.height + policy.expiry_delta() {
+        if out <= self.height + policy.payee_window() {
             return Err(PayFailure::Expired);
         }
         // Whatever the payer sent above the fee is the LSP's too (it asked for exactly this).

@@ -122,8 +122,14 @@ pub struct ChannelParams {
     pub anchor: Amount,
     /// Blocks a side allows for getting its commitment confirmed before an HTLC deadline
     /// (regtest 6; mainnet should use at least 18). An HTLC's expiry must exceed
-    /// `now + to_self_delay + htlc_margin` when it is added.
+    /// `now + walk + to_self_delay + htlc_margin` when it is added.
     pub htlc_margin: BlockDelta,
+    /// Blocks it may take to get the channel output itself on chain before a commitment can
+    /// be: the worst walk of the leaf's tree path (`ClientPath::worst_exit_blocks`), or 0 for
+    /// a channel whose output is already confirmed. Each side starts that walk early enough
+    /// for its HTLC deadlines ([`crate::channel::Channel::poll_timeout`]).
+    #[serde(default)]
+    pub walk: BlockDelta,
 }
 
 impl ChannelParams {

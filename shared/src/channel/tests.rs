@@ -184,6 +184,7 @@ impl Pair {
             dust_limit: Amount::from_sat(330),
             anchor: Amount::from_sat(240),
             htlc_margin: BlockDelta::from_blocks(6),
+            walk: BlockDelta::ZERO,
         };
         let spec = CommitmentSpec {
             lsp_balance: Amount::from_sat(capacity - client_sats),

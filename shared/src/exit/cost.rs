@@ -78,12 +78,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mainnet_worst_case_is_about_a_week() {
+    fn mainnet_worst_case_is_about_two_days() {
         let p = FactoryParams::mainnet();
         let small = worst_case_cost(&p, 4).unwrap();
-        // kickoff, state, kickoff, state, leaf: two states and the leaf at 432 blocks each.
+        // kickoff, state, kickoff, state, leaf: two states and the leaf at 108 blocks each.
         assert_eq!(small.txs, 5);
-        assert_eq!(small.blocks, BlockDelta::from_blocks(3 * 432 + 2));
+        assert_eq!(small.blocks, BlockDelta::from_blocks(3 * 108 + 2));
         let big = worst_case_cost(&p, 1024).unwrap();
         assert_eq!(big.txs, 9, "4 static levels above two DW layers");
         assert!(big.vbytes > small.vbytes);

@@ -110,7 +110,7 @@ impl InvoiceRequest {
             .payment_hash(self.hash)
             .payment_secret(PaymentSecret(self.secret))
             .duration_since_epoch(Duration::from_secs(self.now_unix))
-            .min_final_cltv_expiry_delta(u64::from(policy.expiry_delta()))
+            .min_final_cltv_expiry_delta(u64::from(policy.payee_window()))
             .amount_milli_satoshis(self.amount.to_sat() * 1000)
             .expiry_time(Duration::from_secs(self.expiry_secs))
             .private_route(RouteHint(vec![hop]))

@@ -8,7 +8,7 @@ use bitcoin::{Amount, FeeRate, Network};
 use super::messages::ChannelId;
 use crate::channel::{ChannelError, ChannelParams};
 use crate::leaf::{LeafEpoch, LeafState};
-use crate::params::BlockDelta;
+use crate::params::{BlockDelta, FactoryParams};
 use crate::path::ClientPath;
 use crate::terms::FeeSchedule;
 
@@ -19,6 +19,11 @@ pub struct ChannelPolicy {
     pub to_self_delay: BlockDelta,
     /// Blocks allowed to get a commitment confirmed before an HTLC deadline.
     pub htlc_margin: BlockDelta,
+    /// The worst tree walk `W` of any factory of the network's preset (its `max_clients`):
+    /// blocks from the first broadcast to the leaf's confirmation, every state at its longest
+    /// delay. A proposal whose walk is longer is refused (`check_proposal`), so every HTLC
+    /// expiry derived from it covers getting any leaf on chain.
+    pub walk: BlockDelta,
     /// Outputs below it are not created.
     pub dust_limit: Amount,
     /// Value of each commitment's P2A anchor.
@@ -38,9 +43,11 @@ impl ChannelPolicy {
             Network::Regtest => (6, 6),
             _ => (36, 12),
         };
+        let preset = FactoryParams::for_network(network);
         ChannelPolicy {
             to_self_delay: BlockDelta::from_blocks(delay),
             htlc_margin: BlockDelta::from_blocks(margin),
+            walk: crate::exit::worst_case_unchecked(&preset, preset.max_clients).blocks,
             dust_limit: Amount::from_sat(330),
             anchor: Amount::from_sat(240),
             opening_feerate: FeeRate::from_sat_per_vb_u32(1),
@@ -48,17 +55,28 @@ impl ChannelPolicy {
         }
     }
 
-    /// Blocks between the payer's HTLC expiry and the payee's (the LSP's CLTV delta): the
-    /// payee's side must be able to go on chain and wait `to_self_delay` before the payer's
-    /// timeout opens.
+    /// The least time a payee's HTLC must have left when it is added, and the final CLTV
+    /// delta of every invoice: `W + to_self_delay + htlc_margin`. The payee walks its tree
+    /// (`W`), gets its commitment confirmed (`htlc_margin`) and waits its success path's
+    /// `to_self_delay`, all before the LSP's timeout path opens at the expiry.
+    pub fn payee_window(&self) -> u32 {
+        self.walk.to_blocks() + self.to_self_delay.to_blocks() + self.htlc_margin.to_blocks()
+    }
+
+    /// Blocks between the payer's HTLC expiry and the payee's (the LSP's CLTV delta):
+    /// `W + 2·to_self_delay + htlc_margin`. The LSP's commitment towards the payee is on chain
+    /// by the payee's expiry (it starts that walk `W` earlier), and its timeout claim waits its
+    /// own `to_self_delay`, during which the payee may still claim with the preimage; once
+    /// the LSP learns it, it walks the payer's tree, confirms its commitment and waits its
+    /// success path's `to_self_delay`, all before the payer's timeout opens.
     pub fn expiry_delta(&self) -> u32 {
-        self.to_self_delay.to_blocks() + self.htlc_margin.to_blocks()
+        self.payee_window() + self.to_self_delay.to_blocks()
     }
 
     /// The expiry height a payer gives its HTLC at tip `height`: room for the LSP's delta, the
-    /// payee's minimum, and a few blocks of the payee's chain view lagging.
+    /// payee's window, and a few blocks of the payee's chain view lagging.
     pub fn payer_expiry(&self, height: u32) -> u32 {
-        height + 2 * self.expiry_delta() + 6
+        height + self.expiry_delta() + self.payee_window() + 6
     }
 
     /// The last height at which a channel of a factory timing out at `timeout` may take a
@@ -121,6 +139,7 @@ pub fn leaf_state_channel_params(
         dust_limit: policy.dust_limit,
         anchor: policy.anchor,
         htlc_margin: policy.htlc_margin,
+        walk: path.worst_exit_blocks(),
     })
 }
 

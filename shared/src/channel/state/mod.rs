@@ -428,37 +428,38 @@ impl Channel {
         self.round = Round::Idle;
     }
 
-    /// The height at which this side must go on chain unless the peer settles first:
-    /// - an HTLC it offered that is still committed: its expiry (then time it out on chain);
+    /// The height at which this side must start going on chain (walk the tree path, then
+    /// publish its latest commitment) unless the peer settles first:
+    /// - an HTLC it offered that is still committed: `expiry − walk`, so its commitment is
+    ///   on chain by the expiry and its timeout claim can follow;
     /// - an HTLC it fulfilled that the peer has not committed the fulfill of:
-    ///   `expiry − to_self_delay − htlc_margin / 2` (its own commitment's success path waits
-    ///   `to_self_delay`, and must open before the peer's timeout path at `expiry`).
+    ///   `expiry − walk − to_self_delay − htlc_margin / 2` (the walk, then its own
+    ///   commitment's success path waits `to_self_delay`, and must open before the peer's
+    ///   timeout path at `expiry`).
     pub fn poll_timeout(&self) -> Option<absolute::Height> {
         let mine = self.side;
+        let walk = self.params.walk.to_blocks();
+        let height = |h: u32| absolute::Height::from_consensus(h).unwrap_or(absolute::Height::ZERO);
         let offered = self
             .spec
             .htlcs
             .iter()
             .filter(|h| h.offerer == mine)
-            .map(|h| h.expiry);
+            .map(|h| height(h.expiry.to_consensus_u32().saturating_sub(walk)));
         let from = self.committed[&mine] as usize;
         let back = self
             .params
             .to_self_delay
             .to_blocks()
-            .saturating_add(self.params.htlc_margin.to_blocks() / 2);
+            .saturating_add(self.params.htlc_margin.to_blocks() / 2)
+            .saturating_add(walk);
         let fulfilled = self.logs[&mine][from..].iter().filter_map(|u| match u {
             Update::Fulfill { id, .. } => self
                 .spec
                 .htlcs
                 .iter()
                 .find(|h| h.offerer == mine.other() && h.id == *id)
-                .map(|h| {
-                    absolute::Height::from_consensus(
-                        h.expiry.to_consensus_u32().saturating_sub(back),
-                    )
-                    .unwrap_or(absolute::Height::ZERO)
-                }),
+                .map(|h| height(h.expiry.to_consensus_u32().saturating_sub(back))),
             _ => None,
         });
         offered.chain(fulfilled).min()

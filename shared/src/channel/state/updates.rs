@@ -69,12 +69,14 @@ impl Channel {
             }
             let min = self
                 .params
-                .to_self_delay
-                .checked_add(self.params.htlc_margin)
+                .walk
+                .checked_add(self.params.to_self_delay)
+                .and_then(|d| d.checked_add(self.params.htlc_margin))
                 .and_then(|d| d.after(now.height));
             if min.is_none_or(|m| *expiry <= m) {
                 return Err(ChannelError::BadUpdate {
-                    reason: "HTLC expiry too close: it must exceed now + to_self_delay + margin",
+                    reason:
+                        "HTLC expiry too close: it must exceed now + walk + to_self_delay + margin",
                 });
             }
             if *amount == Amount::ZERO {

@@ -1,0 +1,157 @@
+//! The timing model (`docs/protocol.md`, "Timing model"): who must be online, and the
+//! inequalities that make every window of a network's presets safe.
+//!
+//! Liveness: the LSP is always online; a client comes back once per dying period. The short
+//! windows (the DW step, `to_self_delay`, the HTLC deltas) are the LSP's, or a running
+//! wallet's; a client that is away relies on the distribution transaction and on watchtowers.
+//!
+//! Each [`Inequality`] names what must hold, the blocks it needs and the blocks the presets
+//! give. [`inequalities`] lists them for a network; the presets ([`FactoryParams::for_network`],
+//! [`ChannelPolicy::for_network`]) are chosen so that every one holds, and a unit test per
+//! network checks it.
+
+use bitcoin::Network;
+
+use crate::exit::worst_case_unchecked;
+use crate::params::FactoryParams;
+use crate::pay::ChannelPolicy;
+
+/// The most blocks a Lightning payment's total CLTV may span (payers refuse longer routes).
+pub const MAX_ROUTE_CLTV: u32 = 2016;
+
+/// What LDK's and LND's payers accept by default for a whole route's CLTV.
+pub const DEFAULT_ROUTE_CLTV: u32 = 1008;
+
+/// Blocks left for the hops of an outside route before it reaches the LSP.
+pub const OUTSIDE_HOPS_CLTV: u32 = 144;
+
+/// One inequality of the timing model: `got >= need`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inequality {
+    /// What it guarantees, in words.
+    pub what: &'static str,
+    /// Blocks it needs.
+    pub need: u32,
+    /// Blocks the presets give.
+    pub got: u32,
+}
+
+impl Inequality {
+    /// Whether it holds.
+    pub fn holds(&self) -> bool {
+        self.got >= self.need
+    }
+}
+
+/// Every inequality of the timing model for `network`'s presets, with `W` the worst walk of
+/// a factory of the preset's `max_clients` (every state at its longest delay).
+pub fn inequalities(network: Network) -> Vec<Inequality> {
+    let factory = FactoryParams::for_network(network);
+    let channel = ChannelPolicy::for_network(network);
+    let walk = worst_case_unchecked(&factory, factory.max_clients)
+        .blocks
+        .to_blocks();
+    let delay = channel.to_self_delay.to_blocks();
+    let margin = channel.htlc_margin.to_blocks();
+    let active = factory.active.to_blocks() + factory.dying.to_blocks();
+    let lag = channel.payer_expiry(0) - channel.expiry_delta() - channel.payee_window();
+    vec![
+        Inequality {
+            what: "HTLC expiries cover the worst walk of any factory of the preset",
+            need: walk,
+            got: channel.walk.to_blocks(),
+        },
+        Inequality {
+            what: "a payee walks its tree, confirms its commitment and waits its success \
+                   path before the LSP's timeout opens",
+            need: walk + delay + margin,
+            got: channel.payee_expiry(channel.payer_expiry(0)) - lag,
+        },
+        Inequality {
+            what: "the LSP, told the preimage while its timeout claim waits, walks the payer's \
+                   tree and claims before the payer's timeout opens",
+            need: walk + 2 * delay + margin,
+            got: channel.expiry_delta(),
+        },
+        Inequality {
+            what: "payments run until the dying period ends (the routing deadline)",
+            need: active,
+            got: channel.routing_deadline(factory.timeout_delta.to_blocks()),
+        },
+        Inequality {
+            what: "a client back at the end of its dying period walks before the timeout",
+            need: active + walk + factory.timeout_margin.to_blocks(),
+            got: factory.timeout_delta.to_blocks(),
+        },
+        Inequality {
+            what: "a walk started at the timeout ends before the LSP may sweep",
+            need: walk + factory.timeout_margin.to_blocks(),
+            got: factory.sweep_delta.to_blocks(),
+        },
+        Inequality {
+            what: "a payer's expiry is one the Lightning Network carries",
+            need: channel.payer_expiry(0),
+            got: MAX_ROUTE_CLTV,
+        },
+        Inequality {
+            what: "an outside payer reaches a client's invoice within its default route limit",
+            need: channel.payee_window() + OUTSIDE_HOPS_CLTV,
+            got: DEFAULT_ROUTE_CLTV,
+        },
+        Inequality {
+            what: "the LSP's penalty window is not shorter than a DW step",
+            need: factory.step.to_blocks(),
+            got: delay,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_inequality_holds_on_every_network() {
+        for network in [
+            Network::Bitcoin,
+            Network::Testnet,
+            Network::Signet,
+            Network::Regtest,
+        ] {
+            for i in inequalities(network) {
+                assert!(
+                    i.holds(),
+                    "{network}: {} needs {} blocks, the presets give {}",
+                    i.what,
+                    i.need,
+                    i.got
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn mainnet_figures() {
+        let c = ChannelPolicy::for_network(Network::Bitcoin);
+        assert_eq!(c.walk.to_blocks(), 331);
+        assert_eq!(c.payee_window(), 331 + 144 + 18);
+        assert_eq!(c.expiry_delta(), 331 + 2 * 144 + 18);
+        assert_eq!(c.payer_expiry(0), 1136);
+    }
+
+    #[test]
+    fn the_old_mainnet_step_fails_the_model() {
+        // With 144-block steps the walk alone is 1,303 blocks: a payer's expiry would pass
+        // the Lightning Network's limit and the routing deadline would fall before the end of
+        // the active period.
+        let mut slow = FactoryParams::mainnet();
+        slow.step = crate::params::BlockDelta::from_blocks(144);
+        let walk = worst_case_unchecked(&slow, slow.max_clients).blocks;
+        assert_eq!(walk.to_blocks(), 1303);
+        let c = ChannelPolicy {
+            walk,
+            ..ChannelPolicy::for_network(Network::Bitcoin)
+        };
+        assert!(c.payer_expiry(0) > MAX_ROUTE_CLTV);
+    }
+}
