@@ -5,7 +5,10 @@
 //!   is closed at the LSP: payments into it are refused with the reason, and the admin view
 //!   shows it closed with the penalty confirmed;
 //! - a payer that stops after learning the preimage and publishes its commitment with the HTLC
-//!   on it loses the HTLC to the LSP's success claim.
+//!   on it loses the HTLC to the LSP's success claim;
+//! - a payer that stops after learning the preimage and publishes nothing: at its deadline the
+//!   LSP walks the payer's tree path by itself, publishes its own commitment and claims the
+//!   HTLC, all before the payer's timeout could open.
 
 mod common;
 
@@ -243,4 +246,89 @@ async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_ls
         assert!(std::time::Instant::now() < deadline, "{view}");
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// A payer that learns the preimage and then goes silent, publishing nothing. The LSP's
+/// deadline for the HTLC it fulfilled is `expiry − walk − to_self_delay − margin/2`; from there
+/// the LSP, with nobody pressing a button, walks the payer's tree path (kickoffs, states, leaf,
+/// each as soon as its relative lock allows), publishes its own latest commitment and claims
+/// the HTLC with the preimage after its `to_self_delay`: before block `expiry`, when the
+/// payer's timeout path would open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_payer_is_taken_on_chain_by_the_lsp_before_its_htlc_expires() {
+    let Setup {
+        stack,
+        runs,
+        mut payer,
+        puppet: mut p,
+        ..
+    } = setup(PaymentOptions::default()).await;
+    let invoice = payer
+        .handle
+        .invoice(Amount::from_sat(2_000), "the payer will go silent")
+        .await
+        .expect("invoice")
+        .invoice;
+    let offered = p.offer(&stack, &invoice).await;
+    let expiry = offered.expiry;
+    p.commit().await;
+    while !p.channel.known_preimages().contains_key(&offered.hash) {
+        p.step().await;
+    }
+    payer
+        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000), 30)
+        .await;
+    let path = leaf_of(&runs[1]).path;
+    let policy = ChannelPolicy::for_network(bitcoin::Network::Regtest);
+    let deadline = expiry
+        - path.worst_exit_blocks().to_blocks()
+        - policy.to_self_delay.to_blocks()
+        - policy.htlc_margin.to_blocks() / 2;
+
+    // Nothing happens before the deadline: the LSP waits for the round the payer owes.
+    let now = tip(&stack).await;
+    stack
+        .devnet
+        .mine(deadline.saturating_sub(now + 1))
+        .await
+        .expect("mine");
+    let channel = path.channel_outpoint();
+    assert_eq!(spender(&stack, channel.txid, channel.vout).await, None);
+
+    // From the deadline, one block every pass of the LSP's watch.
+    let (commitment, claim) = loop {
+        assert!(
+            tip(&stack).await < expiry,
+            "the LSP did not claim the HTLC before its expiry: {}",
+            admin_channel(&stack, p.id).await
+        );
+        stack.devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+        let view = admin_channel(&stack, p.id).await;
+        let claims = view["claims"].as_array().cloned().unwrap_or_default();
+        let success = claims.iter().find(|c| {
+            c["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("HtlcSuccess"))
+                && c["confirmed"] == true
+        });
+        if let Some(c) = success {
+            let commitment = spender(&stack, channel.txid, channel.vout)
+                .await
+                .expect("the channel output is spent");
+            break (commitment, c["txid"].as_str().expect("txid").to_string());
+        }
+    };
+    assert!(
+        tip(&stack).await < expiry,
+        "claimed before the payer's timeout opens"
+    );
+    assert_ne!(
+        Some(commitment),
+        p.channel.latest_signed().map(|t| t.compute_txid()),
+        "the LSP published its own commitment, not the payer's"
+    );
+    assert!(confirmed(&stack, claim.parse().expect("txid")).await);
+    let view = admin_channel(&stack, p.id).await;
+    assert_eq!(view["state"], "closed", "{view}");
 }

@@ -409,7 +409,7 @@ impl Router {
                 self.send_channel(id, msg);
             }
             for (id, tx) in broadcasts {
-                self.broadcast(id, tx);
+                self.go_on_chain(id, tx);
             }
             for (id, event) in events {
                 self.on_event(id, event);
@@ -431,16 +431,6 @@ impl Router {
                 })),
             );
         }
-    }
-
-    fn broadcast(&self, id: ChannelId, tx: bitcoin::Transaction) {
-        let esplora = self.esplora.clone();
-        tracing::warn!(channel = %id, txid = %tx.compute_txid(), "publishing the LSP's latest commitment (an HTLC deadline passed)");
-        tokio::spawn(async move {
-            if let Err(e) = esplora.broadcast(&tx).await {
-                tracing::warn!(channel = %id, error = %e, "commitment broadcast failed (its leaf must be on chain first)");
-            }
-        });
     }
 
     fn on_event(&mut self, id: ChannelId, event: ChannelEvent) {

@@ -26,6 +26,7 @@ mod link;
 mod liquidity;
 mod onchain;
 mod store;
+mod walk;
 mod watch;
 
 use std::collections::{BTreeSet, HashMap};

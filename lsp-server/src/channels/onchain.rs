@@ -24,6 +24,7 @@ use shared::pay::ChannelId;
 use shared::types::FactoryId;
 use tokio::sync::mpsc;
 
+use super::walk::{self, Walk};
 use crate::factory::ConnId;
 
 /// How long one Esplora read may take before the pass gives up on it.
@@ -78,6 +79,11 @@ pub(super) enum Closing {
         /// What spent it.
         spender: Txid,
     },
+    /// A payment was not settled by its deadline: the LSP is taking the channel on chain.
+    Overdue {
+        /// The deadline that passed.
+        deadline: bitcoin::absolute::Height,
+    },
 }
 
 impl Closing {
@@ -85,7 +91,7 @@ impl Closing {
     pub(super) fn state(&self) -> &'static str {
         match self {
             Closing::Expired => "expired",
-            Closing::FactoryOnChain { .. } => "closing",
+            Closing::FactoryOnChain { .. } | Closing::Overdue { .. } => "closing",
             Closing::ChannelOnChain { .. } => "closed",
         }
     }
@@ -102,6 +108,9 @@ impl Closing {
             Closing::ChannelOnChain { spender } => {
                 format!("it was closed on chain (by {spender})")
             }
+            Closing::Overdue { deadline } => format!(
+                "a payment on it was not settled by block {deadline}; the provider is closing it on chain"
+            ),
         }
     }
 }
@@ -123,19 +132,23 @@ pub(super) fn spawn_pass(
     running: Arc<AtomicBool>,
     watched: Vec<Watched>,
     claims: Vec<(ChannelId, Transaction)>,
+    walks: Vec<(ChannelId, Walk)>,
     report: mpsc::UnboundedSender<Seen>,
 ) {
     if (watched.is_empty() && claims.is_empty()) || running.swap(true, Ordering::AcqRel) {
         return;
     }
     tokio::spawn(async move {
+        for (id, walk) in &walks {
+            walk::step(&esplora, *id, walk).await;
+        }
         pass(&esplora, watched, claims, &report).await;
         running.store(false, Ordering::Release);
     });
 }
 
 /// Reads `f`'s answer within [`READ_TIMEOUT`]; a failure or timeout is `None`.
-async fn read<T, E: std::fmt::Display>(
+pub(super) async fn read<T, E: std::fmt::Display>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Option<T> {
@@ -221,6 +234,8 @@ pub(super) struct ChainWatch {
     report: mpsc::UnboundedSender<Seen>,
     /// Taken by [`super::Router::run`].
     pub(super) seen: Option<mpsc::UnboundedReceiver<Seen>>,
+    /// Channels the LSP is taking on chain, until their channel output is spent.
+    pub(super) walks: BTreeMap<ChannelId, Walk>,
 }
 
 impl Default for ChainWatch {
@@ -231,6 +246,7 @@ impl Default for ChainWatch {
             last: None,
             report,
             seen: Some(seen),
+            walks: BTreeMap::new(),
         }
     }
 }
@@ -276,11 +292,18 @@ impl super::Router {
                     .map(|c| (l.id, c.tx.clone()))
             })
             .collect();
+        let walks = self
+            .chain
+            .walks
+            .iter()
+            .map(|(id, w)| (*id, w.clone()))
+            .collect();
         spawn_pass(
             self.esplora.clone(),
             self.chain.running.clone(),
             watched,
             claims,
+            walks,
             self.chain.report.clone(),
         );
     }
@@ -320,6 +343,7 @@ impl super::Router {
 
     fn on_channel_spent(&mut self, id: ChannelId, tx: &Transaction) {
         let spender = tx.compute_txid();
+        self.chain.walks.remove(&id);
         let preimages = self.known_preimages();
         let Some(link) = self.links.get_mut(&id) else {
             return;

@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use bitcoin::secp256k1::XOnlyPublicKey;
+use bitcoin::secp256k1::{schnorr, XOnlyPublicKey};
 use bitcoin::Amount;
 use rusqlite::{params, Connection, OptionalExtension};
 use shared::channel::{ChannelChange, CommitmentSpec};
 use shared::leaf::{LeafEpoch, LeafStates};
 use shared::pay::{ChannelId, ChannelOpen};
 use shared::tree::FactoryProposal;
-use shared::types::{ClientId, FactoryId};
+use shared::types::{ClientId, FactoryId, NodeId};
 
 /// A storage failure; the router stops acting on that channel rather than act unstored.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +178,29 @@ impl ChannelStore {
             proposal: serde_json::from_str(&proposal)
                 .map_err(|e| corrupt("proposal")(e.to_string()))?,
         }))
+    }
+
+    /// The final signatures of factory `factory`'s tree, by node (the ceremony's complete set).
+    pub fn tree_signatures(
+        &self,
+        factory: FactoryId,
+    ) -> Result<Vec<(NodeId, schnorr::Signature)>, ChannelStoreError> {
+        #[derive(serde::Deserialize)]
+        struct Signed {
+            signatures: Vec<(NodeId, schnorr::Signature)>,
+        }
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT signed FROM signed_factories WHERE factory = ?1",
+                params![factory.0 as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let json = json.ok_or_else(|| corrupt("signed factory")("none stored".into()))?;
+        let signed: Signed =
+            serde_json::from_str(&json).map_err(|e| corrupt("signed factory")(e.to_string()))?;
+        Ok(signed.signatures)
     }
 
     /// Records a new channel.
