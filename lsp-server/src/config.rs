@@ -73,6 +73,11 @@ pub struct PaymentOptions {
     /// (0 turns the faucet off).
     #[arg(long, env = "LSP_FAUCET_MAX_SAT", default_value_t = 50_000)]
     pub faucet_max_sat: u64,
+    /// Testing only: an LSP that misbehaves by never running the round that settles a payment
+    /// once its payee revealed the preimage, so tests can show that wallets then go on chain
+    /// and collect by themselves.
+    #[arg(long, hide = true)]
+    pub withhold_settlements: bool,
 }
 
 impl Default for PaymentOptions {

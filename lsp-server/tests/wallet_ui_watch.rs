@@ -15,33 +15,10 @@ mod wallet_ui_support;
 
 use std::time::{Duration, Instant};
 
-use bitcoin::{Amount, Network, Transaction};
-use common::chain::{broadcast, known, publish_path, spender};
+use bitcoin::{Amount, Network};
+use common::chain::{broadcast, known, lsp_commitment, publish_path, spender};
 use common::swarm::{self, ClientSpec};
-use shared::channel::ChannelChange;
 use wallet_ui_support::{browser_factory, wallet_dist, Driver, SCREEN};
-
-/// The LSP's own signed commitment `number` of the channel of client `client` in factory 1,
-/// read from its database (what a cheating LSP holds).
-fn lsp_commitment(stack: &common::Stack, client: u32, number: u64) -> Option<Transaction> {
-    let db = stack.db();
-    let mut stmt = db
-        .prepare(
-            "SELECT change FROM channel_changes WHERE factory = 1 AND client = ?1 ORDER BY seq",
-        )
-        .expect("query");
-    let rows: Vec<String> = stmt
-        .query_map([client], |r| r.get(0))
-        .expect("rows")
-        .map(|r| r.expect("row"))
-        .collect();
-    rows.iter().find_map(|json| {
-        match serde_json::from_str::<ChannelChange>(json).expect("a stored change") {
-            ChannelChange::LocalCommitment { number: n, tx } if n == number => Some(tx),
-            _ => None,
-        }
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_wallet_exits_by_itself_and_punishes_a_revoked_lsp_commitment() {

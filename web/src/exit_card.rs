@@ -11,7 +11,7 @@ use wallet::format::sats;
 use wallet::session::StoredPath;
 
 use crate::leave_confirm::LeaveCosts;
-use crate::state::{AppCtx, ExitProgress};
+use crate::state::{AppCtx, AutoExit, ExitProgress};
 
 const STEP_MS: u32 = 2_000;
 
@@ -36,8 +36,8 @@ thread_local! {
 }
 
 /// Runs `runner` step by step until the exit is final; `started_by` is set when the wallet
-/// started it by itself because that transaction spent the funding output.
-fn run_exit(ctx: AppCtx, runner: Rc<ExitRunner>, started_by: Option<bitcoin::Txid>) {
+/// started it by itself, and says why.
+fn run_exit(ctx: AppCtx, runner: Rc<ExitRunner>, started_by: Option<AutoExit>) {
     ctx.left.set(true);
     ctx.exit.set(ExitProgress {
         running: true,
@@ -114,8 +114,10 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
         run_exit(ctx, runner, None);
     };
     // The wallet's own watch: once anyone spends the factory's funding output (read from the
-    // user's chain source), the wallet walks its path and sweeps without waiting for the user.
+    // user's chain source), or a payment deadline of its channel passes unsettled, the wallet
+    // walks its path, closes the channel and sweeps without waiting for the user.
     let funding = watched.path.funding_outpoint();
+    let factory = watched.factory;
     let distribution = watched.path.distribution().txid();
     // One watch per factory for the page's life, however often the card is drawn.
     let fresh = WATCHING.with(|w| w.borrow_mut().insert(funding));
@@ -133,11 +135,20 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
                 let (Some(account), Some(url)) = (ctx.account(), ctx.esplora_url()) else {
                     continue;
                 };
-                let Ok(Some(by)) = wallet::exit::funding_spender(&url, &watched.path).await else {
-                    continue;
+                let overdue = ctx
+                    .pay
+                    .try_with_untracked(|p| p.overdue.contains(&factory))
+                    .unwrap_or(false);
+                let why = if overdue {
+                    AutoExit::Overdue
+                } else {
+                    match wallet::exit::funding_spender(&url, &watched.path).await {
+                        Ok(Some(by)) => AutoExit::FundingSpent(by),
+                        _ => continue,
+                    }
                 };
                 match account.exit_runner(&watched, &url).await {
-                    Ok(runner) => return run_exit(ctx, Rc::new(runner), Some(by)),
+                    Ok(runner) => return run_exit(ctx, Rc::new(runner), Some(why)),
                     Err(e) => {
                         let _ = ctx.exit.try_update(|x| x.error = Some(e.to_string()));
                     }
@@ -183,19 +194,24 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
             }}
             <Show when=move || ctx.exit.with(|x| x.started_by.is_some())>
                 <p id="exit-auto" role="status">{move || {
-                    let by = ctx.exit.with(|x| x.started_by);
-                    if by == Some(distribution) {
-                        "The factory paid everyone out on chain. Your wallet is moving your share \
-                         to your own address on its own; keep this page open until it says done."
-                            .to_string()
-                    } else {
-                        format!(
+                    match ctx.exit.with(|x| x.started_by) {
+                        Some(AutoExit::FundingSpent(by)) if by == distribution => {
+                            "The factory paid everyone out on chain. Your wallet is moving your \
+                             share to your own address on its own; keep this page open until it \
+                             says done."
+                                .to_string()
+                        }
+                        Some(AutoExit::FundingSpent(by)) => format!(
                             "Someone started taking your factory on chain (its funding was spent \
-                             by transaction {}). The factory can no longer pay out by itself, so \
+                             by transaction {by}). The factory can no longer pay out by itself, so \
                              your wallet is moving your money to your own address on its own. \
-                             Keep this page open until it says done.",
-                            by.map(|t| t.to_string()).unwrap_or_default()
-                        )
+                             Keep this page open until it says done."
+                        ),
+                        _ => "The provider did not settle a payment you received in time. To \
+                              collect it, your wallet is taking your channel on chain and moving \
+                              your money to your own address on its own. Keep this page open \
+                              until it says done."
+                            .to_string(),
                     }
                 }}</p>
             </Show>

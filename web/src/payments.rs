@@ -173,6 +173,10 @@ fn apply(ctx: AppCtx, event: PayEvent) {
         PayEvent::Received(record) => p.received.push(record),
         PayEvent::LspError(message) => p.notice = Some(message),
         PayEvent::ChannelClosed { reason, .. } => p.notice = Some(reason),
+        PayEvent::GoingOnChain { channel, reason } => {
+            p.notice = Some(reason);
+            p.overdue.insert(channel.factory);
+        }
         PayEvent::LiquidityFailed { reason, .. } => p.notice = Some(reason),
         PayEvent::ChannelReady(_) | PayEvent::Sent(_) | PayEvent::Failed(_) => {}
         PayEvent::Liquidity { .. } | PayEvent::LiquidityBought(_) | PayEvent::Updated => {}

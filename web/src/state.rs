@@ -121,9 +121,18 @@ pub struct ExitProgress {
     pub log: Vec<String>,
     /// The last error (the exit keeps trying).
     pub error: Option<String>,
-    /// The wallet started this exit by itself: the factory's funding output was spent on
-    /// chain by this transaction.
-    pub started_by: Option<bitcoin::Txid>,
+    /// Why the wallet started this exit by itself, if it did.
+    pub started_by: Option<AutoExit>,
+}
+
+/// Why the wallet started an exit without the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoExit {
+    /// The factory's funding output was spent on chain by this transaction.
+    FundingSpent(bitcoin::Txid),
+    /// The provider did not settle a payment by its deadline: the channel must go on chain
+    /// to collect it.
+    Overdue,
 }
 
 /// Where the wallet's payment client stands.
@@ -155,6 +164,9 @@ pub struct PayView {
     pub notice: Option<String>,
     /// Counts connection changes, so a loss is shown only if no reconnect followed it soon.
     pub link_epoch: u64,
+    /// Factories with a channel whose payment deadline passed unsettled: their exit starts by
+    /// itself.
+    pub overdue: std::collections::BTreeSet<shared::types::FactoryId>,
 }
 
 /// The running payment client's handle, and whether its task has ended (so its hold on the

@@ -50,6 +50,9 @@ pub(super) struct Link {
     pub(super) closing: Option<Closing>,
     /// What the LSP claims from a commitment of this channel on chain.
     pub(super) claims: Vec<Claim>,
+    /// Testing only (`--withhold-settlements`): no more rounds once the LSP knows a preimage
+    /// from this channel.
+    pub(super) withheld: bool,
 }
 
 impl Link {
@@ -70,6 +73,7 @@ impl Link {
             routable_until: built.routable_until,
             closing: None,
             claims: Vec::new(),
+            withheld: false,
         }
     }
 
@@ -351,6 +355,7 @@ impl Router {
     pub(super) fn flush(&mut self) {
         let mut rng = rand::rngs::OsRng;
         let now = self.now().unix_time;
+        let withhold = self.settings.options.withhold_settlements;
         while !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);
             let mut changes = Vec::new();
@@ -362,8 +367,13 @@ impl Router {
                 let Some(link) = self.links.get_mut(&id) else {
                     continue;
                 };
+                if withhold && !link.withheld && !link.channel.known_preimages().is_empty() {
+                    tracing::warn!(channel = %id, "withholding the settlement (testing only)");
+                    link.withheld = true;
+                }
                 if link.ready.is_some()
                     && !link.frozen
+                    && !link.withheld
                     && !link.channel.in_round()
                     && link.channel.needs_round()
                 {

@@ -82,3 +82,35 @@ pub async fn confirmed(stack: &Stack, txid: Txid) -> bool {
         };
     status.is_some_and(|s| s["confirmed"] == true)
 }
+
+/// Every change the LSP stored for the channel of client `client` in factory 1, in order (what
+/// the LSP holds: its commitments, the committed states).
+pub fn lsp_changes(stack: &Stack, client: u32) -> Vec<shared::channel::ChannelChange> {
+    let db = stack.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT change FROM channel_changes WHERE factory = 1 AND client = ?1 ORDER BY seq",
+        )
+        .expect("query");
+    let rows: Vec<String> = stmt
+        .query_map([client], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    rows.iter()
+        .map(|json| serde_json::from_str(json).expect("a stored change"))
+        .collect()
+}
+
+/// The LSP's own signed commitment `number` of the channel of client `client` in factory 1
+/// (what a cheating LSP holds).
+pub fn lsp_commitment(stack: &Stack, client: u32, number: u64) -> Option<Transaction> {
+    lsp_changes(stack, client)
+        .into_iter()
+        .find_map(|change| match change {
+            shared::channel::ChannelChange::LocalCommitment { number: n, tx } if n == number => {
+                Some(tx)
+            }
+            _ => None,
+        })
+}

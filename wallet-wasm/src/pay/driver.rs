@@ -473,12 +473,18 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     Action::Broadcast(_) => broadcast = true,
                 }
             }
-            if broadcast {
-                // The commitment spends the leaf, which must be on chain first: the exit
-                // screen walks the tree and then publishes it.
-                self.emit(PayEvent::LspError(format!(
-                    "channel {id}: the provider did not settle in time; leave the factory from the exit screen"
-                )));
+            if broadcast && !self.closed.contains_key(&id) {
+                // The commitment spends the leaf, which must be on chain first: the page's
+                // exit walks the tree, publishes it and claims, by itself.
+                let reason = "The provider did not settle a payment in time, so your wallet is \
+                              taking this channel on chain to collect it"
+                    .to_string();
+                self.closed.insert(id, reason.clone());
+                self.emit(PayEvent::GoingOnChain {
+                    channel: id,
+                    reason,
+                });
+                self.emit(PayEvent::Updated);
             }
             let Some(o) = self.channel_mut(key) else {
                 return Ok(());

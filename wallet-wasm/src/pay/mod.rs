@@ -253,6 +253,15 @@ pub enum PayEvent {
         /// Why, in words.
         reason: String,
     },
+    /// A payment deadline on a channel passed unsettled (`Channel::poll_timeout`): the channel
+    /// takes no more payments and must go on chain (walk the tree, publish this wallet's latest
+    /// commitment, claim) before the deadline's HTLC expires. The page starts the exit.
+    GoingOnChain {
+        /// The channel.
+        channel: ChannelId,
+        /// Why, in words.
+        reason: String,
+    },
     /// A liquidity purchase moved on.
     Liquidity {
         /// The channel.
