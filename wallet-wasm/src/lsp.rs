@@ -254,11 +254,11 @@ mod tests {
         body.schedule.max_clients = 1024;
         let pace = crate::pace::BlockPace::default();
         let text = exit_summary(&body, pace);
-        assert!(text.starts_with("up to 1302 blocks"), "{text}");
+        assert!(text.starts_with("up to 330 blocks"), "{text}");
         assert!(text.contains("days"), "{text}");
         assert!(exit_details(&body).starts_with("9 transactions"));
         let devnet = exit_summary(&body, crate::pace::BlockPace::every_secs(10));
-        assert!(devnet.contains("about 3 hours"), "{devnet}");
+        assert!(devnet.contains("about 55 minutes"), "{devnet}");
         body.tree.timeout_delta = shared::params::BlockDelta::from_blocks(10);
         assert!(exit_summary(&body, pace).starts_with("refused"));
     }
