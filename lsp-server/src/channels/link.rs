@@ -10,7 +10,7 @@ use shared::leaf::{LeafEpoch, LeafStates};
 use shared::musig::public_key;
 use shared::path::ClientPath;
 use shared::pay::policy::channel_seed;
-use shared::pay::{leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpen};
+use shared::pay::{leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpen, JoinFee};
 use shared::wire::{ErrorCode, WireMsg};
 
 use super::liquidity::{leaf_signed, PendingAdvance};
@@ -50,6 +50,9 @@ pub(super) struct Link {
     pub(super) closing: Option<Closing>,
     /// What the LSP claims from a commitment of this channel on chain.
     pub(super) claims: Vec<Claim>,
+    /// What the client still owes for its join (taken from the first payment it receives that
+    /// leaves it enough; `shared::pay::join_fee`).
+    pub(super) join_fee: JoinFee,
 }
 
 impl Link {
@@ -70,6 +73,7 @@ impl Link {
             routable_until: built.routable_until,
             closing: None,
             claims: Vec::new(),
+            join_fee: built.join_fee,
         }
     }
 
@@ -87,6 +91,7 @@ struct Built {
     leaf: LeafStates,
     funding: bitcoin::OutPoint,
     routable_until: u32,
+    join_fee: JoinFee,
 }
 
 /// How the LSP answers a `channel_open`.
@@ -202,6 +207,7 @@ impl Router {
             leaf: states,
             funding: path.funding_outpoint(),
             routable_until,
+            join_fee: self.store.join_fee(id)?,
         })
     }
 
