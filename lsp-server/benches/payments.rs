@@ -73,13 +73,8 @@ async fn run(n: usize) {
     // A payment client per wallet, each with its first sats from the faucet.
     let mut handles: Vec<PayHandle> = Vec::with_capacity(n);
     for run in &runs {
-        let stored = run
-            .result
-            .as_ref()
-            .expect("session")
-            .path
-            .clone()
-            .expect("path");
+        let report = run.result.as_ref().expect("session");
+        let stored = report.path.clone().expect("path");
         let leaf = PayLeaf {
             channel: ChannelId {
                 factory: stored.factory,
@@ -87,6 +82,7 @@ async fn run(n: usize) {
             },
             path: stored.path,
             factory_secret: run.factory_secret,
+            join_fee: report.quote.expect("the LSP quoted the join").fee,
         };
         let chain = EsploraChain::new(devnet.esplora_url()).expect("esplora");
         let (client, handle) = PayClient::new(

@@ -68,6 +68,12 @@ pub async fn funded_factory(
     runs
 }
 
+/// The fee of the join quote a finished run accepted (its channel owes it).
+pub fn join_fee_of(run: &ClientRun) -> Amount {
+    let report = run.result.as_ref().expect("session succeeded");
+    report.quote.expect("the LSP quoted the join").fee
+}
+
 /// The leaf a finished run holds.
 pub fn leaf_of(run: &ClientRun) -> PayLeaf {
     let report = run.result.as_ref().expect("session succeeded");
@@ -79,6 +85,7 @@ pub fn leaf_of(run: &ClientRun) -> PayLeaf {
         },
         path: stored.path.clone(),
         factory_secret: run.factory_secret,
+        join_fee: join_fee_of(run),
     }
 }
 

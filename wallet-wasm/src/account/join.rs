@@ -118,6 +118,8 @@ impl Account {
             Ok(report) => outcome_words(&report.outcome),
             Err(e) => e.to_string(),
         };
+        // The fee the LSP quoted may be below the most the plan accepted: the channel owes it.
+        let fee = result.as_ref().ok().and_then(|r| r.quote).map(|q| q.fee);
         let (factory, funding) = match &result {
             Ok(report) => (
                 report.path.as_ref().map(|p| p.factory),
@@ -134,6 +136,7 @@ impl Account {
                 record.ended = Some(ended);
                 record.factory = factory.or(record.factory);
                 record.funding = funding.or(record.funding);
+                record.fee = fee.unwrap_or(record.fee);
             }
         })
         .await?;

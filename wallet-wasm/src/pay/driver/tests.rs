@@ -238,6 +238,7 @@ fn setup() -> Setup {
             channel: id,
             path: path.clone(),
             factory_secret: client,
+            join_fee: Amount::ZERO,
         },
         path,
     }
