@@ -4,7 +4,7 @@
 use bitcoin::secp256k1::Secp256k1;
 use bitcoin::Amount;
 use futures::channel::mpsc::UnboundedSender;
-use shared::ceremony::{ClientConfig, ClientOutcome, JoinRequest, Quote};
+use shared::ceremony::{ClientConfig, ClientOutcome, JoinPrice, JoinRequest, Quote};
 use shared::terms::SignedTerms;
 
 use crate::keys::FactoryIndex;
@@ -29,6 +29,8 @@ pub struct JoinPlan {
     pub liquidity: Amount,
     /// The price the LSP's terms give (the wallet refuses a higher one).
     pub quote: Quote,
+    /// The quote's fee in its two parts (the terms' join fee and the liquidity part).
+    pub price: JoinPrice,
 }
 
 impl JoinPlan {
@@ -51,11 +53,14 @@ impl JoinPlan {
         };
         let quote = Quote::for_request(&terms.body, &request)
             .map_err(|e| AccountError::Amounts(e.to_string()))?;
+        let price = JoinPrice::under(&terms.body.fees, liquidity)
+            .map_err(|e| AccountError::Amounts(e.to_string()))?;
         Ok(JoinPlan {
             terms,
             channel,
             liquidity,
             quote,
+            price,
         })
     }
 }
