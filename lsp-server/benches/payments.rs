@@ -104,8 +104,13 @@ async fn run(n: usize) {
         h.faucet(Amount::from_sat(FAUCET)).await.expect("faucet");
     }
     eprintln!("channels open; faucet asked");
+    // The faucet's sats pay each wallet's join fee.
     for h in &handles {
-        wait(h, |s| s.balance == Amount::from_sat(FAUCET)).await;
+        wait(h, |s| {
+            let join_fee: Amount = s.channels.iter().map(|c| c.join_fee.quoted()).sum();
+            s.balance == Amount::from_sat(FAUCET) - join_fee
+        })
+        .await;
     }
 
     eprintln!("faucet done; paying");
@@ -145,7 +150,7 @@ async fn run(n: usize) {
     let pct =
         |p: f64| latencies[((count as f64 * p) as usize).min(count - 1)].as_secs_f64() * 1000.0;
 
-    // Every sat is somewhere: balances plus fees equal what the faucet gave.
+    // Every sat is somewhere: balances plus routing and join fees equal what the faucet gave.
     let mut total = Amount::ZERO;
     let mut fees = Amount::ZERO;
     for h in &handles {
@@ -154,8 +159,10 @@ async fn run(n: usize) {
         fees += s
             .payments
             .iter()
-            .filter(|p| p.direction == wallet::pay::Direction::Sent)
-            .map(|p| p.fee)
+            .map(|p| match p.direction {
+                wallet::pay::Direction::Sent => p.fee,
+                wallet::pay::Direction::Received => p.join_fee,
+            })
             .sum::<Amount>();
     }
     assert_eq!(

@@ -158,6 +158,18 @@ impl Payer {
         }
     }
 
+    /// Asks the demo faucet for `amount` (the wallet has one channel) and waits until it
+    /// arrived; returns what the balance grew by: `amount`, less the channel's join fee when
+    /// this payment is the one that pays it (`shared::pay::join_fee`).
+    pub async fn faucet(&mut self, amount: Amount, secs: u64) -> Amount {
+        let before = self.handle.snapshot().await.expect("snapshot");
+        assert_eq!(before.channels.len(), 1, "one channel: {before:?}");
+        let arrives = amount - before.channels[0].join_fee.deduction(amount);
+        self.handle.faucet(amount).await.expect("faucet");
+        self.balance_becomes(before.balance + arrives, secs).await;
+        arrives
+    }
+
     /// Waits until the balance is `want` with no HTLC pending.
     pub async fn balance_becomes(&mut self, want: Amount, secs: u64) -> Snapshot {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
