@@ -58,7 +58,8 @@ fn Row(payment: PaymentRecord) -> impl IntoView {
     };
     let fee = (payment.fee.to_sat() > 0).then(|| format!("fee {}", sats(payment.fee)));
     view! {
-        <li class="payment" class:failed=status == "failed" data-direction=direction data-status=status>
+        <li class="payment" class:failed=status == "failed" data-direction=direction data-status=status
+            data-sats=payment.amount.to_sat().to_string() data-fee=payment.fee.to_sat().to_string()>
             <div class="row">
                 <span class="direction">{arrow}</span>
                 <span class="amount">{sats(payment.amount)}</span>
