@@ -73,13 +73,8 @@ async fn run(n: usize) {
     // A payment client per wallet, each with its first sats from the faucet.
     let mut handles: Vec<PayHandle> = Vec::with_capacity(n);
     for run in &runs {
-        let stored = run
-            .result
-            .as_ref()
-            .expect("session")
-            .path
-            .clone()
-            .expect("path");
+        let report = run.result.as_ref().expect("session");
+        let stored = report.path.clone().expect("path");
         let leaf = PayLeaf {
             channel: ChannelId {
                 factory: stored.factory,
@@ -87,6 +82,7 @@ async fn run(n: usize) {
             },
             path: stored.path,
             factory_secret: run.factory_secret,
+            join_fee: report.quote.expect("the LSP quoted the join").fee,
         };
         let chain = EsploraChain::new(devnet.esplora_url()).expect("esplora");
         let (client, handle) = PayClient::new(
@@ -108,8 +104,13 @@ async fn run(n: usize) {
         h.faucet(Amount::from_sat(FAUCET)).await.expect("faucet");
     }
     eprintln!("channels open; faucet asked");
+    // The faucet's sats pay each wallet's join fee.
     for h in &handles {
-        wait(h, |s| s.balance == Amount::from_sat(FAUCET)).await;
+        wait(h, |s| {
+            let join_fee: Amount = s.channels.iter().map(|c| c.join_fee.quoted()).sum();
+            s.balance == Amount::from_sat(FAUCET) - join_fee
+        })
+        .await;
     }
 
     eprintln!("faucet done; paying");
@@ -149,7 +150,7 @@ async fn run(n: usize) {
     let pct =
         |p: f64| latencies[((count as f64 * p) as usize).min(count - 1)].as_secs_f64() * 1000.0;
 
-    // Every sat is somewhere: balances plus fees equal what the faucet gave.
+    // Every sat is somewhere: balances plus routing and join fees equal what the faucet gave.
     let mut total = Amount::ZERO;
     let mut fees = Amount::ZERO;
     for h in &handles {
@@ -158,8 +159,10 @@ async fn run(n: usize) {
         fees += s
             .payments
             .iter()
-            .filter(|p| p.direction == wallet::pay::Direction::Sent)
-            .map(|p| p.fee)
+            .map(|p| match p.direction {
+                wallet::pay::Direction::Sent => p.fee,
+                wallet::pay::Direction::Received => p.join_fee,
+            })
             .sum::<Amount>();
     }
     assert_eq!(

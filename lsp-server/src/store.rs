@@ -114,6 +114,10 @@ const MIGRATIONS: &[&str] = &[
         opening TEXT NOT NULL,
         PRIMARY KEY (factory, client, leaf, amount_sat)
     );",
+    // The join fee a payment paid (`shared::pay::join_fee`): taken from the HTLC offered to the
+    // payee; a channel's fee is paid by its one pending or settled payment with a join fee.
+    "ALTER TABLE payments ADD COLUMN join_fee_sat INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX payments_payee ON payments(payee_factory, payee_client);",
 ];
 
 /// The LSP's database.

@@ -35,8 +35,8 @@ fn spec() -> ClientSpec {
     }
 }
 
-/// A funded factory of three: wallets 0 and 1 honest and running (each with `faucet` sats),
-/// wallet 2 a puppet with its channel open (round 0 done).
+/// A funded factory of three: wallets 0 and 1 honest and running (each with `faucet` sats less
+/// its join fee, [`funded`]), wallet 2 a puppet with its channel open (round 0 done).
 async fn three_wallets(
     payments: PaymentOptions,
     faucet: u64,
@@ -56,18 +56,18 @@ async fn three_wallets(
         .iter()
         .map(|r| start_payer(&stack, r, MemoryPayStore::default()))
         .collect();
-    for p in &mut payers {
+    for (p, run) in payers.iter_mut().zip(&runs) {
         p.ready(30).await;
-        p.handle
-            .faucet(Amount::from_sat(faucet))
-            .await
-            .expect("faucet");
-    }
-    for p in &mut payers {
-        p.balance_becomes(Amount::from_sat(faucet), 30).await;
+        let arrived = p.faucet(Amount::from_sat(faucet), 30).await;
+        assert_eq!(arrived.to_sat(), funded(run, faucet));
     }
     let puppet = Puppet::open(&stack, &runs[2]).await;
     (stack, runs, payers, puppet, storage)
+}
+
+/// What a wallet holds after its first `faucet` sats: they paid its join fee.
+fn funded(run: &ClientRun, faucet: u64) -> u64 {
+    faucet - common::pay::join_fee_of(run).to_sat()
 }
 
 /// Every channel's entry in `/admin/payments`.
@@ -149,14 +149,14 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
     puppet.fulfill(preimage).await;
     puppet.commit().await;
     let paid = pay.await.unwrap().expect("the puppet is paid");
-    let mut balances = [30_000 - 5_000 - paid.fee.to_sat(), 30_000];
+    let funded = [funded(&runs[0], 30_000), funded(&runs[1], 30_000)];
+    let mut balances = [funded[0] - 5_000 - paid.fee.to_sat(), funded[1]];
     payers[0]
         .balance_becomes(Amount::from_sat(balances[0]), 30)
         .await;
-    assert_eq!(
-        puppet.channel.spec().client_balance,
-        Amount::from_sat(5_000)
-    );
+    // The puppet's first payment paid its join fee.
+    let held = Amount::from_sat(5_000) - common::pay::join_fee_of(&runs[2]);
+    assert_eq!(puppet.channel.spec().client_balance, held);
 
     let before = channels(&stack).await;
     let settled = common::admin_get(&stack.http_url(), "/admin/payments").await["settled"].clone();
@@ -309,10 +309,7 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
         puppet.channel.spec().htlcs.is_empty(),
         "the HTLC is failed back"
     );
-    assert_eq!(
-        puppet.channel.spec().client_balance,
-        Amount::from_sat(5_000)
-    );
+    assert_eq!(puppet.channel.spec().client_balance, held);
 
     // 3c. An HTLC of 1,000 sat routed to an invoice of wallet 1's for 2,000.
     let invoice = payers[1]
@@ -343,12 +340,9 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
         puppet.channel.spec().htlcs.is_empty(),
         "the HTLC is failed back"
     );
-    assert_eq!(
-        puppet.channel.spec().client_balance,
-        Amount::from_sat(5_000)
-    );
+    assert_eq!(puppet.channel.spec().client_balance, held);
 
-    // Nothing moved: the honest channels are as they were, the puppet's holds its 5,000 sat,
+    // Nothing moved: the honest channels are as they were, the puppet's holds what it held,
     // no payment settled.
     let after = channels(&stack).await;
     for run in &runs[..2] {
@@ -358,7 +352,7 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let theirs = channel_of(&channels(&stack).await, c);
-        if theirs["client_sat"] == 5_000 && theirs["htlcs"] == 0 {
+        if theirs["client_sat"] == held.to_sat() && theirs["htlcs"] == 0 {
             break;
         }
         assert!(Instant::now() < deadline, "the LSP agrees: {theirs}");
@@ -430,7 +424,7 @@ async fn a_wallet_silent_in_a_round_is_dropped_and_payments_to_it_fail_back_whol
         channel_round_timeout_secs: 2,
         ..PaymentOptions::default()
     };
-    let (stack, _runs, mut payers, mut puppet, _storage) = three_wallets(payments, 20_000).await;
+    let (stack, runs, mut payers, mut puppet, _storage) = three_wallets(payments, 20_000).await;
     let c = puppet.id;
 
     // Wallet 0 pays the puppet; the puppet fulfills, then never answers the LSP's round that
@@ -442,7 +436,8 @@ async fn a_wallet_silent_in_a_round_is_dropped_and_payments_to_it_fail_back_whol
     };
     puppet.fulfill(preimage).await;
     let paid = pay.await.unwrap().expect("the puppet is paid");
-    let mut balances = [20_000 - 3_000 - paid.fee.to_sat(), 20_000];
+    let funded = [funded(&runs[0], 20_000), funded(&runs[1], 20_000)];
+    let mut balances = [funded[0] - 3_000 - paid.fee.to_sat(), funded[1]];
     payers[0]
         .balance_becomes(Amount::from_sat(balances[0]), 30)
         .await;

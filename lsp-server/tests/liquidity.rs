@@ -58,17 +58,18 @@ async fn a_wallet_buys_inbound_liquidity_and_then_receives_what_it_could_not() {
         b.handle.snapshot().await.expect("snapshot").balance,
         Amount::ZERO
     );
-    // B gets 5,000 to pay for liquidity with, A gets 15,000 to pay B with.
-    b.handle
-        .faucet(Amount::from_sat(5_000))
-        .await
-        .expect("faucet");
-    b.balance_becomes(Amount::from_sat(5_000), 30).await;
-    a.handle
-        .faucet(Amount::from_sat(15_000))
-        .await
-        .expect("faucet");
-    a.balance_becomes(Amount::from_sat(15_000), 30).await;
+    // B gets 5,000 to pay for liquidity with, A gets 15,000 to pay B with (each less its join
+    // fee: the first payment each receives pays it).
+    let funded_b = b.faucet(Amount::from_sat(5_000), 30).await;
+    assert_eq!(
+        funded_b,
+        Amount::from_sat(5_000) - common::pay::join_fee_of(&runs[1])
+    );
+    let funded_a = a.faucet(Amount::from_sat(15_000), 30).await;
+    assert_eq!(
+        funded_a,
+        Amount::from_sat(15_000) - common::pay::join_fee_of(&runs[0])
+    );
 
     // The quote, then the purchase.
     let amount = Amount::from_sat(60_000);
@@ -88,7 +89,7 @@ async fn a_wallet_buys_inbound_liquidity_and_then_receives_what_it_could_not() {
         (bought.leaf, bought.amount, bought.price),
         (LeafEpoch(1), amount, price)
     );
-    assert_eq!(after.balance, Amount::from_sat(5_000) - price);
+    assert_eq!(after.balance, funded_b - price);
     assert_eq!(after.inbound, quote.inbound_after);
     let view = admin_channel(&stack, channel_b).await;
     assert_eq!(view["leaf"], 1);
@@ -107,8 +108,8 @@ async fn a_wallet_buys_inbound_liquidity_and_then_receives_what_it_could_not() {
         .faucet(Amount::from_sat(30_000))
         .await
         .expect("B receives what it could not before");
-    let mut bal_b = 5_000 - price.to_sat() + 30_000;
-    let mut bal_a = 15_000;
+    let mut bal_b = funded_b.to_sat() - price.to_sat() + 30_000;
+    let mut bal_a = funded_a.to_sat();
     b.balance_becomes(Amount::from_sat(bal_b), 30).await;
 
     // Both wallets pay each other on the new channel.

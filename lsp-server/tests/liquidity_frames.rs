@@ -31,6 +31,7 @@ async fn bad_or_interrupted_purchases_change_nothing_and_an_honest_one_survives_
         puppet: mut p,
         fees,
         _storage,
+        ..
     } = setup(payments.clone()).await;
     let run = &runs[1];
     let path = leaf_of(run).path;

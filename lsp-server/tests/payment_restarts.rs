@@ -44,12 +44,13 @@ async fn channels_and_payments_survive_lsp_and_wallet_restarts() {
     let mut b = start_payer(&stack, &runs[1], MemoryPayStore::default());
     a.ready(30).await;
     b.ready(30).await;
-    a.handle
-        .faucet(Amount::from_sat(30_000))
-        .await
-        .expect("faucet");
-    a.balance_becomes(Amount::from_sat(30_000), 30).await;
-    let (mut bal_a, mut bal_b) = (30_000u64, 0u64);
+    // A's first sats pay its join fee.
+    let funded = a.faucet(Amount::from_sat(30_000), 30).await;
+    assert_eq!(
+        funded,
+        Amount::from_sat(30_000) - common::pay::join_fee_of(&runs[0])
+    );
+    let (mut bal_a, mut bal_b) = (funded.to_sat(), 0u64);
 
     let inv = b
         .handle
@@ -61,7 +62,8 @@ async fn channels_and_payments_survive_lsp_and_wallet_restarts() {
         .await
         .expect("paid before the restart");
     bal_a -= 5_000 + fee(5_000);
-    bal_b += 5_000;
+    // B's first payment received pays its join fee.
+    bal_b += 5_000 - common::pay::join_fee_of(&runs[1]).to_sat();
 
     // The LSP restarts: channels come back from its database, the wallets reconnect.
     let stack = common::restart(stack, common::fast_factory(2, 2), options()).await;

@@ -61,22 +61,27 @@ async fn two_hundred_payments_across_two_factories_reconcile_exactly() {
         );
     }
 
-    // The faucet: each wallet's first sats, over its channel.
+    // The faucet: each wallet's first sats, over its channel; they pay its join fee.
     for p in &mut payers {
         p.handle
             .faucet(Amount::from_sat(FAUCET))
             .await
             .expect("faucet invoice");
     }
-    for p in &mut payers {
-        p.balance_becomes(Amount::from_sat(FAUCET), 30).await;
+    let join_fees: Vec<u64> = runs
+        .iter()
+        .map(|r| common::pay::join_fee_of(r).to_sat())
+        .collect();
+    for (p, join_fee) in payers.iter_mut().zip(&join_fees) {
+        p.balance_becomes(Amount::from_sat(FAUCET - join_fee), 30)
+            .await;
     }
     let too_much = payers[0].handle.faucet(Amount::from_sat(FAUCET + 1)).await;
     assert!(too_much.is_ok(), "the invoice is made; the LSP refuses it");
 
     // 200 payments between random pairs, amounts 100..3000 sat.
     let fees = lsp_fees();
-    let mut expected: Vec<u64> = vec![FAUCET; 4];
+    let mut expected: Vec<u64> = join_fees.iter().map(|f| FAUCET - f).collect();
     let mut fee_total = 0;
     let mut rng = rand::rngs::StdRng::seed_from_u64(200);
     let mut latencies = Vec::new();
@@ -117,10 +122,11 @@ async fn two_hundred_payments_across_two_factories_reconcile_exactly() {
         p.balance_becomes(Amount::from_sat(*want), 30).await;
     }
     let total: u64 = expected.iter().sum();
+    let join_total: u64 = join_fees.iter().sum();
     assert_eq!(
-        total + fee_total,
+        total + fee_total + join_total,
         4 * FAUCET,
-        "every sat is a balance or a fee"
+        "every sat is a balance, a routing fee or a join fee"
     );
     latencies.sort();
     eprintln!(
@@ -132,6 +138,9 @@ async fn two_hundred_payments_across_two_factories_reconcile_exactly() {
     let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
     assert_eq!(view["settled"], 204, "{view}");
     assert_eq!(view["fees_earned_sat"], fee_total);
+    assert_eq!(view["earned"]["routing_sat"], fee_total, "{view}");
+    assert_eq!(view["earned"]["join_sat"], join_total, "{view}");
+    assert_eq!(view["earned"]["joins_paid"], 4, "{view}");
     assert_eq!(view["faucet_sat"], 4 * FAUCET);
     for (p, want) in payers.iter().zip(&expected) {
         let id = p.leaves[0].channel.to_string();

@@ -93,7 +93,7 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
     let b = driver.browser("wallet B").await;
     a.create_wallet(&url, None, None).await;
     b.create_wallet(&url, None, None).await;
-    a.join(None).await;
+    let join_fee = a.join(None).await;
     b.join(None).await;
     for w in [&a, &b] {
         w.wait_attr(
@@ -112,7 +112,7 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
     a.wait_attr("#pay-status", "data-state", "connected", SCREEN)
         .await;
 
-    // Test sats first: the price comes out of the balance.
+    // Test sats first (they pay A's join fee): the price comes out of the balance.
     text_until(&a, "#faucet", |t| t.starts_with("Get test sats")).await;
     let faucet: u64 = a
         .find("#faucet", SCREEN)
@@ -124,7 +124,10 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
         .parse()
         .expect("a number");
     a.click("#faucet").await;
-    text_until(&a, "#balance", |t| t == sats(Amount::from_sat(faucet))).await;
+    text_until(&a, "#balance", |t| {
+        t == sats(Amount::from_sat(faucet - join_fee))
+    })
+    .await;
     let inbound_before = sats_in(&a.text("#inbound", SCREEN).await);
     let stock_before = sats_in(&a.text("#balance-inbound", SCREEN).await);
     a.text("#liquidity-for-sale", SCREEN).await;
@@ -154,7 +157,7 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
     .await;
     a.screenshot("liquidity-02-done").await;
     text_until(&a, "#balance", |t| {
-        t == sats(Amount::from_sat(faucet - price))
+        t == sats(Amount::from_sat(faucet - join_fee - price))
     })
     .await;
     text_until(&a, "#inbound", |t| {
@@ -171,7 +174,7 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
     a.wait_attr("#pay-status", "data-state", "connected", SCREEN)
         .await;
     text_until(&a, "#balance", |t| {
-        t == sats(Amount::from_sat(faucet - price))
+        t == sats(Amount::from_sat(faucet - join_fee - price))
     })
     .await;
     a.wait_attr("#liquidity-for-sale", "data-leaf-state", "1", SCREEN)

@@ -1,15 +1,20 @@
 //! Payments end to end through the wallet's screens, in two real headless Chromiums (two
 //! profiles, so two wallets), against a real LSP serving the built wallet and a real bitcoind on
-//! regtest: both people create a wallet and join one factory of two; once its funding confirms,
-//! each wallet's payment client opens its channel over the WebSocket. Wallet A asks the demo
-//! faucet for test sats (as many as its channel can receive, at most 20,000); wallet B makes an
-//! invoice (QR code and text); the invoice text is pasted into A's send screen, A reviews the
-//! quote and confirms, and within a second B's page says it was paid and A's that it went
-//! through. Both balances are exact (A = faucet − amount − fee, B = amount), the history lists
-//! the payments, and the LSP's admin view agrees. B is told of the payment by a toast, and its
-//! paid invoice no longer offers copying. Paying the same invoice twice is refused at the
-//! quote; after a reload B's channel and history come back from its vault, and B pays A back
-//! over it.
+//! regtest: both people create a wallet and join one factory of two (each join screen quotes
+//! the fee, split into the join fee and the liquidity part, to be taken from the first payment
+//! received); once its funding confirms, each wallet's payment client opens its channel over
+//! the WebSocket and Home says the fee is still owed. Wallet A asks the demo faucet for test
+//! sats (as many as its channel can receive, at most 20,000): they pay A's join fee. Wallet B
+//! makes an invoice (QR code and text); the invoice text is pasted into A's send screen, A
+//! reviews the quote and confirms, and within a second B's page says it was paid and A's that
+//! it went through: that payment pays B's join fee. Both balances are exact (A = faucet − join
+//! fee − amount − routing fee, B = amount − join fee), each history shows the payment that paid
+//! the fee at its full amount with the fee as its own row beside it, and every amount on both
+//! pages reconciles with the LSP's admin view. B is told of the payment by a toast, and its paid
+//! invoice no longer offers copying. Paying the same invoice twice is refused at the quote;
+//! after a reload B's channel and history come back from its vault, B gets test sats (whole:
+//! its fee is paid) and pays A back over it. At the end each wallet shows its join fee exactly
+//! once, as quoted.
 //!
 //! Screenshots go to `target/screenshots/pay-*.png`.
 
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant};
 use bitcoin::Amount;
 use fantoccini::Locator;
 use wallet::format::sats;
-use wallet_ui_support::{wallet_dist, Browser, Driver, SCREEN};
+use wallet_ui_support::{sats_in, wallet_dist, Browser, Driver, SCREEN};
 
 /// The most "Get test sats" asks for (less when the channel cannot receive that much).
 const FAUCET_MAX: u64 = 20_000;
@@ -31,6 +36,83 @@ const AMOUNT: u64 = 4_321;
 /// The LSP's routing fee under the test terms: 1 sat plus 1,000 ppm, rounded up.
 fn fee_of(amount: u64) -> u64 {
     1 + (amount * 1_000).div_ceil(1_000_000)
+}
+
+/// What a wallet's history adds up to: received amounts in, sent amounts and their fees out,
+/// join fee rows out; and the join fees it lists.
+async fn history_sum(b: &Browser) -> (u64, Vec<u64>) {
+    b.click("#nav-home").await;
+    b.click("#go-history").await;
+    b.find("#history", SCREEN).await;
+    let rows = b
+        .client
+        .find_all(Locator::Css("#history > li"))
+        .await
+        .expect("rows");
+    let (mut sum, mut join_fees) = (0i64, Vec::new());
+    for row in rows {
+        let attr = |name: &'static str| {
+            let row = row.clone();
+            async move { row.attr(name).await.expect("attribute").unwrap_or_default() }
+        };
+        if attr("data-status").await == "failed" {
+            continue;
+        }
+        let sats: i64 = attr("data-sats").await.parse().expect("data-sats");
+        match attr("data-direction").await.as_str() {
+            "received" => sum += sats,
+            "sent" => sum -= sats + attr("data-fee").await.parse::<i64>().expect("data-fee"),
+            "join-fee" => {
+                sum -= sats;
+                join_fees.push(sats as u64);
+            }
+            other => panic!("{}: a history row of kind {other:?}", b.name),
+        }
+    }
+    (u64::try_from(sum).expect("a balance"), join_fees)
+}
+
+/// Every amount on both pages against the LSP's `/admin/payments`: each wallet's history adds
+/// up to its balance on Home and to its channel's client balance at the LSP, each shows its
+/// join fee once, and the LSP earned exactly those join fees and `routing` in routing fees.
+async fn reconcile(
+    stack: &common::Stack,
+    wallets: [(&Browser, u64); 2],
+    join_fee: u64,
+    routing: u64,
+) -> serde_json::Value {
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
+    let mut at_lsp: Vec<u64> = view["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .map(|c| {
+            assert_eq!(c["join_fee_sat"], join_fee, "{c}");
+            assert_eq!(c["join_fee_owed_sat"], 0, "{c}");
+            c["client_sat"].as_u64().expect("client_sat")
+        })
+        .collect();
+    let mut shown = Vec::new();
+    for (w, balance) in wallets {
+        let (sum, fees) = history_sum(w).await;
+        assert_eq!(
+            sum, balance,
+            "{}: the history adds up to the balance",
+            w.name
+        );
+        assert_eq!(fees, vec![join_fee], "{}: the join fee once", w.name);
+        w.click("#nav-home").await;
+        text_becomes(w, "#balance", &sats(Amount::from_sat(balance)), SCREEN).await;
+        shown.push(balance);
+    }
+    at_lsp.sort_unstable();
+    shown.sort_unstable();
+    assert_eq!(at_lsp, shown, "{view}");
+    assert_eq!(view["earned"]["join_sat"], 2 * join_fee, "{view}");
+    assert_eq!(view["earned"]["joins_paid"], 2, "{view}");
+    assert_eq!(view["earned"]["routing_sat"], routing, "{view}");
+    assert_eq!(view["fees_earned_sat"], routing, "{view}");
+    view
 }
 
 /// Mines a block a second until `css[attr] == want` in every browser (or `limit`).
@@ -119,8 +201,10 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     b.create_wallet(&url, None, None).await;
     // Before a factory is funded there is nothing to pay with, and the card says so.
     a.find("#pay-off", SCREEN).await;
-    a.join(None).await;
-    b.join(None).await;
+    // The terms' 1,000 sat plus 5,000 ppm of the default 100,000 sat of liquidity.
+    let join_fee = a.join(None).await;
+    assert_eq!(join_fee, 1_500);
+    assert_eq!(b.join(None).await, join_fee);
     for w in [&a, &b] {
         w.wait_attr(
             "#step-stored",
@@ -157,6 +241,11 @@ async fn two_browsers_pay_each_other_over_their_factory() {
             assert!(Instant::now() < deadline, "{}: inbound {inbound}", w.name);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // Nothing paid yet: Home says the fee is owed, and when it goes.
+        w.wait_attr("#join-fee-owed", "data-sats", &join_fee.to_string(), SCREEN)
+            .await;
+        let owed = w.text("#join-fee-owed", SCREEN).await;
+        assert!(owed.contains("first payment you receive"), "{owed}");
     }
     a.amounts_fit("pay-01-home-channel-open").await;
 
@@ -173,14 +262,15 @@ async fn two_browsers_pay_each_other_over_their_factory() {
         .parse()
         .expect("a number");
     assert!(
-        faucet > AMOUNT + fee_of(AMOUNT) && faucet <= FAUCET_MAX,
+        faucet > join_fee + AMOUNT + fee_of(AMOUNT) && faucet <= FAUCET_MAX,
         "{faucet}"
     );
+    // They are A's first payment received: A's join fee is taken from them.
     a.click("#faucet").await;
     text_becomes(
         &a,
         "#balance",
-        &sats(Amount::from_sat(faucet)),
+        &sats(Amount::from_sat(faucet - join_fee)),
         Duration::from_secs(20),
     )
     .await;
@@ -188,9 +278,14 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     assert_eq!(
         arrived,
         format!(
-            "{} arrived.",
-            sats(Amount::from_sat(faucet)).replace("sats", "test sats")
+            "{} arrived; {} of them paid your join fee.",
+            sats(Amount::from_sat(faucet)).replace("sats", "test sats"),
+            sats(Amount::from_sat(join_fee))
         )
+    );
+    assert!(
+        a.client.find(Locator::Css("#join-fee-owed")).await.is_err(),
+        "A owes nothing more"
     );
     a.amounts_fit("pay-02-faucet-arrived").await;
 
@@ -261,6 +356,14 @@ async fn two_browsers_pay_each_other_over_their_factory() {
         b.text("#invoice-status", SCREEN).await,
         format!("Paid ✓ {}", sats(Amount::from_sat(AMOUNT)))
     );
+    // It is B's first payment received: it paid B's join fee, and the page says so.
+    b.wait_attr(
+        "#invoice-join-fee",
+        "data-sats",
+        &join_fee.to_string(),
+        SCREEN,
+    )
+    .await;
     // The paid invoice is no longer offered for copying, and B is told, on any screen.
     assert!(
         b.client.find(Locator::Css("#copy-invoice")).await.is_err(),
@@ -268,7 +371,11 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     );
     let toast = b.text("#toast", SCREEN).await;
     assert!(
-        toast.contains(&format!("Received {}", sats(Amount::from_sat(AMOUNT)))),
+        toast.contains(&format!("Received {}", sats(Amount::from_sat(AMOUNT))))
+            && toast.contains(&format!(
+                "join fee of {} was taken",
+                sats(Amount::from_sat(join_fee))
+            )),
         "{toast}"
     );
     let result = a.text("#send-result", SCREEN).await;
@@ -279,7 +386,8 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     );
 
     // Balances on both home screens are exact.
-    let a_balance = faucet - AMOUNT - fee;
+    let a_balance = faucet - join_fee - AMOUNT - fee;
+    let b_balance = AMOUNT - join_fee;
     a.click("#nav-home").await;
     b.click("#nav-home").await;
     text_becomes(
@@ -292,22 +400,34 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     text_becomes(
         &b,
         "#balance",
-        &sats(Amount::from_sat(AMOUNT)),
+        &sats(Amount::from_sat(b_balance)),
         Duration::from_secs(10),
     )
     .await;
     a.amounts_fit("pay-08-home-after").await;
     b.screenshot("pay-09-home-after").await;
 
-    // A's history: the faucet's sats in, the coffee out.
+    // A's history: the faucet's sats in at their full amount with the join fee beside them,
+    // the coffee out.
     a.click("#go-history").await;
     a.find("#history", SCREEN).await;
     let rows = a
         .client
-        .find_all(Locator::Css("#history li.payment"))
+        .find_all(Locator::Css("#history > li"))
         .await
         .expect("rows");
-    assert_eq!(rows.len(), 2, "{}", a.body_text().await);
+    assert_eq!(rows.len(), 3, "{}", a.body_text().await);
+    let fee_row = rows[1].text().await.expect("text");
+    assert!(
+        fee_row.contains("Join fee")
+            && fee_row.contains(&format!("\u{2212}{}", sats(Amount::from_sat(join_fee)))),
+        "{fee_row}"
+    );
+    assert_eq!(
+        rows[1].attr("class").await.expect("attr").as_deref(),
+        Some("join-fee")
+    );
+    let rows = [rows[0].clone(), rows[2].clone()];
     let newest = rows[0].text().await.expect("text");
     assert!(
         newest.contains("Sent") && newest.contains("Coffee for two"),
@@ -327,32 +447,34 @@ async fn two_browsers_pay_each_other_over_their_factory() {
         "{oldest}"
     );
     a.amounts_fit("pay-10-history").await;
+    // B's history: the coffee in at its full amount, B's join fee beside it.
+    b.click("#go-history").await;
+    b.find("#history li.join-fee", SCREEN).await;
+    b.screenshot("pay-10b-history-join-fee").await;
 
-    // The LSP agrees: the faucet gave what A shows, one payment of AMOUNT delivered for `fee`, and
-    // the channels hold what the pages say.
-    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
+    // The LSP agrees: the faucet gave what A shows (A's join fee taken from it), one payment of
+    // AMOUNT delivered for `fee` (B's join fee taken from it), and the channels hold what the
+    // pages say.
+    let view = reconcile(&stack, [(&a, a_balance), (&b, b_balance)], join_fee, fee).await;
     assert_eq!(view["faucet_sat"], faucet, "{view}");
-    assert_eq!(view["fees_earned_sat"], fee, "{view}");
     assert_eq!(view["settled"], 2, "{view}");
     assert_eq!(view["failed"], 0, "{view}");
     let recent = view["recent"].as_array().expect("recent payments");
     assert!(
-        recent.iter().any(|p| p["kind"] == "forward"
-            && p["amount_sat"] == AMOUNT
-            && p["fee_sat"] == fee
+        recent.iter().any(|p| p["kind"] == "faucet"
+            && p["amount_sat"] == faucet
+            && p["join_fee_sat"] == join_fee
             && p["status"] == "settled"),
         "{view}"
     );
-    let mut client_sats: Vec<u64> = view["channels"]
-        .as_array()
-        .expect("channels")
-        .iter()
-        .map(|c| c["client_sat"].as_u64().expect("client_sat"))
-        .collect();
-    client_sats.sort_unstable();
-    let mut want = vec![a_balance, AMOUNT];
-    want.sort_unstable();
-    assert_eq!(client_sats, want, "{view}");
+    assert!(
+        recent.iter().any(|p| p["kind"] == "forward"
+            && p["amount_sat"] == AMOUNT
+            && p["fee_sat"] == fee
+            && p["join_fee_sat"] == join_fee
+            && p["status"] == "settled"),
+        "{view}"
+    );
 
     // Paying the same invoice again is refused at the quote, in words, with nothing to confirm.
     a.click("#nav-home").await;
@@ -375,12 +497,33 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     b.click("#unlock").await;
     b.wait_attr("#pay-status", "data-state", "connected", SCREEN)
         .await;
-    text_becomes(&b, "#balance", &sats(Amount::from_sat(AMOUNT)), SCREEN).await;
+    text_becomes(&b, "#balance", &sats(Amount::from_sat(b_balance)), SCREEN).await;
     b.click("#go-history").await;
     let row = b.text("#history li.payment", SCREEN).await;
     assert!(
-        row.contains("Received") && row.contains("Coffee for two"),
+        row.contains("Received")
+            && row.contains("Coffee for two")
+            && row.contains(&sats(Amount::from_sat(AMOUNT))),
         "{row}"
+    );
+    // B gets test sats too: its fee is paid, so they arrive whole.
+    b.click("#nav-home").await;
+    let b_faucet = sats_in(&b.text("#faucet", SCREEN).await);
+    b.click("#faucet").await;
+    let b_balance = b_balance + b_faucet;
+    text_becomes(
+        &b,
+        "#balance",
+        &sats(Amount::from_sat(b_balance)),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        b.text("#faucet-message", SCREEN).await,
+        format!(
+            "{} arrived.",
+            sats(Amount::from_sat(b_faucet)).replace("sats", "test sats")
+        )
     );
     const BACK: u64 = 1_000;
     a.click("#nav-home").await;
@@ -406,23 +549,35 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     b.screenshot("pay-12-paid-back-after-reload").await;
     a.click("#nav-home").await;
     b.click("#nav-home").await;
+    let a_balance = a_balance + BACK;
+    let b_balance = b_balance - BACK - fee_of(BACK);
     text_becomes(
         &a,
         "#balance",
-        &sats(Amount::from_sat(a_balance + BACK)),
+        &sats(Amount::from_sat(a_balance)),
         Duration::from_secs(10),
     )
     .await;
     text_becomes(
         &b,
         "#balance",
-        &sats(Amount::from_sat(AMOUNT - BACK - fee_of(BACK))),
+        &sats(Amount::from_sat(b_balance)),
         Duration::from_secs(10),
     )
     .await;
-    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
-    assert_eq!(view["settled"], 3, "{view}");
-    assert_eq!(view["fees_earned_sat"], fee + fee_of(BACK), "{view}");
+    // Everything still reconciles, each wallet's join fee taken once, as quoted.
+    let view = reconcile(
+        &stack,
+        [(&a, a_balance), (&b, b_balance)],
+        join_fee,
+        fee + fee_of(BACK),
+    )
+    .await;
+    assert_eq!(view["settled"], 4, "{view}");
+    assert_eq!(view["faucet_sat"], faucet + b_faucet, "{view}");
+    b.click("#go-history").await;
+    b.find("#history li.join-fee", SCREEN).await;
+    b.amounts_fit("pay-13-history-after-all").await;
 
     for w in [a, b] {
         w.client.close().await.expect("close the browser");

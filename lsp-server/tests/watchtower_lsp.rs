@@ -28,22 +28,25 @@ async fn a_client_publishing_its_revoked_commitment_loses_it_to_the_lsps_penalty
         runs,
         mut payer,
         puppet: mut p,
+        join_fee,
         ..
     } = setup(PaymentOptions::default()).await;
 
-    // The puppet holds 5,000 sats in its latest commitment, and keeps a copy of it.
+    // The puppet holds 5,000 sats (less its join fee) in its latest commitment, and keeps a
+    // copy of it.
     let revoked = p
         .channel
         .latest_signed()
         .cloned()
         .expect("a signed commitment");
     let held = p.channel.spec().client_balance;
-    assert_eq!(held, Amount::from_sat(5_000));
+    assert_eq!(held, Amount::from_sat(5_000) - join_fee);
 
-    // It pays 4,000 of them away: that commitment is revoked.
+    // It pays all but a few hundred away: that commitment is revoked.
+    let spent = held - Amount::from_sat(500);
     let invoice = payer
         .handle
-        .invoice(Amount::from_sat(4_000), "spent before cheating")
+        .invoice(spent, "spent before cheating")
         .await
         .expect("invoice")
         .invoice;
@@ -51,8 +54,11 @@ async fn a_client_publishing_its_revoked_commitment_loses_it_to_the_lsps_penalty
     assert!(matches!(outcome, PayOutcome::Paid { .. }), "{outcome:?}");
     p.commit().await;
     assert!(p.channel.spec().client_balance < Amount::from_sat(1_000));
-    // The payer paid the puppet 5,000 plus a 6-sat fee, and received 4,000 back.
-    payer.balance_becomes(Amount::from_sat(48_994), 30).await;
+    // The payer paid its join fee from the faucet's 50,000, paid the puppet 5,000 plus a 6-sat
+    // fee, and received `spent` back.
+    payer
+        .balance_becomes(Amount::from_sat(50_000 - 5_006) - join_fee + spent, 30)
+        .await;
 
     // The cheat: its tree path, then the revoked commitment.
     let path = leaf_of(&runs[1]).path;
@@ -170,6 +176,7 @@ async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_ls
         runs,
         mut payer,
         puppet: mut p,
+        join_fee,
         ..
     } = setup(PaymentOptions::default()).await;
     let invoice = payer
@@ -188,7 +195,7 @@ async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_ls
         p.step().await;
     }
     payer
-        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000), 30)
+        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000) - join_fee, 30)
         .await;
     let commitment = p
         .channel
@@ -261,6 +268,7 @@ async fn a_silent_payer_is_taken_on_chain_by_the_lsp_before_its_htlc_expires() {
         runs,
         mut payer,
         puppet: mut p,
+        join_fee,
         ..
     } = setup(PaymentOptions::default()).await;
     let invoice = payer
@@ -276,7 +284,7 @@ async fn a_silent_payer_is_taken_on_chain_by_the_lsp_before_its_htlc_expires() {
         p.step().await;
     }
     payer
-        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000), 30)
+        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000) - join_fee, 30)
         .await;
     let path = leaf_of(&runs[1]).path;
     let policy = ChannelPolicy::for_network(bitcoin::Network::Regtest);

@@ -32,8 +32,12 @@ pub fn FaucetCard() -> impl IntoView {
     let busy = RwSignal::new(false);
     let arrived = move || {
         let hash = asked.get()?;
-        ctx.pay
-            .with(|p| p.received.iter().find(|r| r.hash == hash).map(|r| r.amount))
+        ctx.pay.with(|p| {
+            p.received
+                .iter()
+                .find(|r| r.hash == hash)
+                .map(|r| (r.amount, r.join_fee))
+        })
     };
     let amount = move || {
         ctx.pay.with(|p| {
@@ -68,9 +72,14 @@ pub fn FaucetCard() -> impl IntoView {
         });
     };
     let message = move || match (asked.get(), arrived()) {
-        (_, Some(amount)) => Some(format!(
+        (_, Some((amount, Amount::ZERO))) => Some(format!(
             "{} arrived.",
             sats(amount).replace("sat", "test sat")
+        )),
+        (_, Some((amount, join_fee))) => Some(format!(
+            "{} arrived; {} of them paid your join fee.",
+            sats(amount).replace("sat", "test sat"),
+            sats(join_fee)
         )),
         (Some(_), None) => Some("Asked; the sats arrive in a moment.".to_string()),
         _ => None,

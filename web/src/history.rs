@@ -1,6 +1,8 @@
 //! History: every payment, newest first, with direction, amount, fee, description, status and
-//! time.
+//! time. A received payment the join fee was taken from shows the invoice's full amount, with
+//! the fee as its own row beside it ("Join fee −1,500 sats"), once.
 
+use bitcoin::Amount;
 use leptos::prelude::*;
 use wallet::format::sats;
 use wallet::pay::{Direction, PaymentRecord, PaymentStatus};
@@ -29,7 +31,11 @@ pub fn History() -> impl IntoView {
                 } else {
                     view! {
                         <ul class="history" id="history">
-                            {list.into_iter().map(|p| view! { <Row payment=p /> }).collect_view()}
+                            {list.into_iter().map(|p| {
+                                let fee = (p.join_fee > Amount::ZERO && p.status == PaymentStatus::Complete)
+                                    .then(|| view! { <JoinFeeRow payment=p.clone() /> });
+                                view! { {fee} <Row payment=p /> }
+                            }).collect_view()}
                         </ul>
                     }.into_any()
                 }
@@ -52,7 +58,8 @@ fn Row(payment: PaymentRecord) -> impl IntoView {
     };
     let fee = (payment.fee.to_sat() > 0).then(|| format!("fee {}", sats(payment.fee)));
     view! {
-        <li class="payment" class:failed=status == "failed" data-direction=direction data-status=status>
+        <li class="payment" class:failed=status == "failed" data-direction=direction data-status=status
+            data-sats=payment.amount.to_sat().to_string() data-fee=payment.fee.to_sat().to_string()>
             <div class="row">
                 <span class="direction">{arrow}</span>
                 <span class="amount">{sats(payment.amount)}</span>
@@ -63,6 +70,27 @@ fn Row(payment: PaymentRecord) -> impl IntoView {
             </div>
             <div class="row hint">
                 <span class="status">{status_words}</span>
+                <span>{time_of(payment.done_at.unwrap_or(payment.created_at))}</span>
+            </div>
+        </li>
+    }
+}
+
+/// The join fee taken from a received payment (listed just above it: it went at the same time).
+#[component]
+fn JoinFeeRow(payment: PaymentRecord) -> impl IntoView {
+    let fee = payment.join_fee;
+    view! {
+        <li class="join-fee" data-direction="join-fee" data-sats=fee.to_sat().to_string()>
+            <div class="row">
+                <span class="direction">"Join fee"</span>
+                <span class="amount">{format!("\u{2212}{}", sats(fee))}</span>
+            </div>
+            <div class="row hint">
+                <span>{format!("Your factory's join fee, taken from the {} below", sats(payment.amount))}</span>
+            </div>
+            <div class="row hint">
+                <span class="status">"paid"</span>
                 <span>{time_of(payment.done_at.unwrap_or(payment.created_at))}</span>
             </div>
         </li>

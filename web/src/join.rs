@@ -77,7 +77,11 @@ fn JoinForm() -> impl IntoView {
                     <dl id="quote">
                         <dt>"Your channel"</dt><dd id="quote-channel">{sats(plan.channel)}</dd>
                         <dt>"Inbound liquidity"</dt><dd id="quote-liquidity">{sats(plan.liquidity)}</dd>
-                        <dt>"Fee"</dt><dd id="quote-fee">{sats(plan.quote.fee)}</dd>
+                        <dt>"Join fee"</dt><dd id="quote-join-fee">{sats(plan.price.join_fee())}</dd>
+                        <dt>"Liquidity fee"</dt><dd id="quote-liquidity-fee">{sats(plan.price.liquidity_fee())}
+                            <span class="hint">{format!(" ({} sats per million)", plan.terms.body.fees.liquidity_fee_ppm)}</span></dd>
+                        <dt>"Total fee"</dt><dd id="quote-fee">{sats(plan.quote.fee)}</dd>
+                        <dt>"When you pay it"</dt><dd id="quote-fee-when">{format!("Nothing now. {}", fee_when())}</dd>
                         <dt>"Leaving alone"</dt><dd>{wallet::lsp::exit_summary(&plan.terms.body, ctx.pace.get())}</dd>
                     </dl>
                     <button class="primary" id="join" on:click=confirm>"Join"</button>
@@ -86,6 +90,14 @@ fn JoinForm() -> impl IntoView {
             }}
         </section>
     }
+}
+
+/// When the join fee is paid, in words.
+pub fn fee_when() -> String {
+    format!(
+        "It is taken from the first payment you receive that leaves you at least {}.",
+        sats(shared::pay::join_fee::MIN_RECEIVED)
+    )
 }
 
 /// Starts the session and feeds its events to the progress state.
@@ -229,7 +241,7 @@ fn describe(event: &SessionEvent) -> String {
             "the provider restarted before anything was signed; joining again".into()
         }
         SessionEvent::Ceremony(ClientEvent::Joined { factory, quote, .. }) => format!(
-            "the provider accepted you into factory {factory} (fee {}); waiting for others to join",
+            "the provider accepted you into factory {factory} (fee {}, taken from your first payment received); waiting for others to join",
             sats(quote.fee)
         ),
         SessionEvent::Ceremony(ClientEvent::SessionStarted { .. }) => {

@@ -35,6 +35,19 @@ pub fn MoneyCard(
     };
     let left = move || ctx.left.get();
     let running = move || phase() != PayPhase::Off && !left() && closed().is_none();
+    // The join fee still owed: taken from the first payment received that leaves enough.
+    let fee_owed = move || {
+        ctx.pay.with(|p| {
+            let owed: Amount = p
+                .snapshot
+                .as_ref()?
+                .channels
+                .iter()
+                .map(|c| c.join_fee.unpaid())
+                .sum();
+            (owed > Amount::ZERO).then_some(owed)
+        })
+    };
     let balance = move || {
         ctx.pay
             .with(|p| p.snapshot.as_ref().map(|s| (s.balance, s.inbound)))
@@ -115,6 +128,11 @@ pub fn MoneyCard(
                     </dd>
                 </Show>
             </dl>
+            <Show when=move || running() && fee_owed().is_some()>
+                <p class="hint" id="join-fee-owed" data-sats=move || fee_owed().map(|a| a.to_sat().to_string())>
+                    "Join fee still to pay: "{move || fee_owed().map(|a| view! { <Sats amount=a what="join fee still to pay" /> })}
+                    ". "{crate::join::fee_when}</p>
+            </Show>
             <Show when=move || phase() == PayPhase::Off && !left()>
                 <p class="hint" id="pay-off">"Payments start once your factory's funding has confirmed."</p>
             </Show>

@@ -142,12 +142,20 @@ fn apply(ctx: AppCtx, event: PayEvent) {
         crate::toast::show(
             ctx,
             format!(
-                "Received {}{}",
+                "Received {}{}{}",
                 wallet::format::sats(record.amount),
                 if record.description.is_empty() {
                     String::new()
                 } else {
                     format!(" for \u{201c}{}\u{201d}", record.description)
+                },
+                if record.join_fee > bitcoin::Amount::ZERO {
+                    format!(
+                        "; your join fee of {} was taken from it",
+                        wallet::format::sats(record.join_fee)
+                    )
+                } else {
+                    String::new()
                 }
             ),
         );

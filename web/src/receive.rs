@@ -102,7 +102,7 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
             p.received
                 .iter()
                 .find(|r| r.hash == hash)
-                .map(|r| r.amount)
+                .map(|r| (r.amount, r.join_fee))
                 .or_else(|| {
                     p.snapshot.as_ref().and_then(|s| {
                         s.payments
@@ -112,7 +112,7 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
                                     && r.direction == wallet::pay::Direction::Received
                                     && r.status == wallet::pay::PaymentStatus::Complete
                             })
-                            .map(|r| r.amount)
+                            .map(|r| (r.amount, r.join_fee))
                     })
                 })
         })
@@ -141,8 +141,12 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
         <section class="card" id="invoice-card">
             <h2>{format!("Invoice for {}", sats(record.amount))}</h2>
             {move || match paid() {
-                Some(amount) => view! {
+                Some((amount, join_fee)) => view! {
                     <p class="big ok" id="invoice-status" data-state="paid">{format!("Paid ✓ {}", sats(amount))}</p>
+                    {(join_fee > bitcoin::Amount::ZERO).then(|| view! {
+                        <p class="hint" id="invoice-join-fee" data-sats=join_fee.to_sat().to_string()>
+                            {format!("Your join fee of {} was taken from it (see History).", sats(join_fee))}</p>
+                    })}
                 }.into_any(),
                 None if now.get() >= expires_at => view! {
                     <p class="bad" id="invoice-status" data-state="expired">"This invoice expired unpaid: make a new one."</p>

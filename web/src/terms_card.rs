@@ -20,7 +20,8 @@ pub fn TermsCard(info: LspInfo) -> impl IntoView {
             <dt>"Name"</dt><dd id="lsp-name">{b.name.clone()}</dd>
             <dt>"Address"</dt><dd id="lsp-origin">{info.origin.clone()}</dd>
             <dt>"Network"</dt><dd id="lsp-network">{b.network.to_string()}</dd>
-            <dt>"Join fee"</dt><dd id="lsp-join-fee">{sats(b.fees.join_fee)}</dd>
+            <dt>"Join fee"</dt><dd><span id="lsp-join-fee">{sats(b.fees.join_fee)}</span>
+                <span class="hint">" plus the liquidity part below, taken from the first payment you receive"</span></dd>
             <dt>"Inbound liquidity"</dt>
             <dd>{format!("{} to {}, {} sats per million", sats(b.min_liquidity), sats(b.max_liquidity), b.fees.liquidity_fee_ppm)}</dd>
             <dt>"Payments"</dt>

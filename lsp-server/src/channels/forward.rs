@@ -15,6 +15,12 @@
 //!
 //! The faucet (demo networks) is step 2 without a payer: the LSP pays the wallet's own invoice
 //! from its side of the wallet's channel.
+//!
+//! The join fee: a payee channel that still owes its join fee gets an HTLC short by exactly that
+//! fee when the payment leaves it at least `MIN_RECEIVED` (`shared::pay::join_fee`; the faucet
+//! too). The fee is reserved on the channel while the HTLC is offered, stored with the payment
+//! (so it is never taken twice, across restarts), earned when the payment settles, and owed
+//! again if it fails.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,8 +44,13 @@ pub(super) struct Forward {
     /// Its row in `payments`.
     row: i64,
     hash: sha256::Hash,
+    /// The invoice's amount.
     amount: Amount,
+    /// The routing fee.
     fee: Amount,
+    /// The payee's join fee, taken from the HTLC offered to it (zero until it is offered, and
+    /// for a channel that paid or a payment too small).
+    join_fee: Amount,
     /// The payer's HTLC (none for the faucet) and its expiry.
     payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
     payee: XOnlyPublicKey,
@@ -254,6 +265,7 @@ impl Router {
             hash: invoice.hash,
             amount: invoice.amount,
             fee,
+            join_fee: Amount::ZERO,
             payer,
             payee: invoice.payee_identity(),
             expiry_out,
@@ -311,11 +323,23 @@ impl Router {
             }
             online = true;
             let expiry = Height::from_consensus(f.expiry_out).unwrap_or(Height::ZERO);
-            match link.channel.add_htlc(now, f.amount, f.hash, expiry) {
+            let join_fee = link.join_fee.deduction(f.amount);
+            match link
+                .channel
+                .add_htlc(now, f.amount - join_fee, f.hash, expiry)
+            {
                 Ok(htlc) => {
-                    let _ = self.store.payment_delivered(row, id, htlc);
+                    if join_fee > Amount::ZERO {
+                        // `deduction` found it unpaid, so no other payment holds it.
+                        let _ = link.join_fee.pay(f.hash);
+                        tracing::info!(channel = %id, hash = %f.hash, join_fee_sat = join_fee.to_sat(), "join fee taken from the payment");
+                    }
+                    if let Err(e) = self.store.payment_delivered(row, id, htlc, join_fee) {
+                        tracing::error!(row, error = %e, "could not store where a payment was offered");
+                    }
                     self.forwards.outgoing.insert((id, htlc), row);
                     if let Some(fw) = self.forwards.by_row.get_mut(&row) {
+                        fw.join_fee = join_fee;
                         fw.state = ForwardState::Offered {
                             channel: id,
                             htlc,
@@ -489,7 +513,7 @@ impl Router {
         let _ = self
             .store
             .payment_ended(row, "settled", None, now.unix_time);
-        tracing::info!(hash = %f.hash, amount_sat = f.amount.to_sat(), fee_sat = f.fee.to_sat(), "payment delivered");
+        tracing::info!(hash = %f.hash, amount_sat = f.amount.to_sat(), fee_sat = f.fee.to_sat(), join_fee_sat = f.join_fee.to_sat(), "payment delivered");
     }
 
     /// Ends a payment as failed, failing the payer's HTLC back.
@@ -499,6 +523,14 @@ impl Router {
         };
         if let ForwardState::Offered { channel, htlc, .. } = f.state {
             self.forwards.outgoing.remove(&(channel, htlc));
+            // The join fee it carried is owed again (its row says failed, so a restart agrees).
+            if let Some(link) = self
+                .links
+                .get_mut(&channel)
+                .filter(|_| f.join_fee > Amount::ZERO)
+            {
+                link.join_fee.release(f.hash);
+            }
         }
         let now = self.now().unix_time;
         let _ = self
@@ -635,6 +667,7 @@ impl Router {
                     hash,
                     amount: Amount::from_sat(row.amount_sat),
                     fee: Amount::from_sat(row.fee_sat),
+                    join_fee: Amount::from_sat(row.join_fee_sat),
                     payer,
                     payee: payee_identity,
                     expiry_out,

@@ -10,7 +10,7 @@ use shared::leaf::{LeafEpoch, LeafStates};
 use shared::musig::public_key;
 use shared::path::ClientPath;
 use shared::pay::policy::channel_seed;
-use shared::pay::{leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpen};
+use shared::pay::{leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpen, JoinFee};
 use shared::wire::{ErrorCode, WireMsg};
 
 use super::liquidity::{leaf_signed, PendingAdvance};
@@ -53,6 +53,9 @@ pub(super) struct Link {
     /// Testing only (`--withhold-settlements`): no more rounds once the LSP knows a preimage
     /// from this channel.
     pub(super) withheld: bool,
+    /// What the client still owes for its join (taken from the first payment it receives that
+    /// leaves it enough; `shared::pay::join_fee`).
+    pub(super) join_fee: JoinFee,
 }
 
 impl Link {
@@ -74,6 +77,7 @@ impl Link {
             closing: None,
             claims: Vec::new(),
             withheld: false,
+            join_fee: built.join_fee,
         }
     }
 
@@ -91,6 +95,7 @@ struct Built {
     leaf: LeafStates,
     funding: bitcoin::OutPoint,
     routable_until: u32,
+    join_fee: JoinFee,
 }
 
 /// How the LSP answers a `channel_open`.
@@ -206,6 +211,7 @@ impl Router {
             leaf: states,
             funding: path.funding_outpoint(),
             routable_until,
+            join_fee: self.store.join_fee(id)?,
         })
     }
 

@@ -43,7 +43,7 @@ use shared::types::Now;
 use shared::wire::{ErrorCode, WireMsg};
 use tokio::sync::{mpsc, oneshot};
 
-pub use store::{ChannelStore, ChannelStoreError, PaymentRow, SalesTotals};
+pub use store::{ChannelStore, ChannelStoreError, FeesEarned, PaymentRow, SalesTotals};
 
 use crate::config::PaymentOptions;
 use crate::factory::{ConnId, Outbound};
@@ -91,7 +91,11 @@ pub struct RouterView {
     pub volume_sat: u64,
     /// Routing fees earned since the LSP started.
     pub fees_earned_sat: u64,
-    /// Sats the demo faucet gave away since the LSP started.
+    /// Fees earned by every settled payment the database holds (all time): routing fees and
+    /// join fees apart.
+    pub earned: FeesEarned,
+    /// Sats the demo faucet credited since the LSP started (invoice amounts: a join fee taken
+    /// from a faucet payment is in `earned.join_sat`).
     pub faucet_sat: u64,
     /// Payments waiting for their payee to come online.
     pub waiting: usize,
@@ -131,6 +135,12 @@ pub struct ChannelView {
     pub bought_sat: u64,
     /// What is left in the leaf's L-stock to sell.
     pub available_sat: u64,
+    /// The fee of the client's join quote.
+    pub join_fee_sat: u64,
+    /// What of it is still owed (0 once a payment paid it, or while one is paying it).
+    pub join_fee_owed_sat: u64,
+    /// The payment (hash) that paid the join fee, or is paying it.
+    pub join_fee_paid_by: Option<String>,
 }
 
 /// Counters since start.
@@ -469,6 +479,9 @@ impl Router {
                         .collect(),
                     bought_sat: l.leaf.latest().sold.to_sat(),
                     available_sat: l.leaf.available().to_sat(),
+                    join_fee_sat: l.join_fee.quoted().to_sat(),
+                    join_fee_owed_sat: l.join_fee.unpaid().to_sat(),
+                    join_fee_paid_by: l.join_fee.paid_by().map(|h| h.to_string()),
                 }
             })
             .collect();
@@ -479,6 +492,7 @@ impl Router {
             failed: self.totals.failed,
             volume_sat: self.totals.volume_sat,
             fees_earned_sat: self.totals.fees_sat,
+            earned: self.store.fees_earned().unwrap_or_default(),
             faucet_sat: self.totals.faucet_sat,
             waiting: self.forwards.waiting(),
             liquidity: self.store.sales_totals().unwrap_or_default(),

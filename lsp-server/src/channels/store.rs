@@ -1,15 +1,17 @@
 //! SQLite for channels and payments: each channel's opening and its ordered `ChannelChange`
-//! log (replayed by `Channel::restore`), and one row per payment.
+//! log (replayed by `Channel::restore`), and one row per payment (with the join fee it paid, so
+//! a channel's join fee is paid once, across restarts).
 
 use std::path::Path;
 use std::str::FromStr;
 
+use bitcoin::hashes::sha256;
 use bitcoin::secp256k1::{schnorr, XOnlyPublicKey};
 use bitcoin::Amount;
 use rusqlite::{params, Connection, OptionalExtension};
 use shared::channel::{ChannelChange, CommitmentSpec};
 use shared::leaf::{LeafEpoch, LeafStates};
-use shared::pay::{ChannelId, ChannelOpen};
+use shared::pay::{ChannelId, ChannelOpen, JoinFee};
 use shared::tree::FactoryProposal;
 use shared::types::{ClientId, FactoryId, NodeId};
 
@@ -120,10 +122,12 @@ pub struct PaymentRow {
     pub payee: Option<ChannelId>,
     /// Payee's HTLC id.
     pub payee_htlc: Option<u64>,
-    /// Amount delivered.
+    /// The invoice's amount (what the payee is paid, its join fee included).
     pub amount_sat: u64,
     /// Routing fee.
     pub fee_sat: u64,
+    /// The payee's join fee, taken from the HTLC offered to it (`shared::pay::join_fee`).
+    pub join_fee_sat: u64,
     /// `pending`, `settled` or `failed`.
     pub status: String,
     /// Why it failed.
@@ -132,6 +136,18 @@ pub struct PaymentRow {
     pub created: u64,
     /// Unix time settled or failed.
     pub settled: Option<u64>,
+}
+
+/// Fees earned over the database's life, from the settled payments: routing fees and join
+/// fees apart.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct FeesEarned {
+    /// Routing fees of settled payments.
+    pub routing_sat: u64,
+    /// Join fees taken from settled payments.
+    pub join_sat: u64,
+    /// How many channels paid their join fee.
+    pub joins_paid: u64,
 }
 
 /// The router's connection to the LSP's database.
@@ -473,18 +489,80 @@ impl ChannelStore {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// The payee HTLC a payment was delivered on.
+    /// The payee HTLC a payment was delivered on, and the join fee taken from it.
     pub fn payment_delivered(
         &self,
         id: i64,
         payee: ChannelId,
         htlc: u64,
+        join_fee: Amount,
     ) -> Result<(), ChannelStoreError> {
         self.conn.execute(
-            "UPDATE payments SET payee_factory = ?2, payee_client = ?3, payee_htlc = ?4 WHERE id = ?1",
-            params![id, payee.factory.0 as i64, payee.client.0 as i64, htlc as i64],
+            "UPDATE payments SET payee_factory = ?2, payee_client = ?3, payee_htlc = ?4,
+                join_fee_sat = ?5 WHERE id = ?1",
+            params![
+                id,
+                payee.factory.0 as i64,
+                payee.client.0 as i64,
+                htlc as i64,
+                join_fee.to_sat() as i64
+            ],
         )?;
         Ok(())
+    }
+
+    /// What channel `id` owes for its join: the fee of the quote its client accepted (stored
+    /// when the factory's session started), paid by the channel's pending or settled payment
+    /// that carried a join fee, if there is one.
+    pub fn join_fee(&self, id: ChannelId) -> Result<JoinFee, ChannelStoreError> {
+        let (factory, client) = (id.factory.0 as i64, id.client.0 as i64);
+        let quoted: i64 = self
+            .conn
+            .query_row(
+                "SELECT fee_sat FROM factory_clients WHERE factory = ?1 AND client = ?2",
+                params![factory, client],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let quoted = Amount::from_sat(quoted as u64);
+        let paid_by: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT hash FROM payments
+                 WHERE payee_factory = ?1 AND payee_client = ?2 AND join_fee_sat > 0
+                   AND status IN ('pending', 'settled')
+                 ORDER BY id LIMIT 1",
+                params![factory, client],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match paid_by {
+            None => Ok(JoinFee::owed(quoted)),
+            Some(hash) => {
+                let hash = hash
+                    .parse::<sha256::Hash>()
+                    .map_err(|e| corrupt("payment hash")(e.to_string()))?;
+                Ok(JoinFee::paid(quoted, hash))
+            }
+        }
+    }
+
+    /// Routing and join fees of every settled payment.
+    pub fn fees_earned(&self) -> Result<FeesEarned, ChannelStoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(fee_sat), 0), COALESCE(SUM(join_fee_sat), 0),
+                COALESCE(SUM(join_fee_sat > 0), 0)
+             FROM payments WHERE status = 'settled'",
+            [],
+            |r| {
+                Ok(FeesEarned {
+                    routing_sat: r.get::<_, i64>(0)? as u64,
+                    join_sat: r.get::<_, i64>(1)? as u64,
+                    joins_paid: r.get::<_, i64>(2)? as u64,
+                })
+            },
+        )?)
     }
 
     /// How a payment ended.
@@ -520,7 +598,7 @@ impl ChannelStore {
         let sql = format!(
             "SELECT id, hash, kind, payer_factory, payer_client, payer_htlc, payee_factory,
                 payee_client, payee_htlc, amount_sat, fee_sat, status, reason, created, settled,
-                payee_identity
+                payee_identity, join_fee_sat
              FROM payments WHERE {filter} ORDER BY id DESC LIMIT {limit}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -541,6 +619,7 @@ impl ChannelStore {
                     created: r.get::<_, i64>(13)? as u64,
                     settled: r.get::<_, Option<i64>>(14)?.map(|s| s as u64),
                     payee_identity: r.get(15)?,
+                    join_fee_sat: r.get::<_, i64>(16)? as u64,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -68,6 +68,12 @@ pub async fn funded_factory(
     runs
 }
 
+/// The fee of the join quote a finished run accepted (its channel owes it).
+pub fn join_fee_of(run: &ClientRun) -> Amount {
+    let report = run.result.as_ref().expect("session succeeded");
+    report.quote.expect("the LSP quoted the join").fee
+}
+
 /// The leaf a finished run holds.
 pub fn leaf_of(run: &ClientRun) -> PayLeaf {
     let report = run.result.as_ref().expect("session succeeded");
@@ -79,6 +85,7 @@ pub fn leaf_of(run: &ClientRun) -> PayLeaf {
         },
         path: stored.path.clone(),
         factory_secret: run.factory_secret,
+        join_fee: join_fee_of(run),
     }
 }
 
@@ -149,6 +156,18 @@ impl Payer {
             );
             let _ = tokio::time::timeout(Duration::from_millis(200), self.events.next()).await;
         }
+    }
+
+    /// Asks the demo faucet for `amount` (the wallet has one channel) and waits until it
+    /// arrived; returns what the balance grew by: `amount`, less the channel's join fee when
+    /// this payment is the one that pays it (`shared::pay::join_fee`).
+    pub async fn faucet(&mut self, amount: Amount, secs: u64) -> Amount {
+        let before = self.handle.snapshot().await.expect("snapshot");
+        assert_eq!(before.channels.len(), 1, "one channel: {before:?}");
+        let arrives = amount - before.channels[0].join_fee.deduction(amount);
+        self.handle.faucet(amount).await.expect("faucet");
+        self.balance_becomes(before.balance + arrives, secs).await;
+        arrives
     }
 
     /// Waits until the balance is `want` with no HTLC pending.

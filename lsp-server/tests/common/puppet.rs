@@ -13,7 +13,7 @@ use shared::pay::policy::channel_seed;
 use shared::pay::policy::route_fee;
 use shared::pay::{
     leaf_channel_params, ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, InvoiceRequest,
-    ParsedInvoice, PayOutcome, PayRequest,
+    JoinFee, ParsedInvoice, PayOutcome, PayRequest,
 };
 use shared::types::Now;
 use shared::wire::WireMsg;
@@ -39,6 +39,8 @@ pub struct Puppet {
     pub held: Vec<ChannelMsg>,
     /// Messages received that were not channel frames (errors, pay results, …).
     pub other: Vec<WireMsg>,
+    /// What the channel owes for its join, as the wallet tracks it (`pay_puppet` updates it).
+    pub join_fee: JoinFee,
     esplora: String,
 }
 
@@ -96,6 +98,7 @@ impl Puppet {
             keys: run.keys,
             held: Vec::new(),
             other: Vec::new(),
+            join_fee: JoinFee::owed(super::pay::join_fee_of(run)),
             esplora: stack.devnet.esplora_url().to_string(),
         };
         puppet.commit().await;
@@ -312,9 +315,11 @@ pub fn spec() -> ClientSpec {
     }
 }
 
-/// Wallet 0 pays the puppet `amount`; checks the puppet's balance moved by exactly that.
+/// Wallet 0 pays the puppet `amount`; checks the puppet's balance moved by exactly that, less
+/// the puppet's join fee if this payment pays it.
 pub async fn pay_puppet(stack: &Stack, payer: &mut Payer, p: &mut Puppet, amount: u64) {
     let before = p.channel.spec().client_balance;
+    let taken = p.join_fee.deduction(Amount::from_sat(amount));
     let (invoice, preimage) = p.invoice(stack, Amount::from_sat(amount)).await;
     let pay = {
         let handle = payer.handle.clone();
@@ -325,18 +330,25 @@ pub async fn pay_puppet(stack: &Stack, payer: &mut Payer, p: &mut Puppet, amount
     pay.await.unwrap().expect("the puppet is paid");
     assert_eq!(
         p.channel.spec().client_balance,
-        before + Amount::from_sat(amount)
+        before + Amount::from_sat(amount) - taken
     );
+    if taken > Amount::ZERO {
+        p.join_fee
+            .pay(sha256::Hash::hash(&preimage))
+            .expect("unpaid before");
+    }
 }
 
-/// A funded factory of two: wallet 0 a running wallet with 50,000 faucet sats, wallet 1 a
-/// puppet holding 5,000 paid by wallet 0.
+/// A funded factory of two: wallet 0 a running wallet with 50,000 faucet sats (less its join
+/// fee), wallet 1 a puppet holding 5,000 paid by wallet 0 (less its join fee).
 pub struct Setup {
     pub stack: Stack,
     pub runs: Vec<ClientRun>,
     pub payer: Payer,
     pub puppet: Puppet,
     pub fees: FeeSchedule,
+    /// The join fee of each of the two (the same quote), taken from its first payment.
+    pub join_fee: Amount,
     pub _storage: tempfile::TempDir,
 }
 
@@ -349,14 +361,16 @@ pub async fn setup(payments: PaymentOptions) -> Setup {
     let runs = super::pay::funded_factory(&stack, &config, spec(), 2).await;
     let mut payer = super::pay::start_payer(&stack, &runs[0], MemoryPayStore::default());
     payer.ready(30).await;
-    payer
-        .handle
-        .faucet(Amount::from_sat(50_000))
-        .await
-        .expect("faucet");
-    payer.balance_becomes(Amount::from_sat(50_000), 30).await;
+    let join_fee = super::pay::join_fee_of(&runs[0]);
+    assert_eq!(join_fee, super::pay::join_fee_of(&runs[1]));
+    let arrived = payer.faucet(Amount::from_sat(50_000), 30).await;
+    assert_eq!(arrived, Amount::from_sat(50_000) - join_fee);
     let mut puppet = Puppet::open(&stack, &runs[1]).await;
     pay_puppet(&stack, &mut payer, &mut puppet, 5_000).await;
+    assert_eq!(
+        puppet.channel.spec().client_balance,
+        Amount::from_sat(5_000) - join_fee
+    );
     let terms = super::terms(&stack).await;
     Setup {
         stack,
@@ -364,6 +378,7 @@ pub async fn setup(payments: PaymentOptions) -> Setup {
         payer,
         puppet,
         fees: terms.body.fees,
+        join_fee,
         _storage: storage,
     }
 }

@@ -57,6 +57,19 @@ pub fn wallet_url(page: &str, lsp: &str, esplora: &str) -> String {
     }
 }
 
+/// The first amount in `text` ("1,500 sats (5,000 sats per million)" → 1,500).
+pub fn sats_in(text: &str) -> u64 {
+    let digits: String = text
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no amount in {text:?}"))
+}
+
 /// The chain source the LSP at `lsp` names in its terms (in these tests, the devnet's).
 pub async fn lsp_esplora(lsp: &str) -> String {
     let terms: serde_json::Value = reqwest::get(format!("{lsp}/.well-known/superscalar.json"))
@@ -446,8 +459,10 @@ impl Browser {
         words
     }
 
-    /// Goes to the provider screen, then the join form, and confirms the quote.
-    pub async fn join(&self, shots: Option<&str>) {
+    /// Goes to the provider screen, then the join form, and confirms the quote; returns the
+    /// quote's fee as the join screen showed it (checked to be its two parts' sum, and said to
+    /// be taken from the first payment received).
+    pub async fn join(&self, shots: Option<&str>) -> u64 {
         self.click("#nav-lsp").await;
         self.text("#terms-status", SCREEN).await;
         if shots.is_some() {
@@ -465,11 +480,20 @@ impl Browser {
             self.text("#lsp-chosen #terms-status", SCREEN).await;
         }
         self.click("#go-join").await;
-        self.text("#quote-fee", SCREEN).await;
+        let fee = sats_in(&self.text("#quote-fee", SCREEN).await);
+        let parts = sats_in(&self.text("#quote-join-fee", SCREEN).await)
+            + sats_in(&self.text("#quote-liquidity-fee", SCREEN).await);
+        assert_eq!(
+            parts, fee,
+            "the join fee and the liquidity fee add up to the fee"
+        );
+        let when = self.text("#quote-fee-when", SCREEN).await;
+        assert!(when.contains("first payment you receive"), "{when}");
         if let Some(p) = shots {
             self.screenshot(&format!("{p}07-join-quote")).await;
         }
         self.click("#join").await;
         self.find("#join-progress", SCREEN).await;
+        fee
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::error::JoinError;
 use super::proposal::ProposalPayload;
 use crate::musig::{AggNonce, PartialSig, PubNonce};
-use crate::terms::TermsBody;
+use crate::terms::{FeeSchedule, TermsBody};
 use crate::types::{ClientId, FactoryId, NodeId, SessionId};
 
 /// Most nodes one message may carry. A client signs O(depth) nodes (about 2 per tree level plus
@@ -152,6 +152,10 @@ impl<'de> Deserialize<'de> for Reason {
 }
 
 /// What the LSP offers a joining client: the amounts it accepted and the fee it charges.
+///
+/// The client pays the fee later, from the first payment its channel receives that leaves it at
+/// least [`MIN_RECEIVED`](crate::pay::join_fee::MIN_RECEIVED) (see [`crate::pay::join_fee`]):
+/// it brings no coins to the join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quote {
     /// Channel capacity in the client's leaf.
@@ -160,15 +164,15 @@ pub struct Quote {
     /// Inbound liquidity (L-stock) in the client's leaf.
     #[serde(with = "bitcoin::amount::serde::as_sat")]
     pub liquidity: Amount,
-    /// Total fee: join fee plus the liquidity price.
+    /// Total fee: join fee plus the liquidity price ([`JoinPrice::total`]).
     #[serde(with = "bitcoin::amount::serde::as_sat")]
     pub fee: Amount,
 }
 
 impl Quote {
     /// Prices a join request under the LSP's published terms: checks the amounts against the
-    /// limits, and charges `join_fee + ceil(liquidity × liquidity_fee_ppm / 10⁶)`. Both sides
-    /// run it, so a client can check the quote it is given.
+    /// limits, and charges [`JoinPrice::under`] the terms' fees. Both sides run it, so a client
+    /// can check the quote it is given.
     pub fn for_request(terms: &TermsBody, request: &JoinRequest) -> Result<Quote, JoinError> {
         let check = |what, got: Amount, min: Amount, max: Amount| {
             if got < min || got > max {
@@ -194,19 +198,53 @@ impl Quote {
             terms.min_liquidity,
             terms.max_liquidity,
         )?;
-        let ppm = u128::from(terms.fees.liquidity_fee_ppm);
-        let price = (u128::from(request.liquidity.to_sat()) * ppm).div_ceil(1_000_000);
-        let price = u64::try_from(price).map_err(|_| JoinError::FeeOverflow)?;
-        let fee = terms
-            .fees
-            .join_fee
-            .checked_add(Amount::from_sat(price))
-            .ok_or(JoinError::FeeOverflow)?;
+        let fee = JoinPrice::under(&terms.fees, request.liquidity)?.total();
         Ok(Quote {
             channel: request.channel,
             liquidity: request.liquidity,
             fee,
         })
+    }
+}
+
+/// The two parts of a join's fee, as a wallet shows them before the user joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinPrice {
+    join_fee: Amount,
+    liquidity_fee: Amount,
+}
+
+impl JoinPrice {
+    /// The price of joining with `liquidity` of inbound liquidity under `fees`.
+    pub fn under(fees: &FeeSchedule, liquidity: Amount) -> Result<JoinPrice, JoinError> {
+        let ppm = u128::from(fees.liquidity_fee_ppm);
+        let price = (u128::from(liquidity.to_sat()) * ppm).div_ceil(1_000_000);
+        let liquidity_fee = u64::try_from(price)
+            .ok()
+            .map(Amount::from_sat)
+            .filter(|p| fees.join_fee.checked_add(*p).is_some())
+            .ok_or(JoinError::FeeOverflow)?;
+        Ok(JoinPrice {
+            join_fee: fees.join_fee,
+            liquidity_fee,
+        })
+    }
+
+    /// The terms' flat `join_fee`.
+    pub fn join_fee(&self) -> Amount {
+        self.join_fee
+    }
+
+    /// The liquidity part: `ceil(liquidity × liquidity_fee_ppm / 10⁶)`.
+    pub fn liquidity_fee(&self) -> Amount {
+        self.liquidity_fee
+    }
+
+    /// The whole fee (the quote's `fee`).
+    pub fn total(&self) -> Amount {
+        self.join_fee
+            .checked_add(self.liquidity_fee)
+            .expect("the sum is checked when the price is built")
     }
 }
 

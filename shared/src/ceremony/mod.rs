@@ -49,8 +49,8 @@ pub use lsp::{
 };
 pub use messages::{
     Aborted, AggNonces, Excluded, ExclusionReason, FinalSigs, FundingBroadcast, JoinAccepted,
-    JoinRejected, JoinRequest, NodeMap, Nonces, PartialSigs, Propose, Quote, Reason, Refuse, Round,
-    SigsStored, MAX_NODES_PER_MSG, MAX_REASON_LEN,
+    JoinPrice, JoinRejected, JoinRequest, NodeMap, Nonces, PartialSigs, Propose, Quote, Reason,
+    Refuse, Round, SigsStored, MAX_NODES_PER_MSG, MAX_REASON_LEN,
 };
 pub use proposal::{
     JobSource, Member, Proposal, ProposalBody, ProposalJobs, ProposalPayload, ProposalRequest,

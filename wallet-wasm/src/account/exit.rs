@@ -38,14 +38,16 @@ impl Account {
         let wanted = stored.path.client_key();
         let mut key = None;
         // Only the indexes this wallet's joins used (a restored wallet starts far from 0).
-        for i in self.profile().joins.iter().map(|j| j.factory_index) {
-            let candidate = self.keys().factory(FactoryIndex::new(i)?)?;
+        for join in self.profile().joins {
+            let candidate = self
+                .keys()
+                .factory(FactoryIndex::new(join.factory_index)?)?;
             if candidate.public_key(&secp) == wanted {
-                key = Some(candidate.secret_key());
+                key = Some((candidate.secret_key(), join.fee));
                 break;
             }
         }
-        let key = key.ok_or(AccountError::Exit(
+        let (key, join_fee) = key.ok_or(AccountError::Exit(
             "none of this wallet's factory keys is in this factory".into(),
         ))?;
         // The leaf's states and channels as the payment store holds them.
@@ -58,6 +60,7 @@ impl Account {
             channel,
             path: stored.path.clone(),
             factory_secret: key,
+            join_fee,
         };
         ExitRunner::new(kit, key, self.sweep_address()?, esplora_url)?
             .with_watch(self.tip_watch())

@@ -4,7 +4,7 @@
 use bitcoin::secp256k1::Secp256k1;
 use bitcoin::Amount;
 use futures::channel::mpsc::UnboundedSender;
-use shared::ceremony::{ClientConfig, ClientOutcome, JoinRequest, Quote};
+use shared::ceremony::{ClientConfig, ClientOutcome, JoinPrice, JoinRequest, Quote};
 use shared::terms::SignedTerms;
 
 use crate::keys::FactoryIndex;
@@ -29,6 +29,8 @@ pub struct JoinPlan {
     pub liquidity: Amount,
     /// The price the LSP's terms give (the wallet refuses a higher one).
     pub quote: Quote,
+    /// The quote's fee in its two parts (the terms' join fee and the liquidity part).
+    pub price: JoinPrice,
 }
 
 impl JoinPlan {
@@ -51,11 +53,14 @@ impl JoinPlan {
         };
         let quote = Quote::for_request(&terms.body, &request)
             .map_err(|e| AccountError::Amounts(e.to_string()))?;
+        let price = JoinPrice::under(&terms.body.fees, liquidity)
+            .map_err(|e| AccountError::Amounts(e.to_string()))?;
         Ok(JoinPlan {
             terms,
             channel,
             liquidity,
             quote,
+            price,
         })
     }
 }
@@ -118,6 +123,8 @@ impl Account {
             Ok(report) => outcome_words(&report.outcome),
             Err(e) => e.to_string(),
         };
+        // The fee the LSP quoted may be below the most the plan accepted: the channel owes it.
+        let fee = result.as_ref().ok().and_then(|r| r.quote).map(|q| q.fee);
         let (factory, funding) = match &result {
             Ok(report) => (
                 report.path.as_ref().map(|p| p.factory),
@@ -134,6 +141,7 @@ impl Account {
                 record.ended = Some(ended);
                 record.factory = factory.or(record.factory);
                 record.funding = funding.or(record.funding);
+                record.fee = fee.unwrap_or(record.fee);
             }
         })
         .await?;

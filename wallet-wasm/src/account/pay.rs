@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::Amount;
 use shared::pay::ChannelId;
 
 use crate::keys::FactoryIndex;
@@ -16,20 +17,20 @@ impl Account {
     /// The leaves payments can use: one per factory this wallet joined whose funding
     /// transaction has confirmed on `chain` (the LSP opens channels only in funded factories).
     /// Each carries the factory key the join used (the one at the join's recorded index),
-    /// checked to be the key the signed path gives this wallet's leaf.
+    /// checked to be the key the signed path gives this wallet's leaf, and the join's fee.
     pub async fn pay_leaves(&self, chain: &impl ChainSource) -> Result<Vec<PayLeaf>, AccountError> {
         let secp = Secp256k1::signing_only();
-        let mut keys: BTreeMap<PublicKey, SecretKey> = BTreeMap::new();
+        let mut keys: BTreeMap<PublicKey, (SecretKey, Amount)> = BTreeMap::new();
         for join in self.profile().joins {
             let key = self
                 .keys()
                 .factory(FactoryIndex::new(join.factory_index)?)?;
-            keys.insert(key.public_key(&secp), key.secret_key());
+            keys.insert(key.public_key(&secp), (key.secret_key(), join.fee));
         }
         // Sorted by factory then session: a later session of a factory replaces an earlier one.
         let mut leaves: BTreeMap<ChannelId, PayLeaf> = BTreeMap::new();
         for stored in self.paths().await? {
-            let Some(secret) = keys.get(&stored.path.client_key()) else {
+            let Some((secret, join_fee)) = keys.get(&stored.path.client_key()) else {
                 continue;
             };
             let funding = stored.path.funding_outpoint().txid;
@@ -46,6 +47,7 @@ impl Account {
                     channel,
                     path: stored.path,
                     factory_secret: *secret,
+                    join_fee: *join_fee,
                 },
             );
         }

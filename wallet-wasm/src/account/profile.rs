@@ -41,7 +41,8 @@ pub struct JoinRecord {
     /// Inbound liquidity asked for.
     #[serde(with = "bitcoin::amount::serde::as_sat")]
     pub liquidity: Amount,
-    /// The fee quoted and accepted.
+    /// The fee quoted and accepted (the plan's until the LSP's quote came; the channel owes it
+    /// and pays it from its first payment received).
     #[serde(with = "bitcoin::amount::serde::as_sat")]
     pub fee: Amount,
     /// The factory, once the LSP accepted the join.

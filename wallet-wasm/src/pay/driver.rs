@@ -604,6 +604,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     for_sale,
                     advance: self.flights.get(id).map(|f| f.step()),
                     closed: self.closed.get(id).cloned(),
+                    join_fee: self.join_fee(*id),
                 }
             })
             .collect();

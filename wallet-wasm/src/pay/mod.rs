@@ -22,7 +22,7 @@ use bitcoin::{Amount, Network};
 use futures::channel::{mpsc, oneshot};
 use shared::leaf::LeafEpoch;
 use shared::path::ClientPath;
-use shared::pay::{ChannelId, InvoiceError};
+use shared::pay::{ChannelId, InvoiceError, JoinFee};
 
 pub use driver::PayClient;
 pub use restore::{leaf_channels, leaf_record, pending_state, restore_channel};
@@ -35,8 +35,8 @@ use crate::session::StorageError;
 #[cfg(target_arch = "wasm32")]
 pub use vault_store::VaultPayStore;
 
-/// One funded leaf of the wallet: its channel's id, its verified path, and the wallet's
-/// factory key (the channel output is MuSig2 of it and the LSP's factory key).
+/// One funded leaf of the wallet: its channel's id, its verified path, the wallet's factory key
+/// (the channel output is MuSig2 of it and the LSP's factory key), and the fee of its join.
 #[derive(Debug, Clone)]
 pub struct PayLeaf {
     /// The channel.
@@ -45,6 +45,9 @@ pub struct PayLeaf {
     pub path: ClientPath,
     /// The wallet's factory key of that factory.
     pub factory_secret: SecretKey,
+    /// The fee of the join quote this wallet accepted: the channel owes it until a payment
+    /// received pays it (`shared::pay::join_fee`).
+    pub join_fee: Amount,
 }
 
 /// What a payment client needs.
@@ -164,6 +167,8 @@ pub struct ChannelSummary {
     /// Why it takes no more payments, once the provider said so (its factory's tree or a
     /// commitment is on chain, or its factory is near its timeout).
     pub closed: Option<String>,
+    /// What it owes for its join, and the payment that paid it.
+    pub join_fee: JoinFee,
 }
 
 /// Where a liquidity purchase is.

@@ -78,6 +78,11 @@ pub struct PaymentRecord {
     /// Routing fee paid (sent payments).
     #[serde(with = "bitcoin::amount::serde::as_sat")]
     pub fee: Amount,
+    /// The join fee the provider took from it (received payments: at most one of a channel's,
+    /// its first that left enough; `amount` is the invoice's, the balance grew by `amount`
+    /// less this).
+    #[serde(default, with = "bitcoin::amount::serde::as_sat")]
+    pub join_fee: Amount,
     /// Description.
     pub description: String,
     /// Status.

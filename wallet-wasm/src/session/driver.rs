@@ -110,6 +110,7 @@ impl<C: Connect, S: Storage, H: ChainSource> Session<C, S, H> {
                 refused: Vec::new(),
                 reconnects: 0,
                 rejoins: 0,
+                quote: None,
             },
         };
         run.connect(true).await?;
@@ -245,6 +246,9 @@ impl<C: Connect, S: Storage, H: ChainSource> Run<C, S, H> {
                 Action::Emit(event) => {
                     if let ClientEvent::Ended(outcome) = &event {
                         self.outcome = Some(outcome.clone());
+                    }
+                    if let ClientEvent::Joined { quote, .. } = &event {
+                        self.report.quote = Some(*quote);
                     }
                     self.emit(SessionEvent::Ceremony(event));
                 }

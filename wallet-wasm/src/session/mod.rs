@@ -163,6 +163,9 @@ pub struct SessionReport {
     pub reconnects: u32,
     /// Times the session joined again because the LSP had lost an unsigned membership.
     pub rejoins: u32,
+    /// The quote of the last `join_accepted` this wallet accepted (the membership that signs):
+    /// its fee is what the channel owes, taken from its first payment received.
+    pub quote: Option<shared::ceremony::Quote>,
 }
 
 /// Why a session failed (as opposed to ending with a ceremony outcome).

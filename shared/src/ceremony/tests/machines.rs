@@ -12,8 +12,9 @@ use rand::SeedableRng;
 
 use crate::ceremony::{
     Action, AggNonces, CeremonyError, ClientAction, ClientCeremony, ClientChange, ClientConfig,
-    ClientOutcome, ClientStatus, JoinAccepted, JoinError, JoinRequest, LspCeremony, LspConfig,
-    LspEvent, NodeMap, Nonces, ProposalBody, ProposalPayload, Propose, Quote, RoundTimeouts,
+    ClientOutcome, ClientStatus, JoinAccepted, JoinError, JoinPrice, JoinRequest, LspCeremony,
+    LspConfig, LspEvent, NodeMap, Nonces, ProposalBody, ProposalPayload, Propose, Quote,
+    RoundTimeouts,
 };
 use crate::musig::{aggregate_nonces, public_key, GuardRecord, MemorySignGuard};
 use crate::testing::ceremony::{
@@ -367,6 +368,23 @@ fn quotes_follow_the_terms() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_quote_splits_into_the_join_fee_and_the_liquidity_part() {
+    let mut terms = test_terms(&public_key(&SecretKey::from_slice(&[3; 32]).unwrap()));
+    let price = JoinPrice::under(&terms.fees, Amount::from_sat(10_001)).unwrap();
+    assert_eq!(price.join_fee(), Amount::from_sat(1_000));
+    assert_eq!(price.liquidity_fee(), Amount::from_sat(101));
+    assert_eq!(
+        price.total(),
+        Quote::for_request(&terms, &request(1, 10_001)).unwrap().fee
+    );
+    terms.fees.join_fee = Amount::MAX;
+    assert_eq!(
+        JoinPrice::under(&terms.fees, Amount::from_sat(10_001)),
+        Err(JoinError::FeeOverflow)
+    );
 }
 
 #[test]

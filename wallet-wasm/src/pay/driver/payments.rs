@@ -8,7 +8,8 @@ use rand::RngCore;
 use shared::channel::Side;
 use shared::pay::policy::route_fee;
 use shared::pay::{
-    ChannelClosed, ChannelId, InvoiceRequest, ParsedInvoice, PayOutcome, PayRequest, PayResult,
+    ChannelClosed, ChannelId, InvoiceRequest, JoinFee, ParsedInvoice, PayOutcome, PayRequest,
+    PayResult,
 };
 use shared::wire::WireMsg;
 
@@ -19,10 +20,28 @@ use crate::platform::unix_now;
 use crate::session::{ChainSource, Connect};
 
 impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
-    /// A round completed: answer the LSP's new HTLCs (pay an invoice of ours in full, or fail),
-    /// and notice our HTLCs the LSP failed back.
+    /// What channel `id` owes for its join: its leaf's quoted fee, paid by the received payment
+    /// on it that carried a join fee, if one did.
+    pub(super) fn join_fee(&self, id: ChannelId) -> JoinFee {
+        let quoted = self.leaves.get(&id).map_or(Amount::ZERO, |l| l.join_fee);
+        let paid = self.stored.payments.iter().find(|p| {
+            p.direction == Direction::Received
+                && p.join_fee > Amount::ZERO
+                && p.channel.is_some_and(|(c, _)| c == id)
+        });
+        match paid {
+            Some(p) => JoinFee::paid(quoted, p.hash),
+            None => JoinFee::owed(quoted),
+        }
+    }
+
+    /// A round completed: answer the LSP's new HTLCs (pay an invoice of ours in full, or short
+    /// by exactly the channel's unpaid join fee; else fail), and notice our HTLCs the LSP
+    /// failed back.
     pub(super) async fn on_committed(&mut self, id: ChannelId) -> Result<(), PayError> {
         let now = self.now();
+        let mut join_fee = self.join_fee(id);
+        let mut refused = Vec::new();
         let Some(o) = self.open.get_mut(&id) else {
             return Ok(());
         };
@@ -41,16 +60,27 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 continue;
             }
             let invoice = self.stored.invoices.get(&h.hash).cloned();
-            let payable = invoice.filter(|i| {
-                i.paid_at.is_none() && h.amount >= i.amount && now.unix_time < i.expires_at
-            });
+            let payable = invoice
+                .filter(|i| i.paid_at.is_none() && now.unix_time < i.expires_at)
+                .map(|i| {
+                    let taken = join_fee.check(i.amount, h.hash, h.amount);
+                    (i, taken)
+                });
             match payable {
-                Some(mut inv) => {
+                Some((mut inv, Ok(taken))) => {
                     o.channel
                         .fulfill_htlc(now, h.id, inv.preimage)
                         .map_err(|e| PayError::Failed(e.to_string()))?;
+                    if taken > Amount::ZERO {
+                        // `check` passed it, so no other payment paid the fee.
+                        let _ = join_fee.pay(h.hash);
+                    }
                     inv.paid_at = Some(now.unix_time);
-                    received.push((inv, h.amount, h.id));
+                    received.push((inv, h.amount, taken, h.id));
+                }
+                Some((_, Err(e))) => {
+                    refused.push(format!("channel {id}: refused an HTLC: {e}"));
+                    let _ = o.channel.fail_htlc(now, h.id);
                 }
                 None => {
                     let _ = o.channel.fail_htlc(now, h.id);
@@ -73,14 +103,19 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             })
             .map(|(_, h)| *h)
             .collect();
-        for (inv, amount, htlc) in received {
+        for why in refused {
+            self.emit(PayEvent::LspError(why));
+        }
+        for (inv, amount, join_fee, htlc) in received {
             self.store.save_invoice(&inv).await?;
             self.stored.invoices.insert(inv.hash, inv.clone());
             let record = PaymentRecord {
                 hash: inv.hash,
                 direction: Direction::Received,
-                amount,
+                // What the payer sent: the HTLC and the join fee taken from it.
+                amount: amount + join_fee,
                 fee: Amount::ZERO,
+                join_fee,
                 description: inv.description.clone(),
                 status: PaymentStatus::Complete,
                 created_at: inv.created_at,
@@ -308,6 +343,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             direction: Direction::Sent,
             amount: invoice.amount,
             fee,
+            join_fee: Amount::ZERO,
             description: invoice.description.clone(),
             status: PaymentStatus::Pending,
             created_at: now.unix_time,

@@ -1,6 +1,9 @@
-//! The payment client's liquidity purchase against a scripted LSP built from `shared`'s own
-//! channel and leaf code, over an in-memory connection: the whole ceremony, and the resume
-//! where the LSP's signatures arrive only after a dropped connection.
+//! The payment client against a scripted LSP built from `shared`'s own channel and leaf code,
+//! over an in-memory connection: the liquidity purchase (the whole ceremony, and the resume
+//! where the LSP's signatures arrive only after a dropped connection), and the join fee
+//! ([`join_fee`]).
+
+mod join_fee;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -238,6 +241,7 @@ fn setup() -> Setup {
             channel: id,
             path: path.clone(),
             factory_secret: client,
+            join_fee: Amount::ZERO,
         },
         path,
     }
