@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bitcoin::Amount;
 use fantoccini::Locator;
 use wallet::format::sats;
-use wallet_ui_support::{sats_in, wallet_dist, Browser, Driver, SCREEN};
+use wallet_ui_support::{mine_until, sats_in, text_becomes, wallet_dist, Browser, Driver, SCREEN};
 
 /// The most "Get test sats" asks for (less when the channel cannot receive that much).
 const FAUCET_MAX: u64 = 20_000;
@@ -113,58 +113,6 @@ async fn reconcile(
     assert_eq!(view["earned"]["routing_sat"], routing, "{view}");
     assert_eq!(view["fees_earned_sat"], routing, "{view}");
     view
-}
-
-/// Mines a block a second until `css[attr] == want` in every browser (or `limit`).
-async fn mine_until(
-    stack: &common::Stack,
-    browsers: &[&Browser],
-    (css, attr, want): (&str, &str, &str),
-    limit: Duration,
-) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let mut reached = 0;
-        for b in browsers {
-            if let Ok(el) = b.client.find(Locator::Css(css)).await {
-                if el.attr(attr).await.ok().flatten().as_deref() == Some(want) {
-                    reached += 1;
-                }
-            }
-        }
-        if reached == browsers.len() {
-            return;
-        }
-        if Instant::now() > deadline {
-            let mut pages = String::new();
-            for b in browsers {
-                pages += &format!("\n--- {}: {}", b.name, b.body_text().await);
-            }
-            panic!("{css}[{attr}={want}] not reached in every wallet; pages:{pages}");
-        }
-        stack.devnet.mine(1).await.expect("mine");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Waits until the text of `css` is `want`.
-async fn text_becomes(b: &Browser, css: &str, want: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(el) = b.client.find(Locator::Css(css)).await {
-            if el.text().await.ok().as_deref() == Some(want) {
-                return;
-            }
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "{}: {css} is not {want:?} within {limit:?}; page: {}",
-                b.name,
-                b.body_text().await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Polls fast until `css[attr] == want`; returns when it was seen.

@@ -67,6 +67,7 @@ async fn hello_gets_signed_terms_and_bad_frames_get_clear_errors() {
                 code,
                 fatal,
                 message,
+                ..
             } => {
                 assert_eq!(code, want, "{message}");
                 assert!(!fatal);

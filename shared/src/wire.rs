@@ -101,6 +101,10 @@ pub enum WireMsg {
         message: String,
         /// Whether the sender closes the connection after this frame.
         fatal: bool,
+        /// What the refusal is about, when it is about one thing the receiver holds (a
+        /// channel, a purchase, a payment): the receiver acts on it without reading `message`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        about: Option<ErrorAbout>,
     },
     // Factory-creation ceremony (see `crate::ceremony` and docs/protocol.md, "Wire messages").
     /// Client → LSP: join the next factory.
@@ -162,6 +166,51 @@ pub enum WireMsg {
     LeafPartials(Box<LeafPartials>),
     /// LSP → client: their final signatures.
     LeafSigned(Box<LeafSigned>),
+}
+
+/// What a [`WireMsg::Error`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorAbout {
+    /// A channel: its opening, one of its frames, or a request on it.
+    Channel {
+        /// The channel.
+        channel: crate::pay::ChannelId,
+    },
+    /// A liquidity purchase on a channel (its request or a later step).
+    Liquidity {
+        /// The channel buying.
+        channel: crate::pay::ChannelId,
+    },
+    /// A payment: the HTLC `htlc` the sender added on `channel`.
+    Payment {
+        /// The payer's channel.
+        channel: crate::pay::ChannelId,
+        /// The payer's HTLC id.
+        htlc: u64,
+    },
+    /// A faucet request.
+    Faucet,
+    /// Something this build does not know (a newer peer's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl WireMsg {
+    /// A non-fatal refusal about `about`.
+    pub fn refusal(
+        code: ErrorCode,
+        about: Option<ErrorAbout>,
+        message: impl Into<String>,
+    ) -> WireMsg {
+        WireMsg::Error {
+            code,
+            message: message.into(),
+            fatal: false,
+            about,
+        }
+    }
 }
 
 /// Machine-readable reasons carried in [`WireMsg::Error`].

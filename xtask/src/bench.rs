@@ -2,7 +2,7 @@
 //!
 //! `factory` runs the one-process factory benchmark (`shared/benches/factory.rs`) once per N, in
 //! a fresh process each so peak memory is that N's alone; `size` builds the wallet in release
-//! mode and prints its bundle size; `swarm` runs a real LSP process and N native clients over
+//! mode, prints its bundle size and writes it into the README's `size` table; `swarm` runs a real LSP process and N native clients over
 //! real WebSockets against the devnet (`lsp-server/benches/swarm.rs`).
 
 use std::collections::BTreeMap;
@@ -179,6 +179,7 @@ fn bundle_size() -> Result<()> {
     let tools = setup::run()?;
     let dist = web::build(&tools, true)?;
     println!("\n== wallet bundle (release) ==");
+    let mut rows = Vec::new();
     for entry in std::fs::read_dir(&dist)? {
         let path = entry?.path();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -199,6 +200,36 @@ fn bundle_size() -> Result<()> {
             raw as f64 / 1024.0,
             gz as f64 / 1024.0
         );
+        rows.push((ext.to_string(), raw.div_ceil(1024), gz.div_ceil(1024)));
     }
+    rows.sort();
+    rows.reverse(); // wasm first
+    let mut table = String::from("| file | raw | gzipped |\n|---|---|---|\n");
+    for (ext, raw, gz) in &rows {
+        table += &format!(
+            "| {ext} | {} KiB | {} KiB |\n",
+            thousands(*raw),
+            thousands(*gz)
+        );
+    }
+    crate::readme::write_section("size", &table)?;
+    let last: Vec<String> = rows
+        .iter()
+        .map(|(ext, raw, gz)| format!("{ext}_raw_kib={raw} {ext}_gzip_kib={gz}"))
+        .collect();
+    println!("bench=size {}", last.join(" "));
     Ok(())
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

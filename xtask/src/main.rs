@@ -10,6 +10,7 @@
 mod bench;
 mod bundle;
 mod demo;
+mod readme;
 mod setup;
 mod test;
 mod util;

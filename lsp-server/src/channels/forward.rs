@@ -33,7 +33,7 @@ use shared::pay::policy::route_fee;
 use shared::pay::{
     ChannelId, FaucetRequest, ParsedInvoice, PayFailure, PayOutcome, PayRequest, PayResult,
 };
-use shared::wire::{ErrorCode, WireMsg};
+use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 
 use super::Router;
 use crate::factory::ConnId;
@@ -142,6 +142,10 @@ impl Router {
             return self.refuse(
                 conn,
                 ErrorCode::Unexpected,
+                Some(ErrorAbout::Payment {
+                    channel: req.channel,
+                    htlc: req.htlc,
+                }),
                 format!("channel {} is not yours", req.channel),
             );
         }
@@ -150,7 +154,15 @@ impl Router {
         }
         let key = (req.channel, req.htlc);
         if self.forwards.incoming.contains_key(&key) || self.forwards.requests.contains_key(&key) {
-            return self.refuse(conn, ErrorCode::Unexpected, "that HTLC already has a route");
+            return self.refuse(
+                conn,
+                ErrorCode::Unexpected,
+                Some(ErrorAbout::Payment {
+                    channel: req.channel,
+                    htlc: req.htlc,
+                }),
+                "that HTLC already has a route",
+            );
         }
         let waiting = self
             .forwards
@@ -161,6 +173,10 @@ impl Router {
             return self.refuse(
                 conn,
                 ErrorCode::RateLimited,
+                Some(ErrorAbout::Payment {
+                    channel: req.channel,
+                    htlc: req.htlc,
+                }),
                 format!(
                     "channel {}: {waiting} payments are already waiting for their HTLC; \
                      add those HTLCs first",
@@ -187,17 +203,30 @@ impl Router {
     pub(super) fn on_faucet(&mut self, conn: ConnId, identity: XOnlyPublicKey, req: FaucetRequest) {
         let max = self.settings.options.faucet_max_sat;
         if self.settings.network == Network::Bitcoin || max == 0 {
-            return self.refuse(conn, ErrorCode::Unexpected, "this LSP runs no faucet");
+            return self.refuse(
+                conn,
+                ErrorCode::Unexpected,
+                Some(ErrorAbout::Faucet),
+                "this LSP runs no faucet",
+            );
         }
         let now = self.now().unix_time;
         let invoice = match ParsedInvoice::parse(&req.invoice, self.settings.network, now) {
             Ok(i) => i,
-            Err(e) => return self.refuse(conn, ErrorCode::Malformed, e.to_string()),
+            Err(e) => {
+                return self.refuse(
+                    conn,
+                    ErrorCode::Malformed,
+                    Some(ErrorAbout::Faucet),
+                    e.to_string(),
+                )
+            }
         };
         if invoice.payee_identity() != identity {
             return self.refuse(
                 conn,
                 ErrorCode::Unexpected,
+                Some(ErrorAbout::Faucet),
                 "the faucet pays only your own invoices",
             );
         }
@@ -212,6 +241,7 @@ impl Router {
             return self.refuse(
                 conn,
                 ErrorCode::ChannelClosed,
+                Some(ErrorAbout::Faucet),
                 "you have no open channel for the faucet to pay into",
             );
         }
@@ -219,6 +249,7 @@ impl Router {
             return self.refuse(
                 conn,
                 ErrorCode::Unexpected,
+                Some(ErrorAbout::Faucet),
                 format!("the faucet gives at most {max} sat per request"),
             );
         }
@@ -542,11 +573,11 @@ impl Router {
             Some((c, h, who)) => self.fail_htlc(c, h, who, f.hash, reason),
             None => self.send_identity(
                 &f.payee,
-                WireMsg::Error {
-                    code: ErrorCode::Unexpected,
-                    message: format!("the faucet could not pay: {}", reason.describe()),
-                    fatal: false,
-                },
+                WireMsg::refusal(
+                    ErrorCode::Unexpected,
+                    Some(ErrorAbout::Faucet),
+                    format!("the faucet could not pay: {}", reason.describe()),
+                ),
             ),
         }
     }

@@ -11,7 +11,7 @@ use shared::musig::public_key;
 use shared::path::ClientPath;
 use shared::pay::policy::channel_seed;
 use shared::pay::{leaf_state_channel_params, ChannelFrame, ChannelId, ChannelOpen, JoinFee};
-use shared::wire::{ErrorCode, WireMsg};
+use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 
 use super::liquidity::{leaf_signed, PendingAdvance};
 use super::onchain::{Claim, Closing};
@@ -256,7 +256,12 @@ impl Router {
             Err(OpenError::Closed { .. }) => self.tell_closed(conn, id),
             Err(e) => {
                 tracing::info!(channel = %id, error = %e, "channel open refused");
-                self.refuse(conn, ErrorCode::Unexpected, e.to_string());
+                self.refuse(
+                    conn,
+                    ErrorCode::Unexpected,
+                    Some(ErrorAbout::Channel { channel: id }),
+                    e.to_string(),
+                );
             }
         }
     }
@@ -334,6 +339,9 @@ impl Router {
             return self.refuse(
                 conn,
                 ErrorCode::Unexpected,
+                Some(ErrorAbout::Channel {
+                    channel: frame.channel,
+                }),
                 format!("no channel {}: send channel_open first", frame.channel),
             );
         };
@@ -341,6 +349,9 @@ impl Router {
             return self.refuse(
                 conn,
                 ErrorCode::Unexpected,
+                Some(ErrorAbout::Channel {
+                    channel: frame.channel,
+                }),
                 format!("channel {} is not open on this connection", frame.channel),
             );
         }
@@ -351,7 +362,12 @@ impl Router {
         if let Err(e) = link.channel.handle_message(now, frame.msg, &mut rng) {
             tracing::info!(channel = %frame.channel, error = %e, "channel message refused");
             let id = frame.channel;
-            self.refuse(conn, ErrorCode::Unexpected, format!("channel {id}: {e}"));
+            self.refuse(
+                conn,
+                ErrorCode::Unexpected,
+                Some(ErrorAbout::Channel { channel: id }),
+                format!("channel {id}: {e}"),
+            );
         }
         self.dirty.insert(frame.channel);
     }

@@ -27,7 +27,7 @@ use shared::pay::policy::channel_seed;
 use shared::pay::{
     leaf_state_channel_params, liquidity_price, ChannelFrame, ChannelId, ChannelOpen,
 };
-use shared::wire::{ErrorCode, WireMsg};
+use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 
 use super::store::SaleRecord;
 use super::Router;
@@ -104,6 +104,9 @@ impl Router {
                 self.refuse(
                     conn,
                     ErrorCode::Unexpected,
+                    Some(ErrorAbout::Liquidity {
+                        channel: req.channel,
+                    }),
                     format!("liquidity for channel {}: {reason}", req.channel),
                 );
             }
@@ -435,6 +438,7 @@ impl Router {
         self.refuse(
             conn,
             ErrorCode::Unexpected,
+            Some(ErrorAbout::Liquidity { channel: id }),
             format!("liquidity purchase on channel {id} abandoned: {reason}"),
         );
     }

@@ -40,7 +40,7 @@ use serde::Serialize;
 use shared::pay::{ChannelId, ChannelPolicy};
 use shared::terms::FeeSchedule;
 use shared::types::Now;
-use shared::wire::{ErrorCode, WireMsg};
+use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 use tokio::sync::{mpsc, oneshot};
 
 pub use store::{ChannelStore, ChannelStoreError, FeesEarned, PaymentRow, SalesTotals};
@@ -336,15 +336,15 @@ impl Router {
         }
     }
 
-    fn refuse(&self, conn: ConnId, code: ErrorCode, message: impl Into<String>) {
-        self.send_conn(
-            conn,
-            WireMsg::Error {
-                code,
-                message: message.into(),
-                fatal: false,
-            },
-        );
+    /// Refuses something from `conn`, naming what it is about.
+    fn refuse(
+        &self,
+        conn: ConnId,
+        code: ErrorCode,
+        about: Option<ErrorAbout>,
+        message: impl Into<String>,
+    ) {
+        self.send_conn(conn, WireMsg::refusal(code, about, message));
     }
 
     /// Every few seconds, a pass of the leaf watch over every leaf that sold liquidity.
@@ -441,6 +441,7 @@ impl Router {
                      closing the connection (the round restarts when you reconnect)"
                 ),
                 fatal: true,
+                about: Some(ErrorAbout::Channel { channel: id }),
             };
             if let Some((_, out)) = self.conns.get(&conn) {
                 let _ = out.send(Outbound::Close(crate::factory::encode(msg)));

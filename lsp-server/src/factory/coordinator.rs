@@ -606,6 +606,7 @@ fn error_msg(code: ErrorCode, message: &str, fatal: bool) -> WireMsg {
         code,
         message: message.to_owned(),
         fatal,
+        about: None,
     }
 }
 

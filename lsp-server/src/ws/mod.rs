@@ -22,6 +22,7 @@ fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> WireMsg {
         code,
         message: message.into(),
         fatal,
+        about: None,
     }
 }
 

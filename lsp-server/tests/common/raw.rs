@@ -57,6 +57,7 @@ pub fn expect_error(msg: WireMsg, want: ErrorCode) -> String {
             code,
             message,
             fatal,
+            ..
         } => {
             assert_eq!(code, want, "{message}");
             assert!(!fatal, "{message}");

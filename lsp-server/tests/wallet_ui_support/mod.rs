@@ -497,3 +497,55 @@ impl Browser {
         fee
     }
 }
+
+/// Mines a block a second until `css[attr] == want` in every browser (or `limit`).
+pub async fn mine_until(
+    stack: &crate::common::Stack,
+    browsers: &[&Browser],
+    (css, attr, want): (&str, &str, &str),
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut reached = 0;
+        for b in browsers {
+            if let Ok(el) = b.client.find(Locator::Css(css)).await {
+                if el.attr(attr).await.ok().flatten().as_deref() == Some(want) {
+                    reached += 1;
+                }
+            }
+        }
+        if reached == browsers.len() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let mut pages = String::new();
+            for b in browsers {
+                pages += &format!("\n--- {}: {}", b.name, b.body_text().await);
+            }
+            panic!("{css}[{attr}={want}] not reached in every wallet; pages:{pages}");
+        }
+        stack.devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Waits until the text of `css` is `want`.
+pub async fn text_becomes(b: &Browser, css: &str, want: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(el) = b.client.find(Locator::Css(css)).await {
+            if el.text().await.ok().as_deref() == Some(want) {
+                return;
+            }
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{}: {css} is not {want:?} within {limit:?}; page: {}",
+                b.name,
+                b.body_text().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

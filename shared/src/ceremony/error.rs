@@ -89,11 +89,7 @@ impl CeremonyError {
     pub fn to_wire(&self) -> Option<WireMsg> {
         match self {
             CeremonyError::PeerError { .. } => None,
-            _ => Some(WireMsg::Error {
-                code: self.code(),
-                message: self.to_string(),
-                fatal: false,
-            }),
+            _ => Some(WireMsg::refusal(self.code(), None, self.to_string())),
         }
     }
 }

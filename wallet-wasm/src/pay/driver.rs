@@ -24,7 +24,7 @@ use shared::pay::policy::channel_seed;
 use shared::pay::{ChannelFrame, ChannelId, ChannelOpen, ChannelPolicy, FaucetRequest};
 use shared::terms::TermsBody;
 use shared::types::Now;
-use shared::wire::{Envelope, WireMsg};
+use shared::wire::{Envelope, ErrorAbout, WireMsg};
 
 use super::store::{LeafChannel, LeafRecord, PayState, PayStore, PaymentRecord};
 use super::{ChannelSummary, Command, PayConfig, PayError, PayEvent, PayHandle, PayLeaf, Snapshot};
@@ -337,8 +337,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             WireMsg::LiquidityOffer(offer) => self.on_offer(*offer).await?,
             WireMsg::LeafSigned(signed) => self.on_leaf_signed(*signed).await?,
             WireMsg::ChannelClosed(closed) => self.on_closed(closed).await?,
-            WireMsg::Error { message, .. } => {
-                self.advance_refused(&message);
+            WireMsg::Error { message, about, .. } => {
+                if let Some(ErrorAbout::Liquidity { channel }) = about {
+                    self.advance_refused(channel, &message);
+                }
                 self.emit(PayEvent::LspError(message))
             }
             _ => {}

@@ -136,19 +136,14 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         .await;
     }
 
-    /// The LSP refused something about a purchase (its liquidity errors say "liquidity"): a
-    /// request still waiting for its offer is given up; other errors leave purchases alone.
-    pub(super) fn advance_refused(&mut self, message: &str) {
-        if !message.contains("liquidity") {
-            return;
-        }
-        let asking: Vec<ChannelId> = self
+    /// The LSP refused the purchase on `id` (its refusal says so in `about`): a request still
+    /// waiting for its offer is given up; one further along is left to its own steps.
+    pub(super) fn advance_refused(&mut self, id: ChannelId, message: &str) {
+        let asking = self
             .flights
-            .iter()
-            .filter(|(_, f)| f.sent.is_none() && f.signing.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in asking {
+            .get(&id)
+            .is_some_and(|f| f.sent.is_none() && f.signing.is_none());
+        if asking {
             self.give_up(id, format!("the provider refused: {message}"));
         }
     }
