@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, Network};
 use common::chain::{lsp_changes, spender, tip};
-use common::swarm::{self, ClientSpec};
 use lsp_server::PaymentOptions;
 use shared::channel::ChannelChange;
 use shared::pay::ChannelPolicy;
-use wallet_ui_support::{browser_factory, wallet_dist, Driver, SCREEN};
+use wallet_ui_support::{beside_a_native_member, browser_factory, wallet_dist, Driver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payee_whose_settlement_is_withheld_claims_on_chain_before_the_expiry() {
@@ -29,45 +28,9 @@ async fn a_payee_whose_settlement_is_withheld_claims_on_chain_before_the_expiry(
     };
     let stack = common::start_full(browser_factory(2), payments, Some(wallet_dist())).await;
     common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
-    let url = stack.http_url();
     let driver = Driver::start();
-    let a = driver.browser("overdue").await;
-    a.create_wallet(&url, None, None).await;
-
-    // The other member: a native wallet that joins the same factory.
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
-    let mut clients = swarm::spawn(&config, &[ClientSpec::honest()]);
-    a.join(None).await;
-    a.wait_attr(
-        "#step-stored",
-        "data-state",
-        "done",
-        Duration::from_secs(180),
-    )
-    .await;
-    let heard = clients
-        .wait_for(Duration::from_secs(90), |log| {
-            swarm::broadcast_heard(log, 0..1)
-        })
-        .await;
-    assert!(heard, "the other member hears of the funding");
-    stack.devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
-    let other = common::pay::leaf_of(&runs[0]);
-    let mine = 1 - other.channel.client.0;
-    a.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
-        .await;
-    a.click("#join-home").await;
-    a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
-        .await;
-    let sweep: bitcoin::Address = a
-        .text("#sweep-address", SCREEN)
-        .await
-        .parse::<bitcoin::Address<_>>()
-        .expect("an address")
-        .require_network(Network::Regtest)
-        .expect("a regtest address");
+    let (a, other, mine) = beside_a_native_member(&stack, &driver, "overdue").await;
+    let sweep = a.sweep_address().await;
 
     // Test sats: the LSP offers the HTLC, the wallet fulfills it, and the LSP never settles.
     a.click("#faucet").await;

@@ -15,47 +15,16 @@ mod wallet_ui_support;
 
 use std::time::{Duration, Instant};
 
-use bitcoin::{Amount, Network};
+use bitcoin::Amount;
 use common::chain::{broadcast, known, lsp_commitment, publish_path, spender};
-use common::swarm::{self, ClientSpec};
-use wallet_ui_support::{browser_factory, wallet_dist, Driver, SCREEN};
+use wallet_ui_support::{beside_a_native_member, browser_factory, wallet_dist, Driver, SCREEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_wallet_exits_by_itself_and_punishes_a_revoked_lsp_commitment() {
     let stack = common::start_with(browser_factory(2), Some(wallet_dist())).await;
     common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
-    let url = stack.http_url();
     let driver = Driver::start();
-    let a = driver.browser("watcher").await;
-    a.create_wallet(&url, None, None).await;
-
-    // The other member: a native wallet that joins the same factory.
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
-    let mut clients = swarm::spawn(&config, &[ClientSpec::honest()]);
-    a.join(None).await;
-    a.wait_attr(
-        "#step-stored",
-        "data-state",
-        "done",
-        Duration::from_secs(180),
-    )
-    .await;
-    let heard = clients
-        .wait_for(Duration::from_secs(90), |log| {
-            swarm::broadcast_heard(log, 0..1)
-        })
-        .await;
-    assert!(heard, "the other member hears of the funding");
-    stack.devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
-    let other = common::pay::leaf_of(&runs[0]);
-    let mine = 1 - other.channel.client.0;
-    a.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
-        .await;
-    a.click("#join-home").await;
-    a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
-        .await;
+    let (a, other, mine) = beside_a_native_member(&stack, &driver, "watcher").await;
 
     // Test sats: the LSP's commitment 0 (all of the channel its own) is revoked.
     a.click("#faucet").await;
@@ -70,13 +39,7 @@ async fn the_open_wallet_exits_by_itself_and_punishes_a_revoked_lsp_commitment()
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let leaf = revoked.input[0].previous_output.txid;
-    let sweep: bitcoin::Address = a
-        .text("#sweep-address", SCREEN)
-        .await
-        .parse::<bitcoin::Address<_>>()
-        .expect("an address")
-        .require_network(Network::Regtest)
-        .expect("a regtest address");
+    let sweep = a.sweep_address().await;
 
     // The other member publishes the shared part of the tree: the funding output is spent.
     publish_path(&stack, &other.path, false).await;

@@ -21,6 +21,31 @@ use lsp_server::PaymentOptions;
 use shared::pay::{ChannelPolicy, PayOutcome, PayRequest};
 use shared::wire::WireMsg;
 
+/// The puppet pays wallet 0 2,000 sats: its HTLC commits, the payee is paid and the LSP
+/// fulfills upstream; the puppet receives the preimage and then answers nothing more.
+async fn pay_and_stop(
+    stack: &common::Stack,
+    payer: &mut common::pay::Payer,
+    p: &mut common::puppet::Puppet,
+    join_fee: Amount,
+) -> common::puppet::Offered {
+    let invoice = payer
+        .handle
+        .invoice(Amount::from_sat(2_000), "the payer will stop")
+        .await
+        .expect("invoice")
+        .invoice;
+    let offered = p.offer(stack, &invoice).await;
+    p.commit().await;
+    while !p.channel.known_preimages().contains_key(&offered.hash) {
+        p.step().await;
+    }
+    payer
+        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000) - join_fee, 30)
+        .await;
+    offered
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_publishing_its_revoked_commitment_loses_it_to_the_lsps_penalty() {
     let Setup {
@@ -179,24 +204,8 @@ async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_ls
         join_fee,
         ..
     } = setup(PaymentOptions::default()).await;
-    let invoice = payer
-        .handle
-        .invoice(Amount::from_sat(2_000), "the payer will stop")
-        .await
-        .expect("invoice")
-        .invoice;
-
-    // The puppet pays: its HTLC commits, the payee is paid and the LSP fulfills upstream.
-    let offered = p.offer(&stack, &invoice).await;
+    let offered = pay_and_stop(&stack, &mut payer, &mut p, join_fee).await;
     let expiry = offered.expiry;
-    p.commit().await;
-    // It receives the preimage, and answers nothing more.
-    while !p.channel.known_preimages().contains_key(&offered.hash) {
-        p.step().await;
-    }
-    payer
-        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000) - join_fee, 30)
-        .await;
     let commitment = p
         .channel
         .latest_signed()
@@ -271,21 +280,8 @@ async fn a_silent_payer_is_taken_on_chain_by_the_lsp_before_its_htlc_expires() {
         join_fee,
         ..
     } = setup(PaymentOptions::default()).await;
-    let invoice = payer
-        .handle
-        .invoice(Amount::from_sat(2_000), "the payer will go silent")
-        .await
-        .expect("invoice")
-        .invoice;
-    let offered = p.offer(&stack, &invoice).await;
+    let offered = pay_and_stop(&stack, &mut payer, &mut p, join_fee).await;
     let expiry = offered.expiry;
-    p.commit().await;
-    while !p.channel.known_preimages().contains_key(&offered.hash) {
-        p.step().await;
-    }
-    payer
-        .balance_becomes(Amount::from_sat(50_000 - 5_006 + 2_000) - join_fee, 30)
-        .await;
     let path = leaf_of(&runs[1]).path;
     let policy = ChannelPolicy::for_network(bitcoin::Network::Regtest);
     let deadline = expiry

@@ -6,11 +6,13 @@
 //! - `bench`: print the benchmark figures the README reports.
 //! - `bundle-hash`: build the wallet as served and print the SHA-256 of each of its files and
 //!   of the whole bundle.
+//! - `screenshots`: copy the main screens the browser tests drew into `docs/screenshots/`.
 
 mod bench;
 mod bundle;
 mod demo;
 mod readme;
+mod screenshots;
 mod setup;
 mod test;
 mod util;
@@ -30,13 +32,17 @@ fn main() -> Result<()> {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
         "bundle-hash" => bundle::run(rest),
+        "screenshots" => screenshots::run(rest),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <setup|demo|test|bench|bundle-hash> [args]");
+            println!("usage: cargo xtask <setup|demo|test|bench|bundle-hash|screenshots> [args]");
             println!("  setup            install toolchain pieces this machine lacks (cached)");
             println!("  demo [--port P]  run devnet + LSP + wallet on 127.0.0.1 until Ctrl-C");
             println!("  test             fmt, clippy (native + wasm32), unit, wasm, integration and browser tests");
             println!("  bench [what]     print benchmark figures");
             println!("  bundle-hash      build the wallet as served; print each file's SHA-256 and the bundle's");
+            println!(
+                "  screenshots      copy the browser tests' main screens into docs/screenshots/"
+            );
             Ok(())
         }
         other => bail!("unknown command `{other}`; try `cargo xtask help`"),

@@ -549,3 +549,55 @@ pub async fn text_becomes(b: &Browser, css: &str, want: &str, limit: Duration) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A factory of two, live: a new browser wallet `name` joins it with a native wallet as the
+/// other member (the stack's factories must be of two, e.g. [`browser_factory`]`(2)`). Returns
+/// the browser, the other member's leaf, and the browser's client index.
+pub async fn beside_a_native_member(
+    stack: &crate::common::Stack,
+    driver: &Driver,
+    name: &str,
+) -> (Browser, wallet::pay::PayLeaf, u32) {
+    use crate::common::swarm::{self, ClientSpec};
+    let a = driver.browser(name).await;
+    a.create_wallet(&stack.http_url(), None, None).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = crate::common::swarm_config(stack, storage.path());
+    let mut clients = swarm::spawn(&config, &[ClientSpec::honest()]);
+    a.join(None).await;
+    a.wait_attr(
+        "#step-stored",
+        "data-state",
+        "done",
+        Duration::from_secs(180),
+    )
+    .await;
+    let heard = clients
+        .wait_for(Duration::from_secs(90), |log| {
+            swarm::broadcast_heard(log, 0..1)
+        })
+        .await;
+    assert!(heard, "the other member hears of the funding");
+    stack.devnet.mine(1).await.expect("mine");
+    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let other = crate::common::pay::leaf_of(&runs[0]);
+    let mine = 1 - other.channel.client.0;
+    a.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
+        .await;
+    a.click("#join-home").await;
+    a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
+        .await;
+    (a, other, mine)
+}
+
+impl Browser {
+    /// The wallet's own on-chain address (where leaving pays), as Home shows it.
+    pub async fn sweep_address(&self) -> bitcoin::Address {
+        self.text("#sweep-address", SCREEN)
+            .await
+            .parse::<bitcoin::Address<_>>()
+            .expect("an address")
+            .require_network(bitcoin::Network::Regtest)
+            .expect("a regtest address")
+    }
+}
