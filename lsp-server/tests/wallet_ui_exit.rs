@@ -65,8 +65,16 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
     a.click("#join-home").await;
     a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
-    let leaf_value = sats(&a.content("#balance-channel", SCREEN).await)
-        + sats(&a.text("#balance-inbound", SCREEN).await);
+    // The whole leaf: its channel and its L-stock (Home shows the channel and what of the stock
+    // is for sale; the exit card the leaf's value).
+    let leaf_value = sats_attr(&a, "#exit-preview").await;
+    assert!(
+        leaf_value
+            > sats(&a.content("#balance-channel", SCREEN).await)
+                + sats(&a.text("#balance-inbound", SCREEN).await)
+                - 1_000,
+        "Home's figures are the leaf's, less what must stay in its stock"
+    );
     a.resize(390, 844).await;
     let address: bitcoin::Address = a
         .text("#sweep-address", SCREEN)

@@ -160,7 +160,8 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
     view! {
         <section class="card" id="exit" aria-labelledby="exit-title">
             <h2 id="exit-title">"Leave the factory on your own"</h2>
-            <p id="exit-preview" data-timeout=preview.timeout.to_consensus_u32().to_string()>{move || format!(
+            <p id="exit-preview" data-timeout=preview.timeout.to_consensus_u32().to_string()
+                data-sats=preview.leaf_value.to_sat().to_string()>{move || format!(
                 "You can always leave without the provider. It takes up to {} blocks ({}). \
                  From block {} the factory pays everyone out instead, you included: {}.",
                 preview.worst_blocks.to_blocks(), ctx.pace.get().approx(preview.worst_blocks),

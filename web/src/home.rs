@@ -99,12 +99,23 @@ pub fn Home() -> impl IntoView {
     };
     let channel_size =
         Signal::derive(move || data.with(|d| d.overview.as_ref().map(|o| o.channel + sold(d))));
+    // What the payment client says is for sale (the leaf's stock less what must stay in it, the
+    // figure the liquidity card sells from); before it runs, the factory's stock less what
+    // was sold.
     let for_sale = Signal::derive(move || {
-        data.with(|d| {
-            d.overview.as_ref().map(|o| {
-                o.inbound
-                    .checked_sub(sold(d))
-                    .unwrap_or(bitcoin::Amount::ZERO)
+        let live = ctx.pay.with(|p| {
+            p.snapshot.as_ref().and_then(|s| {
+                let open = s.channels.iter().filter(|c| c.closed.is_none());
+                open.clone().next().map(|_| open.map(|c| c.for_sale).sum())
+            })
+        });
+        live.or_else(|| {
+            data.with(|d| {
+                d.overview.as_ref().map(|o| {
+                    o.inbound
+                        .checked_sub(sold(d))
+                        .unwrap_or(bitcoin::Amount::ZERO)
+                })
             })
         })
     });
