@@ -114,15 +114,7 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
 
     // Test sats first (they pay A's join fee): the price comes out of the balance.
     text_until(&a, "#faucet", |t| t.starts_with("Get test sats")).await;
-    let faucet: u64 = a
-        .find("#faucet", SCREEN)
-        .await
-        .attr("data-sats")
-        .await
-        .expect("attribute")
-        .expect("the faucet button says how much")
-        .parse()
-        .expect("a number");
+    let faucet: u64 = a.faucet_offer().await;
     a.click("#faucet").await;
     text_until(&a, "#balance", |t| {
         t == sats(Amount::from_sat(faucet - join_fee))

@@ -14,7 +14,7 @@ mod wallet_ui_support;
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, Network};
-use common::chain::{lsp_changes, spender, tip};
+use common::chain::{lsp_changes, paid_to, spender, tip};
 use lsp_server::PaymentOptions;
 use shared::channel::ChannelChange;
 use shared::pay::ChannelPolicy;
@@ -132,19 +132,7 @@ async fn a_payee_whose_settlement_is_withheld_claims_on_chain_before_the_expiry(
         tip(&stack).await < expiry,
         "claimed before the LSP's timeout opens"
     );
-    let tx = stack
-        .devnet
-        .rpc()
-        .get_raw_transaction(&claim)
-        .await
-        .expect("bitcoind answers")
-        .expect("the claim");
-    let paid: Amount = tx
-        .output
-        .iter()
-        .filter(|o| o.script_pubkey == sweep.script_pubkey())
-        .map(|o| o.value)
-        .sum();
+    let paid = paid_to(&stack, claim, &sweep).await;
     assert!(
         paid + Amount::from_sat(1_000) > htlc.amount,
         "the claim pays the wallet's address the HTLC, less its fee: {paid} of {}",

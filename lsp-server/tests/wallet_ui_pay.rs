@@ -200,15 +200,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     // A asks the faucet for test sats; they arrive over A's channel.
     let explained = a.text("#faucet-card", SCREEN).await;
     assert!(explained.contains("test network"), "{explained}");
-    let faucet: u64 = a
-        .find("#faucet", SCREEN)
-        .await
-        .attr("data-sats")
-        .await
-        .expect("attribute")
-        .expect("the faucet button says how much it asks for")
-        .parse()
-        .expect("a number");
+    let faucet: u64 = a.faucet_offer().await;
     assert!(
         faucet > join_fee + AMOUNT + fee_of(AMOUNT) && faucet <= FAUCET_MAX,
         "{faucet}"

@@ -16,7 +16,7 @@ mod wallet_ui_support;
 use std::time::{Duration, Instant};
 
 use bitcoin::Amount;
-use common::chain::{broadcast, known, lsp_commitment, publish_path, spender};
+use common::chain::{broadcast, known, lsp_commitment, paid_to, publish_path, spender};
 use wallet_ui_support::{beside_a_native_member, browser_factory, wallet_dist, Driver, SCREEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,19 +101,7 @@ async fn the_open_wallet_exits_by_itself_and_punishes_a_revoked_lsp_commitment()
     )
     .await;
     a.screenshot("watch-02-penalised").await;
-    let tx = stack
-        .devnet
-        .rpc()
-        .get_raw_transaction(&penalty)
-        .await
-        .expect("bitcoind answers")
-        .expect("the penalty");
-    let paid: Amount = tx
-        .output
-        .iter()
-        .filter(|o| o.script_pubkey == sweep.script_pubkey())
-        .map(|o| o.value)
-        .sum();
+    let paid = paid_to(&stack, penalty, &sweep).await;
     let held: Amount = revoked
         .output
         .iter()

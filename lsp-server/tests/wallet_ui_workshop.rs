@@ -109,15 +109,7 @@ async fn eight_browsers_join_together_and_each_pays_a_neighbour() {
     for b in &people {
         b.wait_attr("#pay-status", "data-state", "connected", SCREEN)
             .await;
-        let asked: u64 = b
-            .find("#faucet", SCREEN)
-            .await
-            .attr("data-sats")
-            .await
-            .expect("attribute")
-            .expect("the faucet button says how much it asks for")
-            .parse()
-            .expect("a number");
+        let asked: u64 = b.faucet_offer().await;
         b.click("#faucet").await;
         text_becomes(
             b,

@@ -114,3 +114,19 @@ pub fn lsp_commitment(stack: &Stack, client: u32, number: u64) -> Option<Transac
             _ => None,
         })
 }
+
+/// What transaction `txid` (in a block or the mempool) pays to `address`.
+pub async fn paid_to(stack: &Stack, txid: Txid, address: &bitcoin::Address) -> bitcoin::Amount {
+    let tx = stack
+        .devnet
+        .rpc()
+        .get_raw_transaction(&txid)
+        .await
+        .expect("bitcoind answers")
+        .expect("the transaction");
+    tx.output
+        .iter()
+        .filter(|o| o.script_pubkey == address.script_pubkey())
+        .map(|o| o.value)
+        .sum()
+}

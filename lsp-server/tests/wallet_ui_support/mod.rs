@@ -591,6 +591,18 @@ pub async fn beside_a_native_member(
 }
 
 impl Browser {
+    /// What "Get test sats" asks for (its button's `data-sats`).
+    pub async fn faucet_offer(&self) -> u64 {
+        self.find("#faucet", SCREEN)
+            .await
+            .attr("data-sats")
+            .await
+            .expect("attribute")
+            .expect("the faucet button says how much it asks for")
+            .parse()
+            .expect("a number")
+    }
+
     /// The wallet's own on-chain address (where leaving pays), as Home shows it.
     pub async fn sweep_address(&self) -> bitcoin::Address {
         self.text("#sweep-address", SCREEN)
