@@ -12,7 +12,10 @@ use crate::ceremony::messages::{
     JoinRequest, Nonces, PartialSigs, Propose, Refuse, SigsStored,
 };
 use crate::leaf::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
-use crate::pay::{ChannelClosed, ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult};
+use crate::pay::{
+    ChannelClosed, ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult, RouteAnswer,
+    RouteQuery,
+};
 use crate::terms::SignedTerms;
 
 /// The wire protocol version this build speaks.
@@ -155,6 +158,10 @@ pub enum WireMsg {
     FaucetRequest(FaucetRequest),
     /// LSP → client: the channel takes no more payments, and why.
     ChannelClosed(ChannelClosed),
+    /// Client → LSP: could this invoice's payee receive it now?
+    RouteQuery(RouteQuery),
+    /// LSP → client: the answer to a [`WireMsg::RouteQuery`].
+    RouteAnswer(RouteAnswer),
     // Buying inbound liquidity (see `crate::leaf` and docs/protocol.md, "Leaf states").
     /// Client → LSP: buy inbound liquidity from the leaf's L-stock.
     LiquidityRequest(LiquidityRequest),

@@ -27,7 +27,7 @@ use shared::musig::{PartialSig, PubNonce};
 use shared::params::FactoryParams;
 use shared::pay::{
     ChannelClosed, ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayOutcome, PayRequest,
-    PayResult,
+    PayResult, RouteAnswer, RouteQuery,
 };
 use shared::terms::TermsBody;
 use shared::testing::ceremony::{msg_type, Net};
@@ -194,6 +194,13 @@ fn every_message() -> Vec<WireMsg> {
                 fee: Amount::from_sat(2),
             },
         }),
+        WireMsg::RouteQuery(RouteQuery {
+            invoice: invoice.clone(),
+        }),
+        WireMsg::RouteAnswer(RouteAnswer {
+            hash,
+            warning: Some("the recipient is offline".into()),
+        }),
         WireMsg::FaucetRequest(FaucetRequest { invoice }),
         WireMsg::ChannelClosed(ChannelClosed {
             channel,
@@ -270,7 +277,7 @@ fn known_types() -> BTreeSet<String> {
 #[test]
 fn the_corpus_has_every_message() {
     let known = known_types();
-    assert!(known.len() >= 33, "{known:?}");
+    assert!(known.len() >= 35, "{known:?}");
     let have: BTreeSet<String> = every_message().iter().map(msg_type).collect();
     let missing: Vec<&String> = known.difference(&have).collect();
     assert!(missing.is_empty(), "no sample of {missing:?}");

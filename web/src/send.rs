@@ -96,6 +96,9 @@ pub fn Send() -> impl IntoView {
                     {(!quote.affordable).then(|| view! {
                         <p class="bad" id="send-unaffordable">"Your balance does not cover amount and fee."</p>
                     })}
+                    {quote.warning.clone().map(|w| view! {
+                        <p class="bad" id="send-warning" role="alert">{format!("Before you pay: {w}.")}</p>
+                    })}
                     <button class="primary" id="pay-confirm" disabled=!quote.affordable
                         on:click=confirm>{format!("Pay {}", sats(quote.amount + quote.fee))}</button>
                     <button id="pay-cancel" on:click=again>"Cancel"</button>

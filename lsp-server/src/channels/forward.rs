@@ -32,9 +32,11 @@ use shared::channel::{ChannelError, Side};
 use shared::pay::policy::route_fee;
 use shared::pay::{
     ChannelId, FaucetRequest, ParsedInvoice, PayFailure, PayOutcome, PayRequest, PayResult,
+    RouteAnswer, RouteQuery,
 };
 use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 
+use super::link::Link;
 use super::Router;
 use crate::factory::ConnId;
 
@@ -258,6 +260,63 @@ impl Router {
             .policy
             .payee_expiry(self.settings.policy.payer_expiry(self.height));
         self.start_forward(invoice, Amount::ZERO, None, expiry, "faucet");
+    }
+
+    /// A wallet asks, before its user confirms, whether an invoice's payee could receive it
+    /// now. Nothing is reserved: the answer is what the LSP knows at this moment.
+    pub(super) fn on_route_query(&self, conn: ConnId, query: RouteQuery) {
+        let now = self.now().unix_time;
+        let invoice = match ParsedInvoice::parse(&query.invoice, self.settings.network, now) {
+            Ok(i) => i,
+            Err(e) => return self.refuse(conn, ErrorCode::Malformed, None, e.to_string()),
+        };
+        let answer = RouteAnswer {
+            hash: invoice.hash,
+            warning: self.route_warning(&invoice),
+        };
+        self.send_conn(conn, WireMsg::RouteAnswer(answer));
+    }
+
+    /// Why a payment of `invoice` would fail or wait now, in words for its payer; `None` if it
+    /// can go through.
+    fn route_warning(&self, invoice: &ParsedInvoice) -> Option<String> {
+        let payee = invoice.payee_identity();
+        let links: Vec<&Link> = self
+            .by_identity
+            .get(&payee)
+            .map(|ids| ids.iter().filter_map(|id| self.links.get(id)).collect())
+            .unwrap_or_default();
+        if links.is_empty() {
+            return Some("the recipient has no channel with this provider: it would fail".into());
+        }
+        let open: Vec<&Link> = links.into_iter().filter(|l| l.routable()).collect();
+        if open.is_empty() {
+            return Some("the recipient's channel takes no more payments: it would fail".into());
+        }
+        // What the payee would be offered: the amount, less a join fee it still owes.
+        let fits = |l: &&Link| {
+            let offered = invoice.amount - l.join_fee.deduction(invoice.amount);
+            l.channel.client_inbound() >= offered
+        };
+        if !open.iter().any(fits) {
+            let most = open
+                .iter()
+                .map(|l| l.channel.client_inbound())
+                .max()
+                .unwrap_or(Amount::ZERO);
+            return Some(format!(
+                "the recipient can receive at most {} sats right now; ask them to buy inbound \
+                 liquidity first",
+                most.to_sat()
+            ));
+        }
+        if open.iter().all(|l| l.ready.is_none()) {
+            return Some(format!(
+                "the recipient is offline: the payment waits up to {} s for them, then fails",
+                self.settings.options.offline_wait_secs
+            ));
+        }
+        None
     }
 
     /// Creates the payment's row and tries to deliver it.

@@ -315,6 +315,7 @@ impl Router {
             WireMsg::Channel(frame) => self.on_channel(conn, identity, *frame),
             WireMsg::PayRequest(req) => self.on_pay_request(conn, identity, req),
             WireMsg::FaucetRequest(req) => self.on_faucet(conn, identity, req),
+            WireMsg::RouteQuery(query) => self.on_route_query(conn, query),
             WireMsg::LiquidityRequest(req) => self.on_liquidity_request(conn, identity, req),
             WireMsg::LiquidityAccept(accept) => self.on_liquidity_accept(conn, identity, *accept),
             WireMsg::LeafPartials(partials) => self.on_leaf_partials(conn, identity, *partials),

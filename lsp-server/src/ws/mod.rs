@@ -224,6 +224,7 @@ impl Connection {
             | WireMsg::Channel(_)
             | WireMsg::PayRequest(_)
             | WireMsg::FaucetRequest(_)
+            | WireMsg::RouteQuery(_)
             | WireMsg::LiquidityRequest(_)
             | WireMsg::LiquidityAccept(_)
             | WireMsg::LeafPartials(_) => {

@@ -211,6 +211,24 @@ pub struct ChannelClosed {
     pub reason: String,
 }
 
+/// Wallet → LSP, before the user confirms a payment: could the payee of `invoice` receive it
+/// now? Answered with [`RouteAnswer`]; nothing is reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteQuery {
+    /// The BOLT11 invoice the user is about to pay.
+    pub invoice: String,
+}
+
+/// LSP → wallet: what it knows of the payee of a [`RouteQuery`]'s invoice, right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteAnswer {
+    /// The invoice's payment hash.
+    pub hash: sha256::Hash,
+    /// `None` when the payment can go through now; otherwise why it would fail or wait, in
+    /// words for the payer.
+    pub warning: Option<String>,
+}
+
 /// Wallet → LSP (regtest and signet demos only): pay this invoice of the wallet's from the
 /// LSP's own side of a channel, as test sats. It arrives like any payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ pub use invoice::{InvoiceError, InvoiceRequest, ParsedInvoice};
 pub use join_fee::{JoinFee, JoinFeeError};
 pub use messages::{
     ChannelClosed, ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayFailure, PayOutcome,
-    PayRequest, PayResult,
+    PayRequest, PayResult, RouteAnswer, RouteQuery,
 };
 pub use policy::{leaf_channel_params, leaf_state_channel_params, liquidity_price, ChannelPolicy};
 

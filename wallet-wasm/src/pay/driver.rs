@@ -37,6 +37,17 @@ const IDLE: Duration = Duration::from_secs(1);
 /// How often the chain tip is read.
 const TIP_EVERY_SECS: u64 = 5;
 
+/// How long a quote waits for the provider's word on its payee.
+const ROUTE_ANSWER_SECS: u64 = 3;
+
+/// A quote waiting for a [`shared::pay::RouteAnswer`].
+struct RouteQueryWait {
+    hash: bitcoin::hashes::sha256::Hash,
+    until: u64,
+    quote: crate::pay::PayQuote,
+    reply: oneshot::Sender<Result<crate::pay::PayQuote, PayError>>,
+}
+
 /// A channel the LSP opened (the live one of its leaf, or the one a purchase opens).
 struct Open {
     key: LeafChannel,
@@ -66,6 +77,8 @@ pub struct PayClient<C: Connect, S, H> {
     flights: BTreeMap<ChannelId, advance::Flight>,
     /// Channels the provider said take no more payments, and why.
     closed: BTreeMap<ChannelId, String>,
+    /// Quotes waiting for the provider's word on their payee.
+    route_queries: Vec<RouteQueryWait>,
     height: u32,
     next_tip: u64,
     stop: bool,
@@ -97,6 +110,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             pending: HashMap::new(),
             flights: BTreeMap::new(),
             closed: BTreeMap::new(),
+            route_queries: Vec::new(),
             height: 0,
             next_tip: 0,
             stop: false,
@@ -173,6 +187,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     fn lost(&mut self, reason: String) {
         self.link = None;
+        self.expire_route_queries(true);
         for open in self.open.values_mut() {
             open.ready = false;
             open.channel.reset_round();
@@ -295,6 +310,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     }
 
     async fn on_tick(&mut self) -> Result<(), PayError> {
+        self.expire_route_queries(false);
         if unix_now() >= self.next_tip {
             self.refresh_tip().await;
             // Leaves the LSP has not opened yet (say, their factory's funding was not deep
@@ -337,6 +353,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             WireMsg::LiquidityOffer(offer) => self.on_offer(*offer).await?,
             WireMsg::LeafSigned(signed) => self.on_leaf_signed(*signed).await?,
             WireMsg::ChannelClosed(closed) => self.on_closed(closed).await?,
+            WireMsg::RouteAnswer(answer) => self.on_route_answer(answer),
             WireMsg::Error { message, about, .. } => {
                 if let Some(ErrorAbout::Liquidity { channel }) = about {
                     self.advance_refused(channel, &message);
@@ -551,9 +568,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 let made = self.make_invoice(amount, description).await;
                 let _ = reply.send(made);
             }
-            Command::Quote { invoice, reply } => {
-                let _ = reply.send(self.quote(&invoice));
-            }
+            Command::Quote { invoice, reply } => self.quote_and_ask(&invoice, reply).await,
             Command::Pay { invoice, reply } => self.pay(&invoice, reply).await?,
             Command::Faucet { amount, reply } => {
                 let made = self
@@ -585,9 +600,6 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             .iter()
             .map(|(id, o)| {
                 let spec = o.channel.spec();
-                let reserve =
-                    shared::channel::commitment::commitment_fee(spec.htlcs.len() + 1, spec.feerate)
-                        + o.channel.params().anchor;
                 let for_sale = self
                     .leaves
                     .get(id)
@@ -596,10 +608,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     channel: *id,
                     capacity: o.channel.params().funding_output.value,
                     balance: spec.client_balance,
-                    inbound: spec
-                        .lsp_balance
-                        .checked_sub(reserve)
-                        .unwrap_or(Amount::ZERO),
+                    inbound: o.channel.client_inbound(),
                     pending: spec.htlcs.len(),
                     ready: o.ready && o.channel.number().is_some(),
                     leaf: o.key.leaf,

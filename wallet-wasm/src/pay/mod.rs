@@ -141,6 +141,10 @@ pub struct PayQuote {
     pub expires_at: u64,
     /// Whether the balance covers amount plus fee.
     pub affordable: bool,
+    /// What the provider said of the payee right now, when the payment would fail or wait
+    /// (it cannot receive that much, it is offline, its channel is closed); `None` when it can
+    /// go through, or when the provider did not answer within a few seconds.
+    pub warning: Option<String>,
 }
 
 /// One channel in a [`Snapshot`].

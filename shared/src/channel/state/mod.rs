@@ -236,6 +236,18 @@ impl Channel {
         &self.spec
     }
 
+    /// What the client can still receive on the latest commitment: the LSP's balance less the
+    /// fee of a commitment with one more HTLC and the anchor (the LSP pays both).
+    pub fn client_inbound(&self) -> bitcoin::Amount {
+        let spec = &self.spec;
+        let reserve =
+            crate::channel::commitment::commitment_fee(spec.htlcs.len() + 1, spec.feerate)
+                + self.params.anchor;
+        spec.lsp_balance
+            .checked_sub(reserve)
+            .unwrap_or(bitcoin::Amount::ZERO)
+    }
+
     /// The latest commitment number both sides hold.
     pub fn number(&self) -> Option<u64> {
         self.number

@@ -4,16 +4,17 @@
 use bitcoin::absolute::Height;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::Amount;
+use futures::channel::oneshot;
 use rand::RngCore;
 use shared::channel::Side;
 use shared::pay::policy::route_fee;
 use shared::pay::{
     ChannelClosed, ChannelId, InvoiceRequest, JoinFee, ParsedInvoice, PayOutcome, PayRequest,
-    PayResult,
+    PayResult, RouteAnswer, RouteQuery,
 };
 use shared::wire::WireMsg;
 
-use super::{PayClient, PayReply};
+use super::{PayClient, PayReply, RouteQueryWait, ROUTE_ANSWER_SECS};
 use crate::pay::store::{Direction, InvoiceRecord, PayStore, PaymentRecord, PaymentStatus};
 use crate::pay::{PayError, PayEvent, PayQuote};
 use crate::platform::unix_now;
@@ -323,7 +324,68 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             description: invoice.description,
             expires_at: invoice.expires_at,
             affordable: channel.is_some(),
+            warning: None,
         })
+    }
+
+    /// Quotes `text` and asks the provider whether its payee could receive it now; the reply
+    /// waits for the answer (at most [`ROUTE_ANSWER_SECS`]).
+    pub(super) async fn quote_and_ask(
+        &mut self,
+        text: &str,
+        reply: oneshot::Sender<Result<PayQuote, PayError>>,
+    ) {
+        let quote = match self.quote(text) {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if self.link.is_none() {
+            let _ = reply.send(Ok(quote));
+            return;
+        }
+        let hash = ParsedInvoice::parse(text, self.config.network, unix_now())
+            .map(|i| i.hash)
+            .expect("parsed by quote");
+        self.send(WireMsg::RouteQuery(RouteQuery {
+            invoice: text.to_owned(),
+        }))
+        .await;
+        self.route_queries.push(RouteQueryWait {
+            hash,
+            until: unix_now() + ROUTE_ANSWER_SECS,
+            quote,
+            reply,
+        });
+    }
+
+    /// The provider answered a route query: every quote waiting on that invoice gets it.
+    pub(super) fn on_route_answer(&mut self, answer: RouteAnswer) {
+        let (done, waiting) = std::mem::take(&mut self.route_queries)
+            .into_iter()
+            .partition(|w| w.hash == answer.hash);
+        self.route_queries = waiting;
+        for w in done {
+            let _ = w.reply.send(Ok(PayQuote {
+                warning: answer.warning.clone(),
+                ..w.quote
+            }));
+        }
+    }
+
+    /// Quotes whose answer did not come in time (or whose connection is gone) go out as they
+    /// are.
+    pub(super) fn expire_route_queries(&mut self, all: bool) {
+        let now = unix_now();
+        let (done, waiting) = std::mem::take(&mut self.route_queries)
+            .into_iter()
+            .partition(|w| all || now >= w.until);
+        self.route_queries = waiting;
+        for w in done {
+            let _ = w.reply.send(Ok(w.quote));
+        }
     }
 
     pub(super) async fn pay(&mut self, text: &str, reply: PayReply) -> Result<(), PayError> {
