@@ -205,8 +205,10 @@ pub async fn start(config: Config) -> Result<Running> {
         &config.data_dir,
         esplora.clone(),
         tip.clone(),
+        ln.clone(),
     )
     .context("restoring channels")?;
+    let outside_outcomes = router.outside_outcomes();
     let (router_tx, router_rx) = mpsc::channel(COORDINATOR_QUEUE);
     let (inbound, inbound_rx) = mpsc::channel(COORDINATOR_QUEUE);
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -232,7 +234,7 @@ pub async fn start(config: Config) -> Result<Running> {
         let mut tasks = JoinSet::new();
         if let Some(ln) = ln_tasks {
             tasks.spawn(async move {
-                ln.tasks(tip).await;
+                ln.tasks(tip, outside_outcomes).await;
                 Ok(())
             });
         }

@@ -6,7 +6,8 @@
 //!   own on-chain wallet) in `ln/` beside it, in LDK's SQLite store;
 //! - its chain data from the LSP's Esplora; it syncs when the LSP's tip watcher sees a new
 //!   block and at least every 30 s (`sync`);
-//! - its events, taken and acknowledged one at a time (`events`);
+//! - its events, taken and acknowledged one at a time (`events`); the outcomes of payments
+//!   it sent for the LSP's clients go to the payment router first (`pay`);
 //! - snapshots for the admin API and `/metrics` (`view`).
 //!
 //! Threads: ldk-node's calls block (they wrap async code in `block_in_place`, which panics
@@ -22,6 +23,7 @@
 
 mod error;
 mod events;
+pub mod pay;
 mod seed;
 mod sync;
 pub mod view;
@@ -30,13 +32,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Address, Amount, Network};
 use ldk_node::config::EsploraSyncConfig;
 use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::{Node, NodeError, UserChannelId};
+use tokio::sync::mpsc;
 
 pub use error::LnError;
 use view::{BalancesView, ChannelView, LnGauges, NodeInfo, PeerView};
@@ -46,6 +49,8 @@ use crate::tip::Tip;
 
 /// Worker threads of the node's runtime: LDK's background work is light.
 const WORKER_THREADS: usize = 2;
+/// How long the node's runtime waits, once the node is dropped, for calls still running.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(30);
 
 /// How to run the node, from the LSP's configuration.
 #[derive(Debug, Clone)]
@@ -348,9 +353,10 @@ impl LnNode {
     }
 
     /// The node's work for as long as the server runs: syncing with the chain and handling its
-    /// events. Never returns; the server's supervisor drops it on stop.
-    pub(crate) async fn tasks(self: Arc<Self>, tip: Tip) {
-        tokio::join!(self.clone().keep_synced(tip), self.handle_events());
+    /// events, whose payment outcomes go to `outcomes` (the payment router). Never returns;
+    /// the server's supervisor drops it on stop.
+    pub(crate) async fn tasks(self: Arc<Self>, tip: Tip, outcomes: mpsc::Sender<pay::Outcome>) {
+        tokio::join!(self.clone().keep_synced(tip), self.handle_events(outcomes));
     }
 
     async fn keep_synced(self: Arc<Self>, tip: Tip) {
@@ -372,10 +378,17 @@ impl LnNode {
         }
     }
 
-    async fn handle_events(self: Arc<Self>) {
+    async fn handle_events(self: Arc<Self>, outcomes: mpsc::Sender<pay::Outcome>) {
         loop {
             let event = self.node.next_event_async().await;
             events::log(&event);
+            // Acknowledged only once the router has the outcome: an outcome lost in a crash
+            // comes again (and the router's reconciliation asks LDK anyway).
+            if let Some(outcome) = pay::Outcome::of_event(&event) {
+                if outcomes.send(outcome).await.is_err() {
+                    return;
+                }
+            }
             match self.call(|node| node.event_handled()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -419,8 +432,17 @@ impl LnNode {
 impl Drop for LnNode {
     fn drop(&mut self) {
         self.stop_now();
+        // A call may still run on the blocking pool (a sync started just before the stop): the
+        // runtime ends once it is done, on a thread of its own (a runtime cannot be dropped
+        // inside another, and `shutdown_background` would pull the timers from under it).
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+            let shutdown = move || runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+            if let Err(e) = std::thread::Builder::new()
+                .name("ldk-shutdown".into())
+                .spawn(shutdown)
+            {
+                tracing::warn!(error = %e, "could not start a thread to end the Lightning node's runtime");
+            }
         }
     }
 }

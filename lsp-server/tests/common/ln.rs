@@ -25,12 +25,34 @@ pub fn free_addr() -> SocketAddr {
 
 /// Starts a devnet and an LSP whose Lightning node listens on `ln_listen`.
 pub async fn start(ln_listen: SocketAddr) -> Stack {
+    start_with(
+        ln_listen,
+        FactoryOptions::default(),
+        PaymentOptions::default(),
+    )
+    .await
+}
+
+/// Starts a devnet and an LSP with these settings whose Lightning node listens on `ln_listen`.
+pub async fn start_with(
+    ln_listen: SocketAddr,
+    factory: FactoryOptions,
+    payments: PaymentOptions,
+) -> Stack {
     let devnet = Devnet::start(DevnetConfig::default())
         .await
         .expect("devnet starts");
     let data_dir = tempfile::tempdir().expect("temp dir");
     super::init_logs();
-    let lsp = start_lsp(&devnet, data_dir.path(), free_addr(), ln_listen).await;
+    let lsp = start_lsp(
+        &devnet,
+        data_dir.path(),
+        free_addr(),
+        ln_listen,
+        factory,
+        payments,
+    )
+    .await;
     Stack {
         devnet,
         lsp,
@@ -43,15 +65,33 @@ async fn start_lsp(
     data_dir: &std::path::Path,
     listen: SocketAddr,
     ln_listen: SocketAddr,
+    factory: FactoryOptions,
+    payments: PaymentOptions,
 ) -> lsp_server::Running {
-    let mut config = super::config(devnet, data_dir, listen, FactoryOptions::default(), None);
-    config.payments = PaymentOptions::default();
+    let mut config = super::config(devnet, data_dir, listen, factory, None);
+    config.payments = payments;
     config.lightning.ln_listen = Some(ln_listen);
     lsp_server::start(config).await.expect("LSP starts")
 }
 
 /// Stops the LSP cleanly and starts it again on the same addresses and data dir.
 pub async fn restart(stack: Stack, ln_listen: SocketAddr) -> Stack {
+    restart_with(
+        stack,
+        ln_listen,
+        FactoryOptions::default(),
+        PaymentOptions::default(),
+    )
+    .await
+}
+
+/// [`restart`] with these settings.
+pub async fn restart_with(
+    stack: Stack,
+    ln_listen: SocketAddr,
+    factory: FactoryOptions,
+    payments: PaymentOptions,
+) -> Stack {
     let Stack {
         devnet,
         lsp,
@@ -59,7 +99,7 @@ pub async fn restart(stack: Stack, ln_listen: SocketAddr) -> Stack {
     } = stack;
     let addr = lsp.addr;
     lsp.stop().await.expect("the LSP stops");
-    let lsp = start_lsp(&devnet, data_dir.path(), addr, ln_listen).await;
+    let lsp = start_lsp(&devnet, data_dir.path(), addr, ln_listen, factory, payments).await;
     Stack {
         devnet,
         lsp,
@@ -133,6 +173,9 @@ pub fn fee(tx: &Transaction, spent: Amount) -> Amount {
     spent - tx.output.iter().map(|o| o.value).sum::<Amount>()
 }
 
+/// What an LDK node keeps on chain per anchor channel, and refuses a channel without.
+pub const ANCHOR_RESERVE: Amount = Amount::from_sat(25_000);
+
 /// An LDK node of its own, outside the LSP: a stand-in for the Lightning Network.
 pub struct Outside {
     pub node: Node,
@@ -197,4 +240,74 @@ impl Outside {
         self.node.event_handled().expect("event handled");
         event
     }
+}
+
+/// Funds the LSP's node with `funds` (and the outside node with its anchor reserve, without
+/// which it refuses an anchor channel), opens a public channel of `capacity` to `outside`
+/// pushing `push` to it, confirms it and waits until both sides have it ready; returns the
+/// channel as the LSP's admin API shows it.
+pub async fn open_channel_to(
+    stack: &Stack,
+    outside: &Outside,
+    funds: Amount,
+    capacity: Amount,
+    push: Amount,
+) -> Value {
+    let address = post(stack, "/admin/ln/address", serde_json::json!({})).await;
+    let address: Address<bitcoin::address::NetworkUnchecked> = address["address"]
+        .as_str()
+        .expect("an address")
+        .parse()
+        .expect("valid");
+    let address = address.require_network(Network::Regtest).expect("regtest");
+    stack.devnet.faucet(&address, funds).await.expect("faucet");
+    stack
+        .devnet
+        .faucet(&outside.address(), ANCHOR_RESERVE)
+        .await
+        .expect("faucet");
+    stack.devnet.mine(1).await.expect("mine");
+    outside.sync();
+    wait_for(30, "the LSP node's coins", || async {
+        let b = get(stack, "/admin/ln/balances").await;
+        (b["onchain_total_sat"].as_u64() == Some(funds.to_sat())).then_some(())
+    })
+    .await;
+    post(
+        stack,
+        "/admin/ln/channels",
+        serde_json::json!({
+            "node_id": outside.node.node_id().to_string(),
+            "address": outside.addr.to_string(),
+            "amount_sat": capacity.to_sat(),
+            "push_sat": push.to_sat(),
+        }),
+    )
+    .await;
+    outside
+        .expect_event(30, "the channel pending", |e| {
+            matches!(e, Event::ChannelPending { .. })
+        })
+        .await;
+    let funding: bitcoin::OutPoint = wait_for(30, "the funding outpoint", || async {
+        let channels = get(stack, "/admin/ln/channels").await;
+        channels[0]["funding_txo"].as_str()?.parse().ok()
+    })
+    .await;
+    wait_for(30, "the funding transaction in the mempool", || async {
+        super::chain::known(stack, funding.txid).await.then_some(())
+    })
+    .await;
+    stack.devnet.mine(6).await.expect("mine");
+    outside.sync();
+    outside
+        .expect_event(30, "the channel ready", |e| {
+            matches!(e, Event::ChannelReady { .. })
+        })
+        .await;
+    wait_for(30, "the LSP's channel usable", || async {
+        let channels = get(stack, "/admin/ln/channels").await;
+        Some(channels[0].clone()).filter(|c| c["is_usable"] == true)
+    })
+    .await
 }
