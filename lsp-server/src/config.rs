@@ -54,6 +54,29 @@ pub struct Config {
     /// How payments are routed.
     #[command(flatten)]
     pub payments: PaymentOptions,
+    /// The LSP's Lightning node (off unless `--ln-listen` is given).
+    #[command(flatten)]
+    pub lightning: LightningOptions,
+}
+
+/// The in-process Lightning node. `LightningOptions::default()` gives the flags' defaults: no
+/// node.
+#[derive(Debug, Clone, Default, Parser)]
+pub struct LightningOptions {
+    /// Run the LSP's Lightning node, taking peer connections on this address (e.g.
+    /// `0.0.0.0:9735`). Without it the LSP runs no Lightning node. Its port must be given, not 0:
+    /// the node tells peers the address it was given.
+    #[arg(long, env = "LSP_LN_LISTEN")]
+    pub ln_listen: Option<SocketAddr>,
+    /// Address the node announces to the Lightning Network for its public channels, when peers
+    /// must reach it elsewhere than `--ln-listen` (a public IP or host name and port, e.g.
+    /// `lsp.example.org:9735`) [default: the listen address].
+    #[arg(long, env = "LSP_LN_ANNOUNCE")]
+    pub ln_announce: Option<String>,
+    /// The node's alias in the Lightning Network's graph (at most 32 bytes) [default: --name,
+    /// cut to 32 bytes].
+    #[arg(long, env = "LSP_LN_ALIAS")]
+    pub ln_alias: Option<String>,
 }
 
 /// Payment routing settings. `PaymentOptions::default()` gives the flags' defaults.
@@ -149,6 +172,14 @@ pub enum ConfigError {
         /// `--factory-size`.
         size: usize,
     },
+    /// A Lightning listen address without a port.
+    #[error(
+        "--ln-listen {0} has port 0; give the port peers should connect to (9735 is the usual one)"
+    )]
+    LnListenPortZero(SocketAddr),
+    /// An alias that does not fit a node announcement.
+    #[error("--ln-alias is {0} bytes long; the Lightning Network allows at most 32")]
+    LnAliasTooLong(usize),
     /// A factory larger than the tree parameters allow.
     #[error(
         "--factory-size {size} exceeds the {max} clients this network's tree parameters allow"
@@ -175,6 +206,12 @@ impl Config {
         if size > max {
             return Err(ConfigError::FactoryTooLarge { size, max });
         }
+        if let Some(listen) = self.lightning.ln_listen.filter(|a| a.port() == 0) {
+            return Err(ConfigError::LnListenPortZero(listen));
+        }
+        if let Some(alias) = self.lightning.ln_alias.as_ref().filter(|a| a.len() > 32) {
+            return Err(ConfigError::LnAliasTooLong(alias.len()));
+        }
         Ok(())
     }
 
@@ -197,10 +234,61 @@ impl Config {
             .max(1)
     }
 
+    /// The Lightning node's alias: `--ln-alias`, or else the LSP's name cut to 32 bytes.
+    pub fn ln_alias(&self) -> String {
+        if let Some(alias) = &self.lightning.ln_alias {
+            return alias.clone();
+        }
+        let mut end = self.name.len().min(32);
+        while !self.name.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.name[..end].to_string()
+    }
+
     /// The Esplora URL wallets are told about.
     pub fn advertised_esplora_url(&self) -> &str {
         self.public_esplora_url
             .as_deref()
             .unwrap_or(&self.esplora_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["lsp-server", "--esplora-url", "http://127.0.0.1:3002"];
+        all.extend_from_slice(args);
+        Config::parse_from(all)
+    }
+
+    #[test]
+    fn the_lightning_node_is_off_unless_a_listen_port_is_given() {
+        let config = parse(&[]);
+        assert_eq!(config.lightning.ln_listen, None);
+        config.validate().unwrap();
+        let config = parse(&["--ln-listen", "127.0.0.1:0"]);
+        let err = config.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::LnListenPortZero(_)), "{err}");
+        parse(&["--ln-listen", "127.0.0.1:9735"])
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_alias_defaults_to_the_name_cut_to_32_bytes_on_a_char_boundary() {
+        // Byte 32 falls inside an "é": the alias stops before it.
+        let config = parse(&["--name", &format!("a{}", "é".repeat(20))]);
+        let alias = config.ln_alias();
+        assert_eq!(alias, format!("a{}", "é".repeat(15)));
+        assert_eq!(alias.len(), 31);
+        let config = parse(&["--ln-alias", &"x".repeat(33)]);
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::LnAliasTooLong(33))
+        ));
+        assert_eq!(parse(&["--ln-alias", "hub"]).ln_alias(), "hub");
     }
 }

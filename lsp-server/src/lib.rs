@@ -1,9 +1,10 @@
 //! The SuperScalar LSP server: a thin driver around the protocol crate `shared`.
 //!
 //! It moves bytes (WebSockets, Esplora), persists (SQLite) and schedules; every protocol decision
-//! lives in `shared`. [`start`] runs three tasks under one supervisor: the HTTP/WebSocket server,
-//! the factory coordinator (`factory`), and the chain watcher; stopping the supervisor (or
-//! dropping [`Running`]) stops all of them and every open connection.
+//! lives in `shared`. [`start`] runs its tasks under one supervisor: the HTTP/WebSocket server,
+//! the factory coordinator (`factory`), the payment router (`channels`), the chain watchers and,
+//! with `--ln-listen`, the Lightning node's (`lightning`); stopping the supervisor (or dropping
+//! [`Running`]) stops all of them and every open connection.
 
 mod admin;
 pub mod channels;
@@ -11,7 +12,9 @@ pub mod config;
 mod factory;
 mod http;
 mod keys;
+pub mod lightning;
 pub mod metrics;
+mod private_file;
 mod store;
 mod terms;
 mod tip;
@@ -28,7 +31,7 @@ use shared::terms::SignedTerms;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-pub use config::{Config, FactoryOptions, PaymentOptions};
+pub use config::{Config, FactoryOptions, LightningOptions, PaymentOptions};
 
 use factory::{Coordinator, Inbound, Settings};
 use wallet::LspWallet;
@@ -50,6 +53,7 @@ pub struct AppState {
     metrics: Arc<metrics::Metrics>,
     admin_token: admin::AdminToken,
     tip: tip::Tip,
+    ln: Option<Arc<lightning::LnNode>>,
 }
 
 impl AppState {
@@ -74,7 +78,9 @@ impl AppState {
 }
 
 /// A started server. Dropping it stops every task of the server (as a crash would: nothing is
-/// written on the way out); [`Running::stop`] does the same and waits until they are gone.
+/// written on the way out), except that the Lightning node is stopped and waited for (so that
+/// nothing of it outlives the value, e.g. a test's data dir); [`Running::stop`] stops
+/// everything and waits until it is gone.
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -82,18 +88,25 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<Result<()>>,
     /// The LSP's on-chain wallet (fund it at [`LspWallet::next_address`]).
     pub wallet: Arc<LspWallet>,
+    /// The LSP's Lightning node, when `--ln-listen` runs one.
+    pub ln: Option<Arc<lightning::LnNode>>,
     shutdown: watch::Sender<bool>,
 }
 
 impl Running {
-    /// Stops the server and waits until its tasks and connections are gone.
+    /// Stops the server and waits until its tasks and connections are gone, then stops the
+    /// Lightning node (peers disconnected, its state persisted).
     pub async fn stop(mut self) -> Result<()> {
         let _ = self.shutdown.send(true);
-        match (&mut self.task).await {
+        let result = match (&mut self.task).await {
             Ok(result) => result,
             Err(e) if e.is_cancelled() => Ok(()),
             Err(e) => Err(e.into()),
+        };
+        if let Some(ln) = self.ln.take() {
+            ln.stop().await.context("stopping the Lightning node")?;
         }
+        result
     }
 }
 
@@ -101,6 +114,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
         self.task.abort();
+        if let Some(ln) = self.ln.take() {
+            ln.stop_now();
+        }
     }
 }
 
@@ -142,6 +158,14 @@ pub async fn start(config: Config) -> Result<Running> {
     let first_tip = tip::read_once(&esplora).await;
     let height = first_tip.unwrap_or(0);
     let (tip, tip_task) = tip::watch_tip(esplora.clone(), first_tip);
+    let ln = match lightning::LnSettings::from_config(&config) {
+        Some(settings) => Some(Arc::new(
+            lightning::LnNode::start(settings)
+                .await
+                .context("starting the Lightning node")?,
+        )),
+        None => None,
+    };
     let coordinator = Coordinator::new(
         settings,
         config.clone(),
@@ -181,8 +205,10 @@ pub async fn start(config: Config) -> Result<Running> {
         &config.data_dir,
         esplora.clone(),
         tip.clone(),
+        ln.clone(),
     )
     .context("restoring channels")?;
+    let outside_outcomes = router.outside_outcomes();
     let (router_tx, router_rx) = mpsc::channel(COORDINATOR_QUEUE);
     let (inbound, inbound_rx) = mpsc::channel(COORDINATOR_QUEUE);
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -197,13 +223,21 @@ pub async fn start(config: Config) -> Result<Running> {
         wallet: wallet.clone(),
         metrics: Arc::default(),
         admin_token,
-        tip,
+        tip: tip.clone(),
+        ln: ln.clone(),
     };
     let app = http::router(state);
     let mut stop = shutdown_rx;
     let chain_wallet = wallet.clone();
+    let ln_tasks = ln.clone();
     let task = tokio::spawn(async move {
         let mut tasks = JoinSet::new();
+        if let Some(ln) = ln_tasks {
+            tasks.spawn(async move {
+                ln.tasks(tip, outside_outcomes).await;
+                Ok(())
+            });
+        }
         tasks.spawn(async move { axum::serve(listener, app).await.map_err(Into::into) });
         tasks.spawn(async move {
             coordinator.run(inbound_rx).await;
@@ -236,6 +270,7 @@ pub async fn start(config: Config) -> Result<Running> {
         addr,
         task,
         wallet,
+        ln,
         shutdown,
     })
 }

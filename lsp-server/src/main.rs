@@ -18,7 +18,10 @@ async fn main() -> Result<()> {
     let mut running = lsp_server::start(config).await?;
     tokio::select! {
         res = &mut running.task => res??,
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("shutting down");
+            running.stop().await?;
+        }
     }
     Ok(())
 }

@@ -189,6 +189,41 @@ impl Metrics {
             "The chain tip the LSP's Esplora reports (0 when unreachable).",
             &one(gauges.tip_height),
         );
+        if let Some(ln) = &gauges.ln {
+            metric(
+                "ln_channels",
+                "gauge",
+                "The Lightning node's channels, by state.",
+                &[
+                    ("{state=\"ready\"}".into(), ln.channels_ready),
+                    ("{state=\"pending\"}".into(), ln.channels_pending),
+                ],
+            );
+            metric(
+                "ln_peers_connected",
+                "gauge",
+                "Peers the Lightning node is connected to.",
+                &one(ln.peers_connected),
+            );
+            metric(
+                "ln_outbound_capacity_sats",
+                "gauge",
+                "What the Lightning node can send now, summed over its channels.",
+                &one(ln.outbound_capacity.to_sat()),
+            );
+            metric(
+                "ln_inbound_capacity_sats",
+                "gauge",
+                "What the Lightning node can receive now, summed over its channels.",
+                &one(ln.inbound_capacity.to_sat()),
+            );
+            metric(
+                "ln_onchain_balance_sats",
+                "gauge",
+                "The Lightning node's own on-chain wallet.",
+                &one(ln.onchain_total.to_sat()),
+            );
+        }
         out
     }
 }
@@ -206,6 +241,8 @@ pub struct Gauges {
     pub wallet_pending_sat: u64,
     /// Chain tip height.
     pub tip_height: u64,
+    /// The Lightning node's gauges, when it runs.
+    pub ln: Option<crate::lightning::view::LnGauges>,
 }
 
 /// The wire name of an error code (`"too_large"`, …).
@@ -241,7 +278,37 @@ mod tests {
         assert!(text.contains("superscalar_factories{state=\"funded\"} 3\n"));
         assert!(text.contains("superscalar_wallet_balance_sats{status=\"confirmed\"} 5000\n"));
         assert!(text.contains("# TYPE superscalar_ws_frames_received_total counter\n"));
+        assert!(
+            !text.contains("superscalar_ln_"),
+            "no Lightning node, no LN gauges"
+        );
         drop(c);
         assert_eq!(m.connections_open(), 0);
+    }
+
+    #[test]
+    fn renders_the_lightning_gauges_when_the_node_runs() {
+        let gauges = Gauges {
+            ln: Some(crate::lightning::view::LnGauges {
+                channels_ready: 2,
+                channels_pending: 1,
+                peers_connected: 3,
+                outbound_capacity: bitcoin::Amount::from_sat(400_000),
+                inbound_capacity: bitcoin::Amount::from_sat(90_000),
+                onchain_total: bitcoin::Amount::from_sat(7),
+            }),
+            ..Gauges::default()
+        };
+        let text = Metrics::default().render(&gauges);
+        for line in [
+            "superscalar_ln_channels{state=\"ready\"} 2\n",
+            "superscalar_ln_channels{state=\"pending\"} 1\n",
+            "superscalar_ln_peers_connected 3\n",
+            "superscalar_ln_outbound_capacity_sats 400000\n",
+            "superscalar_ln_inbound_capacity_sats 90000\n",
+            "superscalar_ln_onchain_balance_sats 7\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -118,6 +118,10 @@ const MIGRATIONS: &[&str] = &[
     // payee; a channel's fee is paid by its one pending or settled payment with a join fee.
     "ALTER TABLE payments ADD COLUMN join_fee_sat INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX payments_payee ON payments(payee_factory, payee_client);",
+    // Payments to outside payees through the LSP's Lightning node (`channels::outside`): the
+    // invoice, to send it again after a restart, and what the route's nodes took.
+    "ALTER TABLE payments ADD COLUMN invoice TEXT;
+    ALTER TABLE payments ADD COLUMN network_fee_msat INTEGER;",
 ];
 
 /// The LSP's database.

@@ -65,6 +65,11 @@ async fn admin_api_and_metrics_report_a_factory_from_gathering_to_funded() {
     );
     let terms = admin(&stack, "/admin/terms").await;
     assert!(terms["body"]["lsp_pubkey"].is_string(), "{terms}");
+    // No --ln-listen, no Lightning node: its routes say how to turn it on.
+    let (status, body) = get(&stack, "/admin/ln/channels", Some(common::ADMIN_TOKEN)).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("--ln-listen"), "{body}");
+    assert!(!stack.data_dir.path().join("ln.seed").exists());
 
     // Four of five slots fill; the coordinator shows them gathering.
     let storage = tempfile::tempdir().expect("temp dir");
@@ -160,4 +165,5 @@ async fn admin_api_and_metrics_report_a_factory_from_gathering_to_funded() {
         metrics.contains("superscalar_chain_tip_height "),
         "{metrics}"
     );
+    assert!(!metrics.contains("superscalar_ln_"), "{metrics}");
 }

@@ -25,6 +25,10 @@ pub const DEFAULT_ROUTE_CLTV: u32 = 1008;
 /// Blocks left for the hops of an outside route before it reaches the LSP.
 pub const OUTSIDE_HOPS_CLTV: u32 = 144;
 
+/// The final CLTV delta of invoices made by LDK nodes (`MIN_FINAL_CLTV_EXPIRY_DELTA`): the
+/// least an outside payee's route needs, over a direct channel of the LSP's node.
+pub const OUTSIDE_FINAL_CLTV: u32 = 42;
+
 /// One inequality of the timing model: `got >= need`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inequality {
@@ -99,6 +103,15 @@ pub fn inequalities(network: Network) -> Vec<Inequality> {
             got: DEFAULT_ROUTE_CLTV,
         },
         Inequality {
+            what: "a client's payment to an outside invoice (LDK's final delta, over a direct \
+                   channel of the LSP's node) fits between the payer's expiry and the LSP's \
+                   claim of the payer's HTLC on chain",
+            need: OUTSIDE_FINAL_CLTV,
+            got: channel
+                .outside_budget(channel.payer_expiry(0), 0)
+                .unwrap_or(0),
+        },
+        Inequality {
             what: "the LSP's penalty window is not shorter than a DW step",
             need: factory.step.to_blocks(),
             got: delay,
@@ -137,6 +150,27 @@ mod tests {
         assert_eq!(c.payee_window(), 331 + 144 + 18);
         assert_eq!(c.expiry_delta(), 331 + 2 * 144 + 18);
         assert_eq!(c.payer_expiry(0), 1136);
+        assert_eq!(c.outside_budget(1136, 0), Some(643));
+    }
+
+    #[test]
+    fn the_outside_budget_is_tight_on_regtest_and_shrinks_as_blocks_pass() {
+        let c = ChannelPolicy::for_network(Network::Regtest);
+        let expiry = c.payer_expiry(100);
+        assert_eq!(c.outside_budget(expiry, 100), Some(c.expiry_delta() + 6));
+        assert_eq!(c.outside_budget(expiry, 100), Some(49));
+        assert_eq!(
+            c.outside_budget(expiry, 107),
+            Some(42),
+            "still room for LDK's 42"
+        );
+        assert_eq!(c.outside_budget(expiry, 108), Some(41));
+        let last = expiry - c.payee_window();
+        assert_eq!(
+            c.outside_budget(expiry, last),
+            None,
+            "no block left: nothing is sent"
+        );
     }
 
     #[test]

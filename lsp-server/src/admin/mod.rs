@@ -4,14 +4,18 @@
 //! The token comes from `--admin-token`, or else from `admin.token` in the data dir (created
 //! with 32 random bytes, readable by the owner only, on first start). Its value is never logged.
 //!
-//! Routes (all `GET`, all JSON but `/metrics`):
+//! Routes (`GET` and JSON unless said otherwise):
 //! - `/admin/status`: network, LSP key, version, uptime, chain tip, open connections.
 //! - `/admin/factories`, `/admin/factories/{id}`: every stored factory, with its clients.
 //! - `/admin/clients`: every stored membership.
 //! - `/admin/ceremonies`: the coordinator's live view of ceremonies in progress.
 //! - `/admin/wallet`: the on-chain wallet's balance and an unused receive address.
 //! - `/admin/terms`: the signed terms as wallets see them now.
+//! - `/admin/ln/…`: the Lightning node: info, peers, channels (`POST` to connect, open and
+//!   close), balances (see `ln`).
+//! - `/metrics`: Prometheus text, with the Lightning node's gauges when it runs.
 
+mod ln;
 mod report;
 mod token;
 
@@ -41,6 +45,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/wallet", get(wallet))
         .route("/admin/terms", get(terms))
         .route("/metrics", get(metrics))
+        .merge(ln::routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -181,12 +186,20 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Err(e) => return e,
     };
     let balance = state.wallet.balance();
+    let ln = match &state.ln {
+        Some(ln) => match ln.gauges().await {
+            Ok(g) => Some(g),
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        },
+        None => None,
+    };
     let gauges = Gauges {
         factories: counts.factories,
         funded_clients: counts.funded_clients,
         wallet_confirmed_sat: balance.confirmed.to_sat(),
         wallet_pending_sat: balance.pending.to_sat(),
         tip_height: state.tip_height().map_or(0, u64::from),
+        ln,
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -16,6 +16,9 @@
 //! The faucet (demo networks) is step 2 without a payer: the LSP pays the wallet's own invoice
 //! from its side of the wallet's channel.
 //!
+//! A payee with no channel here is paid through the LSP's Lightning node when it runs one
+//! (`outside`); otherwise the payment fails as `unknown_payee`.
+//!
 //! The join fee: a payee channel that still owes its join fee gets an HTLC short by exactly that
 //! fee when the payment leaves it at least `MIN_RECEIVED` (`shared::pay::join_fee`; the faucet
 //! too). The fee is reserved on the channel while the HTLC is offered, stored with the payment
@@ -44,24 +47,28 @@ use crate::factory::ConnId;
 #[derive(Debug, Clone)]
 pub(super) struct Forward {
     /// Its row in `payments`.
-    row: i64,
-    hash: sha256::Hash,
+    pub(super) row: i64,
+    pub(super) hash: sha256::Hash,
     /// The invoice's amount.
-    amount: Amount,
-    /// The routing fee.
-    fee: Amount,
+    pub(super) amount: Amount,
+    /// The routing fee (for an outside payment, also the most its route may take).
+    pub(super) fee: Amount,
     /// The payee's join fee, taken from the HTLC offered to it (zero until it is offered, and
     /// for a channel that paid or a payment too small).
     join_fee: Amount,
     /// The payer's HTLC (none for the faucet) and its expiry.
-    payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
-    payee: XOnlyPublicKey,
+    pub(super) payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
+    pub(super) payee: XOnlyPublicKey,
+    /// The payer's HTLC's expiry (none for the faucet).
+    pub(super) expiry_in: Option<u32>,
     expiry_out: u32,
-    state: ForwardState,
+    /// The invoice's text (what an outside payment sends).
+    pub(super) invoice: String,
+    pub(super) state: ForwardState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ForwardState {
+pub(super) enum ForwardState {
     /// Waiting for the payee to connect, until this Unix time.
     Waiting { until: u64 },
     /// Offered to the payee as HTLC `htlc` on `channel`.
@@ -70,12 +77,14 @@ enum ForwardState {
         htlc: u64,
         committed: bool,
     },
+    /// Handed to the Lightning node for a payee outside the LSP (`outside`).
+    Outside,
 }
 
 /// Payments in flight and the route requests not yet matched to an HTLC.
 #[derive(Debug, Default)]
 pub(super) struct Forwards {
-    by_row: HashMap<i64, Forward>,
+    pub(super) by_row: HashMap<i64, Forward>,
     /// Payer HTLC → its payment (or `None`: refused, waiting for the fail to commit).
     incoming: HashMap<(ChannelId, u64), Option<i64>>,
     /// Payee HTLC → its payment.
@@ -255,11 +264,7 @@ impl Router {
                 format!("the faucet gives at most {max} sat per request"),
             );
         }
-        let expiry = self
-            .settings
-            .policy
-            .payee_expiry(self.settings.policy.payer_expiry(self.height));
-        self.start_forward(invoice, Amount::ZERO, None, expiry, "faucet");
+        self.start_forward(invoice, Amount::ZERO, None, None, "faucet");
     }
 
     /// A wallet asks, before its user confirms, whether an invoice's payee could receive it
@@ -287,7 +292,10 @@ impl Router {
             .map(|ids| ids.iter().filter_map(|id| self.links.get(id)).collect())
             .unwrap_or_default();
         if links.is_empty() {
-            return Some("the recipient has no channel with this provider: it would fail".into());
+            // Not the LSP's client: its Lightning node pays it, if the LSP runs one.
+            return self.ln.is_none().then(|| {
+                "the recipient is not reachable through this provider: it would fail".into()
+            });
         }
         let open: Vec<&Link> = links.into_iter().filter(|l| l.routable()).collect();
         if open.is_empty() {
@@ -319,15 +327,19 @@ impl Router {
         None
     }
 
-    /// Creates the payment's row and tries to deliver it.
+    /// Creates the payment's row and tries to deliver it. `expiry_in` is the payer's HTLC's
+    /// (none for the faucet, whose payee's HTLC expires as a payment's made now would).
     fn start_forward(
         &mut self,
         invoice: ParsedInvoice,
         fee: Amount,
         payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
-        expiry_out: u32,
+        expiry_in: Option<u32>,
         kind: &str,
     ) {
+        let policy = self.settings.policy;
+        let expiry_out =
+            policy.payee_expiry(expiry_in.unwrap_or_else(|| policy.payer_expiry(self.height)));
         let now = self.now().unix_time;
         let row = match self.store.insert_payment(
             &invoice.hash.to_string(),
@@ -358,7 +370,9 @@ impl Router {
             join_fee: Amount::ZERO,
             payer,
             payee: invoice.payee_identity(),
+            expiry_in,
             expiry_out,
+            invoice: invoice.text,
             state: ForwardState::Waiting {
                 until: now + self.settings.options.offline_wait_secs,
             },
@@ -377,6 +391,9 @@ impl Router {
         }
         let candidates = self.by_identity.get(&f.payee).cloned().unwrap_or_default();
         if candidates.is_empty() {
+            if self.ln.is_some() && f.payer.is_some() {
+                return self.pay_outside(row);
+            }
             return self.fail_forward(row, PayFailure::UnknownPayee);
         }
         let now = self.now();
@@ -494,10 +511,7 @@ impl Router {
                 .map(|r| r.invoice);
             match self.check_incoming(id, request, h) {
                 Ok((invoice, fee)) => {
-                    let expiry = self
-                        .settings
-                        .policy
-                        .payee_expiry(h.expiry.to_consensus_u32());
+                    let expiry = Some(h.expiry.to_consensus_u32());
                     self.start_forward(invoice, fee, Some((id, h.id, identity)), expiry, "forward");
                 }
                 Err(reason) => {
@@ -653,7 +667,7 @@ impl Router {
     }
 
     /// Settles (with the preimage) or fails the payer's HTLC `h` on `c`, and tells the payer.
-    fn answer_payer(
+    pub(super) fn answer_payer(
         &mut self,
         c: ChannelId,
         h: u64,
@@ -715,6 +729,7 @@ impl Router {
                 })
             };
             let state = match (row.payee, row.payee_htlc) {
+                _ if row.kind == "outside" => ForwardState::Outside,
                 (Some(c), Some(h)) => ForwardState::Offered {
                     channel: c,
                     htlc: h,
@@ -732,21 +747,34 @@ impl Router {
                             .get(&channel)
                             .is_none_or(|l| l.channel.preimage_received(htlc).is_none())
                 }
-                ForwardState::Waiting { .. } => false,
+                ForwardState::Waiting { .. } | ForwardState::Outside => false,
             };
             let policy = self.settings.policy;
-            let expiry_out = match payer {
-                Some((c, h, _)) => self.links.get(&c).and_then(|l| {
+            let expiry_in = payer.and_then(|(c, h, _)| {
+                self.links.get(&c).and_then(|l| {
                     l.channel
                         .spec()
                         .htlcs
                         .iter()
                         .find(|x| x.offerer == Side::Client && x.id == h)
-                        .map(|x| policy.payee_expiry(x.expiry.to_consensus_u32()))
-                }),
-                None => Some(policy.payee_expiry(policy.payer_expiry(self.height))),
-            }
-            .unwrap_or(0);
+                        .map(|x| x.expiry.to_consensus_u32())
+                })
+            });
+            let expiry_out = match (payer, expiry_in) {
+                (Some(_), Some(e)) => policy.payee_expiry(e),
+                (Some(_), None) => 0,
+                (None, _) => policy.payee_expiry(policy.payer_expiry(self.height)),
+            };
+            let invoice = match state {
+                ForwardState::Outside => match self.store.outside_invoice(row.id) {
+                    Ok(Some(text)) => text,
+                    _ => {
+                        tracing::error!(row = row.id, "an outside payment lost its invoice");
+                        String::new()
+                    }
+                },
+                _ => String::new(),
+            };
             if let Some((c, h, _)) = payer {
                 self.forwards.incoming.insert((c, h), Some(row.id));
             }
@@ -760,7 +788,9 @@ impl Router {
                     join_fee: Amount::from_sat(row.join_fee_sat),
                     payer,
                     payee: payee_identity,
+                    expiry_in,
                     expiry_out,
+                    invoice,
                     state,
                 },
             );

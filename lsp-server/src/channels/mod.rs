@@ -20,11 +20,14 @@
 //!   transaction before any frame of that input leaves.
 //! - Liquidity is sold by advancing a leaf (`liquidity`); the leaf watch (`watch`) gets the
 //!   newest state of every advanced leaf confirmed whenever its tree is published.
+//! - A payee outside the LSP is paid through its Lightning node (`outside`), whose outcomes
+//!   come back on their own queue.
 
 mod forward;
 mod link;
 mod liquidity;
 mod onchain;
+mod outside;
 mod store;
 mod walk;
 mod watch;
@@ -190,6 +193,14 @@ pub struct Router {
     watching: (Arc<std::sync::atomic::AtomicBool>, std::time::Instant),
     /// The channel watch (`onchain`).
     chain: onchain::ChainWatch,
+    /// The LSP's Lightning node, if it runs one (`outside`).
+    ln: Option<Arc<crate::lightning::LnNode>>,
+    /// Outcomes of outside payments: the node's events and the router's own send tasks send,
+    /// `run` receives.
+    outside: (
+        mpsc::Sender<crate::lightning::pay::Outcome>,
+        Option<mpsc::Receiver<crate::lightning::pay::Outcome>>,
+    ),
 }
 
 impl Router {
@@ -200,9 +211,11 @@ impl Router {
         data_dir: &std::path::Path,
         esplora: esplora_client::AsyncClient,
         tip: crate::tip::Tip,
+        ln: Option<Arc<crate::lightning::LnNode>>,
     ) -> anyhow::Result<Router> {
         let height = tip.height().unwrap_or(0);
         let store = ChannelStore::open(data_dir)?;
+        let (outside_tx, outside_rx) = mpsc::channel(1024);
         let mut router = Router {
             settings,
             key,
@@ -219,15 +232,24 @@ impl Router {
             totals: Totals::default(),
             watching: (Arc::default(), std::time::Instant::now()),
             chain: onchain::ChainWatch::default(),
+            ln,
+            outside: (outside_tx, Some(outside_rx)),
         };
         router.restore()?;
         Ok(router)
+    }
+
+    /// Where the Lightning node sends the outcomes of outside payments.
+    pub fn outside_outcomes(&self) -> mpsc::Sender<crate::lightning::pay::Outcome> {
+        self.outside.0.clone()
     }
 
     /// Serves until every sender is gone.
     pub async fn run(mut self, mut rx: mpsc::Receiver<RouterMsg>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut seen = self.chain.seen.take().expect("run is called once");
+        let mut outside = self.outside.1.take().expect("run is called once");
+        self.reconcile_outside();
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
@@ -235,6 +257,7 @@ impl Router {
                     None => return,
                 },
                 Some(s) = seen.recv() => self.on_seen(s),
+                Some(outcome) = outside.recv() => self.on_outside(outcome),
                 _ = tick.tick() => {
                     if let Ok(h) = self.tip.height() {
                         self.height = self.height.max(h);

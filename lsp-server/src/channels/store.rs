@@ -110,7 +110,8 @@ pub struct PaymentRow {
     pub id: i64,
     /// Payment hash (hex).
     pub hash: String,
-    /// `forward` or `faucet`.
+    /// `forward`, `outside` (to a payee beyond the LSP, through its Lightning node) or
+    /// `faucet`.
     pub kind: String,
     /// The payee's identity key (hex).
     pub payee_identity: String,
@@ -128,6 +129,8 @@ pub struct PaymentRow {
     pub fee_sat: u64,
     /// The payee's join fee, taken from the HTLC offered to it (`shared::pay::join_fee`).
     pub join_fee_sat: u64,
+    /// For an outside payment: what the route's nodes took, once settled (out of `fee_sat`).
+    pub network_fee_msat: Option<u64>,
     /// `pending`, `settled` or `failed`.
     pub status: String,
     /// Why it failed.
@@ -148,6 +151,8 @@ pub struct FeesEarned {
     pub join_sat: u64,
     /// How many channels paid their join fee.
     pub joins_paid: u64,
+    /// What outside payments' routes took, paid by the LSP out of `routing_sat`.
+    pub network_msat: u64,
 }
 
 /// The router's connection to the LSP's database.
@@ -552,7 +557,7 @@ impl ChannelStore {
     pub fn fees_earned(&self) -> Result<FeesEarned, ChannelStoreError> {
         Ok(self.conn.query_row(
             "SELECT COALESCE(SUM(fee_sat), 0), COALESCE(SUM(join_fee_sat), 0),
-                COALESCE(SUM(join_fee_sat > 0), 0)
+                COALESCE(SUM(join_fee_sat > 0), 0), COALESCE(SUM(network_fee_msat), 0)
              FROM payments WHERE status = 'settled'",
             [],
             |r| {
@@ -560,6 +565,7 @@ impl ChannelStore {
                     routing_sat: r.get::<_, i64>(0)? as u64,
                     join_sat: r.get::<_, i64>(1)? as u64,
                     joins_paid: r.get::<_, i64>(2)? as u64,
+                    network_msat: r.get::<_, i64>(3)? as u64,
                 })
             },
         )?)
@@ -576,6 +582,34 @@ impl ChannelStore {
         self.conn.execute(
             "UPDATE payments SET status = ?2, reason = ?3, settled = ?4 WHERE id = ?1",
             params![id, status, reason, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Marks payment `id` as going to an outside payee through the Lightning node, with the
+    /// invoice to send: stored before the node is asked to send it.
+    pub fn payment_outside(&self, id: i64, invoice: &str) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE payments SET kind = 'outside', invoice = ?2 WHERE id = ?1",
+            params![id, invoice],
+        )?;
+        Ok(())
+    }
+
+    /// The invoice of outside payment `id`.
+    pub fn outside_invoice(&self, id: i64) -> Result<Option<String>, ChannelStoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT invoice FROM payments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Records what an outside payment's route took.
+    pub fn payment_network_fee(&self, id: i64, msat: u64) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE payments SET network_fee_msat = ?2 WHERE id = ?1",
+            params![id, msat as i64],
         )?;
         Ok(())
     }
@@ -598,7 +632,7 @@ impl ChannelStore {
         let sql = format!(
             "SELECT id, hash, kind, payer_factory, payer_client, payer_htlc, payee_factory,
                 payee_client, payee_htlc, amount_sat, fee_sat, status, reason, created, settled,
-                payee_identity, join_fee_sat
+                payee_identity, join_fee_sat, network_fee_msat
              FROM payments WHERE {filter} ORDER BY id DESC LIMIT {limit}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -620,6 +654,7 @@ impl ChannelStore {
                     settled: r.get::<_, Option<i64>>(14)?.map(|s| s as u64),
                     payee_identity: r.get(15)?,
                     join_fee_sat: r.get::<_, i64>(16)? as u64,
+                    network_fee_msat: r.get::<_, Option<i64>>(17)?.map(|m| m as u64),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

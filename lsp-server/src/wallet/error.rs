@@ -194,3 +194,13 @@ pub enum WalletError {
     #[error("the wallet's disk task failed: {0}; restart the LSP")]
     Task(String),
 }
+
+impl From<crate::private_file::FileError> for WalletError {
+    fn from(e: crate::private_file::FileError) -> Self {
+        WalletError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -6,7 +6,6 @@
 //! the wallet database.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 
 use bitcoin::bip32::Xpriv;
@@ -37,7 +36,7 @@ impl Seed {
         let path = data_dir.join(SEED_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                warn_if_readable_by_others(&path);
+                crate::private_file::warn_if_readable_by_others(&path);
                 Seed::parse(&text).ok_or(WalletError::BadSeed { path })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -49,7 +48,7 @@ impl Seed {
                 }
                 let mut bytes = [0u8; SEED_LEN];
                 rand::thread_rng().fill_bytes(&mut bytes);
-                write_private(data_dir, &path, &hex::encode(bytes))?;
+                crate::private_file::write(data_dir, &path, &hex::encode(bytes))?;
                 tracing::info!(path = %path.display(), "created a new on-chain wallet seed; back it up");
                 Ok(Seed(bytes))
             }
@@ -95,56 +94,4 @@ pub(crate) fn descriptors(master: &Xpriv, network: Network) -> Descriptors {
         external: format!("tr({master}/86'/{coin}'/0'/0/*)"),
         internal: format!("tr({master}/86'/{coin}'/0'/1/*)"),
     }
-}
-
-/// The seed should be readable by the LSP's user alone; say so (without stopping) if not.
-fn warn_if_readable_by_others(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "the wallet seed is readable by other users; run chmod 600 on it");
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-}
-
-/// Writes `contents` to `path` with mode 0600 through a temporary file and a rename, so a crash
-/// never leaves a half-written seed behind.
-fn write_private(dir: &Path, path: &Path, contents: &str) -> Result<(), WalletError> {
-    let tmp = path.with_extension("seed.tmp");
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| WalletError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    // A leftover from a crash may have other permissions: start afresh.
-    if let Err(source) = std::fs::remove_file(&tmp) {
-        if source.kind() != std::io::ErrorKind::NotFound {
-            return Err(io("remove", &tmp)(source));
-        }
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut file = opts.open(&tmp).map_err(io("create", &tmp))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename into place", path))?;
-    // Make the rename itself durable.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("sync", dir))?;
-    Ok(())
 }

@@ -5,8 +5,10 @@
 //! there are several, rewrites them as one row in a single transaction. The file holds only
 //! public descriptors, never keys. The schema migrates by `PRAGMA user_version`.
 //!
-//! Why not BDK's own SQLite tables: they need rusqlite 0.31, and the LSP's `store` uses 0.32;
-//! the two link different SQLite builds and cannot be in one binary.
+//! Why not BDK's own SQLite tables: when this store was written they needed another rusqlite
+//! than the LSP's, and two SQLite builds cannot link into one binary. (The LSP is now on
+//! rusqlite 0.31, the version LDK needs; this format stays, and leaving it would be a migration
+//! of its own.)
 
 use std::path::{Path, PathBuf};
 

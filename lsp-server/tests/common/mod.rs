@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod liquidity;
+pub mod ln;
 pub mod pay;
 pub mod puppet;
 pub mod raw;
@@ -64,6 +65,7 @@ pub fn config(
         log_format: lsp_server::config::LogFormat::Text,
         factory,
         payments: lsp_server::config::PaymentOptions::default(),
+        lightning: lsp_server::LightningOptions::default(),
     }
 }
 

@@ -142,6 +142,12 @@ pub enum PayFailure {
         /// Which, and why.
         reason: String,
     },
+    /// The payee is outside the LSP, and the LSP's Lightning node could not pay it (or would
+    /// not: no route within the fee or CLTV budget, not enough outbound liquidity).
+    Network {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 impl PayFailure {
@@ -163,6 +169,9 @@ impl PayFailure {
             PayFailure::Refused => "the recipient's wallet refused the payment".into(),
             PayFailure::ChannelClosed { reason } => {
                 format!("a channel this payment needs is closed: {reason}")
+            }
+            PayFailure::Network { reason } => {
+                format!("the Lightning Network did not deliver it: {reason}")
             }
         }
     }

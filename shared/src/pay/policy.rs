@@ -86,6 +86,18 @@ impl ChannelPolicy {
         timeout.saturating_sub(self.payer_expiry(0))
     }
 
+    /// The most blocks the LSP may give a route to an outside payee (its payment's whole CLTV,
+    /// the payee's final delta included), for a payer's HTLC expiring at `incoming`, at tip
+    /// `height`: the outside HTLC expires by `incoming − payee_window`, so that the LSP, which
+    /// learns the preimage by then at the latest, still has the payee window to walk the
+    /// payer's tree and claim its HTLC on chain. `None` when no block is left.
+    pub fn outside_budget(&self, incoming: u32, height: u32) -> Option<u32> {
+        incoming
+            .checked_sub(height)?
+            .checked_sub(self.payee_window())
+            .filter(|b| *b > 0)
+    }
+
     /// The expiry the LSP gives the payee's HTLC for an incoming one expiring at `incoming`.
     pub fn payee_expiry(&self, incoming: u32) -> u32 {
         incoming.saturating_sub(self.expiry_delta())
