@@ -190,7 +190,7 @@ async fn kill_at(devnet: &Devnet, step: Step) {
         _ => 4,
     };
     let config = swarm_config(devnet, port, &storage.path().join("a"));
-    let runs_a = swarm::spawn(&config, &vec![ClientSpec::honest(); first]);
+    let mut runs_a = swarm::spawn(&config, &vec![ClientSpec::honest(); first]);
     let count = if matches!(step, Step::Gathering) {
         2
     } else {
@@ -198,6 +198,26 @@ async fn kill_at(devnet: &Devnet, step: Step) {
     };
     lsp.wait_log(&format!("{step:?}"), count, |v| step.reached(v))
         .await;
+    if matches!(step, Step::Gathering) {
+        // The LSP logs a join before its answer reaches the wallet: wait for both answers, so
+        // the kill finds both wallets joined (what this step is about).
+        let joined = runs_a
+            .wait_for(Duration::from_secs(30), |log| {
+                (0..first).all(|index| {
+                    log.iter().any(|(i, _, e)| {
+                        *i == index
+                            && matches!(
+                                e,
+                                wallet::session::SessionEvent::Ceremony(
+                                    shared::ceremony::ClientEvent::Joined { .. }
+                                )
+                            )
+                    })
+                })
+            })
+            .await;
+        assert!(joined, "both wallets hear they joined");
+    }
     lsp.kill().await;
     let killed_state = db_state(data_dir.path());
     eprintln!("{step:?}: killed; stored factories {killed_state:?}");

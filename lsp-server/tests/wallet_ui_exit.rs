@@ -170,11 +170,18 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
 
     // On bitcoind: the sweep confirmed and pays the wallet's address its leaf, less the fee.
     let status = a.text("#exit-status", SCREEN).await;
-    let txid: bitcoin::Txid = status
-        .rsplit("transaction ")
-        .next()
-        .and_then(|t| t.trim_end_matches(')').parse().ok())
-        .unwrap_or_else(|| panic!("no txid in {status:?}"));
+    let txid: bitcoin::Txid = a
+        .find("#exit-status", SCREEN)
+        .await
+        .attr("data-txid")
+        .await
+        .expect("attribute")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no txid behind {status:?}"));
+    assert!(
+        !status.contains(&txid.to_string()[..16]),
+        "plain words; the transaction id is behind Details: {status}"
+    );
     let sweep = devnet
         .rpc()
         .get_raw_transaction(&txid)

@@ -218,9 +218,16 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
             </Show>
             <Show when=started>
                 <p>"Now: "<strong id="exit-status"
-                    data-state=move || ctx.exit.with(|x| x.status.as_ref().map_or("starting", |s| s.id()))>
+                    data-state=move || ctx.exit.with(|x| x.status.as_ref().map_or("starting", |s| s.id()))
+                    data-txid=move || ctx.exit.with(|x| x.status.as_ref().and_then(|s| s.txid()).map(|t| t.to_string()))>
                     {move || ctx.exit.with(|x| x.status.as_ref().map_or("starting…".to_string(), |s| s.describe()))}
                 </strong></p>
+                {move || ctx.exit.with(|x| x.status.as_ref().and_then(|s| s.txid())).map(|t| view! {
+                    <details class="exit-tx">
+                        <summary>"Details"</summary>
+                        <p class="hint mono">{format!("transaction {t}")}</p>
+                    </details>
+                })}
                 <ol class="exit-log" id="exit-log">
                     {move || ctx.exit.with(|x| x.log.iter().map(|l| view! { <li>{l.clone()}</li> }).collect_view())}
                 </ol>

@@ -77,14 +77,24 @@ impl ExitStatus {
         }
     }
 
-    /// The status in words.
+    /// The transaction this step is about, if any (shown behind "details", not in the words).
+    pub fn txid(&self) -> Option<Txid> {
+        match self {
+            ExitStatus::Broadcast { txid, .. }
+            | ExitStatus::Sweeping { txid, .. }
+            | ExitStatus::Swept { txid, .. } => Some(*txid),
+            _ => None,
+        }
+    }
+
+    /// The status in plain words (transaction ids are in [`ExitStatus::txid`]).
     pub fn describe(&self) -> String {
         match self {
             ExitStatus::WaitingForFunding => {
                 "the factory's funding transaction is not confirmed yet".into()
             }
-            ExitStatus::Broadcast { what, txid } => {
-                format!("{what} broadcast ({txid}); waiting for a block")
+            ExitStatus::Broadcast { what, .. } => {
+                format!("{what} sent to the network; waiting for a block")
             }
             ExitStatus::Waiting {
                 what,
@@ -102,12 +112,12 @@ impl ExitStatus {
                 "your leaf is on chain; your channel on {channel} holds nothing of yours, so \
                  there is nothing to sweep"
             ),
-            ExitStatus::Sweeping { amount, txid } => format!(
-                "moving {} to your on-chain address ({txid}); waiting for a block",
+            ExitStatus::Sweeping { amount, .. } => format!(
+                "moving {} to your on-chain address; waiting for a block",
                 crate::format::sats(*amount)
             ),
-            ExitStatus::Swept { amount, txid } => format!(
-                "done: {} at your on-chain address, confirmed (transaction {txid})",
+            ExitStatus::Swept { amount, .. } => format!(
+                "done: {} is at your on-chain address, confirmed",
                 crate::format::sats(*amount)
             ),
             ExitStatus::Stuck(why) => format!("the exit cannot go on: {why}"),
