@@ -312,20 +312,22 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         (None, best)
     }
 
-    pub(super) fn quote(&self, text: &str) -> Result<PayQuote, PayError> {
+    /// What paying `text` costs, with the invoice's payment hash.
+    fn quote(&self, text: &str) -> Result<(PayQuote, sha256::Hash), PayError> {
         let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
         let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
         self.not_paid_yet(&invoice)?;
         let fee = route_fee(&terms.fees, invoice.amount);
         let (channel, _) = self.payer_channel(invoice.amount + fee);
-        Ok(PayQuote {
+        let quote = PayQuote {
             amount: invoice.amount,
             fee,
             description: invoice.description,
             expires_at: invoice.expires_at,
             affordable: channel.is_some(),
             warning: None,
-        })
+        };
+        Ok((quote, invoice.hash))
     }
 
     /// Quotes `text` and asks the provider whether its payee could receive it now; the reply
@@ -335,7 +337,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         text: &str,
         reply: oneshot::Sender<Result<PayQuote, PayError>>,
     ) {
-        let quote = match self.quote(text) {
+        let (quote, hash) = match self.quote(text) {
             Ok(q) => q,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -346,9 +348,6 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             let _ = reply.send(Ok(quote));
             return;
         }
-        let hash = ParsedInvoice::parse(text, self.config.network, unix_now())
-            .map(|i| i.hash)
-            .expect("parsed by quote");
         self.send(WireMsg::RouteQuery(RouteQuery {
             invoice: text.to_owned(),
         }))
