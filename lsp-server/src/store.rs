@@ -122,6 +122,23 @@ const MIGRATIONS: &[&str] = &[
     // invoice, to send it again after a restart, and what the route's nodes took.
     "ALTER TABLE payments ADD COLUMN invoice TEXT;
     ALTER TABLE payments ADD COLUMN network_fee_msat INTEGER;",
+    // Leaving factories (`shared::lifecycle`): the factory keys wallets released after moving
+    // everything out of a channel (they guard nothing of the client's any more), and the
+    // key-path close the LSP signed once it held every member's key, broadcast until confirmed.
+    "CREATE TABLE released_keys (
+        factory INTEGER NOT NULL,
+        client INTEGER NOT NULL,
+        secret TEXT NOT NULL,
+        released INTEGER NOT NULL,
+        PRIMARY KEY (factory, client)
+    );
+    CREATE TABLE factory_closes (
+        factory INTEGER PRIMARY KEY,
+        txid TEXT NOT NULL,
+        tx TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        confirmed_height INTEGER
+    );",
 ];
 
 /// The LSP's database.

@@ -10,6 +10,7 @@ pub mod ceremony;
 pub mod channel;
 pub mod exit;
 pub mod leaf;
+pub mod lifecycle;
 pub mod musig;
 pub mod params;
 pub mod path;

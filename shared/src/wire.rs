@@ -12,6 +12,7 @@ use crate::ceremony::messages::{
     JoinRequest, Nonces, PartialSigs, Propose, Refuse, SigsStored,
 };
 use crate::leaf::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
+use crate::lifecycle::{KeyRelease, KeyReleased};
 use crate::pay::{
     ChannelClosed, ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult, RouteAnswer,
     RouteQuery,
@@ -173,6 +174,11 @@ pub enum WireMsg {
     LeafPartials(Box<LeafPartials>),
     /// LSP → client: their final signatures.
     LeafSigned(Box<LeafSigned>),
+    // Leaving a factory (see `crate::lifecycle` and docs/protocol.md, "Migration").
+    /// Client → LSP: the factory key of a channel the wallet moved everything out of.
+    KeyRelease(KeyRelease),
+    /// LSP → client: the key is stored; the channel is closed as moved.
+    KeyReleased(KeyReleased),
 }
 
 /// What a [`WireMsg::Error`] is about.

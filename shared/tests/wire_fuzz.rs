@@ -23,6 +23,7 @@ use shared::channel::{ChannelMsg, Update, UpdateMsg};
 use shared::leaf::{
     LeafEpoch, LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest,
 };
+use shared::lifecycle::{KeyRelease, KeyReleased};
 use shared::musig::{PartialSig, PubNonce};
 use shared::params::FactoryParams;
 use shared::pay::{
@@ -235,6 +236,11 @@ fn every_message() -> Vec<WireMsg> {
             leaf: LeafEpoch(1),
             signatures: [signature, signature],
         })),
+        WireMsg::KeyRelease(KeyRelease {
+            channel,
+            secret: SecretKey::from_slice(&[9; 32]).unwrap(),
+        }),
+        WireMsg::KeyReleased(KeyReleased { channel }),
     ];
     all.extend(ceremony);
     let mut kinds = BTreeSet::new();

@@ -32,7 +32,7 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::XOnlyPublicKey;
 use bitcoin::{Amount, Network};
 use shared::channel::{ChannelError, Side};
-use shared::pay::policy::route_fee;
+use shared::pay::policy::route_fee_for;
 use shared::pay::{
     ChannelId, FaucetRequest, ParsedInvoice, PayFailure, PayOutcome, PayRequest, PayResult,
     RouteAnswer, RouteQuery,
@@ -59,6 +59,8 @@ pub(super) struct Forward {
     /// The payer's HTLC (none for the faucet) and its expiry.
     pub(super) payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
     pub(super) payee: XOnlyPublicKey,
+    /// The payee's channel the invoice's route hint names (offered there first).
+    hint: Option<ChannelId>,
     /// The payer's HTLC's expiry (none for the faucet).
     pub(super) expiry_in: Option<u32>,
     expiry_out: u32,
@@ -370,6 +372,7 @@ impl Router {
             join_fee: Amount::ZERO,
             payer,
             payee: invoice.payee_identity(),
+            hint: invoice.hint,
             expiry_in,
             expiry_out,
             invoice: invoice.text,
@@ -389,12 +392,30 @@ impl Router {
         if !matches!(f.state, ForwardState::Waiting { .. }) {
             return;
         }
-        let candidates = self.by_identity.get(&f.payee).cloned().unwrap_or_default();
+        let mut candidates = self.by_identity.get(&f.payee).cloned().unwrap_or_default();
         if candidates.is_empty() {
             if self.ln.is_some() && f.payer.is_some() {
                 return self.pay_outside(row);
             }
             return self.fail_forward(row, PayFailure::UnknownPayee);
+        }
+        // A payment between two channels of one wallet (a move into a newer factory) never
+        // goes back into the channel it came from; the channel the invoice names goes first.
+        let own = f.payer.filter(|(_, _, who)| *who == f.payee);
+        if let Some((from, _, _)) = own {
+            candidates.retain(|id| *id != from);
+            if candidates.is_empty() {
+                let reason = "this invoice is your own: pay it from another of your channels";
+                return self.fail_forward(
+                    row,
+                    PayFailure::Mismatch {
+                        reason: reason.into(),
+                    },
+                );
+            }
+        }
+        if let Some(i) = f.hint.and_then(|h| candidates.iter().position(|c| *c == h)) {
+            candidates[..=i].rotate_right(1);
         }
         let now = self.now();
         let mut online = false;
@@ -430,7 +451,11 @@ impl Router {
             }
             online = true;
             let expiry = Height::from_consensus(f.expiry_out).unwrap_or(Height::ZERO);
-            let join_fee = link.join_fee.deduction(f.amount);
+            // A move between one wallet's channels arrives whole (`shared::lifecycle`).
+            let join_fee = match own {
+                Some(_) => Amount::ZERO,
+                None => link.join_fee.deduction(f.amount),
+            };
             match link
                 .channel
                 .add_htlc(now, f.amount - join_fee, f.hash, expiry)
@@ -509,7 +534,7 @@ impl Router {
                 .requests
                 .remove(&(id, h.id))
                 .map(|r| r.invoice);
-            match self.check_incoming(id, request, h) {
+            match self.check_incoming(id, identity, request, h) {
                 Ok((invoice, fee)) => {
                     let expiry = Some(h.expiry.to_consensus_u32());
                     self.start_forward(invoice, fee, Some((id, h.id, identity)), expiry, "forward");
@@ -550,6 +575,7 @@ impl Router {
     fn check_incoming(
         &self,
         payer: ChannelId,
+        identity: XOnlyPublicKey,
         request: Option<Result<ParsedInvoice, PayFailure>>,
         h: &shared::channel::Htlc,
     ) -> Result<(ParsedInvoice, Amount), PayFailure> {
@@ -565,7 +591,7 @@ impl Router {
         if invoice.hash != h.hash {
             return Err(mismatch("the HTLC's hash is not the invoice's"));
         }
-        let fee = route_fee(&self.settings.fees, invoice.amount);
+        let fee = route_fee_for(&self.settings.fees, &invoice, &identity);
         if h.amount < invoice.amount + fee {
             return Err(mismatch(&format!(
                 "the HTLC carries {} sat; the invoice's {} sat plus the {} sat fee are needed",
@@ -788,6 +814,7 @@ impl Router {
                     join_fee: Amount::from_sat(row.join_fee_sat),
                     payer,
                     payee: payee_identity,
+                    hint: None,
                     expiry_in,
                     expiry_out,
                     invoice,

@@ -229,6 +229,7 @@ impl Router {
             ));
         }
         self.forwards_restore();
+        self.releases_restore()?;
         tracing::info!(channels = self.links.len(), "channels restored");
         Ok(())
     }

@@ -28,6 +28,7 @@ mod link;
 mod liquidity;
 mod onchain;
 mod outside;
+mod release;
 mod store;
 mod walk;
 mod watch;
@@ -342,6 +343,7 @@ impl Router {
             WireMsg::LiquidityRequest(req) => self.on_liquidity_request(conn, identity, req),
             WireMsg::LiquidityAccept(accept) => self.on_liquidity_accept(conn, identity, *accept),
             WireMsg::LeafPartials(partials) => self.on_leaf_partials(conn, identity, *partials),
+            WireMsg::KeyRelease(release) => self.on_key_release(conn, identity, release),
             _ => {}
         }
     }

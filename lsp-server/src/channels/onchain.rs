@@ -55,6 +55,13 @@ pub(super) enum Seen {
         /// The spending transaction.
         tx: Box<Transaction>,
     },
+    /// A factory's key-path close is confirmed.
+    CloseConfirmed {
+        /// The factory.
+        factory: FactoryId,
+        /// The block it confirmed in.
+        height: u32,
+    },
     /// A claim the router asked for is confirmed.
     ClaimConfirmed {
         /// The channel.
@@ -84,6 +91,8 @@ pub(super) enum Closing {
         /// The deadline that passed.
         deadline: bitcoin::absolute::Height,
     },
+    /// The wallet moved everything out and released its factory key (`shared::lifecycle`).
+    Released,
 }
 
 impl Closing {
@@ -93,6 +102,7 @@ impl Closing {
             Closing::Expired => "expired",
             Closing::FactoryOnChain { .. } | Closing::Overdue { .. } => "closing",
             Closing::ChannelOnChain { .. } => "closed",
+            Closing::Released => "moved",
         }
     }
 
@@ -111,6 +121,9 @@ impl Closing {
             Closing::Overdue { deadline } => format!(
                 "a payment on it was not settled by block {deadline}; the provider is closing it on chain"
             ),
+            Closing::Released => {
+                "its wallet moved its balance to a newer factory and released this one's key".into()
+            }
         }
     }
 }
@@ -133,6 +146,7 @@ pub(super) fn spawn_pass(
     watched: Vec<Watched>,
     claims: Vec<(ChannelId, Transaction)>,
     walks: Vec<(ChannelId, Walk)>,
+    closes: Vec<(FactoryId, Transaction)>,
     report: mpsc::UnboundedSender<Seen>,
 ) {
     if (watched.is_empty() && claims.is_empty()) || running.swap(true, Ordering::AcqRel) {
@@ -141,6 +155,9 @@ pub(super) fn spawn_pass(
     tokio::spawn(async move {
         for (id, walk) in &walks {
             walk::step(&esplora, *id, walk).await;
+        }
+        for (factory, tx) in &closes {
+            super::release::step(&esplora, *factory, tx, &report).await;
         }
         pass(&esplora, watched, claims, &report).await;
         running.store(false, Ordering::Release);
@@ -236,6 +253,8 @@ pub(super) struct ChainWatch {
     pub(super) seen: Option<mpsc::UnboundedReceiver<Seen>>,
     /// Channels the LSP is taking on chain, until their channel output is spent.
     pub(super) walks: BTreeMap<ChannelId, Walk>,
+    /// Key-path closes of factories every member left, until confirmed.
+    pub(super) closes: BTreeMap<FactoryId, Transaction>,
 }
 
 impl Default for ChainWatch {
@@ -247,6 +266,7 @@ impl Default for ChainWatch {
             report,
             seen: Some(seen),
             walks: BTreeMap::new(),
+            closes: BTreeMap::new(),
         }
     }
 }
@@ -298,12 +318,19 @@ impl super::Router {
             .iter()
             .map(|(id, w)| (*id, w.clone()))
             .collect();
+        let closes = self
+            .chain
+            .closes
+            .iter()
+            .map(|(f, tx)| (*f, tx.clone()))
+            .collect();
         spawn_pass(
             self.esplora.clone(),
             self.chain.running.clone(),
             watched,
             claims,
             walks,
+            closes,
             self.chain.report.clone(),
         );
     }
@@ -324,6 +351,7 @@ impl super::Router {
                 }
             }
             Seen::ChannelSpent { id, tx } => self.on_channel_spent(id, &tx),
+            Seen::CloseConfirmed { factory, height } => self.on_close_confirmed(factory, height),
             Seen::ClaimConfirmed { id, txid } => {
                 if let Some(link) = self.links.get_mut(&id) {
                     for c in link

@@ -614,6 +614,109 @@ impl ChannelStore {
         Ok(())
     }
 
+    /// Stores the factory key a wallet released for channel `id` (again is no change).
+    pub fn release_key(
+        &self,
+        id: ChannelId,
+        secret: &bitcoin::secp256k1::SecretKey,
+        now: u64,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO released_keys (factory, client, secret, released)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id.factory.0 as i64,
+                id.client.0 as i64,
+                hex::encode(secret.secret_bytes()),
+                now as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every released key, by channel.
+    pub fn released_keys(
+        &self,
+    ) -> Result<Vec<(ChannelId, bitcoin::secp256k1::SecretKey)>, ChannelStoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT factory, client, secret FROM released_keys ORDER BY factory, client",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (factory, client, secret) = row?;
+            let bytes = hex::decode(&secret).map_err(|e| corrupt("released key")(e.to_string()))?;
+            let secret = bitcoin::secp256k1::SecretKey::from_slice(&bytes)
+                .map_err(|e| corrupt("released key")(e.to_string()))?;
+            let id = channel_of(Some(factory), Some(client)).expect("both given");
+            out.push((id, secret));
+        }
+        Ok(out)
+    }
+
+    /// Stores the signed key-path close of `factory` (before it is first broadcast).
+    pub fn insert_close(
+        &self,
+        factory: FactoryId,
+        tx: &bitcoin::Transaction,
+        now: u64,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO factory_closes (factory, txid, tx, created)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                factory.0 as i64,
+                tx.compute_txid().to_string(),
+                bitcoin::consensus::encode::serialize_hex(tx),
+                now as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records the block a factory's close confirmed in.
+    pub fn close_confirmed(
+        &self,
+        factory: FactoryId,
+        height: u32,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE factory_closes SET confirmed_height = ?2 WHERE factory = ?1",
+            params![factory.0 as i64, height as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Every stored close: factory, transaction, confirmation height.
+    pub fn closes(
+        &self,
+    ) -> Result<Vec<(FactoryId, bitcoin::Transaction, Option<u32>)>, ChannelStoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT factory, tx, confirmed_height FROM factory_closes ORDER BY factory")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (factory, tx, height) = row?;
+            let tx = bitcoin::consensus::encode::deserialize_hex(&tx)
+                .map_err(|e| corrupt("factory close")(e.to_string()))?;
+            out.push((FactoryId(factory as u64), tx, height.map(|h| h as u32)));
+        }
+        Ok(out)
+    }
+
     /// Payments still pending (after a restart they are resumed or failed back).
     pub fn pending_payments(&self) -> Result<Vec<PaymentRow>, ChannelStoreError> {
         self.payments_where("status = 'pending'", 1_000_000)

@@ -227,7 +227,8 @@ impl Connection {
             | WireMsg::RouteQuery(_)
             | WireMsg::LiquidityRequest(_)
             | WireMsg::LiquidityAccept(_)
-            | WireMsg::LeafPartials(_) => {
+            | WireMsg::LeafPartials(_)
+            | WireMsg::KeyRelease(_) => {
                 if self.auth.identity().is_none() || self.out.is_some() {
                     Some(not_authenticated())
                 } else {

@@ -49,7 +49,15 @@ pub async fn funded_factory(
     spec: ClientSpec,
     n: usize,
 ) -> Vec<ClientRun> {
-    let mut clients = swarm::spawn(config, &vec![spec; n]);
+    funded_factory_of(stack, swarm::spawn(config, &vec![spec; n]), n).await
+}
+
+/// Runs the `n` clients of `clients` into one factory and confirms it; returns their runs.
+pub async fn funded_factory_of(
+    stack: &Stack,
+    mut clients: swarm::Swarm,
+    n: usize,
+) -> Vec<ClientRun> {
     let heard = clients
         .wait_for(Duration::from_secs(90), |log| {
             swarm::broadcast_heard(log, 0..n)

@@ -138,14 +138,25 @@ impl Swarm {
     }
 }
 
-/// Starts one session per spec.
+/// Starts one session per spec, each with a new identity.
 pub fn spawn(config: &SwarmConfig, specs: &[ClientSpec]) -> Swarm {
+    let secp = Secp256k1::new();
+    let keyed: Vec<(ClientSpec, Keypair)> = specs
+        .iter()
+        .map(|s| (*s, Keypair::new(&secp, &mut rand::thread_rng())))
+        .collect();
+    spawn_as(config, &keyed)
+}
+
+/// Starts one session per spec, with the wallet identity given (a wallet joining another
+/// factory), and a new factory key each.
+pub fn spawn_as(config: &SwarmConfig, specs: &[(ClientSpec, Keypair)]) -> Swarm {
     let (tx, rx) = unbounded();
     let chain = CachedChain::new(&config.esplora_url);
     let secp = Secp256k1::new();
     let mut tasks = Vec::with_capacity(specs.len());
-    for (index, spec) in specs.iter().enumerate() {
-        let identity = Keypair::new(&secp, &mut rand::thread_rng());
+    for (index, (spec, identity)) in specs.iter().enumerate() {
+        let identity = *identity;
         let factory_secret = SecretKey::new(&mut rand::thread_rng());
         let factory_key = factory_secret.public_key(&secp);
         let storage_dir = config.storage_root.join(format!("client-{index}"));

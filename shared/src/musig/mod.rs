@@ -33,7 +33,9 @@ pub use error::MusigError;
 pub use guard::{check_and_record_all, GuardError, GuardRecord, MemorySignGuard, SignGuard};
 pub use keys::{key_sort, public_key, JobKeys};
 pub use nonce::{aggregate_nonces, generate_nonce, AggNonce, PubNonce, SecNonce};
-pub use sign::{aggregate, sign_partial, verify_final, verify_partial, PartialSig};
+pub use sign::{
+    aggregate, sign_partial, sign_with_every_key, verify_final, verify_partial, PartialSig,
+};
 
 #[cfg(test)]
 mod tests;

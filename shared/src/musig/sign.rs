@@ -155,3 +155,42 @@ pub fn verify_final(
     musig2::verify_single(key, compact, msg_bytes(sighash))
         .map_err(|_| MusigError::BadFinalSignature)
 }
+
+/// Signs `sighash` alone when one party holds the secret key of *every* signer of `keys` (the
+/// LSP closing a factory whose members all released their keys): one nonce per key from `rng`,
+/// aggregated, each partial signature made and checked, then [`aggregate`].
+///
+/// Fails with [`MusigError::UnknownSigner`] for a secret that is not one of the signers, and
+/// [`MusigError::WrongPartialCount`] when a signer's secret is missing.
+pub fn sign_with_every_key<R: rand::RngCore + rand::CryptoRng>(
+    rng: &mut R,
+    keys: &JobKeys,
+    secrets: &[SecretKey],
+    sighash: &TapSighash,
+) -> Result<schnorr::Signature, MusigError> {
+    let mut ordered: Vec<Option<&SecretKey>> = vec![None; keys.signers().len()];
+    for secret in secrets {
+        let signer = public_key(secret);
+        let index = keys
+            .signer_index(&signer)
+            .ok_or(MusigError::UnknownSigner { signer })?;
+        ordered[index] = Some(secret);
+    }
+    let secrets: Vec<&SecretKey> = ordered.into_iter().flatten().collect();
+    if secrets.len() != keys.signers().len() {
+        return Err(MusigError::WrongPartialCount {
+            expected: keys.signers().len(),
+            got: secrets.len(),
+        });
+    }
+    let nonces: Vec<(SecNonce, PubNonce)> = secrets
+        .iter()
+        .map(|s| super::generate_nonce(rng, s, keys, sighash, b"superscalar/every-key"))
+        .collect();
+    let agg = super::aggregate_nonces(nonces.iter().map(|(_, p)| p));
+    let mut partials = Vec::with_capacity(secrets.len());
+    for (secret, (sec, _)) in secrets.iter().zip(nonces) {
+        partials.push(sign_partial(keys, secret, sec, &agg, sighash)?);
+    }
+    aggregate(keys, &agg, &partials, sighash)
+}

@@ -142,6 +142,9 @@ pub struct ParsedInvoice {
     pub created_at: u64,
     /// Unix time it stops being payable.
     pub expires_at: u64,
+    /// The payee's channel its route hint names, if it has one (the LSP offers the payment
+    /// there first).
+    pub hint: Option<ChannelId>,
 }
 
 impl ParsedInvoice {
@@ -189,6 +192,11 @@ impl ParsedInvoice {
             description,
             created_at,
             expires_at,
+            hint: invoice
+                .private_routes()
+                .first()
+                .and_then(|route| route.0.last())
+                .map(|hop| super::policy::channel_of_short_id(hop.short_channel_id)),
         })
     }
 

@@ -20,7 +20,9 @@ pub use messages::{
     ChannelClosed, ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayFailure, PayOutcome,
     PayRequest, PayResult, RouteAnswer, RouteQuery,
 };
-pub use policy::{leaf_channel_params, leaf_state_channel_params, liquidity_price, ChannelPolicy};
+pub use policy::{
+    leaf_channel_params, leaf_state_channel_params, liquidity_price, route_fee_for, ChannelPolicy,
+};
 
 #[cfg(test)]
 mod tests;

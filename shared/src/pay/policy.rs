@@ -111,6 +111,22 @@ pub fn route_fee(fees: &FeeSchedule, amount: Amount) -> Amount {
     fees.routing_fee_base + Amount::from_sat(prop as u64)
 }
 
+/// The routing fee `payer` owes for `invoice`: [`route_fee`], except between two channels of
+/// one wallet (the payee's key is the payer's identity), which is free: that is how a wallet
+/// moves its balance into a newer factory (`crate::lifecycle`), and the LSP earns nothing it
+/// would not have earned by keeping the client.
+pub fn route_fee_for(
+    fees: &FeeSchedule,
+    invoice: &super::ParsedInvoice,
+    payer: &bitcoin::secp256k1::XOnlyPublicKey,
+) -> Amount {
+    if invoice.payee_identity() == *payer {
+        Amount::ZERO
+    } else {
+        route_fee(fees, invoice.amount)
+    }
+}
+
 /// The price of `amount` of inbound liquidity: `ceil(amount × liquidity_fee_ppm / 10⁶)`.
 pub fn liquidity_price(fees: &FeeSchedule, amount: Amount) -> Amount {
     let ppm = u128::from(fees.liquidity_fee_ppm);
@@ -175,4 +191,12 @@ pub fn channel_seed(factory_secret: &SecretKey, channel: ChannelId, leaf: LeafEp
 /// The pseudo short channel id naming `channel` in invoices' route hints.
 pub fn short_channel_id(channel: ChannelId) -> u64 {
     (channel.factory.0 << 32) | u64::from(channel.client.0)
+}
+
+/// The channel a [`short_channel_id`] names.
+pub fn channel_of_short_id(scid: u64) -> ChannelId {
+    ChannelId {
+        factory: crate::types::FactoryId(scid >> 32),
+        client: crate::types::ClientId(scid as u32),
+    }
 }

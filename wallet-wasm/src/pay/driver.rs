@@ -3,6 +3,7 @@
 //! liquidity purchase is in [`advance`].
 
 mod advance;
+mod migrate;
 mod payments;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
@@ -79,6 +80,8 @@ pub struct PayClient<C: Connect, S, H> {
     closed: BTreeMap<ChannelId, String>,
     /// Quotes waiting for the provider's word on their payee.
     route_queries: Vec<RouteQueryWait>,
+    /// Key releases waiting for the provider's answer.
+    releases: BTreeMap<ChannelId, oneshot::Sender<Result<(), PayError>>>,
     height: u32,
     next_tip: u64,
     stop: bool,
@@ -111,6 +114,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             flights: BTreeMap::new(),
             closed: BTreeMap::new(),
             route_queries: Vec::new(),
+            releases: BTreeMap::new(),
             height: 0,
             next_tip: 0,
             stop: false,
@@ -193,6 +197,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             open.channel.reset_round();
         }
         self.advances_lost();
+        for (_, reply) in std::mem::take(&mut self.releases) {
+            let _ = reply.send(Err(PayError::NotConnected));
+        }
         self.emit(PayEvent::Disconnected { reason });
     }
 
@@ -354,9 +361,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             WireMsg::LeafSigned(signed) => self.on_leaf_signed(*signed).await?,
             WireMsg::ChannelClosed(closed) => self.on_closed(closed).await?,
             WireMsg::RouteAnswer(answer) => self.on_route_answer(answer),
+            WireMsg::KeyReleased(released) => self.on_key_released(released.channel),
             WireMsg::Error { message, about, .. } => {
                 if let Some(ErrorAbout::Liquidity { channel }) = about {
                     self.advance_refused(channel, &message);
+                }
+                if let Some(ErrorAbout::Channel { channel }) = about {
+                    self.release_refused(channel, &message);
                 }
                 self.emit(PayEvent::LspError(message))
             }
@@ -565,14 +576,16 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 description,
                 reply,
             } => {
-                let made = self.make_invoice(amount, description).await;
+                let made = self.make_invoice(amount, description, None).await;
                 let _ = reply.send(made);
             }
             Command::Quote { invoice, reply } => self.quote_and_ask(&invoice, reply).await,
-            Command::Pay { invoice, reply } => self.pay(&invoice, reply).await?,
+            Command::Pay { invoice, reply } => self.pay(&invoice, None, reply).await?,
+            Command::MoveBalance { from, to, reply } => self.move_balance(from, to, reply).await?,
+            Command::ReleaseKey { channel, reply } => self.release_key(channel, reply).await,
             Command::Faucet { amount, reply } => {
                 let made = self
-                    .make_invoice(amount, "Test sats from the provider's faucet".into())
+                    .make_invoice(amount, "Test sats from the provider's faucet".into(), None)
                     .await;
                 if let Ok(inv) = &made {
                     self.send(WireMsg::FaucetRequest(FaucetRequest {

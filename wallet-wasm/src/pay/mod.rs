@@ -120,6 +120,12 @@ pub enum PayError {
     /// The client stopped.
     #[error("the wallet's payment client stopped")]
     Stopped,
+    /// The channel to move out of holds nothing of this wallet's.
+    #[error("this channel holds nothing to move")]
+    NothingToMove,
+    /// The channel still holds something of this wallet's, so its key stays.
+    #[error("this channel still holds {0}: its key stays with you")]
+    StillHolds(String),
 }
 
 impl From<StorageError> for PayError {
@@ -318,8 +324,21 @@ pub(crate) enum Command {
         amount: Amount,
         reply: oneshot::Sender<Result<LiquidityBought, PayError>>,
     },
+    MoveBalance {
+        from: ChannelId,
+        to: ChannelId,
+        reply: oneshot::Sender<Result<PaymentRecord, PayError>>,
+    },
+    ReleaseKey {
+        channel: ChannelId,
+        reply: oneshot::Sender<Result<(), PayError>>,
+    },
     Stop,
 }
+
+/// How many times (every 200 ms) a migration looks for its payment's HTLC to leave the old
+/// channel before releasing its key (the release is refused while it is there).
+const MIGRATE_SETTLE_POLLS: u32 = 150;
 
 /// Gives commands to a running [`PayClient`]. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -387,6 +406,52 @@ impl PayHandle {
     pub async fn buy_liquidity(&self, amount: Amount) -> Result<LiquidityBought, PayError> {
         self.ask(|reply| Command::BuyLiquidity { amount, reply })
             .await?
+    }
+
+    /// Moves the whole balance of channel `from` into channel `to` (a newer factory's): a
+    /// payment to this wallet's own invoice on `to`, free of fees (`shared::lifecycle`).
+    /// Returns when it went through or failed; either way no sat is lost.
+    pub async fn move_balance(
+        &self,
+        from: ChannelId,
+        to: ChannelId,
+    ) -> Result<PaymentRecord, PayError> {
+        self.ask(|reply| Command::MoveBalance { from, to, reply })
+            .await?
+    }
+
+    /// Hands the provider the factory key of `channel`, which must hold nothing of this
+    /// wallet's (no balance, no payment in flight); the channel is then closed as moved, and
+    /// once every member did so the provider closes the factory alone.
+    pub async fn release_key(&self, channel: ChannelId) -> Result<(), PayError> {
+        self.ask(|reply| Command::ReleaseKey { channel, reply })
+            .await?
+    }
+
+    /// Moves everything from `from` to `to` ([`PayHandle::move_balance`], skipped when `from`
+    /// is already empty), then releases `from`'s key ([`PayHandle::release_key`]).
+    pub async fn migrate(&self, from: ChannelId, to: ChannelId) -> Result<Amount, PayError> {
+        let moved = match self.move_balance(from, to).await {
+            Ok(record) => record.amount,
+            Err(PayError::NothingToMove) => Amount::ZERO,
+            Err(e) => return Err(e),
+        };
+        // The payment is settled once its preimage is back; its HTLC leaves the channel in the
+        // next round, a moment later.
+        for _ in 0..MIGRATE_SETTLE_POLLS {
+            let settled = self
+                .snapshot()
+                .await?
+                .channels
+                .iter()
+                .any(|c| c.channel == from && c.pending == 0 && c.balance == Amount::ZERO);
+            if settled {
+                break;
+            }
+            crate::platform::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        self.release_key(from).await?;
+        Ok(moved)
     }
 
     /// Stops the client (it closes the connection).

@@ -7,7 +7,7 @@ use bitcoin::Amount;
 use futures::channel::oneshot;
 use rand::RngCore;
 use shared::channel::Side;
-use shared::pay::policy::route_fee;
+use shared::pay::policy::route_fee_for;
 use shared::pay::{
     ChannelClosed, ChannelId, InvoiceRequest, JoinFee, ParsedInvoice, PayOutcome, PayRequest,
     PayResult, RouteAnswer, RouteQuery,
@@ -245,20 +245,23 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         Ok(())
     }
 
+    /// Makes and stores an invoice; its route hint names `on`, else the channel that can
+    /// receive the most.
     pub(super) async fn make_invoice(
         &mut self,
         amount: Amount,
         description: String,
+        on: Option<ChannelId>,
     ) -> Result<InvoiceRecord, PayError> {
         let (Some(lsp), Some(terms)) = (self.lsp, self.terms.clone()) else {
             return Err(PayError::NotConnected);
         };
-        // The channel that can receive the most is named in the route hint.
         let snapshot = self.snapshot();
         let channel = snapshot
             .channels
             .iter()
             .filter(|c| c.closed.is_none())
+            .filter(|c| on.is_none_or(|on| on == c.channel))
             .max_by_key(|c| c.inbound)
             .map(|c| c.channel)
             .ok_or(PayError::NoChannel)?;
@@ -317,7 +320,11 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
         let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
         self.not_paid_yet(&invoice)?;
-        let fee = route_fee(&terms.fees, invoice.amount);
+        let fee = route_fee_for(
+            &terms.fees,
+            &invoice,
+            &self.config.identity.x_only_public_key().0,
+        );
         let (channel, _) = self.payer_channel(invoice.amount + fee);
         let quote = PayQuote {
             amount: invoice.amount,
@@ -387,8 +394,14 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         }
     }
 
-    pub(super) async fn pay(&mut self, text: &str, reply: PayReply) -> Result<(), PayError> {
-        let prepared = self.prepare_pay(text);
+    /// Pays `text` from channel `from`, else from the first channel that can.
+    pub(super) async fn pay(
+        &mut self,
+        text: &str,
+        from: Option<ChannelId>,
+        reply: PayReply,
+    ) -> Result<(), PayError> {
+        let prepared = self.prepare_pay(text, from);
         let (invoice, fee, id) = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -435,6 +448,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     pub(super) fn prepare_pay(
         &self,
         text: &str,
+        from: Option<ChannelId>,
     ) -> Result<(ParsedInvoice, Amount, ChannelId), PayError> {
         let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
         if self.link.is_none() {
@@ -442,8 +456,31 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         }
         let invoice = ParsedInvoice::parse(text, self.config.network, unix_now())?;
         self.not_paid_yet(&invoice)?;
-        let fee = route_fee(&terms.fees, invoice.amount);
+        let fee = route_fee_for(
+            &terms.fees,
+            &invoice,
+            &self.config.identity.x_only_public_key().0,
+        );
         let need = invoice.amount + fee;
+        if let Some(from) = from {
+            let (have, ready) = self.open.get(&from).map_or((Amount::ZERO, false), |o| {
+                let have = o.channel.pending_spec().map(|s| s.client_balance);
+                (have.unwrap_or(Amount::ZERO), o.ready)
+            });
+            if let Some(why) = self.closed.get(&from) {
+                return Err(PayError::Closed(why.clone()));
+            }
+            if !ready || self.flights.contains_key(&from) {
+                return Err(PayError::NotConnected);
+            }
+            if have < need {
+                return Err(PayError::InsufficientBalance {
+                    need: need.to_sat(),
+                    have: have.to_sat(),
+                });
+            }
+            return Ok((invoice, fee, from));
+        }
         match self.payer_channel(need) {
             (Some(id), _) => Ok((invoice, fee, id)),
             (None, _) if self.open.is_empty() => Err(PayError::NoChannel),

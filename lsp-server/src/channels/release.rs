@@ -1,0 +1,196 @@
+//! Wallets leaving a factory (`shared::lifecycle`): the key release and the LSP's key-path close.
+//!
+//! A wallet that moved everything out of a channel sends that factory's key. The router takes it
+//! only while the channel holds nothing of the client's (no balance, no HTLC, no round or
+//! purchase under way) and only if it is the member's key; it stores it, then closes the channel
+//! as moved. Once it holds the key of every member of a factory, it signs the key-path close
+//! paying its own wallet and stores it before the first broadcast; each pass of the channel
+//! watch broadcasts it again until it confirms. A restart finds both in SQLite.
+//!
+//! A wallet that released its key may still publish the old tree and one of its revoked
+//! commitments: the released channel stays in the channel watch, which answers with the penalty.
+
+use std::collections::BTreeMap;
+
+use bitcoin::secp256k1::{SecretKey, XOnlyPublicKey};
+use bitcoin::{Amount, FeeRate, Transaction};
+use esplora_client::AsyncClient;
+use shared::lifecycle::{build_close, sign_close, KeyRelease, KeyReleased};
+use shared::pay::ChannelId;
+use shared::types::{ClientId, FactoryId};
+use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
+use tokio::sync::mpsc;
+
+use super::onchain::{read, Closing, Seen};
+use super::Router;
+use crate::factory::{factory_key, unix_now, ConnId};
+
+impl Router {
+    /// A wallet hands over the factory key of a channel it moved everything out of.
+    pub(super) fn on_key_release(
+        &mut self,
+        conn: ConnId,
+        identity: XOnlyPublicKey,
+        release: KeyRelease,
+    ) {
+        let id = release.channel;
+        match self.accept_release(identity, &release) {
+            Ok(()) => {
+                self.send_conn(conn, WireMsg::KeyReleased(KeyReleased { channel: id }));
+                self.try_close(id.factory);
+            }
+            Err(reason) => self.refuse(
+                conn,
+                ErrorCode::Unexpected,
+                Some(ErrorAbout::Channel { channel: id }),
+                format!("channel {id}: the key was not taken: {reason}"),
+            ),
+        }
+    }
+
+    fn accept_release(
+        &mut self,
+        identity: XOnlyPublicKey,
+        release: &KeyRelease,
+    ) -> Result<(), String> {
+        let id = release.channel;
+        let link = self
+            .links
+            .get(&id)
+            .filter(|l| l.identity == identity)
+            .ok_or("you have no such channel")?;
+        if link.closing == Some(Closing::Released) {
+            return Ok(()); // sent again (the answer was lost): same answer
+        }
+        if link.channel.in_round() || link.advance.is_some() {
+            return Err("an update is under way on it; send it again once it is done".into());
+        }
+        let spec = link.channel.spec();
+        if spec.client_balance > Amount::ZERO {
+            return Err(format!(
+                "it still holds {} sat of yours: move them first, and keep your key",
+                spec.client_balance.to_sat()
+            ));
+        }
+        if !spec.htlcs.is_empty() {
+            return Err("a payment is still in flight on it".into());
+        }
+        let member = self
+            .store
+            .funded_member(id)
+            .map_err(|e| e.to_string())?
+            .ok_or("its factory is not funded")?;
+        release.check(&member.proposal).map_err(|e| e.to_string())?;
+        self.store
+            .release_key(id, &release.secret, unix_now())
+            .map_err(|e| format!("the provider could not store it ({e})"))?;
+        tracing::info!(channel = %id, "factory key released: the wallet moved out");
+        self.close_link(id, Closing::Released);
+        Ok(())
+    }
+
+    /// The keys released by members of `factory`.
+    fn released_in(&self, factory: FactoryId) -> BTreeMap<ClientId, SecretKey> {
+        match self.store.released_keys() {
+            Ok(keys) => keys
+                .into_iter()
+                .filter(|(id, _)| id.factory == factory)
+                .map(|(id, secret)| (id.client, secret))
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the released keys");
+                BTreeMap::new()
+            }
+        }
+    }
+
+    /// Closes `factory` by key path once every member released its key.
+    pub(super) fn try_close(&mut self, factory: FactoryId) {
+        if self.chain.closes.contains_key(&factory) {
+            return;
+        }
+        let first = ChannelId {
+            factory,
+            client: ClientId(0),
+        };
+        let Ok(Some(member)) = self.store.funded_member(first) else {
+            return;
+        };
+        let proposal = member.proposal;
+        let released = self.released_in(factory);
+        let members = proposal.clients.len();
+        if released.len() < members {
+            tracing::info!(%factory, released = released.len(), members, "members left the factory");
+            return;
+        }
+        let rate = self
+            .settings
+            .policy
+            .opening_feerate
+            .max(FeeRate::from_sat_per_vb_u32(2));
+        let secret = factory_key(&self.key, factory);
+        let signed = build_close(&proposal, &self.settings.sweep_to, rate)
+            .and_then(|tx| sign_close(&mut rand::thread_rng(), &proposal, tx, &secret, &released));
+        let tx = match signed {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(%factory, error = %e, "cannot close the factory by key path");
+                return;
+            }
+        };
+        if let Err(e) = self.store.insert_close(factory, &tx, unix_now()) {
+            tracing::error!(%factory, error = %e, "cannot store the factory's close; not broadcast");
+            return;
+        }
+        tracing::info!(
+            %factory, txid = %tx.compute_txid(), amount = %tx.output[0].value,
+            "every member left: closing the factory by key path"
+        );
+        self.chain.closes.insert(factory, tx);
+    }
+
+    /// A factory's close confirmed.
+    pub(super) fn on_close_confirmed(&mut self, factory: FactoryId, height: u32) {
+        if self.chain.closes.remove(&factory).is_none() {
+            return;
+        }
+        if let Err(e) = self.store.close_confirmed(factory, height) {
+            tracing::error!(%factory, error = %e, "cannot record the close's confirmation");
+        }
+        tracing::info!(%factory, height, "the factory's close confirmed: its capital is back");
+    }
+
+    /// At start: released channels stay closed as moved; unconfirmed closes are broadcast again.
+    pub(super) fn releases_restore(&mut self) -> anyhow::Result<()> {
+        for (id, _) in self.store.released_keys()? {
+            if let Some(link) = self.links.get_mut(&id) {
+                link.closing = Some(Closing::Released);
+            }
+        }
+        for (factory, tx, confirmed) in self.store.closes()? {
+            if confirmed.is_none() {
+                self.chain.closes.insert(factory, tx);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One pass over a close: confirmed is reported, anything else is broadcast (again).
+pub(super) async fn step(
+    esplora: &AsyncClient,
+    factory: FactoryId,
+    tx: &Transaction,
+    report: &mpsc::UnboundedSender<Seen>,
+) {
+    let txid = tx.compute_txid();
+    if let Some(status) = read("close status", esplora.get_tx_status(&txid)).await {
+        if let (true, Some(height)) = (status.confirmed, status.block_height) {
+            let _ = report.send(Seen::CloseConfirmed { factory, height });
+            return;
+        }
+    }
+    if let Some(()) = read("close broadcast", esplora.broadcast(tx)).await {
+        tracing::info!(%factory, %txid, "factory close broadcast");
+    }
+}

@@ -1,0 +1,182 @@
+//! Leaving a factory for a newer one (`shared::lifecycle`), end to end: two native wallets in
+//! factory A hold balances; they join factory B with the same identities; each moves its whole
+//! balance from A to B (a fee-free payment to itself, to the sat) and releases A's key; the LSP,
+//! holding every key, closes A with one key-path transaction paying its own wallet, and the
+//! wallet's balance grows by exactly what the close pays. Real bitcoind, real WebSockets, the
+//! real LSP, real wallet cores.
+
+mod common;
+
+use std::time::Duration;
+
+use bitcoin::Amount;
+use common::pay::{funded_factory, funded_factory_of, leaf_of, start_payer_with, Payer};
+use common::swarm::{self, ClientSpec};
+use lsp_server::PaymentOptions;
+use wallet::pay::{MemoryPayStore, PayError};
+
+fn spec() -> ClientSpec {
+    ClientSpec {
+        channel: Amount::from_sat(100_000),
+        liquidity: Amount::from_sat(10_000),
+        ..ClientSpec::honest()
+    }
+}
+
+/// Waits until the funding output `op` is spent; returns the spending transaction.
+async fn spender_of(esplora: &str, op: bitcoin::OutPoint, secs: u64) -> bitcoin::Transaction {
+    let client = esplora_client::Builder::new(esplora)
+        .build_async()
+        .expect("esplora client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(status)) = client.get_output_status(&op.txid, u64::from(op.vout)).await {
+            if let (true, Some(txid)) = (status.spent, status.txid) {
+                return client
+                    .get_tx(&txid)
+                    .await
+                    .expect("spender")
+                    .expect("spender known");
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the factory's funding output is spent in time"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transaction() {
+    let payments = PaymentOptions {
+        faucet_max_sat: 50_000,
+        ..PaymentOptions::default()
+    };
+    let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
+    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let old_runs = funded_factory(&stack, &config, spec(), 2).await;
+
+    // Balances in factory A.
+    let mut stores = Vec::new();
+    let mut balances = Vec::new();
+    for (i, run) in old_runs.iter().enumerate() {
+        let store = MemoryPayStore::default();
+        let mut payer = start_payer_with(&stack, run.keys, vec![leaf_of(run)], store.clone());
+        payer.ready(30).await;
+        let got = payer
+            .faucet(Amount::from_sat(20_000 + 5_000 * i as u64), 30)
+            .await;
+        balances.push(got);
+        payer.handle.stop();
+        let _ = payer.task.await;
+        stores.push(store);
+    }
+
+    // The same wallets join factory B (new factory keys, same identities).
+    let config_b = common::swarm_config(&stack, &storage.path().join("b"));
+    let keyed: Vec<_> = old_runs.iter().map(|r| (spec(), r.keys)).collect();
+    let new_runs = funded_factory_of(&stack, swarm::spawn_as(&config_b, &keyed), 2).await;
+    let old_factory = leaf_of(&old_runs[0]).channel.factory;
+    let new_factory = leaf_of(&new_runs[0]).channel.factory;
+    assert_ne!(old_factory, new_factory);
+    let funding_a = leaf_of(&old_runs[0]).path.funding_outpoint();
+
+    let mut payers: Vec<Payer> = old_runs
+        .iter()
+        .zip(&new_runs)
+        .zip(&stores)
+        .map(|((old, new), store)| {
+            start_payer_with(
+                &stack,
+                old.keys,
+                vec![leaf_of(old), leaf_of(new)],
+                store.clone(),
+            )
+        })
+        .collect();
+    for p in &mut payers {
+        p.ready(30).await;
+    }
+
+    // A key is never released while its channel holds something.
+    let from = payers[0].leaves[0].channel;
+    let refused = payers[0].handle.release_key(from).await;
+    assert!(
+        matches!(refused, Err(PayError::StillHolds(_))),
+        "{refused:?}"
+    );
+
+    stack.lsp.wallet.sync().await.expect("sync");
+    let lsp_before = stack.lsp.wallet.balance();
+    for (p, balance) in payers.iter_mut().zip(&balances) {
+        let (from, to) = (p.leaves[0].channel, p.leaves[1].channel);
+        let moved = tokio::time::timeout(Duration::from_secs(60), p.handle.migrate(from, to))
+            .await
+            .expect("the migration ends in time")
+            .expect("migrated");
+        assert_eq!(moved, *balance, "the whole balance moves");
+        let s = p.balance_becomes(*balance, 30).await;
+        let of = |id| {
+            s.channels
+                .iter()
+                .find(|c| c.channel == id)
+                .expect("channel")
+        };
+        assert_eq!(of(from).balance, Amount::ZERO, "nothing is left in A");
+        assert_eq!(of(to).balance, *balance, "B holds it, to the sat");
+        assert!(of(from).closed.is_some(), "A is closed as moved");
+        let sent = s
+            .payments
+            .iter()
+            .find(|r| r.amount == *balance)
+            .expect("record");
+        assert_eq!(sent.fee, Amount::ZERO, "moving is free");
+        // Paying from A again is refused.
+        let again = p.handle.move_balance(from, to).await;
+        assert!(again.is_err(), "{again:?}");
+    }
+
+    // The LSP holds every key of A: it closes A alone, by key path, into its own wallet.
+    let close = spender_of(stack.devnet.esplora_url(), funding_a, 60).await;
+    assert_eq!(close.input.len(), 1, "{close:?}");
+    assert_eq!(close.output.len(), 1, "{close:?}");
+    assert_eq!(close.input[0].witness.len(), 1, "a key-path spend");
+    let funding_amount = leaf_of(&old_runs[0]).path.funding_output().value;
+    let close_fee = funding_amount - close.output[0].value;
+    stack.devnet.mine(1).await.expect("mine");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let lsp_after = loop {
+        stack.lsp.wallet.sync().await.expect("sync");
+        let b = stack.lsp.wallet.balance();
+        if b.confirmed + b.pending > lsp_before.confirmed + lsp_before.pending {
+            break b;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the close pays the LSP's wallet"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let gained =
+        (lsp_after.confirmed + lsp_after.pending) - (lsp_before.confirmed + lsp_before.pending);
+    assert_eq!(
+        gained, close.output[0].value,
+        "the whole factory came back, less the close fee"
+    );
+    let moved: Amount = balances.iter().copied().sum();
+    println!(
+        "factory {old_factory}: funded with {funding_amount}; closed by {} (fee {close_fee}); \
+         the LSP's wallet got {gained} back; the clients' {moved} now live in factory {new_factory}",
+        close.compute_txid()
+    );
+
+    // The LSP's view: A's channels are closed as moved.
+    for p in &payers {
+        let c = common::pay::admin_channel(&stack, p.leaves[0].channel).await;
+        assert_eq!(c["state"], "moved", "{c}");
+        assert_eq!(c["client_sat"], 0, "{c}");
+    }
+}

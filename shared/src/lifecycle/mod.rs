@@ -1,0 +1,32 @@
+//! The end of a factory's life: clients move their balance to a newer factory of the same LSP,
+//! hand the LSP the factory key that no longer guards anything of theirs, and the LSP closes the
+//! old factory with one key-path transaction.
+//!
+//! Migration reuses what already exists instead of adding a signing ceremony:
+//!
+//! 1. The wallet joins a newer factory of the LSP through the ordinary creation ceremony, with a
+//!    fresh factory key. It holds a verified, signed path there before anything else happens.
+//! 2. Once that factory is confirmed and its channel is open, the wallet pays its whole balance
+//!    from the old channel to an invoice of its own whose route hint names the new channel.
+//!    That is an HTLC on each side with one hash: either both channels update or neither, so
+//!    no step leaves the client without its money in one of them. A payment between two
+//!    channels of the same wallet carries no routing fee and pays no join fee
+//!    ([`crate::pay::policy::route_fee_for`]), so the balance arrives to the sat.
+//! 3. With the old channel at a zero balance and no HTLC, the old factory key guards nothing of
+//!    the client's. The wallet sends it to the LSP ([`KeyRelease`]); the LSP checks it is the
+//!    member's key, stores it, and closes the channel ([`KeyReleased`]).
+//! 4. When it holds the key of every member, the LSP alone signs the funding output's key path
+//!    ([`build_close`], [`sign_close`]): one transaction returns the whole factory to its wallet,
+//!    and no part of the tree ever reaches the chain.
+//!
+//! A member that never releases its key is not harmed: its leaf stays enforceable by its own
+//! exit, or by the distribution transaction after the timeout, exactly as before.
+
+mod close;
+mod release;
+
+pub use close::{build_close, close_sighash, sign_close, CloseError};
+pub use release::{KeyRelease, KeyReleased, ReleaseError};
+
+#[cfg(test)]
+mod tests;
