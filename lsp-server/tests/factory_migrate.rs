@@ -47,6 +47,41 @@ async fn spender_of(esplora: &str, op: bitcoin::OutPoint, secs: u64) -> bitcoin:
     }
 }
 
+/// Gives each wallet of `runs` a balance in its factory from the faucet (20,000 sat, 5,000
+/// more for each next one); returns their payment stores and what each holds.
+async fn with_balances(
+    stack: &common::Stack,
+    runs: &[common::swarm::ClientRun],
+) -> (Vec<MemoryPayStore>, Vec<Amount>) {
+    let mut stores = Vec::new();
+    let mut balances = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let store = MemoryPayStore::default();
+        let mut payer = start_payer_with(stack, run.keys, vec![leaf_of(run)], store.clone());
+        payer.ready(30).await;
+        let got = payer
+            .faucet(Amount::from_sat(20_000 + 5_000 * i as u64), 30)
+            .await;
+        balances.push(got);
+        payer.handle.stop();
+        let _ = payer.task.await;
+        stores.push(store);
+    }
+    (stores, balances)
+}
+
+/// Wallets with identities `keys` join one new factory together (new factory keys each).
+async fn join_with(
+    stack: &common::Stack,
+    storage: &std::path::Path,
+    tag: &str,
+    keys: &[bitcoin::secp256k1::Keypair],
+) -> Vec<common::swarm::ClientRun> {
+    let config = common::swarm_config(stack, &storage.join(tag));
+    let keyed: Vec<_> = keys.iter().map(|k| (spec(), *k)).collect();
+    funded_factory_of(stack, swarm::spawn_as(&config, &keyed), keys.len()).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transaction() {
     let payments = PaymentOptions {
@@ -59,26 +94,11 @@ async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transacti
     let config = common::swarm_config(&stack, storage.path());
     let old_runs = funded_factory(&stack, &config, spec(), 2).await;
 
-    // Balances in factory A.
-    let mut stores = Vec::new();
-    let mut balances = Vec::new();
-    for (i, run) in old_runs.iter().enumerate() {
-        let store = MemoryPayStore::default();
-        let mut payer = start_payer_with(&stack, run.keys, vec![leaf_of(run)], store.clone());
-        payer.ready(30).await;
-        let got = payer
-            .faucet(Amount::from_sat(20_000 + 5_000 * i as u64), 30)
-            .await;
-        balances.push(got);
-        payer.handle.stop();
-        let _ = payer.task.await;
-        stores.push(store);
-    }
+    let (stores, balances) = with_balances(&stack, &old_runs).await;
 
     // The same wallets join factory B (new factory keys, same identities).
-    let config_b = common::swarm_config(&stack, &storage.path().join("b"));
-    let keyed: Vec<_> = old_runs.iter().map(|r| (spec(), r.keys)).collect();
-    let new_runs = funded_factory_of(&stack, swarm::spawn_as(&config_b, &keyed), 2).await;
+    let keys: Vec<_> = old_runs.iter().map(|r| r.keys).collect();
+    let new_runs = join_with(&stack, storage.path(), "b", &keys).await;
     let old_factory = leaf_of(&old_runs[0]).channel.factory;
     let new_factory = leaf_of(&new_runs[0]).channel.factory;
     assert_ne!(old_factory, new_factory);
@@ -179,4 +199,86 @@ async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transacti
         assert_eq!(c["state"], "moved", "{c}");
         assert_eq!(c["client_sat"], 0, "{c}");
     }
+}
+
+/// A member that does not move keeps the old factory open and its channel working; a release
+/// survives a restart of the LSP; the factory closes once the last member moved too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stays_is_not_harmed_and_releases_survive_a_restart() {
+    let payments = PaymentOptions {
+        faucet_max_sat: 50_000,
+        ..PaymentOptions::default()
+    };
+    let factory = common::fast_factory(2, 2);
+    let stack = common::start_full(factory.clone(), payments.clone(), None).await;
+    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let old_runs = funded_factory(&stack, &config, spec(), 2).await;
+    let (stores, balances) = with_balances(&stack, &old_runs).await;
+    let funding_a = leaf_of(&old_runs[0]).path.funding_outpoint();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let newcomer = || bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
+
+    // Wallet 0 moves into B (beside a newcomer); wallet 1 stays in A.
+    let b_runs = join_with(&stack, storage.path(), "b", &[old_runs[0].keys, newcomer()]).await;
+    let mut mover = start_payer_with(
+        &stack,
+        old_runs[0].keys,
+        vec![leaf_of(&old_runs[0]), leaf_of(&b_runs[0])],
+        stores[0].clone(),
+    );
+    mover.ready(30).await;
+    let (from, to) = (mover.leaves[0].channel, mover.leaves[1].channel);
+    let moved = mover.handle.migrate(from, to).await.expect("migrated");
+    assert_eq!(moved, balances[0]);
+    mover.handle.stop();
+    let _ = mover.task.await;
+
+    // The LSP restarts: the release is still there, A stays open for the one who stayed.
+    let stack = common::restart(stack, factory, payments).await;
+    let moved_channel = common::pay::admin_channel(&stack, from).await;
+    assert_eq!(moved_channel["state"], "moved", "{moved_channel}");
+    let mut stayer = start_payer_with(
+        &stack,
+        old_runs[1].keys,
+        vec![leaf_of(&old_runs[1])],
+        stores[1].clone(),
+    );
+    stayer.ready(30).await;
+    let more = stayer.faucet(Amount::from_sat(7_000), 30).await;
+    assert_eq!(
+        more,
+        Amount::from_sat(7_000),
+        "the one who stayed still receives"
+    );
+    let esplora = esplora_client::Builder::new(stack.devnet.esplora_url())
+        .build_async()
+        .expect("esplora");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let status = esplora
+        .get_output_status(&funding_a.txid, u64::from(funding_a.vout))
+        .await
+        .expect("outspend");
+    assert!(
+        !status.is_some_and(|s| s.spent),
+        "the factory is not closed while a member still holds money in it"
+    );
+    stayer.handle.stop();
+    let _ = stayer.task.await;
+
+    // The last member moves too (into C, beside another newcomer): A closes.
+    let c_runs = join_with(&stack, storage.path(), "c", &[old_runs[1].keys, newcomer()]).await;
+    let mut last = start_payer_with(
+        &stack,
+        old_runs[1].keys,
+        vec![leaf_of(&old_runs[1]), leaf_of(&c_runs[0])],
+        stores[1].clone(),
+    );
+    last.ready(30).await;
+    let (from, to) = (last.leaves[0].channel, last.leaves[1].channel);
+    let moved = last.handle.migrate(from, to).await.expect("migrated");
+    assert_eq!(moved, balances[1] + more, "everything it held, to the sat");
+    let close = spender_of(stack.devnet.esplora_url(), funding_a, 60).await;
+    assert_eq!((close.input.len(), close.output.len()), (1, 1));
 }

@@ -167,10 +167,23 @@ impl Router {
                 link.closing = Some(Closing::Released);
             }
         }
+        let mut closed = std::collections::BTreeSet::new();
         for (factory, tx, confirmed) in self.store.closes()? {
+            closed.insert(factory);
             if confirmed.is_none() {
                 self.chain.closes.insert(factory, tx);
             }
+        }
+        // Stopped between the last release and storing the close: sign it now.
+        let factories: std::collections::BTreeSet<FactoryId> = self
+            .store
+            .released_keys()?
+            .into_iter()
+            .map(|(id, _)| id.factory)
+            .filter(|f| !closed.contains(f))
+            .collect();
+        for factory in factories {
+            self.try_close(factory);
         }
         Ok(())
     }
