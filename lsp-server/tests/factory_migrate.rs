@@ -193,6 +193,38 @@ async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transacti
         close.compute_txid()
     );
 
+    // The ladder: A closed (every member moved), B active with both members.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let ladder = loop {
+        let ladder = common::admin_get(&stack.http_url(), "/admin/ladder").await;
+        let a = &ladder["factories"][0];
+        if a["stage"] == "closed" {
+            break ladder;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A shows closed: {ladder}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (a, b) = (&ladder["factories"][0], &ladder["factories"][1]);
+    assert_eq!(a["id"], old_factory.0, "{ladder}");
+    assert_eq!(
+        (a["members"].as_u64(), a["moved"].as_u64()),
+        (Some(2), Some(2)),
+        "{ladder}"
+    );
+    assert_eq!(
+        a["close_txid"],
+        close.compute_txid().to_string(),
+        "{ladder}"
+    );
+    assert!(a["next"].is_null(), "{ladder}");
+    assert_eq!(b["id"], new_factory.0, "{ladder}");
+    assert_eq!(b["stage"], "active", "{ladder}");
+    assert_eq!(b["moved"], 0, "{ladder}");
+    assert_eq!(b["next"]["height"], b["life"]["dying_at"], "{ladder}");
+
     // The LSP's view: A's channels are closed as moved.
     for p in &payers {
         let c = common::pay::admin_channel(&stack, p.leaves[0].channel).await;

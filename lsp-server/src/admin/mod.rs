@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/status", get(status))
         .route("/admin/factories", get(factories))
         .route("/admin/factories/{id}", get(factory))
+        .route("/admin/ladder", get(ladder))
         .route("/admin/clients", get(clients))
         .route("/admin/ceremonies", get(ceremonies))
         .route("/admin/payments", get(payments))
@@ -120,6 +121,17 @@ async fn factory(State(state): State<AppState>, Path(id): Path<u64>) -> Response
     match query(&state, move |c| report::factory(c, id)).await {
         Ok(Some(f)) => Json(f).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, &format!("no factory {id}")),
+        Err(e) => e,
+    }
+}
+
+async fn ladder(State(state): State<AppState>) -> Response {
+    let tip = match state.tip_height() {
+        Ok(tip) => tip,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    match query(&state, move |c| report::ladder(c, tip)).await {
+        Ok(list) => Json(json!({ "tip": tip, "factories": list })).into_response(),
         Err(e) => e,
     }
 }

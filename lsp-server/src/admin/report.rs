@@ -155,3 +155,100 @@ pub fn state_counts(conn: &Connection) -> rusqlite::Result<StateCounts> {
         funded_clients,
     })
 }
+
+/// One funded factory in the ladder view: where it is in its life, who left, how it closed.
+#[derive(Debug, Serialize)]
+pub struct LadderEntry {
+    id: u64,
+    funding_txid: Option<String>,
+    funding_sat: u64,
+    members: u64,
+    /// Members that moved to a newer factory and released their key.
+    moved: u64,
+    /// `active`, `dying`, `expired`, `timed_out`; `closing` or `closed` once every member left
+    /// and the LSP's key-path close is broadcast or confirmed.
+    stage: String,
+    /// Blocks since creation.
+    age_blocks: u32,
+    life: shared::lifecycle::Life,
+    /// What happens next, and the height it is due (none once closed).
+    next: Option<NextAction>,
+    close_txid: Option<String>,
+    close_height: Option<u32>,
+    channel_sat: u64,
+    liquidity_sat: u64,
+}
+
+/// The next thing due in a factory's life.
+#[derive(Debug, Serialize)]
+pub struct NextAction {
+    what: String,
+    height: u32,
+    /// Blocks from the tip (zero when due).
+    in_blocks: u32,
+}
+
+/// Every funded factory's life at `tip`, oldest first.
+pub fn ladder(conn: &Connection, tip: u32) -> rusqlite::Result<Vec<LadderEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT f.id, f.funding_txid, f.proposal,
+            (SELECT COUNT(*) FROM factory_clients c WHERE c.factory = f.id AND c.status = 'member'),
+            (SELECT COUNT(*) FROM released_keys r WHERE r.factory = f.id),
+            k.txid, k.confirmed_height,
+            (SELECT COALESCE(SUM(channel_sat), 0) FROM factory_clients c
+                WHERE c.factory = f.id AND c.status = 'member'),
+            (SELECT COALESCE(SUM(liquidity_sat), 0) FROM factory_clients c
+                WHERE c.factory = f.id AND c.status = 'member')
+         FROM factories f LEFT JOIN factory_closes k ON k.factory = f.id
+         WHERE f.state = 'funded' AND f.proposal IS NOT NULL ORDER BY f.id",
+    )?;
+    let tip_h =
+        bitcoin::absolute::Height::from_consensus(tip).unwrap_or(bitcoin::absolute::Height::ZERO);
+    let rows = stmt.query_map([], |r| {
+        let proposal: String = r.get(2)?;
+        let proposal: shared::tree::FactoryProposal =
+            serde_json::from_str(&proposal).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
+        let life = shared::lifecycle::Life::of(&proposal);
+        let close_txid: Option<String> = r.get(5)?;
+        let close_height: Option<u32> = r.get(6)?;
+        let stage = match (&close_txid, close_height) {
+            (Some(_), Some(_)) => "closed".to_string(),
+            (Some(_), None) => "closing".to_string(),
+            _ => serde_json::to_value(life.stage(tip_h))
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        let next = close_txid.is_none().then(|| {
+            let (what, at) = life.next(tip_h);
+            let height = at.to_consensus_u32();
+            NextAction {
+                what: what.into(),
+                height,
+                in_blocks: height.saturating_sub(tip),
+            }
+        });
+        Ok(LadderEntry {
+            id: r.get(0)?,
+            funding_txid: r.get(1)?,
+            funding_sat: proposal.funding_amount.to_sat(),
+            members: r.get(3)?,
+            moved: r.get(4)?,
+            stage,
+            age_blocks: tip.saturating_sub(life.created.to_consensus_u32()),
+            life,
+            next,
+            close_txid,
+            close_height,
+            channel_sat: r.get(7)?,
+            liquidity_sat: r.get(8)?,
+        })
+    })?;
+    rows.collect()
+}

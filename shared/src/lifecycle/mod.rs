@@ -1,4 +1,4 @@
-//! The end of a factory's life: clients move their balance to a newer factory of the same LSP,
+//! A factory's [`Life`] (active, dying, expired, timed out), and the end of it: clients move their balance to a newer factory of the same LSP,
 //! hand the LSP the factory key that no longer guards anything of theirs, and the LSP closes the
 //! old factory with one key-path transaction.
 //!
@@ -23,9 +23,11 @@
 //! exit, or by the distribution transaction after the timeout, exactly as before.
 
 mod close;
+mod life;
 mod release;
 
 pub use close::{build_close, close_sighash, sign_close, CloseError};
+pub use life::{Life, Stage};
 pub use release::{KeyRelease, KeyReleased, ReleaseError};
 
 #[cfg(test)]

@@ -103,3 +103,29 @@ fn a_release_names_the_members_own_key_and_travels_as_hex() {
     let back = Envelope::decode(&frame).unwrap();
     assert_eq!(back.msg, WireMsg::KeyRelease(good));
 }
+
+#[test]
+fn a_life_runs_active_dying_expired_timed_out() {
+    let (_, proposal) = factory(3);
+    let life = Life::of(&proposal);
+    let p = &proposal.params;
+    let at = |h: u32| bitcoin::absolute::Height::from_consensus(h).unwrap();
+    let start = proposal.creation_height.to_consensus_u32();
+    assert_eq!(life.dying_at, at(start + p.active.to_blocks()));
+    assert_eq!(
+        life.dying_ends,
+        at(start + p.active.to_blocks() + p.dying.to_blocks())
+    );
+    assert_eq!(life.timeout, at(start + p.timeout_delta.to_blocks()));
+    assert!(life.dying_ends < life.timeout && life.timeout < life.sweep_at);
+    assert_eq!(life.stage(at(start)), Stage::Active);
+    assert_eq!(
+        life.next(at(start)),
+        ("its dying period starts", life.dying_at)
+    );
+    assert_eq!(life.stage(life.dying_at), Stage::Dying);
+    assert_eq!(life.next(life.dying_at).1, life.dying_ends);
+    assert_eq!(life.stage(life.dying_ends), Stage::Expired);
+    assert_eq!(life.stage(life.timeout), Stage::TimedOut);
+    assert_eq!(life.next(life.timeout).1, life.sweep_at);
+}
