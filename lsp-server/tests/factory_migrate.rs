@@ -12,6 +12,7 @@ use std::time::Duration;
 use bitcoin::Amount;
 use common::pay::{funded_factory, funded_factory_of, leaf_of, start_payer_with, Payer};
 use common::swarm::{self, ClientSpec};
+use futures::StreamExt;
 use lsp_server::PaymentOptions;
 use wallet::pay::{MemoryPayStore, PayError};
 
@@ -313,4 +314,62 @@ async fn a_member_that_stays_is_not_harmed_and_releases_survive_a_restart() {
     assert_eq!(moved, balances[1] + more, "everything it held, to the sat");
     let close = spender_of(stack.devnet.esplora_url(), funding_a, 60).await;
     assert_eq!((close.input.len(), close.output.len()), (1, 1));
+}
+
+/// An open wallet hears from the LSP when its factory's dying period starts, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_wallet_is_told_when_its_factory_starts_dying() {
+    let stack =
+        common::start_full(common::fast_factory(2, 2), PaymentOptions::default(), None).await;
+    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let runs = funded_factory(&stack, &config, spec(), 2).await;
+    let leaf = leaf_of(&runs[0]);
+    let life = shared::lifecycle::Life::of(leaf.path.proposal());
+    let mut payer = start_payer_with(&stack, runs[0].keys, vec![leaf.clone()], Default::default());
+    payer.ready(30).await;
+    let tip = stack
+        .devnet
+        .height()
+        .await
+        .expect("height")
+        .to_consensus_u32();
+    let before = life.dying_at.to_consensus_u32() - 1;
+    if tip < before {
+        stack.devnet.mine(before - tip).await.expect("mine");
+    }
+    // Nothing yet, one block before.
+    let early = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if let Some(wallet::pay::PayEvent::FactoryEnding(n)) = payer.events.next().await {
+                return n;
+            }
+        }
+    })
+    .await;
+    assert!(
+        early.is_err(),
+        "no notice before the dying period: {early:?}"
+    );
+    stack.devnet.mine(1).await.expect("mine");
+    let notice = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match payer.events.next().await {
+                Some(wallet::pay::PayEvent::FactoryEnding(n)) => return n,
+                Some(_) => {}
+                None => panic!("the payment client stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the notice comes");
+    assert_eq!(notice.channel, leaf.channel);
+    assert_eq!(notice.stage, shared::lifecycle::Stage::Dying);
+    assert_eq!(notice.dying_ends, life.dying_ends);
+    assert!(
+        notice.message.contains("move your balance"),
+        "{}",
+        notice.message
+    );
 }

@@ -12,7 +12,7 @@ use crate::ceremony::messages::{
     JoinRequest, Nonces, PartialSigs, Propose, Refuse, SigsStored,
 };
 use crate::leaf::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
-use crate::lifecycle::{KeyRelease, KeyReleased};
+use crate::lifecycle::{FactoryNotice, KeyRelease, KeyReleased};
 use crate::pay::{
     ChannelClosed, ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult, RouteAnswer,
     RouteQuery,
@@ -179,6 +179,8 @@ pub enum WireMsg {
     KeyRelease(KeyRelease),
     /// LSP → client: the key is stored; the channel is closed as moved.
     KeyReleased(KeyReleased),
+    /// LSP → client: a channel's factory entered its dying period (or is past it).
+    FactoryNotice(FactoryNotice),
 }
 
 /// What a [`WireMsg::Error`] is about.

@@ -23,7 +23,7 @@ use shared::channel::{ChannelMsg, Update, UpdateMsg};
 use shared::leaf::{
     LeafEpoch, LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest,
 };
-use shared::lifecycle::{KeyRelease, KeyReleased};
+use shared::lifecycle::{FactoryNotice, KeyRelease, KeyReleased, Life, Stage};
 use shared::musig::{PartialSig, PubNonce};
 use shared::params::FactoryParams;
 use shared::pay::{
@@ -241,6 +241,15 @@ fn every_message() -> Vec<WireMsg> {
             secret: SecretKey::from_slice(&[9; 32]).unwrap(),
         }),
         WireMsg::KeyReleased(KeyReleased { channel }),
+        WireMsg::FactoryNotice(FactoryNotice::new(
+            channel,
+            &Life::of(&sample_proposal(
+                FactoryParams::regtest(),
+                &TestKeys::generate(2, 1),
+                1,
+            )),
+            Stage::Dying,
+        )),
     ];
     all.extend(ceremony);
     let mut kinds = BTreeSet::new();

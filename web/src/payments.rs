@@ -186,6 +186,7 @@ fn apply(ctx: AppCtx, event: PayEvent) {
             p.overdue.insert(channel.factory);
         }
         PayEvent::LiquidityFailed { reason, .. } => p.notice = Some(reason),
+        PayEvent::FactoryEnding(notice) => p.notice = Some(notice.message),
         PayEvent::ChannelReady(_) | PayEvent::Sent(_) | PayEvent::Failed(_) => {}
         PayEvent::Liquidity { .. } | PayEvent::LiquidityBought(_) | PayEvent::Updated => {}
     });

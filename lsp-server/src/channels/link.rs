@@ -46,6 +46,8 @@ pub(super) struct Link {
     pub(super) funding: bitcoin::OutPoint,
     /// The last height at which the channel may take a payment (`routing_deadline`).
     pub(super) routable_until: u32,
+    /// Its factory's life (the wallet hears when the dying period starts).
+    pub(super) life: shared::lifecycle::Life,
     /// Why the channel takes no more payments, once it does not.
     pub(super) closing: Option<Closing>,
     /// What the LSP claims from a commitment of this channel on chain.
@@ -74,6 +76,7 @@ impl Link {
             frozen: false,
             funding: built.funding,
             routable_until: built.routable_until,
+            life: built.life,
             closing: None,
             claims: Vec::new(),
             withheld: false,
@@ -95,6 +98,7 @@ struct Built {
     leaf: LeafStates,
     funding: bitcoin::OutPoint,
     routable_until: u32,
+    life: shared::lifecycle::Life,
     join_fee: JoinFee,
 }
 
@@ -211,6 +215,7 @@ impl Router {
             leaf: states,
             funding: path.funding_outpoint(),
             routable_until,
+            life: shared::lifecycle::Life::of(path.proposal()),
             join_fee: self.store.join_fee(id)?,
         })
     }

@@ -194,6 +194,8 @@ pub struct Router {
     watching: (Arc<std::sync::atomic::AtomicBool>, std::time::Instant),
     /// The channel watch (`onchain`).
     chain: onchain::ChainWatch,
+    /// Channels whose wallet heard, on this connection, that their factory is ending.
+    told_ending: std::collections::HashSet<(ChannelId, ConnId)>,
     /// The LSP's Lightning node, if it runs one (`outside`).
     ln: Option<Arc<crate::lightning::LnNode>>,
     /// Outcomes of outside payments: the node's events and the router's own send tasks send,
@@ -233,6 +235,7 @@ impl Router {
             totals: Totals::default(),
             watching: (Arc::default(), std::time::Instant::now()),
             chain: onchain::ChainWatch::default(),
+            told_ending: Default::default(),
             ln,
             outside: (outside_tx, Some(outside_rx)),
         };
@@ -306,6 +309,7 @@ impl Router {
             return;
         };
         self.forwards.drop_requests_of(conn);
+        self.told_ending.retain(|(_, c)| *c != conn);
         if self.online.get(&identity) == Some(&conn) {
             self.online.remove(&identity);
             // Another connection of the same wallet (a second tab) is still served.
@@ -400,6 +404,7 @@ impl Router {
     }
 
     fn on_tick(&mut self) {
+        self.tell_ending();
         self.watch_leaves();
         self.watch_channels();
         let now = self.now();

@@ -1,4 +1,5 @@
-//! Wallets leaving a factory (`shared::lifecycle`): the key release and the LSP's key-path close.
+//! Wallets leaving a factory (`shared::lifecycle`): the notice that a factory is ending, the key
+//! release and the LSP's key-path close.
 //!
 //! A wallet that moved everything out of a channel sends that factory's key. The router takes it
 //! only while the channel holds nothing of the client's (no balance, no HTLC, no round or
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use bitcoin::secp256k1::{SecretKey, XOnlyPublicKey};
 use bitcoin::{Amount, FeeRate, Transaction};
 use esplora_client::AsyncClient;
-use shared::lifecycle::{build_close, sign_close, KeyRelease, KeyReleased};
+use shared::lifecycle::{build_close, sign_close, FactoryNotice, KeyRelease, KeyReleased, Stage};
 use shared::pay::ChannelId;
 use shared::types::{ClientId, FactoryId};
 use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
@@ -147,6 +148,29 @@ impl Router {
             "every member left: closing the factory by key path"
         );
         self.chain.closes.insert(factory, tx);
+    }
+
+    /// Tells each wallet, once per connection and channel, that the channel's factory is in
+    /// its dying period or past it (moved channels excepted).
+    pub(super) fn tell_ending(&mut self) {
+        let tip = bitcoin::absolute::Height::from_consensus(self.height)
+            .unwrap_or(bitcoin::absolute::Height::ZERO);
+        let due: Vec<(ConnId, FactoryNotice)> = self
+            .links
+            .values()
+            .filter(|l| l.closing != Some(Closing::Released))
+            .filter_map(|l| {
+                let conn = l.ready?;
+                let stage = l.life.stage(tip);
+                (stage >= Stage::Dying && !self.told_ending.contains(&(l.id, conn)))
+                    .then(|| (conn, FactoryNotice::new(l.id, &l.life, stage)))
+            })
+            .collect();
+        for (conn, notice) in due {
+            tracing::info!(channel = %notice.channel, stage = ?notice.stage, "telling the wallet its factory is ending");
+            self.told_ending.insert((notice.channel, conn));
+            self.send_conn(conn, WireMsg::FactoryNotice(notice));
+        }
     }
 
     /// A factory's close confirmed.

@@ -3,12 +3,12 @@
 //! numbers the signed terms publish).
 
 use bitcoin::absolute::Height;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tree::FactoryProposal;
 
 /// Where a factory is in its life at some tip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Before its dying period: nothing to do.

@@ -24,10 +24,12 @@
 
 mod close;
 mod life;
+mod notice;
 mod release;
 
 pub use close::{build_close, close_sighash, sign_close, CloseError};
 pub use life::{Life, Stage};
+pub use notice::FactoryNotice;
 pub use release::{KeyRelease, KeyReleased, ReleaseError};
 
 #[cfg(test)]

@@ -362,6 +362,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             WireMsg::ChannelClosed(closed) => self.on_closed(closed).await?,
             WireMsg::RouteAnswer(answer) => self.on_route_answer(answer),
             WireMsg::KeyReleased(released) => self.on_key_released(released.channel),
+            WireMsg::FactoryNotice(notice) => self.emit(PayEvent::FactoryEnding(notice)),
             WireMsg::Error { message, about, .. } => {
                 if let Some(ErrorAbout::Liquidity { channel }) = about {
                     self.advance_refused(channel, &message);

@@ -277,6 +277,9 @@ pub enum PayEvent {
         /// Why, in words.
         reason: String,
     },
+    /// The provider says a channel's factory is in its dying period (or past it): move to a
+    /// newer factory ([`PayHandle::migrate`]) or leave on chain.
+    FactoryEnding(shared::lifecycle::FactoryNotice),
     /// A liquidity purchase moved on.
     Liquidity {
         /// The channel.
