@@ -10,11 +10,11 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::Amount;
-use common::pay::{funded_factory, funded_factory_of, leaf_of, start_payer_with, Payer};
-use common::swarm::{self, ClientSpec};
+use common::pay::{funded_factory, join_with, leaf_of, start_payer_with, with_balances, Payer};
+use common::swarm::ClientSpec;
 use futures::StreamExt;
 use lsp_server::PaymentOptions;
-use wallet::pay::{MemoryPayStore, PayError};
+use wallet::pay::PayError;
 
 fn spec() -> ClientSpec {
     ClientSpec {
@@ -48,41 +48,6 @@ async fn spender_of(esplora: &str, op: bitcoin::OutPoint, secs: u64) -> bitcoin:
     }
 }
 
-/// Gives each wallet of `runs` a balance in its factory from the faucet (20,000 sat, 5,000
-/// more for each next one); returns their payment stores and what each holds.
-async fn with_balances(
-    stack: &common::Stack,
-    runs: &[common::swarm::ClientRun],
-) -> (Vec<MemoryPayStore>, Vec<Amount>) {
-    let mut stores = Vec::new();
-    let mut balances = Vec::new();
-    for (i, run) in runs.iter().enumerate() {
-        let store = MemoryPayStore::default();
-        let mut payer = start_payer_with(stack, run.keys, vec![leaf_of(run)], store.clone());
-        payer.ready(30).await;
-        let got = payer
-            .faucet(Amount::from_sat(20_000 + 5_000 * i as u64), 30)
-            .await;
-        balances.push(got);
-        payer.handle.stop();
-        let _ = payer.task.await;
-        stores.push(store);
-    }
-    (stores, balances)
-}
-
-/// Wallets with identities `keys` join one new factory together (new factory keys each).
-async fn join_with(
-    stack: &common::Stack,
-    storage: &std::path::Path,
-    tag: &str,
-    keys: &[bitcoin::secp256k1::Keypair],
-) -> Vec<common::swarm::ClientRun> {
-    let config = common::swarm_config(stack, &storage.join(tag));
-    let keyed: Vec<_> = keys.iter().map(|k| (spec(), *k)).collect();
-    funded_factory_of(stack, swarm::spawn_as(&config, &keyed), keys.len()).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transaction() {
     let payments = PaymentOptions {
@@ -99,7 +64,7 @@ async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transacti
 
     // The same wallets join factory B (new factory keys, same identities).
     let keys: Vec<_> = old_runs.iter().map(|r| r.keys).collect();
-    let new_runs = join_with(&stack, storage.path(), "b", &keys).await;
+    let new_runs = join_with(&stack, storage.path(), "b", spec(), &keys).await;
     let old_factory = leaf_of(&old_runs[0]).channel.factory;
     let new_factory = leaf_of(&new_runs[0]).channel.factory;
     assert_ne!(old_factory, new_factory);
@@ -254,7 +219,14 @@ async fn a_member_that_stays_is_not_harmed_and_releases_survive_a_restart() {
     let newcomer = || bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
 
     // Wallet 0 moves into B (beside a newcomer); wallet 1 stays in A.
-    let b_runs = join_with(&stack, storage.path(), "b", &[old_runs[0].keys, newcomer()]).await;
+    let b_runs = join_with(
+        &stack,
+        storage.path(),
+        "b",
+        spec(),
+        &[old_runs[0].keys, newcomer()],
+    )
+    .await;
     let mut mover = start_payer_with(
         &stack,
         old_runs[0].keys,
@@ -301,7 +273,14 @@ async fn a_member_that_stays_is_not_harmed_and_releases_survive_a_restart() {
     let _ = stayer.task.await;
 
     // The last member moves too (into C, beside another newcomer): A closes.
-    let c_runs = join_with(&stack, storage.path(), "c", &[old_runs[1].keys, newcomer()]).await;
+    let c_runs = join_with(
+        &stack,
+        storage.path(),
+        "c",
+        spec(),
+        &[old_runs[1].keys, newcomer()],
+    )
+    .await;
     let mut last = start_payer_with(
         &stack,
         old_runs[1].keys,

@@ -246,3 +246,39 @@ impl Payer {
         (bought, snapshot)
     }
 }
+
+/// Gives each wallet of `runs` a balance in its factory from the faucet (20,000 sat, 5,000
+/// more for each next one); returns their payment stores and what each holds.
+pub async fn with_balances(
+    stack: &Stack,
+    runs: &[ClientRun],
+) -> (Vec<MemoryPayStore>, Vec<Amount>) {
+    let mut stores = Vec::new();
+    let mut balances = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let store = MemoryPayStore::default();
+        let mut payer = start_payer_with(stack, run.keys, vec![leaf_of(run)], store.clone());
+        payer.ready(30).await;
+        let got = payer
+            .faucet(Amount::from_sat(20_000 + 5_000 * i as u64), 30)
+            .await;
+        balances.push(got);
+        payer.handle.stop();
+        let _ = payer.task.await;
+        stores.push(store);
+    }
+    (stores, balances)
+}
+
+/// Wallets with identities `keys` join one new factory together (new factory keys each).
+pub async fn join_with(
+    stack: &Stack,
+    storage: &std::path::Path,
+    tag: &str,
+    spec: ClientSpec,
+    keys: &[bitcoin::secp256k1::Keypair],
+) -> Vec<ClientRun> {
+    let config = super::swarm_config(stack, &storage.join(tag));
+    let keyed: Vec<_> = keys.iter().map(|k| (spec, *k)).collect();
+    funded_factory_of(stack, swarm::spawn_as(&config, &keyed), keys.len()).await
+}

@@ -1,0 +1,223 @@
+//! A ladder of factories, end to end: four overlapping factories of five wallets each, created a
+//! few blocks apart on one LSP. As each reaches its dying period, its five wallets join a newer
+//! factory together and move their whole balance there (to the sat), and the old factory closes
+//! with one key-path transaction. At the end the LSP's on-chain wallet is reconciled with what it
+//! put in: every funding amount and fee it paid, every close it got back. Real bitcoind, real
+//! WebSockets, the real LSP, twenty real wallet cores.
+
+mod common;
+
+use std::time::Duration;
+
+use bitcoin::{Amount, OutPoint, Transaction};
+use common::pay::{funded_factory, join_with, leaf_of, start_payer_with, with_balances};
+use common::swarm::{ClientRun, ClientSpec};
+use lsp_server::PaymentOptions;
+use shared::lifecycle::{Life, Stage};
+
+const RUNGS: usize = 4;
+const MEMBERS: usize = 5;
+/// Blocks between two rungs' creations.
+const STAGGER: u32 = 2;
+
+fn spec() -> ClientSpec {
+    ClientSpec {
+        channel: Amount::from_sat(60_000),
+        liquidity: Amount::from_sat(10_000),
+        ..ClientSpec::honest()
+    }
+}
+
+async fn tip(stack: &common::Stack) -> u32 {
+    stack
+        .devnet
+        .height()
+        .await
+        .expect("height")
+        .to_consensus_u32()
+}
+
+async fn mine_to(stack: &common::Stack, height: u32) {
+    let now = tip(stack).await;
+    if now < height {
+        stack.devnet.mine(height - now).await.expect("mine");
+    }
+}
+
+/// Waits until `op` is spent; returns the spending transaction.
+async fn spender_of(esplora: &esplora_client::AsyncClient, op: OutPoint) -> Transaction {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(s)) = esplora
+            .get_output_status(&op.txid, u64::from(op.vout))
+            .await
+        {
+            if let (true, Some(txid)) = (s.spent, s.txid) {
+                return esplora.get_tx(&txid).await.expect("tx").expect("known");
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{op} is spent in time"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// What the funding transaction of `run`'s factory paid in fee.
+async fn funding_fee(esplora: &esplora_client::AsyncClient, run: &ClientRun) -> Amount {
+    let txid = leaf_of(run).path.funding_outpoint().txid;
+    let tx = esplora.get_tx(&txid).await.expect("tx").expect("known");
+    let mut inputs = Amount::ZERO;
+    for input in &tx.input {
+        let prev = esplora
+            .get_tx(&input.previous_output.txid)
+            .await
+            .expect("prev")
+            .expect("known");
+        inputs += prev.output[input.previous_output.vout as usize].value;
+    }
+    inputs - tx.output.iter().map(|o| o.value).sum::<Amount>()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ladder_of_four_factories_moves_twenty_wallets_and_closes_each_old_rung() {
+    let payments = PaymentOptions {
+        faucet_max_sat: 50_000,
+        ..PaymentOptions::default()
+    };
+    let stack = common::start_full(common::fast_factory(MEMBERS, MEMBERS), payments, None).await;
+    common::fund_lsp(&stack, Amount::from_sat(5_000_000)).await;
+    let esplora = esplora_client::Builder::new(stack.devnet.esplora_url())
+        .build_async()
+        .expect("esplora");
+    stack.lsp.wallet.sync().await.expect("sync");
+    let start = stack.lsp.wallet.balance();
+    let storage = tempfile::tempdir().expect("temp dir");
+
+    // Four rungs, a few blocks apart: all alive at once.
+    let mut rungs: Vec<Vec<ClientRun>> = Vec::new();
+    for r in 0..RUNGS {
+        let config = common::swarm_config(&stack, &storage.path().join(format!("rung-{r}")));
+        rungs.push(funded_factory(&stack, &config, spec(), MEMBERS).await);
+        stack.devnet.mine(STAGGER).await.expect("mine");
+    }
+    let lives: Vec<Life> = rungs
+        .iter()
+        .map(|runs| Life::of(leaf_of(&runs[0]).path.proposal()))
+        .collect();
+    let created_last = lives[RUNGS - 1].created;
+    assert!(
+        lives.iter().all(|l| l.dying_at > created_last),
+        "the rungs overlap: every one is alive when the last is created"
+    );
+    let mut balances = Vec::new();
+    let mut stores = Vec::new();
+    for runs in &rungs {
+        let (s, b) = with_balances(&stack, runs).await;
+        stores.push(s);
+        balances.push(b);
+    }
+
+    let mut spent = Amount::ZERO; // funding amounts and fees the LSP paid
+    let mut back = Amount::ZERO; // what the closes paid back
+    let mut rows = Vec::new();
+    for runs in &rungs {
+        spent +=
+            leaf_of(&runs[0]).path.funding_output().value + funding_fee(&esplora, &runs[0]).await;
+    }
+    for (r, runs) in rungs.iter().enumerate() {
+        // The rung's dying period: its wallets join the next factory together and move.
+        mine_to(&stack, lives[r].dying_at.to_consensus_u32()).await;
+        let keys: Vec<_> = runs.iter().map(|run| run.keys).collect();
+        let next = join_with(&stack, storage.path(), &format!("next-{r}"), spec(), &keys).await;
+        spent +=
+            leaf_of(&next[0]).path.funding_output().value + funding_fee(&esplora, &next[0]).await;
+        for (i, (old, new)) in runs.iter().zip(&next).enumerate() {
+            let now = bitcoin::absolute::Height::from_consensus(tip(&stack).await).expect("height");
+            assert_eq!(
+                lives[r].stage(now),
+                Stage::Dying,
+                "rung {r} moves in its dying period"
+            );
+            let mut payer = start_payer_with(
+                &stack,
+                old.keys,
+                vec![leaf_of(old), leaf_of(new)],
+                stores[r][i].clone(),
+            );
+            payer.ready(30).await;
+            let (from, to) = (payer.leaves[0].channel, payer.leaves[1].channel);
+            let moved = payer.handle.migrate(from, to).await.expect("migrated");
+            assert_eq!(
+                moved, balances[r][i],
+                "rung {r} wallet {i}: the whole balance"
+            );
+            let s = payer.balance_becomes(balances[r][i], 30).await;
+            let new_channel = s.channels.iter().find(|c| c.channel == to).expect("new");
+            assert_eq!(
+                new_channel.balance, balances[r][i],
+                "to the sat, in the new factory"
+            );
+            payer.handle.stop();
+            let _ = payer.task.await;
+        }
+        let funding = leaf_of(&runs[0]).path.funding_outpoint();
+        let close = spender_of(&esplora, funding).await;
+        assert_eq!(
+            (close.input.len(), close.output.len()),
+            (1, 1),
+            "one transaction"
+        );
+        let amount = leaf_of(&runs[0]).path.funding_output().value;
+        back += close.output[0].value;
+        rows.push((
+            r,
+            amount,
+            amount - close.output[0].value,
+            close.compute_txid(),
+        ));
+        stack.devnet.mine(1).await.expect("mine");
+    }
+
+    // Every close confirmed: the LSP's wallet holds what it started with, less every funding
+    // it paid, plus every close.
+    let want = start.confirmed + start.pending + back - spent;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let end = loop {
+        stack.lsp.wallet.sync().await.expect("sync");
+        let b = stack.lsp.wallet.balance();
+        if b.confirmed + b.pending == want {
+            break b;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LSP's wallet reconciles: {} + {} (pending), want {want}",
+            b.confirmed,
+            b.pending
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!("rung | funded with | close fee | close txid");
+    for (r, amount, fee, txid) in &rows {
+        println!(
+            "{r} | {} sat | {} sat | {txid}",
+            amount.to_sat(),
+            fee.to_sat()
+        );
+    }
+    let moved: Amount = balances.iter().flatten().copied().sum();
+    println!(
+        "LSP wallet: started {} sat; paid {} sat into {} factories (amounts and funding fees); \
+         got {} sat back from {} closes; ends {} sat. The {} wallets' {} sat live in the newer \
+         factories.",
+        (start.confirmed + start.pending).to_sat(),
+        spent.to_sat(),
+        2 * RUNGS,
+        back.to_sat(),
+        RUNGS,
+        (end.confirmed + end.pending).to_sat(),
+        RUNGS * MEMBERS,
+        moved.to_sat()
+    );
+}
