@@ -8,100 +8,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bitcoin::Amount;
-use common::swarm::{self, ClientRun, ClientSpec, SwarmConfig};
+use common::process::{free_port, fund, message, swarm_config, LspProcess};
+use common::swarm::{self, ClientRun, ClientSpec};
 use devnet::{Devnet, DevnetConfig};
 use serde_json::Value;
 use shared::ceremony::ClientOutcome;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use wallet::session::{DirStorage, Storage};
-
-/// One run of the LSP binary, its JSON log lines collected as they come.
-struct LspProcess {
-    child: Child,
-    logs: Arc<Mutex<Vec<Value>>>,
-}
-
-impl LspProcess {
-    async fn start(devnet: &Devnet, data_dir: &Path, port: u16) -> LspProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lsp-server"))
-            .args(["--network", "regtest", "--log-format", "json"])
-            .arg("--esplora-url")
-            .arg(devnet.esplora_url())
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--admin-token", common::ADMIN_TOKEN])
-            .args(["--factory-size", "4", "--min-clients", "4"])
-            .args(["--gather-secs", "120", "--round-timeout-secs", "10"])
-            .args([
-                "--reconnect-grace-secs",
-                "5",
-                "--funding-confirmations",
-                "1",
-            ])
-            .args(["--chain-poll-ms", "100"])
-            .env("RUST_LOG", "info,lsp_server=debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the lsp-server binary starts");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let sink = logs.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    sink.lock().unwrap_or_else(PoisonError::into_inner).push(v);
-                }
-            }
-        });
-        let health = format!("http://127.0.0.1:{port}/healthz");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(&health).await.is_err() {
-            assert!(Instant::now() < deadline, "the LSP answers on port {port}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        LspProcess { child, logs }
-    }
-
-    /// Waits until `count` log lines satisfy `matches`.
-    async fn wait_log(&self, what: &str, count: usize, matches: impl Fn(&Value) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let seen = self
-                .logs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .filter(|v| matches(v))
-                .count();
-            if seen >= count {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the LSP logs {what}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let status = self.child.wait().await.expect("the LSP exits");
-        assert!(!status.success(), "killed, not exited: {status}");
-    }
-}
-
-fn message(v: &Value) -> &str {
-    v["fields"]["message"].as_str().unwrap_or_default()
-}
 
 /// Where the LSP is killed.
 #[derive(Debug, Clone, Copy)]
@@ -131,13 +45,6 @@ impl Step {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn db_state(data_dir: &Path) -> Vec<(u64, String)> {
     let db = rusqlite::Connection::open(data_dir.join("lsp.sqlite")).expect("open db");
     let mut stmt = db
@@ -149,39 +56,12 @@ fn db_state(data_dir: &Path) -> Vec<(u64, String)> {
     rows.map(|r| r.expect("row")).collect()
 }
 
-async fn fund(devnet: &Devnet, port: u16) {
-    let wallet = common::admin_get(&format!("http://127.0.0.1:{port}"), "/admin/wallet").await;
-    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = wallet["receive_address"]
-        .as_str()
-        .expect("an address")
-        .parse()
-        .expect("valid");
-    devnet
-        .faucet(&address.assume_checked(), Amount::from_sat(1_000_000))
-        .await
-        .expect("faucet");
-    devnet.mine(1).await.expect("mine");
-}
-
-fn swarm_config(devnet: &Devnet, port: u16, storage: &Path) -> SwarmConfig {
-    SwarmConfig {
-        ws_url: format!("ws://127.0.0.1:{port}/ws"),
-        esplora_url: devnet.esplora_url().to_string(),
-        network: bitcoin::Network::Regtest,
-        confirmations: 1,
-        storage_root: storage.to_path_buf(),
-        reconnect_attempts: 60,
-        reconnect_delay: Duration::from_millis(250),
-        grace_secs: 10,
-    }
-}
-
 /// Kills the LSP at `step`, restarts it, and checks how every wallet ends.
 async fn kill_at(devnet: &Devnet, step: Step) {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let storage = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let lsp = LspProcess::start(devnet, data_dir.path(), port).await;
+    let lsp = LspProcess::start(devnet, data_dir.path(), port, 4).await;
     fund(devnet, port).await;
 
     // While gathering, only two wallets come before the kill; two more after the restart.
@@ -222,7 +102,7 @@ async fn kill_at(devnet: &Devnet, step: Step) {
     let killed_state = db_state(data_dir.path());
     eprintln!("{step:?}: killed; stored factories {killed_state:?}");
 
-    let lsp = LspProcess::start(devnet, data_dir.path(), port).await;
+    let lsp = LspProcess::start(devnet, data_dir.path(), port, 4).await;
     let late = (first < 4).then(|| {
         let config = swarm_config(devnet, port, &storage.path().join("b"));
         swarm::spawn(&config, &vec![ClientSpec::honest(); 4 - first])

@@ -6,6 +6,7 @@ pub mod chain;
 pub mod liquidity;
 pub mod ln;
 pub mod pay;
+pub mod process;
 pub mod puppet;
 pub mod raw;
 pub mod swarm;

@@ -49,12 +49,12 @@ pub async fn funded_factory(
     spec: ClientSpec,
     n: usize,
 ) -> Vec<ClientRun> {
-    funded_factory_of(stack, swarm::spawn(config, &vec![spec; n]), n).await
+    funded_factory_of(&stack.devnet, swarm::spawn(config, &vec![spec; n]), n).await
 }
 
 /// Runs the `n` clients of `clients` into one factory and confirms it; returns their runs.
 pub async fn funded_factory_of(
-    stack: &Stack,
+    devnet: &devnet::Devnet,
     mut clients: swarm::Swarm,
     n: usize,
 ) -> Vec<ClientRun> {
@@ -68,10 +68,10 @@ pub async fn funded_factory_of(
         "every client hears of the funding broadcast: {:?}",
         clients.log
     );
-    stack.devnet.mine(1).await.expect("mine");
+    devnet.mine(1).await.expect("mine");
     let (runs, _) = clients.finish(Duration::from_secs(60)).await;
     for run in &runs {
-        super::assert_verified_path(&stack.devnet, run).await;
+        super::assert_verified_path(devnet, run).await;
     }
     runs
 }
@@ -119,15 +119,27 @@ pub fn start_payer_with(
     leaves: Vec<PayLeaf>,
     store: MemoryPayStore,
 ) -> Payer {
+    start_payer_at(
+        &stack.ws_url(),
+        stack.devnet.esplora_url(),
+        keys,
+        leaves,
+        store,
+    )
+}
+
+/// Starts a payment client for `leaves` against the LSP at `ws_url`.
+pub fn start_payer_at(
+    ws_url: &str,
+    esplora_url: &str,
+    keys: bitcoin::secp256k1::Keypair,
+    leaves: Vec<PayLeaf>,
+    store: MemoryPayStore,
+) -> Payer {
     let mut config = PayConfig::new(bitcoin::Network::Regtest, keys, leaves.clone());
     config.reconnect_delay = Duration::from_millis(300);
-    let chain = EsploraChain::new(stack.devnet.esplora_url()).expect("esplora");
-    let (client, handle) = PayClient::new(
-        config,
-        WsConnector::new(stack.ws_url()),
-        store.clone(),
-        chain,
-    );
+    let chain = EsploraChain::new(esplora_url).expect("esplora");
+    let (client, handle) = PayClient::new(config, WsConnector::new(ws_url), store.clone(), chain);
     let (tx, events) = unbounded();
     let client = client.with_events(tx);
     let task = tokio::spawn(async move {
@@ -280,5 +292,5 @@ pub async fn join_with(
 ) -> Vec<ClientRun> {
     let config = super::swarm_config(stack, &storage.join(tag));
     let keyed: Vec<_> = keys.iter().map(|k| (spec, *k)).collect();
-    funded_factory_of(stack, swarm::spawn_as(&config, &keyed), keys.len()).await
+    funded_factory_of(&stack.devnet, swarm::spawn_as(&config, &keyed), keys.len()).await
 }
