@@ -26,7 +26,7 @@ use devnet::{Devnet, DevnetConfig};
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
 use shared::pay::ChannelId;
-use support::Lsp;
+use support::{wait, Lsp};
 use swarm::ClientSpec;
 use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayHandle, PayLeaf};
 use wallet::session::{EsploraChain, WsConnector};
@@ -177,22 +177,4 @@ async fn run(n: usize) {
         pct(0.99),
         lsp.peak_mb()
     );
-}
-
-async fn wait(
-    h: &PayHandle,
-    done: impl Fn(&wallet::pay::Snapshot) -> bool,
-) -> wallet::pay::Snapshot {
-    let started = Instant::now();
-    loop {
-        let s = h.snapshot().await.expect("snapshot");
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "timed out: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -1,4 +1,5 @@
-//! `cargo xtask bench [all|factory|swarm|payments|size] [N...]`: prints the figures the README reports.
+//! `cargo xtask bench [all|factory|swarm|payments|migrate|size] [N...]`: prints the figures the
+//! README reports.
 //!
 //! `factory` runs the one-process factory benchmark (`shared/benches/factory.rs`) once per N, in
 //! a fresh process each so peak memory is that N's alone; `size` builds the wallet in release
@@ -16,6 +17,7 @@ use crate::{setup, web};
 const FACTORY_SIZES: &[&str] = &["8", "127", "1024"];
 const SWARM_SIZES: &[&str] = &["8", "32", "127", "1024"];
 const PAYMENT_SIZES: &[&str] = &["2", "32", "127"];
+const MIGRATE_SIZES: &[&str] = &["8", "127"];
 
 /// Runs the benches named in `args` (default: all).
 pub fn run(args: &[String]) -> Result<()> {
@@ -31,13 +33,17 @@ pub fn run(args: &[String]) -> Result<()> {
             factory(&sizes(FACTORY_SIZES))?;
             swarm(&sizes(SWARM_SIZES))?;
             payments(&sizes(PAYMENT_SIZES))?;
+            migrate(&sizes(MIGRATE_SIZES))?;
             bundle_size()
         }
         "factory" => factory(&sizes(FACTORY_SIZES)),
         "swarm" => swarm(&sizes(SWARM_SIZES)),
         "payments" => payments(&sizes(PAYMENT_SIZES)),
+        "migrate" => migrate(&sizes(MIGRATE_SIZES)),
         "size" => bundle_size(),
-        other => bail!("unknown bench `{other}` (known: all, factory, swarm, payments, size)"),
+        other => {
+            bail!("unknown bench `{other}` (known: all, factory, swarm, payments, migrate, size)")
+        }
     }
 }
 
@@ -173,6 +179,41 @@ fn payments(sizes: &[String]) -> Result<()> {
     }
     println!("(latency: the payer's pay call, from offering its HTLC to holding the preimage)");
     Ok(())
+}
+
+/// N wallets moving from a dying factory into a new one (`lsp-server/benches/migrate.rs`);
+/// writes the README's `migrate` table.
+fn migrate(sizes: &[String]) -> Result<()> {
+    let tools = setup::run()?;
+    let rows = runs(
+        &["bench", "-p", "lsp-server", "--bench", "migrate"],
+        sizes,
+        Some(&tools),
+    )?;
+    println!("\n== migration: N wallets move from a dying factory into a new one ==");
+    let mut table = String::from(
+        "| N | new factory's ceremony | every balance moved, keys released | old factory's close seen | LSP peak |\n|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
+        println!(
+            "n={} join_s={} move_s={} close_s={} lsp_peak_mb={}",
+            g("n"),
+            g("join_s"),
+            g("move_s"),
+            g("close_s"),
+            g("lsp_peak_mb")
+        );
+        table += &format!(
+            "| {} | {} s | {} s | {} s | {} MB |\n",
+            g("n"),
+            g("join_s"),
+            g("move_s"),
+            g("close_s"),
+            g("lsp_peak_mb")
+        );
+    }
+    crate::readme::write_section("migrate", &table)
 }
 
 fn bundle_size() -> Result<()> {

@@ -155,3 +155,23 @@ pub fn arg_n(default: usize) -> usize {
         .and_then(|a| a.parse().ok())
         .unwrap_or(default)
 }
+
+/// Polls `h` until its snapshot satisfies `done` (at most 300 s), and returns that snapshot.
+#[allow(dead_code)] // the swarm bench runs no payment client
+pub async fn wait(
+    h: &wallet::pay::PayHandle,
+    done: impl Fn(&wallet::pay::Snapshot) -> bool,
+) -> wallet::pay::Snapshot {
+    let started = Instant::now();
+    loop {
+        let s = h.snapshot().await.expect("snapshot");
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "timed out: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
