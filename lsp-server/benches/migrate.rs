@@ -23,9 +23,8 @@ use bitcoin::secp256k1::Keypair;
 use bitcoin::{Amount, Network};
 use devnet::{Devnet, DevnetConfig};
 use futures::future::join_all;
-use shared::pay::ChannelId;
-use support::{wait, Lsp};
-use swarm::{ClientRun, ClientSpec, Swarm};
+use support::{funded, leaf, wait, Lsp};
+use swarm::ClientSpec;
 use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayHandle, PayLeaf};
 use wallet::session::{EsploraChain, WsConnector};
 
@@ -40,32 +39,6 @@ fn spec() -> ClientSpec {
         channel: Amount::from_sat(60_000),
         liquidity: Amount::from_sat(10_000),
         ..ClientSpec::honest()
-    }
-}
-
-/// Waits for every wallet of `clients` to hear of the funding, mines it, and returns the runs.
-async fn funded(devnet: &Devnet, mut clients: Swarm, n: usize) -> Vec<ClientRun> {
-    let heard = clients
-        .wait_for(Duration::from_secs(1200), |log| {
-            swarm::broadcast_heard(log, 0..n)
-        })
-        .await;
-    assert!(heard, "every wallet hears of the funding broadcast");
-    devnet.mine(1).await.expect("mine");
-    clients.finish(Duration::from_secs(600)).await.0
-}
-
-fn leaf(run: &ClientRun) -> PayLeaf {
-    let report = run.result.as_ref().expect("session");
-    let stored = report.path.clone().expect("path");
-    PayLeaf {
-        channel: ChannelId {
-            factory: stored.factory,
-            client: stored.path.client(),
-        },
-        path: stored.path,
-        factory_secret: run.factory_secret,
-        join_fee: report.quote.expect("the LSP quoted the join").fee,
     }
 }
 

@@ -25,10 +25,9 @@ use bitcoin::{Amount, Network};
 use devnet::{Devnet, DevnetConfig};
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
-use shared::pay::ChannelId;
-use support::{wait, Lsp};
+use support::{funded, leaf, wait, Lsp};
 use swarm::ClientSpec;
-use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayHandle, PayLeaf};
+use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayHandle};
 use wallet::session::{EsploraChain, WsConnector};
 
 const FAUCET: u64 = 20_000;
@@ -60,30 +59,12 @@ async fn run(n: usize) {
         liquidity: Amount::from_sat(10_000),
         ..ClientSpec::honest()
     };
-    let mut clients = swarm::spawn(&config, &vec![spec; n]);
-    let heard = clients
-        .wait_for(Duration::from_secs(1200), |log| {
-            swarm::broadcast_heard(log, 0..n)
-        })
-        .await;
-    assert!(heard, "every wallet hears of the funding broadcast");
-    devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(600)).await;
+    let runs = funded(&devnet, swarm::spawn(&config, &vec![spec; n]), n).await;
 
     // A payment client per wallet, each with its first sats from the faucet.
     let mut handles: Vec<PayHandle> = Vec::with_capacity(n);
     for run in &runs {
-        let report = run.result.as_ref().expect("session");
-        let stored = report.path.clone().expect("path");
-        let leaf = PayLeaf {
-            channel: ChannelId {
-                factory: stored.factory,
-                client: stored.path.client(),
-            },
-            path: stored.path,
-            factory_secret: run.factory_secret,
-            join_fee: report.quote.expect("the LSP quoted the join").fee,
-        };
+        let leaf = leaf(run);
         let chain = EsploraChain::new(devnet.esplora_url()).expect("esplora");
         let (client, handle) = PayClient::new(
             PayConfig::new(Network::Regtest, run.keys, vec![leaf]),

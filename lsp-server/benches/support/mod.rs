@@ -175,3 +175,35 @@ pub async fn wait(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits for every wallet of `clients` to hear of the funding, mines it, and returns the runs.
+#[allow(dead_code)] // the swarm bench pays nothing
+pub async fn funded(
+    devnet: &Devnet,
+    mut clients: crate::swarm::Swarm,
+    n: usize,
+) -> Vec<crate::swarm::ClientRun> {
+    let heard = clients
+        .wait_for(Duration::from_secs(1200), |log| {
+            crate::swarm::broadcast_heard(log, 0..n)
+        })
+        .await;
+    assert!(heard, "every wallet hears of the funding broadcast");
+    devnet.mine(1).await.expect("mine");
+    clients.finish(Duration::from_secs(600)).await.0
+}
+
+#[allow(dead_code)] // the swarm bench pays nothing
+pub fn leaf(run: &crate::swarm::ClientRun) -> wallet::pay::PayLeaf {
+    let report = run.result.as_ref().expect("session");
+    let stored = report.path.clone().expect("path");
+    wallet::pay::PayLeaf {
+        channel: shared::pay::ChannelId {
+            factory: stored.factory,
+            client: stored.path.client(),
+        },
+        path: stored.path,
+        factory_secret: run.factory_secret,
+        join_fee: report.quote.expect("the LSP quoted the join").fee,
+    }
+}
