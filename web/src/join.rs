@@ -101,7 +101,7 @@ pub fn fee_when() -> String {
 }
 
 /// Starts the session and feeds its events to the progress state.
-fn start(ctx: AppCtx, plan: JoinPlan) {
+pub fn start(ctx: AppCtx, plan: JoinPlan) {
     let Some(account) = ctx.account() else { return };
     let Some(esplora) = ctx.esplora_url() else {
         ctx.join.set(JoinProgress {

@@ -558,6 +558,17 @@ pub async fn beside_a_native_member(
     driver: &Driver,
     name: &str,
 ) -> (Browser, wallet::pay::PayLeaf, u32) {
+    let (a, run, mine) = beside_a_native_run(stack, driver, name).await;
+    (a, crate::common::pay::leaf_of(&run), mine)
+}
+
+/// [`beside_a_native_member`], returning the other member's whole run (its identity keys too,
+/// for a wallet that joins another factory as the same member).
+pub async fn beside_a_native_run(
+    stack: &crate::common::Stack,
+    driver: &Driver,
+    name: &str,
+) -> (Browser, crate::common::swarm::ClientRun, u32) {
     use crate::common::swarm::{self, ClientSpec};
     let a = driver.browser(name).await;
     a.create_wallet(&stack.http_url(), None, None).await;
@@ -579,15 +590,26 @@ pub async fn beside_a_native_member(
         .await;
     assert!(heard, "the other member hears of the funding");
     stack.devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
-    let other = crate::common::pay::leaf_of(&runs[0]);
-    let mine = 1 - other.channel.client.0;
+    let (mut runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let run = runs.remove(0);
+    let mine = 1 - crate::common::pay::leaf_of(&run).channel.client.0;
     a.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
         .await;
     a.click("#join-home").await;
     a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
-    (a, other, mine)
+    (a, run, mine)
+}
+
+/// Checks that nothing matches `css` now.
+pub async fn absent(b: &Browser, css: &str) {
+    let found = b.client.find(Locator::Css(css)).await;
+    assert!(
+        found.is_err(),
+        "{}: {css} is shown; page: {}",
+        b.name,
+        b.body_text().await
+    );
 }
 
 impl Browser {
