@@ -166,12 +166,7 @@ fn move_fee(ctx: AppCtx, old: ChannelId) -> Option<Amount> {
 /// Asks for a browser notification the first time `factory`'s dying period is seen.
 fn announce_once(ctx: AppCtx, factory: FactoryId, ends_at: bitcoin::absolute::Height) {
     let Some(account) = ctx.account() else { return };
-    if account
-        .profile()
-        .dying_announced
-        .iter()
-        .any(|f| *f == factory)
-    {
+    if account.profile().dying_announced.contains(&factory) {
         return;
     }
     spawn_local(async move {
