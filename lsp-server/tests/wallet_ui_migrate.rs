@@ -3,8 +3,8 @@
 //! factory is in its dying period: Home shows the banner (until which block, and that the money
 //! stays safe if the user does nothing), again after a reload. One click on "Move to a new
 //! factory" joins a new factory of the same provider (the native member joins it too, with the
-//! same identity), shows the join's steps, opens the new channel and moves the whole balance
-//! into it, to the sat. Home then shows the new factory (its funding, its picture, its own
+//! same identity), shows the join's steps (payments pause meanwhile, the balance stays shown),
+//! opens the new channel and moves the whole balance into it, to the sat. Home then shows the new factory (its funding, its picture, its own
 //! countdown) and the same balance, after a reload too. The native member moves out as well
 //! (`PayHandle::migrate`), the provider closes the old factory with one key-path transaction of
 //! one input and one output, and the wallet does not take that for a reason to leave on chain.
@@ -203,6 +203,11 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
     // One click: the join's steps show, then the move.
     a.click("#move-factory").await;
     a.find("#move #join-progress", SCREEN).await;
+    // Payments pause while the join runs (one connection per wallet at the provider); the
+    // balance stays shown.
+    a.wait_attr("#pay-status", "data-state", "paused", SCREEN)
+        .await;
+    text_becomes(&a, "#balance", &sats(Amount::from_sat(balance)), SCREEN).await;
     a.wait_attr(
         "#step-stored",
         "data-state",
@@ -211,6 +216,11 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
     )
     .await;
     a.screenshot("migrate-02-joining").await;
+    let said = a.text("#join-status", SCREEN).await;
+    assert!(
+        !said.contains("another connection"),
+        "the join keeps its connection: {said}"
+    );
     let heard = clients
         .wait_for(Duration::from_secs(90), |log| {
             swarm::broadcast_heard(log, 0..1)

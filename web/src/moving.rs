@@ -285,8 +285,11 @@ async fn join_new(ctx: AppCtx, old: ChannelId) -> Result<FactoryId, String> {
     let plan = JoinPlan::like(&account, info.terms.clone(), capacity, for_sale)
         .map_err(|e| e.to_string())?;
     drop(account);
+    // The provider keeps one connection per wallet: payments pause while the join's runs (the
+    // join restarts them, with the new factory's leaf, once it is open).
+    crate::payments::pause(ctx, "your wallet is joining the new factory").await;
     crate::join::start(ctx, plan);
-    loop {
+    let ended = loop {
         gloo_timers::future::TimeoutFuture::new(LOOK_MS).await;
         let (running, step, error) = ctx
             .join
@@ -294,13 +297,15 @@ async fn join_new(ctx: AppCtx, old: ChannelId) -> Result<FactoryId, String> {
         if running {
             continue;
         }
-        if let Some(e) = error {
-            return Err(e);
-        }
-        if step == Some(JoinStep::Open) {
-            break;
-        }
-        return Err("the join stopped".into());
+        break match (error, step) {
+            (Some(e), _) => Err(e),
+            (None, Some(JoinStep::Open)) => Ok(()),
+            (None, _) => Err("the join stopped".to_string()),
+        };
+    };
+    if let Err(e) = ended {
+        crate::payments::start(ctx);
+        return Err(e);
     }
     let account = ctx.account().ok_or("the wallet was closed")?;
     account

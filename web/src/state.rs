@@ -179,6 +179,15 @@ pub enum PayPhase {
     Disconnected(String),
     /// The client stopped on an error it cannot go on from.
     Failed(String),
+    /// Stopped on purpose for a while (why, in words); balances are as last seen.
+    Paused(String),
+}
+
+impl PayPhase {
+    /// Whether a client runs (it may be reconnecting): payments can be asked for.
+    pub fn runs(&self) -> bool {
+        !matches!(self, PayPhase::Off | PayPhase::Paused(_))
+    }
 }
 
 /// What the payment screens show: the client's phase and its latest balances and history.
