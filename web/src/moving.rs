@@ -16,6 +16,7 @@ use shared::pay::ChannelId;
 use shared::types::FactoryId;
 use wallet::account::{FactoryOverview, JoinPlan, JoinStep};
 use wallet::format::sats;
+use wallet::pay::PayError;
 use wallet::session::StoredPath;
 
 use crate::join_progress::JoinProgressView;
@@ -25,6 +26,8 @@ use crate::state::{load_lsp, AppCtx, MoveProgress, MoveStep};
 const LOOK_MS: u32 = 500;
 /// Longest a move waits for the new factory's channel to open once the join is done.
 const OPEN_WAIT_MS: u32 = 180_000;
+/// Longest a move waits for a payment in flight on the old channel to settle.
+const IN_FLIGHT_WAIT_MS: u32 = 30_000;
 
 /// A factory of the wallet in its dying period, with its balance still in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,10 +237,7 @@ async fn run(ctx: AppCtx, from: &StoredPath, target: Option<FactoryId>) -> Resul
     });
     let new = channel_in(ctx, to, old).await?;
     ctx.moving.update(|m| m.step = Some(MoveStep::Moving));
-    let handle = ctx
-        .pay_handle()
-        .ok_or("the wallet's payment client is not running")?;
-    let moved = handle.migrate(old, new).await.map_err(|e| e.to_string())?;
+    let moved = migrate(ctx, old, new).await?;
     let account = ctx.account().ok_or("the wallet was closed")?;
     let profile = account
         .update(|p| {
@@ -249,6 +249,25 @@ async fn run(ctx: AppCtx, from: &StoredPath, target: Option<FactoryId>) -> Resul
     // The old channel is closed: the client goes on with the new factory's leaf alone.
     crate::payments::restart(ctx);
     Ok(moved)
+}
+
+/// `PayHandle::migrate` from `old` to `new`; a payment still in flight on `old` (a move cut
+/// short by a reload, or a payment received just now) is waited for, a while.
+async fn migrate(ctx: AppCtx, old: ChannelId, new: ChannelId) -> Result<Amount, String> {
+    let mut waited = 0;
+    loop {
+        let handle = ctx
+            .pay_handle()
+            .ok_or("the wallet's payment client is not running")?;
+        match handle.migrate(old, new).await {
+            Ok(moved) => return Ok(moved),
+            Err(PayError::StillHolds(_)) if waited < IN_FLIGHT_WAIT_MS => {
+                gloo_timers::future::TimeoutFuture::new(LOOK_MS).await;
+                waited += LOOK_MS;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 /// Joins a new factory of the wallet's provider with the amounts of channel `old` (its
