@@ -22,10 +22,10 @@ use common::swarm::{self, ClientSpec};
 use shared::pay::ChannelId;
 use shared::types::ClientId;
 use wallet::format::sats;
-use wallet::pay::{MemoryPayStore, PayLeaf};
+use wallet::pay::MemoryPayStore;
 use wallet_ui_support::{
-    absent, beside_a_native_run, browser_factory, mine_until, sats_in, text_becomes, wallet_dist,
-    Browser, Driver, SCREEN,
+    absent, beside_a_native_run, browser_factory, home_shows_factory, mine_until, sats_in,
+    text_becomes, wallet_dist, Driver, SCREEN,
 };
 
 /// Waits until the funding output `op` is spent; returns the spending transaction.
@@ -52,75 +52,6 @@ async fn spender_of(esplora: &str, op: bitcoin::OutPoint, secs: u64) -> bitcoin:
     }
 }
 
-/// The balance Home shows, once it is above zero and stays the same for two seconds.
-async fn settled_balance(a: &Browser) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = 0;
-    loop {
-        let now = sats_in(&a.text("#balance", SCREEN).await);
-        if now > 0 && now == last {
-            return now;
-        }
-        last = now;
-        assert!(
-            Instant::now() < deadline,
-            "{}: the test sats arrive",
-            a.name
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-/// Reloads the page and unlocks the wallet (kept under the device key).
-async fn reload(a: &Browser) {
-    a.client.refresh().await.expect("reload");
-    a.click("#unlock").await;
-    a.find("#balances", SCREEN).await;
-}
-
-/// Checks that Home shows the factory of `new` (its funding, phase, countdown and picture),
-/// nothing of `old`'s picture, `balance`, and no dying banner (`new` and `old` are the other
-/// member's leaves of the two factories).
-async fn shows_factory(a: &Browser, new: &PayLeaf, old: &PayLeaf, balance: u64) {
-    let funding = new.path.funding_outpoint().txid.to_string();
-    let deadline = Instant::now() + SCREEN;
-    while a.content("#funding-txid", SCREEN).await != funding {
-        assert!(
-            Instant::now() < deadline,
-            "{}: Home shows the new factory; page: {}",
-            a.name,
-            a.body_text().await
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
-        .await;
-    let proposal = new.path.proposal();
-    let dying_at = proposal.creation_height.to_consensus_u32() + proposal.params.active.to_blocks();
-    let dying_in = a.text("#dying-in", SCREEN).await;
-    assert!(
-        dying_in.starts_with("in ") && dying_in.contains(&format!("at block {dying_at}")),
-        "{dying_in}"
-    );
-    // The picture: the factory's shared part (the other member's path has its own leaf).
-    let shared = |p: &PayLeaf| {
-        let nodes = p.path.nodes();
-        nodes[..nodes.len() - 1]
-            .iter()
-            .map(|n| n.txid())
-            .collect::<Vec<_>>()
-    };
-    for txid in shared(new) {
-        a.find(&format!("g.tree-node[data-txid='{txid}']"), SCREEN)
-            .await;
-    }
-    for txid in shared(old) {
-        absent(a, &format!("g.tree-node[data-txid='{txid}']")).await;
-    }
-    text_becomes(a, "#balance", &sats(Amount::from_sat(balance)), SCREEN).await;
-    absent(a, "#dying-banner").await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_is_dying() {
     let stack = common::start_with(browser_factory(2), Some(wallet_dist())).await;
@@ -143,7 +74,7 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
     // Test sats: the balance that must reach the new factory, to the sat.
     a.click("#faucet").await;
     a.find("#faucet-message", SCREEN).await;
-    let balance = settled_balance(&a).await;
+    let balance = a.settled_balance().await;
     absent(&a, "#dying-banner").await;
 
     // Blocks pass until the factory is in its dying period.
@@ -185,7 +116,7 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
     a.screenshot("migrate-01-dying-banner").await;
 
     // Shown on every open.
-    reload(&a).await;
+    a.reload().await;
     a.wait_attr(
         "#dying-banner",
         "data-factory",
@@ -258,7 +189,7 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
     a.screenshot("migrate-03-moved").await;
 
     // Home: the new factory, the same balance, no banner.
-    shows_factory(&a, &native_new, &native_old, balance).await;
+    home_shows_factory(&a, &native_new, &native_old, balance).await;
 
     // The provider's view: the old channel is closed as moved, the new one holds it all.
     let old_at_lsp = admin_channel(&stack, browser_old).await;
@@ -310,9 +241,9 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
     tokio::time::sleep(Duration::from_secs(12)).await;
     absent(&a, "#exit-auto").await;
     absent(&a, "#exit-status").await;
-    shows_factory(&a, &native_new, &native_old, balance).await;
-    reload(&a).await;
-    shows_factory(&a, &native_new, &native_old, balance).await;
+    home_shows_factory(&a, &native_new, &native_old, balance).await;
+    a.reload().await;
+    home_shows_factory(&a, &native_new, &native_old, balance).await;
     absent(&a, "#move").await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     absent(&a, "#exit-auto").await;

@@ -90,10 +90,12 @@ pub fn MoveCard(#[prop(into)] ending: Signal<Option<Ending>>) -> impl IntoView {
                     } else {
                         "One tap does it all: your wallet joins a new factory of the same provider, with a channel as big as this one, and moves your whole balance into it, to the sat and without a fee for the move."
                     }}</p>
-                    <p class="hint" id="move-fee">{move || move_fee(ctx, old).map(|fee| format!(
-                        "The new factory's join fee, {}, is taken from a later payment you receive, as with your first join.",
-                        sats(fee)
-                    ))}</p>
+                    {(!finish).then(|| view! {
+                        <p class="hint" id="move-fee">{move || move_fee(ctx, old).map(|fee| format!(
+                            "The new factory's join fee, {}, is taken from a later payment you receive, as with your first join.",
+                            sats(fee)
+                        ))}</p>
+                    })}
                     <p class="hint" id="dying-if-nothing">{move || format!(
                         "If you do nothing, your money stays safe: you can still leave on chain on your own (\u{201c}Leave the factory on your own\u{201d} below), and from block {} the factory pays everyone out, you included.{}",
                         o.timeout,
@@ -304,9 +306,7 @@ async fn join_new(ctx: AppCtx, old: ChannelId) -> Result<FactoryId, String> {
     let plan = JoinPlan::like(&account, info.terms.clone(), capacity, for_sale)
         .map_err(|e| e.to_string())?;
     drop(account);
-    // The provider keeps one connection per wallet: payments pause while the join's runs (the
-    // join restarts them, with the new factory's leaf, once it is open).
-    crate::payments::pause(ctx, "your wallet is joining the new factory").await;
+    // Payments pause while the join runs, and start again with the new factory's leaf.
     crate::join::start(ctx, plan);
     let ended = loop {
         gloo_timers::future::TimeoutFuture::new(LOOK_MS).await;
@@ -322,10 +322,7 @@ async fn join_new(ctx: AppCtx, old: ChannelId) -> Result<FactoryId, String> {
             (None, _) => Err("the join stopped".to_string()),
         };
     };
-    if let Err(e) = ended {
-        crate::payments::start(ctx);
-        return Err(e);
-    }
+    ended?;
     let account = ctx.account().ok_or("the wallet was closed")?;
     account
         .profile()
