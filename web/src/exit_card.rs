@@ -11,7 +11,7 @@ use wallet::format::sats;
 use wallet::session::StoredPath;
 
 use crate::leave_confirm::LeaveCosts;
-use crate::state::{AppCtx, AutoExit, ExitProgress};
+use crate::state::{AppCtx, AutoExit, ExitProgress, MoveStep};
 
 const STEP_MS: u32 = 2_000;
 
@@ -67,6 +67,25 @@ fn run_exit(ctx: AppCtx, runner: Rc<ExitRunner>, started_by: Option<AutoExit>) {
             gloo_timers::future::TimeoutFuture::new(STEP_MS).await;
         }
     });
+}
+
+/// Whether the wallet moved its balance out of `factory` (stored in its profile): the
+/// provider holds every key of it and may spend its funding output alone, which is no reason
+/// to leave on chain.
+fn moved_out(ctx: AppCtx, factory: shared::types::FactoryId) -> bool {
+    ctx.profile
+        .try_with_untracked(|p| p.as_ref().is_some_and(|p| p.moved().contains(&factory)))
+        .unwrap_or(false)
+}
+
+/// Whether this tab is handing `factory`'s key to the provider right now (its move is past
+/// the payment): the watch waits until that is stored, or has failed.
+fn moving_out(ctx: AppCtx, factory: shared::types::FactoryId) -> bool {
+    ctx.moving
+        .try_with_untracked(|m| {
+            m.running && m.from == Some(factory) && m.step >= Some(MoveStep::Moving)
+        })
+        .unwrap_or(false)
 }
 
 /// The exit card of the factory `stored`.
@@ -132,6 +151,13 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
                 if busy {
                     return;
                 }
+                // Moved out: nothing of this wallet's is left there.
+                if moved_out(ctx, factory) {
+                    return;
+                }
+                if moving_out(ctx, factory) {
+                    continue;
+                }
                 let (Some(account), Some(url)) = (ctx.account(), ctx.esplora_url()) else {
                     continue;
                 };
@@ -147,6 +173,12 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
                         _ => continue,
                     }
                 };
+                if moved_out(ctx, factory) {
+                    return;
+                }
+                if moving_out(ctx, factory) {
+                    continue;
+                }
                 match account.exit_runner(&watched, &url).await {
                     Ok(runner) => return run_exit(ctx, Rc::new(runner), Some(why)),
                     Err(e) => {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wallet::format::sats;
 
-use crate::state::{AppCtx, PayPhase};
+use crate::state::AppCtx;
 
 /// The most one tap asks for.
 pub const FAUCET_SATS: u64 = 20_000;
@@ -26,7 +26,7 @@ pub fn FaucetCard() -> impl IntoView {
                 .is_some_and(|p| matches!(p.network, Network::Regtest | Network::Signet))
         })
     };
-    let running = move || ctx.pay.with(|p| p.phase != PayPhase::Off);
+    let running = move || ctx.pay.with(|p| p.phase.runs());
     let asked = RwSignal::new(None::<bitcoin::hashes::sha256::Hash>);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);

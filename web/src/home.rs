@@ -1,5 +1,7 @@
 //! Home: the wallet's money (one balance model), the factory's status and remaining life, and
 //! its picture. Once the wallet has left its factory, nothing that needs the channel is offered.
+//! A factory in its dying period gets the banner that moves the wallet to a new one; factories
+//! the wallet moved out of are not shown.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::factory_tree::FactoryTree;
 use crate::faucet_card::FaucetCard;
 use crate::liquidity_card::LiquidityCard;
 use crate::money_card::MoneyCard;
+use crate::moving::{Ending, MoveCard};
 use crate::state::{AppCtx, Screen};
 
 const REFRESH_MS: u32 = 2_000;
@@ -32,6 +35,9 @@ struct HomeData {
     onchain: Option<Coins>,
     /// The factory's payout to this wallet, or this wallet's leaf, is on chain: it left.
     left: bool,
+    /// The wallet's factory in its dying period, if any (the one shown, or an older one whose
+    /// move is not finished).
+    ending: Option<Ending>,
     error: Option<String>,
     loaded: bool,
 }
@@ -121,12 +127,25 @@ pub fn Home() -> impl IntoView {
     });
     let onchain = Signal::derive(move || data.with(|d| d.onchain));
     let left = move || ctx.left.get();
+    // The dying factory, unless the wallet left the factory shown.
+    let ending = Memo::new(move |_| {
+        let left = ctx.left.get();
+        data.with(|d| {
+            d.ending.clone().filter(|e| {
+                !(left
+                    && d.funded
+                        .as_ref()
+                        .is_some_and(|f| f.factory == e.stored.factory))
+            })
+        })
+    });
     let chain_source = move || {
         ctx.profile
             .with(|p| ctx.chain_source_of(p.as_ref()))
             .unwrap_or_default()
     };
     view! {
+        <MoveCard ending />
         <MoneyCard for_sale channel_size onchain sweep />
         <Show when=move || !left()>
             <FaucetCard />
@@ -178,6 +197,37 @@ pub fn Home() -> impl IntoView {
     }
 }
 
+/// The newest of `paths`' factories in its dying period at `tip` whose funding confirmed;
+/// with `shown` (the funded factory Home shows) as its move's target when that one is newer.
+async fn ending(
+    chain: &EsploraChain,
+    paths: &[StoredPath],
+    tip: Height,
+    shown: Option<shared::types::FactoryId>,
+) -> Option<Ending> {
+    let mut seen = std::collections::BTreeSet::new();
+    // Newest first; a factory's newest session first.
+    for p in paths.iter().rev() {
+        if !seen.insert(p.factory) {
+            continue;
+        }
+        let overview = FactoryOverview::new(&p.path, tip, true);
+        if overview.phase != FactoryPhase::Dying {
+            continue;
+        }
+        let funding = p.path.funding_outpoint().txid;
+        if !matches!(chain.confirmations(&funding).await, Ok(n) if n > 0) {
+            continue;
+        }
+        return Some(Ending {
+            stored: p.clone(),
+            overview,
+            target: shown.filter(|s| *s > p.factory),
+        });
+    }
+    None
+}
+
 fn phase_id(phase: FactoryPhase) -> &'static str {
     match phase {
         FactoryPhase::Funding => "funding",
@@ -188,14 +238,18 @@ fn phase_id(phase: FactoryPhase) -> &'static str {
 }
 
 /// Reads the stored paths and the chain: the newest factory whose funding confirmed, else the
-/// newest stored one.
+/// newest stored one; factories the wallet moved out of are skipped.
 async fn read(account: &Account, esplora: Option<String>) -> HomeData {
     let mut data = HomeData {
         loaded: true,
         ..HomeData::default()
     };
-    let paths = match account.paths().await {
-        Ok(p) => p,
+    let moved = account.profile().moved();
+    let paths: Vec<StoredPath> = match account.paths().await {
+        Ok(p) => p
+            .into_iter()
+            .filter(|p| !moved.contains(&p.factory))
+            .collect(),
         Err(e) => {
             data.error = Some(e.to_string());
             return data;
@@ -253,6 +307,9 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
         .and_then(|t| Height::from_consensus(t).ok())
         .unwrap_or(stored.path.proposal().creation_height);
     data.overview = Some(FactoryOverview::new(&stored.path, tip, funded));
+    if let (Some(chain), Some(_)) = (&chain, data.tip) {
+        data.ending = ending(chain, &paths, tip, funded.then_some(stored.factory)).await;
+    }
     // What of the path is on chain, for every member (whoever published it): each transaction
     // spends the one above it, so the first one not confirmed ends the reads.
     let mut on_chain = std::collections::BTreeSet::new();

@@ -101,7 +101,7 @@ pub fn fee_when() -> String {
 }
 
 /// Starts the session and feeds its events to the progress state.
-fn start(ctx: AppCtx, plan: JoinPlan) {
+pub fn start(ctx: AppCtx, plan: JoinPlan) {
     let Some(account) = ctx.account() else { return };
     let Some(esplora) = ctx.esplora_url() else {
         ctx.join.set(JoinProgress {
@@ -149,15 +149,22 @@ fn start(ctx: AppCtx, plan: JoinPlan) {
         }
     });
     spawn_local(async move {
+        // The provider keeps one connection per wallet: a payment client that runs (the wallet
+        // is in another factory) pauses while the join's connection is needed, or each would
+        // push the other out. It runs again when the join ends.
+        let paused = ctx.pay_run.with_value(|r| r.is_some());
+        if paused {
+            crate::payments::pause(ctx, "your wallet is joining a factory").await;
+        }
         let result = account.join(&plan, &esplora, tx).await;
         ctx.profile.set(Some(account.profile()));
+        let mut opened = false;
         ctx.join.update(|j| {
             j.running = false;
             match result {
                 Ok(report) => match report.outcome {
                     ClientOutcome::Open { .. } => {
-                        // The new factory's leaf joins the payment client's.
-                        crate::payments::restart(ctx);
+                        opened = true;
                         j.step = Some(JoinStep::Open);
                         j.confirmations = Some((CONFIRMATIONS, CONFIRMATIONS));
                     }
@@ -166,6 +173,12 @@ fn start(ctx: AppCtx, plan: JoinPlan) {
                 Err(e) => j.error = Some(e.to_string()),
             }
         });
+        if opened {
+            // The new factory's leaf joins the payment client's.
+            crate::payments::restart(ctx);
+        } else if paused {
+            crate::payments::start(ctx);
+        }
     });
 }
 

@@ -9,7 +9,7 @@ use wallet::format::sats;
 use wallet::pay::{LiquidityBought, LiquidityQuote, LiquidityStep};
 
 use crate::amount::Sats;
-use crate::state::{AppCtx, PayPhase};
+use crate::state::AppCtx;
 
 /// Where the user's purchase stands (the client's own step is in the snapshot).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +51,7 @@ pub fn LiquidityCard() -> impl IntoView {
                 .and_then(|s| s.channels.iter().max_by_key(|c| c.for_sale).cloned())
         })
     };
-    let running = move || ctx.pay.with(|p| p.phase != PayPhase::Off) && channel().is_some();
+    let running = move || ctx.pay.with(|p| p.phase.runs()) && channel().is_some();
     let step = move || channel().and_then(|c| c.advance);
     let quote = move |text: String| {
         let Some(handle) = ctx.pay_handle() else {

@@ -34,7 +34,8 @@ pub fn MoneyCard(
         })
     };
     let left = move || ctx.left.get();
-    let running = move || phase() != PayPhase::Off && !left() && closed().is_none();
+    let running = move || phase().runs() && !left() && closed().is_none();
+    let paused = move || matches!(phase(), PayPhase::Paused(_)) && !left();
     // The join fee still owed: taken from the first payment received that leaves enough.
     let fee_owed = move || {
         ctx.pay.with(|p| {
@@ -68,6 +69,7 @@ pub fn MoneyCard(
         PayPhase::Connected => "connected",
         PayPhase::Disconnected(_) => "disconnected",
         PayPhase::Failed(_) => "failed",
+        PayPhase::Paused(_) => "paused",
     };
     let status = move || match phase() {
         PayPhase::Off => "not started".to_string(),
@@ -75,6 +77,7 @@ pub fn MoneyCard(
         PayPhase::Connected => "connected".to_string(),
         PayPhase::Disconnected(why) => format!("reconnecting ({why})"),
         PayPhase::Failed(why) => format!("stopped: {why}"),
+        PayPhase::Paused(why) => format!("paused: {why}"),
     };
     let amount = move |a: Option<Amount>, what: &'static str| match a {
         Some(a) => view! { <Sats amount=a what=what /> }.into_any(),
@@ -95,7 +98,7 @@ pub fn MoneyCard(
                     leave the factory below to move it to your on-chain address."</p>
             </Show>
             <dl class="money">
-                <Show when=running>
+                <Show when=move || running() || paused()>
                     <dt>"Spendable now"</dt>
                     <dd id="balance" class="big">{move || amount(balance().map(|b| b.0), "spendable now")}</dd>
                     <dt>"Can receive now"</dt>

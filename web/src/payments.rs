@@ -72,6 +72,19 @@ pub async fn stop(ctx: AppCtx) {
     ctx.pay.set(PayView::default());
 }
 
+/// Stops the client for a while, saying `why` and keeping the balances last seen (a join runs:
+/// the provider takes one connection per wallet, and the join's must not be pushed out).
+/// [`start`] or [`restart`] ends the pause.
+pub async fn pause(ctx: AppCtx, why: &str) {
+    let snapshot = ctx.pay.with_untracked(|p| p.snapshot.clone());
+    stop(ctx).await;
+    ctx.pay.set(PayView {
+        phase: PayPhase::Paused(why.into()),
+        snapshot,
+        ..PayView::default()
+    });
+}
+
 /// Stops the client and starts it again (a new factory's leaf joins the others).
 pub fn restart(ctx: AppCtx) {
     spawn_local(async move {

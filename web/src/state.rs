@@ -125,6 +125,36 @@ pub struct ExitProgress {
     pub started_by: Option<AutoExit>,
 }
 
+/// Where a move to a new factory stands (`moving`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MoveStep {
+    /// Joining a new factory of the same provider (the join's own steps show below).
+    Joining,
+    /// Joined; waiting for the new factory's channel to open.
+    Opening,
+    /// Paying the whole balance from the old channel to the new one.
+    Moving,
+    /// Moved, and the old factory's key handed to the provider.
+    Moved,
+}
+
+/// A move out of a dying factory, started in this tab.
+#[derive(Debug, Clone, Default)]
+pub struct MoveProgress {
+    /// The step reached (`None`: no move started in this tab).
+    pub step: Option<MoveStep>,
+    /// The move runs.
+    pub running: bool,
+    /// The factory moved out of.
+    pub from: Option<shared::types::FactoryId>,
+    /// The factory moved to, once known.
+    pub to: Option<shared::types::FactoryId>,
+    /// What moved, once it did.
+    pub amount: Option<bitcoin::Amount>,
+    /// Why it stopped, when it failed (nothing was lost: the money stays where it was).
+    pub error: Option<String>,
+}
+
 /// Why the wallet started an exit without the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoExit {
@@ -149,6 +179,15 @@ pub enum PayPhase {
     Disconnected(String),
     /// The client stopped on an error it cannot go on from.
     Failed(String),
+    /// Stopped on purpose for a while (why, in words); balances are as last seen.
+    Paused(String),
+}
+
+impl PayPhase {
+    /// Whether a client runs (it may be reconnecting): payments can be asked for.
+    pub fn runs(&self) -> bool {
+        !matches!(self, PayPhase::Off | PayPhase::Paused(_))
+    }
 }
 
 /// What the payment screens show: the client's phase and its latest balances and history.
@@ -199,6 +238,8 @@ pub struct AppCtx {
     pub join: RwSignal<JoinProgress>,
     /// The exit in progress.
     pub exit: RwSignal<ExitProgress>,
+    /// The move to a new factory in progress.
+    pub moving: RwSignal<MoveProgress>,
     /// The browser's answer to `navigator.storage.persist()`.
     pub persisted: RwSignal<Option<Result<bool, String>>>,
     /// The payment client's state, for the payment screens.
@@ -230,6 +271,7 @@ impl AppCtx {
             draft: StoredValue::new(None),
             join: RwSignal::new(JoinProgress::default()),
             exit: RwSignal::new(ExitProgress::default()),
+            moving: RwSignal::new(MoveProgress::default()),
             persisted: RwSignal::new(None),
             pay: RwSignal::new(PayView::default()),
             pay_run: StoredValue::new_local(None),

@@ -558,6 +558,17 @@ pub async fn beside_a_native_member(
     driver: &Driver,
     name: &str,
 ) -> (Browser, wallet::pay::PayLeaf, u32) {
+    let (a, run, mine) = beside_a_native_run(stack, driver, name).await;
+    (a, crate::common::pay::leaf_of(&run), mine)
+}
+
+/// [`beside_a_native_member`], returning the other member's whole run (its identity keys too,
+/// for a wallet that joins another factory as the same member).
+pub async fn beside_a_native_run(
+    stack: &crate::common::Stack,
+    driver: &Driver,
+    name: &str,
+) -> (Browser, crate::common::swarm::ClientRun, u32) {
     use crate::common::swarm::{self, ClientSpec};
     let a = driver.browser(name).await;
     a.create_wallet(&stack.http_url(), None, None).await;
@@ -579,15 +590,26 @@ pub async fn beside_a_native_member(
         .await;
     assert!(heard, "the other member hears of the funding");
     stack.devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
-    let other = crate::common::pay::leaf_of(&runs[0]);
-    let mine = 1 - other.channel.client.0;
+    let (mut runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let run = runs.remove(0);
+    let mine = 1 - crate::common::pay::leaf_of(&run).channel.client.0;
     a.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
         .await;
     a.click("#join-home").await;
     a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
-    (a, other, mine)
+    (a, run, mine)
+}
+
+/// Checks that nothing matches `css` now.
+pub async fn absent(b: &Browser, css: &str) {
+    let found = b.client.find(Locator::Css(css)).await;
+    assert!(
+        found.is_err(),
+        "{}: {css} is shown; page: {}",
+        b.name,
+        b.body_text().await
+    );
 }
 
 impl Browser {
@@ -612,4 +634,80 @@ impl Browser {
             .require_network(bitcoin::Network::Regtest)
             .expect("a regtest address")
     }
+}
+
+impl Browser {
+    /// The balance Home shows, once it is above zero and stays the same for two seconds.
+    pub async fn settled_balance(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = 0;
+        loop {
+            let now = sats_in(&self.text("#balance", SCREEN).await);
+            if now > 0 && now == last {
+                return now;
+            }
+            last = now;
+            assert!(
+                Instant::now() < deadline,
+                "{}: the balance settles above zero",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    /// Reloads the page and unlocks the wallet (kept under the device key).
+    pub async fn reload(&self) {
+        self.client.refresh().await.expect("reload");
+        self.click("#unlock").await;
+        self.find("#balances", SCREEN).await;
+    }
+}
+
+/// Checks that Home shows the factory of `new` (its funding, phase, countdown and picture),
+/// nothing of `old`'s picture, `balance`, and no dying banner (`new` and `old` are another
+/// member's leaves of the two factories: the browser's picture shares their upper part).
+pub async fn home_shows_factory(
+    a: &Browser,
+    new: &wallet::pay::PayLeaf,
+    old: &wallet::pay::PayLeaf,
+    balance: u64,
+) {
+    let funding = new.path.funding_outpoint().txid.to_string();
+    let deadline = Instant::now() + SCREEN;
+    while a.content("#funding-txid", SCREEN).await != funding {
+        assert!(
+            Instant::now() < deadline,
+            "{}: Home shows the new factory; page: {}",
+            a.name,
+            a.body_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
+        .await;
+    let proposal = new.path.proposal();
+    let dying_at = proposal.creation_height.to_consensus_u32() + proposal.params.active.to_blocks();
+    let dying_in = a.text("#dying-in", SCREEN).await;
+    assert!(
+        dying_in.starts_with("in ") && dying_in.contains(&format!("at block {dying_at}")),
+        "{dying_in}"
+    );
+    let shared = |p: &wallet::pay::PayLeaf| {
+        let nodes = p.path.nodes();
+        nodes[..nodes.len() - 1]
+            .iter()
+            .map(|n| n.txid())
+            .collect::<Vec<_>>()
+    };
+    for txid in shared(new) {
+        a.find(&format!("g.tree-node[data-txid='{txid}']"), SCREEN)
+            .await;
+    }
+    for txid in shared(old) {
+        absent(a, &format!("g.tree-node[data-txid='{txid}']")).await;
+    }
+    let want = wallet::format::sats(bitcoin::Amount::from_sat(balance));
+    text_becomes(a, "#balance", &want, SCREEN).await;
+    absent(a, "#dying-banner").await;
 }

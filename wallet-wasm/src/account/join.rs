@@ -5,7 +5,7 @@ use bitcoin::secp256k1::Secp256k1;
 use bitcoin::Amount;
 use futures::channel::mpsc::UnboundedSender;
 use shared::ceremony::{ClientConfig, ClientOutcome, JoinPrice, JoinRequest, Quote};
-use shared::terms::SignedTerms;
+use shared::terms::{SignedTerms, TermsBody};
 
 use crate::keys::FactoryIndex;
 use crate::lsp::ws_url;
@@ -41,6 +41,42 @@ impl JoinPlan {
         liquidity: Amount,
     ) -> Result<JoinPlan, AccountError> {
         let channel = terms.body.min_channel;
+        JoinPlan::sized(account, terms, channel, liquidity)
+    }
+
+    /// Prices a join that takes over a channel of `capacity` whose leaf still had `liquidity`
+    /// for sale (a move out of a dying factory): the same amounts, brought within `terms`.
+    pub fn like(
+        account: &Account,
+        terms: SignedTerms,
+        capacity: Amount,
+        liquidity: Amount,
+    ) -> Result<JoinPlan, AccountError> {
+        let (channel, liquidity) = JoinPlan::amounts_like(&terms.body, capacity, liquidity);
+        JoinPlan::sized(account, terms, channel, liquidity)
+    }
+
+    /// The channel and liquidity [`JoinPlan::like`] asks for: `capacity` and `liquidity`, each
+    /// brought within the limits of `terms`.
+    pub fn amounts_like(
+        terms: &TermsBody,
+        capacity: Amount,
+        liquidity: Amount,
+    ) -> (Amount, Amount) {
+        let within = |a: Amount, min: Amount, max: Amount| a.clamp(min, max.max(min));
+        (
+            within(capacity, terms.min_channel, terms.max_channel),
+            within(liquidity, terms.min_liquidity, terms.max_liquidity),
+        )
+    }
+
+    /// Prices a channel of `channel` with `liquidity` under `terms`.
+    fn sized(
+        account: &Account,
+        terms: SignedTerms,
+        channel: Amount,
+        liquidity: Amount,
+    ) -> Result<JoinPlan, AccountError> {
         let index = FactoryIndex::new(account.profile().next_factory)?;
         let pubkey = account
             .keys()
@@ -91,6 +127,7 @@ impl Account {
                     factory: None,
                     funding: None,
                     ended: None,
+                    moved_to: None,
                 });
             }
         })

@@ -48,6 +48,10 @@ pub struct FactoryOverview {
     pub dying_at: Height,
     /// Blocks from the tip to the dying period (zero once in it).
     pub blocks_to_dying: BlockDelta,
+    /// Height at which the dying period ends: the last chance to move to a new factory.
+    pub dying_ends_at: Height,
+    /// Blocks from the tip to the end of the dying period (zero once past it).
+    pub blocks_to_end: BlockDelta,
     /// Height of the factory timeout.
     pub timeout: Height,
 }
@@ -78,6 +82,8 @@ impl FactoryOverview {
             clients: proposal.client_count(),
             dying_at,
             blocks_to_dying: BlockDelta::between(tip, dying_at).unwrap_or(BlockDelta::ZERO),
+            dying_ends_at: dead_at,
+            blocks_to_end: BlockDelta::between(tip, dead_at).unwrap_or(BlockDelta::ZERO),
             timeout: path.timeout(),
         }
     }
@@ -123,8 +129,11 @@ mod tests {
         let o = FactoryOverview::new(&path, h(start + active), true);
         assert_eq!(o.phase, FactoryPhase::Dying);
         assert_eq!(o.blocks_to_dying, BlockDelta::ZERO);
+        assert_eq!(o.dying_ends_at, h(start + active + dying));
+        assert_eq!(o.blocks_to_end.to_blocks(), dying);
 
         let o = FactoryOverview::new(&path, h(start + active + dying), true);
         assert_eq!(o.phase, FactoryPhase::Expired);
+        assert_eq!(o.blocks_to_end, BlockDelta::ZERO);
     }
 }

@@ -18,10 +18,14 @@ impl Account {
     /// transaction has confirmed on `chain` (the LSP opens channels only in funded factories).
     /// Each carries the factory key the join used (the one at the join's recorded index),
     /// checked to be the key the signed path gives this wallet's leaf, and the join's fee.
+    /// Factories the wallet moved out of ([`super::Profile::moved`]) hold nothing of its own
+    /// and are left out.
     pub async fn pay_leaves(&self, chain: &impl ChainSource) -> Result<Vec<PayLeaf>, AccountError> {
         let secp = Secp256k1::signing_only();
         let mut keys: BTreeMap<PublicKey, (SecretKey, Amount)> = BTreeMap::new();
-        for join in self.profile().joins {
+        let profile = self.profile();
+        let moved = profile.moved();
+        for join in profile.joins {
             let key = self
                 .keys()
                 .factory(FactoryIndex::new(join.factory_index)?)?;
@@ -33,6 +37,9 @@ impl Account {
             let Some((secret, join_fee)) = keys.get(&stored.path.client_key()) else {
                 continue;
             };
+            if moved.contains(&stored.factory) {
+                continue;
+            }
             let funding = stored.path.funding_outpoint().txid;
             if chain.confirmations(&funding).await? == 0 {
                 continue;

@@ -1,5 +1,7 @@
 //! The wallet's settings and history, stored as one JSON record in the vault.
 
+use std::collections::BTreeSet;
+
 use bitcoin::{Amount, Network, Txid};
 use serde::{Deserialize, Serialize};
 use shared::types::FactoryId;
@@ -26,6 +28,10 @@ pub struct Profile {
     pub next_factory: u32,
     /// Every join attempt, oldest first.
     pub joins: Vec<JoinRecord>,
+    /// The factories whose dying period the wallet already announced with a browser
+    /// notification (once per factory).
+    #[serde(default)]
+    pub dying_announced: Vec<FactoryId>,
 }
 
 /// One attempt to join a factory.
@@ -51,6 +57,11 @@ pub struct JoinRecord {
     pub funding: Option<Txid>,
     /// How the session ended, in words (`None` while it runs).
     pub ended: Option<String>,
+    /// The factory this one's whole balance moved to, once its key was released to the
+    /// provider (`shared::lifecycle`): the factory holds nothing of this wallet's any more, and
+    /// its funding output is the provider's to spend.
+    #[serde(default)]
+    pub moved_to: Option<FactoryId>,
 }
 
 impl Profile {
@@ -64,6 +75,7 @@ impl Profile {
             highest_tip: None,
             next_factory: 0,
             joins: Vec::new(),
+            dying_announced: Vec::new(),
         }
     }
 
@@ -112,6 +124,42 @@ impl Profile {
     /// The join attempt using factory key `index`.
     pub fn join_mut(&mut self, index: u32) -> Option<&mut JoinRecord> {
         self.joins.iter_mut().find(|j| j.factory_index == index)
+    }
+
+    /// The factories this wallet moved out of: nothing of its own is left in them, so no
+    /// screen shows them as its factory and no watch leaves them on chain.
+    pub fn moved(&self) -> BTreeSet<FactoryId> {
+        self.joins
+            .iter()
+            .filter(|j| j.moved_to.is_some())
+            .filter_map(|j| j.factory)
+            .collect()
+    }
+
+    /// Records that `from`'s balance moved to `to` and its key was released. Whether a join
+    /// into `from` is on record.
+    pub fn mark_moved(&mut self, from: FactoryId, to: FactoryId) -> bool {
+        let mut found = false;
+        for join in self.joins.iter_mut().filter(|j| j.factory == Some(from)) {
+            join.moved_to = Some(to);
+            join.ended = Some(format!("moved to factory {to}"));
+            found = true;
+        }
+        found
+    }
+
+    /// The join that made this wallet a member of `factory`.
+    pub fn join_of(&self, factory: FactoryId) -> Option<&JoinRecord> {
+        self.joins.iter().rev().find(|j| j.factory == Some(factory))
+    }
+
+    /// Records that the dying period of `factory` was announced; whether it was news.
+    pub fn announce_dying(&mut self, factory: FactoryId) -> bool {
+        if self.dying_announced.contains(&factory) {
+            return false;
+        }
+        self.dying_announced.push(factory);
+        true
     }
 
     /// Encodes for the vault.
@@ -173,5 +221,63 @@ mod tests {
         json.as_object_mut().expect("object").remove("highest_tip");
         let back = Profile::decode(json.to_string().as_bytes()).expect("old profile");
         assert_eq!(back.highest_tip, None);
+    }
+
+    fn joined(p: &mut Profile, factory: u64) {
+        let index = p.take_factory_index().expect("index").get();
+        p.joins.push(JoinRecord {
+            factory_index: index,
+            lsp_origin: p.lsp_origin.clone(),
+            channel: Amount::from_sat(100_000),
+            liquidity: Amount::from_sat(50_000),
+            fee: Amount::from_sat(1_000),
+            factory: Some(FactoryId(factory)),
+            funding: None,
+            ended: Some("open".into()),
+            moved_to: None,
+        });
+    }
+
+    #[test]
+    fn a_moved_factory_is_remembered_across_a_reload() {
+        let mut p = Profile::new(Network::Regtest, "http://lsp", None);
+        joined(&mut p, 7);
+        joined(&mut p, 9);
+        assert!(p.moved().is_empty());
+        assert!(!p.mark_moved(FactoryId(8), FactoryId(9)), "no join into 8");
+        assert!(p.mark_moved(FactoryId(7), FactoryId(9)));
+        let back = Profile::decode(&p.encode()).expect("round trip");
+        assert_eq!(back.moved(), BTreeSet::from([FactoryId(7)]));
+        let old = back.join_of(FactoryId(7)).expect("join");
+        assert_eq!(old.moved_to, Some(FactoryId(9)));
+        assert_eq!(old.ended.as_deref(), Some("moved to factory 9"));
+        assert_eq!(back.join_of(FactoryId(9)).and_then(|j| j.moved_to), None);
+    }
+
+    #[test]
+    fn a_dying_period_is_announced_once_per_factory() {
+        let mut p = Profile::new(Network::Regtest, "http://lsp", None);
+        assert!(p.announce_dying(FactoryId(3)));
+        assert!(!p.announce_dying(FactoryId(3)));
+        assert!(p.announce_dying(FactoryId(4)));
+        let back = Profile::decode(&p.encode()).expect("round trip");
+        assert!(!back.clone().announce_dying(FactoryId(4)));
+    }
+
+    #[test]
+    fn a_profile_stored_before_moving_existed_still_opens() {
+        let mut p = Profile::new(Network::Regtest, "http://lsp", None);
+        joined(&mut p, 1);
+        let mut json: serde_json::Value = serde_json::from_slice(&p.encode()).expect("json");
+        json.as_object_mut()
+            .expect("object")
+            .remove("dying_announced");
+        json["joins"][0]
+            .as_object_mut()
+            .expect("join")
+            .remove("moved_to");
+        let back = Profile::decode(json.to_string().as_bytes()).expect("old profile");
+        assert!(back.moved().is_empty());
+        assert!(back.dying_announced.is_empty());
     }
 }
