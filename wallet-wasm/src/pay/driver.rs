@@ -82,6 +82,8 @@ pub struct PayClient<C: Connect, S, H> {
     route_queries: Vec<RouteQueryWait>,
     /// Key releases waiting for the provider's answer.
     releases: BTreeMap<ChannelId, oneshot::Sender<Result<(), PayError>>>,
+    /// Channels the provider holds the key of (this wallet moved out of them).
+    moved: std::collections::BTreeSet<ChannelId>,
     height: u32,
     next_tip: u64,
     stop: bool,
@@ -115,6 +117,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             closed: BTreeMap::new(),
             route_queries: Vec::new(),
             releases: BTreeMap::new(),
+            moved: Default::default(),
             height: 0,
             next_tip: 0,
             stop: false,

@@ -447,7 +447,8 @@ impl PayHandle {
                 .await?
                 .channels
                 .iter()
-                .any(|c| c.channel == from && c.pending == 0 && c.balance == Amount::ZERO);
+                .find(|c| c.channel == from)
+                .is_none_or(|c| c.pending == 0 && c.balance == Amount::ZERO);
             if settled {
                 break;
             }

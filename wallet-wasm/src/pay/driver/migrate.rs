@@ -36,6 +36,11 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         to: ChannelId,
         reply: oneshot::Sender<Result<PaymentRecord, PayError>>,
     ) -> Result<(), PayError> {
+        if self.moved.contains(&from) {
+            // Moved already (the answer was lost to a reload or a restart).
+            let _ = reply.send(Err(PayError::NothingToMove));
+            return Ok(());
+        }
         if from == to || !self.open.get(&to).is_some_and(|o| o.ready) {
             let _ = reply.send(Err(PayError::NoChannel));
             return Ok(());
@@ -69,6 +74,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         channel: ChannelId,
         reply: oneshot::Sender<Result<(), PayError>>,
     ) {
+        if self.moved.contains(&channel) {
+            let _ = reply.send(Ok(()));
+            return;
+        }
         let (Some((amount, in_flight)), Some(leaf)) =
             (self.holds(channel), self.leaves.get(&channel))
         else {
@@ -96,6 +105,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     /// The provider stored the key: the channel is closed as moved.
     pub(super) fn on_key_released(&mut self, channel: ChannelId) {
+        self.moved.insert(channel);
         let reason = "moved to a newer factory; this one's key is released".to_string();
         self.closed.insert(channel, reason.clone());
         self.emit(PayEvent::ChannelClosed { channel, reason });
