@@ -168,6 +168,17 @@ impl Metrics {
             "Factories in the database, by state.",
             &factories,
         );
+        let stages: Vec<(String, u64)> = gauges
+            .stages
+            .iter()
+            .map(|(stage, n)| (format!("{{stage=\"{stage}\"}}"), *n))
+            .collect();
+        metric(
+            "funded_factories",
+            "gauge",
+            "Funded factories by stage of life (active, dying, expired, timed_out, closing, closed).",
+            &stages,
+        );
         metric(
             "factory_clients",
             "gauge",
@@ -235,6 +246,8 @@ pub struct Gauges {
     pub factories: Vec<(String, u64)>,
     /// Clients in funded factories.
     pub funded_clients: u64,
+    /// (stage, count) of funded factories (`/admin/ladder`'s stages).
+    pub stages: Vec<(String, u64)>,
     /// Wallet balance in confirmed outputs.
     pub wallet_confirmed_sat: u64,
     /// Wallet balance in unconfirmed outputs.
@@ -266,6 +279,7 @@ mod tests {
         m.error_sent(ErrorCode::TooLarge);
         let gauges = Gauges {
             factories: vec![("funded".into(), 3)],
+            stages: vec![("active".into(), 2), ("dying".into(), 1)],
             wallet_confirmed_sat: 5000,
             ..Gauges::default()
         };
@@ -276,6 +290,10 @@ mod tests {
         );
         assert!(text.contains("superscalar_ws_errors_sent_total{code=\"too_large\"} 2\n"));
         assert!(text.contains("superscalar_factories{state=\"funded\"} 3\n"));
+        assert!(
+            text.contains("superscalar_funded_factories{stage=\"dying\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("superscalar_wallet_balance_sats{status=\"confirmed\"} 5000\n"));
         assert!(text.contains("# TYPE superscalar_ws_frames_received_total counter\n"));
         assert!(

@@ -194,6 +194,22 @@ async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transacti
     assert_eq!(b["moved"], 0, "{ladder}");
     assert_eq!(b["next"]["height"], b["life"]["dying_at"], "{ladder}");
 
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", stack.http_url()))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "superscalar_funded_factories{stage=\"closed\"} 1",
+        "superscalar_funded_factories{stage=\"active\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
     // The LSP's view: A's channels are closed as moved.
     for p in &payers {
         let c = common::pay::admin_channel(&stack, p.leaves[0].channel).await;

@@ -197,6 +197,14 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(c) => c,
         Err(e) => return e,
     };
+    let tip = state.tip_height().ok();
+    let stages = match tip {
+        Some(tip) => match query(&state, move |c| report::stage_counts(c, tip)).await {
+            Ok(s) => s,
+            Err(e) => return e,
+        },
+        None => Vec::new(),
+    };
     let balance = state.wallet.balance();
     let ln = match &state.ln {
         Some(ln) => match ln.gauges().await {
@@ -208,9 +216,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let gauges = Gauges {
         factories: counts.factories,
         funded_clients: counts.funded_clients,
+        stages,
         wallet_confirmed_sat: balance.confirmed.to_sat(),
         wallet_pending_sat: balance.pending.to_sat(),
-        tip_height: state.tip_height().map_or(0, u64::from),
+        tip_height: tip.map_or(0, u64::from),
         ln,
     };
     (

@@ -156,6 +156,18 @@ pub fn state_counts(conn: &Connection) -> rusqlite::Result<StateCounts> {
     })
 }
 
+/// Funded factories counted by stage, in ladder order of stages.
+pub fn stage_counts(conn: &Connection, tip: u32) -> rusqlite::Result<Vec<(String, u64)>> {
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for entry in ladder(conn, tip)? {
+        match counts.iter_mut().find(|(s, _)| *s == entry.stage) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((entry.stage, 1)),
+        }
+    }
+    Ok(counts)
+}
+
 /// One funded factory in the ladder view: where it is in its life, who left, how it closed.
 #[derive(Debug, Serialize)]
 pub struct LadderEntry {

@@ -3,6 +3,7 @@
 
 use bitcoin::absolute::Height;
 use bitcoin::{Amount, Txid};
+use shared::lifecycle::{Life, Stage};
 use shared::params::BlockDelta;
 use shared::path::ClientPath;
 
@@ -60,19 +61,14 @@ impl FactoryOverview {
     /// The overview of `path` at `tip`; `funded` says whether the funding transaction confirmed.
     pub fn new(path: &ClientPath, tip: Height, funded: bool) -> FactoryOverview {
         let proposal = path.proposal();
-        let params = &proposal.params;
-        let start = proposal.creation_height;
-        let dying_at = params.active.after(start).unwrap_or(Height::MAX);
-        let dead_at = params.dying.after(dying_at).unwrap_or(Height::MAX);
+        let life = Life::of(proposal);
+        let (dying_at, dead_at) = (life.dying_at, life.dying_ends);
         let entry = proposal.clients.get(path.client().0 as usize);
-        let phase = if !funded {
-            FactoryPhase::Funding
-        } else if tip < dying_at {
-            FactoryPhase::Active
-        } else if tip < dead_at {
-            FactoryPhase::Dying
-        } else {
-            FactoryPhase::Expired
+        let phase = match life.stage(tip) {
+            _ if !funded => FactoryPhase::Funding,
+            Stage::Active => FactoryPhase::Active,
+            Stage::Dying => FactoryPhase::Dying,
+            Stage::Expired | Stage::TimedOut => FactoryPhase::Expired,
         };
         FactoryOverview {
             funding: path.funding_outpoint().txid,
