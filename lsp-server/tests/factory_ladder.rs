@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use bitcoin::{Amount, OutPoint, Transaction};
+use bitcoin::Amount;
 use common::pay::{funded_factory, join_with, leaf_of, start_payer_with, with_balances};
 use common::swarm::{ClientRun, ClientSpec};
 use lsp_server::PaymentOptions;
@@ -28,39 +28,10 @@ fn spec() -> ClientSpec {
     }
 }
 
-async fn tip(stack: &common::Stack) -> u32 {
-    stack
-        .devnet
-        .height()
-        .await
-        .expect("height")
-        .to_consensus_u32()
-}
-
 async fn mine_to(stack: &common::Stack, height: u32) {
-    let now = tip(stack).await;
+    let now = common::chain::tip(stack).await;
     if now < height {
         stack.devnet.mine(height - now).await.expect("mine");
-    }
-}
-
-/// Waits until `op` is spent; returns the spending transaction.
-async fn spender_of(esplora: &esplora_client::AsyncClient, op: OutPoint) -> Transaction {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(s)) = esplora
-            .get_output_status(&op.txid, u64::from(op.vout))
-            .await
-        {
-            if let (true, Some(txid)) = (s.spent, s.txid) {
-                return esplora.get_tx(&txid).await.expect("tx").expect("known");
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{op} is spent in time"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -134,7 +105,8 @@ async fn a_ladder_of_four_factories_moves_twenty_wallets_and_closes_each_old_run
         spent +=
             leaf_of(&next[0]).path.funding_output().value + funding_fee(&esplora, &next[0]).await;
         for (i, (old, new)) in runs.iter().zip(&next).enumerate() {
-            let now = bitcoin::absolute::Height::from_consensus(tip(&stack).await).expect("height");
+            let now = bitcoin::absolute::Height::from_consensus(common::chain::tip(&stack).await)
+                .expect("height");
             assert_eq!(
                 lives[r].stage(now),
                 Stage::Dying,
@@ -163,7 +135,9 @@ async fn a_ladder_of_four_factories_moves_twenty_wallets_and_closes_each_old_run
             let _ = payer.task.await;
         }
         let funding = leaf_of(&runs[0]).path.funding_outpoint();
-        let close = spender_of(&esplora, funding).await;
+        let close =
+            common::chain::spent_by(stack.devnet.esplora_url(), funding, Duration::from_secs(60))
+                .await;
         assert_eq!(
             (close.input.len(), close.output.len()),
             (1, 1),

@@ -24,30 +24,6 @@ fn spec() -> ClientSpec {
     }
 }
 
-/// Waits until the funding output `op` is spent; returns the spending transaction.
-async fn spender_of(esplora: &str, op: bitcoin::OutPoint, secs: u64) -> bitcoin::Transaction {
-    let client = esplora_client::Builder::new(esplora)
-        .build_async()
-        .expect("esplora client");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Ok(Some(status)) = client.get_output_status(&op.txid, u64::from(op.vout)).await {
-            if let (true, Some(txid)) = (status.spent, status.txid) {
-                return client
-                    .get_tx(&txid)
-                    .await
-                    .expect("spender")
-                    .expect("spender known");
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the factory's funding output is spent in time"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transaction() {
     let payments = PaymentOptions {
@@ -129,7 +105,12 @@ async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transacti
     }
 
     // The LSP holds every key of A: it closes A alone, by key path, into its own wallet.
-    let close = spender_of(stack.devnet.esplora_url(), funding_a, 60).await;
+    let close = common::chain::spent_by(
+        stack.devnet.esplora_url(),
+        funding_a,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(close.input.len(), 1, "{close:?}");
     assert_eq!(close.output.len(), 1, "{close:?}");
     assert_eq!(close.input[0].witness.len(), 1, "a key-path spend");
@@ -310,7 +291,12 @@ async fn a_member_that_stays_is_not_harmed_and_releases_survive_a_restart() {
     let (from, to) = (last.leaves[0].channel, last.leaves[1].channel);
     let moved = last.handle.migrate(from, to).await.expect("migrated");
     assert_eq!(moved, balances[1] + more, "everything it held, to the sat");
-    let close = spender_of(stack.devnet.esplora_url(), funding_a, 60).await;
+    let close = common::chain::spent_by(
+        stack.devnet.esplora_url(),
+        funding_a,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!((close.input.len(), close.output.len()), (1, 1));
 }
 

@@ -152,21 +152,10 @@ async fn kill_at(devnet: &Devnet, step: Step) {
     }
 
     // A closes by the one stored transaction.
-    let esplora = esplora_client::Builder::new(devnet.esplora_url())
-        .build_async()
-        .expect("esplora");
-    let spender = loop {
-        let s = esplora
-            .get_output_status(&funding_a.txid, u64::from(funding_a.vout))
-            .await
-            .ok()
-            .flatten();
-        if let Some(txid) = s.filter(|s| s.spent).and_then(|s| s.txid) {
-            break txid;
-        }
-        assert!(Instant::now() < deadline, "{step:?}: A is closed");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let spender = common::chain::spent_by(devnet.esplora_url(), funding_a, left)
+        .await
+        .compute_txid();
     let stored = closes(data_dir.path());
     let a_factory = leaf_of(&runs_a[0]).channel.factory.0;
     assert_eq!(

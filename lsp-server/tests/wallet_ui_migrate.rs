@@ -14,7 +14,7 @@
 mod common;
 mod wallet_ui_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcoin::Amount;
 use common::pay::{admin_channel, leaf_of, start_payer_with};
@@ -27,30 +27,6 @@ use wallet_ui_support::{
     absent, beside_a_native_run, browser_factory, home_shows_factory, mine_until, sats_in,
     text_becomes, wallet_dist, Driver, SCREEN,
 };
-
-/// Waits until the funding output `op` is spent; returns the spending transaction.
-async fn spender_of(esplora: &str, op: bitcoin::OutPoint, secs: u64) -> bitcoin::Transaction {
-    let client = esplora_client::Builder::new(esplora)
-        .build_async()
-        .expect("esplora client");
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Ok(Some(status)) = client.get_output_status(&op.txid, u64::from(op.vout)).await {
-            if let (true, Some(txid)) = (status.spent, status.txid) {
-                return client
-                    .get_tx(&txid)
-                    .await
-                    .expect("spender")
-                    .expect("spender known");
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the old factory's funding output is spent in time"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_is_dying() {
@@ -129,7 +105,7 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
     // The native member will join the new factory as the same member (same identity).
     let storage_b = tempfile::tempdir().expect("temp dir");
     let config_b = common::swarm_config(&stack, storage_b.path());
-    let mut clients = swarm::spawn_as(&config_b, &[(ClientSpec::honest(), native.keys)]);
+    let clients = swarm::spawn_as(&config_b, &[(ClientSpec::honest(), native.keys)]);
 
     // One click: the join's steps show, then the move.
     a.click("#move-factory").await;
@@ -152,17 +128,7 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
         !said.contains("another connection"),
         "the join keeps its connection: {said}"
     );
-    let heard = clients
-        .wait_for(Duration::from_secs(90), |log| {
-            swarm::broadcast_heard(log, 0..1)
-        })
-        .await;
-    assert!(
-        heard,
-        "the native member hears of the new factory's funding"
-    );
-    stack.devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let runs = common::pay::funded_factory_of(&stack.devnet, clients, 1).await;
     let native_new = leaf_of(&runs[0]);
     let new_factory = native_new.channel.factory;
     assert_ne!(new_factory, old_factory, "a new factory");
@@ -224,7 +190,12 @@ async fn a_browser_wallet_moves_to_a_new_factory_in_one_click_when_its_factory_i
     assert_eq!(native_moved, Amount::ZERO);
 
     // Every member released its key: the provider closes the old factory alone.
-    let close = spender_of(stack.devnet.esplora_url(), funding_a, 60).await;
+    let close = common::chain::spent_by(
+        stack.devnet.esplora_url(),
+        funding_a,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(close.input.len(), 1, "{close:?}");
     assert_eq!(close.output.len(), 1, "{close:?}");
     assert_eq!(close.input[0].witness.len(), 1, "a key-path spend");

@@ -50,7 +50,7 @@ async fn a_wallet_that_already_joined_a_new_factory_finishes_its_move_in_one_cli
     a.reload().await;
     let storage_b = tempfile::tempdir().expect("temp dir");
     let config_b = common::swarm_config(&stack, storage_b.path());
-    let mut clients = swarm::spawn_as(&config_b, &[(ClientSpec::honest(), native.keys)]);
+    let clients = swarm::spawn_as(&config_b, &[(ClientSpec::honest(), native.keys)]);
     a.join(None).await;
     a.wait_attr(
         "#step-stored",
@@ -64,17 +64,7 @@ async fn a_wallet_that_already_joined_a_new_factory_finishes_its_move_in_one_cli
         !said.contains("another connection"),
         "the join keeps its connection while payments pause: {said}"
     );
-    let heard = clients
-        .wait_for(Duration::from_secs(90), |log| {
-            swarm::broadcast_heard(log, 0..1)
-        })
-        .await;
-    assert!(
-        heard,
-        "the native member hears of the new factory's funding"
-    );
-    stack.devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let runs = common::pay::funded_factory_of(&stack.devnet, clients, 1).await;
     let native_new = leaf_of(&runs[0]);
     let new_factory = native_new.channel.factory;
     assert_ne!(new_factory, old_factory, "a new factory");

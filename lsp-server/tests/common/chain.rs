@@ -130,3 +130,31 @@ pub async fn paid_to(stack: &Stack, txid: Txid, address: &bitcoin::Address) -> b
         .map(|o| o.value)
         .sum()
 }
+
+/// Waits (at most `within`) until `op` is spent on the chain the Esplora at `esplora_url`
+/// serves; returns the spending transaction.
+pub async fn spent_by(
+    esplora_url: &str,
+    op: bitcoin::OutPoint,
+    within: std::time::Duration,
+) -> Transaction {
+    let esplora = esplora_client::Builder::new(esplora_url)
+        .build_async()
+        .expect("esplora client");
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Ok(Some(s)) = esplora
+            .get_output_status(&op.txid, u64::from(op.vout))
+            .await
+        {
+            if let (true, Some(txid)) = (s.spent, s.txid) {
+                return esplora.get_tx(&txid).await.expect("tx").expect("known");
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{op} is spent in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
