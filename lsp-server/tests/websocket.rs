@@ -134,12 +134,22 @@ async fn healthz_reports_the_chain_tip() {
     let stack = common::start(None).await;
     stack.devnet.mine(3).await.expect("mine");
     let height = stack.devnet.height().await.expect("height");
-    let health: serde_json::Value = reqwest::get(format!("{}/healthz", stack.http_url()))
-        .await
-        .expect("GET /healthz")
-        .json()
-        .await
-        .expect("JSON");
+    // The LSP reads the tip on its own schedule (`--chain-poll-ms`): it reports the new tip
+    // within a few polls.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let health = loop {
+        let health: serde_json::Value = reqwest::get(format!("{}/healthz", stack.http_url()))
+            .await
+            .expect("GET /healthz")
+            .json()
+            .await
+            .expect("JSON");
+        let caught_up = health["chain_tip"].as_u64() == Some(u64::from(height.to_consensus_u32()));
+        if caught_up || std::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(health["status"], "ok");
     assert_eq!(
         health["chain_tip"].as_u64(),
