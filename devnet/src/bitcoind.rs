@@ -117,6 +117,8 @@ pub(crate) struct BitcoindArgs {
     pub(crate) p2p_port: u16,
     pub(crate) rpc_user: String,
     pub(crate) rpc_password: String,
+    /// Passed after the devnet's own arguments.
+    pub(crate) extra: Vec<String>,
 }
 
 /// A running bitcoind on regtest. Field order matters: the process is stopped in `Drop`
@@ -155,6 +157,7 @@ impl BitcoindProcess {
             .arg("-debug=0")
             .arg("-printtoconsole=0")
             .arg(format!("-datadir={}", dir.display()))
+            .args(&args.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))

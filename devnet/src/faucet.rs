@@ -23,7 +23,7 @@ use crate::error::DevnetError;
 use crate::index::{ChainIndex, IndexStore, MempoolSnapshot, SpkHash};
 use crate::rpc::RpcClient;
 
-/// The faucet's feerate.
+/// The faucet's feerate, unless the node takes only more (`-minrelaytxfee`).
 const FEE_RATE: FeeRate = FeeRate::from_sat_per_vb_u32(2);
 /// Change below this is left to the fee (P2TR dust limit).
 const DUST: Amount = Amount::from_sat(330);
@@ -142,7 +142,8 @@ impl Faucet {
             &pending,
         );
         let change_spk = self.address.script_pubkey();
-        let plan = plan(coins, outputs, &change_spk)?;
+        let rate = FEE_RATE.max(rpc.mempool_min_fee().await?);
+        let plan = plan(coins, outputs, &change_spk, rate)?;
         let tx = self.sign(plan.tx, &plan.inputs)?;
         let txid = rpc
             .send_raw_transaction(&tx)
@@ -249,6 +250,7 @@ fn plan(
     mut coins: Vec<Coin>,
     outputs: Vec<TxOut>,
     change_spk: &ScriptBuf,
+    rate: FeeRate,
 ) -> Result<Plan, FaucetError> {
     coins.retain(|c| c.depth < MAX_CHAIN_DEPTH);
     coins.sort_by(|a, b| {
@@ -267,7 +269,7 @@ fn plan(
             value: Amount::ZERO,
             script_pubkey: change_spk.clone(),
         };
-        let fee = fee_for(&chosen, &outputs, Some(&with_change));
+        let fee = fee_for(&chosen, &outputs, Some(&with_change), rate);
         needed = target + fee;
         if total < needed {
             continue;
@@ -313,15 +315,13 @@ fn unsigned(inputs: &[Coin], output: Vec<TxOut>) -> Transaction {
     }
 }
 
-/// The fee for spending `inputs` (key-path P2TR) to `outputs` (+ `change`) at [`FEE_RATE`].
-fn fee_for(inputs: &[Coin], outputs: &[TxOut], change: Option<&TxOut>) -> Amount {
+/// The fee for spending `inputs` (key-path P2TR) to `outputs` (+ `change`) at `rate`.
+fn fee_for(inputs: &[Coin], outputs: &[TxOut], change: Option<&TxOut>, rate: FeeRate) -> Amount {
     let mut tx = unsigned(inputs, outputs.iter().chain(change).cloned().collect());
     for input in &mut tx.input {
         input.witness = Witness::from_slice(&[[0u8; 64]]);
     }
-    FEE_RATE
-        .fee_vb(tx.vsize() as u64)
-        .unwrap_or(Amount::MAX_MONEY)
+    rate.fee_vb(tx.vsize() as u64).unwrap_or(Amount::MAX_MONEY)
 }
 
 #[cfg(test)]
@@ -350,7 +350,7 @@ mod tests {
     fn prefers_confirmed_coins_and_adds_change() {
         let change = ScriptBuf::new_op_return([7]);
         let coins = vec![coin(1, 1_000_000, 3), coin(2, 500_000, 0)];
-        let plan = plan(coins, pay(100_000), &change).expect("enough");
+        let plan = plan(coins, pay(100_000), &change, FEE_RATE).expect("enough");
         assert_eq!(plan.inputs.len(), 1);
         assert_eq!(plan.inputs[0].depth, 0);
         assert_eq!(plan.change_vout, Some(1));
@@ -366,9 +366,9 @@ mod tests {
             coin(2, 60_000, 0),
             coin(3, 10_000_000, MAX_CHAIN_DEPTH),
         ];
-        let plan = plan(coins, pay(100_000), &change).expect("two coins suffice");
+        let plan = plan(coins, pay(100_000), &change, FEE_RATE).expect("two coins suffice");
         assert_eq!(plan.inputs.len(), 2);
-        let err = super::plan(vec![coin(1, 1_000, 0)], pay(100_000), &change);
+        let err = super::plan(vec![coin(1, 1_000, 0)], pay(100_000), &change, FEE_RATE);
         assert!(matches!(err, Err(FaucetError::InsufficientFunds { .. })));
     }
 }

@@ -78,6 +78,9 @@ pub struct DevnetConfig {
     pub automine: Option<Duration>,
     /// How long bitcoind may take to answer RPC after starting.
     pub startup_timeout: Duration,
+    /// More `bitcoind` arguments, e.g. `-minrelaytxfee=0.00005` for a node whose relay floor is
+    /// above what a pre-signed transaction pays.
+    pub bitcoind_args: Vec<String>,
 }
 
 impl Default for DevnetConfig {
@@ -89,6 +92,7 @@ impl Default for DevnetConfig {
             bitcoind: None,
             automine: None,
             startup_timeout: Duration::from_secs(60),
+            bitcoind_args: Vec::new(),
         }
     }
 }
@@ -320,6 +324,7 @@ async fn start_bitcoind(
             p2p_port: bitcoind::free_port()?,
             rpc_user: "devnet".to_owned(),
             rpc_password: hex::encode(password),
+            extra: config.bitcoind_args.clone(),
         };
         let datadir = match &config.datadir {
             Some(dir) => Datadir::persistent(dir.clone())?,

@@ -247,6 +247,12 @@ struct RawFeeEstimate {
 }
 
 #[derive(Deserialize)]
+struct RawMempoolInfo {
+    mempoolminfee: f64,
+    minrelaytxfee: f64,
+}
+
+#[derive(Deserialize)]
 struct Reply {
     #[serde(default)]
     result: Value,
@@ -475,6 +481,15 @@ impl RpcClient {
     pub async fn estimate_smart_fee(&self, target: u16) -> Result<Option<FeeRate>, RpcError> {
         let raw: RawFeeEstimate = self.call("estimatesmartfee", &[json!(target)]).await?;
         Ok(raw.feerate.and_then(btc_per_kvb_to_fee_rate))
+    }
+
+    /// The lowest feerate the node's mempool takes now: the larger of `getmempoolinfo`'s
+    /// `mempoolminfee` (rises when the mempool is full) and `minrelaytxfee` (its `-minrelaytxfee`).
+    pub async fn mempool_min_fee(&self) -> Result<FeeRate, RpcError> {
+        let raw: RawMempoolInfo = self.call("getmempoolinfo", &[]).await?;
+        let rate = raw.mempoolminfee.max(raw.minrelaytxfee);
+        btc_per_kvb_to_fee_rate(rate)
+            .ok_or_else(|| RpcError::decode("getmempoolinfo", format!("feerate {rate}")))
     }
 
     /// `gettxoutproof`: a merkle-block proof that `txid` is in a block, `None` if unconfirmed.

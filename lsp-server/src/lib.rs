@@ -206,6 +206,7 @@ pub async fn start(config: Config) -> Result<Running> {
         esplora.clone(),
         tip.clone(),
         ln.clone(),
+        wallet.clone(),
     )
     .context("restoring channels")?;
     let outside_outcomes = router.outside_outcomes();

@@ -15,7 +15,7 @@ mod common;
 use bitcoin::Amount;
 use common::chain::{broadcast, confirmed, publish_path, spender, tip};
 use common::pay::{admin_channel, leaf_of};
-use common::puppet::{setup, Setup};
+use common::puppet::{setup, setup_on, Setup};
 use common::raw;
 use lsp_server::PaymentOptions;
 use shared::pay::{ChannelPolicy, PayOutcome, PayRequest};
@@ -272,6 +272,45 @@ async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_ls
 /// payer's timeout path would open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_payer_is_taken_on_chain_by_the_lsp_before_its_htlc_expires() {
+    let set = setup(PaymentOptions::default()).await;
+    take_a_silent_payer_on_chain(set).await;
+}
+
+/// The same when every node refuses what the tree and the commitments were signed at: the
+/// node's relay floor is 5 sat/vB (`-minrelaytxfee`), the factory's transactions pay 1 sat/vB
+/// and the LSP's commitment 1 sat/vB. Each goes in with a child through its P2A anchor, paid
+/// from the LSP's wallet, and the HTLC is still claimed before the payer's timeout opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lsp_walk_pays_todays_fee_through_the_anchors() {
+    let devnet = devnet::DevnetConfig {
+        bitcoind_args: vec!["-minrelaytxfee=0.00005".into()],
+        ..devnet::DevnetConfig::default()
+    };
+    let set = setup_on(devnet, PaymentOptions::default()).await;
+    let floor = bitcoin::FeeRate::from_sat_per_vb_u32(5);
+    let tree_rate = shared::params::FactoryParams::regtest().fee_rate;
+    assert!(tree_rate < floor, "the tree pays less than the node relays");
+    let walked = take_a_silent_payer_on_chain(set).await;
+    // Every transaction of the walk (the tree's and the commitment) paid below the floor, so
+    // each went in with a child spending its anchor.
+    assert!(
+        walked.published.len() >= 4,
+        "at least kickoff, state, leaf and commitment: {:?}",
+        walked.published
+    );
+    for (parent, child) in &walked.published {
+        assert!(child.is_some(), "{parent} went in without a child");
+    }
+}
+
+/// What the LSP's walk put on chain.
+struct Walked {
+    /// The pre-signed transactions it published (tree and commitment), in order, each with
+    /// the child that spent its anchor, if any.
+    published: Vec<(bitcoin::Txid, Option<bitcoin::Txid>)>,
+}
+
+async fn take_a_silent_payer_on_chain(set: Setup) -> Walked {
     let Setup {
         stack,
         runs,
@@ -279,7 +318,7 @@ async fn a_silent_payer_is_taken_on_chain_by_the_lsp_before_its_htlc_expires() {
         puppet: mut p,
         join_fee,
         ..
-    } = setup(PaymentOptions::default()).await;
+    } = set;
     let offered = pay_and_stop(&stack, &mut payer, &mut p, join_fee).await;
     let expiry = offered.expiry;
     let path = leaf_of(&runs[1]).path;
@@ -299,13 +338,22 @@ async fn a_silent_payer_is_taken_on_chain_by_the_lsp_before_its_htlc_expires() {
     let channel = path.channel_outpoint();
     assert_eq!(spender(&stack, channel.txid, channel.vout).await, None);
 
-    // From the deadline, one block every pass of the LSP's watch.
+    // From the deadline, one block every pass of the LSP's watch. A pass that builds a fee
+    // child takes longer under load, and on a real chain it has ten minutes: a block with an
+    // empty mempool waits up to two seconds more for the pass to publish.
     let (commitment, claim) = loop {
         assert!(
             tip(&stack).await < expiry,
             "the LSP did not claim the HTLC before its expiry: {}",
             admin_channel(&stack, p.id).await
         );
+        for _ in 0..20 {
+            let mempool = stack.devnet.rpc().get_raw_mempool().await.expect("mempool");
+            if !mempool.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         stack.devnet.mine(1).await.expect("mine");
         tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
         let view = admin_channel(&stack, p.id).await;
@@ -335,4 +383,44 @@ async fn a_silent_payer_is_taken_on_chain_by_the_lsp_before_its_htlc_expires() {
     assert!(confirmed(&stack, claim.parse().expect("txid")).await);
     let view = admin_channel(&stack, p.id).await;
     assert_eq!(view["state"], "closed", "{view}");
+    walked(&stack, &path, commitment).await
+}
+
+/// Follows what spent the payer's funding output down to `commitment`: at each transaction,
+/// the spender of its P2A anchor is its child, and the spender of another output is the next
+/// transaction of the walk (only the payer's path was published).
+async fn walked(
+    stack: &common::Stack,
+    path: &shared::path::ClientPath,
+    commitment: bitcoin::Txid,
+) -> Walked {
+    let rpc = stack.devnet.rpc();
+    let funding = path.funding_outpoint();
+    let mut next = spender(stack, funding.txid, funding.vout).await;
+    let mut published = Vec::new();
+    while let Some(txid) = next.take() {
+        let tx = rpc
+            .get_raw_transaction(&txid)
+            .await
+            .expect("rpc")
+            .expect("on chain");
+        let mut child = None;
+        for (vout, out) in tx.output.iter().enumerate() {
+            let Some(by) = spender(stack, txid, vout as u32).await else {
+                continue;
+            };
+            if out.script_pubkey == bitcoin::ScriptBuf::new_p2a() {
+                child = Some(by);
+            } else if txid != commitment {
+                next = Some(by);
+            }
+        }
+        published.push((txid, child));
+    }
+    assert_eq!(
+        published.last().map(|p| p.0),
+        Some(commitment),
+        "the walk reached the commitment"
+    );
+    Walked { published }
 }

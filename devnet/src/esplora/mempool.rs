@@ -2,7 +2,9 @@
 //! `/fee-estimates`.
 //!
 //! A young regtest chain has no fee estimates; targets bitcoind cannot estimate are filled with
-//! [`FLOOR_SAT_PER_VB`] so wallets always get a usable number.
+//! [`FLOOR_SAT_PER_VB`] so wallets always get a usable number. No estimate is ever below what the
+//! node's mempool takes now (`-minrelaytxfee`, or a full mempool's minimum), as public Esplora
+//! servers report, so a wallet following the estimates is never refused for its fee.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,13 +108,13 @@ async fn recent(State(state): State<Arc<Shared>>) -> HttpResult<Json<Vec<Mempool
 async fn fee_estimates(
     State(state): State<Arc<Shared>>,
 ) -> HttpResult<Json<BTreeMap<String, f64>>> {
+    let sat_per_vb = |r: bitcoin::FeeRate| r.to_sat_per_kwu() as f64 * 4.0 / 1000.0;
+    let floor = sat_per_vb(state.rpc.mempool_min_fee().await?);
     let mut estimates = BTreeMap::new();
     for target in TARGETS {
         let rate = state.rpc.estimate_smart_fee(target).await?;
-        let sat_per_vb = rate.map_or(FLOOR_SAT_PER_VB, |r| {
-            r.to_sat_per_kwu() as f64 * 4.0 / 1000.0
-        });
-        estimates.insert(target.to_string(), sat_per_vb);
+        let estimate = rate.map_or(FLOOR_SAT_PER_VB, sat_per_vb);
+        estimates.insert(target.to_string(), estimate.max(floor));
     }
     Ok(Json(estimates))
 }

@@ -483,9 +483,11 @@ impl Router {
                 self.on_preimage(id, htlc, preimage)
             }
             ChannelEvent::Closed { txid } => tracing::info!(channel = %id, %txid, "channel closed"),
-            ChannelEvent::ForceClose { deadline } => {
+            // Said once: the event comes every tick until the channel output is spent.
+            ChannelEvent::ForceClose { deadline } if !self.chain.walks.contains_key(&id) => {
                 tracing::warn!(channel = %id, %deadline, "HTLC deadline passed; going on chain")
             }
+            ChannelEvent::ForceClose { .. } => {}
         }
     }
 }

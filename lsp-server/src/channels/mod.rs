@@ -28,6 +28,7 @@ mod link;
 mod liquidity;
 mod onchain;
 mod outside;
+mod publish;
 mod release;
 mod store;
 mod walk;
@@ -207,7 +208,9 @@ pub struct Router {
 }
 
 impl Router {
-    /// Opens the router on `data_dir`'s database and restores every stored channel.
+    /// Opens the router on `data_dir`'s database and restores every stored channel. Fee bumps
+    /// of the transactions it publishes are paid from `wallet`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: RouterSettings,
         key: Keypair,
@@ -215,6 +218,7 @@ impl Router {
         esplora: esplora_client::AsyncClient,
         tip: crate::tip::Tip,
         ln: Option<Arc<crate::lightning::LnNode>>,
+        wallet: Arc<crate::wallet::LspWallet>,
     ) -> anyhow::Result<Router> {
         let height = tip.height().unwrap_or(0);
         let store = ChannelStore::open(data_dir)?;
@@ -234,7 +238,7 @@ impl Router {
             dirty: BTreeSet::new(),
             totals: Totals::default(),
             watching: (Arc::default(), std::time::Instant::now()),
-            chain: onchain::ChainWatch::default(),
+            chain: onchain::ChainWatch::new(wallet),
             told_ending: Default::default(),
             ln,
             outside: (outside_tx, Some(outside_rx)),

@@ -24,11 +24,12 @@ use shared::pay::ChannelId;
 use shared::types::FactoryId;
 use tokio::sync::mpsc;
 
+use super::publish::Publisher;
 use super::walk::{self, Walk};
 use crate::factory::ConnId;
 
 /// How long one Esplora read may take before the pass gives up on it.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One channel to watch: its factory's funding output and its live channel output.
 #[derive(Debug, Clone)]
@@ -62,6 +63,8 @@ pub(super) enum Seen {
         /// The block it confirmed in.
         height: u32,
     },
+    /// Today's fee rate for a transaction that must confirm soon (read at the start of a pass).
+    FeeRate(bitcoin::FeeRate),
     /// A claim the router asked for is confirmed.
     ClaimConfirmed {
         /// The channel.
@@ -140,8 +143,10 @@ pub(super) struct Claim {
 }
 
 /// Runs one pass in the background, unless one is still running.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn spawn_pass(
     esplora: AsyncClient,
+    publisher: Arc<Publisher>,
     running: Arc<AtomicBool>,
     watched: Vec<Watched>,
     claims: Vec<(ChannelId, Transaction)>,
@@ -153,8 +158,16 @@ pub(super) fn spawn_pass(
         return;
     }
     tokio::spawn(async move {
+        let target = if walks.is_empty() && claims.is_empty() {
+            None
+        } else {
+            publisher.target().await
+        };
+        if let Some(rate) = target {
+            let _ = report.send(Seen::FeeRate(rate));
+        }
         for (id, walk) in &walks {
-            walk::step(&esplora, *id, walk).await;
+            walk::step(&esplora, &publisher, target, *id, walk).await;
         }
         for (factory, tx) in &closes {
             super::release::step(&esplora, *factory, tx, &report).await;
@@ -255,12 +268,20 @@ pub(super) struct ChainWatch {
     pub(super) walks: BTreeMap<ChannelId, Walk>,
     /// Key-path closes of factories every member left, until confirmed.
     pub(super) closes: BTreeMap<FactoryId, Transaction>,
+    /// Sends pre-signed transactions at today's fee (anchor children from the LSP's wallet).
+    publisher: Arc<Publisher>,
+    /// Today's rate for a transaction that must confirm soon, as the last pass read it: the
+    /// least the LSP's claims pay.
+    pub(super) urgent_rate: bitcoin::FeeRate,
 }
 
-impl Default for ChainWatch {
-    fn default() -> Self {
+impl ChainWatch {
+    /// A watch paying fee bumps from `wallet`.
+    pub(super) fn new(wallet: Arc<crate::wallet::LspWallet>) -> Self {
         let (report, seen) = mpsc::unbounded_channel();
         ChainWatch {
+            publisher: Arc::new(Publisher::new(wallet)),
+            urgent_rate: bitcoin::FeeRate::BROADCAST_MIN,
             running: Arc::default(),
             last: None,
             report,
@@ -326,6 +347,7 @@ impl super::Router {
             .collect();
         spawn_pass(
             self.esplora.clone(),
+            self.chain.publisher.clone(),
             self.chain.running.clone(),
             watched,
             claims,
@@ -352,6 +374,7 @@ impl super::Router {
             }
             Seen::ChannelSpent { id, tx } => self.on_channel_spent(id, &tx),
             Seen::CloseConfirmed { factory, height } => self.on_close_confirmed(factory, height),
+            Seen::FeeRate(rate) => self.chain.urgent_rate = rate,
             Seen::ClaimConfirmed { id, txid } => {
                 if let Some(link) = self.links.get_mut(&id) {
                     for c in link
@@ -379,11 +402,13 @@ impl super::Router {
         if link.closing == Some(Closing::ChannelOnChain { spender }) {
             return;
         }
+        // Signed now, so priced for today: at least what a response must pay to confirm soon.
         let feerate = link
             .channel
             .spec()
             .feerate
-            .max(bitcoin::FeeRate::from_sat_per_vb_u32(2));
+            .max(bitcoin::FeeRate::from_sat_per_vb_u32(2))
+            .max(self.chain.urgent_rate);
         match link
             .channel
             .claims_for(tx, &self.settings.sweep_to, feerate, &preimages)

@@ -9,17 +9,20 @@
 //!
 //! The walk runs inside the channel watch's pass, every few seconds, from what Esplora says
 //! is confirmed; it holds no state of its own beyond the kit, so a restart simply starts it
-//! again when the deadline is found passed once more.
+//! again when the deadline is found passed once more. Every transaction on the way was signed
+//! at an older fee rate, so each goes out through [`Publisher`]: alone if it pays today's
+//! rate, else with a child through its anchor, paid from the LSP's wallet.
 
 use std::collections::BTreeSet;
 
 use bitcoin::absolute::Height;
-use bitcoin::Transaction;
+use bitcoin::{FeeRate, Transaction, Txid};
 use esplora_client::AsyncClient;
 use shared::exit::{ChainSnapshot, ExitAction, ExitKit};
 use shared::pay::ChannelId;
 
 use super::onchain::read;
+use super::publish::{Published, Publisher};
 
 /// One channel the LSP is taking on chain.
 #[derive(Debug, Clone)]
@@ -31,8 +34,12 @@ pub(super) struct Walk {
 }
 
 /// The chain as the planner needs it: the tip, which of the kit's transactions confirmed, and
-/// what spent each output on its paths. `None` when any read fails (the step waits).
-async fn read_chain(esplora: &AsyncClient, kit: &ExitKit) -> Option<ChainSnapshot> {
+/// what spent each output on its paths, and the kit's confirmed transactions. `None` when any
+/// read fails (the step waits).
+async fn read_chain(
+    esplora: &AsyncClient,
+    kit: &ExitKit,
+) -> Option<(ChainSnapshot, BTreeSet<Txid>)> {
     let tip = read("tip", esplora.get_height()).await?;
     let mut chain = ChainSnapshot::new(Height::from_consensus(tip).ok()?);
     let (txids, outpoints) = kit.watched();
@@ -63,14 +70,23 @@ async fn read_chain(esplora: &AsyncClient, kit: &ExitKit) -> Option<ChainSnapsho
             }
         }
     }
-    Some(chain)
+    Some((chain, confirmed))
 }
 
-/// One step of `id`'s walk: broadcasts whatever the planner says is due.
-pub(super) async fn step(esplora: &AsyncClient, id: ChannelId, walk: &Walk) {
-    let Some(chain) = read_chain(esplora, &walk.kit).await else {
+/// One step of `id`'s walk: publishes whatever the planner says is due, paying `target`.
+pub(super) async fn step(
+    esplora: &AsyncClient,
+    publisher: &Publisher,
+    target: Option<FeeRate>,
+    id: ChannelId,
+    walk: &Walk,
+) {
+    let Some((chain, confirmed)) = read_chain(esplora, &walk.kit).await else {
         return;
     };
+    for txid in confirmed {
+        publisher.confirmed(txid);
+    }
     let (what, tx) = match walk.kit.next_action(&chain) {
         ExitAction::Broadcast { kind, tx, .. } => (format!("{kind:?}"), tx),
         ExitAction::LeafConfirmed { .. } => ("commitment".to_string(), walk.commitment.clone()),
@@ -82,11 +98,16 @@ pub(super) async fn step(esplora: &AsyncClient, id: ChannelId, walk: &Walk) {
         _ => return,
     };
     let txid = tx.compute_txid();
-    match read("walk broadcast", esplora.broadcast(&tx)).await {
-        Some(()) => {
+    match publisher.publish(esplora, &tx, target).await {
+        Published::Alone => {
             tracing::warn!(channel = %id, %txid, what, "going on chain: published")
         }
-        None => tracing::debug!(channel = %id, %txid, what, "going on chain: not accepted yet"),
+        Published::WithChild { child } => {
+            tracing::warn!(channel = %id, %txid, %child, what, "going on chain: published with a fee-paying child")
+        }
+        Published::NotYet => {
+            tracing::debug!(channel = %id, %txid, what, "going on chain: not accepted yet")
+        }
     }
 }
 

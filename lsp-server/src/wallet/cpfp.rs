@@ -1,9 +1,16 @@
-//! Child-pays-for-parent: raising the fee of a funding transaction that does not confirm.
+//! Child-pays-for-parent: raising the fee of a transaction nobody can re-sign.
 //!
-//! A factory's funding transaction cannot be replaced: every pre-signed transaction of the
-//! tree spends its txid. So a stalled funding transaction is bumped with a child spending its
-//! change back to this wallet, paying enough that parent and child together reach the target
-//! package fee rate. A later bump replaces that child (RBF on the child only).
+//! - A factory's funding transaction cannot be replaced: every pre-signed transaction of the
+//!   tree spends its txid. So a stalled funding transaction is bumped with a child spending its
+//!   change back to this wallet ([`LspWallet::cpfp`]).
+//! - A pre-signed transaction of a factory's tree or a channel's commitment pays the fee rate
+//!   signed months ago, which may be below what nodes relay today. Its keyless P2A anchor is
+//!   spent by a child together with this wallet's coins ([`LspWallet::anchor_cpfp`]); the two go
+//!   to the node as a package (`submitpackage`), which takes a parent below the relay floor
+//!   when the package pays enough.
+//!
+//! Either child pays enough that parent and child together reach the target package fee rate.
+//! A later bump replaces that child (RBF on the child only).
 
 use bdk_wallet::KeychainKind;
 use bitcoin::{Amount, FeeRate, OutPoint, Transaction, Txid, Weight};
@@ -118,6 +125,106 @@ impl LspWallet {
         })
     }
 }
+
+impl LspWallet {
+    /// Builds a child of `parent` (anyone's transaction with a P2A anchor, paying `parent_fee`)
+    /// spending the anchor and this wallet's coins, so that parent and child pay
+    /// `package_rate` together. If `previous` is an earlier child of the same parent, the new
+    /// one replaces it. The child is stored as unconfirmed (its coins are offered to nothing
+    /// else) and returned; send it with its parent as a package.
+    pub fn anchor_cpfp(
+        &self,
+        parent: &Transaction,
+        parent_fee: Amount,
+        package_rate: FeeRate,
+        previous: Option<Txid>,
+    ) -> Result<Bump, WalletError> {
+        let txid = parent.compute_txid();
+        let vout = parent
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == bitcoin::ScriptBuf::new_p2a())
+            .ok_or(WalletError::NoAnchor(txid))?;
+        let anchor = OutPoint::new(txid, vout as u32);
+        let mut state = self.lock()?;
+        if let Some(previous) = previous {
+            state.wallet.apply_evicted_txs([(previous, unix_now())]);
+        }
+        // So the wallet can tell the child's fee (the anchor is not its own output).
+        state
+            .wallet
+            .insert_txout(anchor, parent.output[vout].clone());
+        let parent_vbytes = parent.weight().to_vbytes_ceil();
+        // The anchor input (41 vB, an empty witness) and, usually, one wallet coin; more coins
+        // only raise the package rate, since the child pays this rate on its real size.
+        let child_vbytes = ANCHOR_INPUT_VBYTES + child_vsize(1);
+        let fee = child_fee(package_rate, parent_vbytes, parent_fee, child_vbytes);
+        let child_rate = FeeRate::from_sat_per_kwu((fee.to_sat() * 250).div_ceil(child_vbytes));
+        let input = bitcoin::psbt::Input {
+            witness_utxo: Some(parent.output[vout].clone()),
+            non_witness_utxo: Some(parent.clone()),
+            ..Default::default()
+        };
+        // One coin of its own at least (the largest, confirmed first), so the child always has
+        // change to send back: the anchor alone may cover a small fee but cannot make an output.
+        let coin = state
+            .wallet
+            .list_unspent()
+            .max_by_key(|u| (u.chain_position.is_confirmed(), u.txout.value))
+            .ok_or_else(|| WalletError::InsufficientFunds {
+                available: Amount::ZERO,
+                needed: fee,
+                address: state.wallet.peek_address(KeychainKind::External, 0).address,
+            })?
+            .outpoint;
+        let change = state
+            .wallet
+            .next_unused_address(KeychainKind::Internal)
+            .script_pubkey();
+        let built = {
+            let mut builder = state.wallet.build_tx();
+            builder
+                .add_utxo(coin)
+                .map_err(|e| WalletError::InputsGone {
+                    txid,
+                    reason: e.to_string(),
+                })?;
+            builder
+                .add_foreign_utxo_with_sequence(
+                    anchor,
+                    input,
+                    Weight::from_wu(ANCHOR_WITNESS_WU),
+                    bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME,
+                )
+                .map_err(|e| WalletError::InputsGone {
+                    txid,
+                    reason: e.to_string(),
+                })?;
+            builder.drain_to(change);
+            builder.fee_rate(child_rate);
+            builder.finish()
+        };
+        let child = self.sign_and_record(&mut state, built, unix_now())?;
+        let paid = parent_fee + state.wallet.calculate_fee(&child).unwrap_or(Amount::ZERO);
+        let package_rate = paid / (parent.weight() + child.weight());
+        tracing::info!(
+            parent = %txid, child = %child.compute_txid(),
+            package_sat_per_vb = package_rate.to_sat_per_vb_ceil(),
+            "built an anchor child (CPFP) for a pre-signed transaction"
+        );
+        Ok(Bump {
+            child,
+            package_rate,
+        })
+    }
+}
+
+/// Virtual bytes of a P2A input: outpoint, empty `scriptSig`, `nSequence` (41), plus its
+/// empty witness (one weight unit, rounded into the 41).
+const ANCHOR_INPUT_VBYTES: u64 = 41;
+/// Weight of a P2A input's satisfaction: an empty `scriptSig` length byte is counted by BDK
+/// itself, so only the empty witness stack's count byte.
+const ANCHOR_WITNESS_WU: u64 = 1;
 
 #[cfg(test)]
 mod tests {

@@ -161,6 +161,11 @@ pub enum WalletError {
     /// None of the transaction's outputs is this wallet's, so no child can bump it.
     #[error("transaction {0} pays nothing back to this wallet; there is no output to bump it with (CPFP)")]
     NothingToSpend(Txid),
+    /// The transaction has no P2A anchor output for a child to spend.
+    #[error(
+        "transaction {0} has no P2A anchor output; nothing but its own signers can raise its fee"
+    )]
+    NoAnchor(Txid),
     /// The transaction is already confirmed.
     #[error("transaction {0} is already confirmed; there is nothing to bump")]
     AlreadyConfirmed(Txid),

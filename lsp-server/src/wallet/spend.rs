@@ -123,10 +123,25 @@ impl LspWallet {
         Ok(tx)
     }
 
-    /// Signs every input with the master key, finalizes, and extracts the transaction.
+    /// Signs every input with the master key, finalizes, and extracts the transaction. A
+    /// keyless input (a P2A anchor) gets its empty witness here: it needs no signature.
     fn sign(&self, wallet: &Wallet, mut psbt: Psbt) -> Result<Transaction, WalletError> {
-        psbt.sign(&self.master, wallet.secp_ctx())
-            .map_err(|(_, errors)| WalletError::Signing(format!("{errors:?}")))?;
+        let mut keyless = Vec::new();
+        for (i, input) in psbt.inputs.iter_mut().enumerate() {
+            if input
+                .witness_utxo
+                .as_ref()
+                .is_some_and(|o| o.script_pubkey == bitcoin::ScriptBuf::new_p2a())
+            {
+                input.final_script_witness = Some(bitcoin::Witness::new());
+                keyless.push(i);
+            }
+        }
+        if let Err((_, errors)) = psbt.sign(&self.master, wallet.secp_ctx()) {
+            if errors.keys().any(|i| !keyless.contains(i)) {
+                return Err(WalletError::Signing(format!("{errors:?}")));
+            }
+        }
         let finalized = wallet
             .finalize_psbt(&mut psbt, SignOptions::default())
             .map_err(|e| WalletError::Signing(e.to_string()))?;

@@ -354,7 +354,12 @@ pub struct Setup {
 
 /// Sets up a [`Setup`] with these payment options.
 pub async fn setup(payments: PaymentOptions) -> Setup {
-    let stack = super::start_full(super::fast_factory(2, 2), payments, None).await;
+    setup_on(devnet::DevnetConfig::default(), payments).await
+}
+
+/// Sets up a [`Setup`] on a devnet started as `devnet` says.
+pub async fn setup_on(devnet: devnet::DevnetConfig, payments: PaymentOptions) -> Setup {
+    let stack = super::start_on(devnet, super::fast_factory(2, 2), payments, None).await;
     super::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = super::swarm_config(&stack, storage.path());

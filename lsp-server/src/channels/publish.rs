@@ -1,0 +1,213 @@
+//! Publishing a transaction the LSP cannot re-sign (a factory's tree transaction, or a
+//! channel's commitment) at today's fee.
+//!
+//! Such a transaction pays the fee rate of the day it was signed, which may be below what
+//! nodes relay today (`-minrelaytxfee`, a full mempool). So it goes out alone only when it pays
+//! today's rate ([`Publisher::target`], the estimate for [`URGENT_BLOCKS`]) and the node takes
+//! it. Otherwise the LSP's wallet builds a child spending its keyless P2A anchor
+//! ([`LspWallet::anchor_cpfp`]) and both go to the node as a package, which takes a parent
+//! below the relay floor when the two together pay enough.
+//!
+//! A child is kept (in memory, by parent) and sent again with its parent on every pass until
+//! the parent confirms; when today's rate climbs above what the package pays, a new child
+//! replaces it. A transaction refused for anything but its fee (a lock not yet passed, an input
+//! not yet confirmed) gets no child, so no coin is tied up for nothing.
+//!
+//! Transactions the LSP signs itself (its claims) need none of this: they are signed at the
+//! target rate when built (`onchain`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bitcoin::{Amount, FeeRate, Transaction, Txid};
+use esplora_client::AsyncClient;
+
+use super::onchain::read;
+use crate::wallet::{Bump, LspWallet};
+
+/// The confirmation target a response to a cheat or an overdue HTLC is priced for.
+pub(super) const URGENT_BLOCKS: u16 = 2;
+
+/// Node refusals that mean "pays too little", as bitcoind words them.
+const FEE_REFUSALS: [&str; 4] = [
+    "min relay fee not met",
+    "mempool min fee not met",
+    "insufficient fee",
+    "fee not met",
+];
+
+/// What was done with a transaction this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Published {
+    /// The node took it alone.
+    Alone,
+    /// The node took it with an anchor child paying for both.
+    WithChild {
+        /// The child.
+        child: Txid,
+    },
+    /// The node did not take it (a lock not passed, or no coin to pay a child): tried again
+    /// next pass.
+    NotYet,
+}
+
+/// Publishes pre-signed transactions, bumping them through their anchors from `wallet`.
+#[derive(Debug)]
+pub(super) struct Publisher {
+    wallet: Arc<LspWallet>,
+    /// Each parent's latest child.
+    children: Mutex<BTreeMap<Txid, Bump>>,
+}
+
+impl Publisher {
+    pub(super) fn new(wallet: Arc<LspWallet>) -> Publisher {
+        Publisher {
+            wallet,
+            children: Mutex::default(),
+        }
+    }
+
+    /// Today's rate for a transaction that must confirm soon; `None` when Esplora gives no
+    /// estimate this pass (then only what the node takes alone goes out).
+    pub(super) async fn target(&self) -> Option<FeeRate> {
+        read(
+            "fee estimates",
+            self.wallet.fee_rate_estimate(URGENT_BLOCKS),
+        )
+        .await
+    }
+
+    /// Sends `tx` to the node: alone when it pays `target` and the node takes it, else with an
+    /// anchor child paying `target` for both.
+    pub(super) async fn publish(
+        &self,
+        esplora: &AsyncClient,
+        tx: &Transaction,
+        target: Option<FeeRate>,
+    ) -> Published {
+        let txid = tx.compute_txid();
+        let fee = fee_of(esplora, tx).await;
+        let pays_today = match (fee, target) {
+            (Some(fee), Some(target)) => fee / tx.weight() >= target,
+            // Without a fee or a target, the node's answer decides.
+            _ => true,
+        };
+        if pays_today {
+            match read_refusal(esplora.broadcast(tx)).await {
+                Ok(()) => return Published::Alone,
+                Err(Some(reason)) if is_fee_refusal(&reason) => {
+                    tracing::info!(%txid, reason, "refused alone for its fee: adding an anchor child");
+                }
+                Err(_) => return Published::NotYet,
+            }
+        }
+        let child = match (fee, target) {
+            (Some(fee), Some(target)) => self.child_for(tx, fee, target).await,
+            _ => None,
+        };
+        let Some(child) = child else {
+            // No child to pay for it: at least its own rate, if the node takes that.
+            if !pays_today && read_refusal(esplora.broadcast(tx)).await.is_ok() {
+                return Published::Alone;
+            }
+            return Published::NotYet;
+        };
+        let package = [tx.clone(), child.clone()];
+        match read("package", esplora.submit_package(&package, None, None)).await {
+            Some(result) if result.package_msg == "success" => Published::WithChild {
+                child: child.compute_txid(),
+            },
+            Some(result) => {
+                tracing::info!(%txid, answer = result.package_msg, errors = ?result.tx_results.values().filter_map(|r| r.error.clone()).collect::<Vec<_>>(), "package not taken yet");
+                Published::NotYet
+            }
+            None => Published::NotYet,
+        }
+    }
+
+    /// `parent`'s child paying `target` for both: the one built before if it still does, else
+    /// a new one replacing it, from the wallet as the chain has it now (synced first: the
+    /// wallet syncs only before funding a factory, and a child needs its latest coins).
+    async fn child_for(
+        &self,
+        parent: &Transaction,
+        fee: Amount,
+        target: FeeRate,
+    ) -> Option<Transaction> {
+        let txid = parent.compute_txid();
+        let previous = {
+            let children = self.children.lock().unwrap_or_else(PoisonError::into_inner);
+            match children.get(&txid) {
+                Some(bump) if bump.package_rate >= target => return Some(bump.child.clone()),
+                other => other.map(|b| b.child.compute_txid()),
+            }
+        };
+        read("wallet sync", self.wallet.sync()).await;
+        match self.wallet.anchor_cpfp(parent, fee, target, previous) {
+            Ok(bump) => {
+                let child = bump.child.clone();
+                self.children
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(txid, bump);
+                Some(child)
+            }
+            Err(e) => {
+                tracing::error!(parent = %txid, error = %e, "cannot pay for a pre-signed transaction's fee");
+                None
+            }
+        }
+    }
+
+    /// Forgets the child of a parent that confirmed.
+    pub(super) fn confirmed(&self, parent: Txid) {
+        self.children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&parent);
+    }
+}
+
+/// Whether the node's `reason` for refusing a transaction is its fee.
+fn is_fee_refusal(reason: &str) -> bool {
+    FEE_REFUSALS.iter().any(|r| reason.contains(r))
+}
+
+/// Sends within the watch's read timeout; `Err(Some(reason))` is the node's refusal.
+async fn read_refusal(
+    f: impl std::future::Future<Output = Result<(), esplora_client::Error>>,
+) -> Result<(), Option<String>> {
+    match tokio::time::timeout(super::onchain::READ_TIMEOUT, f).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(esplora_client::Error::HttpResponse { message, .. })) => Err(Some(message)),
+        Ok(Err(e)) => Err(Some(e.to_string())),
+        Err(_) => Err(None),
+    }
+}
+
+/// What `tx` pays in fee: its inputs' values (read from the transactions they spend) less
+/// its outputs. `None` when a read fails.
+async fn fee_of(esplora: &AsyncClient, tx: &Transaction) -> Option<Amount> {
+    let mut inputs = Amount::ZERO;
+    for input in &tx.input {
+        let prev = read("input tx", esplora.get_tx(&input.previous_output.txid)).await??;
+        inputs += prev.output.get(input.previous_output.vout as usize)?.value;
+    }
+    let outputs: Amount = tx.output.iter().map(|o| o.value).sum();
+    inputs.checked_sub(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fee_refusals_are_told_from_other_refusals() {
+        assert!(is_fee_refusal(
+            "sendrawtransaction RPC error: {\"code\":-26,\"message\":\"min relay fee not met, 230 < 1150\"}"
+        ));
+        assert!(is_fee_refusal("mempool min fee not met, 100 < 2000"));
+        assert!(!is_fee_refusal("non-BIP68-final"));
+        assert!(!is_fee_refusal("bad-txns-inputs-missingorspent"));
+    }
+}
