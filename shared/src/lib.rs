@@ -9,6 +9,7 @@ pub mod auth;
 pub mod ceremony;
 pub mod channel;
 pub mod exit;
+pub mod fees;
 pub mod leaf;
 pub mod lifecycle;
 pub mod musig;

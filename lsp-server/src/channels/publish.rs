@@ -3,7 +3,7 @@
 //!
 //! Such a transaction pays the fee rate of the day it was signed, which may be below what
 //! nodes relay today (`-minrelaytxfee`, a full mempool). So it goes out alone only when it pays
-//! today's rate ([`Publisher::target`], the estimate for [`URGENT_BLOCKS`]) and the node takes
+//! today's rate ([`Publisher::target`], the estimate for `shared::fees::URGENT_BLOCKS`) and the node takes
 //! it. Otherwise the LSP's wallet builds a child spending its keyless P2A anchor
 //! ([`LspWallet::anchor_cpfp`]) and both go to the node as a package, which takes a parent
 //! below the relay floor when the two together pay enough.
@@ -24,17 +24,6 @@ use esplora_client::AsyncClient;
 
 use super::onchain::read;
 use crate::wallet::{Bump, LspWallet};
-
-/// The confirmation target a response to a cheat or an overdue HTLC is priced for.
-pub(super) const URGENT_BLOCKS: u16 = 2;
-
-/// Node refusals that mean "pays too little", as bitcoind words them.
-const FEE_REFUSALS: [&str; 4] = [
-    "min relay fee not met",
-    "mempool min fee not met",
-    "insufficient fee",
-    "fee not met",
-];
 
 /// What was done with a transaction this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +61,7 @@ impl Publisher {
     pub(super) async fn target(&self) -> Option<FeeRate> {
         read(
             "fee estimates",
-            self.wallet.fee_rate_estimate(URGENT_BLOCKS),
+            self.wallet.fee_rate_estimate(shared::fees::URGENT_BLOCKS),
         )
         .await
     }
@@ -95,7 +84,7 @@ impl Publisher {
         if pays_today {
             match read_refusal(esplora.broadcast(tx)).await {
                 Ok(()) => return Published::Alone,
-                Err(Some(reason)) if is_fee_refusal(&reason) => {
+                Err(Some(reason)) if shared::fees::is_fee_refusal(&reason) => {
                     tracing::info!(%txid, reason, "refused alone for its fee: adding an anchor child");
                 }
                 Err(_) => return Published::NotYet,
@@ -168,11 +157,6 @@ impl Publisher {
     }
 }
 
-/// Whether the node's `reason` for refusing a transaction is its fee.
-fn is_fee_refusal(reason: &str) -> bool {
-    FEE_REFUSALS.iter().any(|r| reason.contains(r))
-}
-
 /// Sends within the watch's read timeout; `Err(Some(reason))` is the node's refusal.
 async fn read_refusal(
     f: impl std::future::Future<Output = Result<(), esplora_client::Error>>,
@@ -195,19 +179,4 @@ async fn fee_of(esplora: &AsyncClient, tx: &Transaction) -> Option<Amount> {
     }
     let outputs: Amount = tx.output.iter().map(|o| o.value).sum();
     inputs.checked_sub(outputs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fee_refusals_are_told_from_other_refusals() {
-        assert!(is_fee_refusal(
-            "sendrawtransaction RPC error: {\"code\":-26,\"message\":\"min relay fee not met, 230 < 1150\"}"
-        ));
-        assert!(is_fee_refusal("mempool min fee not met, 100 < 2000"));
-        assert!(!is_fee_refusal("non-BIP68-final"));
-        assert!(!is_fee_refusal("bad-txns-inputs-missingorspent"));
-    }
 }

@@ -1,7 +1,5 @@
 //! The wallet's Esplora side: chain sync, broadcast, transaction status and fee estimates.
 
-use std::collections::HashMap;
-
 use bdk_esplora::EsploraAsyncExt;
 use bdk_wallet::chain::spk_client::{FullScanRequest, SyncRequest};
 use bdk_wallet::{KeychainKind, Update};
@@ -14,11 +12,7 @@ use super::{unix_now, LspWallet, WalletError};
 const STOP_GAP: usize = 20;
 /// Esplora requests in flight at once during a sync.
 const PARALLEL_REQUESTS: usize = 4;
-/// The lowest fee rate [`LspWallet::fee_rate_estimate`] returns: 1 sat/vB, the default relay
-/// minimum.
-pub(super) const FEE_RATE_FLOOR: FeeRate = FeeRate::BROADCAST_MIN;
-/// The highest: a sanity cap against a broken estimator, also enforced when signing.
-pub(super) const FEE_RATE_CAP: FeeRate = FeeRate::from_sat_per_kwu(250_000); // 1000 sat/vB
+pub(super) use shared::fees::{pick_fee_rate, FEE_RATE_CAP};
 
 /// Where a transaction stands, as Esplora sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,26 +168,4 @@ impl LspWallet {
             network: self.network,
         }
     }
-}
-
-/// Picks from Esplora's estimates (sat/vB by confirmation target) the one for the largest target
-/// at or below `target_blocks`, else the most urgent one given, and clamps it between
-/// [`FEE_RATE_FLOOR`] and [`FEE_RATE_CAP`]. No usable estimate gives the floor.
-pub(super) fn pick_fee_rate(estimates: &HashMap<u16, f64>, target_blocks: u16) -> FeeRate {
-    let target = target_blocks.max(1);
-    let usable = || {
-        estimates
-            .iter()
-            .filter(|(_, rate)| rate.is_finite() && **rate > 0.0)
-    };
-    let chosen = usable()
-        .filter(|(t, _)| **t <= target)
-        .max_by_key(|(t, _)| **t)
-        .or_else(|| usable().min_by_key(|(t, _)| **t));
-    let Some((_, sat_per_vb)) = chosen else {
-        return FEE_RATE_FLOOR;
-    };
-    // 1 sat/vB = 250 sat/kwu; round up so the estimate is met. `as` saturates.
-    let sat_per_kwu = (sat_per_vb * 250.0).ceil() as u64;
-    FeeRate::from_sat_per_kwu(sat_per_kwu).clamp(FEE_RATE_FLOOR, FEE_RATE_CAP)
 }

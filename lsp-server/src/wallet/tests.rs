@@ -1,7 +1,5 @@
 //! Unit tests of the wallet that need no network (Esplora is never contacted).
 
-use std::collections::HashMap;
-
 use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::blockdata::constants::genesis_block;
 use bitcoin::hashes::Hash;
@@ -11,7 +9,6 @@ use bitcoin::{
     Transaction, TxIn, TxMerkleNode, TxOut, Witness,
 };
 
-use super::chain::{pick_fee_rate, FEE_RATE_CAP, FEE_RATE_FLOOR};
 use super::seed::SEED_FILE;
 use super::store::DB_FILE;
 use super::{LspWallet, WalletError};
@@ -177,28 +174,4 @@ async fn empty_wallet_says_where_to_send_funds() {
         .fund(&[], FeeRate::from_sat_per_vb_u32(2))
         .expect_err("no outputs");
     assert!(matches!(err, WalletError::NoOutputs), "{err}");
-}
-
-#[test]
-fn fee_estimates_pick_target_and_clamp() {
-    let sat_vb = |n: u32| FeeRate::from_sat_per_vb_u32(n);
-    assert_eq!(pick_fee_rate(&HashMap::new(), 6), FEE_RATE_FLOOR);
-    assert_eq!(FEE_RATE_FLOOR, sat_vb(1));
-    let estimates = HashMap::from([(1, 10.0), (6, 3.2), (144, 1.1), (1008, 0.5)]);
-    assert_eq!(pick_fee_rate(&estimates, 1), sat_vb(10));
-    assert_eq!(pick_fee_rate(&estimates, 0), sat_vb(10));
-    assert_eq!(pick_fee_rate(&estimates, 3), sat_vb(10));
-    assert_eq!(pick_fee_rate(&estimates, 6), FeeRate::from_sat_per_kwu(800));
-    assert_eq!(
-        pick_fee_rate(&estimates, 200),
-        FeeRate::from_sat_per_kwu(275)
-    );
-    assert_eq!(pick_fee_rate(&estimates, 2000), FEE_RATE_FLOOR);
-    // Only slower targets than asked: take the most urgent one.
-    let slow = HashMap::from([(12, 4.0), (24, 2.0)]);
-    assert_eq!(pick_fee_rate(&slow, 2), sat_vb(4));
-    let broken = HashMap::from([(1, f64::NAN), (2, -3.0), (3, f64::INFINITY)]);
-    assert_eq!(pick_fee_rate(&broken, 2), FEE_RATE_FLOOR);
-    let absurd = HashMap::from([(1, 1e12)]);
-    assert_eq!(pick_fee_rate(&absurd, 1), FEE_RATE_CAP);
 }

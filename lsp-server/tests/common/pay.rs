@@ -22,7 +22,16 @@ pub async fn two_funded(
     options: lsp_server::PaymentOptions,
     spec: ClientSpec,
 ) -> (Stack, Vec<ClientRun>, tempfile::TempDir) {
-    let stack = super::start_full(super::fast_factory(2, 2), options, None).await;
+    two_funded_on(devnet::DevnetConfig::default(), options, spec).await
+}
+
+/// [`two_funded`] on a devnet started as `devnet` says.
+pub async fn two_funded_on(
+    devnet: devnet::DevnetConfig,
+    options: lsp_server::PaymentOptions,
+    spec: ClientSpec,
+) -> (Stack, Vec<ClientRun>, tempfile::TempDir) {
+    let stack = super::start_on(devnet, super::fast_factory(2, 2), options, None).await;
     super::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = super::swarm_config(&stack, storage.path());

@@ -63,6 +63,7 @@ impl Account {
             join_fee,
         };
         ExitRunner::new(kit, key, self.sweep_address()?, esplora_url)?
+            .with_coin_key(self.sweep_secret()?)
             .with_watch(self.tip_watch())
             .with_payments(&state, &leaf)
             .map_err(|e| AccountError::Exit(e.to_string()))

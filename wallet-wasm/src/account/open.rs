@@ -140,6 +140,13 @@ impl Account {
         Ok(self.keys.sweep(index)?.address().clone())
     }
 
+    /// The internal (BIP-86) key of [`sweep_address`](Self::sweep_address): its coins pay an
+    /// exit's fee bumps.
+    pub fn sweep_secret(&self) -> Result<bitcoin::secp256k1::SecretKey, AccountError> {
+        let index = SweepIndex::new(0)?;
+        Ok(self.keys.sweep(index)?.internal_keypair().secret_key())
+    }
+
     /// The session storage inside this wallet's vault.
     pub fn storage(&self) -> VaultStorage {
         VaultStorage::new(self.vault.clone())

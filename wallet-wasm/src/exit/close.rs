@@ -36,12 +36,8 @@ impl ExitRunner {
             }
             return Ok(match channel.latest_signed() {
                 Some(commitment) => {
-                    // Already in the mempool (or a conflicting copy is): the next read tells.
-                    let _ = self.esplora.broadcast(commitment).await;
-                    ExitStatus::Broadcast {
-                        what: "Your channel's latest state".into(),
-                        txid: commitment.compute_txid(),
-                    }
+                    self.publish("Your channel's latest state", commitment)
+                        .await
                 }
                 None => ExitStatus::Stuck("the channel has no signed state to close with".into()),
             });
@@ -78,7 +74,8 @@ impl ExitRunner {
         tip: Height,
     ) -> Result<ExitStatus, ChainError> {
         let dest = self.to.script_pubkey();
-        let claims = match channel.claims_for(closing, &dest, self.fee_rate, &self.preimages) {
+        let rate = self.today_rate().await;
+        let claims = match channel.claims_for(closing, &dest, rate, &self.preimages) {
             Ok(c) => c,
             Err(e) => return Ok(ExitStatus::Stuck(e.to_string())),
         };

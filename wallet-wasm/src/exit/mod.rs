@@ -12,6 +12,7 @@
 //! leaf created (with the client's side of it that the payment store rebuilds) and sweeps the
 //! wallet's balance to its address once `to_self_delay` allows ([`close`]).
 
+mod bump;
 mod chain_view;
 mod close;
 mod plan;

@@ -58,6 +58,20 @@ pub enum ExitStatus {
         /// What it paid.
         amount: Amount,
     },
+    /// A pre-signed transaction pays less than the network takes today, and this wallet
+    /// cannot add the fee; it tries again on the next step.
+    FeeTooLow {
+        /// What it is, for people.
+        what: String,
+        /// The transaction.
+        txid: Txid,
+        /// The rate it was signed at.
+        paid: FeeRate,
+        /// Today's rate.
+        needed: FeeRate,
+        /// Why the wallet cannot add the fee, in words.
+        why: String,
+    },
     /// The exit cannot go on with this wallet's data.
     Stuck(String),
 }
@@ -73,6 +87,7 @@ impl ExitStatus {
             ExitStatus::NothingToSweep { .. } => "empty",
             ExitStatus::Sweeping { .. } => "sweeping",
             ExitStatus::Swept { .. } => "swept",
+            ExitStatus::FeeTooLow { .. } => "fee",
             ExitStatus::Stuck(_) => "stuck",
         }
     }
@@ -81,6 +96,7 @@ impl ExitStatus {
     pub fn txid(&self) -> Option<Txid> {
         match self {
             ExitStatus::Broadcast { txid, .. }
+            | ExitStatus::FeeTooLow { txid, .. }
             | ExitStatus::Sweeping { txid, .. }
             | ExitStatus::Swept { txid, .. } => Some(*txid),
             _ => None,
@@ -119,6 +135,20 @@ impl ExitStatus {
             ExitStatus::Swept { amount, .. } => format!(
                 "done: {} is at your on-chain address, confirmed",
                 crate::format::sats(*amount)
+            ),
+            ExitStatus::FeeTooLow {
+                what,
+                paid,
+                needed,
+                why,
+                ..
+            } => format!(
+                "{what} was signed to pay {} sat/vB, and the network takes {} sat/vB or more \
+                 today. Your wallet cannot add the fee: {why}. It tries again every few \
+                 seconds; anyone (your provider, a watchtower) can add the fee too. A few \
+                 thousand sats sent to your on-chain address let the wallet pay it itself.",
+                paid.to_sat_per_vb_floor(),
+                needed.to_sat_per_vb_ceil()
             ),
             ExitStatus::Stuck(why) => format!("the exit cannot go on: {why}"),
         }
@@ -164,6 +194,9 @@ pub struct ExitRunner {
     /// Every preimage this wallet knows (its invoices', and any in its channels' updates): an
     /// HTLC paid to it on a commitment on chain is claimed with it.
     pub(super) preimages: BTreeMap<sha256::Hash, [u8; 32]>,
+    /// The key of the wallet's on-chain address `to` (BIP 86 internal key): its coins pay
+    /// the fee of a pre-signed step the network refuses for its fee.
+    pub(super) coin_key: Option<SecretKey>,
 }
 
 impl ExitRunner {
@@ -191,7 +224,14 @@ impl ExitRunner {
             fee_rate,
             channels: Vec::new(),
             preimages: BTreeMap::new(),
+            coin_key: None,
         })
+    }
+
+    /// Pays fee bumps from the coins of `to`, whose BIP-86 internal key is `key`.
+    pub fn with_coin_key(mut self, key: SecretKey) -> ExitRunner {
+        self.coin_key = Some(key);
+        self
     }
 
     /// Judges the tips it reads with `watch` (the wallet's, shared with its other reads).
@@ -243,14 +283,7 @@ impl ExitRunner {
         };
         Ok(match self.kit.next_action(&chain) {
             ExitAction::WaitForFunding => ExitStatus::WaitingForFunding,
-            ExitAction::Broadcast { kind, tx, .. } => {
-                // Already in the mempool (or a conflicting copy is): the next read tells.
-                let _ = self.esplora.broadcast(&tx).await;
-                ExitStatus::Broadcast {
-                    what: kind_words(&kind).into(),
-                    txid: tx.compute_txid(),
-                }
-            }
+            ExitAction::Broadcast { kind, tx, .. } => self.publish(kind_words(&kind), &tx).await,
             ExitAction::WaitUntil { height, node } => {
                 let what = self
                     .kit
@@ -284,7 +317,8 @@ impl ExitRunner {
                         "the distribution pays no output to you".into(),
                     ));
                 };
-                let sweep = match build_sweep(payout, prevout, &self.key, &self.to, self.fee_rate) {
+                let rate = self.today_rate().await;
+                let sweep = match build_sweep(payout, prevout, &self.key, &self.to, rate) {
                     Ok(sweep) => sweep,
                     Err(e) => return Ok(ExitStatus::Stuck(e.to_string())),
                 };
