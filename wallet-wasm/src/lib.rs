@@ -10,6 +10,7 @@ pub mod exit;
 pub mod format;
 pub mod keys;
 pub mod lsp;
+pub mod onchain;
 pub mod pace;
 pub mod pay;
 pub mod picture;

@@ -255,13 +255,20 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
             return data;
         }
     };
-    let Some(newest) = paths.last().cloned() else {
-        return data;
-    };
     let watch = account.tip_watch();
     let chain = esplora
         .as_deref()
         .and_then(|u| EsploraChain::with_watch(u, watch.clone()).ok());
+    // Coins at the wallet's own address count with or without a factory.
+    if let (Some(chain), Ok(address)) = (&chain, account.sweep_address()) {
+        match chain.coins_at(&address).await {
+            Ok(coins) => data.onchain = Some(coins),
+            Err(e) => data.error = Some(e.to_string()),
+        }
+    }
+    let Some(newest) = paths.last().cloned() else {
+        return data;
+    };
     let mut chosen: (StoredPath, bool) = (newest, false);
     if let Some(chain) = &chain {
         match chain.tip_height().await {
@@ -284,11 +291,7 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
         }
     }
     let (stored, funded) = chosen;
-    if let (Some(chain), Ok(address)) = (&chain, account.sweep_address()) {
-        match chain.coins_at(&address).await {
-            Ok(coins) => data.onchain = Some(coins),
-            Err(e) => data.error = Some(e.to_string()),
-        }
+    if let Some(chain) = &chain {
         // Left: the factory's payout to this wallet, or its leaf, is on chain.
         if funded {
             let payout = stored.path.distribution().txid();

@@ -19,6 +19,7 @@ mod money_card;
 mod moving;
 mod nav;
 mod notify;
+mod onchain_send;
 mod payments;
 mod protect;
 mod protection_card;

@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use wallet::session::Coins;
 
 use crate::amount::Sats;
+use crate::onchain_send::OnchainSend;
 use crate::state::{AppCtx, PayPhase, Screen};
 
 /// The money card. `for_sale` and `channel_size` come from the factory (`None` before one is
@@ -131,6 +132,9 @@ pub fn MoneyCard(
                     </dd>
                 </Show>
             </dl>
+            <Show when=move || onchain.get().is_some_and(|c| c.total > Amount::ZERO)>
+                <OnchainSend />
+            </Show>
             <Show when=move || running() && fee_owed().is_some()>
                 <p class="hint" id="join-fee-owed" data-sats=move || fee_owed().map(|a| a.to_sat().to_string())>
                     "Join fee still to pay: "{move || fee_owed().map(|a| view! { <Sats amount=a what="join fee still to pay" /> })}

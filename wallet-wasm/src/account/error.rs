@@ -35,4 +35,7 @@ pub enum AccountError {
     /// The chain source could not be set up.
     #[error(transparent)]
     Chain(#[from] crate::chain::ChainError),
+    /// A payment from the on-chain address cannot be made.
+    #[error(transparent)]
+    Send(#[from] crate::onchain::SendError),
 }

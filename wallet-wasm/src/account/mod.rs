@@ -24,6 +24,8 @@ mod exit;
 #[cfg(target_arch = "wasm32")]
 mod join;
 #[cfg(target_arch = "wasm32")]
+mod onchain;
+#[cfg(target_arch = "wasm32")]
 mod open;
 #[cfg(target_arch = "wasm32")]
 mod pay;
