@@ -14,7 +14,9 @@
 //! invoice no longer offers copying. Paying the same invoice twice is refused at the quote;
 //! after a reload B's channel and history come back from its vault, B gets test sats (whole:
 //! its fee is paid) and pays A back over it. At the end each wallet shows its join fee exactly
-//! once, as quoted.
+//! once, as quoted. Last, B buys inbound liquidity in the same walk: the price leaves its
+//! balance, its history lists the purchase and still adds up to the balance, and the LSP's view
+//! shows the sale and B's channel at that balance.
 //!
 //! Screenshots go to `target/screenshots/pay-*.png`.
 
@@ -32,6 +34,9 @@ use wallet_ui_support::{mine_until, sats_in, text_becomes, wallet_dist, Browser,
 const FAUCET_MAX: u64 = 20_000;
 /// What B asks for (the fee's proportional part rounds up: 4.321 → 5).
 const AMOUNT: u64 = 4_321;
+/// The inbound liquidity B buys at the end, and the test terms' price per million.
+const BUY: u64 = 10_000;
+const LIQUIDITY_PPM: u64 = 5_000;
 
 /// The LSP's routing fee under the test terms: 1 sat plus 1,000 ppm, rounded up.
 fn fee_of(amount: u64) -> u64 {
@@ -39,7 +44,7 @@ fn fee_of(amount: u64) -> u64 {
 }
 
 /// What a wallet's history adds up to: received amounts in, sent amounts and their fees out,
-/// join fee rows out; and the join fees it lists.
+/// join fee rows and liquidity prices out; and the join fees it lists.
 async fn history_sum(b: &Browser) -> (u64, Vec<u64>) {
     b.click("#nav-home").await;
     b.click("#go-history").await;
@@ -66,6 +71,8 @@ async fn history_sum(b: &Browser) -> (u64, Vec<u64>) {
                 sum -= sats;
                 join_fees.push(sats as u64);
             }
+            // Inbound liquidity bought: its price left the balance.
+            "liquidity" => sum -= attr("data-fee").await.parse::<i64>().expect("data-fee"),
             other => panic!("{}: a history row of kind {other:?}", b.name),
         }
     }
@@ -518,6 +525,55 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     b.click("#go-history").await;
     b.find("#history li.join-fee", SCREEN).await;
     b.amounts_fit("pay-13-history-after-all").await;
+
+    // B buys inbound liquidity in the same walk: the price leaves its balance, its history
+    // lists the purchase and still adds up, and the LSP's view agrees.
+    b.click("#nav-home").await;
+    b.type_into("#liquidity-amount", &BUY.to_string()).await;
+    let price = (BUY * LIQUIDITY_PPM).div_ceil(1_000_000);
+    text_becomes(
+        &b,
+        "#liquidity-price",
+        &sats(Amount::from_sat(price)),
+        SCREEN,
+    )
+    .await;
+    b.click("#liquidity-buy").await;
+    b.wait_attr(
+        "#liquidity-progress",
+        "data-step",
+        "done",
+        Duration::from_secs(60),
+    )
+    .await;
+    let b_balance = b_balance - price;
+    text_becomes(
+        &b,
+        "#balance",
+        &sats(Amount::from_sat(b_balance)),
+        Duration::from_secs(10),
+    )
+    .await;
+    let (sum, fees) = history_sum(&b).await;
+    assert_eq!(
+        sum, b_balance,
+        "B's history adds up to its balance, purchase included"
+    );
+    assert_eq!(fees, vec![join_fee], "the join fee still once");
+    b.find("#history li[data-direction='liquidity']", SCREEN)
+        .await;
+    b.screenshot("pay-14-history-with-liquidity").await;
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
+    assert_eq!(view["liquidity"]["sold_sat"], BUY, "{view}");
+    assert_eq!(view["liquidity"]["earned_sat"], price, "{view}");
+    let live = view["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .filter(|c| c["bought_sat"] == BUY)
+        .map(|c| c["client_sat"].as_u64().expect("client_sat"))
+        .collect::<Vec<_>>();
+    assert_eq!(live, vec![b_balance], "B's channel at the LSP: {view}");
 
     for w in [a, b] {
         w.client.close().await.expect("close the browser");

@@ -50,13 +50,17 @@ fn Row(payment: PaymentRecord) -> impl IntoView {
     let (direction, arrow) = match payment.direction {
         Direction::Sent => ("sent", "↑ Sent"),
         Direction::Received => ("received", "↓ Received"),
+        Direction::Liquidity => ("liquidity", "⇅ Bought inbound liquidity"),
     };
     let (status, status_words) = match &payment.status {
         PaymentStatus::Pending => ("pending", "under way".to_string()),
         PaymentStatus::Complete => ("complete", "done".to_string()),
         PaymentStatus::Failed(why) => ("failed", format!("failed: {why}")),
     };
-    let fee = (payment.fee.to_sat() > 0).then(|| format!("fee {}", sats(payment.fee)));
+    let fee = (payment.fee.to_sat() > 0).then(|| match payment.direction {
+        Direction::Liquidity => format!("price {}", sats(payment.fee)),
+        _ => format!("fee {}", sats(payment.fee)),
+    });
     view! {
         <li class="payment" class:failed=status == "failed" data-direction=direction data-status=status
             data-sats=payment.amount.to_sat().to_string() data-fee=payment.fee.to_sat().to_string()>

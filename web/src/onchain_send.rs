@@ -132,7 +132,7 @@ pub fn OnchainSend() -> impl IntoView {
                         <details><summary>"Details"</summary><p class="mono">{txid.to_string()}</p></details>
                     }.into_any(),
                 }}
-                <p class="error" id="onchain-error">{move || error.get()}</p>
+                <p class="error" id="onchain-error" role="alert">{move || error.get()}</p>
             </Show>
         </div>
     }

@@ -51,6 +51,9 @@ pub enum Direction {
     Sent,
     /// This wallet was paid.
     Received,
+    /// This wallet bought inbound liquidity: `amount` is the liquidity, `fee` its price (what
+    /// left the balance).
+    Liquidity,
 }
 
 /// Where a payment is.

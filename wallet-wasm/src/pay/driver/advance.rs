@@ -544,6 +544,25 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         record.openings.insert(signed.leaf, sent.opening.clone());
         self.store.save_leaf(id, &record).await?;
         self.stored.leaves.insert(id, record);
+        // In the history, so it adds up to the balance: the price left it.
+        let now = self.now().unix_time;
+        let purchase = crate::pay::PaymentRecord {
+            hash: bitcoin::hashes::Hash::hash(
+                format!("liquidity/{id}/{}", signed.leaf.0).as_bytes(),
+            ),
+            direction: crate::pay::Direction::Liquidity,
+            amount: sent.amount,
+            fee: sent.price,
+            join_fee: bitcoin::Amount::ZERO,
+            description: "More room to receive, from your leaf's liquidity".into(),
+            status: crate::pay::PaymentStatus::Complete,
+            created_at: now,
+            done_at: Some(now),
+            channel: None,
+            preimage: None,
+        };
+        self.store.save_payment(&purchase).await?;
+        self.stored.upsert_payment(&purchase);
         self.store.save_advance(id, None).await?;
         self.stored.advances.remove(&id);
         let Some(flight) = self.flights.remove(&id) else {
