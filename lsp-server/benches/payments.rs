@@ -141,7 +141,8 @@ async fn run(n: usize) {
             .payments
             .iter()
             .map(|p| match p.direction {
-                wallet::pay::Direction::Sent => p.fee,
+                // A liquidity price leaves the balance as a fee does.
+                wallet::pay::Direction::Sent | wallet::pay::Direction::Liquidity => p.fee,
                 wallet::pay::Direction::Received => p.join_fee,
             })
             .sum::<Amount>();
