@@ -1,6 +1,8 @@
 //! A workshop: eight people open the wallet in eight real headless Chromiums, against one LSP
-//! with the demo's terms (10,000-sat channels, the 1,000-sat join fee, "Get test sats"), join
-//! one factory of eight together, get test sats, and each pays the person on their left
+//! run with the demo's defaults (the factory options `cargo xtask demo` leaves at the LSP's
+//! defaults: factories of eight, starting with two members after 60 s of gathering, its round
+//! timeouts; and the demo's terms: 10,000-sat channels, the 1,000-sat join fee, "Get test
+//! sats"), join together (eight at once fill a factory, so it starts without waiting), get test sats, and each pays the person on their left
 //! 1,000 sats. Every payment goes through, no quote warns that the payee cannot take it,
 //! and every balance on every page reconciles with the LSP's admin view: each person holds
 //! what the faucet gave, less the join fee taken from it, less the routing fee of the one
@@ -14,10 +16,9 @@ mod wallet_ui_support;
 use std::time::Duration;
 
 use bitcoin::Amount;
+use lsp_server::FactoryOptions;
 use wallet::format::sats;
-use wallet_ui_support::{
-    browser_factory, mine_until, text_becomes, wallet_dist, Browser, Driver, SCREEN,
-};
+use wallet_ui_support::{mine_until, text_becomes, wallet_dist, Browser, Driver, SCREEN};
 
 /// People in the room.
 const PEOPLE: usize = 8;
@@ -70,7 +71,8 @@ async fn pay(payer: &Browser, payee: &Browser) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_browsers_join_together_and_each_pays_a_neighbour() {
-    let stack = common::start_with(browser_factory(PEOPLE), Some(wallet_dist())).await;
+    // Exactly what `cargo xtask demo` runs: no factory option set.
+    let stack = common::start_with(FactoryOptions::default(), Some(wallet_dist())).await;
     common::fund_lsp(&stack, Amount::from_sat(10_000_000)).await;
     let url = stack.http_url();
     let driver = Driver::start();
