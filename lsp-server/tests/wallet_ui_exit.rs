@@ -231,6 +231,7 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
         "#liquidity-card",
         "#balance",
         "#balance-inbound",
+        "#dying-in",
     ] {
         assert!(
             a.client.find(Locator::Css(css)).await.is_err(),

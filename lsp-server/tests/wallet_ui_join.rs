@@ -74,11 +74,23 @@ async fn four_browsers_create_wallets_and_join_one_factory() {
         all_words.push(words);
         browsers.push(b);
     }
-    // Everyone joins; the factory starts when the fourth is in.
+    // Everyone joins; the factory starts when the fourth is in. While it gathers, the first
+    // wallet's page counts the members so far, says the minimum, and what the deadline means.
+    let first = &browsers[0];
     for (i, b) in browsers.iter().enumerate() {
         b.join((i == 0).then_some("join-")).await;
+        if i < 3 {
+            first
+                .wait_attr("#gathering", "data-members", &(i + 1).to_string(), SCREEN)
+                .await;
+            let members = first.text("#gathering-members", SCREEN).await;
+            assert!(
+                members.contains(&format!("{} member", i + 1)) && members.contains("at least 4"),
+                "{members}"
+            );
+            first.text("#gathering-outlook", SCREEN).await;
+        }
     }
-    let first = &browsers[0];
     first
         .wait_attr(
             "#step-waiting",

@@ -41,7 +41,7 @@ pub fn ChainCard(esplora_url: Signal<Option<String>>) -> impl IntoView {
                 Some(Ok(h)) => view! {
                     <p>"Latest block "<span class="big" id="tip-height">{h}</span></p>
                 }.into_any(),
-                Some(Err(e)) => view! { <p class="bad" id="tip-error">{e}</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="bad" id="tip-error" role="alert">{e}</p> }.into_any(),
             }}
             <p class="hint">"Read by this wallet from "
                 <span id="chain-source">{move || esplora_url.get().unwrap_or_default()}</span></p>

@@ -98,7 +98,7 @@ pub fn FaucetCard() -> impl IntoView {
                         a => format!("Get test sats ({})", sats(a)),
                     }}</button>
                 <p class="ok" id="faucet-message">{message}</p>
-                <p class="bad" id="faucet-error">{move || error.get()}</p>
+                <p class="bad" id="faucet-error" role="alert">{move || error.get()}</p>
             </section>
         </Show>
     }

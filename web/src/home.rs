@@ -159,12 +159,14 @@ pub fn Home() -> impl IntoView {
                         {move || if left() { "you left this factory" } else { phase.describe() }}</strong></p>
                     <dl>
                         <dt>"Members"</dt><dd id="factory-clients">{o.clients}</dd>
-                        <dt>"Move to a new factory"</dt>
-                        <dd id="dying-in">{move || if to_dying.to_blocks() == 0 {
-                            format!("now (since block {dying_at})")
-                        } else {
-                            format!("in {} blocks ({}), at block {dying_at}", to_dying.to_blocks(), ctx.pace.get().approx(to_dying))
-                        }}</dd>
+                        <Show when=move || !left()>
+                            <dt>"Move to a new factory"</dt>
+                            <dd id="dying-in">{move || if to_dying.to_blocks() == 0 {
+                                format!("now (since block {dying_at})")
+                            } else {
+                                format!("in {} blocks ({}), at block {dying_at}", to_dying.to_blocks(), ctx.pace.get().approx(to_dying))
+                            }}</dd>
+                        </Show>
                         <dt>"Latest block"</dt><dd id="home-tip">{d.tip}</dd>
                     </dl>
                     <details>

@@ -65,8 +65,9 @@ fn JoinForm() -> impl IntoView {
     view! {
         <section class="card">
             <h2>"Join a factory"</h2>
-            <p>"Inbound liquidity is how much you can receive over Lightning. The provider \
-                reserves it for you in the factory."</p>
+            <p>"Your channel can receive up to its size from the start. Inbound liquidity is more \
+                room to receive, reserved for you in your leaf of the factory: when you need it, \
+                you move it into your channel from Home (priced there before you buy)."</p>
             <label>"Inbound liquidity (sats)"
                 <input type="number" id="liquidity" min="0" step="1000"
                     prop:value=move || liquidity.get()
@@ -76,17 +77,18 @@ fn JoinForm() -> impl IntoView {
                 Ok(plan) => view! {
                     <dl id="quote">
                         <dt>"Your channel"</dt><dd id="quote-channel">{sats(plan.channel)}</dd>
-                        <dt>"Inbound liquidity"</dt><dd id="quote-liquidity">{sats(plan.liquidity)}</dd>
+                        <dt>"Liquidity reserved in your leaf"</dt><dd id="quote-liquidity">{sats(plan.liquidity)}
+                            <span class="hint">" (not receivable until you move it into your channel)"</span></dd>
                         <dt>"Join fee"</dt><dd id="quote-join-fee">{sats(plan.price.join_fee())}</dd>
                         <dt>"Liquidity fee"</dt><dd id="quote-liquidity-fee">{sats(plan.price.liquidity_fee())}
-                            <span class="hint">{format!(" ({} sats per million)", plan.terms.body.fees.liquidity_fee_ppm)}</span></dd>
+                            <span class="hint">{format!(" ({} sats per million, for reserving it; moving it into your channel later is priced when you buy)", plan.terms.body.fees.liquidity_fee_ppm)}</span></dd>
                         <dt>"Total fee"</dt><dd id="quote-fee">{sats(plan.quote.fee)}</dd>
                         <dt>"When you pay it"</dt><dd id="quote-fee-when">{format!("Nothing now. {}", fee_when())}</dd>
                         <dt>"Leaving alone"</dt><dd>{wallet::lsp::exit_summary(&plan.terms.body, ctx.pace.get())}</dd>
                     </dl>
                     <button class="primary" id="join" on:click=confirm>"Join"</button>
                 }.into_any(),
-                Err(e) => view! { <p class="bad" id="quote-error">{e}</p> }.into_any(),
+                Err(e) => view! { <p class="bad" id="quote-error" role="alert">{e}</p> }.into_any(),
             }}
         </section>
     }

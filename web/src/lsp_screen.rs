@@ -71,7 +71,7 @@ pub fn LspScreen() -> impl IntoView {
             {move || match ctx.chosen.get() {
                 LspView::Ready(info) => view! { <TermsCard info=*info /> }.into_any(),
                 LspView::Connecting => view! { <p class="hint" id="lsp-status">"Connecting…"</p> }.into_any(),
-                LspView::Failed(e) => view! { <p class="bad" id="lsp-status">{e}</p> }.into_any(),
+                LspView::Failed(e) => view! { <p class="bad" id="lsp-status" role="alert">{e}</p> }.into_any(),
             }}
             <button class="primary" id="go-join" on:click=move |_| ctx.screen.set(Screen::Join)>
                 "Join a factory with this provider"
@@ -90,9 +90,9 @@ pub fn LspScreen() -> impl IntoView {
                     </div>
                 }.into_any(),
                 LspView::Connecting => view! { <p class="hint">"Asking it…"</p> }.into_any(),
-                LspView::Failed(e) => view! { <p class="bad" id="lsp-candidate-error">{e}</p> }.into_any(),
+                LspView::Failed(e) => view! { <p class="bad" id="lsp-candidate-error" role="alert">{e}</p> }.into_any(),
             })}
-            <p class="bad">{move || error.get()}</p>
+            <p class="bad" role="alert">{move || error.get()}</p>
         </section>
     }
 }

@@ -89,7 +89,7 @@ pub fn ProtectionCard() -> impl IntoView {
                 </button>
             </Show>
             <p class="ok" id="protection-message">{move || message.get()}</p>
-            <p class="bad" id="protection-error">{move || error.get()}</p>
+            <p class="bad" id="protection-error" role="alert">{move || error.get()}</p>
         </section>
     }
 }

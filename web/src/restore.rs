@@ -65,7 +65,7 @@ pub fn Restore() -> impl IntoView {
             </label>
             <button id="import-submit" on:click=from_file>"Restore the backup"</button>
         </section>
-        <p class="bad" id="restore-error">{move || error.get()}</p>
+        <p class="bad" id="restore-error" role="alert">{move || error.get()}</p>
         <button id="back-welcome" on:click=move |_| ctx.screen.set(Screen::Welcome)>"Back"</button>
     }
 }

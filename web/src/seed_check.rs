@@ -39,7 +39,7 @@ pub fn SeedCheckForm() -> impl IntoView {
                         on:input=move |ev| answer.set(event_target_value(&ev)) />
                 </label>
             }).collect_view()}
-            <p class="bad" id="seed-check-error">{move || error.get()}</p>
+            <p class="bad" id="seed-check-error" role="alert">{move || error.get()}</p>
             <button class="primary" id="seed-check-submit" on:click=submit>"Check"</button>
             <button id="seed-show-again" on:click=move |_| ctx.screen.set(Screen::ShowSeed)>"Show the words again"</button>
         </section>

@@ -94,7 +94,7 @@ pub fn Send() -> impl IntoView {
                 Stage::Quoted(_, quote) => view! {
                     <QuoteList quote=quote.clone() />
                     {(!quote.affordable).then(|| view! {
-                        <p class="bad" id="send-unaffordable">"Your balance does not cover amount and fee."</p>
+                        <p class="bad" id="send-unaffordable" role="alert">"Your balance does not cover amount and fee."</p>
                     })}
                     {quote.warning.clone().map(|w| view! {
                         <p class="bad" id="send-warning" role="alert">{format!("Before you pay: {w}.")}</p>

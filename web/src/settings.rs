@@ -166,6 +166,6 @@ pub fn Settings() -> impl IntoView {
             </Show>
         </section>
         <p class="ok" id="settings-message">{move || message.get()}</p>
-        <p class="bad" id="settings-error">{move || error.get()}</p>
+        <p class="bad" id="settings-error" role="alert">{move || error.get()}</p>
     }
 }

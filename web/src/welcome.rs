@@ -63,7 +63,7 @@ pub fn Welcome() -> impl IntoView {
             {move || match ctx.serving.get() {
                 LspView::Ready(info) => view! { <TermsCard info=*info /> }.into_any(),
                 LspView::Connecting => view! { <p class="hint" id="lsp-status">"Connecting…"</p> }.into_any(),
-                LspView::Failed(e) => view! { <p class="bad" id="lsp-status">{e}</p> }.into_any(),
+                LspView::Failed(e) => view! { <p class="bad" id="lsp-status" role="alert">{e}</p> }.into_any(),
             }}
             <p class="hint">"Another provider: type its web address."</p>
             <input type="url" id="start-lsp-url" placeholder="https://lsp.example.org"
