@@ -122,6 +122,17 @@ async fn reconcile(
     view
 }
 
+/// Waits (at most 10 s) until `w`'s Home shows a balance of `sats`.
+async fn balance_is(w: &Browser, sats_: u64) {
+    text_becomes(
+        w,
+        "#balance",
+        &sats(Amount::from_sat(sats_)),
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
 /// Polls fast until `css[attr] == want`; returns when it was seen.
 async fn seen(b: &Browser, css: &str, attr: &str, want: &str, limit: Duration) -> Instant {
     let deadline = Instant::now() + limit;
@@ -337,20 +348,8 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     let b_balance = AMOUNT - join_fee;
     a.click("#nav-home").await;
     b.click("#nav-home").await;
-    text_becomes(
-        &a,
-        "#balance",
-        &sats(Amount::from_sat(a_balance)),
-        Duration::from_secs(10),
-    )
-    .await;
-    text_becomes(
-        &b,
-        "#balance",
-        &sats(Amount::from_sat(b_balance)),
-        Duration::from_secs(10),
-    )
-    .await;
+    balance_is(&a, a_balance).await;
+    balance_is(&b, b_balance).await;
     a.amounts_fit("pay-08-home-after").await;
     b.screenshot("pay-09-home-after").await;
 
@@ -498,20 +497,8 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     b.click("#nav-home").await;
     let a_balance = a_balance + BACK;
     let b_balance = b_balance - BACK - fee_of(BACK);
-    text_becomes(
-        &a,
-        "#balance",
-        &sats(Amount::from_sat(a_balance)),
-        Duration::from_secs(10),
-    )
-    .await;
-    text_becomes(
-        &b,
-        "#balance",
-        &sats(Amount::from_sat(b_balance)),
-        Duration::from_secs(10),
-    )
-    .await;
+    balance_is(&a, a_balance).await;
+    balance_is(&b, b_balance).await;
     // Everything still reconciles, each wallet's join fee taken once, as quoted.
     let view = reconcile(
         &stack,
@@ -547,13 +534,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     )
     .await;
     let b_balance = b_balance - price;
-    text_becomes(
-        &b,
-        "#balance",
-        &sats(Amount::from_sat(b_balance)),
-        Duration::from_secs(10),
-    )
-    .await;
+    balance_is(&b, b_balance).await;
     let (sum, fees) = history_sum(&b).await;
     assert_eq!(
         sum, b_balance,

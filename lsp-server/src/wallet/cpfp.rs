@@ -94,10 +94,7 @@ impl LspWallet {
             parent_fee,
             child_vsize(ours.len()),
         );
-        let change = state
-            .wallet
-            .next_unused_address(KeychainKind::Internal)
-            .script_pubkey();
+        let change = change_script(&mut state);
         let built = {
             let mut builder = state.wallet.build_tx();
             builder
@@ -177,10 +174,7 @@ impl LspWallet {
                 address: state.wallet.peek_address(KeychainKind::External, 0).address,
             })?
             .outpoint;
-        let change = state
-            .wallet
-            .next_unused_address(KeychainKind::Internal)
-            .script_pubkey();
+        let change = change_script(&mut state);
         let built = {
             let mut builder = state.wallet.build_tx();
             builder
@@ -217,6 +211,14 @@ impl LspWallet {
             package_rate,
         })
     }
+}
+
+/// Where a child's change goes: the wallet's next unused internal address.
+fn change_script(state: &mut super::State) -> bitcoin::ScriptBuf {
+    state
+        .wallet
+        .next_unused_address(KeychainKind::Internal)
+        .script_pubkey()
 }
 
 /// Virtual bytes of a P2A input: outpoint, empty `scriptSig`, `nSequence` (41), plus its
