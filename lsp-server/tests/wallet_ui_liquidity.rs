@@ -159,6 +159,17 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
     a.wait_attr("#liquidity-for-sale", "data-leaf-state", "1", SCREEN)
         .await;
     text_until(&a, "#balance-inbound", |t| sats_in(t) == stock_before - BUY).await;
+    // The factory picture's leaf box says what is left for sale, not the leaf's first stock.
+    let left = format!(
+        "channel + {} to buy",
+        sats(Amount::from_sat(stock_before - BUY))
+    );
+    a.client
+        .find(Locator::XPath(&format!(
+            "//*[local-name()='text' and text()='{left}']"
+        )))
+        .await
+        .unwrap_or_else(|_| panic!("the picture's leaf says {left:?}"));
 
     // After a reload the channel comes back on the new leaf state, from the vault.
     a.client.refresh().await.expect("reload");

@@ -32,6 +32,29 @@ pub struct PictureNode {
     pub status: NodeStatus,
 }
 
+/// The label of the client's own leaf box.
+pub const LEAF_LABEL: &str = "Your leaf";
+
+/// The leaf box's detail: the channel, and the liquidity still for sale in the leaf.
+pub fn leaf_detail(for_sale: Amount) -> String {
+    format!("channel + {} to buy", crate::format::sats(for_sale))
+}
+
+/// With the liquidity for sale now (after purchases the stored path's leaf, state 0, holds
+/// more than is left), the leaf box says what is left.
+pub fn with_leaf_for_sale(
+    mut boxes: Vec<PictureNode>,
+    for_sale: Option<Amount>,
+) -> Vec<PictureNode> {
+    if let (Some(leaf), Some(left)) = (
+        boxes.iter_mut().rev().find(|b| b.label == LEAF_LABEL),
+        for_sale,
+    ) {
+        leaf.detail = leaf_detail(left);
+    }
+    boxes
+}
+
 /// The path of `path`, top (the on-chain coin) to bottom (this client's leaf). `confirmed` tells
 /// which transactions are on chain; the first unconfirmed one is marked [`NodeStatus::Next`].
 pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec<PictureNode> {
@@ -66,11 +89,8 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
                 format!("{} blocks after its start", delay.to_blocks()),
             ),
             NodeKind::Leaf { .. } => (
-                "Your leaf".to_string(),
-                format!(
-                    "channel + {} to buy",
-                    crate::format::sats(node.tx.output.get(1).map_or(Amount::ZERO, |o| o.value)),
-                ),
+                LEAF_LABEL.to_string(),
+                leaf_detail(node.tx.output.get(1).map_or(Amount::ZERO, |o| o.value)),
             ),
             NodeKind::Distribution | NodeKind::Redistribution { .. } => {
                 ("Distribution".to_string(), String::new())

@@ -188,7 +188,10 @@ pub fn Home() -> impl IntoView {
             <Show when=joining>
                 <button id="see-join" on:click=move |_| ctx.screen.set(Screen::Join)>"A join is under way: see it"</button>
             </Show>
-            {move || { let nodes = picture.get(); (!nodes.is_empty()).then(|| view! { <FactoryTree nodes /> }) }}
+            {move || {
+                let nodes = wallet::picture::with_leaf_for_sale(picture.get(), for_sale.get());
+                (!nodes.is_empty()).then(|| view! { <FactoryTree nodes /> })
+            }}
             <p class="bad" role="alert">{move || data.with(|d| d.error.clone())}</p>
             <p class="hint">"Chain read from "<span id="home-chain-source">{chain_source}</span></p>
             <Show when=move || ctx.is_providers_chain(&chain_source())>

@@ -168,9 +168,11 @@ impl ExitStatus {
 
 fn kind_words(kind: &NodeKind) -> &'static str {
     match kind {
-        NodeKind::Split { .. } => "Split transaction",
-        NodeKind::Kickoff { .. } => "Kickoff transaction",
-        NodeKind::State { .. } => "State transaction",
+        // The factory picture's words ("Branch", "Step starts", "Wait"), so the exit's log and
+        // the picture name each box the same way.
+        NodeKind::Split { .. } => "The branch towards your leaf",
+        NodeKind::Kickoff { .. } => "The start of a step towards your leaf",
+        NodeKind::State { .. } => "The end of that step's wait",
         NodeKind::Leaf { .. } => "Your leaf",
         NodeKind::Distribution => "Distribution transaction (pays everyone)",
         NodeKind::Redistribution { .. } => "Redistribution (an old leaf state's liquidity, to you)",
