@@ -474,10 +474,27 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     const BACK: u64 = 1_000;
     a.click("#nav-home").await;
     a.click("#go-receive").await;
+    // More than the channel can take: the page says so before any invoice exists.
+    a.type_into("#receive-amount", "10000000").await;
+    let too_much = a.text("#receive-too-much", SCREEN).await;
+    assert!(!too_much.is_empty(), "no warning for 10,000,000 sats");
+    assert_eq!(
+        a.find("#make-invoice", SCREEN)
+            .await
+            .attr("disabled")
+            .await
+            .expect("attribute")
+            .as_deref(),
+        Some("true"),
+        "Make invoice is off above what can be received"
+    );
     a.type_into("#receive-amount", &BACK.to_string()).await;
     a.type_into("#receive-description", "Change").await;
     a.click("#make-invoice").await;
     let back_invoice = a.text("#invoice-text", SCREEN).await;
+    // A looks at its history meanwhile: the payment is announced there too.
+    a.click("#nav-home").await;
+    a.click("#go-history").await;
     b.click("#nav-home").await;
     b.click("#go-send").await;
     b.type_into("#pay-invoice", &back_invoice).await;
@@ -488,9 +505,11 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     );
     b.click("#pay-confirm").await;
     let limit = Duration::from_secs(10);
-    tokio::join!(
-        seen(&b, "#send-result", "data-state", "success", limit),
-        seen(&a, "#invoice-status", "data-state", "paid", limit),
+    seen(&b, "#send-result", "data-state", "success", limit).await;
+    let toast = a.text("#toast", SCREEN).await;
+    assert!(
+        toast.contains(&format!("Received {}", sats(Amount::from_sat(BACK)))),
+        "A is told on its history screen: {toast}"
     );
     b.screenshot("pay-12-paid-back-after-reload").await;
     a.click("#nav-home").await;
