@@ -36,7 +36,7 @@ async fn wallet_page_shows_terms_and_tip_height() {
     // The wallet works out a worst-case exit itself from the signed parameters, before joining.
     let exit = page.text("#exit-cost", soon).await;
     assert!(
-        exit.contains("blocks of waiting") && exit.contains("already paid"),
+        exit.contains("blocks of waiting") && exit.contains("fees paid"),
         "{exit}"
     );
     let shown: u32 = page

@@ -38,7 +38,9 @@ pub enum LspError {
 pub fn exit_summary(terms: &TermsBody, pace: crate::pace::BlockPace) -> String {
     match shared::exit::worst_case_cost(&terms.tree, terms.schedule.max_clients) {
         Ok(cost) => format!(
-            "up to {} blocks of waiting ({}); the factory has already paid the fees",
+            "up to {} blocks of waiting ({}); the factory's own transactions come with their \
+             fees paid, and closing your channel and moving the money to your address cost a \
+             little more, shown before you leave",
             cost.blocks.to_blocks(),
             pace.approx(cost.blocks),
         ),
