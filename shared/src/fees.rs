@@ -43,6 +43,13 @@ pub fn pick_fee_rate(estimates: &HashMap<u16, f64>, target_blocks: u16) -> FeeRa
     FeeRate::from_sat_per_kwu(sat_per_kwu).clamp(FEE_RATE_FLOOR, FEE_RATE_CAP)
 }
 
+/// What `tx`, spending one output worth `spent`, pays in fee (zero if its outputs hold more):
+/// every pre-signed transaction's input value is known without reading the chain.
+pub fn fee_paid(tx: &bitcoin::Transaction, spent: bitcoin::Amount) -> bitcoin::Amount {
+    let out: bitcoin::Amount = tx.output.iter().map(|o| o.value).sum();
+    spent.checked_sub(out).unwrap_or(bitcoin::Amount::ZERO)
+}
+
 /// Whether a node's `reason` for refusing a transaction is its fee (rather than, say, a lock
 /// not yet passed): only then does a child paying for it help.
 pub fn is_fee_refusal(reason: &str) -> bool {

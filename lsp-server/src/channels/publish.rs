@@ -66,21 +66,18 @@ impl Publisher {
         .await
     }
 
-    /// Sends `tx` to the node: alone when it pays `target` and the node takes it, else with an
-    /// anchor child paying `target` for both.
+    /// Sends `tx` (which pays `fee`, known from what was signed) to the node: alone when it
+    /// pays `target` and the node takes it, else with an anchor child paying `target` for both.
     pub(super) async fn publish(
         &self,
         esplora: &AsyncClient,
         tx: &Transaction,
+        fee: Amount,
         target: Option<FeeRate>,
     ) -> Published {
         let txid = tx.compute_txid();
-        let fee = fee_of(esplora, tx).await;
-        let pays_today = match (fee, target) {
-            (Some(fee), Some(target)) => fee / tx.weight() >= target,
-            // Without a fee or a target, the node's answer decides.
-            _ => true,
-        };
+        // Without a target, the node's answer decides.
+        let pays_today = target.is_none_or(|target| fee / tx.weight() >= target);
         if pays_today {
             match read_refusal(esplora.broadcast(tx)).await {
                 Ok(()) => return Published::Alone,
@@ -90,9 +87,9 @@ impl Publisher {
                 Err(_) => return Published::NotYet,
             }
         }
-        let child = match (fee, target) {
-            (Some(fee), Some(target)) => self.child_for(tx, fee, target).await,
-            _ => None,
+        let child = match target {
+            Some(target) => self.child_for(tx, fee, target).await,
+            None => None,
         };
         let Some(child) = child else {
             // No child to pay for it: at least its own rate, if the node takes that.
@@ -167,16 +164,4 @@ async fn read_refusal(
         Ok(Err(e)) => Err(Some(e.to_string())),
         Err(_) => Err(None),
     }
-}
-
-/// What `tx` pays in fee: its inputs' values (read from the transactions they spend) less
-/// its outputs. `None` when a read fails.
-async fn fee_of(esplora: &AsyncClient, tx: &Transaction) -> Option<Amount> {
-    let mut inputs = Amount::ZERO;
-    for input in &tx.input {
-        let prev = read("input tx", esplora.get_tx(&input.previous_output.txid)).await??;
-        inputs += prev.output.get(input.previous_output.vout as usize)?.value;
-    }
-    let outputs: Amount = tx.output.iter().map(|o| o.value).sum();
-    inputs.checked_sub(outputs)
 }

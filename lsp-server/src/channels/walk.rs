@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use bitcoin::absolute::Height;
-use bitcoin::{FeeRate, Transaction, Txid};
+use bitcoin::{Amount, FeeRate, Transaction, Txid};
 use esplora_client::AsyncClient;
 use shared::exit::{ChainSnapshot, ExitAction, ExitKit};
 use shared::pay::ChannelId;
@@ -31,6 +31,8 @@ pub(super) struct Walk {
     pub(super) kit: ExitKit,
     /// The LSP's latest signed commitment, published once the leaf is confirmed.
     pub(super) commitment: Transaction,
+    /// What the channel output the commitment spends holds (its fee is this less its outputs).
+    pub(super) channel_value: Amount,
 }
 
 /// The chain as the planner needs it: the tip, which of the kit's transactions confirmed, and
@@ -87,9 +89,13 @@ pub(super) async fn step(
     for txid in confirmed {
         publisher.confirmed(txid);
     }
-    let (what, tx) = match walk.kit.next_action(&chain) {
-        ExitAction::Broadcast { kind, tx, .. } => (format!("{kind:?}"), tx),
-        ExitAction::LeafConfirmed { .. } => ("commitment".to_string(), walk.commitment.clone()),
+    let (what, tx, fee) = match walk.kit.next_action(&chain) {
+        ExitAction::Broadcast { kind, tx, fee, .. } => (format!("{kind:?}"), tx, fee),
+        ExitAction::LeafConfirmed { .. } => (
+            "commitment".to_string(),
+            walk.commitment.clone(),
+            shared::fees::fee_paid(&walk.commitment, walk.channel_value),
+        ),
         ExitAction::Stuck(problem) => {
             tracing::error!(channel = %id, ?problem, "the LSP's walk to its commitment is stuck");
             return;
@@ -98,7 +104,7 @@ pub(super) async fn step(
         _ => return,
     };
     let txid = tx.compute_txid();
-    match publisher.publish(esplora, &tx, target).await {
+    match publisher.publish(esplora, &tx, fee, target).await {
         Published::Alone => {
             tracing::warn!(channel = %id, %txid, what, "going on chain: published")
         }
@@ -126,13 +132,20 @@ impl super::Router {
                 return;
             }
         };
-        let deadline = self
-            .links
-            .get(&id)
-            .and_then(|l| l.channel.poll_timeout())
-            .unwrap_or(Height::ZERO);
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        let deadline = link.channel.poll_timeout().unwrap_or(Height::ZERO);
+        let channel_value = link.channel.params().funding_output.value;
         tracing::warn!(channel = %id, %deadline, "an HTLC deadline passed: walking the tree to the LSP's commitment");
-        self.chain.walks.insert(id, Walk { kit, commitment });
+        self.chain.walks.insert(
+            id,
+            Walk {
+                kit,
+                commitment,
+                channel_value,
+            },
+        );
         if self.links.get(&id).is_some_and(|l| {
             !matches!(
                 l.closing,

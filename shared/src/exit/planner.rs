@@ -36,7 +36,7 @@
 use std::collections::BTreeSet;
 
 use bitcoin::absolute::Height;
-use bitcoin::{OutPoint, Transaction, Txid};
+use bitcoin::{Amount, OutPoint, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
 use super::ChainView;
@@ -97,6 +97,9 @@ pub enum ExitAction {
         kind: NodeKind,
         /// The signed transaction.
         tx: Transaction,
+        /// The fee it pays (its input's value, known from the tree, less its outputs): what a
+        /// fee bump must top up, with no chain read.
+        fee: Amount,
     },
     /// Nothing can be broadcast yet; call again once the tip reaches `height`. When `node` is
     /// the distribution transaction, call again at every block before that too: if the funding
@@ -338,6 +341,7 @@ impl ExitKit {
                     node: r.id,
                     kind: r.kind,
                     tx: r.signed_tx()?,
+                    fee: r.fee(),
                 });
             }
         }
@@ -368,6 +372,7 @@ impl ExitKit {
                 node: node.id,
                 kind: node.kind,
                 tx,
+                fee: node.fee(),
             },
             (_, _) => ExitAction::WaitUntil {
                 height: Height::from_consensus(first_block.to_consensus_u32().saturating_sub(1))
@@ -390,6 +395,7 @@ impl ExitKit {
                 node: dist.id,
                 kind: dist.kind,
                 tx,
+                fee: dist.fee(),
             });
         }
         // Every stored state has the same shape, so the same worst case.

@@ -197,8 +197,7 @@ impl TreeNode {
 
     /// The endogenous fee: input value minus output values.
     pub fn fee(&self) -> bitcoin::Amount {
-        let out: u64 = self.tx.output.iter().map(|o| o.value.to_sat()).sum();
-        bitcoin::Amount::from_sat(self.prevout.value.to_sat().saturating_sub(out))
+        crate::fees::fee_paid(&self.tx, self.prevout.value)
     }
 
     /// The BIP-68 relative delay of the input (zero when relative locks are disabled).

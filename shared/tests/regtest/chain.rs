@@ -133,7 +133,7 @@ pub async fn exit_step(rt: &Regtest, kit: &ExitKit) -> Step {
     let view = EsploraView::fetch(&rt.esplora, kit).await;
     let action = kit.next_action(&view);
     match action {
-        ExitAction::Broadcast { node, kind, tx } => {
+        ExitAction::Broadcast { node, kind, tx, .. } => {
             let vsize = kit
                 .versions()
                 .iter()

@@ -28,9 +28,15 @@ impl ExitRunner {
         }
     }
 
-    /// Sends `tx`, a pre-signed step called `what`: alone if the node takes it, else (refused
-    /// for its fee) with a child paying today's rate for both.
-    pub(super) async fn publish(&self, what: &str, tx: &Transaction) -> ExitStatus {
+    /// Sends `tx`, a pre-signed step called `what` that pays `parent_fee` (known from what was
+    /// signed): alone if the node takes it, else (refused for its fee) with a child paying
+    /// today's rate for both.
+    pub(super) async fn publish(
+        &self,
+        what: &str,
+        tx: &Transaction,
+        parent_fee: Amount,
+    ) -> ExitStatus {
         let txid = tx.compute_txid();
         let sent = ExitStatus::Broadcast {
             what: what.into(),
@@ -47,9 +53,6 @@ impl ExitRunner {
             return sent;
         }
         let needed = self.today_rate().await;
-        let Some(parent_fee) = self.fee_of(tx).await else {
-            return sent;
-        };
         let paid = parent_fee / tx.weight();
         let too_low = |why: String| ExitStatus::FeeTooLow {
             what: what.into(),
@@ -110,19 +113,5 @@ impl ExitRunner {
                     },
                 )
             })
-    }
-
-    /// What `tx` pays in fee: the outputs it spends, read from Esplora, less its own.
-    async fn fee_of(&self, tx: &Transaction) -> Option<Amount> {
-        let mut inputs = Amount::ZERO;
-        for input in &tx.input {
-            let prev = self
-                .esplora
-                .get_tx(&input.previous_output.txid)
-                .await
-                .ok()??;
-            inputs += prev.output.get(input.previous_output.vout as usize)?.value;
-        }
-        inputs.checked_sub(tx.output.iter().map(|o| o.value).sum())
     }
 }

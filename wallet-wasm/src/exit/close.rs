@@ -36,7 +36,9 @@ impl ExitRunner {
             }
             return Ok(match channel.latest_signed() {
                 Some(commitment) => {
-                    self.publish("Your channel's latest state", commitment)
+                    let fee =
+                        shared::fees::fee_paid(commitment, channel.params().funding_output.value);
+                    self.publish("Your channel's latest state", commitment, fee)
                         .await
                 }
                 None => ExitStatus::Stuck("the channel has no signed state to close with".into()),

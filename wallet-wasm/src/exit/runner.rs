@@ -285,7 +285,9 @@ impl ExitRunner {
         };
         Ok(match self.kit.next_action(&chain) {
             ExitAction::WaitForFunding => ExitStatus::WaitingForFunding,
-            ExitAction::Broadcast { kind, tx, .. } => self.publish(kind_words(&kind), &tx).await,
+            ExitAction::Broadcast { kind, tx, fee, .. } => {
+                self.publish(kind_words(&kind), &tx, fee).await
+            }
             ExitAction::WaitUntil { height, node } => {
                 let what = self
                     .kit
