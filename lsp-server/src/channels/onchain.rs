@@ -172,7 +172,7 @@ pub(super) fn spawn_pass(
         for (factory, tx) in &closes {
             super::release::step(&esplora, *factory, tx, &report).await;
         }
-        pass(&esplora, watched, claims, &report).await;
+        pass(&esplora, &publisher, target, watched, claims, &report).await;
         running.store(false, Ordering::Release);
     });
 }
@@ -207,6 +207,8 @@ async fn spender(esplora: &AsyncClient, out: OutPoint) -> Option<Txid> {
 
 async fn pass(
     esplora: &AsyncClient,
+    publisher: &Publisher,
+    mut target: Option<bitcoin::FeeRate>,
     watched: Vec<Watched>,
     claims: Vec<(ChannelId, Transaction)>,
     report: &mpsc::UnboundedSender<Seen>,
@@ -231,6 +233,14 @@ async fn pass(
                 continue;
             };
             if let Some(Some(tx)) = read("spending tx", esplora.get_tx(&by)).await {
+                // The claims are signed on this report: today's rate goes first (read now if
+                // this pass had no walk or claim to read it for).
+                if target.is_none() {
+                    target = publisher.target().await;
+                    if let Some(rate) = target {
+                        let _ = report.send(Seen::FeeRate(rate));
+                    }
+                }
                 let _ = report.send(Seen::ChannelSpent {
                     id: w.id,
                     tx: Box::new(tx),
