@@ -40,6 +40,41 @@ fn c_figure<'a>(table: &'a [(&str, &'a str)], n: &str) -> &'a str {
     table.iter().find(|(k, _)| *k == n).map_or("—", |(_, v)| v)
 }
 
+/// One bench run's `key=value` figures.
+type Row = BTreeMap<String, String>;
+
+/// A README table of `rows`: the `header`, then per row the `(key, unit)` cells of `cells`
+/// (the value, a space and the unit, or the value alone when the unit is empty; `?` when the
+/// run printed no such key), then the cells `more` adds (the C reference's figures).
+fn md_table(
+    header: &[&str],
+    rows: &[Row],
+    cells: &[(&str, &str)],
+    more: impl Fn(&Row) -> Vec<String>,
+) -> String {
+    let mut table = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for r in rows {
+        let mut line: Vec<String> = cells
+            .iter()
+            .map(|(key, unit)| {
+                let value = r.get(*key).map_or("?", String::as_str);
+                if unit.is_empty() {
+                    value.to_string()
+                } else {
+                    format!("{value} {unit}")
+                }
+            })
+            .collect();
+        line.extend(more(r));
+        table += &format!("| {} |\n", line.join(" | "));
+    }
+    table
+}
+
 /// Runs the benches named in `args` (default: all).
 pub fn run(args: &[String]) -> Result<()> {
     let what = args.first().map(String::as_str).unwrap_or("all");
@@ -69,11 +104,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Runs one bench binary once per N (a fresh process each) and parses its last `key=value` line.
-fn runs(
-    bench: &[&str],
-    sizes: &[String],
-    tools: Option<&setup::Tools>,
-) -> Result<Vec<BTreeMap<String, String>>> {
+fn runs(bench: &[&str], sizes: &[String], tools: Option<&setup::Tools>) -> Result<Vec<Row>> {
     exec(cargo().args(bench).arg("--no-run"))?;
     let mut rows = Vec::new();
     for n in sizes {
@@ -119,20 +150,23 @@ fn swarm(sizes: &[String]) -> Result<()> {
         );
     }
     println!("(first join to the last client holding its verified, stored path; no block waits)");
-    let mut table = String::from(
-        "| N | ours: ceremony | ours: LSP peak | ours: per client | C reference (networked) |\n|---|---|---|---|---|\n",
+    let table = md_table(
+        &[
+            "N",
+            "ours: ceremony",
+            "ours: LSP peak",
+            "ours: per client",
+            "C reference (networked)",
+        ],
+        &rows,
+        &[
+            ("n", ""),
+            ("ceremony_s", "s"),
+            ("lsp_peak_mb", "MB"),
+            ("client_rss_mb", "MB"),
+        ],
+        |r| vec![c_figure(C_SWARM, r.get("n").map_or("?", String::as_str)).to_string()],
     );
-    for r in &rows {
-        let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
-        table += &format!(
-            "| {} | {} s | {} MB | {} MB | {} |\n",
-            g("n"),
-            g("ceremony_s"),
-            g("lsp_peak_mb"),
-            g("client_rss_mb"),
-            c_figure(C_SWARM, g("n"))
-        );
-    }
     crate::readme::write_section("swarm", &table)
 }
 
@@ -189,27 +223,30 @@ fn factory(sizes: &[String]) -> Result<()> {
 }
 
 /// The README's factory table and its detail line, from the bench's rows.
-fn factory_table(rows: &[BTreeMap<String, String>]) -> String {
+fn factory_table(rows: &[Row]) -> String {
     let c_wall: Vec<(&str, &str)> = C_FACTORY.iter().map(|(n, w, _)| (*n, *w)).collect();
     let c_mem: Vec<(&str, &str)> = C_FACTORY.iter().map(|(n, _, m)| (*n, *m)).collect();
-    let mut table = String::from(
-        "| N | ours: wall | ours: peak memory | C reference: wall | C reference: memory |\n|---|---|---|---|---|\n",
+    let get = |r: &Row, k: &str| r.get(k).cloned().unwrap_or("?".into());
+    let mut table = md_table(
+        &[
+            "N",
+            "ours: wall",
+            "ours: peak memory",
+            "C reference: wall",
+            "C reference: memory",
+        ],
+        rows,
+        &[("n", ""), ("total_s", "s"), ("peak_rss_mb", "MB")],
+        |r| {
+            let n = get(r, "n");
+            vec![
+                c_figure(&c_wall, &n).to_string(),
+                c_figure(&c_mem, &n).to_string(),
+            ]
+        },
     );
-    let get = |r: &BTreeMap<String, String>, k: &str| r.get(k).cloned().unwrap_or("?".into());
-    for r in rows {
-        let n = get(r, "n");
-        table += &format!(
-            "| {n} | {} s | {} MB | {} | {} |\n",
-            get(r, "total_s"),
-            get(r, "peak_rss_mb"),
-            c_figure(&c_wall, &n),
-            c_figure(&c_mem, &n)
-        );
-    }
-    let all = |f: &dyn Fn(&BTreeMap<String, String>) -> String| {
-        rows.iter().map(f).collect::<Vec<_>>().join(" / ")
-    };
-    let num = |r: &BTreeMap<String, String>, k: &str| {
+    let all = |f: &dyn Fn(&Row) -> String| rows.iter().map(f).collect::<Vec<_>>().join(" / ");
+    let num = |r: &Row, k: &str| {
         r.get(k)
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(f64::NAN)
@@ -259,21 +296,19 @@ fn payments(sizes: &[String]) -> Result<()> {
         );
     }
     println!("(latency: the payer's pay call, from offering its HTLC to holding the preimage)");
-    let mut table = String::from(
-        "| N | payments | payments/s | p50 | p99 | LSP peak |\n|---|---|---|---|---|---|\n",
+    let table = md_table(
+        &["N", "payments", "payments/s", "p50", "p99", "LSP peak"],
+        &rows,
+        &[
+            ("n", ""),
+            ("payments", ""),
+            ("per_s", ""),
+            ("p50_ms", "ms"),
+            ("p99_ms", "ms"),
+            ("lsp_peak_mb", "MB"),
+        ],
+        |_| Vec::new(),
     );
-    for r in &rows {
-        let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
-        table += &format!(
-            "| {} | {} | {} | {} ms | {} ms | {} MB |\n",
-            g("n"),
-            g("payments"),
-            g("per_s"),
-            g("p50_ms"),
-            g("p99_ms"),
-            g("lsp_peak_mb")
-        );
-    }
     crate::readme::write_section("payments", &table)
 }
 
@@ -287,9 +322,6 @@ fn migrate(sizes: &[String]) -> Result<()> {
         Some(&tools),
     )?;
     println!("\n== migration: N wallets move from a dying factory into a new one ==");
-    let mut table = String::from(
-        "| N | new factory's ceremony | every balance moved, keys released | old factory's close seen | LSP peak |\n|---|---|---|---|---|\n",
-    );
     for r in &rows {
         let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
         println!(
@@ -300,15 +332,25 @@ fn migrate(sizes: &[String]) -> Result<()> {
             g("close_s"),
             g("lsp_peak_mb")
         );
-        table += &format!(
-            "| {} | {} s | {} s | {} s | {} MB |\n",
-            g("n"),
-            g("join_s"),
-            g("move_s"),
-            g("close_s"),
-            g("lsp_peak_mb")
-        );
     }
+    let table = md_table(
+        &[
+            "N",
+            "new factory's ceremony",
+            "every balance moved, keys released",
+            "old factory's close seen",
+            "LSP peak",
+        ],
+        &rows,
+        &[
+            ("n", ""),
+            ("join_s", "s"),
+            ("move_s", "s"),
+            ("close_s", "s"),
+            ("lsp_peak_mb", "MB"),
+        ],
+        |_| Vec::new(),
+    );
     crate::readme::write_section("migrate", &table)
 }
 
@@ -374,4 +416,31 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_readme_table_has_the_header_units_and_extra_cells() {
+        let row: Row = [("n", "8"), ("s", "0.4"), ("mb", "19.8")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let table = md_table(
+            &["N", "time", "memory", "C"],
+            &[row],
+            &[("n", ""), ("s", "s"), ("mb", "MB")],
+            |_| vec!["0.55 s".into()],
+        );
+        assert_eq!(
+            table,
+            "| N | time | memory | C |\n|---|---|---|---|\n| 8 | 0.4 s | 19.8 MB | 0.55 s |\n"
+        );
+        let missing = md_table(&["N", "x"], &[Row::new()], &[("n", ""), ("x", "s")], |_| {
+            Vec::new()
+        });
+        assert!(missing.ends_with("| ? | ? s |\n"), "{missing}");
+    }
 }
