@@ -71,6 +71,27 @@ pub struct Spend {
     pub change: Amount,
 }
 
+/// The confirmed coins at `address`, as the chain at `esplora` has them.
+pub async fn confirmed_coins(
+    esplora: &crate::chain::Esplora,
+    address: &Address,
+) -> Result<Vec<(OutPoint, TxOut)>, esplora_client::Error> {
+    let utxos = esplora.get_address_utxos(address).await?;
+    Ok(utxos
+        .into_iter()
+        .filter(|u| u.status.confirmed)
+        .map(|u| {
+            (
+                OutPoint::new(u.txid, u.vout),
+                TxOut {
+                    value: u.value,
+                    script_pubkey: address.script_pubkey(),
+                },
+            )
+        })
+        .collect())
+}
+
 /// Reads `text` as an address of `network`.
 pub fn parse_address(text: &str, network: Network) -> Result<Address, SendError> {
     let unchecked: Address<NetworkUnchecked> =

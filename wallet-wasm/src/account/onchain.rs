@@ -1,12 +1,12 @@
 //! Sending what is at the wallet's on-chain address: prepared (read, built, signed, priced)
 //! first so the user sees the amount and the network fee, then sent as prepared.
 
-use bitcoin::{Amount, OutPoint, TxOut, Txid};
+use bitcoin::{Amount, Txid};
 use shared::fees::pick_fee_rate;
 
 use crate::chain::{esplora, ChainError};
 use crate::keys::SweepIndex;
-use crate::onchain::{build_spend, parse_address, Spend};
+use crate::onchain::{build_spend, confirmed_coins, parse_address, Spend};
 
 use super::{Account, AccountError};
 
@@ -31,20 +31,7 @@ impl Account {
             url: esplora_url.into(),
             source,
         };
-        let utxos = client.get_address_utxos(&from).await.map_err(chain_error)?;
-        let coins: Vec<(OutPoint, TxOut)> = utxos
-            .into_iter()
-            .filter(|u| u.status.confirmed)
-            .map(|u| {
-                (
-                    OutPoint::new(u.txid, u.vout),
-                    TxOut {
-                        value: u.value,
-                        script_pubkey: from.script_pubkey(),
-                    },
-                )
-            })
-            .collect();
+        let coins = confirmed_coins(&client, &from).await.map_err(chain_error)?;
         let estimates = client.get_fee_estimates().await.map_err(chain_error)?;
         let rate = pick_fee_rate(&estimates, TARGET_BLOCKS);
         let secp = bitcoin::secp256k1::Secp256k1::new();

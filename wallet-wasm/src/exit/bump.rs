@@ -13,10 +13,9 @@ use bitcoin::{Amount, FeeRate, OutPoint, Transaction, TxOut};
 use shared::channel::anchor::build_cpfp;
 use shared::fees::{is_fee_refusal, pick_fee_rate, URGENT_BLOCKS};
 
-use super::runner::{ExitRunner, ExitStatus};
+use crate::onchain::{confirmed_coins, DUST};
 
-/// The least a child's change may be (P2TR dust).
-const DUST: Amount = Amount::from_sat(330);
+use super::runner::{ExitRunner, ExitStatus};
 
 impl ExitRunner {
     /// Today's rate for a transaction that must confirm soon, from the user's Esplora, never
@@ -97,21 +96,13 @@ impl ExitRunner {
         }
     }
 
-    /// The first confirmed coin at the wallet's on-chain address.
+    /// The largest confirmed coin (above dust) at the wallet's on-chain address.
     async fn first_coin(&self) -> Option<(OutPoint, TxOut)> {
-        let utxos = self.esplora.get_address_utxos(&self.to).await.ok()?;
-        utxos
+        confirmed_coins(&self.esplora, &self.to)
+            .await
+            .ok()?
             .into_iter()
-            .filter(|u| u.status.confirmed && u.value > DUST)
-            .max_by_key(|u| u.value)
-            .map(|u| {
-                (
-                    OutPoint::new(u.txid, u.vout),
-                    TxOut {
-                        value: u.value,
-                        script_pubkey: self.to.script_pubkey(),
-                    },
-                )
-            })
+            .filter(|(_, out)| out.value > DUST)
+            .max_by_key(|(_, out)| out.value)
     }
 }
