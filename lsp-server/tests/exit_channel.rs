@@ -165,7 +165,7 @@ async fn an_exit_below_the_relay_floor_pays_its_fee_from_the_wallets_coin() {
         panic!("the kickoff cannot go in alone: {status:?}");
     };
     assert!(paid < needed, "{paid} < {needed}");
-    let words = status.describe();
+    let words = status.describe(wallet::pace::BlockPace::default());
     for part in ["1 sat/vB", "5 sat/vB", "no confirmed coin", "tries again"] {
         assert!(words.contains(part), "{part:?} in {words:?}");
     }

@@ -7,7 +7,9 @@
 //! the wallet's own on-chain address. The test checks on bitcoind that the sweep confirmed and
 //! pays that address the wallet's channel plus inbound liquidity, less the sweep's fee: exactly
 //! what the confirmation said. Home then shows those coins on chain with their confirmations, a
-//! closed channel, and no payments, test sats or liquidity.
+//! closed channel, and no payments, test sats or liquidity. The other member, on its own, is told
+//! the factory paid everyone out, sees the payout on chain in its picture, and moves its share
+//! to its own address too.
 //!
 //! Screenshots: `target/screenshots/exit-*.png`.
 
@@ -60,9 +62,11 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
         .await;
     }
     stack.devnet.mine(1).await.expect("mine");
-    a.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
-        .await;
-    a.click("#join-home").await;
+    for w in [&a, &b] {
+        w.wait_attr("#step-open", "data-state", "done", Duration::from_secs(60))
+            .await;
+        w.click("#join-home").await;
+    }
     a.wait_attr("#factory-status", "data-phase", "live", SCREEN)
         .await;
     // The whole leaf: its channel and its L-stock (Home shows the channel and what of the stock
@@ -240,6 +244,39 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
         );
     }
     a.amounts_fit("exit-06-home-after-leaving").await;
+
+    // The stayer, with nobody pressing a button: its own watch saw the payout on chain. It is
+    // told what that means for it, its picture marks the payout as on chain (the tree can no
+    // longer go out), and it moves its own share to its address.
+    let payout = sweep.input[0].previous_output.txid;
+    let told = b.text("#exit-auto", SCREEN).await;
+    assert!(told.contains("paid everyone out"), "{told}");
+    b.wait_attr(
+        &format!("g.tree-node[data-txid='{payout}']"),
+        "class",
+        "tree-node confirmed",
+        SCREEN,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while b
+        .client
+        .find(Locator::Css("#exit-status[data-state='swept']"))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stayer did not move its share: {}",
+            b.body_text().await
+        );
+        devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    b.wait_attr("#factory-status", "data-phase", "left", SCREEN)
+        .await;
+    assert!(sats_attr(&b, "#balance-onchain").await > 0);
+    b.screenshot("exit-07-stayer-paid-out").await;
 
     a.client.close().await.expect("close");
     b.client.close().await.expect("close");

@@ -252,6 +252,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     b.type_into("#receive-amount", &AMOUNT.to_string()).await;
     b.type_into("#receive-description", "Coffee for two").await;
     b.screenshot("pay-03-receive-form").await;
+    b.on_a_phone("pay-03b-receive-form-phone").await;
     b.click("#make-invoice").await;
     let invoice = b.text("#invoice-text", SCREEN).await;
     assert!(invoice.starts_with("lnbcrt"), "{invoice}");
@@ -267,6 +268,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     );
     b.click("#copy-invoice").await;
     b.screenshot("pay-04-invoice").await;
+    b.on_a_phone("pay-04b-invoice-phone").await;
 
     // A pastes it and sees what it costs before confirming.
     let fee = fee_of(AMOUNT);
@@ -488,6 +490,13 @@ async fn two_browsers_pay_each_other_over_their_factory() {
         Some("true"),
         "Make invoice is off above what can be received"
     );
+    // An invoice for all A can receive now: once BACK has arrived first, it is too much.
+    let can = sats_in(&a.text("#receive-inbound .amount", SCREEN).await);
+    a.type_into("#receive-amount", &can.to_string()).await;
+    a.type_into("#receive-description", "All of it").await;
+    a.click("#make-invoice").await;
+    let full_invoice = a.text("#invoice-text", SCREEN).await;
+    a.click("#new-invoice").await;
     a.type_into("#receive-amount", &BACK.to_string()).await;
     a.type_into("#receive-description", "Change").await;
     a.click("#make-invoice").await;
@@ -518,6 +527,19 @@ async fn two_browsers_pay_each_other_over_their_factory() {
     let b_balance = b_balance - BACK - fee_of(BACK);
     balance_is(&a, a_balance).await;
     balance_is(&b, b_balance).await;
+    // A's first invoice is now more than A can receive: B's quote says so before B pays.
+    b.click("#go-send").await;
+    b.type_into("#pay-invoice", &full_invoice).await;
+    b.click("#pay-review").await;
+    let warning = b.text("#send-warning", SCREEN).await;
+    let most = warning
+        .split_once("can receive at most ")
+        .map(|(_, rest)| sats_in(rest))
+        .unwrap_or_else(|| panic!("no limit in the warning: {warning}"));
+    assert!(most < can, "A could take {can}, now {most}: {warning}");
+    b.screenshot("pay-12b-quote-warns-too-much").await;
+    b.click("#pay-cancel").await;
+    b.click("#nav-home").await;
     // Everything still reconciles, each wallet's join fee taken once, as quoted.
     let view = reconcile(
         &stack,

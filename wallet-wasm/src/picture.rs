@@ -55,12 +55,19 @@ pub fn with_leaf_for_sale(
     boxes
 }
 
+/// The label of the payout box (the distribution transaction, once on chain).
+pub const PAYOUT_LABEL: &str = "Payout to everyone";
+
 /// The path of `path`, top (the on-chain coin) to bottom (this client's leaf). `confirmed` tells
 /// which transactions are on chain; the first unconfirmed one is marked [`NodeStatus::Next`].
+///
+/// Once the factory's distribution transaction is on chain (whoever sent it), the tree can
+/// never go on chain: the picture is the shared coin and the payout, both on chain, with what
+/// the payout gives this client.
 pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec<PictureNode> {
     let total = path.proposal().clients.len() as u32;
     let funding = path.funding_outpoint().txid;
-    let mut boxes = vec![PictureNode {
+    let coin = PictureNode {
         label: "Shared coin".into(),
         detail: format!(
             "{} for {total} member{}",
@@ -74,7 +81,29 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
         } else {
             NodeStatus::Signed
         },
-    }];
+    };
+    let distribution = path.distribution();
+    if confirmed(&distribution.txid()) {
+        let yours = distribution
+            .tx
+            .output
+            .get(path.distribution_outpoint().vout as usize)
+            .map_or(Amount::ZERO, |o| o.value);
+        return vec![
+            PictureNode {
+                status: NodeStatus::Confirmed,
+                ..coin
+            },
+            PictureNode {
+                label: PAYOUT_LABEL.into(),
+                detail: format!("{} of it is yours", crate::format::sats(yours)),
+                txid: distribution.txid(),
+                others: total.saturating_sub(1),
+                status: NodeStatus::Confirmed,
+            },
+        ];
+    }
+    let mut boxes = vec![coin];
     let nodes = path.nodes();
     for (i, node) in nodes.iter().enumerate() {
         let below = nodes.get(i + 1).map_or(1, |child| child.signers.len());
@@ -147,5 +176,25 @@ mod tests {
         assert_eq!(picture[1].status, NodeStatus::Confirmed);
         assert_eq!(picture[2].status, NodeStatus::Next);
         assert!(picture[3..].iter().all(|b| b.status == NodeStatus::Signed));
+    }
+
+    #[test]
+    fn a_payout_on_chain_replaces_the_tree() {
+        let keys = TestKeys::generate(4, 2);
+        let proposal = sample_proposal(FactoryParams::regtest(), &keys, 2);
+        let path = ClientPath::build(&proposal, ClientId(1)).expect("builds");
+        let payout = path.distribution();
+        let on_chain = [path.funding_outpoint().txid, payout.txid()];
+        let picture = path_picture(&path, |t| on_chain.contains(t));
+        assert_eq!(picture.len(), 2);
+        assert!(picture.iter().all(|b| b.status == NodeStatus::Confirmed));
+        assert_eq!(picture[1].label, PAYOUT_LABEL);
+        assert_eq!(picture[1].txid, payout.txid());
+        assert_eq!(picture[1].others, 3);
+        let yours = payout.tx.output[1].value;
+        assert_eq!(
+            picture[1].detail,
+            format!("{} of it is yours", crate::format::sats(yours))
+        );
     }
 }

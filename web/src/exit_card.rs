@@ -49,8 +49,9 @@ fn run_exit(ctx: AppCtx, runner: Rc<ExitRunner>, started_by: Option<AutoExit>) {
             match runner.step().await {
                 Ok(status) => {
                     let done = status.is_final();
+                    let pace = ctx.pace.get_untracked();
                     ctx.exit.update(|x| {
-                        let words = status.describe();
+                        let words = status.describe(pace);
                         if x.log.last() != Some(&words) {
                             x.log.push(words);
                         }
@@ -234,12 +235,13 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
                              says done."
                                 .to_string()
                         }
-                        Some(AutoExit::FundingSpent(by)) => format!(
-                            "Someone started taking your factory on chain (its funding was spent \
-                             by transaction {by}). The factory can no longer pay out by itself, so \
-                             your wallet is moving your money to your own address on its own. \
-                             Keep this page open until it says done."
-                        ),
+                        Some(AutoExit::FundingSpent(_)) => {
+                            "Another member (or the provider) started taking your factory on \
+                             chain. Your money is safe, but the factory can no longer pay out by \
+                             itself, so your wallet is moving your money to your own address on \
+                             its own. Keep this page open until it says done."
+                                .to_string()
+                        }
                         _ => "The provider did not settle a payment you received in time. To \
                               collect it, your wallet is taking your channel on chain and moving \
                               your money to your own address on its own. Keep this page open \
@@ -247,12 +249,21 @@ pub fn ExitCard(stored: StoredPath) -> impl IntoView {
                             .to_string(),
                     }
                 }}</p>
+                {move || match ctx.exit.with(|x| x.started_by) {
+                    Some(AutoExit::FundingSpent(by)) => Some(view! {
+                        <details class="exit-tx">
+                            <summary>"Details"</summary>
+                            <p class="hint mono">{format!("the factory's funding was spent by transaction {by}")}</p>
+                        </details>
+                    }),
+                    _ => None,
+                }}
             </Show>
             <Show when=started>
                 <p>"Now: "<strong id="exit-status"
                     data-state=move || ctx.exit.with(|x| x.status.as_ref().map_or("starting", |s| s.id()))
                     data-txid=move || ctx.exit.with(|x| x.status.as_ref().and_then(|s| s.txid()).map(|t| t.to_string()))>
-                    {move || ctx.exit.with(|x| x.status.as_ref().map_or("starting…".to_string(), |s| s.describe()))}
+                    {move || ctx.exit.with(|x| x.status.as_ref().map_or("starting…".to_string(), |s| s.describe(ctx.pace.get())))}
                 </strong></p>
                 {move || ctx.exit.with(|x| x.status.as_ref().and_then(|s| s.txid())).map(|t| view! {
                     <details class="exit-tx">

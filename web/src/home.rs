@@ -318,13 +318,20 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
     if let (Some(chain), Some(_)) = (&chain, data.tip) {
         data.ending = ending(chain, &paths, tip, funded.then_some(stored.factory)).await;
     }
-    // What of the path is on chain, for every member (whoever published it): each transaction
-    // spends the one above it, so the first one not confirmed ends the reads.
+    // What of the path is on chain, for every member (whoever published it): the payout to
+    // everyone, or the tree, where each transaction spends the one above it, so the first one
+    // not confirmed ends the reads.
     let mut on_chain = std::collections::BTreeSet::new();
     if funded {
         on_chain.insert(stored.path.funding_outpoint().txid);
         if let Some(chain) = &chain {
-            for txid in stored.path.nodes().iter().map(|n| n.txid()) {
+            let payout = stored.path.distribution().txid();
+            let paid_out = matches!(chain.confirmations(&payout).await, Ok(n) if n > 0);
+            if paid_out {
+                on_chain.insert(payout);
+            }
+            let tree = stored.path.nodes().iter().map(|n| n.txid());
+            for txid in tree.take_while(|_| !paid_out) {
                 match chain.confirmations(&txid).await {
                     Ok(n) if n > 0 => on_chain.insert(txid),
                     _ => break,

@@ -9,6 +9,7 @@ use wallet::account::{outcome_words, JoinPlan, JoinStep};
 use wallet::format::sats;
 use wallet::session::{ChainSource, EsploraChain, SessionEvent};
 
+use crate::amount::Sats;
 use crate::join_progress::JoinProgressView;
 use crate::state::{AppCtx, JoinProgress};
 
@@ -76,13 +77,13 @@ fn JoinForm() -> impl IntoView {
             {move || match plan() {
                 Ok(plan) => view! {
                     <dl id="quote">
-                        <dt>"Your channel"</dt><dd id="quote-channel">{sats(plan.channel)}</dd>
-                        <dt>"Liquidity reserved in your leaf"</dt><dd id="quote-liquidity">{sats(plan.liquidity)}
+                        <dt>"Your channel"</dt><dd id="quote-channel"><Sats amount=plan.channel what="your channel" /></dd>
+                        <dt>"Liquidity reserved in your leaf"</dt><dd id="quote-liquidity"><Sats amount=plan.liquidity what="liquidity reserved in your leaf" />
                             <span class="hint">" (not receivable until you move it into your channel)"</span></dd>
-                        <dt>"Join fee"</dt><dd id="quote-join-fee">{sats(plan.price.join_fee())}</dd>
-                        <dt>"Liquidity fee"</dt><dd id="quote-liquidity-fee">{sats(plan.price.liquidity_fee())}
+                        <dt>"Join fee"</dt><dd id="quote-join-fee"><Sats amount=plan.price.join_fee() what="join fee" /></dd>
+                        <dt>"Liquidity fee"</dt><dd id="quote-liquidity-fee"><Sats amount=plan.price.liquidity_fee() what="liquidity fee" />
                             <span class="hint">{format!(" ({} sats per million, for reserving it; moving it into your channel later is priced when you buy)", plan.terms.body.fees.liquidity_fee_ppm)}</span></dd>
-                        <dt>"Total fee"</dt><dd id="quote-fee">{sats(plan.quote.fee)}</dd>
+                        <dt>"Total fee"</dt><dd id="quote-fee"><Sats amount=plan.quote.fee what="total fee" /></dd>
                         <dt>"When you pay it"</dt><dd id="quote-fee-when">{format!("Nothing now. {}", fee_when())}</dd>
                         <dt>"Leaving alone"</dt><dd>{wallet::lsp::exit_summary(&plan.terms.body, ctx.pace.get())}</dd>
                     </dl>

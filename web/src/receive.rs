@@ -139,10 +139,10 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
     let text_shown = record.invoice.clone();
     view! {
         <section class="card" id="invoice-card">
-            <h2>{format!("Invoice for {}", sats(record.amount))}</h2>
+            <h2>"Invoice for "<Sats amount=record.amount what="invoice amount" /></h2>
             {move || match paid() {
                 Some((amount, join_fee)) => view! {
-                    <p class="big ok" id="invoice-status" data-state="paid">{format!("Paid ✓ {}", sats(amount))}</p>
+                    <p class="big ok" id="invoice-status" data-state="paid">"Paid ✓ "<Sats amount=amount what="paid" /></p>
                     {(join_fee > bitcoin::Amount::ZERO).then(|| view! {
                         <p class="hint" id="invoice-join-fee" data-sats=join_fee.to_sat().to_string()>
                             {format!("Your join fee of {} was taken from it (see History).", sats(join_fee))}</p>

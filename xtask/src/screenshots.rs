@@ -17,6 +17,9 @@ const SCREENS: &[(&str, &str)] = &[
     ("liquidity-01-quote", "liquidity"),
     ("exit-02-confirm-costs", "leave-confirm"),
     ("exit-05-swept", "left"),
+    ("onchain-send-quote", "onchain-send"),
+    ("exit-07-stayer-paid-out", "paid-out"),
+    ("pay-12b-quote-warns-too-much", "send-warning"),
 ];
 
 /// Copies every screen; fails naming the first the tests have not drawn.

@@ -132,7 +132,7 @@ impl Driver {
                          "--disable-component-update", "--disable-sync",
                          "--disable-background-timer-throttling",
                          "--disable-renderer-backgrounding",
-                         "--window-size=412,1400",
+                         format!("--window-size={WIDTH},{HEIGHT}"),
                          format!("--user-data-dir={}", profile.path().display())],
                 "prefs": {
                     "download.default_directory": downloads.display().to_string(),
@@ -181,6 +181,9 @@ pub struct Browser {
 
 /// How long a screen may take to show.
 pub const SCREEN: Duration = Duration::from_secs(30);
+/// The browsers' window: a large phone, tall enough for a whole screen in one screenshot.
+const WIDTH: u32 = 412;
+const HEIGHT: u32 = 1400;
 
 impl Browser {
     /// Waits until `css` exists, and returns it.
@@ -324,6 +327,14 @@ impl Browser {
             "{}: on {shot} these amounts wrap (text, height, line height): {broken:?}",
             self.name
         );
+    }
+
+    /// At 390 x 844 (a phone) no amount of the screen wraps ([`Browser::amounts_fit`], which
+    /// shoots it as `shot`); then back to the usual window.
+    pub async fn on_a_phone(&self, shot: &str) {
+        self.resize(390, 844).await;
+        self.amounts_fit(shot).await;
+        self.resize(WIDTH, HEIGHT).await;
     }
 
     /// Sets the window to `width` x `height` CSS pixels (a phone: 390 x 844).
@@ -491,6 +502,7 @@ impl Browser {
         assert!(when.contains("first payment you receive"), "{when}");
         if let Some(p) = shots {
             self.screenshot(&format!("{p}07-join-quote")).await;
+            self.on_a_phone(&format!("{p}07b-join-quote-phone")).await;
         }
         self.click("#join").await;
         self.find("#join-progress", SCREEN).await;

@@ -103,8 +103,9 @@ impl ExitStatus {
         }
     }
 
-    /// The status in plain words (transaction ids are in [`ExitStatus::txid`]).
-    pub fn describe(&self) -> String {
+    /// The status in plain words (transaction ids are in [`ExitStatus::txid`]), waits in blocks
+    /// and in time at `pace`.
+    pub fn describe(&self, pace: crate::pace::BlockPace) -> String {
         match self {
             ExitStatus::WaitingForFunding => {
                 "the factory's funding transaction is not confirmed yet".into()
@@ -117,8 +118,9 @@ impl ExitStatus {
                 height,
                 blocks,
             } => format!(
-                "{what} can go out at block {height}: {blocks} more block{}",
-                if *blocks == 1 { "" } else { "s" }
+                "{what} can go out at block {height}: {blocks} more block{} ({})",
+                if *blocks == 1 { "" } else { "s" },
+                pace.approx(shared::params::BlockDelta::from_blocks(*blocks))
             ),
             ExitStatus::LeafOnChain { channel } => format!(
                 "your leaf is on chain; this browser holds no state of the channel on {channel} \
