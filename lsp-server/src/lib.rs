@@ -72,6 +72,7 @@ impl AppState {
         let moment = terms::Moment {
             tip_height: self.tip_height().unwrap_or(0),
             open_slots: self.open_slots.load(Ordering::Relaxed),
+            lightning_node: self.ln.as_ref().map(|n| n.node_id()),
         };
         terms::current(&self.config, &self.key, moment)
     }

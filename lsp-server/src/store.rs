@@ -139,6 +139,18 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL,
         confirmed_height INTEGER
     );",
+    // Receiving from the Lightning Network (`channels::inbound`): the invoices the LSP's node
+    // holds for its clients' payment hashes, and what the node holds of a payment that came.
+    "CREATE TABLE ln_invoices (
+        hash TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        amount_sat INTEGER NOT NULL,
+        invoice TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );
+    ALTER TABLE payments ADD COLUMN held_msat INTEGER;
+    ALTER TABLE payments ADD COLUMN held_deadline INTEGER;",
 ];
 
 /// The LSP's database.

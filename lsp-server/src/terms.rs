@@ -23,6 +23,8 @@ pub struct Moment {
     pub tip_height: u32,
     /// Free slots in the factory now gathering (the whole size if none is).
     pub open_slots: u32,
+    /// The LSP's Lightning node, if it runs one.
+    pub lightning_node: Option<bitcoin::secp256k1::PublicKey>,
 }
 
 /// The unsigned terms, as quotes are computed from them.
@@ -55,6 +57,7 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
         esplora_url: config.advertised_esplora_url().to_string(),
         issued_at: now,
         expires_at: now + TERMS_VALIDITY_SECS,
+        lightning_node: moment.lightning_node,
     }
 }
 

@@ -87,6 +87,11 @@ pub struct TermsBody {
     pub issued_at: u64,
     /// Unix time after which the quote no longer binds the LSP.
     pub expires_at: u64,
+    /// The LSP's Lightning node, when it runs one: a wallet may ask it to be the payee of its
+    /// invoices (`crate::pay::InvoiceRegister`), so that anyone on the Lightning Network can
+    /// pay them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lightning_node: Option<bitcoin::secp256k1::PublicKey>,
 }
 
 impl TermsBody {
@@ -200,6 +205,7 @@ impl TermsBody {
             esplora_url: "http://127.0.0.1:3002".into(),
             issued_at,
             expires_at,
+            lightning_node: None,
         }
     }
 }

@@ -29,6 +29,12 @@ pub const OUTSIDE_HOPS_CLTV: u32 = 144;
 /// least an outside payee's route needs, over a direct channel of the LSP's node.
 pub const OUTSIDE_FINAL_CLTV: u32 = 42;
 
+/// Blocks before an incoming HTLC's expiry at which the LSP's Lightning node (LDK) stops
+/// waiting for the preimage of a payment it holds and fails it back (LDK's
+/// `HTLC_FAIL_BACK_BUFFER`, three blocks under [`OUTSIDE_FINAL_CLTV`]; the LSP's tests check
+/// the two agree).
+pub const UPSTREAM_FAIL_BACK: u32 = OUTSIDE_FINAL_CLTV - 3;
+
 /// One inequality of the timing model: `got >= need`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inequality {
@@ -98,9 +104,17 @@ pub fn inequalities(network: Network) -> Vec<Inequality> {
             got: MAX_ROUTE_CLTV,
         },
         Inequality {
-            what: "an outside payer reaches a client's invoice within its default route limit",
-            need: channel.payee_window() + OUTSIDE_HOPS_CLTV,
+            what: "an outside payer reaches a client's invoice (held by the LSP's node) within \
+                   its default route limit",
+            need: channel.inbound_invoice_delta() + OUTSIDE_HOPS_CLTV,
             got: DEFAULT_ROUTE_CLTV,
+        },
+        Inequality {
+            what: "a client offered a payment its LSP's node holds can enforce it on chain, and \
+                   the LSP, learning the preimage there at the last moment, claims it before \
+                   its node fails it back",
+            need: channel.payee_window() + delay + margin,
+            got: channel.inbound_invoice_delta() - UPSTREAM_FAIL_BACK - lag,
         },
         Inequality {
             what: "a client's payment to an outside invoice (LDK's final delta, over a direct \

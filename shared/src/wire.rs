@@ -14,8 +14,8 @@ use crate::ceremony::messages::{
 use crate::leaf::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
 use crate::lifecycle::{FactoryNotice, KeyRelease, KeyReleased};
 use crate::pay::{
-    ChannelClosed, ChannelFrame, ChannelOpen, FaucetRequest, PayRequest, PayResult, RouteAnswer,
-    RouteQuery,
+    ChannelClosed, ChannelFrame, ChannelOpen, FaucetRequest, InvoiceRegister, InvoiceRegistered,
+    PayRequest, PayResult, RouteAnswer, RouteQuery,
 };
 use crate::terms::SignedTerms;
 
@@ -163,6 +163,10 @@ pub enum WireMsg {
     RouteQuery(RouteQuery),
     /// LSP → client: the answer to a [`WireMsg::RouteQuery`].
     RouteAnswer(RouteAnswer),
+    /// Client → LSP: make the LSP's Lightning node the payee of an invoice for this hash.
+    InvoiceRegister(InvoiceRegister),
+    /// LSP → client: the node's invoice.
+    InvoiceRegistered(InvoiceRegistered),
     // Buying inbound liquidity (see `crate::leaf` and docs/protocol.md, "Leaf states").
     /// Client → LSP: buy inbound liquidity from the leaf's L-stock.
     LiquidityRequest(LiquidityRequest),
@@ -207,6 +211,11 @@ pub enum ErrorAbout {
     },
     /// A faucet request.
     Faucet,
+    /// An [`crate::pay::InvoiceRegister`] for this payment hash.
+    Invoice {
+        /// The payment hash.
+        hash: bitcoin::hashes::sha256::Hash,
+    },
     /// Something this build does not know (a newer peer's).
     #[serde(other)]
     Unknown,

@@ -27,8 +27,8 @@ use shared::lifecycle::{FactoryNotice, KeyRelease, KeyReleased, Life, Stage};
 use shared::musig::{PartialSig, PubNonce};
 use shared::params::FactoryParams;
 use shared::pay::{
-    ChannelClosed, ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayOutcome, PayRequest,
-    PayResult, RouteAnswer, RouteQuery,
+    ChannelClosed, ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, InvoiceRegister,
+    InvoiceRegistered, PayOutcome, PayRequest, PayResult, RouteAnswer, RouteQuery,
 };
 use shared::terms::TermsBody;
 use shared::testing::ceremony::{msg_type, Net};
@@ -201,6 +201,16 @@ fn every_message() -> Vec<WireMsg> {
         WireMsg::RouteAnswer(RouteAnswer {
             hash,
             warning: Some("the recipient is offline".into()),
+        }),
+        WireMsg::InvoiceRegister(InvoiceRegister {
+            hash,
+            amount: Amount::from_sat(21_000),
+            description: "coffee".into(),
+            expiry_secs: 3_600,
+        }),
+        WireMsg::InvoiceRegistered(InvoiceRegistered {
+            hash,
+            invoice: invoice.clone(),
         }),
         WireMsg::FaucetRequest(FaucetRequest { invoice }),
         WireMsg::ChannelClosed(ChannelClosed {

@@ -137,6 +137,15 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
     });
     let qr_text = record.invoice.clone();
     let text_shown = record.invoice.clone();
+    // Held by the provider's Lightning node (anyone can pay it), or the wallet's own (the
+    // provider's members only).
+    let anyone = ctx.chosen.with_untracked(|c| {
+        c.info().is_some_and(|i| {
+            let body = &i.terms.body;
+            shared::pay::ParsedInvoice::parse(&record.invoice, body.network, 0)
+                .is_ok_and(|p| Some(p.payee) == body.lightning_node)
+        })
+    });
     view! {
         <section class="card" id="invoice-card">
             <h2>"Invoice for "<Sats amount=record.amount what="invoice amount" /></h2>
@@ -161,6 +170,12 @@ fn InvoiceCard(record: InvoiceRecord, on_new: impl Fn() + 'static) -> impl IntoV
                 <p class="mono" id="invoice-text">{text_shown.clone()}</p>
                 <button id="copy-invoice" on:click=copy.clone()>{move || if copied.get() { "Copied" } else { "Copy invoice" }}</button>
                 <p class="hint">{format!("Payable until {expires}.")}</p>
+                <p class="hint" id="invoice-reach" data-reach=if anyone { "anyone" } else { "members" }>
+                    {if anyone {
+                        "Any Lightning wallet can pay it."
+                    } else {
+                        "Only members of this provider can pay it: the provider runs no Lightning node."
+                    }}</p>
             </Show>
             <button id="new-invoice" on:click=move |_| on_new()>"New invoice"</button>
         </section>

@@ -66,6 +66,9 @@ pub(super) struct Forward {
     expiry_out: u32,
     /// The invoice's text (what an outside payment sends).
     pub(super) invoice: String,
+    /// For a payment from the Lightning Network (`inbound`): what the LSP's node holds (msat),
+    /// claimed with the payee's preimage.
+    pub(super) held: Option<u64>,
     pub(super) state: ForwardState,
 }
 
@@ -81,6 +84,20 @@ pub(super) enum ForwardState {
     },
     /// Handed to the Lightning node for a payee outside the LSP (`outside`).
     Outside,
+}
+
+/// Where a payment comes from, as [`Router::open_forward`] stores it.
+struct Source {
+    /// `forward`, `faucet` or `inbound`.
+    kind: &'static str,
+    /// The routing fee.
+    fee: Amount,
+    /// The payer's HTLC (none for the faucet and the node).
+    payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
+    /// The payer's HTLC's expiry.
+    expiry_in: Option<u32>,
+    /// What the LSP's node holds (msat) and until which height (`inbound`).
+    held: Option<(u64, u32)>,
 }
 
 /// Payments in flight and the route requests not yet matched to an HTLC.
@@ -235,7 +252,7 @@ impl Router {
                 )
             }
         };
-        if invoice.payee_identity() != identity {
+        if self.payee_of(&invoice) != identity {
             return self.refuse(
                 conn,
                 ErrorCode::Unexpected,
@@ -287,7 +304,7 @@ impl Router {
     /// Why a payment of `invoice` would fail or wait now, in words for its payer; `None` if it
     /// can go through.
     fn route_warning(&self, invoice: &ParsedInvoice) -> Option<String> {
-        let payee = invoice.payee_identity();
+        let payee = self.payee_of(invoice);
         let links: Vec<&Link> = self
             .by_identity
             .get(&payee)
@@ -337,26 +354,85 @@ impl Router {
         fee: Amount,
         payer: Option<(ChannelId, u64, XOnlyPublicKey)>,
         expiry_in: Option<u32>,
-        kind: &str,
+        kind: &'static str,
     ) {
         let policy = self.settings.policy;
         let expiry_out =
             policy.payee_expiry(expiry_in.unwrap_or_else(|| policy.payer_expiry(self.height)));
-        let now = self.now().unix_time;
-        let row = match self.store.insert_payment(
-            &invoice.hash.to_string(),
+        let payee = self.payee_of(&invoice);
+        let source = Source {
             kind,
-            &invoice.payee_identity(),
-            payer.map(|(c, h, _)| (c, h)),
-            invoice.amount.to_sat(),
-            fee.to_sat(),
-            now,
-        ) {
+            fee,
+            payer,
+            expiry_in,
+            held: None,
+        };
+        self.open_forward(invoice, payee, source, expiry_out);
+    }
+
+    /// Starts delivering a payment the LSP's node holds (`held_msat`, until `deadline`) to
+    /// `payee` (`inbound`).
+    pub(super) fn start_held(
+        &mut self,
+        invoice: ParsedInvoice,
+        payee: XOnlyPublicKey,
+        held_msat: u64,
+        deadline: u32,
+    ) {
+        let source = Source {
+            kind: "inbound",
+            fee: Amount::ZERO,
+            payer: None,
+            expiry_in: None,
+            held: Some((held_msat, deadline)),
+        };
+        let expiry_out = self.settings.policy.inbound_expiry(deadline);
+        self.open_forward(invoice, payee, source, expiry_out);
+    }
+
+    /// Stores payment `invoice` to `payee` and offers it (or waits for the payee).
+    fn open_forward(
+        &mut self,
+        invoice: ParsedInvoice,
+        payee: XOnlyPublicKey,
+        source: Source,
+        expiry_out: u32,
+    ) {
+        let Source {
+            kind,
+            fee,
+            payer,
+            expiry_in,
+            held,
+        } = source;
+        let now = self.now().unix_time;
+        let stored = self
+            .store
+            .insert_payment(
+                &invoice.hash.to_string(),
+                kind,
+                &payee,
+                payer.map(|(c, h, _)| (c, h)),
+                invoice.amount.to_sat(),
+                fee.to_sat(),
+                now,
+            )
+            .and_then(|row| match held {
+                Some((msat, deadline)) => self
+                    .store
+                    .payment_held(row, &invoice.text, msat, deadline)
+                    .map(|()| row),
+                None => Ok(row),
+            });
+        let row = match stored {
             Ok(row) => row,
             Err(e) => {
                 tracing::error!(error = %e, "could not store a payment; failing it");
                 if let Some((c, h, who)) = payer {
                     self.fail_htlc(c, h, who, invoice.hash, PayFailure::Refused);
+                }
+                if held.is_some() {
+                    self.fail_upstream(invoice.hash);
                 }
                 return;
             }
@@ -371,11 +447,12 @@ impl Router {
             fee,
             join_fee: Amount::ZERO,
             payer,
-            payee: invoice.payee_identity(),
+            payee,
             hint: invoice.hint,
             expiry_in,
             expiry_out,
             invoice: invoice.text,
+            held: held.map(|(msat, _)| msat),
             state: ForwardState::Waiting {
                 until: now + self.settings.options.offline_wait_secs,
             },
@@ -635,6 +712,8 @@ impl Router {
             };
             self.answer_payer(c, h, who, f.hash, paid);
             self.totals.fees_sat += f.fee.to_sat();
+        } else if let Some(held) = f.held {
+            self.claim_upstream(f.hash, held, preimage);
         } else {
             self.totals.faucet_sat += f.amount.to_sat();
         }
@@ -670,6 +749,7 @@ impl Router {
         tracing::info!(hash = %f.hash, reason = %reason.describe(), "payment failed");
         match f.payer {
             Some((c, h, who)) => self.fail_htlc(c, h, who, f.hash, reason),
+            None if f.held.is_some() => self.held_failed(f.hash, &reason),
             None => self.send_identity(
                 &f.payee,
                 WireMsg::refusal(
@@ -786,10 +866,11 @@ impl Router {
                         .map(|x| x.expiry.to_consensus_u32())
                 })
             });
-            let expiry_out = match (payer, expiry_in) {
-                (Some(_), Some(e)) => policy.payee_expiry(e),
-                (Some(_), None) => 0,
-                (None, _) => policy.payee_expiry(policy.payer_expiry(self.height)),
+            let expiry_out = match (payer, expiry_in, row.held_deadline) {
+                (Some(_), Some(e), _) => policy.payee_expiry(e),
+                (Some(_), None, _) => 0,
+                (None, _, Some(deadline)) => policy.inbound_expiry(deadline),
+                (None, _, None) => policy.payee_expiry(policy.payer_expiry(self.height)),
             };
             let invoice = match state {
                 ForwardState::Outside => match self.store.outside_invoice(row.id) {
@@ -818,6 +899,7 @@ impl Router {
                     expiry_in,
                     expiry_out,
                     invoice,
+                    held: row.held_msat,
                     state,
                 },
             );

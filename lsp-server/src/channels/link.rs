@@ -233,6 +233,7 @@ impl Router {
                 stored.next_seq,
             ));
         }
+        self.invoices_restore()?;
         self.forwards_restore();
         self.releases_restore()?;
         tracing::info!(channels = self.links.len(), "channels restored");

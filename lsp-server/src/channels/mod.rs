@@ -21,9 +21,11 @@
 //! - Liquidity is sold by advancing a leaf (`liquidity`); the leaf watch (`watch`) gets the
 //!   newest state of every advanced leaf confirmed whenever its tree is published.
 //! - A payee outside the LSP is paid through its Lightning node (`outside`), whose outcomes
-//!   come back on their own queue.
+//!   come back on their own queue; so do the payments the node holds for the LSP's clients
+//!   from the Lightning Network (`inbound`).
 
 mod forward;
+mod inbound;
 mod link;
 mod liquidity;
 mod onchain;
@@ -199,11 +201,18 @@ pub struct Router {
     told_ending: std::collections::HashSet<(ChannelId, ConnId)>,
     /// The LSP's Lightning node, if it runs one (`outside`).
     ln: Option<Arc<crate::lightning::LnNode>>,
-    /// Outcomes of outside payments: the node's events and the router's own send tasks send,
-    /// `run` receives.
+    /// Outcomes of outside payments and payments held for clients: the node's events and the
+    /// router's own send tasks send, `run` receives.
     outside: (
-        mpsc::Sender<crate::lightning::pay::Outcome>,
-        Option<mpsc::Receiver<crate::lightning::pay::Outcome>>,
+        mpsc::Sender<crate::lightning::Report>,
+        Option<mpsc::Receiver<crate::lightning::Report>>,
+    ),
+    /// The invoices the node holds for clients' payment hashes (`inbound`).
+    registered: HashMap<bitcoin::hashes::sha256::Hash, store::LnInvoiceRow>,
+    /// The node's answers to invoice registrations (`inbound`).
+    registering: (
+        mpsc::Sender<inbound::Registered>,
+        Option<mpsc::Receiver<inbound::Registered>>,
     ),
 }
 
@@ -223,6 +232,7 @@ impl Router {
         let height = tip.height().unwrap_or(0);
         let store = ChannelStore::open(data_dir)?;
         let (outside_tx, outside_rx) = mpsc::channel(1024);
+        let (registering_tx, registering_rx) = mpsc::channel(256);
         let mut router = Router {
             settings,
             key,
@@ -242,13 +252,15 @@ impl Router {
             told_ending: Default::default(),
             ln,
             outside: (outside_tx, Some(outside_rx)),
+            registered: HashMap::new(),
+            registering: (registering_tx, Some(registering_rx)),
         };
         router.restore()?;
         Ok(router)
     }
 
-    /// Where the Lightning node sends the outcomes of outside payments.
-    pub fn outside_outcomes(&self) -> mpsc::Sender<crate::lightning::pay::Outcome> {
+    /// Where the Lightning node sends its reports (outside payments' outcomes, held payments).
+    pub fn outside_outcomes(&self) -> mpsc::Sender<crate::lightning::Report> {
         self.outside.0.clone()
     }
 
@@ -257,6 +269,7 @@ impl Router {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut seen = self.chain.seen.take().expect("run is called once");
         let mut outside = self.outside.1.take().expect("run is called once");
+        let mut registering = self.registering.1.take().expect("run is called once");
         self.reconcile_outside();
         loop {
             tokio::select! {
@@ -265,7 +278,11 @@ impl Router {
                     None => return,
                 },
                 Some(s) = seen.recv() => self.on_seen(s),
-                Some(outcome) = outside.recv() => self.on_outside(outcome),
+                Some(report) = outside.recv() => match report {
+                    crate::lightning::Report::Outcome(outcome) => self.on_outside(outcome),
+                    crate::lightning::Report::Incoming(incoming) => self.on_incoming(incoming),
+                },
+                Some(registered) = registering.recv() => self.on_registered(registered),
                 _ = tick.tick() => {
                     if let Ok(h) = self.tip.height() {
                         self.height = self.height.max(h);
@@ -348,6 +365,7 @@ impl Router {
             WireMsg::PayRequest(req) => self.on_pay_request(conn, identity, req),
             WireMsg::FaucetRequest(req) => self.on_faucet(conn, identity, req),
             WireMsg::RouteQuery(query) => self.on_route_query(conn, query),
+            WireMsg::InvoiceRegister(request) => self.on_invoice_register(conn, identity, request),
             WireMsg::LiquidityRequest(req) => self.on_liquidity_request(conn, identity, req),
             WireMsg::LiquidityAccept(accept) => self.on_liquidity_accept(conn, identity, *accept),
             WireMsg::LeafPartials(partials) => self.on_leaf_partials(conn, identity, *partials),

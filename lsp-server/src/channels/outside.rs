@@ -25,7 +25,7 @@ use shared::pay::{PayFailure, PayOutcome as WireOutcome};
 use super::forward::ForwardState;
 use super::Router;
 use crate::lightning::pay::{Outcome, OutsidePayment, PayOutcome, Status};
-use crate::lightning::{LnError, LnNode};
+use crate::lightning::{LnError, LnNode, Report};
 
 impl Router {
     /// Hands payment `row` (a payer's HTLC, committed) to the Lightning node.
@@ -89,7 +89,7 @@ impl Router {
                     }
                 },
             };
-            let _ = tx.send(outcome).await;
+            let _ = tx.send(Report::Outcome(outcome)).await;
         });
     }
 
@@ -113,7 +113,7 @@ impl Router {
                     tokio::spawn(async move {
                         match ln.outcome(hash).await {
                             Ok(Some(Status::Done(outcome))) => {
-                                let _ = tx.send(outcome).await;
+                                let _ = tx.send(Report::Outcome(outcome)).await;
                             }
                             Ok(Some(Status::Pending)) => {}
                             Ok(None) => {
@@ -127,7 +127,7 @@ impl Router {
                                         return tracing::warn!(row, error = %e, "could not send an outside payment again")
                                     }
                                 };
-                                let _ = tx.send(outcome).await;
+                                let _ = tx.send(Report::Outcome(outcome)).await;
                             }
                             Err(e) => {
                                 tracing::warn!(row, error = %e, "could not look up an outside payment")
@@ -146,7 +146,7 @@ impl Router {
                             },
                             None => return,
                         };
-                        let _ = tx.send(outcome).await;
+                        let _ = tx.send(Report::Outcome(outcome)).await;
                     });
                 }
             }
@@ -170,7 +170,7 @@ impl Router {
     /// The highest tip the LSP knows: the budget counts from it, since a lagging tip would
     /// give the route blocks the LSP does not have. (LDK counts the budget from its own best
     /// block, which never leads the chain, so its HTLC expires by the budget at the latest.)
-    fn freshest_height(&self) -> u32 {
+    pub(super) fn freshest_height(&self) -> u32 {
         self.tip.height().unwrap_or(0).max(self.height)
     }
 

@@ -110,8 +110,8 @@ pub struct PaymentRow {
     pub id: i64,
     /// Payment hash (hex).
     pub hash: String,
-    /// `forward`, `outside` (to a payee beyond the LSP, through its Lightning node) or
-    /// `faucet`.
+    /// `forward`, `outside` (to a payee beyond the LSP, through its Lightning node),
+    /// `inbound` (from the Lightning Network, held by the node) or `faucet`.
     pub kind: String,
     /// The payee's identity key (hex).
     pub payee_identity: String,
@@ -131,6 +131,11 @@ pub struct PaymentRow {
     pub join_fee_sat: u64,
     /// For an outside payment: what the route's nodes took, once settled (out of `fee_sat`).
     pub network_fee_msat: Option<u64>,
+    /// For a payment from the Lightning Network: what the LSP's node holds (msat), claimed with
+    /// the payee's preimage.
+    pub held_msat: Option<u64>,
+    /// ...and the height after which the node fails it back by itself.
+    pub held_deadline: Option<u32>,
     /// `pending`, `settled` or `failed`.
     pub status: String,
     /// Why it failed.
@@ -139,6 +144,23 @@ pub struct PaymentRow {
     pub created: u64,
     /// Unix time settled or failed.
     pub settled: Option<u64>,
+}
+
+/// An invoice the LSP's Lightning node holds for a client's payment hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LnInvoiceRow {
+    /// The client's payment hash.
+    pub hash: bitcoin::hashes::sha256::Hash,
+    /// The client.
+    pub identity: XOnlyPublicKey,
+    /// The invoice's amount.
+    pub amount: Amount,
+    /// The invoice, signed by the node.
+    pub invoice: String,
+    /// Unix time it stops being payable.
+    pub expires_at: u64,
+    /// Unix time made.
+    pub created: u64,
 }
 
 /// Fees earned over the database's life, from the settled payments: routing fees and join
@@ -605,6 +627,73 @@ impl ChannelStore {
             })?)
     }
 
+    /// Marks payment `id` as coming from the Lightning Network: `invoice` (the node's), what
+    /// the node holds of it, and until which height.
+    pub fn payment_held(
+        &self,
+        id: i64,
+        invoice: &str,
+        msat: u64,
+        deadline: u32,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE payments SET held_msat = ?2, invoice = ?3, held_deadline = ?4 WHERE id = ?1",
+            params![id, msat as i64, invoice, deadline as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Stores an invoice the LSP's node holds for a client's payment hash.
+    pub fn insert_ln_invoice(&self, invoice: &LnInvoiceRow) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO ln_invoices (hash, identity, amount_sat, invoice, expires_at, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                invoice.hash.to_string(),
+                invoice.identity.to_string(),
+                invoice.amount.to_sat() as i64,
+                invoice.invoice,
+                invoice.expires_at as i64,
+                invoice.created as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The invoices the node holds for clients that were payable at or after `since` (Unix
+    /// time).
+    pub fn ln_invoices(&self, since: u64) -> Result<Vec<LnInvoiceRow>, ChannelStoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT hash, identity, amount_sat, invoice, expires_at, created FROM ln_invoices
+             WHERE expires_at >= ?1",
+        )?;
+        let rows = stmt
+            .query_map([since as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(hash, identity, amount, invoice, expires_at, created)| {
+                Some(LnInvoiceRow {
+                    hash: hash.parse().ok()?,
+                    identity: identity.parse().ok()?,
+                    amount: Amount::from_sat(amount as u64),
+                    invoice,
+                    expires_at: expires_at as u64,
+                    created: created as u64,
+                })
+            })
+            .collect())
+    }
+
     /// Records what an outside payment's route took.
     pub fn payment_network_fee(&self, id: i64, msat: u64) -> Result<(), ChannelStoreError> {
         self.conn.execute(
@@ -735,7 +824,7 @@ impl ChannelStore {
         let sql = format!(
             "SELECT id, hash, kind, payer_factory, payer_client, payer_htlc, payee_factory,
                 payee_client, payee_htlc, amount_sat, fee_sat, status, reason, created, settled,
-                payee_identity, join_fee_sat, network_fee_msat
+                payee_identity, join_fee_sat, network_fee_msat, held_msat, held_deadline
              FROM payments WHERE {filter} ORDER BY id DESC LIMIT {limit}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -758,6 +847,8 @@ impl ChannelStore {
                     payee_identity: r.get(15)?,
                     join_fee_sat: r.get::<_, i64>(16)? as u64,
                     network_fee_msat: r.get::<_, Option<i64>>(17)?.map(|m| m as u64),
+                    held_msat: r.get::<_, Option<i64>>(18)?.map(|m| m as u64),
+                    held_deadline: r.get::<_, Option<i64>>(19)?.map(|h| h as u32),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -476,6 +476,7 @@ impl Coordinator {
         let moment = terms::Moment {
             tip_height: self.height,
             open_slots: self.settings.factory_size as u32,
+            lightning_node: None,
         };
         let gather_until = now.saturating_add(self.settings.gather_secs);
         let round = self.settings.round_timeout_secs;

@@ -7,7 +7,8 @@
 //! - its chain data from the LSP's Esplora; it syncs when the LSP's tip watcher sees a new
 //!   block and at least every 30 s (`sync`);
 //! - its events, taken and acknowledged one at a time (`events`); the outcomes of payments
-//!   it sent for the LSP's clients go to the payment router first (`pay`);
+//!   it sent for the LSP's clients (`pay`), and the payments it holds for them (`receive`),
+//!   go to the payment router first ([`Report`]);
 //! - snapshots for the admin API and `/metrics` (`view`).
 //!
 //! Threads: ldk-node's calls block (they wrap async code in `block_in_place`, which panics
@@ -24,6 +25,7 @@
 mod error;
 mod events;
 pub mod pay;
+pub mod receive;
 mod seed;
 mod sync;
 pub mod view;
@@ -98,9 +100,20 @@ pub struct OpenChannel {
     pub announce: bool,
 }
 
+/// What the node tells the payment router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// What became of a payment the node sent for a client.
+    Outcome(pay::Outcome),
+    /// A payment for a client arrived and waits to be claimed.
+    Incoming(receive::Incoming),
+}
+
 /// The running node.
 pub struct LnNode {
     node: Arc<Node>,
+    /// The key its invoices are signed with (`receive`), when derived.
+    invoice_key: Option<bitcoin::secp256k1::SecretKey>,
     handle: tokio::runtime::Handle,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -153,6 +166,7 @@ impl LnNode {
             .map_err(LnError::Build)?;
         let esplora = settings.esplora_url.clone();
         let listen = settings.listen.to_string();
+        let seed_bytes = seed.bytes();
         let node = handle
             .spawn_blocking(move || {
                 let node = builder.build().map_err(LnError::Build)?;
@@ -171,8 +185,13 @@ impl LnNode {
             network = %settings.network,
             "Lightning node running"
         );
+        let invoice_key = receive::invoice_key(settings.network, &seed_bytes, node.node_id());
+        if invoice_key.is_none() {
+            tracing::warn!("the node's key could not be derived from its seed: clients' invoices cannot be made payable from the Lightning Network");
+        }
         Ok(LnNode {
             node,
+            invoice_key,
             handle,
             runtime: Some(runtime),
         })
@@ -353,9 +372,9 @@ impl LnNode {
     }
 
     /// The node's work for as long as the server runs: syncing with the chain and handling its
-    /// events, whose payment outcomes go to `outcomes` (the payment router). Never returns;
+    /// events, whose payment reports go to `outcomes` (the payment router). Never returns;
     /// the server's supervisor drops it on stop.
-    pub(crate) async fn tasks(self: Arc<Self>, tip: Tip, outcomes: mpsc::Sender<pay::Outcome>) {
+    pub(crate) async fn tasks(self: Arc<Self>, tip: Tip, outcomes: mpsc::Sender<Report>) {
         tokio::join!(self.clone().keep_synced(tip), self.handle_events(outcomes));
     }
 
@@ -378,14 +397,17 @@ impl LnNode {
         }
     }
 
-    async fn handle_events(self: Arc<Self>, outcomes: mpsc::Sender<pay::Outcome>) {
+    async fn handle_events(self: Arc<Self>, outcomes: mpsc::Sender<Report>) {
         loop {
             let event = self.node.next_event_async().await;
             events::log(&event);
             // Acknowledged only once the router has the outcome: an outcome lost in a crash
             // comes again (and the router's reconciliation asks LDK anyway).
-            if let Some(outcome) = pay::Outcome::of_event(&event) {
-                if outcomes.send(outcome).await.is_err() {
+            let report = pay::Outcome::of_event(&event)
+                .map(Report::Outcome)
+                .or_else(|| receive::Incoming::of_event(&event).map(Report::Incoming));
+            if let Some(report) = report {
+                if outcomes.send(report).await.is_err() {
                     return;
                 }
             }

@@ -225,6 +225,7 @@ impl Connection {
             | WireMsg::PayRequest(_)
             | WireMsg::FaucetRequest(_)
             | WireMsg::RouteQuery(_)
+            | WireMsg::InvoiceRegister(_)
             | WireMsg::LiquidityRequest(_)
             | WireMsg::LiquidityAccept(_)
             | WireMsg::LeafPartials(_)

@@ -145,6 +145,8 @@ pub struct ParsedInvoice {
     /// The payee's channel its route hint names, if it has one (the LSP offers the payment
     /// there first).
     pub hint: Option<ChannelId>,
+    /// Blocks the payer must leave the payee's HTLC at least (its final CLTV delta).
+    pub min_final_cltv: u64,
 }
 
 impl ParsedInvoice {
@@ -197,6 +199,7 @@ impl ParsedInvoice {
                 .first()
                 .and_then(|route| route.0.last())
                 .map(|hop| super::policy::channel_of_short_id(hop.short_channel_id)),
+            min_final_cltv: invoice.min_final_cltv_expiry_delta(),
         })
     }
 

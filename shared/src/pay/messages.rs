@@ -238,6 +238,34 @@ pub struct RouteAnswer {
     pub warning: Option<String>,
 }
 
+/// Wallet → LSP, when the LSP runs a Lightning node (its terms name it): make the node the
+/// payee of an invoice for the wallet's payment hash, so that anyone on the Lightning Network
+/// can pay it. The node holds a payment that arrives for it, offers it to the wallet as an HTLC
+/// in its channel, and claims it upstream only with the preimage the wallet reveals there (the
+/// wallet keeps the preimage). Answered with [`InvoiceRegistered`], or an error about
+/// [`crate::wire::ErrorAbout::Invoice`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceRegister {
+    /// SHA-256 of the wallet's preimage.
+    pub hash: sha256::Hash,
+    /// What the payer pays (and the wallet receives, less a join fee it still owes).
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    pub amount: Amount,
+    /// Shown to the payer.
+    pub description: String,
+    /// Seconds the invoice stays payable.
+    pub expiry_secs: u32,
+}
+
+/// LSP → wallet: the node's invoice for a [`InvoiceRegister`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceRegistered {
+    /// The payment hash.
+    pub hash: sha256::Hash,
+    /// The BOLT11 invoice, signed by the LSP's Lightning node.
+    pub invoice: String,
+}
+
 /// Wallet → LSP (regtest and signet demos only): pay this invoice of the wallet's from the
 /// LSP's own side of a channel, as test sats. It arrives like any payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,8 +17,8 @@ pub mod policy;
 pub use invoice::{InvoiceError, InvoiceRequest, ParsedInvoice};
 pub use join_fee::{JoinFee, JoinFeeError};
 pub use messages::{
-    ChannelClosed, ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, PayFailure, PayOutcome,
-    PayRequest, PayResult, RouteAnswer, RouteQuery,
+    ChannelClosed, ChannelFrame, ChannelId, ChannelOpen, FaucetRequest, InvoiceRegister,
+    InvoiceRegistered, PayFailure, PayOutcome, PayRequest, PayResult, RouteAnswer, RouteQuery,
 };
 pub use policy::{
     leaf_channel_params, leaf_state_channel_params, liquidity_price, route_fee_for, ChannelPolicy,

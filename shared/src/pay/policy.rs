@@ -102,6 +102,31 @@ impl ChannelPolicy {
     pub fn payee_expiry(&self, incoming: u32) -> u32 {
         incoming.saturating_sub(self.expiry_delta())
     }
+
+    /// The expiry the LSP gives a wallet's HTLC for a payment from the Lightning Network that
+    /// its node holds until `deadline` (the node fails it back upstream after that height):
+    /// `deadline − to_self_delay − htlc_margin`. Should the wallet claim the HTLC on chain at
+    /// the last moment, its success claim can come up to `to_self_delay` after the expiry (the
+    /// LSP's timeout claim waits that long), and the LSP, seeing the preimage there, claims
+    /// upstream within `htlc_margin`, still before the deadline.
+    pub fn inbound_expiry(&self, deadline: u32) -> u32 {
+        deadline
+            .saturating_sub(self.to_self_delay.to_blocks())
+            .saturating_sub(self.htlc_margin.to_blocks())
+    }
+
+    /// The final CLTV delta of an invoice the LSP's node holds for a wallet: the wallet's
+    /// [`ChannelPolicy::payee_window`] from the tip when its HTLC is added, the margin of
+    /// [`ChannelPolicy::inbound_expiry`], the node's own fail-back buffer
+    /// ([`crate::timing::UPSTREAM_FAIL_BACK`]), and a few blocks of lag between the payer's tip
+    /// and the LSP's.
+    pub fn inbound_invoice_delta(&self) -> u32 {
+        self.payee_window()
+            + self.to_self_delay.to_blocks()
+            + self.htlc_margin.to_blocks()
+            + crate::timing::UPSTREAM_FAIL_BACK
+            + 6
+    }
 }
 
 /// The routing fee for delivering `amount`: `base + ceil(amount × ppm / 10⁶)`.

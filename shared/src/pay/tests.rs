@@ -118,3 +118,26 @@ fn the_payee_expiry_leaves_room_for_its_claim() {
         assert_eq!(incoming - outgoing, p.expiry_delta());
     }
 }
+
+#[test]
+fn a_payment_from_the_lightning_network_leaves_both_sides_their_time() {
+    for network in [Network::Regtest, Network::Signet, Network::Bitcoin] {
+        let p = ChannelPolicy::for_network(network);
+        let delta = p.inbound_invoice_delta();
+        // The payer gives the final hop exactly the invoice's delta from its tip; the LSP's
+        // tip may be up to 6 blocks ahead when the HTLC arrives.
+        let payer_tip = 50_000;
+        let lsp_tip = payer_tip + 6;
+        let deadline = payer_tip + delta - crate::timing::UPSTREAM_FAIL_BACK;
+        let offered = p.inbound_expiry(deadline);
+        // The wallet can still enforce it on chain...
+        assert_eq!(offered, lsp_tip + p.payee_window(), "{network}");
+        // ...and if it does at the last moment, the LSP learns the preimage before its
+        // node's deadline.
+        assert_eq!(
+            offered + p.to_self_delay.to_blocks() + p.htlc_margin.to_blocks(),
+            deadline,
+            "{network}"
+        );
+    }
+}

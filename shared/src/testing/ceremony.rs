@@ -199,6 +199,7 @@ pub fn test_terms(lsp: &PublicKey) -> TermsBody {
         esplora_url: "http://127.0.0.1:3002".into(),
         issued_at: START_TIME,
         expires_at: START_TIME + 86_400,
+        lightning_node: None,
     }
 }
 

@@ -5,6 +5,7 @@
 mod advance;
 mod migrate;
 mod payments;
+mod receive;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
 
@@ -80,6 +81,8 @@ pub struct PayClient<C: Connect, S, H> {
     closed: BTreeMap<ChannelId, String>,
     /// Quotes waiting for the provider's word on their payee.
     route_queries: Vec<RouteQueryWait>,
+    /// Invoices waiting for the provider's Lightning node to become their payee.
+    invoice_waits: Vec<receive::InvoiceWait>,
     /// Key releases waiting for the provider's answer.
     releases: BTreeMap<ChannelId, oneshot::Sender<Result<(), PayError>>>,
     /// Channels the provider holds the key of (this wallet moved out of them).
@@ -116,6 +119,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             flights: BTreeMap::new(),
             closed: BTreeMap::new(),
             route_queries: Vec::new(),
+            invoice_waits: Vec::new(),
             releases: BTreeMap::new(),
             moved: Default::default(),
             height: 0,
@@ -195,6 +199,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     fn lost(&mut self, reason: String) {
         self.link = None;
         self.expire_route_queries(true);
+        self.expire_invoice_waits(true);
         for open in self.open.values_mut() {
             open.ready = false;
             open.channel.reset_round();
@@ -321,6 +326,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     async fn on_tick(&mut self) -> Result<(), PayError> {
         self.expire_route_queries(false);
+        self.expire_invoice_waits(false);
         if unix_now() >= self.next_tip {
             self.refresh_tip().await;
             // Leaves the LSP has not opened yet (say, their factory's funding was not deep
@@ -364,6 +370,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             WireMsg::LeafSigned(signed) => self.on_leaf_signed(*signed).await?,
             WireMsg::ChannelClosed(closed) => self.on_closed(closed).await?,
             WireMsg::RouteAnswer(answer) => self.on_route_answer(answer),
+            WireMsg::InvoiceRegistered(registered) => self.on_invoice_registered(registered).await,
             WireMsg::KeyReleased(released) => self.on_key_released(released.channel),
             WireMsg::FactoryNotice(notice) => self.emit(PayEvent::FactoryEnding(notice)),
             WireMsg::Error { message, about, .. } => {
@@ -372,6 +379,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 }
                 if let Some(ErrorAbout::Channel { channel }) = about {
                     self.release_refused(channel, &message);
+                }
+                if let Some(ErrorAbout::Invoice { hash }) = about {
+                    self.invoice_refused(hash);
                 }
                 self.emit(PayEvent::LspError(message))
             }
@@ -579,10 +589,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 amount,
                 description,
                 reply,
-            } => {
-                let made = self.make_invoice(amount, description, None).await;
-                let _ = reply.send(made);
-            }
+            } => self.invoice_for_anyone(amount, description, reply).await,
             Command::Quote { invoice, reply } => self.quote_and_ask(&invoice, reply).await,
             Command::Pay { invoice, reply } => self.pay(&invoice, None, reply).await?,
             Command::MoveBalance { from, to, reply } => self.move_balance(from, to, reply).await?,
