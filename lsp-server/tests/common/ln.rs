@@ -39,6 +39,16 @@ pub async fn start_with(
     factory: FactoryOptions,
     payments: PaymentOptions,
 ) -> Stack {
+    start_serving(ln_listen, factory, payments, None).await
+}
+
+/// [`start_with`], the LSP serving the built wallet from `wallet_dir`.
+pub async fn start_serving(
+    ln_listen: SocketAddr,
+    factory: FactoryOptions,
+    payments: PaymentOptions,
+    wallet_dir: Option<std::path::PathBuf>,
+) -> Stack {
     let devnet = Devnet::start(DevnetConfig::default())
         .await
         .expect("devnet starts");
@@ -51,6 +61,7 @@ pub async fn start_with(
         ln_listen,
         factory,
         payments,
+        wallet_dir,
     )
     .await;
     Stack {
@@ -67,8 +78,9 @@ async fn start_lsp(
     ln_listen: SocketAddr,
     factory: FactoryOptions,
     payments: PaymentOptions,
+    wallet_dir: Option<std::path::PathBuf>,
 ) -> lsp_server::Running {
-    let mut config = super::config(devnet, data_dir, listen, factory, None);
+    let mut config = super::config(devnet, data_dir, listen, factory, wallet_dir);
     config.payments = payments;
     config.lightning.ln_listen = Some(ln_listen);
     lsp_server::start(config).await.expect("LSP starts")
@@ -99,7 +111,16 @@ pub async fn restart_with(
     } = stack;
     let addr = lsp.addr;
     lsp.stop().await.expect("the LSP stops");
-    let lsp = start_lsp(&devnet, data_dir.path(), addr, ln_listen, factory, payments).await;
+    let lsp = start_lsp(
+        &devnet,
+        data_dir.path(),
+        addr,
+        ln_listen,
+        factory,
+        payments,
+        None,
+    )
+    .await;
     Stack {
         devnet,
         lsp,
