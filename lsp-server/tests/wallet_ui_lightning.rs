@@ -3,7 +3,8 @@
 //! independent LDK node standing for the rest of the network. The wallet makes an invoice that
 //! the page says any Lightning wallet can pay, and the outside node pays it (the wallet's first
 //! payment received: its join fee is taken from it, as the join quote said); then the wallet pays an invoice of the outside node through its send
-//! screen, at the fee its quote showed. The page's balance, the LSP's admin view of the
+//! screen, at the fee its quote showed (the quote says the payment leaves the provider, and the
+//! result shows what of the fee the network's route took). The page's balance, the LSP's admin view of the
 //! wallet's channel, the LSP node's channel and the outside node all reconcile to the sat.
 //!
 //! Screenshots: `target/screenshots/lightning-*.png`.
@@ -128,6 +129,9 @@ async fn a_browser_wallet_receives_from_and_pays_the_lightning_network() {
     let terms = common::terms(&stack).await.body;
     let fee = route_fee(&terms.fees, PAID);
     assert_eq!(a.text("#send-fee", SCREEN).await, sats(fee));
+    // The quote says the payment leaves the provider, and who pays the network's routers.
+    let outside_note = a.text("#send-outside", SCREEN).await;
+    assert!(outside_note.contains("Lightning Network"), "{outside_note}");
     a.screenshot("lightning-02-quote-outside").await;
     a.click("#pay-confirm").await;
     a.wait_attr(
@@ -137,10 +141,13 @@ async fn a_browser_wallet_receives_from_and_pays_the_lightning_network() {
         Duration::from_secs(30),
     )
     .await;
+    // The route's share of the fee, apart (a direct channel: nothing).
+    text_becomes(&a, "#send-result-network-fee", &sats(Amount::ZERO), SCREEN).await;
+    a.screenshot("lightning-03-sent-outside").await;
     balance -= PAID + fee;
     a.click("#nav-home").await;
     text_becomes(&a, "#balance", &sats(balance), SCREEN).await;
-    a.amounts_fit("lightning-03-home-after").await;
+    a.amounts_fit("lightning-04-home-after").await;
 
     // Every side, to the sat.
     let view = common::admin_get(&stack.http_url(), "/admin/payments").await;

@@ -193,6 +193,7 @@ fn every_message() -> Vec<WireMsg> {
             outcome: PayOutcome::Paid {
                 preimage: [9; 32],
                 fee: Amount::from_sat(2),
+                network_fee: Some(Amount::from_sat(1)),
             },
         }),
         WireMsg::RouteQuery(RouteQuery {
@@ -201,6 +202,7 @@ fn every_message() -> Vec<WireMsg> {
         WireMsg::RouteAnswer(RouteAnswer {
             hash,
             warning: Some("the recipient is offline".into()),
+            outside: false,
         }),
         WireMsg::InvoiceRegister(InvoiceRegister {
             hash,

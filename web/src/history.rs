@@ -59,7 +59,14 @@ fn Row(payment: PaymentRecord) -> impl IntoView {
     };
     let fee = (payment.fee.to_sat() > 0).then(|| match payment.direction {
         Direction::Liquidity => format!("price {}", sats(payment.fee)),
-        _ => format!("fee {}", sats(payment.fee)),
+        _ => match payment.network_fee {
+            Some(network) => format!(
+                "fee {} ({} of it to the Lightning Network)",
+                sats(payment.fee),
+                sats(network)
+            ),
+            None => format!("fee {}", sats(payment.fee)),
+        },
     });
     view! {
         <li class="payment" class:failed=status == "failed" data-direction=direction data-status=status

@@ -107,15 +107,19 @@ pub fn Send() -> impl IntoView {
                     <QuoteList quote />
                     <p class="hint" id="send-progress">"Paying…"</p>
                 }.into_any(),
-                Stage::Paid(record) => view! {
+                Stage::Paid(record) => { let hash = record.hash; view! {
                     <p class="big ok" id="send-result" data-state="success">"Sent ✓ "<Sats amount=record.amount what="sent" /></p>
                     <dl>
                         <dt>"Fee"</dt><dd id="send-result-fee"><Sats amount=record.fee what="fee" /></dd>
+                        {move || network_fee(ctx, hash).map(|n| view! {
+                            <dt>"Of it, to the Lightning Network"</dt>
+                            <dd id="send-result-network-fee"><Sats amount=n what="network fee" /></dd>
+                        })}
                         <dt>"Total"</dt><dd><Sats amount=record.amount + record.fee what="total" /></dd>
                         <dt>"For"</dt><dd>{record.description.clone()}</dd>
                     </dl>
                     <button id="pay-another" on:click=again>"Pay another invoice"</button>
-                }.into_any(),
+                }.into_any() }
             }}
             {move || match stage.get() {
                 Stage::Failed(why) => Some(view! {
@@ -125,6 +129,18 @@ pub fn Send() -> impl IntoView {
             }}
         </section>
     }
+}
+
+/// What of a sent payment's fee the Lightning Network's route took, once the provider said so.
+fn network_fee(ctx: AppCtx, hash: bitcoin::hashes::sha256::Hash) -> Option<bitcoin::Amount> {
+    ctx.pay.with(|p| {
+        p.snapshot.as_ref().and_then(|s| {
+            s.payments
+                .iter()
+                .find(|r| r.hash == hash && r.direction == wallet::pay::Direction::Sent)
+                .and_then(|r| r.network_fee)
+        })
+    })
 }
 
 /// What an invoice costs.
@@ -138,6 +154,10 @@ fn QuoteList(quote: PayQuote) -> impl IntoView {
             <dt>"For"</dt><dd id="send-description">{quote.description.clone()}</dd>
             <dt>"Expires"</dt><dd id="send-expiry">{time_of(quote.expires_at)}</dd>
         </dl>
+        {quote.outside.then(|| view! {
+            <p class="hint" id="send-outside">"This goes out to the Lightning Network. Its routers' \
+                fee is paid by your provider out of the fee above: you pay no more than shown."</p>
+        })}
     }
 }
 

@@ -294,9 +294,11 @@ impl Router {
             Ok(i) => i,
             Err(e) => return self.refuse(conn, ErrorCode::Malformed, None, e.to_string()),
         };
+        let payee = self.payee_of(&invoice);
         let answer = RouteAnswer {
             hash: invoice.hash,
             warning: self.route_warning(&invoice),
+            outside: self.ln.is_some() && !self.by_identity.contains_key(&payee),
         };
         self.send_conn(conn, WireMsg::RouteAnswer(answer));
     }
@@ -709,6 +711,7 @@ impl Router {
             let paid = PayOutcome::Paid {
                 preimage,
                 fee: f.fee,
+                network_fee: None,
             };
             self.answer_payer(c, h, who, f.hash, paid);
             self.totals.fees_sat += f.fee.to_sat();

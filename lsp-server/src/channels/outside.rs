@@ -216,9 +216,13 @@ impl Router {
             tracing::error!(row, error = %e, "could not store an outside payment's network fee");
         }
         if let Some((c, h, who)) = f.payer {
+            // What the route took, in whole sats rounded up (never above the fee it was capped
+            // at).
+            let network_fee = bitcoin::Amount::from_sat(network_fee_msat.div_ceil(1000)).min(f.fee);
             let paid = WireOutcome::Paid {
                 preimage,
                 fee: f.fee,
+                network_fee: Some(network_fee),
             };
             self.answer_payer(c, h, who, f.hash, paid);
         }

@@ -185,9 +185,17 @@ pub enum PayOutcome {
     Paid {
         /// The preimage (proof of payment).
         preimage: [u8; 32],
-        /// The routing fee the LSP kept.
+        /// The routing fee the payer paid.
         #[serde(with = "bitcoin::amount::serde::as_sat")]
         fee: Amount,
+        /// For a payment that went out to the Lightning Network: what of `fee` the route's
+        /// nodes took (the LSP kept the rest). `None` for a payment inside the LSP.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "bitcoin::amount::serde::as_sat::opt"
+        )]
+        network_fee: Option<Amount>,
     },
     /// Not delivered; the HTLC is failed back.
     Failed(PayFailure),
@@ -236,6 +244,10 @@ pub struct RouteAnswer {
     /// `None` when the payment can go through now; otherwise why it would fail or wait, in
     /// words for the payer.
     pub warning: Option<String>,
+    /// The payee is not the LSP's client: the payment goes out to the Lightning Network, whose
+    /// routing fee the LSP pays out of its own fee (the payer pays no more than quoted).
+    #[serde(default)]
+    pub outside: bool,
 }
 
 /// Wallet → LSP, when the LSP runs a Lightning node (its terms name it): make the node the

@@ -576,7 +576,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 self.emit(PayEvent::Updated);
             }
             ChannelEvent::PreimageReceived { id: htlc, preimage } => {
-                self.settle_sent(id, htlc, preimage).await?
+                self.settle_sent(id, htlc, preimage, None).await?
             }
             ChannelEvent::Closed { .. } | ChannelEvent::ForceClose { .. } => {}
         }

@@ -151,6 +151,9 @@ pub struct PayQuote {
     /// (it cannot receive that much, it is offline, its channel is closed); `None` when it can
     /// go through, or when the provider did not answer within a few seconds.
     pub warning: Option<String>,
+    /// The payment goes out to the Lightning Network (the provider said so): the network's
+    /// routing fee comes out of `fee`.
+    pub outside: bool,
 }
 
 /// One channel in a [`Snapshot`].

@@ -81,6 +81,14 @@ pub struct PaymentRecord {
     /// Routing fee paid (sent payments).
     #[serde(with = "bitcoin::amount::serde::as_sat")]
     pub fee: Amount,
+    /// Of `fee`, what the Lightning Network's route took, for a payment that went out of the
+    /// provider (`None` inside it, or not known yet).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "bitcoin::amount::serde::as_sat::opt"
+    )]
+    pub network_fee: Option<Amount>,
     /// The join fee the provider took from it (received payments: at most one of a channel's,
     /// its first that left enough; `amount` is the invoice's, the balance grew by `amount`
     /// less this).

@@ -553,6 +553,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             direction: crate::pay::Direction::Liquidity,
             amount: sent.amount,
             fee: sent.price,
+            network_fee: None,
             join_fee: bitcoin::Amount::ZERO,
             description: "More room to receive, from your leaf's liquidity".into(),
             status: crate::pay::PaymentStatus::Complete,

@@ -116,6 +116,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 // What the payer sent: the HTLC and the join fee taken from it.
                 amount: amount + join_fee,
                 fee: Amount::ZERO,
+                network_fee: None,
                 join_fee,
                 description: inv.description.clone(),
                 status: PaymentStatus::Complete,
@@ -161,6 +162,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         id: ChannelId,
         htlc: u64,
         preimage: [u8; 32],
+        network_fee: Option<Amount>,
     ) -> Result<(), PayError> {
         let Some(mut record) = self.sent_by_htlc(id, htlc) else {
             return Ok(());
@@ -169,8 +171,14 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             record.status = PaymentStatus::Complete;
             record.preimage = Some(preimage);
             record.done_at = Some(unix_now());
+            record.network_fee = network_fee;
             self.record(&record).await?;
             self.emit(PayEvent::Sent(record.clone()));
+        } else if network_fee.is_some() && record.network_fee != network_fee {
+            // Settled by the channel first; the provider's word on the route's share came after.
+            record.network_fee = network_fee;
+            self.record(&record).await?;
+            self.emit(PayEvent::Updated);
         }
         if let Some(reply) = self.pending.remove(&(id, htlc)) {
             let _ = reply.send(Ok(record));
@@ -234,9 +242,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     pub(super) async fn on_pay_result(&mut self, result: PayResult) -> Result<(), PayError> {
         match result.outcome {
-            PayOutcome::Paid { preimage, .. } => {
+            PayOutcome::Paid {
+                preimage,
+                network_fee,
+                ..
+            } => {
                 if sha256::Hash::hash(&preimage) == result.hash {
-                    self.settle_sent(result.channel, result.htlc, preimage)
+                    self.settle_sent(result.channel, result.htlc, preimage, network_fee)
                         .await?;
                 }
             }
@@ -336,6 +348,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             expires_at: invoice.expires_at,
             affordable: channel.is_some(),
             warning: None,
+            outside: false,
         };
         Ok((quote, invoice.hash))
     }
@@ -379,6 +392,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         for w in done {
             let _ = w.reply.send(Ok(PayQuote {
                 warning: answer.warning.clone(),
+                outside: answer.outside,
                 ..w.quote
             }));
         }
@@ -420,6 +434,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             direction: Direction::Sent,
             amount: invoice.amount,
             fee,
+            network_fee: None,
             join_fee: Amount::ZERO,
             description: invoice.description.clone(),
             status: PaymentStatus::Pending,

@@ -88,6 +88,7 @@ fn payment(byte: u8, direction: Direction) -> PaymentRecord {
         direction,
         amount: Amount::from_sat(500 * u64::from(byte)),
         fee: Amount::from_sat(2),
+        network_fee: None,
         join_fee: Amount::from_sat(3 * u64::from(byte)),
         description: format!("payment {byte}"),
         status: PaymentStatus::Pending,
