@@ -32,7 +32,12 @@ pub async fn tip(stack: &Stack) -> u32 {
 
 /// Whether Esplora knows `txid` (in the mempool or a block).
 pub async fn known(stack: &Stack, txid: Txid) -> bool {
-    reqwest::get(format!("{}/tx/{txid}/hex", stack.devnet.esplora_url()))
+    known_at(&stack.devnet, txid).await
+}
+
+/// Whether `devnet`'s Esplora knows `txid` (in the mempool or a block).
+pub async fn known_at(devnet: &devnet::Devnet, txid: Txid) -> bool {
+    reqwest::get(format!("{}/tx/{txid}/hex", devnet.esplora_url()))
         .await
         .is_ok_and(|r| r.status().is_success())
 }

@@ -128,8 +128,30 @@ pub async fn restart_with(
     }
 }
 
+/// An LSP the helpers below talk to: in-process ([`Stack`]) or the binary as a child process.
+pub trait Target {
+    /// Its HTTP base URL.
+    fn http_url(&self) -> String;
+    /// The devnet it runs on.
+    fn devnet(&self) -> &Devnet;
+}
+
+impl Target for Stack {
+    fn http_url(&self) -> String {
+        Stack::http_url(self)
+    }
+    fn devnet(&self) -> &Devnet {
+        &self.devnet
+    }
+}
+
 /// Sends an admin API request with the test token; answers the status and the JSON body.
-pub async fn admin(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub async fn admin(
+    stack: &impl Target,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let url = format!("{}{path}", stack.http_url());
     let mut request = match method {
@@ -149,14 +171,14 @@ pub async fn admin(stack: &Stack, method: &str, path: &str, body: Option<Value>)
 }
 
 /// An admin `GET` that must succeed.
-pub async fn get(stack: &Stack, path: &str) -> Value {
+pub async fn get(stack: &impl Target, path: &str) -> Value {
     let (status, body) = admin(stack, "GET", path, None).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
 
 /// An admin `POST` that must succeed.
-pub async fn post(stack: &Stack, path: &str, body: Value) -> Value {
+pub async fn post(stack: &impl Target, path: &str, body: Value) -> Value {
     let (status, answer) = admin(stack, "POST", path, Some(body)).await;
     assert_eq!(status, 200, "POST {path}: {answer}");
     answer
@@ -268,7 +290,7 @@ impl Outside {
 /// pushing `push` to it, confirms it and waits until both sides have it ready; returns the
 /// channel as the LSP's admin API shows it.
 pub async fn open_channel_to(
-    stack: &Stack,
+    stack: &impl Target,
     outside: &Outside,
     funds: Amount,
     capacity: Amount,
@@ -281,13 +303,17 @@ pub async fn open_channel_to(
         .parse()
         .expect("valid");
     let address = address.require_network(Network::Regtest).expect("regtest");
-    stack.devnet.faucet(&address, funds).await.expect("faucet");
     stack
-        .devnet
+        .devnet()
+        .faucet(&address, funds)
+        .await
+        .expect("faucet");
+    stack
+        .devnet()
         .faucet(&outside.address(), ANCHOR_RESERVE)
         .await
         .expect("faucet");
-    stack.devnet.mine(1).await.expect("mine");
+    stack.devnet().mine(1).await.expect("mine");
     outside.sync();
     wait_for(30, "the LSP node's coins", || async {
         let b = get(stack, "/admin/ln/balances").await;
@@ -316,10 +342,12 @@ pub async fn open_channel_to(
     })
     .await;
     wait_for(30, "the funding transaction in the mempool", || async {
-        super::chain::known(stack, funding.txid).await.then_some(())
+        super::chain::known_at(stack.devnet(), funding.txid)
+            .await
+            .then_some(())
     })
     .await;
-    stack.devnet.mine(6).await.expect("mine");
+    stack.devnet().mine(6).await.expect("mine");
     outside.sync();
     outside
         .expect_event(30, "the channel ready", |e| {

@@ -24,6 +24,17 @@ impl LspProcess {
     /// Starts the binary for factories of `size` wallets (all needed), funding confirmed at
     /// one block.
     pub async fn start(devnet: &Devnet, data_dir: &Path, port: u16, size: usize) -> LspProcess {
+        Self::start_with(devnet, data_dir, port, size, &[]).await
+    }
+
+    /// [`LspProcess::start`] with `extra` flags (e.g. `--ln-listen`).
+    pub async fn start_with(
+        devnet: &Devnet,
+        data_dir: &Path,
+        port: u16,
+        size: usize,
+        extra: &[String],
+    ) -> LspProcess {
         let size = size.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_lsp-server"))
             .args(["--network", "regtest", "--log-format", "json"])
@@ -43,6 +54,7 @@ impl LspProcess {
                 "1",
             ])
             .args(["--chain-poll-ms", "100"])
+            .args(extra)
             .env("RUST_LOG", "info,lsp_server=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
