@@ -112,7 +112,7 @@ async fn the_lsp_killed_mid_payment_with_the_network_loses_nothing() {
     let config = swarm_config(&devnet, port, storage.path());
     let runs = funded_factory_of(
         &devnet,
-        swarm::spawn(&config, &vec![ClientSpec::honest(); 2]),
+        swarm::spawn(&config, &[ClientSpec::honest(); 2]),
         2,
     )
     .await;
