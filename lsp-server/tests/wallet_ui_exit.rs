@@ -95,6 +95,9 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
         data_dir: _data_dir,
     } = stack;
     lsp.stop().await.expect("the LSP stops");
+    // The page says so (the wallet keeps trying to reconnect meanwhile).
+    a.wait_attr("#pay-status", "data-state", "disconnected", SCREEN)
+        .await;
 
     // Up to one block before the factory's timeout: the planner waits for the distribution.
     let timeout: u32 = a

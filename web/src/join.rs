@@ -186,9 +186,9 @@ pub fn start(ctx: AppCtx, plan: JoinPlan) {
 }
 
 /// A lost connection: said only if no reconnect (or other news) followed within a few seconds.
+/// Only news moves the epoch: the failed attempts of a long outage must not keep hiding it.
 fn quiet_disconnect(ctx: AppCtx, words: String) {
-    let epoch = ctx.join.with_untracked(|j| j.link_epoch + 1);
-    ctx.join.update(|j| j.link_epoch = epoch);
+    let epoch = ctx.join.with_untracked(|j| j.link_epoch);
     spawn_local(async move {
         gloo_timers::future::TimeoutFuture::new(crate::payments::QUIET_RECONNECT_MS).await;
         let _ = ctx.join.try_update(|j| {

@@ -179,9 +179,10 @@ fn apply(ctx: AppCtx, event: PayEvent) {
             p.phase = PayPhase::Connected;
         }
         PayEvent::Disconnected { reason } => {
-            p.link_epoch += 1;
+            // Shown only if no reconnect came meanwhile. Only a connection moves the epoch: the
+            // failed attempts of a long outage (one every reconnect delay, shorter than the
+            // quiet time) must not keep hiding it.
             let epoch = p.link_epoch;
-            // Shown only if no reconnect came meanwhile.
             spawn_local(async move {
                 gloo_timers::future::TimeoutFuture::new(QUIET_RECONNECT_MS).await;
                 let _ = ctx.pay.try_update(|p| {
