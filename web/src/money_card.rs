@@ -76,7 +76,11 @@ pub fn MoneyCard(
         PayPhase::Off => "not started".to_string(),
         PayPhase::Connecting => "connecting…".to_string(),
         PayPhase::Connected => "connected".to_string(),
-        PayPhase::Disconnected(why) => format!("reconnecting ({why})"),
+        PayPhase::Disconnected(_) => {
+            "cannot be reached; trying again. Your money stays safe: you can leave without \
+             the provider (below)."
+                .to_string()
+        }
         PayPhase::Failed(why) => format!("stopped: {why}"),
         PayPhase::Paused(why) => format!("paused: {why}"),
     };
@@ -146,6 +150,12 @@ pub fn MoneyCard(
             <Show when=move || phase() != PayPhase::Off>
                 <p class="hint">"Provider: "<span id="pay-status" data-state=state
                     class:ok=move || phase() == PayPhase::Connected>{status}</span></p>
+                {move || match phase() {
+                    PayPhase::Disconnected(why) => Some(view! {
+                        <details><summary>"Details"</summary><p class="hint mono" id="pay-status-why">{why}</p></details>
+                    }),
+                    _ => None,
+                }}
             </Show>
             <Show when=move || frozen() && !left()>
                 <p class="hint" id="pay-frozen">"Your channel is moving to a bigger one: \
