@@ -195,6 +195,12 @@ impl Metrics {
             ],
         );
         metric(
+            "fee_bumps_unfunded",
+            "gauge",
+            "Pre-signed transactions the LSP must publish whose fee its wallet cannot pay today: fund the wallet.",
+            &one(gauges.fee_bumps_unfunded),
+        );
+        metric(
             "chain_tip_height",
             "gauge",
             "The chain tip the LSP's Esplora reports (0 when unreachable).",
@@ -252,6 +258,8 @@ pub struct Gauges {
     pub wallet_confirmed_sat: u64,
     /// Wallet balance in unconfirmed outputs.
     pub wallet_pending_sat: u64,
+    /// Pre-signed transactions whose fee bump the wallet could not pay at the last try.
+    pub fee_bumps_unfunded: u64,
     /// Chain tip height.
     pub tip_height: u64,
     /// The Lightning node's gauges, when it runs.
@@ -281,9 +289,14 @@ mod tests {
             factories: vec![("funded".into(), 3)],
             stages: vec![("active".into(), 2), ("dying".into(), 1)],
             wallet_confirmed_sat: 5000,
+            fee_bumps_unfunded: 2,
             ..Gauges::default()
         };
         let text = m.render(&gauges);
+        assert!(
+            text.contains("superscalar_fee_bumps_unfunded 2\n"),
+            "{text}"
+        );
         assert!(
             text.contains("superscalar_ws_connections_open 1\n"),
             "{text}"

@@ -184,6 +184,7 @@ async fn wallet(State(state): State<AppState>) -> Response {
         "pending_sat": balance.pending.to_sat(),
         "receive_address": address.as_ref().ok(),
         "address_error": address.as_ref().err().map(|e| e.to_string()),
+        "fee_bumps_unfunded": state.wallet.unfunded_bumps(),
     }))
     .into_response()
 }
@@ -219,6 +220,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         stages,
         wallet_confirmed_sat: balance.confirmed.to_sat(),
         wallet_pending_sat: balance.pending.to_sat(),
+        fee_bumps_unfunded: state.wallet.unfunded_bumps(),
         tip_height: tip.map_or(0, u64::from),
         ln,
     };

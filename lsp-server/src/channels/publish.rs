@@ -129,7 +129,9 @@ impl Publisher {
             }
         };
         read("wallet sync", self.wallet.sync()).await;
-        match self.wallet.anchor_cpfp(parent, fee, target, previous) {
+        let bump = self.wallet.anchor_cpfp(parent, fee, target, previous);
+        self.wallet.bump_funded(txid, bump.is_ok());
+        match bump {
             Ok(bump) => {
                 let child = bump.child.clone();
                 self.children
@@ -147,6 +149,7 @@ impl Publisher {
 
     /// Forgets the child of a parent that confirmed.
     pub(super) fn confirmed(&self, parent: Txid) {
+        self.wallet.bump_funded(parent, true);
         self.children
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -163,5 +166,66 @@ async fn read_refusal(
         Ok(Err(esplora_client::Error::HttpResponse { message, .. })) => Err(Some(message)),
         Ok(Err(e)) => Err(Some(e.to_string())),
         Err(_) => Err(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::hashes::Hash;
+    use bitcoin::transaction::Version;
+    use bitcoin::{absolute, Network, OutPoint, ScriptBuf, Sequence, TxIn, TxOut, Witness};
+
+    use super::*;
+
+    /// A transaction with a P2A anchor, spending a coin from nowhere.
+    fn parent() -> Transaction {
+        Transaction {
+            version: Version::non_standard(3),
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::new(Txid::from_byte_array([1; 32]), 0),
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![
+                TxOut {
+                    value: Amount::from_sat(50_000),
+                    script_pubkey: ScriptBuf::new_p2a(),
+                },
+                TxOut {
+                    value: Amount::from_sat(240),
+                    script_pubkey: ScriptBuf::new_p2a(),
+                },
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bump_the_wallet_cannot_pay_is_counted_until_its_parent_confirms() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Never answers: the sync before the child fails fast and the wallet stays empty.
+        let wallet = Arc::new(
+            LspWallet::open(dir.path(), Network::Regtest, "http://127.0.0.1:9")
+                .await
+                .expect("a wallet"),
+        );
+        let publisher = Publisher::new(wallet.clone());
+        let tx = parent();
+        let target = FeeRate::from_sat_per_vb_u32(5);
+        assert_eq!(wallet.unfunded_bumps(), 0);
+        assert!(publisher
+            .child_for(&tx, Amount::from_sat(100), target)
+            .await
+            .is_none());
+        assert_eq!(wallet.unfunded_bumps(), 1, "an empty wallet cannot pay it");
+        // Tried again: still one transaction waiting, not two.
+        assert!(publisher
+            .child_for(&tx, Amount::from_sat(100), target)
+            .await
+            .is_none());
+        assert_eq!(wallet.unfunded_bumps(), 1);
+        publisher.confirmed(tx.compute_txid());
+        assert_eq!(wallet.unfunded_bumps(), 0);
     }
 }

@@ -46,6 +46,9 @@ pub struct LspWallet {
     /// Signs every input: the BIP 32 master key the descriptors derive from.
     master: Xpriv,
     network: Network,
+    /// Pre-signed transactions the LSP must publish whose fee bump this wallet could not pay
+    /// at its last try (`channels::publish`): the operator must fund the wallet.
+    unfunded: Mutex<std::collections::BTreeSet<bitcoin::Txid>>,
 }
 
 impl std::fmt::Debug for LspWallet {
@@ -115,7 +118,29 @@ impl LspWallet {
             esplora_url,
             master,
             network,
+            unfunded: Mutex::default(),
         })
+    }
+
+    /// Records whether the fee bump of `parent` could be paid at its last try.
+    pub fn bump_funded(&self, parent: bitcoin::Txid, funded: bool) {
+        let mut unfunded = self
+            .unfunded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if funded {
+            unfunded.remove(&parent);
+        } else {
+            unfunded.insert(parent);
+        }
+    }
+
+    /// How many pre-signed transactions wait for this wallet to pay their fee bump.
+    pub fn unfunded_bumps(&self) -> u64 {
+        self.unfunded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len() as u64
     }
 
     /// The network the wallet was opened for.
