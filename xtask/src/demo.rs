@@ -1,7 +1,9 @@
 //! `cargo xtask demo`: the whole product on this machine, on 127.0.0.1, until Ctrl-C.
 //!
 //! Starts the devnet (bitcoind regtest + Esplora API), the LSP (SQLite in a data dir, serving the
-//! built wallet), prints the URL to open, and stops everything on Ctrl-C.
+//! built wallet, with its Lightning node), "the rest of the Lightning Network" (`ln-peer`: an
+//! outside node with a channel to the LSP's and a page to make and pay invoices), prints the
+//! URLs to open, and stops everything on Ctrl-C.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -17,6 +19,9 @@ use crate::{setup, web};
 struct Options {
     lsp_port: u16,
     esplora_port: u16,
+    /// The LSP's Lightning node's port; the outside node's takes the next one, its page the
+    /// one after.
+    ln_port: u16,
     data_dir: PathBuf,
     automine_secs: u32,
     /// Passed to the LSP's flags of the same names; `None` keeps the LSP's default.
@@ -25,13 +30,14 @@ struct Options {
     gather_secs: Option<u32>,
 }
 
-const OPTIONS: &str = "--port, --esplora-port, --data-dir, --automine, --factory-size, \
-     --min-clients, --gather-secs";
+const OPTIONS: &str = "--port, --esplora-port, --ln-port, --data-dir, --automine, \
+     --factory-size, --min-clients, --gather-secs";
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options {
         lsp_port: 8800,
         esplora_port: 8801,
+        ln_port: 8802,
         data_dir: root().join("target").join("demo"),
         automine_secs: 10,
         factory_size: None,
@@ -44,6 +50,7 @@ fn parse(args: &[String]) -> Result<Options> {
         match a.as_str() {
             "--port" => o.lsp_port = val()?.parse()?,
             "--esplora-port" => o.esplora_port = val()?.parse()?,
+            "--ln-port" => o.ln_port = val()?.parse()?,
             "--data-dir" => o.data_dir = val()?.into(),
             "--automine" => o.automine_secs = val()?.parse()?,
             "--factory-size" => o.factory_size = Some(val()?.parse()?),
@@ -121,7 +128,8 @@ pub fn run(args: &[String]) -> Result<()> {
         .arg("--data-dir")
         .arg(opts.data_dir.join("lsp"))
         .arg("--wallet-dir")
-        .arg(&dist);
+        .arg(&dist)
+        .args(["--ln-listen", &format!("127.0.0.1:{}", opts.ln_port)]);
     for (flag, value) in [
         ("--factory-size", opts.factory_size),
         ("--min-clients", opts.min_clients),
@@ -133,6 +141,23 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     children.0.push(lsp.spawn().context("starting the LSP")?);
     wait_for_port(opts.lsp_port, Duration::from_secs(30))?;
+
+    let peer_http = opts.ln_port + 2;
+    let mut peer = Command::new(bin.join("ln-peer"));
+    peer.args(["--esplora-url", &esplora_url])
+        .args(["--lsp-url", &format!("http://127.0.0.1:{}", opts.lsp_port)])
+        .arg("--lsp-admin-token")
+        .arg(opts.data_dir.join("lsp").join("admin.token"))
+        .args(["--listen", &format!("127.0.0.1:{}", opts.ln_port + 1)])
+        .args(["--http", &format!("127.0.0.1:{peer_http}")])
+        .arg("--data-dir")
+        .arg(opts.data_dir.join("ln-peer"));
+    children.0.push(
+        peer.spawn()
+            .context("starting the outside Lightning node")?,
+    );
+    // It opens its channel first (a few blocks), then serves its page.
+    wait_for_port(peer_http, Duration::from_secs(120))?;
 
     println!();
     println!("  SuperScalar demo is running.");
@@ -154,6 +179,10 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "  Esplora (regtest): {esplora_url}   (mines a block every {}s)",
         opts.automine_secs
+    );
+    println!(
+        "  The Lightning Network (an outside node with a channel to the LSP's): \
+         http://127.0.0.1:{peer_http}/   (make invoices for the wallets to pay, pay theirs)"
     );
     println!(
         "  Factories:         {} members, starting with at least {} after {}s of gathering",

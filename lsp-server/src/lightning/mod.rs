@@ -397,7 +397,9 @@ impl LnNode {
         }
     }
 
-    async fn handle_events(self: Arc<Self>, outcomes: mpsc::Sender<Report>) {
+    /// Takes the node's events one at a time, sends what they report to `outcomes`, and
+    /// acknowledges each; returns when `outcomes` is closed or the node stops.
+    pub async fn handle_events(self: Arc<Self>, outcomes: mpsc::Sender<Report>) {
         loop {
             let event = self.node.next_event_async().await;
             events::log(&event);

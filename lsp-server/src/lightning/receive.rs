@@ -160,6 +160,29 @@ impl LnNode {
         Ok(signed.to_string())
     }
 
+    /// An ordinary invoice of the node's own (LDK keeps the preimage and claims by itself).
+    pub async fn invoice(
+        &self,
+        amount: Amount,
+        description: &str,
+        expiry_secs: u32,
+    ) -> Result<String, LnError> {
+        let description = Description::new(description.to_string())
+            .map(Bolt11InvoiceDescription::Direct)
+            .map_err(|e| LnError::BadInput {
+                field: "description",
+                reason: e.to_string(),
+            })?;
+        let msat = amount.to_sat() * 1000;
+        self.call(move |node| {
+            node.bolt11_payment()
+                .receive(msat, &description, expiry_secs)
+                .map(|i| i.to_string())
+        })
+        .await?
+        .map_err(LnError::node("make an invoice"))
+    }
+
     /// Claims the held payment `hash` with `preimage` (`amount_msat`: what the node holds).
     pub async fn claim_inbound(
         &self,
