@@ -1,11 +1,12 @@
-//! `cargo xtask bench [all|factory|swarm|payments|migrate|size] [N...]`: prints the figures the
-//! README reports.
+//! `cargo xtask bench [all|factory|swarm|payments|outside|migrate|size] [N...]`: prints the
+//! figures the README reports.
 //!
 //! `factory` runs the one-process factory benchmark (`shared/benches/factory.rs`) once per N, in
 //! a fresh process each so peak memory is that N's alone; `size` builds the wallet in release
 //! mode and prints its bundle size; `swarm` runs a real LSP process and N native clients over
 //! real WebSockets against the devnet (`lsp-server/benches/swarm.rs`); `payments` and
-//! `migrate` run N native wallets through a real LSP process.
+//! `migrate` run N native wallets through a real LSP process; `outside` runs them against an
+//! outside Lightning node (`ln-peer`) through the LSP's node.
 //!
 //! Each bench writes its README table (`crate::readme`) from the figures it just printed, so no
 //! figure of ours in the README is typed by hand. The C reference's figures beside them are the
@@ -23,6 +24,7 @@ const FACTORY_SIZES: &[&str] = &["8", "127", "1024"];
 const SWARM_SIZES: &[&str] = &["8", "32", "127", "1024"];
 const PAYMENT_SIZES: &[&str] = &["2", "32", "127"];
 const MIGRATE_SIZES: &[&str] = &["8", "127"];
+const OUTSIDE_SIZES: &[&str] = &["2", "8"];
 
 /// The C reference's one-process runs (N, wall, peak memory).
 const C_FACTORY: &[(&str, &str, &str)] =
@@ -89,16 +91,18 @@ pub fn run(args: &[String]) -> Result<()> {
             factory(&sizes(FACTORY_SIZES))?;
             swarm(&sizes(SWARM_SIZES))?;
             payments(&sizes(PAYMENT_SIZES))?;
+            outside(&sizes(OUTSIDE_SIZES))?;
             migrate(&sizes(MIGRATE_SIZES))?;
             bundle_size()
         }
         "factory" => factory(&sizes(FACTORY_SIZES)),
         "swarm" => swarm(&sizes(SWARM_SIZES)),
         "payments" => payments(&sizes(PAYMENT_SIZES)),
+        "outside" => outside(&sizes(OUTSIDE_SIZES)),
         "migrate" => migrate(&sizes(MIGRATE_SIZES)),
         "size" => bundle_size(),
         other => {
-            bail!("unknown bench `{other}` (known: all, factory, swarm, payments, migrate, size)")
+            bail!("unknown bench `{other}` (known: all, factory, swarm, payments, outside, migrate, size)")
         }
     }
 }
@@ -310,6 +314,50 @@ fn payments(sizes: &[String]) -> Result<()> {
         |_| Vec::new(),
     );
     crate::readme::write_section("payments", &table)
+}
+
+/// N wallets paying an outside Lightning node and paid by it (`lsp-server/benches/outside.rs`);
+/// writes the README's `outside` table.
+fn outside(sizes: &[String]) -> Result<()> {
+    let tools = setup::run()?;
+    let rows = runs(
+        &["bench", "-p", "lsp-server", "--bench", "outside"],
+        sizes,
+        Some(&tools),
+    )?;
+    println!("\n== outside payments: N wallets and an outside LDK node, through the LSP's node ==");
+    println!(
+        "{:>6} {:>6} {:>10} {:>10} {:>6} {:>10} {:>10}",
+        "N", "out", "out per s", "out p50", "in", "in per s", "in p50"
+    );
+    for r in &rows {
+        let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
+        println!(
+            "{:>6} {:>6} {:>10} {:>10} {:>6} {:>10} {:>10}",
+            g("n"),
+            g("out"),
+            g("out_per_s"),
+            g("out_p50_ms"),
+            g("in"),
+            g("in_per_s"),
+            g("in_p50_ms")
+        );
+    }
+    let table = md_table(
+        &["N", "out", "out/s", "out p50", "in", "in/s", "in p50"],
+        &rows,
+        &[
+            ("n", ""),
+            ("out", ""),
+            ("out_per_s", ""),
+            ("out_p50_ms", "ms"),
+            ("in", ""),
+            ("in_per_s", ""),
+            ("in_p50_ms", "ms"),
+        ],
+        |_| Vec::new(),
+    );
+    crate::readme::write_section("outside", &table)
 }
 
 /// N wallets moving from a dying factory into a new one (`lsp-server/benches/migrate.rs`);
