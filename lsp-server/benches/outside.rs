@@ -11,7 +11,8 @@
 //! - `in`, `in_per_s`, `in_p50_ms`: the outside node paying as many invoices of the wallets
 //!   (held by the LSP's node; one sender per wallet, all at once): the outside node's view, from
 //!   sending to its payment's success (the node holding it, the leaf HTLC, the wallet's
-//!   preimage, the claim upstream).
+//!   preimage, the claim upstream);
+//! - `lsp_peak_mb`: the LSP process's peak resident memory (its Lightning node included).
 //!
 //! Balances are checked at the end: every wallet holds what it received less what it paid.
 
@@ -244,12 +245,13 @@ async fn run(n: usize) {
         );
     }
     println!(
-        "n={n} out={} out_per_s={:.1} out_p50_ms={:.0} in={} in_per_s={:.1} in_p50_ms={:.0}",
+        "n={n} out={} out_per_s={:.1} out_p50_ms={:.0} in={} in_per_s={:.1} in_p50_ms={:.0} lsp_peak_mb={:.1}",
         out.len(),
         out.len() as f64 / out_wall,
         p50(out.clone()),
         inc.len(),
         inc.len() as f64 / in_wall,
         p50(inc.clone()),
+        lsp.peak_mb(),
     );
 }

@@ -344,7 +344,9 @@ fn outside(sizes: &[String]) -> Result<()> {
         );
     }
     let table = md_table(
-        &["N", "out", "out/s", "out p50", "in", "in/s", "in p50"],
+        &[
+            "N", "out", "out/s", "out p50", "in", "in/s", "in p50", "LSP peak",
+        ],
         &rows,
         &[
             ("n", ""),
@@ -354,6 +356,7 @@ fn outside(sizes: &[String]) -> Result<()> {
             ("in", ""),
             ("in_per_s", ""),
             ("in_p50_ms", "ms"),
+            ("lsp_peak_mb", "MB"),
         ],
         |_| Vec::new(),
     );
