@@ -19,14 +19,12 @@ mod swarm;
 
 use std::time::{Duration, Instant};
 
-use bitcoin::secp256k1::Keypair;
-use bitcoin::{Amount, Network};
+use bitcoin::Amount;
 use devnet::{Devnet, DevnetConfig};
 use futures::future::join_all;
-use support::{funded, leaf, wait, Lsp};
+use support::{funded, leaf, start_client, wait, Lsp};
 use swarm::ClientSpec;
-use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayHandle, PayLeaf};
-use wallet::session::{EsploraChain, WsConnector};
+use wallet::pay::MemoryPayStore;
 
 const FAUCET: u64 = 20_000;
 
@@ -40,26 +38,6 @@ fn spec() -> ClientSpec {
         liquidity: Amount::from_sat(10_000),
         ..ClientSpec::honest()
     }
-}
-
-fn start_client(
-    devnet: &Devnet,
-    lsp: &Lsp,
-    keys: Keypair,
-    leaves: Vec<PayLeaf>,
-    store: MemoryPayStore,
-) -> (PayHandle, tokio::task::JoinHandle<()>) {
-    let chain = EsploraChain::new(devnet.esplora_url()).expect("esplora");
-    let (client, handle) = PayClient::new(
-        PayConfig::new(Network::Regtest, keys, leaves),
-        WsConnector::new(lsp.ws_url()),
-        store,
-        chain,
-    );
-    let task = tokio::spawn(async move {
-        client.run().await.expect("payment client runs");
-    });
-    (handle, task)
 }
 
 async fn run(n: usize) {

@@ -22,14 +22,13 @@ mod swarm;
 
 use std::time::{Duration, Instant};
 
-use bitcoin::{Amount, Network};
+use bitcoin::Amount;
 use devnet::{Devnet, DevnetConfig};
 use futures::future::join_all;
 use serde_json::{json, Value};
-use support::{funded, leaf, wait, Lsp};
+use support::{funded, leaf, start_client, wait, Lsp};
 use swarm::ClientSpec;
-use wallet::pay::{MemoryPayStore, PayClient, PayConfig, PayHandle};
-use wallet::session::{EsploraChain, WsConnector};
+use wallet::pay::{MemoryPayStore, PayHandle};
 
 const FAUCET: u64 = 20_000;
 const TOKEN: &str = "bench-admin-token";
@@ -139,16 +138,13 @@ async fn run(n: usize) {
     let runs = funded(&devnet, swarm::spawn(&config, &vec![spec; n]), n).await;
     let mut handles: Vec<PayHandle> = Vec::with_capacity(n);
     for run in &runs {
-        let chain = EsploraChain::new(devnet.esplora_url()).expect("esplora");
-        let (client, handle) = PayClient::new(
-            PayConfig::new(Network::Regtest, run.keys, vec![leaf(run)]),
-            WsConnector::new(lsp.ws_url()),
+        let (handle, _) = start_client(
+            &devnet,
+            &lsp,
+            run.keys,
+            vec![leaf(run)],
             MemoryPayStore::default(),
-            chain,
         );
-        tokio::spawn(async move {
-            client.run().await.expect("payment client runs");
-        });
         handles.push(handle);
     }
     for h in &handles {

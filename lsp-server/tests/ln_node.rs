@@ -6,7 +6,7 @@
 mod common;
 
 use bitcoin::{Amount, OutPoint};
-use common::ln::{self, Outside};
+use common::ln::{self, sat, Outside};
 use ldk_node::Event;
 use serde_json::{json, Value};
 
@@ -16,13 +16,6 @@ const CAPACITY: Amount = Amount::from_sat(500_000);
 const PUSH: Amount = Amount::from_sat(100_000);
 /// Each anchor output of a commitment transaction (paid by the opener).
 const ANCHOR: Amount = Amount::from_sat(330);
-
-fn sat(v: &Value) -> Amount {
-    Amount::from_sat(
-        v.as_u64()
-            .unwrap_or_else(|| panic!("a number of sats: {v}")),
-    )
-}
 
 async fn lsp_channel(stack: &common::Stack) -> Option<Value> {
     let channels = ln::get(stack, "/admin/ln/channels").await;

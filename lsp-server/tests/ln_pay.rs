@@ -12,7 +12,7 @@ use std::time::Duration;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Amount;
-use common::ln::{self, Outside};
+use common::ln::{self, lsp_channel_balance, outside_invoice, sat};
 use common::pay::{funded_factory, join_fee_of, start_payer};
 use common::swarm::ClientSpec;
 use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
@@ -39,47 +39,23 @@ fn spec() -> ClientSpec {
     }
 }
 
-fn sat(v: &Value) -> Amount {
-    Amount::from_sat(v.as_u64().unwrap_or_else(|| panic!("sats: {v}")))
-}
-
-/// An invoice of the outside node.
-fn outside_invoice(outside: &Outside, amount: Amount, expiry_secs: u32) -> String {
-    let description =
-        Bolt11InvoiceDescription::Direct(Description::new("coffee".into()).expect("a description"));
-    outside
-        .node
-        .bolt11_payment()
-        .receive(amount.to_sat() * 1000, &description, expiry_secs)
-        .expect("the outside node makes an invoice")
-        .to_string()
-}
-
-/// The LSP node's claimable balance in its one channel.
-async fn lsp_channel_balance(stack: &common::Stack) -> Amount {
-    let balances = ln::get(stack, "/admin/ln/balances").await;
-    sat(&balances["lightning"][0]["amount_sat"])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_pays_an_outside_invoice_and_every_balance_reconciles() {
     let payments = PaymentOptions {
         faucet_max_sat: FAUCET.to_sat(),
         ..PaymentOptions::default()
     };
-    let stack = ln::start_with(ln::free_addr(), common::fast_factory(2, 2), payments).await;
     // The channel to the outside node first: its blocks are mined before the wallet starts
     // (a wallet reads the tip every 5 s, and its HTLC expiries count from it).
-    let outside = Outside::start(&stack.devnet);
-    let channel = ln::open_channel_to(
-        &stack,
-        &outside,
-        Amount::from_sat(1_000_000),
-        CAPACITY,
-        PUSH,
+    let (stack, outside) = ln::with_outside(
+        ln::free_addr(),
+        common::fast_factory(2, 2),
+        payments,
+        None,
+        (CAPACITY, PUSH),
     )
     .await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
+    let channel = ln::get(&stack, "/admin/ln/channels").await[0].clone();
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
     let runs = funded_factory(&stack, &config, spec(), 2).await;
@@ -240,17 +216,14 @@ async fn an_outside_payment_in_flight_across_a_restart_settles_once() {
     };
     let ln_listen = ln::free_addr();
     let factory = common::fast_factory(2, 2);
-    let stack = ln::start_with(ln_listen, factory.clone(), payments.clone()).await;
-    let outside = Outside::start(&stack.devnet);
-    ln::open_channel_to(
-        &stack,
-        &outside,
-        Amount::from_sat(1_000_000),
-        CAPACITY,
-        PUSH,
+    let (stack, outside) = ln::with_outside(
+        ln_listen,
+        factory.clone(),
+        payments.clone(),
+        None,
+        (CAPACITY, PUSH),
     )
     .await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
     let runs = funded_factory(&stack, &config, spec(), 2).await;

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::Amount;
-use common::ln::{self, Outside};
+use common::ln::{self, lsp_channel_balance, sat, Outside};
 use common::pay::{funded_factory, join_fee_of, start_payer};
 use common::swarm::ClientSpec;
 use ldk_node::lightning_invoice::Bolt11Invoice;
@@ -38,16 +38,6 @@ fn spec() -> ClientSpec {
     }
 }
 
-fn sat(v: &Value) -> Amount {
-    Amount::from_sat(v.as_u64().unwrap_or_else(|| panic!("sats: {v}")))
-}
-
-/// The LSP node's balance in its one channel.
-async fn lsp_channel_balance(stack: &common::Stack) -> Amount {
-    let balances = ln::get(stack, "/admin/ln/balances").await;
-    sat(&balances["lightning"][0]["amount_sat"])
-}
-
 /// The outside node pays `invoice`; returns the LDK event that ends it.
 async fn outside_pays(outside: &Outside, invoice: &str, secs: u64) -> Event {
     let invoice = Bolt11Invoice::from_str(invoice).expect("an invoice");
@@ -66,29 +56,20 @@ async fn outside_pays(outside: &Outside, invoice: &str, secs: u64) -> Event {
         .await
 }
 
-/// An LSP with a Lightning node and a public channel to an outside node that holds `PUSH`.
-async fn stack_and_outside(payments: PaymentOptions) -> (common::Stack, Outside) {
-    let stack = ln::start_with(ln::free_addr(), common::fast_factory(2, 2), payments).await;
-    let outside = Outside::start(&stack.devnet);
-    ln::open_channel_to(
-        &stack,
-        &outside,
-        Amount::from_sat(1_000_000),
-        CAPACITY,
-        PUSH,
-    )
-    .await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
-    (stack, outside)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_receives_from_the_lightning_network_and_every_balance_reconciles() {
     let payments = PaymentOptions {
         faucet_max_sat: FAUCET.to_sat(),
         ..PaymentOptions::default()
     };
-    let (stack, outside) = stack_and_outside(payments).await;
+    let (stack, outside) = ln::with_outside(
+        ln::free_addr(),
+        common::fast_factory(2, 2),
+        payments,
+        None,
+        (CAPACITY, PUSH),
+    )
+    .await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
     let runs = funded_factory(&stack, &config, spec(), 2).await;
@@ -201,7 +182,14 @@ async fn a_payment_to_an_offline_wallet_waits_then_arrives_or_fails_back() {
         offline_wait_secs: 8,
         ..PaymentOptions::default()
     };
-    let (stack, outside) = stack_and_outside(payments).await;
+    let (stack, outside) = ln::with_outside(
+        ln::free_addr(),
+        common::fast_factory(2, 2),
+        payments,
+        None,
+        (CAPACITY, PUSH),
+    )
+    .await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
     let runs = funded_factory(&stack, &config, spec(), 2).await;
@@ -303,17 +291,14 @@ async fn a_held_payment_across_an_lsp_restart_arrives_once() {
     };
     let ln_listen = ln::free_addr();
     let factory = common::fast_factory(2, 2);
-    let stack = ln::start_with(ln_listen, factory.clone(), payments.clone()).await;
-    let outside = Outside::start(&stack.devnet);
-    ln::open_channel_to(
-        &stack,
-        &outside,
-        Amount::from_sat(1_000_000),
-        CAPACITY,
-        PUSH,
+    let (stack, outside) = ln::with_outside(
+        ln_listen,
+        factory.clone(),
+        payments.clone(),
+        None,
+        (CAPACITY, PUSH),
     )
     .await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
     let runs = funded_factory(&stack, &config, spec(), 2).await;

@@ -16,11 +16,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::Amount;
-use common::ln::{self, Outside};
+use common::ln::{self, lsp_channel_balance, sat};
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use ldk_node::Event;
 use lsp_server::PaymentOptions;
-use serde_json::Value;
 use shared::pay::policy::route_fee;
 use wallet::format::sats;
 use wallet_ui_support::{
@@ -33,36 +32,17 @@ const PUSH: Amount = Amount::from_sat(100_000);
 const RECEIVED: Amount = Amount::from_sat(6_000);
 const PAID: Amount = Amount::from_sat(2_000);
 
-fn sat(v: &Value) -> Amount {
-    Amount::from_sat(v.as_u64().unwrap_or_else(|| panic!("sats: {v}")))
-}
-
-/// The LSP node's balance in its one channel.
-async fn lsp_channel_balance(stack: &common::Stack) -> Amount {
-    let balances = ln::get(stack, "/admin/ln/balances").await;
-    sat(&balances["lightning"][0]["amount_sat"])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_wallet_receives_from_and_pays_the_lightning_network() {
     let payments = PaymentOptions::default();
-    let stack = ln::start_serving(
+    let (stack, outside) = ln::with_outside(
         ln::free_addr(),
         browser_factory(2),
         payments,
         Some(wallet_dist()),
+        (CAPACITY, PUSH),
     )
     .await;
-    let outside = Outside::start(&stack.devnet);
-    ln::open_channel_to(
-        &stack,
-        &outside,
-        Amount::from_sat(1_000_000),
-        CAPACITY,
-        PUSH,
-    )
-    .await;
-    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
     let driver = Driver::start();
     let (a, _other, mine) = beside_a_native_member(&stack, &driver, "wallet").await;
     a.wait_attr("#pay-status", "data-state", "connected", SCREEN)

@@ -207,3 +207,25 @@ pub fn leaf(run: &crate::swarm::ClientRun) -> wallet::pay::PayLeaf {
         join_fee: report.quote.expect("the LSP quoted the join").fee,
     }
 }
+
+/// Starts a payment client of `leaves` against `lsp`; its handle and task.
+#[allow(dead_code)] // the swarm bench runs no payment client
+pub fn start_client(
+    devnet: &Devnet,
+    lsp: &Lsp,
+    keys: bitcoin::secp256k1::Keypair,
+    leaves: Vec<wallet::pay::PayLeaf>,
+    store: wallet::pay::MemoryPayStore,
+) -> (wallet::pay::PayHandle, tokio::task::JoinHandle<()>) {
+    let chain = wallet::session::EsploraChain::new(devnet.esplora_url()).expect("esplora");
+    let (client, handle) = wallet::pay::PayClient::new(
+        wallet::pay::PayConfig::new(Network::Regtest, keys, leaves),
+        wallet::session::WsConnector::new(lsp.ws_url()),
+        store,
+        chain,
+    );
+    let task = tokio::spawn(async move {
+        client.run().await.expect("payment client runs");
+    });
+    (handle, task)
+}

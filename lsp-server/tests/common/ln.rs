@@ -360,3 +360,51 @@ pub async fn open_channel_to(
     })
     .await
 }
+
+/// A number of sats in a JSON view.
+pub fn sat(v: &Value) -> Amount {
+    Amount::from_sat(v.as_u64().unwrap_or_else(|| panic!("sats: {v}")))
+}
+
+/// The LSP node's balance in its one channel.
+pub async fn lsp_channel_balance(stack: &impl Target) -> Amount {
+    let balances = get(stack, "/admin/ln/balances").await;
+    sat(&balances["lightning"][0]["amount_sat"])
+}
+
+/// An invoice of the outside node.
+pub fn outside_invoice(outside: &Outside, amount: Amount, expiry_secs: u32) -> String {
+    let description = ldk_node::lightning_invoice::Bolt11InvoiceDescription::Direct(
+        ldk_node::lightning_invoice::Description::new("coffee".into()).expect("a description"),
+    );
+    outside
+        .node
+        .bolt11_payment()
+        .receive(amount.to_sat() * 1000, &description, expiry_secs)
+        .expect("the outside node makes an invoice")
+        .to_string()
+}
+
+/// An LSP with a Lightning node on `ln_listen` (serving the wallet from `wallet_dir`, if any),
+/// an outside node, and a public channel of `capacity` from the LSP's node pushing `push` to
+/// it; the LSP's own wallet funded for factories.
+pub async fn with_outside(
+    ln_listen: SocketAddr,
+    factory: FactoryOptions,
+    payments: PaymentOptions,
+    wallet_dir: Option<std::path::PathBuf>,
+    (capacity, push): (Amount, Amount),
+) -> (Stack, Outside) {
+    let stack = start_serving(ln_listen, factory, payments, wallet_dir).await;
+    let outside = Outside::start(&stack.devnet);
+    open_channel_to(
+        &stack,
+        &outside,
+        Amount::from_sat(1_000_000),
+        capacity,
+        push,
+    )
+    .await;
+    super::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
+    (stack, outside)
+}
