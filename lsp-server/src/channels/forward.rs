@@ -260,14 +260,7 @@ impl Router {
                 "the faucet pays only your own invoices",
             );
         }
-        let open = self
-            .by_identity
-            .get(&identity)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.links.get(id))
-            .any(|l| l.routable());
-        if !open {
+        if !self.has_open_channel(&identity) {
             return self.refuse(
                 conn,
                 ErrorCode::ChannelClosed,

@@ -91,14 +91,7 @@ impl Router {
                 "you have {MAX_OPEN_INVOICES} invoices open already: wait until some are paid or expire"
             ));
         }
-        let open = self
-            .by_identity
-            .get(&identity)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.links.get(id))
-            .any(|l| l.routable());
-        if !open {
+        if !self.has_open_channel(&identity) {
             return refuse("you have no open channel to receive into");
         }
         let register = Register {

@@ -374,6 +374,16 @@ impl Router {
         }
     }
 
+    /// Whether `identity` has a channel that takes payments now.
+    fn has_open_channel(&self, identity: &XOnlyPublicKey) -> bool {
+        self.by_identity
+            .get(identity)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.links.get(id))
+            .any(|l| l.routable())
+    }
+
     /// Sends `msg` to connection `conn`.
     fn send_conn(&self, conn: ConnId, msg: WireMsg) {
         if let Some((_, out)) = self.conns.get(&conn) {
