@@ -4,6 +4,7 @@
 //! ([`join_fee`]).
 
 mod join_fee;
+mod receive;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -140,14 +141,15 @@ impl Lsp {
             pipe: conns.next().await.expect(what),
             stash: VecDeque::new(),
         };
-        lsp.handshake(&s.lsp).await;
+        lsp.handshake(&s.lsp, s.lightning_node).await;
         lsp
     }
 
-    async fn handshake(&mut self, lsp: &Keypair) {
+    async fn handshake(&mut self, lsp: &Keypair, node: Option<bitcoin::secp256k1::PublicKey>) {
         self.expect(|m| matches!(m, WireMsg::Hello { .. }).then_some(()))
             .await;
         let mut terms = test_terms(&lsp.public_key());
+        terms.lightning_node = node;
         terms.fees.liquidity_fee_ppm = 0;
         terms.min_liquidity = Amount::from_sat(1_000);
         terms.issued_at = crate::platform::unix_now() - 10;
@@ -222,6 +224,8 @@ struct Setup {
     lsp: Keypair,
     lsp_secret: SecretKey,
     leaf: PayLeaf,
+    /// The Lightning node the LSP's terms name, if any.
+    lightning_node: Option<bitcoin::secp256k1::PublicKey>,
 }
 
 fn setup() -> Setup {
@@ -244,6 +248,7 @@ fn setup() -> Setup {
             join_fee: Amount::ZERO,
         },
         path,
+        lightning_node: None,
     }
 }
 
