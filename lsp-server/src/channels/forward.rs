@@ -290,19 +290,18 @@ impl Router {
         let payee = self.payee_of(&invoice);
         let answer = RouteAnswer {
             hash: invoice.hash,
-            warning: self.route_warning(&invoice),
+            warning: self.route_warning(&invoice, &payee),
             outside: self.ln.is_some() && !self.by_identity.contains_key(&payee),
         };
         self.send_conn(conn, WireMsg::RouteAnswer(answer));
     }
 
-    /// Why a payment of `invoice` would fail or wait now, in words for its payer; `None` if it
-    /// can go through.
-    fn route_warning(&self, invoice: &ParsedInvoice) -> Option<String> {
-        let payee = self.payee_of(invoice);
+    /// Why a payment of `invoice` to `payee` would fail or wait now, in words for its payer;
+    /// `None` if it can go through.
+    fn route_warning(&self, invoice: &ParsedInvoice, payee: &XOnlyPublicKey) -> Option<String> {
         let links: Vec<&Link> = self
             .by_identity
-            .get(&payee)
+            .get(payee)
             .map(|ids| ids.iter().filter_map(|id| self.links.get(id)).collect())
             .unwrap_or_default();
         if links.is_empty() {

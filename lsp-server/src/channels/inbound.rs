@@ -23,16 +23,17 @@
 use bitcoin::hashes::sha256;
 use bitcoin::secp256k1::XOnlyPublicKey;
 use bitcoin::Amount;
+use shared::pay::invoice::MAX_DESCRIPTION;
 use shared::pay::{InvoiceRegister, InvoiceRegistered, ParsedInvoice, PayFailure};
 use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 
 use super::store::LnInvoiceRow;
 use super::Router;
 use crate::factory::ConnId;
-use crate::lightning::receive::{Incoming, Register, MAX_INVOICE_EXPIRY};
+use crate::lightning::receive::{Incoming, Register};
 
-/// The longest description an invoice may carry (BOLT 11's `d` field).
-const MAX_DESCRIPTION: usize = 639;
+/// How long a registered invoice may stay payable at most.
+const MAX_INVOICE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 /// Unexpired invoices one client may have the node hold at once (each is a row here and in the
 /// node's payment store).
 const MAX_OPEN_INVOICES: usize = 64;

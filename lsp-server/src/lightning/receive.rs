@@ -13,7 +13,6 @@
 //!   fails it back at once.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use bitcoin::bip32::{ChildNumber, Xpriv};
 use bitcoin::hashes::{sha256, Hash};
@@ -212,14 +211,13 @@ impl LnNode {
     }
 }
 
-/// How long a registered invoice may stay payable at most.
-pub const MAX_INVOICE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
-
 #[cfg(test)]
 mod tests {
     use ldk_node::lightning::chain::channelmonitor::HTLC_FAIL_BACK_BUFFER;
     use ldk_node::lightning::ln::channelmanager::MIN_FINAL_CLTV_EXPIRY_DELTA;
     use ldk_node::lightning::routing::router::DEFAULT_MAX_TOTAL_CLTV_EXPIRY_DELTA;
+    use std::time::Duration;
+
     use ldk_node::lightning_invoice::PaymentSecret;
 
     use super::*;
