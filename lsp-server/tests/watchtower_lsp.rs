@@ -8,18 +8,24 @@
 //!   on it loses the HTLC to the LSP's success claim;
 //! - a payer that stops after learning the preimage and publishes nothing: at its deadline the
 //!   LSP walks the payer's tree path by itself, publishes its own commitment and claims the
-//!   HTLC, all before the payer's timeout could open.
+//!   HTLC, all before the payer's timeout could open;
+//! - a payee that never tells the LSP its preimage and claims the HTLC on chain instead: the
+//!   LSP reads the preimage from that claim, the payer is told it paid, and the LSP collects the
+//!   payer's HTLC on chain before its timeout could open.
 
 mod common;
 
+use bitcoin::hashes::Hash;
 use bitcoin::Amount;
 use common::chain::{broadcast, confirmed, publish_path, spender, tip};
 use common::pay::{admin_channel, leaf_of};
 use common::puppet::{setup, setup_on, Setup};
 use common::raw;
 use lsp_server::PaymentOptions;
+use shared::channel::{ClaimKind, Side};
 use shared::pay::{ChannelPolicy, PayOutcome, PayRequest};
 use shared::wire::WireMsg;
+use wallet::pay::PaymentStatus;
 
 /// The puppet pays wallet 0 2,000 sats: its HTLC commits, the payee is paid and the LSP
 /// fulfills upstream; the puppet receives the preimage and then answers nothing more.
@@ -262,6 +268,165 @@ async fn a_payer_that_stops_after_learning_the_preimage_loses_the_htlc_to_the_ls
         assert!(std::time::Instant::now() < deadline, "{view}");
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// A payee that keeps its preimage from the LSP and claims the HTLC on chain: it walks its
+/// tree path, publishes its commitment with the LSP's HTLC on it and spends that output with
+/// the preimage. The LSP's watch reads the preimage from the claim, settles the payment (the
+/// payer hears "paid" with the right preimage) and, since the factory is on chain, collects
+/// the payer's HTLC there with it: the LSP loses nothing to a payee that settles on chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payee_that_claims_on_chain_tells_the_lsp_the_preimage() {
+    let Setup {
+        stack,
+        runs,
+        payer,
+        puppet: mut p,
+        ..
+    } = setup(PaymentOptions::default()).await;
+    let policy = ChannelPolicy::for_network(bitcoin::Network::Regtest);
+    let amount = Amount::from_sat(3_000);
+    let (invoice, preimage) = p.invoice(&stack, amount).await;
+    let hash = bitcoin::hashes::sha256::Hash::hash(&preimage);
+    // The payer's HTLC expires no earlier than this.
+    let payer_expiry = policy.payer_expiry(tip(&stack).await);
+    let pay = {
+        let handle = payer.handle.clone();
+        tokio::spawn(async move { handle.pay(&invoice).await })
+    };
+
+    // The LSP's HTLC commits on the puppet's channel; the puppet never fulfills it.
+    while !p
+        .channel
+        .spec()
+        .htlcs
+        .iter()
+        .any(|h| h.offerer == Side::Lsp && h.hash == hash)
+    {
+        p.send_held().await;
+        p.step().await;
+    }
+    p.send_held().await;
+    let commitment = p
+        .channel
+        .latest_signed()
+        .cloned()
+        .expect("its commitment, with the LSP's HTLC on it");
+    let htlc_out = commitment
+        .output
+        .iter()
+        .position(|o| o.value == amount)
+        .expect("the HTLC output") as u32;
+
+    // On chain: its tree path, its commitment, then the HTLC with the preimage (as soon as the
+    // success leaf's lock allows).
+    publish_path(&stack, &leaf_of(&runs[1]).path, true).await;
+    broadcast(&stack, &commitment)
+        .await
+        .expect("its commitment");
+    stack.devnet.mine(1).await.expect("mine");
+    let txid = commitment.compute_txid();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let (mine, _) =
+        bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng()).x_only_public_key();
+    let claims = p
+        .channel
+        .claims_for(
+            &commitment,
+            &bitcoin::ScriptBuf::new_p2tr(&secp, mine, None),
+            bitcoin::FeeRate::from_sat_per_vb_u32(2),
+            &[(hash, preimage)].into(),
+        )
+        .expect("claims from its own commitment");
+    let success = claims
+        .into_iter()
+        .find(|(k, _)| matches!(k, ClaimKind::HtlcSuccess { .. }))
+        .expect("a success claim")
+        .1;
+    let mut tries = 0;
+    while let Err(e) = broadcast(&stack, &success).await {
+        tries += 1;
+        assert!(tries < 40, "the success claim is never valid: {e}");
+        stack.devnet.mine(1).await.expect("mine");
+    }
+    stack.devnet.mine(1).await.expect("mine");
+    assert_eq!(
+        spender(&stack, txid, htlc_out).await,
+        Some(success.compute_txid())
+    );
+
+    // The payer heard its channel close while the LSP held its HTLC: not "failed", but "ends
+    // on chain".
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(30), pay)
+        .await
+        .expect("the payer hears its channel closed")
+        .unwrap();
+    assert!(
+        matches!(answer, Err(wallet::pay::PayError::EndsOnChain(_))),
+        "{answer:?}"
+    );
+    // The LSP read the preimage off the chain: the payer's history says paid, with the proof.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let record = loop {
+        let snapshot = payer.handle.snapshot().await.expect("snapshot");
+        let record = snapshot
+            .payments
+            .into_iter()
+            .find(|r| r.hash == hash)
+            .expect("the payer's record");
+        if record.status != PaymentStatus::Pending {
+            break record;
+        }
+        assert!(std::time::Instant::now() < deadline, "{record:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(record.status, PaymentStatus::Complete, "{record:?}");
+    assert_eq!(record.preimage, Some(preimage), "the proof of payment");
+
+    // The factory is on chain, so the payer's channel takes no more rounds: the LSP settles
+    // the payer's HTLC there. Its deadline for it is a walk, a `to_self_delay` and half a margin
+    // before the HTLC's expiry; mine quickly up to well before it, then one block per pass.
+    let payer_leaf = leaf_of(&runs[0]);
+    let deadline = payer_expiry
+        - payer_leaf.path.worst_exit_blocks().to_blocks()
+        - policy.to_self_delay.to_blocks()
+        - policy.htlc_margin.to_blocks();
+    let now = tip(&stack).await;
+    stack
+        .devnet
+        .mine(deadline.saturating_sub(now + 1))
+        .await
+        .expect("mine");
+    loop {
+        assert!(
+            tip(&stack).await < payer_expiry,
+            "the LSP did not collect the payer's HTLC before it could time out: {}",
+            admin_channel(&stack, payer_leaf.channel).await
+        );
+        for _ in 0..20 {
+            let mempool = stack.devnet.rpc().get_raw_mempool().await.expect("mempool");
+            if !mempool.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        stack.devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+        let view = admin_channel(&stack, payer_leaf.channel).await;
+        let claims = view["claims"].as_array().cloned().unwrap_or_default();
+        if claims.iter().any(|c| {
+            c["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("HtlcSuccess"))
+                && c["confirmed"] == true
+        }) {
+            break;
+        }
+    }
+    assert!(
+        tip(&stack).await < payer_expiry,
+        "collected before the payer's timeout opens"
+    );
 }
 
 /// A payer that learns the preimage and then goes silent, publishing nothing. The LSP's

@@ -149,6 +149,16 @@ impl Forwards {
         }
     }
 
+    /// The HTLCs the LSP offered on channel `id` and was not yet told the preimage of, with
+    /// their payment hashes.
+    pub(super) fn offered_on(&self, id: ChannelId) -> Vec<(u64, sha256::Hash)> {
+        self.outgoing
+            .iter()
+            .filter(|((channel, _), _)| *channel == id)
+            .filter_map(|((_, htlc), row)| self.by_row.get(row).map(|f| (*htlc, f.hash)))
+            .collect()
+    }
+
     pub(super) fn waiting(&self) -> usize {
         self.by_row
             .values()

@@ -50,6 +50,9 @@ pub(super) struct Link {
     pub(super) life: shared::lifecycle::Life,
     /// Why the channel takes no more payments, once it does not.
     pub(super) closing: Option<Closing>,
+    /// The commitment of this channel on chain, once its channel output is spent (claims are
+    /// built from it again when the LSP learns a preimage later).
+    pub(super) on_chain: Option<Box<bitcoin::Transaction>>,
     /// What the LSP claims from a commitment of this channel on chain.
     pub(super) claims: Vec<Claim>,
     /// Testing only (`--withhold-settlements`): no more rounds once the LSP knows a preimage
@@ -78,6 +81,7 @@ impl Link {
             routable_until: built.routable_until,
             life: built.life,
             closing: None,
+            on_chain: None,
             claims: Vec::new(),
             withheld: false,
             join_fee: built.join_fee,

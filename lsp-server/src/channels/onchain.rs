@@ -12,12 +12,20 @@
 //! only a factory whose funding output is spent costs a read per channel. Every read has a
 //! timeout, so a hung Esplora delays a pass but never the router. A claim whose lock has not
 //! passed is refused by the node and simply tried again next pass.
+//!
+//! A payee may claim on chain an HTLC the LSP offered it without ever telling the LSP the
+//! preimage (it went on chain at its deadline, or the LSP was away). Its success claim carries
+//! the preimage in its witness, so while a channel's commitment is on chain with such HTLCs on
+//! it, each pass reads what spent its outputs ([`Hunt`]); a preimage found there settles the
+//! payer's side at once (or claims the payment the LSP's node holds), and goes into the claims
+//! of every channel on chain, so the LSP collects from a payer that is on chain too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bitcoin::hashes::{sha256, Hash};
 use bitcoin::{OutPoint, Transaction, Txid};
 use esplora_client::AsyncClient;
 use shared::pay::ChannelId;
@@ -72,6 +80,48 @@ pub(super) enum Seen {
         /// The claim.
         txid: Txid,
     },
+    /// A spend of an output of channel `id`'s commitment on chain revealed a preimage the LSP
+    /// was looking for ([`Hunt`]).
+    Preimage {
+        /// The channel.
+        id: ChannelId,
+        /// The preimage.
+        preimage: [u8; 32],
+    },
+}
+
+/// A commitment of channel `id` on chain that carries HTLCs the LSP offered and was never told
+/// the preimage of: whatever spends its outputs may reveal one.
+#[derive(Debug, Clone)]
+pub(super) struct Hunt {
+    pub(super) id: ChannelId,
+    /// The commitment on chain.
+    pub(super) commitment: Txid,
+    /// The payment hashes looked for.
+    pub(super) hashes: BTreeSet<sha256::Hash>,
+    /// The LSP's own claims from it (nothing to learn from them).
+    pub(super) ours: BTreeSet<Txid>,
+}
+
+/// What one pass looks at.
+#[derive(Debug, Default)]
+pub(super) struct Work {
+    /// Channels whose factory or channel output may go on chain.
+    pub(super) watched: Vec<Watched>,
+    /// Claims not yet confirmed (broadcast again).
+    pub(super) claims: Vec<(ChannelId, Transaction)>,
+    /// Channels the LSP is taking on chain.
+    pub(super) walks: Vec<(ChannelId, Walk)>,
+    /// Key-path closes not yet confirmed.
+    pub(super) closes: Vec<(FactoryId, Transaction)>,
+    /// Commitments on chain that may reveal a preimage.
+    pub(super) hunts: Vec<Hunt>,
+}
+
+impl Work {
+    fn is_empty(&self) -> bool {
+        self.watched.is_empty() && self.claims.is_empty() && self.hunts.is_empty()
+    }
 }
 
 /// Why a channel stopped routing (shown to the operator and to the wallet).
@@ -143,22 +193,18 @@ pub(super) struct Claim {
 }
 
 /// Runs one pass in the background, unless one is still running.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn spawn_pass(
     esplora: AsyncClient,
     publisher: Arc<Publisher>,
     running: Arc<AtomicBool>,
-    watched: Vec<Watched>,
-    claims: Vec<(ChannelId, Transaction)>,
-    walks: Vec<(ChannelId, Walk)>,
-    closes: Vec<(FactoryId, Transaction)>,
+    work: Work,
     report: mpsc::UnboundedSender<Seen>,
 ) {
-    if (watched.is_empty() && claims.is_empty()) || running.swap(true, Ordering::AcqRel) {
+    if work.is_empty() || running.swap(true, Ordering::AcqRel) {
         return;
     }
     tokio::spawn(async move {
-        let target = if walks.is_empty() && claims.is_empty() {
+        let target = if work.walks.is_empty() && work.claims.is_empty() {
             None
         } else {
             publisher.target().await
@@ -166,15 +212,57 @@ pub(super) fn spawn_pass(
         if let Some(rate) = target {
             let _ = report.send(Seen::FeeRate(rate));
         }
-        for (id, walk) in &walks {
+        for (id, walk) in &work.walks {
             walk::step(&esplora, &publisher, target, *id, walk).await;
         }
-        for (factory, tx) in &closes {
+        for (factory, tx) in &work.closes {
             super::release::step(&esplora, *factory, tx, &report).await;
         }
-        pass(&esplora, &publisher, target, watched, claims, &report).await;
+        for hunt in &work.hunts {
+            look_for_preimages(&esplora, hunt, &report).await;
+        }
+        pass(
+            &esplora,
+            &publisher,
+            target,
+            work.watched,
+            work.claims,
+            &report,
+        )
+        .await;
         running.store(false, Ordering::Release);
     });
+}
+
+/// Reads what spent the outputs of `hunt`'s commitment (but the LSP's own claims) and reports
+/// every preimage they reveal.
+async fn look_for_preimages(
+    esplora: &AsyncClient,
+    hunt: &Hunt,
+    report: &mpsc::UnboundedSender<Seen>,
+) {
+    let Some(outspends) = read("outspends", esplora.get_tx_outspends(&hunt.commitment)).await
+    else {
+        return;
+    };
+    let spenders: BTreeSet<Txid> = outspends
+        .into_iter()
+        .filter(|o| o.spent)
+        .filter_map(|o| o.txid)
+        .filter(|t| !hunt.ours.contains(t))
+        .collect();
+    for txid in spenders {
+        let Some(Some(tx)) = read("spending tx", esplora.get_tx(&txid)).await else {
+            continue;
+        };
+        for preimage in shared::channel::claim::revealed_preimages(&tx, &hunt.hashes).into_values()
+        {
+            let _ = report.send(Seen::Preimage {
+                id: hunt.id,
+                preimage,
+            });
+        }
+    }
 }
 
 /// Reads `f`'s answer within [`READ_TIMEOUT`]; a failure or timeout is `None`.
@@ -283,6 +371,8 @@ pub(super) struct ChainWatch {
     /// Today's rate for a transaction that must confirm soon, as the last pass read it: the
     /// least the LSP's claims pay.
     pub(super) urgent_rate: bitcoin::FeeRate,
+    /// Preimages learned from payees' claims on chain ([`Hunt`]).
+    learned: BTreeMap<sha256::Hash, [u8; 32]>,
 }
 
 impl ChainWatch {
@@ -298,6 +388,7 @@ impl ChainWatch {
             seen: Some(seen),
             walks: BTreeMap::new(),
             closes: BTreeMap::new(),
+            learned: BTreeMap::new(),
         }
     }
 }
@@ -355,16 +446,43 @@ impl super::Router {
             .iter()
             .map(|(f, tx)| (*f, tx.clone()))
             .collect();
-        spawn_pass(
-            self.esplora.clone(),
-            self.chain.publisher.clone(),
-            self.chain.running.clone(),
+        let work = Work {
             watched,
             claims,
             walks,
             closes,
+            hunts: self.hunts(),
+        };
+        spawn_pass(
+            self.esplora.clone(),
+            self.chain.publisher.clone(),
+            self.chain.running.clone(),
+            work,
             self.chain.report.clone(),
         );
+    }
+
+    /// Every commitment on chain carrying HTLCs the LSP offered and has no preimage for.
+    fn hunts(&self) -> Vec<Hunt> {
+        self.links
+            .values()
+            .filter_map(|l| {
+                let commitment = l.on_chain.as_ref()?.compute_txid();
+                let hashes: BTreeSet<sha256::Hash> = self
+                    .forwards
+                    .offered_on(l.id)
+                    .into_iter()
+                    .map(|(_, hash)| hash)
+                    .collect();
+                let ours = l.claims.iter().map(|c| c.tx.compute_txid()).collect();
+                (!hashes.is_empty()).then_some(Hunt {
+                    id: l.id,
+                    commitment,
+                    hashes,
+                    ours,
+                })
+            })
+            .collect()
     }
 
     /// Acts on what a pass saw.
@@ -385,6 +503,7 @@ impl super::Router {
             Seen::ChannelSpent { id, tx } => self.on_channel_spent(id, &tx),
             Seen::CloseConfirmed { factory, height } => self.on_close_confirmed(factory, height),
             Seen::FeeRate(rate) => self.chain.urgent_rate = rate,
+            Seen::Preimage { id, preimage } => self.on_revealed(id, preimage),
             Seen::ClaimConfirmed { id, txid } => {
                 if let Some(link) = self.links.get_mut(&id) {
                     for c in link
@@ -405,44 +524,97 @@ impl super::Router {
     fn on_channel_spent(&mut self, id: ChannelId, tx: &Transaction) {
         let spender = tx.compute_txid();
         self.chain.walks.remove(&id);
-        let preimages = self.known_preimages();
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
         if link.closing == Some(Closing::ChannelOnChain { spender }) {
             return;
         }
-        // Signed now, so priced for today: at least what a response must pay to confirm soon.
-        let feerate = link
-            .channel
-            .spec()
-            .feerate
-            .max(bitcoin::FeeRate::from_sat_per_vb_u32(2))
-            .max(self.chain.urgent_rate);
-        match link
-            .channel
-            .claims_for(tx, &self.settings.sweep_to, feerate, &preimages)
-        {
-            Ok(claims) => {
-                tracing::warn!(
-                    channel = %id, %spender,
-                    claims = ?claims.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-                    "a commitment of the channel is on chain; claiming what is the LSP's"
-                );
-                link.claims = claims
-                    .into_iter()
-                    .map(|(kind, tx)| Claim {
-                        kind,
-                        tx,
-                        confirmed: false,
-                    })
-                    .collect();
+        link.claims.clear();
+        link.on_chain = None;
+        let preimages = self.known_preimages();
+        match self.claim_from(id, tx, &preimages) {
+            Ok(()) => {
+                if let Some(link) = self.links.get_mut(&id) {
+                    link.on_chain = Some(Box::new(tx.clone()));
+                }
             }
             Err(e) => {
                 tracing::warn!(channel = %id, %spender, error = %e, "the channel output was spent by a transaction that is not a commitment (a cooperative close?)")
             }
         }
         self.close_link(id, Closing::ChannelOnChain { spender });
+    }
+
+    /// Adds to `id`'s claims every claim from its commitment `tx` it does not have yet.
+    fn claim_from(
+        &mut self,
+        id: ChannelId,
+        tx: &Transaction,
+        preimages: &BTreeMap<sha256::Hash, [u8; 32]>,
+    ) -> Result<(), shared::channel::ChannelError> {
+        let urgent = self.chain.urgent_rate;
+        let Some(link) = self.links.get_mut(&id) else {
+            return Ok(());
+        };
+        // Signed now, so priced for today: at least what a response must pay to confirm soon.
+        let feerate = link
+            .channel
+            .spec()
+            .feerate
+            .max(bitcoin::FeeRate::from_sat_per_vb_u32(2))
+            .max(urgent);
+        let claims = link
+            .channel
+            .claims_for(tx, &self.settings.sweep_to, feerate, preimages)?;
+        let new: Vec<Claim> = claims
+            .into_iter()
+            .filter(|(kind, _)| link.claims.iter().all(|c| c.kind != *kind))
+            .map(|(kind, tx)| Claim {
+                kind,
+                tx,
+                confirmed: false,
+            })
+            .collect();
+        if !new.is_empty() {
+            tracing::warn!(
+                channel = %id, spender = %tx.compute_txid(),
+                claims = ?new.iter().map(|c| c.kind).collect::<Vec<_>>(),
+                "a commitment of the channel is on chain; claiming what is the LSP's"
+            );
+        }
+        link.claims.extend(new);
+        Ok(())
+    }
+
+    /// A payee's claim on chain revealed `preimage` of an HTLC the LSP offered on `id`: the
+    /// payment settles upstream as if the payee had said it, and every channel on chain claims
+    /// what the preimage opens (a payer's HTLC on its commitment).
+    fn on_revealed(&mut self, id: ChannelId, preimage: [u8; 32]) {
+        let hash = sha256::Hash::hash(&preimage);
+        if self.chain.learned.insert(hash, preimage).is_some() {
+            return;
+        }
+        tracing::warn!(channel = %id, %hash, "a payee claimed an HTLC on chain: settling its payment with the preimage it revealed");
+        for (htlc, _) in self
+            .forwards
+            .offered_on(id)
+            .into_iter()
+            .filter(|(_, h)| *h == hash)
+        {
+            self.on_preimage(id, htlc, preimage);
+        }
+        let preimages = self.known_preimages();
+        let on_chain: Vec<(ChannelId, Box<Transaction>)> = self
+            .links
+            .values()
+            .filter_map(|l| l.on_chain.clone().map(|tx| (l.id, tx)))
+            .collect();
+        for (id, tx) in on_chain {
+            if let Err(e) = self.claim_from(id, &tx, &preimages) {
+                tracing::error!(channel = %id, error = %e, "cannot claim again from its commitment");
+            }
+        }
     }
 
     /// Stops `id` routing: its round ends, its wallet is told why, and nothing is offered on
@@ -476,12 +648,13 @@ impl super::Router {
         self.send_conn(conn, shared::wire::WireMsg::ChannelClosed(msg));
     }
 
-    /// Every preimage the LSP knows, from any channel's updates (an HTLC it forwarded can then
-    /// be claimed with the preimage its payee revealed).
-    fn known_preimages(&self) -> BTreeMap<bitcoin::hashes::sha256::Hash, [u8; 32]> {
+    /// Every preimage the LSP knows, from any channel's updates and from payees' claims on chain
+    /// (an HTLC it forwarded can then be claimed with the preimage its payee revealed).
+    fn known_preimages(&self) -> BTreeMap<sha256::Hash, [u8; 32]> {
         self.links
             .values()
             .flat_map(|l| l.channel.known_preimages())
+            .chain(self.chain.learned.clone())
             .collect()
     }
 }

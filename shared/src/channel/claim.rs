@@ -82,6 +82,23 @@ fn witness_items(input: &ClaimInput, sig: [u8; 64]) -> Result<Vec<Vec<u8>>, Chan
     }
 }
 
+/// The preimages of `hashes` that `tx` reveals. An HTLC success claim pushes its preimage under
+/// the signature ([`Path::Leaf`]), so the HTLC's offerer learns it from the chain when the payee
+/// claims there instead of telling it. Every 32-byte witness item of every input is tried, so
+/// the claim's exact shape does not matter.
+pub fn revealed_preimages(
+    tx: &Transaction,
+    hashes: &std::collections::BTreeSet<bitcoin::hashes::sha256::Hash>,
+) -> std::collections::BTreeMap<bitcoin::hashes::sha256::Hash, [u8; 32]> {
+    tx.input
+        .iter()
+        .flat_map(|input| input.witness.iter())
+        .filter_map(|item| <[u8; 32]>::try_from(item).ok())
+        .map(|p| (bitcoin::hashes::sha256::Hash::hash(&p), p))
+        .filter(|(hash, _)| hashes.contains(hash))
+        .collect()
+}
+
 /// Builds and signs a claim of `inputs` to `destination` at `feerate`, with `lock_time`.
 pub fn build_claim(
     inputs: &[ClaimInput],

@@ -1046,6 +1046,15 @@ fn claims_for_each_commitment_a_side_can_meet() {
         let prevout = client_tx.output[tx.input[0].previous_output.vout as usize].clone();
         consensus_ok(tx, &[prevout]).unwrap();
     }
+    // The success claim tells the HTLC's offerer the preimage; the other claims tell nothing.
+    let hashes = [hash_c, hash_l].into();
+    for (kind, tx) in &claims {
+        let revealed = claim::revealed_preimages(tx, &hashes);
+        match kind {
+            ClaimKind::HtlcSuccess { .. } => assert_eq!(revealed, known),
+            _ => assert!(revealed.is_empty(), "{kind:?}"),
+        }
+    }
     // Without the preimage, no success claim.
     assert_eq!(
         p.lsp

@@ -111,6 +111,12 @@ pub enum PayError {
     /// The LSP or the payee failed the payment.
     #[error("the payment failed: {0}")]
     Failed(String),
+    /// The channel closed while the payment was under way and the provider may already hold
+    /// it: it ends on chain, paid or returned, and the history says which.
+    #[error(
+        "{0}; this payment now ends on chain, and your history will show whether it went through"
+    )]
+    EndsOnChain(String),
     /// Buying liquidity is not possible now, or the provider refused it (in words).
     #[error("{0}")]
     Liquidity(String),

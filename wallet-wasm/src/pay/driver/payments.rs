@@ -208,7 +208,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     }
 
     /// The provider says a channel takes no more payments: nothing is paid or received on it
-    /// again, and payments waiting on it fail with the reason.
+    /// again. A payment waiting on it whose HTLC the provider never held fails with the
+    /// reason; one the provider may hold stays pending (its payee may yet reveal the preimage,
+    /// on chain if need be, and the provider then says "paid"), and the caller is told it ends
+    /// on chain.
     pub(super) async fn on_closed(&mut self, closed: ChannelClosed) -> Result<(), PayError> {
         let id = closed.channel;
         if !self.leaves.contains_key(&id) {
@@ -228,7 +231,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             .map(|(_, h)| *h)
             .collect();
         for htlc in waiting {
-            self.fail_sent(id, htlc, reason.clone()).await?;
+            if self.provider_may_hold(id, htlc) {
+                if let Some(reply) = self.pending.remove(&(id, htlc)) {
+                    let _ = reply.send(Err(PayError::EndsOnChain(reason.clone())));
+                }
+            } else {
+                self.fail_sent(id, htlc, reason.clone()).await?;
+            }
         }
         if self.closed.insert(id, reason.clone()).as_ref() != Some(&reason) {
             self.emit(PayEvent::ChannelClosed {
@@ -238,6 +247,19 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             self.emit(PayEvent::Updated);
         }
         Ok(())
+    }
+
+    /// Whether the provider may hold a commitment with this wallet's HTLC `htlc` on `id`: it
+    /// is committed, or a round that may carry it is under way.
+    fn provider_may_hold(&self, id: ChannelId, htlc: u64) -> bool {
+        self.open.get(&id).is_none_or(|o| {
+            o.channel.in_round()
+                || o.channel
+                    .spec()
+                    .htlcs
+                    .iter()
+                    .any(|h| h.offerer == Side::Client && h.id == htlc)
+        })
     }
 
     pub(super) async fn on_pay_result(&mut self, result: PayResult) -> Result<(), PayError> {
