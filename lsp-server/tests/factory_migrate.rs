@@ -357,3 +357,154 @@ async fn an_open_wallet_is_told_when_its_factory_starts_dying() {
         notice.message
     );
 }
+
+/// A factory whose members did not all move nears its timeout: one member moved out (its
+/// channel holds only the LSP's money), the other stayed and is away. From the last height at
+/// which a walk still ends before `T`, the LSP, with nobody pressing a button, walks both
+/// paths and publishes its commitments: the distribution transaction (which would pay the
+/// members the whole leaves) never becomes valid, the member who stayed is paid its balance to
+/// the sat at its own key without coming back, and the LSP claims its own side of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout() {
+    let payments = PaymentOptions {
+        faucet_max_sat: 50_000,
+        ..PaymentOptions::default()
+    };
+    let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
+    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let old_runs = funded_factory(&stack, &config, spec(), 2).await;
+    let (stores, balances) = with_balances(&stack, &old_runs).await;
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let newcomer = bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
+
+    // Wallet 0 moves into B; wallet 1 stays in A and is never seen again.
+    let b_runs = join_with(
+        &stack,
+        storage.path(),
+        "b",
+        spec(),
+        &[old_runs[0].keys, newcomer],
+    )
+    .await;
+    let mut mover = start_payer_with(
+        &stack,
+        old_runs[0].keys,
+        vec![leaf_of(&old_runs[0]), leaf_of(&b_runs[0])],
+        stores[0].clone(),
+    );
+    mover.ready(30).await;
+    let (moved_from, to) = (mover.leaves[0].channel, mover.leaves[1].channel);
+    mover
+        .handle
+        .migrate(moved_from, to)
+        .await
+        .expect("migrated");
+    mover.handle.stop();
+    let _ = mover.task.await;
+
+    let stayer = leaf_of(&old_runs[1]);
+    let paths = [leaf_of(&old_runs[0]).path, stayer.path.clone()];
+    let retire_at = paths
+        .iter()
+        .map(|p| p.last_walk_start().to_consensus_u32())
+        .min()
+        .expect("two paths");
+    let timeout = stayer.path.timeout().to_consensus_u32();
+    let life = shared::lifecycle::Life::of(stayer.path.proposal());
+    assert!(
+        retire_at >= life.dying_ends.to_consensus_u32(),
+        "never before the dying period ends"
+    );
+    let funding = stayer.path.funding_outpoint();
+    let esplora = esplora_client::Builder::new(stack.devnet.esplora_url())
+        .build_async()
+        .expect("esplora");
+
+    // Nothing happens before that height.
+    let now = common::chain::tip(&stack).await;
+    stack
+        .devnet
+        .mine(retire_at.saturating_sub(now + 1))
+        .await
+        .expect("mine");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let status = esplora
+        .get_output_status(&funding.txid, u64::from(funding.vout))
+        .await
+        .expect("outspend");
+    assert!(
+        !status.is_some_and(|s| s.spent),
+        "the factory stays off chain until its last safe height"
+    );
+
+    // From there, a block every pass of the LSP's watch, until it claimed its side of both
+    // channels.
+    let claimed = |view: &serde_json::Value| {
+        view["claims"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["confirmed"] == true))
+    };
+    loop {
+        let tip = common::chain::tip(&stack).await;
+        assert!(
+            tip < timeout + 40,
+            "the LSP did not take the factory on chain: {} / {}",
+            common::pay::admin_channel(&stack, moved_from).await,
+            common::pay::admin_channel(&stack, stayer.channel).await
+        );
+        for _ in 0..20 {
+            let mempool = stack.devnet.rpc().get_raw_mempool().await.expect("mempool");
+            if !mempool.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stack.devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(Duration::from_millis(2_300)).await;
+        let moved = common::pay::admin_channel(&stack, moved_from).await;
+        let stayed = common::pay::admin_channel(&stack, stayer.channel).await;
+        if claimed(&moved) && claimed(&stayed) {
+            break;
+        }
+    }
+
+    // The funding output was spent before `T`: the distribution transaction never became
+    // valid.
+    let spender = common::chain::spender(&stack, funding.txid, funding.vout)
+        .await
+        .expect("the funding output is spent");
+    let spent_at = esplora
+        .get_tx_status(&spender)
+        .await
+        .expect("status")
+        .block_height
+        .expect("confirmed");
+    assert!(spent_at <= timeout, "spent at {spent_at}, T = {timeout}");
+
+    // The member who stayed is paid its balance, to the sat, by the LSP's commitment.
+    let channel = stayer.path.channel_outpoint();
+    let commitment = common::chain::spender(&stack, channel.txid, channel.vout)
+        .await
+        .expect("the stayer's channel output is spent");
+    let tx = stack
+        .devnet
+        .rpc()
+        .get_raw_transaction(&commitment)
+        .await
+        .expect("rpc")
+        .expect("on chain");
+    assert!(
+        tx.output.iter().any(|o| o.value == balances[1]),
+        "an output pays the stayer its {} : {tx:?}",
+        balances[1]
+    );
+    let stayed = common::pay::admin_channel(&stack, stayer.channel).await;
+    assert_eq!(stayed["state"], "closed", "{stayed}");
+    println!(
+        "factory {}: retired from block {retire_at} (T = {timeout}); funding spent at {spent_at}; \
+         the stayer's {} paid by {commitment}",
+        stayer.channel.factory, balances[1]
+    );
+}

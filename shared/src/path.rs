@@ -213,6 +213,20 @@ impl ClientPath {
         BlockDelta::from_blocks(blocks)
     }
 
+    /// The last height from which a walk of this path ([`ClientPath::worst_exit_blocks`]) still
+    /// has its leaf confirmed `timeout_margin` blocks before the timeout `T`, when the
+    /// distribution transaction (which pays the client the whole leaf) becomes valid:
+    /// `T − W − margin`. The parameters put it at or after the end of the dying period
+    /// (`timeout_delta >= active + dying + worst_exit(max_clients) + timeout_margin`).
+    pub fn last_walk_start(&self) -> Height {
+        let before = self
+            .worst_exit_blocks()
+            .to_blocks()
+            .saturating_add(self.proposal.params.timeout_margin.to_blocks());
+        Height::from_consensus(self.timeout.to_consensus_u32().saturating_sub(before))
+            .unwrap_or(Height::ZERO)
+    }
+
     /// What exiting through this path costs, with this epoch's delays: every node from the
     /// funding output to the leaf.
     pub fn exit_cost(&self) -> ExitCost {

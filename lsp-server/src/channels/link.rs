@@ -46,6 +46,9 @@ pub(super) struct Link {
     pub(super) funding: bitcoin::OutPoint,
     /// The last height at which the channel may take a payment (`routing_deadline`).
     pub(super) routable_until: u32,
+    /// From this height, if the channel is still off chain and its factory not closed, the LSP
+    /// takes it on chain itself (`retire.rs`; `ClientPath::last_walk_start`).
+    pub(super) retire_at: u32,
     /// Its factory's life (the wallet hears when the dying period starts).
     pub(super) life: shared::lifecycle::Life,
     /// Why the channel takes no more payments, once it does not.
@@ -79,6 +82,7 @@ impl Link {
             frozen: false,
             funding: built.funding,
             routable_until: built.routable_until,
+            retire_at: built.retire_at,
             life: built.life,
             closing: None,
             on_chain: None,
@@ -102,6 +106,7 @@ struct Built {
     leaf: LeafStates,
     funding: bitcoin::OutPoint,
     routable_until: u32,
+    retire_at: u32,
     life: shared::lifecycle::Life,
     join_fee: JoinFee,
 }
@@ -219,6 +224,7 @@ impl Router {
             leaf: states,
             funding: path.funding_outpoint(),
             routable_until,
+            retire_at: path.last_walk_start().to_consensus_u32(),
             life: shared::lifecycle::Life::of(path.proposal()),
             join_fee: self.store.join_fee(id)?,
         })

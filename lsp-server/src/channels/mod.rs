@@ -32,6 +32,7 @@ mod onchain;
 mod outside;
 mod publish;
 mod release;
+mod retire;
 mod store;
 mod walk;
 mod watch;

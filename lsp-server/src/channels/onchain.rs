@@ -146,6 +146,9 @@ pub(super) enum Closing {
     },
     /// The wallet moved everything out and released its factory key (`shared::lifecycle`).
     Released,
+    /// The factory nears its timeout with the channel still in it: the LSP is closing it on
+    /// chain (`retire.rs`).
+    Retired,
 }
 
 impl Closing {
@@ -153,7 +156,9 @@ impl Closing {
     pub(super) fn state(&self) -> &'static str {
         match self {
             Closing::Expired => "expired",
-            Closing::FactoryOnChain { .. } | Closing::Overdue { .. } => "closing",
+            Closing::FactoryOnChain { .. } | Closing::Overdue { .. } | Closing::Retired => {
+                "closing"
+            }
             Closing::ChannelOnChain { .. } => "closed",
             Closing::Released => "moved",
         }
@@ -177,6 +182,10 @@ impl Closing {
             Closing::Released => {
                 "its wallet moved its balance to a newer factory and released this one's key".into()
             }
+            Closing::Retired => "its factory is near its timeout and the channel was not moved to \
+                 a newer one; the provider is closing it on chain, paying your balance to your \
+                 own key"
+                .into(),
         }
     }
 }
@@ -373,6 +382,10 @@ pub(super) struct ChainWatch {
     pub(super) urgent_rate: bitcoin::FeeRate,
     /// Preimages learned from payees' claims on chain ([`Hunt`]).
     learned: BTreeMap<sha256::Hash, [u8; 32]>,
+    /// Channels the LSP started taking on chain because their factory nears its timeout.
+    pub(super) retired: BTreeSet<ChannelId>,
+    /// Factories closed (or closing) by key path: nothing of theirs is walked.
+    pub(super) key_closed: BTreeSet<FactoryId>,
 }
 
 impl ChainWatch {
@@ -389,6 +402,8 @@ impl ChainWatch {
             walks: BTreeMap::new(),
             closes: BTreeMap::new(),
             learned: BTreeMap::new(),
+            retired: BTreeSet::new(),
+            key_closed: BTreeSet::new(),
         }
     }
 }
@@ -414,6 +429,7 @@ impl super::Router {
         for id in expired {
             self.close_link(id, Closing::Expired);
         }
+        self.retire_old_channels();
         let watched = self
             .links
             .values()

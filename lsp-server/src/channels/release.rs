@@ -147,6 +147,7 @@ impl Router {
             %factory, txid = %tx.compute_txid(), amount = %tx.output[0].value,
             "every member left: closing the factory by key path"
         );
+        self.chain.key_closed.insert(factory);
         self.chain.closes.insert(factory, tx);
     }
 
@@ -194,6 +195,7 @@ impl Router {
         let mut closed = std::collections::BTreeSet::new();
         for (factory, tx, confirmed) in self.store.closes()? {
             closed.insert(factory);
+            self.chain.key_closed.insert(factory);
             if confirmed.is_none() {
                 self.chain.closes.insert(factory, tx);
             }

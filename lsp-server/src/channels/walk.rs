@@ -125,19 +125,39 @@ impl super::Router {
             walk.commitment = commitment;
             return;
         }
+        let Some(deadline) = self
+            .links
+            .get(&id)
+            .map(|l| l.channel.poll_timeout().unwrap_or(Height::ZERO))
+        else {
+            return;
+        };
+        tracing::warn!(channel = %id, %deadline, "an HTLC deadline passed: walking the tree to the LSP's commitment");
+        if self.start_walk(id, commitment) {
+            self.close_link(id, super::onchain::Closing::Overdue { deadline });
+        }
+    }
+
+    /// Starts walking `id`'s tree path towards `commitment`. False if there is nothing to walk
+    /// (no signed path, or the channel output is already spent).
+    pub(super) fn start_walk(&mut self, id: ChannelId, commitment: Transaction) -> bool {
         let kit = match self.exit_kit(id) {
             Ok(kit) => kit,
             Err(e) => {
                 tracing::error!(channel = %id, error = %e, "cannot go on chain: no signed path");
-                return;
+                return false;
             }
         };
         let Some(link) = self.links.get(&id) else {
-            return;
+            return false;
         };
-        let deadline = link.channel.poll_timeout().unwrap_or(Height::ZERO);
+        if matches!(
+            link.closing,
+            Some(super::onchain::Closing::ChannelOnChain { .. })
+        ) {
+            return false;
+        }
         let channel_value = link.channel.params().funding_output.value;
-        tracing::warn!(channel = %id, %deadline, "an HTLC deadline passed: walking the tree to the LSP's commitment");
         self.chain.walks.insert(
             id,
             Walk {
@@ -146,14 +166,7 @@ impl super::Router {
                 channel_value,
             },
         );
-        if self.links.get(&id).is_some_and(|l| {
-            !matches!(
-                l.closing,
-                Some(super::onchain::Closing::ChannelOnChain { .. })
-            )
-        }) {
-            self.close_link(id, super::onchain::Closing::Overdue { deadline });
-        }
+        true
     }
 
     /// The client's signed path of channel `id` (the stored proposal and the ceremony's final

@@ -1,0 +1,57 @@
+//! The end of a factory nobody closed. A member still in a factory at its timeout `T` is paid
+//! the whole leaf by the distribution transaction (`docs/protocol.md`, "Distribution
+//! transaction"), so the LSP would forfeit its side of that channel and its L-stock. A factory
+//! every member left closes by key path (`release.rs`); for any other, the LSP takes each of
+//! its channels that is still off chain on chain itself, with nobody pressing a button, from
+//! the last height at which that still ends before `T`
+//! ([`shared::path::ClientPath::last_walk_start`]: `T − W − timeout_margin`, never before the
+//! end of the dying period).
+//!
+//! It is the walk the LSP makes when an HTLC deadline passes (`walk.rs`): the client's tree
+//! path, each transaction as soon as its relative lock allows (with a fee-paying child when it
+//! pays less than today's rate), then the LSP's latest commitment, from which the channel
+//! watch claims the LSP's balance. That commitment pays the client its balance at the client's
+//! own key at once, so a member who is away is made whole without coming back, and one who
+//! comes back finds its coins there. Moved channels (their wallet released the key) are walked
+//! too: their whole value is the LSP's, and only its commitment gets it back before the sweep
+//! height.
+//!
+//! The LSP waits until the last safe height, not the end of the dying period, because it is
+//! the party that is always online: a member gets every block until then to leave on its own
+//! terms.
+
+use bitcoin::Transaction;
+use shared::pay::ChannelId;
+
+use super::onchain::Closing;
+use super::Router;
+
+impl Router {
+    /// Takes on chain every channel past its `retire_at` that is still off chain, in a factory
+    /// not closed by key path, once.
+    pub(super) fn retire_old_channels(&mut self) {
+        let height = self.height;
+        let due: Vec<(ChannelId, Transaction)> = self
+            .links
+            .values()
+            .filter(|l| height >= l.retire_at)
+            .filter(|l| !self.chain.retired.contains(&l.id))
+            .filter(|l| !self.chain.walks.contains_key(&l.id))
+            .filter(|l| !self.chain.key_closed.contains(&l.id.factory))
+            .filter(|l| !matches!(l.closing, Some(Closing::ChannelOnChain { .. })))
+            .filter_map(|l| Some((l.id, l.channel.latest_signed()?.clone())))
+            .collect();
+        for (id, commitment) in due {
+            self.chain.retired.insert(id);
+            tracing::warn!(channel = %id, height, "its factory nears its timeout with the channel still in it: taking it on chain");
+            if self.start_walk(id, commitment)
+                && self
+                    .links
+                    .get(&id)
+                    .is_some_and(|l| matches!(l.closing, None | Some(Closing::Expired)))
+            {
+                self.close_link(id, Closing::Retired);
+            }
+        }
+    }
+}
