@@ -52,7 +52,7 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
             open_slots: moment.open_slots.min(max_clients),
             max_clients,
         },
-        liveness: "Open your wallet at least once during your factory's dying period to move your funds to a new factory. If you miss it, open it again before the factory's timeout: your wallet then either receives its share on chain from the pre-signed distribution payment or takes its funds out on chain itself. A wallet that never comes back after the LSP has published the factory can lose its funds to the LSP's timeout.".into(),
+        liveness: "Open your wallet at least once during your factory's dying period to move your funds to a new factory. If you miss it, the provider closes your channel on chain shortly before the factory's timeout and pays your balance to your own key, where your wallet finds it whenever you open it again; or open it again before the timeout and your wallet takes its funds out on chain itself. A wallet that never comes back after the LSP has published the factory can lose its funds to the LSP's timeout.".into(),
         tree: params,
         esplora_url: config.advertised_esplora_url().to_string(),
         issued_at: now,
