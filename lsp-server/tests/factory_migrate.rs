@@ -363,7 +363,8 @@ async fn an_open_wallet_is_told_when_its_factory_starts_dying() {
 /// which a walk still ends before `T`, the LSP, with nobody pressing a button, walks both
 /// paths and publishes its commitments: the distribution transaction (which would pay the
 /// members the whole leaves) never becomes valid, the member who stayed is paid its balance to
-/// the sat at its own key without coming back, and the LSP claims its own side of both.
+/// the sat at its own key without coming back, and the LSP claims its own side of both
+/// channels and both leaves' L-stock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout() {
     let payments = PaymentOptions {
@@ -440,11 +441,14 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
     );
 
     // From there, a block every pass of the LSP's watch, until it claimed its side of both
-    // channels.
+    // channels (its `to_local`) and the L-stock of both leaves.
     let claimed = |view: &serde_json::Value| {
-        view["claims"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["confirmed"] == true))
+        let confirmed = |kind: &str| {
+            view["claims"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["kind"] == kind && c["confirmed"] == true))
+        };
+        confirmed("ToLocal") && confirmed("LStock")
     };
     loop {
         let tip = common::chain::tip(&stack).await;
@@ -507,4 +511,118 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
          the stayer's {} paid by {commitment}",
         stayer.channel.factory, balances[1]
     );
+}
+
+/// Both members moved out and released their keys, and the LSP signed its key-path close; but
+/// before the close confirms, a member that released its key publishes the old tree's first
+/// transaction and a miner takes it instead. The close can never confirm now: the LSP forgets
+/// it and, with nobody pressing a button, walks both channels to its own commitments and claims
+/// its side and both leaves' L-stock, so the griefer strands none of the LSP's capital.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
+    let payments = PaymentOptions {
+        faucet_max_sat: 50_000,
+        ..PaymentOptions::default()
+    };
+    let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
+    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let old_runs = funded_factory(&stack, &config, spec(), 2).await;
+    let (stores, _) = with_balances(&stack, &old_runs).await;
+    let keys: Vec<_> = old_runs.iter().map(|r| r.keys).collect();
+    let new_runs = join_with(&stack, storage.path(), "b", spec(), &keys).await;
+    let path = leaf_of(&old_runs[0]).path;
+    let funding = path.funding_outpoint();
+    let kickoff = path.nodes()[0]
+        .signed_tx()
+        .expect("the member's path is signed");
+
+    // Both move, so the LSP signs its close and broadcasts it at its next pass.
+    for ((old, new), store) in old_runs.iter().zip(&new_runs).zip(&stores) {
+        let mut p = start_payer_with(
+            &stack,
+            old.keys,
+            vec![leaf_of(old), leaf_of(new)],
+            store.clone(),
+        );
+        p.ready(30).await;
+        let (from, to) = (p.leaves[0].channel, p.leaves[1].channel);
+        p.handle.migrate(from, to).await.expect("migrated");
+        p.handle.stop();
+        let _ = p.task.await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let close = loop {
+        let ladder = common::admin_get(&stack.http_url(), "/admin/ladder").await;
+        if let Some(txid) = ladder["factories"][0]["close_txid"].as_str() {
+            break txid.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ladder}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
+    // A miner takes the old tree's kickoff instead (it pays less, so only a miner would).
+    let rpc = stack.devnet.rpc();
+    let reward = bitcoin::Address::p2tr(
+        &bitcoin::secp256k1::Secp256k1::new(),
+        old_runs[0].keys.x_only_public_key().0,
+        None,
+        bitcoin::Network::Regtest,
+    );
+    let _: serde_json::Value = rpc
+        .call(
+            "generateblock",
+            &[
+                serde_json::json!(reward.to_string()),
+                serde_json::json!([bitcoin::consensus::encode::serialize_hex(&kickoff)]),
+            ],
+        )
+        .await
+        .expect("a block with the kickoff");
+    assert_eq!(
+        common::chain::spender(&stack, funding.txid, funding.vout).await,
+        Some(kickoff.compute_txid())
+    );
+
+    // The LSP walks both channels and claims what is its own in them.
+    let moved: Vec<_> = old_runs.iter().map(|r| leaf_of(r).channel).collect();
+    let claimed = |view: &serde_json::Value| {
+        let confirmed = |kind: &str| {
+            view["claims"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["kind"] == kind && c["confirmed"] == true))
+        };
+        confirmed("ToLocal") && confirmed("LStock")
+    };
+    let started = common::chain::tip(&stack).await;
+    loop {
+        let tip = common::chain::tip(&stack).await;
+        assert!(
+            tip < started + 60,
+            "the LSP did not take the factory on chain: {} / {}",
+            common::pay::admin_channel(&stack, moved[0]).await,
+            common::pay::admin_channel(&stack, moved[1]).await
+        );
+        for _ in 0..20 {
+            if !rpc.get_raw_mempool().await.expect("mempool").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stack.devnet.mine(1).await.expect("mine");
+        tokio::time::sleep(Duration::from_millis(2_300)).await;
+        let a = common::pay::admin_channel(&stack, moved[0]).await;
+        let b = common::pay::admin_channel(&stack, moved[1]).await;
+        if claimed(&a) && claimed(&b) {
+            break;
+        }
+    }
+    // The lost close is forgotten: the ladder no longer shows the factory closing by it.
+    let ladder = common::admin_get(&stack.http_url(), "/admin/ladder").await;
+    assert!(
+        ladder["factories"][0]["close_txid"].is_null(),
+        "the close {close} is dropped: {ladder}"
+    );
+    assert!(!common::chain::confirmed(&stack, close.parse().expect("txid")).await);
 }

@@ -536,7 +536,7 @@ impl Router {
                         .iter()
                         .map(|c| {
                             serde_json::json!({
-                                "kind": format!("{:?}", c.kind),
+                                "kind": c.kind.name(),
                                 "txid": c.tx.compute_txid().to_string(),
                                 "confirmed": c.confirmed,
                             })

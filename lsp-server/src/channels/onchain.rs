@@ -190,11 +190,30 @@ impl Closing {
     }
 }
 
-/// A claim the LSP made from a commitment on chain, broadcast until it confirms.
+/// What a claim of the LSP's takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClaimOf {
+    /// An output of a commitment on chain (`Channel::claims_for`).
+    Commitment(shared::channel::ClaimKind),
+    /// The L-stock of the leaf the channel lives on (`LeafState::lstock_sweep`).
+    LStock,
+}
+
+impl ClaimOf {
+    /// Its name in the admin view (`Penalty`, `ToLocal`, `HtlcSuccess { .. }`, `LStock`, ...).
+    pub(super) fn name(&self) -> String {
+        match self {
+            ClaimOf::Commitment(kind) => format!("{kind:?}"),
+            ClaimOf::LStock => "LStock".into(),
+        }
+    }
+}
+
+/// A claim the LSP made from a channel's transactions on chain, broadcast until it confirms.
 #[derive(Debug, Clone)]
 pub(super) struct Claim {
     /// What it takes.
-    pub(super) kind: shared::channel::ClaimKind,
+    pub(super) kind: ClaimOf,
     /// The signed transaction.
     pub(super) tx: Transaction,
     /// Whether it confirmed.
@@ -505,6 +524,7 @@ impl super::Router {
     pub(super) fn on_seen(&mut self, seen: Seen) {
         match seen {
             Seen::FactorySpent { factory, spender } => {
+                self.close_lost(factory, spender);
                 let ids: Vec<ChannelId> = self
                     .links
                     .values()
@@ -528,7 +548,7 @@ impl super::Router {
                         .filter(|c| c.tx.compute_txid() == txid)
                     {
                         if !c.confirmed {
-                            tracing::warn!(channel = %id, %txid, kind = ?c.kind, "claim confirmed");
+                            tracing::warn!(channel = %id, %txid, kind = c.kind.name(), "claim confirmed");
                         }
                         c.confirmed = true;
                     }
@@ -559,7 +579,48 @@ impl super::Router {
                 tracing::warn!(channel = %id, %spender, error = %e, "the channel output was spent by a transaction that is not a commitment (a cooperative close?)")
             }
         }
+        // The channel output is spent, so the leaf it lives on is on chain: its L-stock is the
+        // LSP's after `lstock_csv`.
+        self.claim_lstock(id);
         self.close_link(id, Closing::ChannelOnChain { spender });
+    }
+
+    /// Adds the claim of the L-stock of `id`'s live leaf state (on chain, since its channel
+    /// output is spent), unless it has one or the L-stock would not pay its fee.
+    fn claim_lstock(&mut self, id: ChannelId) {
+        let (path, secret) = match self.member_path(id) {
+            Ok((_, path, secret)) => (path, secret),
+            Err(e) => {
+                tracing::error!(channel = %id, error = %e, "cannot claim the leaf's L-stock");
+                return;
+            }
+        };
+        let rate = self
+            .chain
+            .urgent_rate
+            .max(bitcoin::FeeRate::from_sat_per_vb_u32(2));
+        let sweep_to = self.settings.sweep_to.clone();
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        if link.claims.iter().any(|c| c.kind == ClaimOf::LStock) {
+            return;
+        }
+        match link
+            .leaf
+            .latest()
+            .lstock_sweep(&path, &secret, sweep_to, rate)
+        {
+            Ok(Some(tx)) => link.claims.push(Claim {
+                kind: ClaimOf::LStock,
+                tx,
+                confirmed: false,
+            }),
+            Ok(None) => {
+                tracing::info!(channel = %id, "the leaf's L-stock would not pay its own fee; left")
+            }
+            Err(e) => tracing::error!(channel = %id, error = %e, "cannot claim the leaf's L-stock"),
+        }
     }
 
     /// Adds to `id`'s claims every claim from its commitment `tx` it does not have yet.
@@ -585,6 +646,7 @@ impl super::Router {
             .claims_for(tx, &self.settings.sweep_to, feerate, preimages)?;
         let new: Vec<Claim> = claims
             .into_iter()
+            .map(|(kind, tx)| (ClaimOf::Commitment(kind), tx))
             .filter(|(kind, _)| link.claims.iter().all(|c| c.kind != *kind))
             .map(|(kind, tx)| Claim {
                 kind,
@@ -595,7 +657,7 @@ impl super::Router {
         if !new.is_empty() {
             tracing::warn!(
                 channel = %id, spender = %tx.compute_txid(),
-                claims = ?new.iter().map(|c| c.kind).collect::<Vec<_>>(),
+                claims = ?new.iter().map(|c| c.kind.name()).collect::<Vec<_>>(),
                 "a commitment of the channel is on chain; claiming what is the LSP's"
             );
         }

@@ -19,9 +19,14 @@
 //! The LSP waits until the last safe height, not the end of the dying period, because it is
 //! the party that is always online: a member gets every block until then to leave on its own
 //! terms.
+//!
+//! The same walk answers a key-path close that lost: a member that released its key may still
+//! publish the old tree before the close confirms. The close can then never confirm, so the
+//! LSP forgets it and walks every channel of the factory at once ([`Router::close_lost`]).
 
-use bitcoin::Transaction;
+use bitcoin::{Transaction, Txid};
 use shared::pay::ChannelId;
+use shared::types::FactoryId;
 
 use super::onchain::Closing;
 use super::Router;
@@ -31,10 +36,54 @@ impl Router {
     /// not closed by key path, once.
     pub(super) fn retire_old_channels(&mut self) {
         let height = self.height;
-        let due: Vec<(ChannelId, Transaction)> = self
+        let due: Vec<ChannelId> = self
             .links
             .values()
             .filter(|l| height >= l.retire_at)
+            .map(|l| l.id)
+            .collect();
+        self.take_on_chain(
+            due,
+            "its factory nears its timeout with the channel still in it: taking it on chain",
+        );
+    }
+
+    /// The funding output of `factory` was spent by `spender`. If that is not the key-path
+    /// close the LSP signed (a member that released its key published the old tree before the
+    /// close confirmed), the close can never confirm: the LSP forgets it and takes every
+    /// channel of the factory on chain now, since the tree holds its capital.
+    pub(super) fn close_lost(&mut self, factory: FactoryId, spender: Txid) {
+        let Some(close) = self.chain.closes.get(&factory) else {
+            return;
+        };
+        if close.compute_txid() == spender {
+            return;
+        }
+        tracing::warn!(%factory, %spender, close = %close.compute_txid(), "the factory's tree went on chain instead of its key-path close: walking its channels");
+        self.chain.closes.remove(&factory);
+        self.chain.key_closed.remove(&factory);
+        if let Err(e) = self.store.drop_close(factory) {
+            tracing::error!(%factory, error = %e, "cannot forget the factory's close");
+        }
+        let ids: Vec<ChannelId> = self
+            .links
+            .values()
+            .filter(|l| l.id.factory == factory)
+            .map(|l| l.id)
+            .collect();
+        self.take_on_chain(
+            ids,
+            "its factory's tree went on chain instead of its close: taking it on chain",
+        );
+    }
+
+    /// Walks each of `ids` that is still off chain, in a factory not closed by key path, to the
+    /// LSP's latest commitment; once per channel.
+    fn take_on_chain(&mut self, ids: Vec<ChannelId>, why: &'static str) {
+        let height = self.height;
+        let due: Vec<(ChannelId, Transaction)> = ids
+            .into_iter()
+            .filter_map(|id| self.links.get(&id))
             .filter(|l| !self.chain.retired.contains(&l.id))
             .filter(|l| !self.chain.walks.contains_key(&l.id))
             .filter(|l| !self.chain.key_closed.contains(&l.id.factory))
@@ -43,7 +92,7 @@ impl Router {
             .collect();
         for (id, commitment) in due {
             self.chain.retired.insert(id);
-            tracing::warn!(channel = %id, height, "its factory nears its timeout with the channel still in it: taking it on chain");
+            tracing::warn!(channel = %id, height, "{why}");
             if self.start_walk(id, commitment)
                 && self
                     .links

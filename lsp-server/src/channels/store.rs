@@ -782,6 +782,17 @@ impl ChannelStore {
         Ok(())
     }
 
+    /// Forgets `factory`'s close: something else spent its funding output, so it can never
+    /// confirm (a restart that finds every key released signs another, which the channel watch
+    /// drops again the same way).
+    pub fn drop_close(&self, factory: FactoryId) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "DELETE FROM factory_closes WHERE factory = ?1 AND confirmed_height IS NULL",
+            params![factory.0 as i64],
+        )?;
+        Ok(())
+    }
+
     /// Every stored close: factory, transaction, confirmation height.
     pub fn closes(
         &self,

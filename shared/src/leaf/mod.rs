@@ -26,6 +26,7 @@
 mod advance;
 mod messages;
 mod states;
+mod sweep;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 pub use advance::{Advance, AdvanceError};
 pub use messages::{LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest};
 pub use states::{LeafStates, LeafStatesError};
+pub use sweep::SweepError;
 
 use crate::channel::CommitmentSpec;
 use crate::params::{BlockDelta, FactoryParams};

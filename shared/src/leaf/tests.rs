@@ -220,3 +220,34 @@ fn both_sides_sign_an_advance_and_a_bad_partial_is_refused() {
         LeafState::first(&path).lstock_outpoint()
     );
 }
+
+#[test]
+fn the_lsp_sweeps_the_lstock_of_the_state_on_chain_after_its_csv() {
+    let (path, keys) = setup();
+    let first = LeafState::first(&path);
+    let to = bitcoin::ScriptBuf::new_p2a();
+    let rate = bitcoin::FeeRate::from_sat_per_vb_u32(2);
+    let tx = first
+        .lstock_sweep(&path, &keys.lsp, to.clone(), rate)
+        .unwrap()
+        .expect("the L-stock pays more than its fee");
+    assert_eq!(tx.input[0].previous_output, first.lstock_outpoint());
+    let csv = path.proposal().params.lstock_csv;
+    assert_eq!(tx.input[0].sequence, csv.to_relative_sequence().unwrap());
+    let prevout = first.node.tx.output[1].clone();
+    assert_eq!(
+        prevout.value - tx.output[0].value,
+        rate.fee_vb(tx.vsize() as u64).unwrap(),
+        "exactly the rate on the signed size"
+    );
+    crate::testing::tree::consensus_verify_tx(&tx, &prevout).unwrap();
+    // Only the LSP's key; and a rate that eats the output builds nothing.
+    assert!(matches!(
+        first.lstock_sweep(&path, &keys.clients[0], to.clone(), rate),
+        Err(SweepError::NotTheLspKey)
+    ));
+    assert!(first
+        .lstock_sweep(&path, &keys.lsp, to, bitcoin::FeeRate::from_sat_per_vb_u32(1_000))
+        .unwrap()
+        .is_none());
+}
