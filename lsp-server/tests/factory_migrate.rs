@@ -444,9 +444,10 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
     // channels (its `to_local`) and the L-stock of both leaves.
     let claimed = |view: &serde_json::Value| {
         let confirmed = |kind: &str| {
-            view["claims"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["kind"] == kind && c["confirmed"] == true))
+            view["claims"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["kind"] == kind && c["confirmed"] == true)
+            })
         };
         confirmed("ToLocal") && confirmed("LStock")
     };
@@ -589,9 +590,10 @@ async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
     let moved: Vec<_> = old_runs.iter().map(|r| leaf_of(r).channel).collect();
     let claimed = |view: &serde_json::Value| {
         let confirmed = |kind: &str| {
-            view["claims"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["kind"] == kind && c["confirmed"] == true))
+            view["claims"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["kind"] == kind && c["confirmed"] == true)
+            })
         };
         confirmed("ToLocal") && confirmed("LStock")
     };

@@ -89,11 +89,7 @@ impl LeafState {
         let Some(fee) = feerate.fee_vb(tx.vsize() as u64) else {
             return Ok(None);
         };
-        let Some(value) = prevout
-            .value
-            .checked_sub(fee)
-            .filter(|v| *v >= P2TR_DUST)
-        else {
+        let Some(value) = prevout.value.checked_sub(fee).filter(|v| *v >= P2TR_DUST) else {
             return Ok(None);
         };
         tx.output[0].value = value;

@@ -246,8 +246,10 @@ fn the_lsp_sweeps_the_lstock_of_the_state_on_chain_after_its_csv() {
         first.lstock_sweep(&path, &keys.clients[0], to.clone(), rate),
         Err(SweepError::NotTheLspKey)
     ));
+    let eats_it =
+        bitcoin::FeeRate::from_sat_per_vb(prevout.value.to_sat() / tx.vsize() as u64 + 1).unwrap();
     assert!(first
-        .lstock_sweep(&path, &keys.lsp, to, bitcoin::FeeRate::from_sat_per_vb_u32(1_000))
+        .lstock_sweep(&path, &keys.lsp, to, eats_it)
         .unwrap()
         .is_none());
 }
