@@ -10,7 +10,9 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::Amount;
-use common::pay::{funded_factory, join_with, leaf_of, start_payer_with, with_balances, Payer};
+use common::pay::{
+    claims_confirmed, funded_factory, join_with, leaf_of, start_payer_with, with_balances, Payer,
+};
 use common::swarm::ClientSpec;
 use futures::StreamExt;
 use lsp_server::PaymentOptions;
@@ -24,19 +26,75 @@ fn spec() -> ClientSpec {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transaction() {
-    let payments = PaymentOptions {
+/// The LSP's faucet pays up to 50,000 sats.
+fn payments() -> PaymentOptions {
+    PaymentOptions {
         faucet_max_sat: 50_000,
         ..PaymentOptions::default()
-    };
-    let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
-    common::fund_lsp(&stack, Amount::from_sat(2_000_000)).await;
+    }
+}
+
+/// Factory A: two wallets holding faucet sats (20,000 and 25,000, less their join fees).
+struct FactoryA {
+    stack: common::Stack,
+    storage: tempfile::TempDir,
+    runs: Vec<common::swarm::ClientRun>,
+    stores: Vec<wallet::pay::MemoryPayStore>,
+    balances: Vec<Amount>,
+}
+
+async fn factory_a(lsp_funds: Amount) -> FactoryA {
+    let stack = common::start_full(common::fast_factory(2, 2), payments(), None).await;
+    common::fund_lsp(&stack, lsp_funds).await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
-    let old_runs = funded_factory(&stack, &config, spec(), 2).await;
+    let runs = funded_factory(&stack, &config, spec(), 2).await;
+    let (stores, balances) = with_balances(&stack, &runs).await;
+    FactoryA {
+        stack,
+        storage,
+        runs,
+        stores,
+        balances,
+    }
+}
 
-    let (stores, balances) = with_balances(&stack, &old_runs).await;
+/// Wallet 0 of A joins factory B beside a newcomer and moves its whole balance there; returns
+/// B's runs and what moved.
+async fn first_moves_beside_a_newcomer(a: &FactoryA) -> (Vec<common::swarm::ClientRun>, Amount) {
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let newcomer = bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
+    let b_runs = join_with(
+        &a.stack,
+        a.storage.path(),
+        "b",
+        spec(),
+        &[a.runs[0].keys, newcomer],
+    )
+    .await;
+    let mut mover = start_payer_with(
+        &a.stack,
+        a.runs[0].keys,
+        vec![leaf_of(&a.runs[0]), leaf_of(&b_runs[0])],
+        a.stores[0].clone(),
+    );
+    mover.ready(30).await;
+    let (from, to) = (mover.leaves[0].channel, mover.leaves[1].channel);
+    let moved = mover.handle.migrate(from, to).await.expect("migrated");
+    mover.handle.stop();
+    let _ = mover.task.await;
+    (b_runs, moved)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transaction() {
+    let FactoryA {
+        stack,
+        storage,
+        runs: old_runs,
+        stores,
+        balances,
+    } = factory_a(Amount::from_sat(2_000_000)).await;
 
     // The same wallets join factory B (new factory keys, same identities).
     let keys: Vec<_> = old_runs.iter().map(|r| r.keys).collect();
@@ -203,45 +261,25 @@ async fn wallets_move_to_a_newer_factory_and_the_old_one_closes_in_one_transacti
 /// survives a restart of the LSP; the factory closes once the last member moved too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_stays_is_not_harmed_and_releases_survive_a_restart() {
-    let payments = PaymentOptions {
-        faucet_max_sat: 50_000,
-        ..PaymentOptions::default()
-    };
-    let factory = common::fast_factory(2, 2);
-    let stack = common::start_full(factory.clone(), payments.clone(), None).await;
-    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
-    let old_runs = funded_factory(&stack, &config, spec(), 2).await;
-    let (stores, balances) = with_balances(&stack, &old_runs).await;
-    let funding_a = leaf_of(&old_runs[0]).path.funding_outpoint();
+    let a = factory_a(Amount::from_sat(3_000_000)).await;
+    let funding_a = leaf_of(&a.runs[0]).path.funding_outpoint();
     let secp = bitcoin::secp256k1::Secp256k1::new();
     let newcomer = || bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
 
     // Wallet 0 moves into B (beside a newcomer); wallet 1 stays in A.
-    let b_runs = join_with(
-        &stack,
-        storage.path(),
-        "b",
-        spec(),
-        &[old_runs[0].keys, newcomer()],
-    )
-    .await;
-    let mut mover = start_payer_with(
-        &stack,
-        old_runs[0].keys,
-        vec![leaf_of(&old_runs[0]), leaf_of(&b_runs[0])],
-        stores[0].clone(),
-    );
-    mover.ready(30).await;
-    let (from, to) = (mover.leaves[0].channel, mover.leaves[1].channel);
-    let moved = mover.handle.migrate(from, to).await.expect("migrated");
-    assert_eq!(moved, balances[0]);
-    mover.handle.stop();
-    let _ = mover.task.await;
+    let (_, moved) = first_moves_beside_a_newcomer(&a).await;
+    assert_eq!(moved, a.balances[0]);
+    let from = leaf_of(&a.runs[0]).channel;
+    let FactoryA {
+        stack,
+        storage,
+        runs: old_runs,
+        stores,
+        balances,
+    } = a;
 
     // The LSP restarts: the release is still there, A stays open for the one who stayed.
-    let stack = common::restart(stack, factory, payments).await;
+    let stack = common::restart(stack, common::fast_factory(2, 2), payments()).await;
     let moved_channel = common::pay::admin_channel(&stack, from).await;
     assert_eq!(moved_channel["state"], "moved", "{moved_channel}");
     let mut stayer = start_payer_with(
@@ -367,43 +405,16 @@ async fn an_open_wallet_is_told_when_its_factory_starts_dying() {
 /// channels and both leaves' L-stock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout() {
-    let payments = PaymentOptions {
-        faucet_max_sat: 50_000,
-        ..PaymentOptions::default()
-    };
-    let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
-    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
-    let old_runs = funded_factory(&stack, &config, spec(), 2).await;
-    let (stores, balances) = with_balances(&stack, &old_runs).await;
-    let secp = bitcoin::secp256k1::Secp256k1::new();
-    let newcomer = bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
-
+    let a = factory_a(Amount::from_sat(3_000_000)).await;
     // Wallet 0 moves into B; wallet 1 stays in A and is never seen again.
-    let b_runs = join_with(
-        &stack,
-        storage.path(),
-        "b",
-        spec(),
-        &[old_runs[0].keys, newcomer],
-    )
-    .await;
-    let mut mover = start_payer_with(
-        &stack,
-        old_runs[0].keys,
-        vec![leaf_of(&old_runs[0]), leaf_of(&b_runs[0])],
-        stores[0].clone(),
-    );
-    mover.ready(30).await;
-    let (moved_from, to) = (mover.leaves[0].channel, mover.leaves[1].channel);
-    mover
-        .handle
-        .migrate(moved_from, to)
-        .await
-        .expect("migrated");
-    mover.handle.stop();
-    let _ = mover.task.await;
+    first_moves_beside_a_newcomer(&a).await;
+    let FactoryA {
+        stack,
+        runs: old_runs,
+        balances,
+        ..
+    } = a;
+    let moved_from = leaf_of(&old_runs[0]).channel;
 
     let stayer = leaf_of(&old_runs[1]);
     let paths = [leaf_of(&old_runs[0]).path, stayer.path.clone()];
@@ -442,15 +453,7 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
 
     // From there, a block every pass of the LSP's watch, until it claimed its side of both
     // channels (its `to_local`) and the L-stock of both leaves.
-    let claimed = |view: &serde_json::Value| {
-        let confirmed = |kind: &str| {
-            view["claims"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["kind"] == kind && c["confirmed"] == true)
-            })
-        };
-        confirmed("ToLocal") && confirmed("LStock")
-    };
+    let claimed = |view: &serde_json::Value| claims_confirmed(view, &["ToLocal", "LStock"]);
     loop {
         let tip = common::chain::tip(&stack).await;
         assert!(
@@ -459,15 +462,7 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
             common::pay::admin_channel(&stack, moved_from).await,
             common::pay::admin_channel(&stack, stayer.channel).await
         );
-        for _ in 0..20 {
-            let mempool = stack.devnet.rpc().get_raw_mempool().await.expect("mempool");
-            if !mempool.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        stack.devnet.mine(1).await.expect("mine");
-        tokio::time::sleep(Duration::from_millis(2_300)).await;
+        common::chain::mine_after_a_pass(&stack.devnet).await;
         let moved = common::pay::admin_channel(&stack, moved_from).await;
         let stayed = common::pay::admin_channel(&stack, stayer.channel).await;
         if claimed(&moved) && claimed(&stayed) {
@@ -521,16 +516,13 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
 /// its side and both leaves' L-stock, so the griefer strands none of the LSP's capital.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
-    let payments = PaymentOptions {
-        faucet_max_sat: 50_000,
-        ..PaymentOptions::default()
-    };
-    let stack = common::start_full(common::fast_factory(2, 2), payments, None).await;
-    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
-    let storage = tempfile::tempdir().expect("temp dir");
-    let config = common::swarm_config(&stack, storage.path());
-    let old_runs = funded_factory(&stack, &config, spec(), 2).await;
-    let (stores, _) = with_balances(&stack, &old_runs).await;
+    let FactoryA {
+        stack,
+        storage,
+        runs: old_runs,
+        stores,
+        ..
+    } = factory_a(Amount::from_sat(3_000_000)).await;
     let keys: Vec<_> = old_runs.iter().map(|r| r.keys).collect();
     let new_runs = join_with(&stack, storage.path(), "b", spec(), &keys).await;
     let path = leaf_of(&old_runs[0]).path;
@@ -588,15 +580,7 @@ async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
 
     // The LSP walks both channels and claims what is its own in them.
     let moved: Vec<_> = old_runs.iter().map(|r| leaf_of(r).channel).collect();
-    let claimed = |view: &serde_json::Value| {
-        let confirmed = |kind: &str| {
-            view["claims"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["kind"] == kind && c["confirmed"] == true)
-            })
-        };
-        confirmed("ToLocal") && confirmed("LStock")
-    };
+    let claimed = |view: &serde_json::Value| claims_confirmed(view, &["ToLocal", "LStock"]);
     let started = common::chain::tip(&stack).await;
     loop {
         let tip = common::chain::tip(&stack).await;
@@ -606,14 +590,7 @@ async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
             common::pay::admin_channel(&stack, moved[0]).await,
             common::pay::admin_channel(&stack, moved[1]).await
         );
-        for _ in 0..20 {
-            if !rpc.get_raw_mempool().await.expect("mempool").is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        stack.devnet.mine(1).await.expect("mine");
-        tokio::time::sleep(Duration::from_millis(2_300)).await;
+        common::chain::mine_after_a_pass(&stack.devnet).await;
         let a = common::pay::admin_channel(&stack, moved[0]).await;
         let b = common::pay::admin_channel(&stack, moved[1]).await;
         if claimed(&a) && claimed(&b) {

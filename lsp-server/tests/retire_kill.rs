@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use bitcoin::Amount;
-use common::pay::{funded_factory_of, leaf_of, start_payer_at};
+use common::pay::{admin_channel_at, claims_confirmed, funded_factory_of, leaf_of, start_payer_at};
 use common::process::{free_port, fund, message, swarm_config, LspProcess};
 use common::swarm::{self, ClientSpec};
 use devnet::{Devnet, DevnetConfig};
@@ -33,35 +31,6 @@ async fn tip(devnet: &Devnet) -> u32 {
         .to_consensus_u32()
 }
 
-async fn channel_view(port: u16, channel: shared::pay::ChannelId) -> serde_json::Value {
-    let view = common::admin_get(&format!("http://127.0.0.1:{port}"), "/admin/payments").await;
-    view["channels"]
-        .as_array()
-        .expect("channels")
-        .iter()
-        .find(|c| c["channel"] == channel.to_string().as_str())
-        .expect("the LSP has the channel")
-        .clone()
-}
-
-/// Mines one block after the LSP's pass had its chance to publish.
-async fn mine_after_a_pass(devnet: &Devnet) {
-    for _ in 0..20 {
-        if !devnet
-            .rpc()
-            .get_raw_mempool()
-            .await
-            .expect("mempool")
-            .is_empty()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    devnet.mine(1).await.expect("mine");
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_retirement_walk_still_pays_everyone_and_the_lsp() {
     let devnet = Devnet::start(DevnetConfig::default())
@@ -71,6 +40,7 @@ async fn sigkill_mid_retirement_walk_still_pays_everyone_and_the_lsp() {
     let storage = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let ws = format!("ws://127.0.0.1:{port}/ws");
+    let http = format!("http://127.0.0.1:{port}");
     let lsp = LspProcess::start(&devnet, data_dir.path(), port, 2).await;
     fund(&devnet, port).await;
     let config = swarm_config(&devnet, port, storage.path());
@@ -109,24 +79,16 @@ async fn sigkill_mid_retirement_walk_still_pays_everyone_and_the_lsp() {
 
     // The walk starts; the LSP dies right after putting the first transaction out.
     let walking = |v: &serde_json::Value| message(v).starts_with("going on chain: published");
-    mine_after_a_pass(&devnet).await;
+    common::chain::mine_after_a_pass(&devnet).await;
     lsp.wait_log("the first step of the walk", 1, walking).await;
     lsp.kill().await;
-    mine_after_a_pass(&devnet).await;
+    common::chain::mine_after_a_pass(&devnet).await;
     let lsp = LspProcess::start(&devnet, data_dir.path(), port, 2).await;
 
-    let claimed = |view: &serde_json::Value| {
-        let confirmed = |kind: &str| {
-            view["claims"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["kind"] == kind && c["confirmed"] == true)
-            })
-        };
-        confirmed("ToLocal") && confirmed("LStock")
-    };
+    let claimed = |view: &serde_json::Value| claims_confirmed(view, &["ToLocal", "LStock"]);
     loop {
-        let a = channel_view(port, leaves[0].channel).await;
-        let b = channel_view(port, leaves[1].channel).await;
+        let a = admin_channel_at(&http, leaves[0].channel).await;
+        let b = admin_channel_at(&http, leaves[1].channel).await;
         if claimed(&a) && claimed(&b) {
             break;
         }
@@ -134,7 +96,7 @@ async fn sigkill_mid_retirement_walk_still_pays_everyone_and_the_lsp() {
             tip(&devnet).await < timeout + 40,
             "the restarted LSP finishes the walk and claims: {a} / {b}"
         );
-        mine_after_a_pass(&devnet).await;
+        common::chain::mine_after_a_pass(&devnet).await;
     }
 
     // The funding output went before `T`; each member's balance is at its own key.

@@ -17,8 +17,8 @@ mod common;
 
 use bitcoin::hashes::Hash;
 use bitcoin::Amount;
-use common::chain::{broadcast, confirmed, publish_path, spender, tip};
-use common::pay::{admin_channel, leaf_of};
+use common::chain::{broadcast, confirmed, mine_after_a_pass, publish_path, spender, tip};
+use common::pay::{admin_channel, claims_confirmed, leaf_of};
 use common::puppet::{setup, setup_on, Setup};
 use common::raw;
 use lsp_server::PaymentOptions;
@@ -403,23 +403,9 @@ async fn a_payee_that_claims_on_chain_tells_the_lsp_the_preimage() {
             "the LSP did not collect the payer's HTLC before it could time out: {}",
             admin_channel(&stack, payer_leaf.channel).await
         );
-        for _ in 0..20 {
-            let mempool = stack.devnet.rpc().get_raw_mempool().await.expect("mempool");
-            if !mempool.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        stack.devnet.mine(1).await.expect("mine");
-        tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+        mine_after_a_pass(&stack.devnet).await;
         let view = admin_channel(&stack, payer_leaf.channel).await;
-        let claims = view["claims"].as_array().cloned().unwrap_or_default();
-        if claims.iter().any(|c| {
-            c["kind"]
-                .as_str()
-                .is_some_and(|k| k.starts_with("HtlcSuccess"))
-                && c["confirmed"] == true
-        }) {
+        if claims_confirmed(&view, &["HtlcSuccess"]) {
             break;
         }
     }
@@ -503,24 +489,14 @@ async fn take_a_silent_payer_on_chain(set: Setup) -> Walked {
     let channel = path.channel_outpoint();
     assert_eq!(spender(&stack, channel.txid, channel.vout).await, None);
 
-    // From the deadline, one block every pass of the LSP's watch. A pass that builds a fee
-    // child takes longer under load, and on a real chain it has ten minutes: a block with an
-    // empty mempool waits up to two seconds more for the pass to publish.
+    // From the deadline, one block every pass of the LSP's watch.
     let (commitment, claim) = loop {
         assert!(
             tip(&stack).await < expiry,
             "the LSP did not claim the HTLC before its expiry: {}",
             admin_channel(&stack, p.id).await
         );
-        for _ in 0..20 {
-            let mempool = stack.devnet.rpc().get_raw_mempool().await.expect("mempool");
-            if !mempool.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        stack.devnet.mine(1).await.expect("mine");
-        tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+        mine_after_a_pass(&stack.devnet).await;
         let view = admin_channel(&stack, p.id).await;
         let claims = view["claims"].as_array().cloned().unwrap_or_default();
         let success = claims.iter().find(|c| {
@@ -552,8 +528,9 @@ async fn take_a_silent_payer_on_chain(set: Setup) -> Walked {
 }
 
 /// Follows what spent the payer's funding output down to `commitment`: at each transaction,
-/// the spender of its P2A anchor is its child, and the spender of another output is the next
-/// transaction of the walk (only the payer's path was published).
+/// the spender of its P2A anchor is its child, and the spender that is the next node of the
+/// path (or the commitment) is the next transaction of the walk (the leaf's L-stock is spent by
+/// the LSP's L-stock claim, which is not part of the walk).
 async fn walked(
     stack: &common::Stack,
     path: &shared::path::ClientPath,
@@ -562,6 +539,12 @@ async fn walked(
     let rpc = stack.devnet.rpc();
     let funding = path.funding_outpoint();
     let mut next = spender(stack, funding.txid, funding.vout).await;
+    let on_path: std::collections::BTreeSet<bitcoin::Txid> = path
+        .nodes()
+        .iter()
+        .map(|n| n.txid())
+        .chain([commitment])
+        .collect();
     let mut published = Vec::new();
     while let Some(txid) = next.take() {
         let tx = rpc
@@ -576,7 +559,7 @@ async fn walked(
             };
             if out.script_pubkey == bitcoin::ScriptBuf::new_p2a() {
                 child = Some(by);
-            } else if txid != commitment {
+            } else if txid != commitment && on_path.contains(&by) {
                 next = Some(by);
             }
         }

@@ -149,6 +149,11 @@ impl Forwards {
         }
     }
 
+    /// The payment of the HTLC the LSP offered as `htlc` on channel `id`, while it is open.
+    pub(super) fn outgoing_row(&self, id: ChannelId, htlc: u64) -> Option<i64> {
+        self.outgoing.get(&(id, htlc)).copied()
+    }
+
     /// The HTLCs the LSP offered on channel `id` and was not yet told the preimage of, with
     /// their payment hashes.
     pub(super) fn offered_on(&self, id: ChannelId) -> Vec<(u64, sha256::Hash)> {

@@ -56,6 +56,8 @@ pub(super) enum Seen {
         factory: FactoryId,
         /// The transaction that spent it.
         spender: Txid,
+        /// Whether that transaction is confirmed.
+        confirmed: bool,
     },
     /// The channel output is spent by `tx` (a commitment, or a cooperative close).
     ChannelSpent {
@@ -80,6 +82,9 @@ pub(super) enum Seen {
         /// The claim.
         txid: Txid,
     },
+    /// A spender of a commitment's output was read for preimages ([`Hunt`]); it is not read
+    /// again.
+    Scanned(Txid),
     /// A spend of an output of channel `id`'s commitment on chain revealed a preimage the LSP
     /// was looking for ([`Hunt`]).
     Preimage {
@@ -99,8 +104,8 @@ pub(super) struct Hunt {
     pub(super) commitment: Txid,
     /// The payment hashes looked for.
     pub(super) hashes: BTreeSet<sha256::Hash>,
-    /// The LSP's own claims from it (nothing to learn from them).
-    pub(super) ours: BTreeSet<Txid>,
+    /// Spenders not to read: the LSP's own claims, and those read already.
+    pub(super) skip: BTreeSet<Txid>,
 }
 
 /// What one pass looks at.
@@ -277,12 +282,13 @@ async fn look_for_preimages(
         .into_iter()
         .filter(|o| o.spent)
         .filter_map(|o| o.txid)
-        .filter(|t| !hunt.ours.contains(t))
+        .filter(|t| !hunt.skip.contains(t))
         .collect();
     for txid in spenders {
         let Some(Some(tx)) = read("spending tx", esplora.get_tx(&txid)).await else {
             continue;
         };
+        let _ = report.send(Seen::Scanned(txid));
         for preimage in shared::channel::claim::revealed_preimages(&tx, &hunt.hashes).into_values()
         {
             let _ = report.send(Seen::Preimage {
@@ -311,14 +317,19 @@ pub(super) async fn read<T, E: std::fmt::Display>(
     }
 }
 
-/// The transaction spending `out`, if Esplora says it is spent.
-async fn spender(esplora: &AsyncClient, out: OutPoint) -> Option<Txid> {
+/// The transaction spending `out`, and whether it is confirmed, if Esplora says it is spent.
+async fn spender(esplora: &AsyncClient, out: OutPoint) -> Option<(Txid, bool)> {
     let status = read(
         "outspend",
         esplora.get_output_status(&out.txid, u64::from(out.vout)),
     )
     .await??;
-    status.spent.then_some(status.txid).flatten()
+    let confirmed = status.status.is_some_and(|s| s.confirmed);
+    status
+        .spent
+        .then_some(status.txid)
+        .flatten()
+        .map(|t| (t, confirmed))
 }
 
 async fn pass(
@@ -337,15 +348,16 @@ async fn pass(
             .push(w);
     }
     for ((factory, funding), channels) in by_factory {
-        let Some(by) = spender(esplora, funding).await else {
+        let Some((by, confirmed)) = spender(esplora, funding).await else {
             continue; // off chain (or unknown this pass)
         };
         let _ = report.send(Seen::FactorySpent {
             factory,
             spender: by,
+            confirmed,
         });
         for w in channels {
-            let Some(by) = spender(esplora, w.channel).await else {
+            let Some((by, _)) = spender(esplora, w.channel).await else {
                 continue;
             };
             if let Some(Some(tx)) = read("spending tx", esplora.get_tx(&by)).await {
@@ -401,6 +413,11 @@ pub(super) struct ChainWatch {
     pub(super) urgent_rate: bitcoin::FeeRate,
     /// Preimages learned from payees' claims on chain ([`Hunt`]).
     learned: BTreeMap<sha256::Hash, [u8; 32]>,
+    /// Spenders of commitments' outputs already read for preimages.
+    scanned: BTreeSet<Txid>,
+    /// Channels whose walk could not start (no signed path), and when: tried again a minute
+    /// later.
+    pub(super) retire_failed: BTreeMap<ChannelId, std::time::Instant>,
     /// Channels the LSP started taking on chain because their factory nears its timeout.
     pub(super) retired: BTreeSet<ChannelId>,
     /// Factories closed (or closing) by key path: nothing of theirs is walked.
@@ -421,6 +438,8 @@ impl ChainWatch {
             walks: BTreeMap::new(),
             closes: BTreeMap::new(),
             learned: BTreeMap::new(),
+            scanned: BTreeSet::new(),
+            retire_failed: BTreeMap::new(),
             retired: BTreeSet::new(),
             key_closed: BTreeSet::new(),
         }
@@ -509,12 +528,17 @@ impl super::Router {
                     .into_iter()
                     .map(|(_, hash)| hash)
                     .collect();
-                let ours = l.claims.iter().map(|c| c.tx.compute_txid()).collect();
+                let skip = l
+                    .claims
+                    .iter()
+                    .map(|c| c.tx.compute_txid())
+                    .chain(self.chain.scanned.iter().copied())
+                    .collect();
                 (!hashes.is_empty()).then_some(Hunt {
                     id: l.id,
                     commitment,
                     hashes,
-                    ours,
+                    skip,
                 })
             })
             .collect()
@@ -523,8 +547,15 @@ impl super::Router {
     /// Acts on what a pass saw.
     pub(super) fn on_seen(&mut self, seen: Seen) {
         match seen {
-            Seen::FactorySpent { factory, spender } => {
-                self.close_lost(factory, spender);
+            Seen::FactorySpent {
+                factory,
+                spender,
+                confirmed,
+            } => {
+                // A close that lost is known only once its rival confirmed.
+                if confirmed {
+                    self.close_lost(factory, spender);
+                }
                 let ids: Vec<ChannelId> = self
                     .links
                     .values()
@@ -539,8 +570,12 @@ impl super::Router {
             Seen::ChannelSpent { id, tx } => self.on_channel_spent(id, &tx),
             Seen::CloseConfirmed { factory, height } => self.on_close_confirmed(factory, height),
             Seen::FeeRate(rate) => self.chain.urgent_rate = rate,
+            Seen::Scanned(txid) => {
+                self.chain.scanned.insert(txid);
+            }
             Seen::Preimage { id, preimage } => self.on_revealed(id, preimage),
             Seen::ClaimConfirmed { id, txid } => {
+                let mut timed_out = Vec::new();
                 if let Some(link) = self.links.get_mut(&id) {
                     for c in link
                         .claims
@@ -551,6 +586,25 @@ impl super::Router {
                             tracing::warn!(channel = %id, %txid, kind = c.kind.name(), "claim confirmed");
                         }
                         c.confirmed = true;
+                        if let ClaimOf::Commitment(shared::channel::ClaimKind::HtlcTimeout {
+                            offerer: shared::channel::Side::Lsp,
+                            id: htlc,
+                        }) = c.kind
+                        {
+                            timed_out.push(htlc);
+                        }
+                    }
+                }
+                // The payee never claimed the LSP's HTLC: the LSP has it back, so the payment
+                // fails back to its payer.
+                for htlc in timed_out {
+                    if let Some(row) = self.forwards.outgoing_row(id, htlc) {
+                        self.fail_forward(
+                            row,
+                            shared::pay::PayFailure::ChannelClosed {
+                                reason: "the payee did not claim it on chain in time; it came back to the provider".into(),
+                            },
+                        );
                     }
                 }
             }
@@ -581,13 +635,14 @@ impl super::Router {
         }
         // The channel output is spent, so the leaf it lives on is on chain: its L-stock is the
         // LSP's after `lstock_csv`.
-        self.claim_lstock(id);
+        self.claim_lstock(id, tx);
         self.close_link(id, Closing::ChannelOnChain { spender });
     }
 
-    /// Adds the claim of the L-stock of `id`'s live leaf state (on chain, since its channel
-    /// output is spent), unless it has one or the L-stock would not pay its fee.
-    fn claim_lstock(&mut self, id: ChannelId) {
+    /// Adds the claim of the L-stock of the leaf state of `id` whose channel output `spender`
+    /// spends (so that leaf is on chain), unless it has one or the L-stock would not pay its
+    /// fee.
+    fn claim_lstock(&mut self, id: ChannelId, spender: &Transaction) {
         let (path, secret) = match self.member_path(id) {
             Ok((_, path, secret)) => (path, secret),
             Err(e) => {
@@ -606,11 +661,16 @@ impl super::Router {
         if link.claims.iter().any(|c| c.kind == ClaimOf::LStock) {
             return;
         }
-        match link
+        let spent: BTreeSet<OutPoint> = spender.input.iter().map(|i| i.previous_output).collect();
+        let Some(state) = link
             .leaf
-            .latest()
-            .lstock_sweep(&path, &secret, sweep_to, rate)
-        {
+            .states()
+            .iter()
+            .find(|s| spent.contains(&s.channel_outpoint()))
+        else {
+            return;
+        };
+        match state.lstock_sweep(&path, &secret, sweep_to, rate) {
             Ok(Some(tx)) => link.claims.push(Claim {
                 kind: ClaimOf::LStock,
                 tx,
@@ -670,17 +730,17 @@ impl super::Router {
     /// what the preimage opens (a payer's HTLC on its commitment).
     fn on_revealed(&mut self, id: ChannelId, preimage: [u8; 32]) {
         let hash = sha256::Hash::hash(&preimage);
-        if self.chain.learned.insert(hash, preimage).is_some() {
-            return;
-        }
-        tracing::warn!(channel = %id, %hash, "a payee claimed an HTLC on chain: settling its payment with the preimage it revealed");
         for (htlc, _) in self
             .forwards
             .offered_on(id)
             .into_iter()
             .filter(|(_, h)| *h == hash)
         {
+            tracing::warn!(channel = %id, htlc, %hash, "a payee claimed an HTLC on chain: settling its payment with the preimage it revealed");
             self.on_preimage(id, htlc, preimage);
+        }
+        if self.chain.learned.insert(hash, preimage).is_some() {
+            return;
         }
         let preimages = self.known_preimages();
         let on_chain: Vec<(ChannelId, Box<Transaction>)> = self
@@ -724,6 +784,33 @@ impl super::Router {
             reason: closing.describe(),
         };
         self.send_conn(conn, shared::wire::WireMsg::ChannelClosed(msg));
+        // Payments of the wallet's that the LSP settled with a preimage but that no round will
+        // ever commit now: the wallet hears "paid" (again, if it missed it while away).
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        let known = link.channel.known_preimages();
+        for h in link
+            .channel
+            .spec()
+            .htlcs
+            .iter()
+            .filter(|h| h.offerer == shared::channel::Side::Client)
+        {
+            if let Some(preimage) = known.get(&h.hash) {
+                let result = shared::pay::PayResult {
+                    channel: id,
+                    htlc: h.id,
+                    hash: h.hash,
+                    outcome: shared::pay::PayOutcome::Paid {
+                        preimage: *preimage,
+                        fee: bitcoin::Amount::ZERO,
+                        network_fee: None,
+                    },
+                };
+                self.send_conn(conn, shared::wire::WireMsg::PayResult(result));
+            }
+        }
     }
 
     /// Every preimage the LSP knows, from any channel's updates and from payees' claims on chain

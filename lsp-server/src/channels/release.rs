@@ -66,6 +66,20 @@ impl Router {
         if link.channel.in_round() || link.advance.is_some() {
             return Err("an update is under way on it; send it again once it is done".into());
         }
+        // A factory going on chain closes by its tree, never by key path: a close signed now
+        // would race the walk.
+        let on_chain = matches!(
+            link.closing,
+            Some(
+                Closing::FactoryOnChain { .. }
+                    | Closing::ChannelOnChain { .. }
+                    | Closing::Overdue { .. }
+                    | Closing::Retired
+            )
+        ) || self.chain.walks.keys().any(|w| w.factory == id.factory);
+        if on_chain {
+            return Err("its factory is going on chain: keep your key".into());
+        }
         let spec = link.channel.spec();
         if spec.client_balance > Amount::ZERO {
             return Err(format!(

@@ -31,6 +31,9 @@ use shared::types::FactoryId;
 use super::onchain::Closing;
 use super::Router;
 
+/// How long after a walk could not start it is tried again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Router {
     /// Takes on chain every channel past its `retire_at` that is still off chain, in a factory
     /// not closed by key path, once.
@@ -91,13 +94,27 @@ impl Router {
             .filter_map(|l| Some((l.id, l.channel.latest_signed()?.clone())))
             .collect();
         for (id, commitment) in due {
-            self.chain.retired.insert(id);
+            if self
+                .chain
+                .retire_failed
+                .get(&id)
+                .is_some_and(|t| t.elapsed() < RETRY_AFTER)
+            {
+                continue;
+            }
             tracing::warn!(channel = %id, height, "{why}");
-            if self.start_walk(id, commitment)
-                && self
-                    .links
-                    .get(&id)
-                    .is_some_and(|l| matches!(l.closing, None | Some(Closing::Expired)))
+            if !self.start_walk(id, commitment) {
+                self.chain
+                    .retire_failed
+                    .insert(id, std::time::Instant::now());
+                continue;
+            }
+            self.chain.retire_failed.remove(&id);
+            self.chain.retired.insert(id);
+            if self
+                .links
+                .get(&id)
+                .is_some_and(|l| matches!(l.closing, None | Some(Closing::Expired)))
             {
                 self.close_link(id, Closing::Retired);
             }

@@ -125,9 +125,17 @@ impl super::Router {
             walk.commitment = commitment;
             return;
         }
+        // The deadline stays passed once the commitment is on chain (its HTLCs stay in the
+        // spec), so this is asked again at every tick: the claims answer from there.
         let Some(deadline) = self
             .links
             .get(&id)
+            .filter(|l| {
+                !matches!(
+                    l.closing,
+                    Some(super::onchain::Closing::ChannelOnChain { .. })
+                )
+            })
             .map(|l| l.channel.poll_timeout().unwrap_or(Height::ZERO))
         else {
             return;

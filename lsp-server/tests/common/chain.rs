@@ -163,3 +163,18 @@ pub async fn spent_by(
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
 }
+
+/// Mines one block once the LSP's watch had its chance to publish: up to two seconds for the
+/// mempool to fill (a pass that builds a fee child takes longer under load; a real chain gives
+/// it ten minutes), then 2.3 s for the next pass to see the block.
+pub async fn mine_after_a_pass(devnet: &devnet::Devnet) {
+    for _ in 0..20 {
+        let mempool = devnet.rpc().get_raw_mempool().await.expect("mempool");
+        if !mempool.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    devnet.mine(1).await.expect("mine");
+    tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+}

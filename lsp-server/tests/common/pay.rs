@@ -41,7 +41,12 @@ pub async fn two_funded_on(
 
 /// The LSP's entry for `channel` in `/admin/payments`.
 pub async fn admin_channel(stack: &Stack, channel: ChannelId) -> serde_json::Value {
-    let view = super::admin_get(&stack.http_url(), "/admin/payments").await;
+    admin_channel_at(&stack.http_url(), channel).await
+}
+
+/// [`admin_channel`] of the LSP at `http_url`.
+pub async fn admin_channel_at(http_url: &str, channel: ChannelId) -> serde_json::Value {
+    let view = super::admin_get(http_url, "/admin/payments").await;
     view["channels"]
         .as_array()
         .expect("channels")
@@ -302,4 +307,14 @@ pub async fn join_with(
     let config = super::swarm_config(stack, &storage.join(tag));
     let keyed: Vec<_> = keys.iter().map(|k| (spec, *k)).collect();
     funded_factory_of(&stack.devnet, swarm::spawn_as(&config, &keyed), keys.len()).await
+}
+
+/// Whether the admin view of a channel (`admin_channel`) shows a confirmed claim of each kind.
+pub fn claims_confirmed(view: &serde_json::Value, kinds: &[&str]) -> bool {
+    let claims = view["claims"].as_array().cloned().unwrap_or_default();
+    kinds.iter().all(|kind| {
+        claims.iter().any(|c| {
+            c["kind"].as_str().is_some_and(|k| k.starts_with(kind)) && c["confirmed"] == true
+        })
+    })
 }
