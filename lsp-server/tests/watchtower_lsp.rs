@@ -415,6 +415,85 @@ async fn a_payee_that_claims_on_chain_tells_the_lsp_the_preimage() {
     );
 }
 
+/// A payee that takes the LSP's HTLC and vanishes, never fulfilling it and publishing nothing.
+/// Near the HTLC's expiry the LSP walks the payee's tree path and publishes its commitment;
+/// once the expiry passes it takes the HTLC back by its timeout path, and when that claim
+/// confirms the payment fails back to its payer, whose history says why: it never stays
+/// pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payee_that_vanishes_with_the_htlc_is_timed_out_and_the_payer_told() {
+    let Setup {
+        stack,
+        runs,
+        payer,
+        puppet: mut p,
+        ..
+    } = setup(PaymentOptions::default()).await;
+    let amount = Amount::from_sat(3_000);
+    let (invoice, preimage) = p.invoice(&stack, amount).await;
+    let hash = bitcoin::hashes::sha256::Hash::hash(&preimage);
+    let pay = {
+        let handle = payer.handle.clone();
+        tokio::spawn(async move { handle.pay(&invoice).await })
+    };
+    let expiry = loop {
+        let offered = p
+            .channel
+            .spec()
+            .htlcs
+            .iter()
+            .find(|h| h.offerer == Side::Lsp && h.hash == hash)
+            .map(|h| h.expiry.to_consensus_u32());
+        if let Some(expiry) = offered {
+            break expiry;
+        }
+        p.send_held().await;
+        p.step().await;
+    };
+    p.send_held().await;
+    // From here the payee answers nothing.
+
+    // The LSP goes on chain `W` blocks before the expiry; mine quickly to a little before.
+    let path = leaf_of(&runs[1]).path;
+    let walk = path.worst_exit_blocks().to_blocks();
+    let now = tip(&stack).await;
+    stack
+        .devnet
+        .mine((expiry - walk).saturating_sub(now + 2))
+        .await
+        .expect("mine");
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(60), pay);
+    let record = loop {
+        assert!(
+            tip(&stack).await < expiry + 40,
+            "the LSP did not take its HTLC back: {}",
+            admin_channel(&stack, p.id).await
+        );
+        mine_after_a_pass(&stack.devnet).await;
+        let snapshot = payer.handle.snapshot().await.expect("snapshot");
+        let record = snapshot
+            .payments
+            .into_iter()
+            .find(|r| r.hash == hash)
+            .expect("the payer's record");
+        if record.status != PaymentStatus::Pending {
+            break record;
+        }
+    };
+    assert!(
+        matches!(&record.status, PaymentStatus::Failed(why) if why.contains("did not claim")),
+        "{record:?}"
+    );
+    let view = admin_channel(&stack, p.id).await;
+    assert!(claims_confirmed(&view, &["HtlcTimeout"]), "{view}");
+    // The payer's own call ended long before: its channel closed with the HTLC held.
+    let answer = answer.await.expect("answered").unwrap();
+    assert!(
+        matches!(answer, Err(wallet::pay::PayError::EndsOnChain(_))),
+        "{answer:?}"
+    );
+}
+
 /// A payer that learns the preimage and then goes silent, publishing nothing. The LSP's
 /// deadline for the HTLC it fulfilled is `expiry − walk − to_self_delay − margin/2`; from there
 /// the LSP, with nobody pressing a button, walks the payer's tree path (kickoffs, states, leaf,
