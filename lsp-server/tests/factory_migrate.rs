@@ -44,7 +44,12 @@ struct FactoryA {
 }
 
 async fn factory_a(lsp_funds: Amount) -> FactoryA {
-    let stack = common::start_full(common::fast_factory(2, 2), payments(), None).await;
+    factory_a_on(devnet::DevnetConfig::default(), lsp_funds).await
+}
+
+/// [`factory_a`] on a devnet started as `devnet` says.
+async fn factory_a_on(devnet: devnet::DevnetConfig, lsp_funds: Amount) -> FactoryA {
+    let stack = common::start_on(devnet, common::fast_factory(2, 2), payments(), None).await;
     common::fund_lsp(&stack, lsp_funds).await;
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
@@ -604,4 +609,68 @@ async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
         "the close {close} is dropped: {ladder}"
     );
     assert!(!common::chain::confirmed(&stack, close.parse().expect("txid")).await);
+}
+
+/// The node takes nothing under 5 sat/vB (`-minrelaytxfee`), more than the channels' opening
+/// rate: the key-path close is signed at today's rate (and would be signed again if the rate
+/// climbed while it waits), so it confirms, and the ladder shows the version that did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_close_pays_what_the_node_takes_today() {
+    let devnet = devnet::DevnetConfig {
+        bitcoind_args: vec!["-minrelaytxfee=0.00005".into()],
+        ..devnet::DevnetConfig::default()
+    };
+    let FactoryA {
+        stack,
+        storage,
+        runs: old_runs,
+        stores,
+        ..
+    } = factory_a_on(devnet, Amount::from_sat(3_000_000)).await;
+    let keys: Vec<_> = old_runs.iter().map(|r| r.keys).collect();
+    let new_runs = join_with(&stack, storage.path(), "b", spec(), &keys).await;
+    for ((old, new), store) in old_runs.iter().zip(&new_runs).zip(&stores) {
+        let mut p = start_payer_with(
+            &stack,
+            old.keys,
+            vec![leaf_of(old), leaf_of(new)],
+            store.clone(),
+        );
+        p.ready(30).await;
+        let (from, to) = (p.leaves[0].channel, p.leaves[1].channel);
+        p.handle.migrate(from, to).await.expect("migrated");
+        p.handle.stop();
+        let _ = p.task.await;
+    }
+    let path = leaf_of(&old_runs[0]).path;
+    let close = common::chain::spent_by(
+        stack.devnet.esplora_url(),
+        path.funding_outpoint(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!((close.input.len(), close.output.len()), (1, 1));
+    let fee = path.funding_output().value - close.output[0].value;
+    let floor = bitcoin::FeeRate::from_sat_per_vb_u32(5);
+    assert!(
+        fee / close.weight() >= floor,
+        "the close pays {fee} for {} vB",
+        close.vsize()
+    );
+    stack.devnet.mine(1).await.expect("mine");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ladder = common::admin_get(&stack.http_url(), "/admin/ladder").await;
+        let a = &ladder["factories"][0];
+        if a["stage"] == "closed" {
+            assert_eq!(
+                a["close_txid"],
+                close.compute_txid().to_string(),
+                "{ladder}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "A closes: {ladder}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -56,8 +56,6 @@ pub(super) enum Seen {
         factory: FactoryId,
         /// The transaction that spent it.
         spender: Txid,
-        /// Whether that transaction is confirmed.
-        confirmed: bool,
     },
     /// The channel output is spent by `tx` (a commitment, or a cooperative close).
     ChannelSpent {
@@ -66,12 +64,22 @@ pub(super) enum Seen {
         /// The spending transaction.
         tx: Box<Transaction>,
     },
-    /// A factory's key-path close is confirmed.
+    /// A factory's key-path close is confirmed (`tx`: the version that confirmed).
     CloseConfirmed {
         /// The factory.
         factory: FactoryId,
+        /// The close.
+        tx: Box<Transaction>,
         /// The block it confirmed in.
         height: u32,
+    },
+    /// A factory's funding output was spent, in a confirmed block, by something that is not a
+    /// key-path close: the close can never confirm.
+    CloseLost {
+        /// The factory.
+        factory: FactoryId,
+        /// What spent the funding output.
+        spender: Txid,
     },
     /// Today's fee rate for a transaction that must confirm soon (read at the start of a pass).
     FeeRate(bitcoin::FeeRate),
@@ -237,7 +245,7 @@ pub(super) fn spawn_pass(
         return;
     }
     tokio::spawn(async move {
-        let target = if work.walks.is_empty() && work.claims.is_empty() {
+        let target = if work.walks.is_empty() && work.claims.is_empty() && work.closes.is_empty() {
             None
         } else {
             publisher.target().await
@@ -317,19 +325,14 @@ pub(super) async fn read<T, E: std::fmt::Display>(
     }
 }
 
-/// The transaction spending `out`, and whether it is confirmed, if Esplora says it is spent.
-async fn spender(esplora: &AsyncClient, out: OutPoint) -> Option<(Txid, bool)> {
+/// The transaction spending `out`, if Esplora says it is spent.
+async fn spender(esplora: &AsyncClient, out: OutPoint) -> Option<Txid> {
     let status = read(
         "outspend",
         esplora.get_output_status(&out.txid, u64::from(out.vout)),
     )
     .await??;
-    let confirmed = status.status.is_some_and(|s| s.confirmed);
-    status
-        .spent
-        .then_some(status.txid)
-        .flatten()
-        .map(|t| (t, confirmed))
+    status.spent.then_some(status.txid).flatten()
 }
 
 async fn pass(
@@ -348,16 +351,15 @@ async fn pass(
             .push(w);
     }
     for ((factory, funding), channels) in by_factory {
-        let Some((by, confirmed)) = spender(esplora, funding).await else {
+        let Some(by) = spender(esplora, funding).await else {
             continue; // off chain (or unknown this pass)
         };
         let _ = report.send(Seen::FactorySpent {
             factory,
             spender: by,
-            confirmed,
         });
         for w in channels {
-            let Some((by, _)) = spender(esplora, w.channel).await else {
+            let Some(by) = spender(esplora, w.channel).await else {
                 continue;
             };
             if let Some(Some(tx)) = read("spending tx", esplora.get_tx(&by)).await {
@@ -494,6 +496,7 @@ impl super::Router {
             .iter()
             .map(|(id, w)| (*id, w.clone()))
             .collect();
+        self.reprice_closes();
         let closes = self
             .chain
             .closes
@@ -547,15 +550,7 @@ impl super::Router {
     /// Acts on what a pass saw.
     pub(super) fn on_seen(&mut self, seen: Seen) {
         match seen {
-            Seen::FactorySpent {
-                factory,
-                spender,
-                confirmed,
-            } => {
-                // A close that lost is known only once its rival confirmed.
-                if confirmed {
-                    self.close_lost(factory, spender);
-                }
+            Seen::FactorySpent { factory, spender } => {
                 let ids: Vec<ChannelId> = self
                     .links
                     .values()
@@ -568,7 +563,12 @@ impl super::Router {
                 }
             }
             Seen::ChannelSpent { id, tx } => self.on_channel_spent(id, &tx),
-            Seen::CloseConfirmed { factory, height } => self.on_close_confirmed(factory, height),
+            Seen::CloseConfirmed {
+                factory,
+                tx,
+                height,
+            } => self.on_close_confirmed(factory, &tx, height),
+            Seen::CloseLost { factory, spender } => self.close_lost(factory, spender),
             Seen::FeeRate(rate) => self.chain.urgent_rate = rate,
             Seen::Scanned(txid) => {
                 self.chain.scanned.insert(txid);

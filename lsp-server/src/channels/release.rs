@@ -138,20 +138,9 @@ impl Router {
             tracing::info!(%factory, released = released.len(), members, "members left the factory");
             return;
         }
-        let rate = self
-            .settings
-            .policy
-            .opening_feerate
-            .max(FeeRate::from_sat_per_vb_u32(2));
-        let secret = factory_key(&self.key, factory);
-        let signed = build_close(&proposal, &self.settings.sweep_to, rate)
-            .and_then(|tx| sign_close(&mut rand::thread_rng(), &proposal, tx, &secret, &released));
-        let tx = match signed {
-            Ok(tx) => tx,
-            Err(e) => {
-                tracing::error!(%factory, error = %e, "cannot close the factory by key path");
-                return;
-            }
+        let rate = self.close_rate();
+        let Some(tx) = self.sign_close_at(factory, &proposal, &released, rate) else {
+            return;
         };
         if let Err(e) = self.store.insert_close(factory, &tx, unix_now()) {
             tracing::error!(%factory, error = %e, "cannot store the factory's close; not broadcast");
@@ -163,6 +152,85 @@ impl Router {
         );
         self.chain.key_closed.insert(factory);
         self.chain.closes.insert(factory, tx);
+    }
+
+    /// What a key-path close pays: today's urgent rate, at least the channels' opening rate and
+    /// 2 sat/vB.
+    fn close_rate(&self) -> FeeRate {
+        self.settings
+            .policy
+            .opening_feerate
+            .max(FeeRate::from_sat_per_vb_u32(2))
+            .max(self.chain.urgent_rate)
+    }
+
+    /// `factory`'s key-path close at `rate`, signed with every member's released key.
+    fn sign_close_at(
+        &self,
+        factory: FactoryId,
+        proposal: &shared::tree::FactoryProposal,
+        released: &BTreeMap<ClientId, SecretKey>,
+        rate: FeeRate,
+    ) -> Option<Transaction> {
+        let secret = factory_key(&self.key, factory);
+        let signed = build_close(proposal, &self.settings.sweep_to, rate)
+            .and_then(|tx| sign_close(&mut rand::thread_rng(), proposal, tx, &secret, released));
+        match signed {
+            Ok(tx) => Some(tx),
+            Err(e) => {
+                tracing::error!(%factory, error = %e, "cannot close the factory by key path");
+                None
+            }
+        }
+    }
+
+    /// Signs again, at today's rate, every close not confirmed yet that pays less than it (the
+    /// LSP holds every key, so the close is its own to re-price; the new version replaces the
+    /// old one in the mempool and in SQLite). Any version that confirms counts.
+    pub(super) fn reprice_closes(&mut self) {
+        let rate = self.close_rate();
+        let cheap: Vec<FactoryId> = self
+            .chain
+            .closes
+            .iter()
+            .filter(|(factory, tx)| {
+                let value = tx.output.iter().map(|o| o.value).sum::<Amount>();
+                let Ok(Some(member)) = self.store.funded_member(ChannelId {
+                    factory: **factory,
+                    client: ClientId(0),
+                }) else {
+                    return false;
+                };
+                // Replace only when the new rate is at least 1 sat/vB more (BIP-125's
+                // incremental relay fee on the same size).
+                let enough = FeeRate::from_sat_per_kwu(rate.to_sat_per_kwu().saturating_sub(250));
+                member
+                    .proposal
+                    .funding_amount
+                    .checked_sub(value)
+                    .is_some_and(|fee| fee / tx.weight() < enough)
+            })
+            .map(|(f, _)| *f)
+            .collect();
+        for factory in cheap {
+            let first = ChannelId {
+                factory,
+                client: ClientId(0),
+            };
+            let Ok(Some(member)) = self.store.funded_member(first) else {
+                continue;
+            };
+            let released = self.released_in(factory);
+            let Some(tx) = self.sign_close_at(factory, &member.proposal, &released, rate) else {
+                continue;
+            };
+            if let Err(e) = self.store.replace_close(factory, &tx) {
+                tracing::error!(%factory, error = %e, "cannot store the re-priced close; keeping the old one");
+                continue;
+            }
+            tracing::info!(%factory, txid = %tx.compute_txid(), %rate, "the factory's close signed again at today's rate");
+            self.chain.closes.insert(factory, tx);
+        }
     }
 
     /// Tells each wallet, once per connection and channel, that the channel's factory is in
@@ -188,12 +256,12 @@ impl Router {
         }
     }
 
-    /// A factory's close confirmed.
-    pub(super) fn on_close_confirmed(&mut self, factory: FactoryId, height: u32) {
+    /// A factory's close confirmed (`tx`: the version that did).
+    pub(super) fn on_close_confirmed(&mut self, factory: FactoryId, tx: &Transaction, height: u32) {
         if self.chain.closes.remove(&factory).is_none() {
             return;
         }
-        if let Err(e) = self.store.close_confirmed(factory, height) {
+        if let Err(e) = self.store.close_confirmed(factory, tx, height) {
             tracing::error!(%factory, error = %e, "cannot record the close's confirmation");
         }
         tracing::info!(%factory, height, "the factory's close confirmed: its capital is back");
@@ -229,7 +297,10 @@ impl Router {
     }
 }
 
-/// One pass over a close: confirmed is reported, anything else is broadcast (again).
+/// One pass over a close. It reads what spent the funding output: a confirmed spend shaped as
+/// the close (this version or an older one: only the LSP, holding every key, signs such a
+/// spend) is reported confirmed; any other confirmed spender means the close lost; otherwise
+/// the close is broadcast (again).
 pub(super) async fn step(
     esplora: &AsyncClient,
     factory: FactoryId,
@@ -237,9 +308,34 @@ pub(super) async fn step(
     report: &mpsc::UnboundedSender<Seen>,
 ) {
     let txid = tx.compute_txid();
-    if let Some(status) = read("close status", esplora.get_tx_status(&txid)).await {
-        if let (true, Some(height)) = (status.confirmed, status.block_height) {
-            let _ = report.send(Seen::CloseConfirmed { factory, height });
+    let funding = tx.input[0].previous_output;
+    let status = read(
+        "funding outspend",
+        esplora.get_output_status(&funding.txid, u64::from(funding.vout)),
+    )
+    .await;
+    if let Some(Some(out)) = status {
+        let height = out.status.and_then(|s| s.block_height);
+        if let (true, Some(spender), Some(height)) = (out.spent, out.txid, height) {
+            let Some(Some(spent_by)) = read("funding spender", esplora.get_tx(&spender)).await
+            else {
+                return;
+            };
+            // Any version of the close: one input, one output to the same script (the tree's
+            // own transactions spend the funding output by key path too, but to several
+            // outputs and an anchor).
+            let a_close = spent_by.input.len() == 1
+                && spent_by.output.len() == 1
+                && spent_by.output[0].script_pubkey == tx.output[0].script_pubkey;
+            let _ = report.send(if a_close {
+                Seen::CloseConfirmed {
+                    factory,
+                    tx: Box::new(spent_by),
+                    height,
+                }
+            } else {
+                Seen::CloseLost { factory, spender }
+            });
             return;
         }
     }

@@ -51,17 +51,14 @@ impl Router {
         );
     }
 
-    /// The funding output of `factory` was spent by `spender`. If that is not the key-path
-    /// close the LSP signed (a member that released its key published the old tree before the
-    /// close confirmed), the close can never confirm: the LSP forgets it and takes every
-    /// channel of the factory on chain now, since the tree holds its capital.
+    /// The funding output of `factory` was spent, in a confirmed block, by `spender`, which is
+    /// not a key-path close (`release::step` tells): a member that released its key got the
+    /// old tree mined before the close. The close can never confirm: the LSP forgets it and
+    /// takes every channel of the factory on chain now, since the tree holds its capital.
     pub(super) fn close_lost(&mut self, factory: FactoryId, spender: Txid) {
         let Some(close) = self.chain.closes.get(&factory) else {
             return;
         };
-        if close.compute_txid() == spender {
-            return;
-        }
         tracing::warn!(%factory, %spender, close = %close.compute_txid(), "the factory's tree went on chain instead of its key-path close: walking its channels");
         self.chain.closes.remove(&factory);
         self.chain.key_closed.remove(&factory);

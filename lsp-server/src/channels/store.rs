@@ -773,11 +773,35 @@ impl ChannelStore {
     pub fn close_confirmed(
         &self,
         factory: FactoryId,
+        tx: &bitcoin::Transaction,
         height: u32,
     ) -> Result<(), ChannelStoreError> {
         self.conn.execute(
-            "UPDATE factory_closes SET confirmed_height = ?2 WHERE factory = ?1",
-            params![factory.0 as i64, height as i64],
+            "UPDATE factory_closes SET confirmed_height = ?2, txid = ?3, tx = ?4 WHERE factory = ?1",
+            params![
+                factory.0 as i64,
+                height as i64,
+                tx.compute_txid().to_string(),
+                bitcoin::consensus::encode::serialize_hex(tx),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces `factory`'s unconfirmed close by `tx`, the same close signed again at a higher
+    /// fee rate.
+    pub fn replace_close(
+        &self,
+        factory: FactoryId,
+        tx: &bitcoin::Transaction,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE factory_closes SET txid = ?2, tx = ?3 WHERE factory = ?1 AND confirmed_height IS NULL",
+            params![
+                factory.0 as i64,
+                tx.compute_txid().to_string(),
+                bitcoin::consensus::encode::serialize_hex(tx),
+            ],
         )?;
         Ok(())
     }
