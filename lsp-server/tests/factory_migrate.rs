@@ -64,6 +64,25 @@ async fn factory_a_on(devnet: devnet::DevnetConfig, lsp_funds: Amount) -> Factor
     }
 }
 
+/// Every wallet of A joins factory B (the same identities) and moves its whole balance there.
+async fn every_member_moves(a: &FactoryA) {
+    let keys: Vec<_> = a.runs.iter().map(|r| r.keys).collect();
+    let b_runs = join_with(&a.stack, a.storage.path(), "b", spec(), &keys).await;
+    for ((old, new), store) in a.runs.iter().zip(&b_runs).zip(&a.stores) {
+        let mut p = start_payer_with(
+            &a.stack,
+            old.keys,
+            vec![leaf_of(old), leaf_of(new)],
+            store.clone(),
+        );
+        p.ready(30).await;
+        let (from, to) = (p.leaves[0].channel, p.leaves[1].channel);
+        p.handle.migrate(from, to).await.expect("migrated");
+        p.handle.stop();
+        let _ = p.task.await;
+    }
+}
+
 /// Wallet 0 of A joins factory B beside a newcomer and moves its whole balance there; returns
 /// B's runs and what moved.
 async fn first_moves_beside_a_newcomer(a: &FactoryA) -> (Vec<common::swarm::ClientRun>, Amount) {
@@ -521,35 +540,19 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
 /// its side and both leaves' L-stock, so the griefer strands none of the LSP's capital.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
+    let a = factory_a(Amount::from_sat(3_000_000)).await;
+    // Both move, so the LSP signs its close and broadcasts it at its next pass.
+    every_member_moves(&a).await;
     let FactoryA {
         stack,
-        storage,
         runs: old_runs,
-        stores,
         ..
-    } = factory_a(Amount::from_sat(3_000_000)).await;
-    let keys: Vec<_> = old_runs.iter().map(|r| r.keys).collect();
-    let new_runs = join_with(&stack, storage.path(), "b", spec(), &keys).await;
+    } = a;
     let path = leaf_of(&old_runs[0]).path;
     let funding = path.funding_outpoint();
     let kickoff = path.nodes()[0]
         .signed_tx()
         .expect("the member's path is signed");
-
-    // Both move, so the LSP signs its close and broadcasts it at its next pass.
-    for ((old, new), store) in old_runs.iter().zip(&new_runs).zip(&stores) {
-        let mut p = start_payer_with(
-            &stack,
-            old.keys,
-            vec![leaf_of(old), leaf_of(new)],
-            store.clone(),
-        );
-        p.ready(30).await;
-        let (from, to) = (p.leaves[0].channel, p.leaves[1].channel);
-        p.handle.migrate(from, to).await.expect("migrated");
-        p.handle.stop();
-        let _ = p.task.await;
-    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let close = loop {
         let ladder = common::admin_get(&stack.http_url(), "/admin/ladder").await;
@@ -620,28 +623,13 @@ async fn the_close_pays_what_the_node_takes_today() {
         bitcoind_args: vec!["-minrelaytxfee=0.00005".into()],
         ..devnet::DevnetConfig::default()
     };
+    let a = factory_a_on(devnet, Amount::from_sat(3_000_000)).await;
+    every_member_moves(&a).await;
     let FactoryA {
         stack,
-        storage,
         runs: old_runs,
-        stores,
         ..
-    } = factory_a_on(devnet, Amount::from_sat(3_000_000)).await;
-    let keys: Vec<_> = old_runs.iter().map(|r| r.keys).collect();
-    let new_runs = join_with(&stack, storage.path(), "b", spec(), &keys).await;
-    for ((old, new), store) in old_runs.iter().zip(&new_runs).zip(&stores) {
-        let mut p = start_payer_with(
-            &stack,
-            old.keys,
-            vec![leaf_of(old), leaf_of(new)],
-            store.clone(),
-        );
-        p.ready(30).await;
-        let (from, to) = (p.leaves[0].channel, p.leaves[1].channel);
-        p.handle.migrate(from, to).await.expect("migrated");
-        p.handle.stop();
-        let _ = p.task.await;
-    }
+    } = a;
     let path = leaf_of(&old_runs[0]).path;
     let close = common::chain::spent_by(
         stack.devnet.esplora_url(),

@@ -22,7 +22,7 @@ use common::pay::{admin_channel, claims_confirmed, leaf_of};
 use common::puppet::{setup, setup_on, Setup};
 use common::raw;
 use lsp_server::PaymentOptions;
-use shared::channel::{ClaimKind, Side};
+use shared::channel::ClaimKind;
 use shared::pay::{ChannelPolicy, PayOutcome, PayRequest};
 use shared::wire::WireMsg;
 use wallet::pay::PaymentStatus;
@@ -296,17 +296,7 @@ async fn a_payee_that_claims_on_chain_tells_the_lsp_the_preimage() {
     };
 
     // The LSP's HTLC commits on the puppet's channel; the puppet never fulfills it.
-    while !p
-        .channel
-        .spec()
-        .htlcs
-        .iter()
-        .any(|h| h.offerer == Side::Lsp && h.hash == hash)
-    {
-        p.send_held().await;
-        p.step().await;
-    }
-    p.send_held().await;
+    p.until_lsp_htlc(hash).await;
     let commitment = p
         .channel
         .latest_signed()
@@ -436,21 +426,7 @@ async fn a_payee_that_vanishes_with_the_htlc_is_timed_out_and_the_payer_told() {
         let handle = payer.handle.clone();
         tokio::spawn(async move { handle.pay(&invoice).await })
     };
-    let expiry = loop {
-        let offered = p
-            .channel
-            .spec()
-            .htlcs
-            .iter()
-            .find(|h| h.offerer == Side::Lsp && h.hash == hash)
-            .map(|h| h.expiry.to_consensus_u32());
-        if let Some(expiry) = offered {
-            break expiry;
-        }
-        p.send_held().await;
-        p.step().await;
-    };
-    p.send_held().await;
+    let expiry = p.until_lsp_htlc(hash).await.expiry.to_consensus_u32();
     // From here the payee answers nothing.
 
     // The LSP goes on chain `W` blocks before the expiry; mine quickly to a little before.

@@ -219,10 +219,9 @@ impl Puppet {
         (invoice, preimage)
     }
 
-    /// Waits until the LSP's HTLC for `preimage`'s hash is committed, fulfills it, and returns
-    /// with the fulfill sent (the LSP's round for it not answered yet).
-    pub async fn fulfill(&mut self, preimage: [u8; 32]) {
-        let hash = sha256::Hash::hash(&preimage);
+    /// Answers honestly until the LSP's HTLC for `hash` is committed; returns it, with this
+    /// side's answers to that round sent.
+    pub async fn until_lsp_htlc(&mut self, hash: sha256::Hash) -> shared::channel::Htlc {
         let htlc = loop {
             let found = self
                 .channel
@@ -230,14 +229,21 @@ impl Puppet {
                 .htlcs
                 .iter()
                 .find(|h| h.offerer == Side::Lsp && h.hash == hash)
-                .map(|h| h.id);
-            if let Some(id) = found {
-                break id;
+                .cloned();
+            if let Some(h) = found {
+                break h;
             }
             self.send_held().await;
             self.step().await;
         };
         self.send_held().await;
+        htlc
+    }
+
+    /// Waits until the LSP's HTLC for `preimage`'s hash is committed, fulfills it, and returns
+    /// with the fulfill sent (the LSP's round for it not answered yet).
+    pub async fn fulfill(&mut self, preimage: [u8; 32]) {
+        let htlc = self.until_lsp_htlc(sha256::Hash::hash(&preimage)).await.id;
         let now = self.now().await;
         self.channel
             .fulfill_htlc(now, htlc, preimage)
