@@ -189,39 +189,27 @@ impl Router {
     /// old one in the mempool and in SQLite). Any version that confirms counts.
     pub(super) fn reprice_closes(&mut self) {
         let rate = self.close_rate();
-        let cheap: Vec<FactoryId> = self
-            .chain
-            .closes
-            .iter()
-            .filter(|(factory, tx)| {
-                let value = tx.output.iter().map(|o| o.value).sum::<Amount>();
-                let Ok(Some(member)) = self.store.funded_member(ChannelId {
-                    factory: **factory,
-                    client: ClientId(0),
-                }) else {
-                    return false;
-                };
-                // Replace only when the new rate is at least 1 sat/vB more (BIP-125's
-                // incremental relay fee on the same size).
-                let enough = FeeRate::from_sat_per_kwu(rate.to_sat_per_kwu().saturating_sub(250));
-                member
-                    .proposal
-                    .funding_amount
-                    .checked_sub(value)
-                    .is_some_and(|fee| fee / tx.weight() < enough)
-            })
-            .map(|(f, _)| *f)
-            .collect();
-        for factory in cheap {
+        // Replace only when the new rate is at least 1 sat/vB more (BIP-125's incremental
+        // relay fee on the same size).
+        let enough = FeeRate::from_sat_per_kwu(rate.to_sat_per_kwu().saturating_sub(250));
+        let mut cheap = Vec::new();
+        for (factory, tx) in &self.chain.closes {
             let first = ChannelId {
-                factory,
+                factory: *factory,
                 client: ClientId(0),
             };
             let Ok(Some(member)) = self.store.funded_member(first) else {
                 continue;
             };
+            let value = tx.output.iter().map(|o| o.value).sum::<Amount>();
+            let pays = member.proposal.funding_amount.checked_sub(value);
+            if pays.is_some_and(|fee| fee / tx.weight() < enough) {
+                cheap.push((*factory, member.proposal));
+            }
+        }
+        for (factory, proposal) in cheap {
             let released = self.released_in(factory);
-            let Some(tx) = self.sign_close_at(factory, &member.proposal, &released, rate) else {
+            let Some(tx) = self.sign_close_at(factory, &proposal, &released, rate) else {
                 continue;
             };
             if let Err(e) = self.store.replace_close(factory, &tx) {
