@@ -185,7 +185,7 @@ fn factory(sizes: &[String]) -> Result<()> {
         "factory",
     ];
     let rows = runs(&bench, sizes, None)?;
-    println!("\n== factory, one process holding every key (real MuSig2 via the musig2 crate) ==");
+    println!("\n== factory, one process holding every key (real MuSig2 via libsecp256k1's musig module) ==");
     println!(
         "{:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>10} {:>9} {:>10}",
         "N",

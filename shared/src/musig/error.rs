@@ -53,9 +53,6 @@ pub enum MusigError {
     /// The aggregated (or a received final) signature does not verify against the output key.
     #[error("the final signature does not verify against the tweaked output key")]
     BadFinalSignature,
-    /// The backend refused to produce a partial signature.
-    #[error("could not produce a partial signature: {0}")]
-    Signing(String),
     /// Bytes that are not a valid encoding of the value.
     #[error("invalid {what} encoding")]
     Encoding {

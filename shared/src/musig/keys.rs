@@ -2,48 +2,140 @@
 //!
 //! [`JobKeys`] is also what the tree builder uses to compute the key an output pays to, so the key
 //! a transaction commits to and the key its spender signs for always come from the same code.
+//! Keys that take part in many aggregations (a factory's members) are parsed once into
+//! [`AggKey`]s.
 
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{PublicKey, SecretKey, XOnlyPublicKey};
-use bitcoin::{TapNodeHash, TapSighash};
-use musig2::secp::{Point, Scalar};
-use musig2::KeyAggContext;
+use bitcoin::{TapNodeHash, TapSighash, TapTweakHash};
+use secp256k1_musig::musig::KeyAggCache;
 
 use super::MusigError;
 use crate::types::SigningJob;
+
+/// The backend's key type (libsecp256k1 through the `secp256k1` crate, 0.33).
+pub(super) type BackendKey = secp256k1_musig::PublicKey;
 
 /// Sorts keys in BIP-327 `KeySort` order (lexicographic on the 33-byte compressed encoding).
 pub fn key_sort(keys: &mut [PublicKey]) {
     keys.sort_by_key(|k| k.serialize());
 }
 
+/// A public key parsed once for aggregation: its 33-byte encoding (the BIP-327 sort key) and the
+/// backend's form of it.
+///
+/// Converting goes through the 65-byte uncompressed encoding, which the backend parses without a
+/// square root, so an `AggKey` costs far less than one aggregation step.
+#[derive(Debug, Clone, Copy)]
+pub struct AggKey {
+    bytes: [u8; 33],
+    inner: BackendKey,
+}
+
+impl AggKey {
+    /// Parses `key` for the backend.
+    pub fn new(key: &PublicKey) -> AggKey {
+        AggKey {
+            bytes: key.serialize(),
+            inner: to_backend(key),
+        }
+    }
+
+    /// The 33-byte compressed encoding (BIP-327 sorts on it).
+    pub fn bytes(&self) -> [u8; 33] {
+        self.bytes
+    }
+}
+
+/// The untweaked MuSig2 aggregate (the taproot internal key) of `keys`, which must be in BIP-327
+/// order without duplicates (the caller's invariant; [`JobKeys::new`] checks it for jobs).
+pub fn aggregate_sorted(keys: &[&AggKey]) -> Result<XOnlyPublicKey, MusigError> {
+    Ok(from_backend_xonly(&cache_of(keys)?.agg_pk()))
+}
+
+fn cache_of(keys: &[&AggKey]) -> Result<KeyAggCache, MusigError> {
+    if keys.is_empty() {
+        return Err(MusigError::NoSigners);
+    }
+    let inner: Vec<&BackendKey> = keys.iter().map(|k| &k.inner).collect();
+    Ok(KeyAggCache::new(&inner))
+}
+
+pub(super) fn to_backend(key: &PublicKey) -> BackendKey {
+    BackendKey::from_byte_array_uncompressed(key.serialize_uncompressed())
+        .expect("a valid secp256k1 key parses in either library")
+}
+
+fn from_backend(key: &BackendKey) -> PublicKey {
+    PublicKey::from_slice(&key.serialize_uncompressed())
+        .expect("a valid secp256k1 key parses in either library")
+}
+
+fn from_backend_xonly(key: &secp256k1_musig::XOnlyPublicKey) -> XOnlyPublicKey {
+    XOnlyPublicKey::from_slice(&key.to_byte_array())
+        .expect("a valid x-only key parses in either library")
+}
+
+pub(super) fn to_backend_xonly(key: &XOnlyPublicKey) -> secp256k1_musig::XOnlyPublicKey {
+    secp256k1_musig::XOnlyPublicKey::from_byte_array(key.serialize())
+        .expect("a valid x-only key parses in either library")
+}
+
 /// The aggregated, tweaked key of one spent output, ready for signing and verification.
 ///
-/// Invariants: `signers` is non-empty, strictly increasing in BIP-327 order; the backend context
+/// Invariants: `signers` is non-empty, strictly increasing in BIP-327 order; the backend cache
 /// carries the taproot tweak, so [`JobKeys::output_key`] is the key in the spent output's
 /// `scriptPubKey` and the key every final signature verifies against.
 #[derive(Debug, Clone)]
 pub struct JobKeys {
-    ctx: KeyAggContext,
+    cache: KeyAggCache,
     signers: Vec<PublicKey>,
     internal_key: XOnlyPublicKey,
     output_key: XOnlyPublicKey,
 }
 
-/// The public key of `secret`, computed by the MuSig2 backend (no secp256k1 context needed).
+/// The public key of `secret` (no secp256k1 context needed).
 pub fn public_key(secret: &SecretKey) -> PublicKey {
-    let scalar = Scalar::from_slice(&secret.secret_bytes()).expect("a SecretKey is a valid scalar");
-    PublicKey::from_slice(&scalar.base_point_mul().serialize())
-        .expect("a non-zero scalar times G is a valid key")
+    Signer::new(secret).public_key()
 }
 
-pub(super) fn to_point(pk: &PublicKey) -> Point {
-    Point::from_slice(&pk.serialize()).expect("a valid secp256k1 key is a valid point")
+/// One signing key made ready for MuSig2 once: its public key and the backend's key pair.
+///
+/// Deriving them is an elliptic-curve multiplication (and the backend re-blinds its context after
+/// each secret-key operation), so a party signing many jobs with one key builds a `Signer` once
+/// and signs through it ([`generate_nonce_as`](super::generate_nonce_as),
+/// [`sign_partial_as`](super::sign_partial_as)). Its `Debug` shows only the public key.
+#[derive(Clone)]
+pub struct Signer {
+    keypair: secp256k1_musig::Keypair,
+    public: PublicKey,
 }
 
-pub(super) fn to_xonly(point: Point) -> XOnlyPublicKey {
-    XOnlyPublicKey::from_slice(&point.serialize_xonly())
-        .expect("a valid point has a valid x-only encoding")
+impl Signer {
+    /// Derives the public key and key pair of `secret`.
+    pub fn new(secret: &SecretKey) -> Signer {
+        let keypair = secp256k1_musig::Keypair::from_secret_bytes(secret.secret_bytes())
+            .expect("a SecretKey is a valid scalar");
+        let public = from_backend(&keypair.public_key());
+        Signer { keypair, public }
+    }
+
+    /// The signing key's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    pub(super) fn keypair(&self) -> &secp256k1_musig::Keypair {
+        &self.keypair
+    }
+}
+
+impl core::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Signer")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobKeys {
@@ -65,20 +157,21 @@ impl JobKeys {
                 return Err(MusigError::UnsortedSigners { index: i + 1 });
             }
         }
-        let untweaked = KeyAggContext::new(signers.iter().map(to_point))
+        let parsed: Vec<AggKey> = signers.iter().map(AggKey::new).collect();
+        let mut cache = cache_of(&parsed.iter().collect::<Vec<_>>())?;
+        let internal_key = from_backend_xonly(&cache.agg_pk());
+        let tweak = TapTweakHash::from_key_and_tweak(internal_key, merkle_root).to_byte_array();
+        let tweak = secp256k1_musig::Scalar::from_be_bytes(tweak)
             .map_err(|_| MusigError::InvalidAggregate)?;
-        let internal: Point = untweaked.aggregated_pubkey();
-        let ctx = match merkle_root {
-            Some(root) => untweaked.with_taproot_tweak(&root.to_byte_array()),
-            None => untweaked.with_unspendable_taproot_tweak(),
-        }
-        .map_err(|_| MusigError::InvalidAggregate)?;
-        let output: Point = ctx.aggregated_pubkey();
+        let tweaked = cache
+            .pubkey_xonly_tweak_add(&tweak)
+            .map_err(|_| MusigError::InvalidAggregate)?;
+        let output_key = from_backend_xonly(&tweaked.x_only_public_key().0);
         Ok(JobKeys {
-            ctx,
+            cache,
             signers: signers.to_vec(),
-            internal_key: to_xonly(internal),
-            output_key: to_xonly(output),
+            internal_key,
+            output_key,
         })
     }
 
@@ -110,8 +203,8 @@ impl JobKeys {
         self.output_key
     }
 
-    pub(super) fn ctx(&self) -> &KeyAggContext {
-        &self.ctx
+    pub(super) fn cache(&self) -> &KeyAggCache {
+        &self.cache
     }
 }
 

@@ -1,9 +1,10 @@
 //! MuSig2 (BIP-327) for SuperScalar: the one module that talks to the MuSig2 backend.
 //!
-//! Everything else in the crate signs through this module, so the backend (today the `musig2`
-//! crate, whose secp256k1 0.31 types never leak out of here) can be swapped for libsecp256k1's
-//! musig module without touching the ceremonies. Keys and signatures cross the boundary as
-//! rust-bitcoin (secp256k1 0.29) types; nonces and partial signatures as this module's newtypes.
+//! Everything else in the crate signs and aggregates keys through this module. The backend is
+//! libsecp256k1's MuSig2 module (through the `secp256k1` crate, 0.33), whose types never leak out
+//! of here: keys and signatures cross the boundary as rust-bitcoin (secp256k1 0.29) types, nonces
+//! and partial signatures as this module's newtypes. Tests check it against an independent
+//! implementation (the `musig2` crate).
 //!
 //! What it guarantees:
 //! - [`JobKeys`] aggregates a [`SigningJob`](crate::types::SigningJob)'s signers in BIP-327 key
@@ -31,10 +32,13 @@ mod sign;
 
 pub use error::MusigError;
 pub use guard::{check_and_record_all, GuardError, GuardRecord, MemorySignGuard, SignGuard};
-pub use keys::{key_sort, public_key, JobKeys};
-pub use nonce::{aggregate_nonces, generate_nonce, AggNonce, PubNonce, SecNonce};
+pub use keys::{aggregate_sorted, key_sort, public_key, AggKey, JobKeys, Signer};
+pub use nonce::{
+    aggregate_nonces, generate_nonce, generate_nonce_as, AggNonce, PubNonce, SecNonce,
+};
 pub use sign::{
-    aggregate, sign_partial, sign_with_every_key, verify_final, verify_partial, PartialSig,
+    aggregate, sign_partial, sign_partial_as, sign_with_every_key, sign_with_every_signer,
+    verify_final, verify_partial, PartialSig,
 };
 
 #[cfg(test)]

@@ -3,16 +3,15 @@
 
 use core::fmt;
 
+use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, SecretKey, XOnlyPublicKey};
 use bitcoin::TapSighash;
-use musig2::secp::Scalar;
-use musig2::BinaryEncoding;
+use secp256k1_musig::musig;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::keys::{msg_bytes, public_key, JobKeys};
+use super::keys::{msg_bytes, to_backend, JobKeys, Signer};
 use super::MusigError;
 
-const SEC_NONCE_LEN: usize = 97;
 const PUB_NONCE_LEN: usize = 66;
 
 /// A signer's secret nonce for one job: move-only and single-use.
@@ -33,7 +32,8 @@ const PUB_NONCE_LEN: usize = 66;
 /// needs_serialize::<shared::musig::SecNonce>();
 /// ```
 pub struct SecNonce {
-    bytes: [u8; SEC_NONCE_LEN],
+    /// `None` only once taken for signing.
+    inner: Option<musig::SecretNonce>,
     signer: PublicKey,
     output_key: XOnlyPublicKey,
     sighash: TapSighash,
@@ -52,29 +52,29 @@ impl SecNonce {
 
     /// Consumes the nonce into the backend's type, after checking its binding.
     pub(super) fn take_for(
-        self,
+        mut self,
         signer: &PublicKey,
         keys: &JobKeys,
         sighash: &TapSighash,
-    ) -> Result<musig2::SecNonce, MusigError> {
+    ) -> Result<musig::SecretNonce, MusigError> {
         if self.signer != *signer
             || self.output_key != keys.output_key()
             || self.sighash != *sighash
         {
             return Err(MusigError::NonceMismatch);
         }
-        musig2::SecNonce::from_bytes(&self.bytes).map_err(|_| MusigError::Encoding {
-            what: "secret nonce",
-        })
-        // `self` drops here and wipes its bytes.
+        // The backend zeroes the nonce it signs with; a mismatched one is wiped on drop.
+        self.inner.take().ok_or(MusigError::NonceMismatch)
     }
 }
 
 impl Drop for SecNonce {
     fn drop(&mut self) {
-        self.bytes = [0u8; SEC_NONCE_LEN];
-        // Keep the wipe from being optimised away as a dead store.
-        core::hint::black_box(&self.bytes);
+        if let Some(inner) = self.inner.as_mut() {
+            inner.non_secure_erase();
+            // Keep the wipe from being optimised away as a dead store.
+            core::hint::black_box(inner);
+        }
     }
 }
 
@@ -88,28 +88,31 @@ impl fmt::Debug for SecNonce {
 
 /// A signer's public nonce for one job (two points, 66 bytes). Safe to share.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PubNonce(musig2::PubNonce);
+pub struct PubNonce(musig::PublicNonce);
 
 /// The sum of all signers' public nonces for one job (two possibly-infinite points, 66 bytes).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AggNonce(pub(super) musig2::AggNonce);
+pub struct AggNonce(pub(super) musig::AggregatedNonce);
 
 impl PubNonce {
     /// The 66-byte BIP-327 encoding.
     pub fn to_bytes(&self) -> [u8; PUB_NONCE_LEN] {
-        self.0.to_bytes()
+        self.0.serialize()
     }
 
     /// Parses the 66-byte BIP-327 encoding (two valid points).
     pub fn from_bytes(bytes: &[u8]) -> Result<PubNonce, MusigError> {
-        musig2::PubNonce::from_bytes(bytes)
+        let bytes: &[u8; PUB_NONCE_LEN] = bytes.try_into().map_err(|_| MusigError::Encoding {
+            what: "public nonce",
+        })?;
+        musig::PublicNonce::from_byte_array(bytes)
             .map(PubNonce)
             .map_err(|_| MusigError::Encoding {
                 what: "public nonce",
             })
     }
 
-    pub(super) fn inner(&self) -> &musig2::PubNonce {
+    pub(super) fn inner(&self) -> &musig::PublicNonce {
         &self.0
     }
 }
@@ -117,12 +120,15 @@ impl PubNonce {
 impl AggNonce {
     /// The 66-byte BIP-327 encoding.
     pub fn to_bytes(&self) -> [u8; PUB_NONCE_LEN] {
-        self.0.to_bytes()
+        self.0.serialize()
     }
 
     /// Parses the 66-byte BIP-327 encoding (points may be infinity, encoded as zeros).
     pub fn from_bytes(bytes: &[u8]) -> Result<AggNonce, MusigError> {
-        musig2::AggNonce::from_bytes(bytes)
+        let bytes: &[u8; PUB_NONCE_LEN] = bytes.try_into().map_err(|_| MusigError::Encoding {
+            what: "aggregated nonce",
+        })?;
+        musig::AggregatedNonce::from_byte_array(bytes)
             .map(AggNonce)
             .map_err(|_| MusigError::Encoding {
                 what: "aggregated nonce",
@@ -132,9 +138,10 @@ impl AggNonce {
 
 /// Generates a fresh nonce pair for signing `sighash` under `keys` with `secret`.
 ///
-/// Follows BIP-327 `NonceGen`: 32 bytes from `rng`, mixed with the secret key, the tweaked
-/// aggregate key, the message and `context` (callers pass e.g. session id, node id and prevout).
-/// So a nonce is never reused across messages even if the RNG repeats itself.
+/// Follows BIP-327 `NonceGen` (libsecp256k1's): 32 bytes from `rng`, mixed with the secret key,
+/// the tweaked aggregate key, the message and a hash of `context` (callers pass e.g. session id,
+/// node id and prevout). So a nonce is never reused across messages even if the RNG repeats
+/// itself.
 pub fn generate_nonce<R: rand::RngCore + rand::CryptoRng>(
     rng: &mut R,
     secret: &SecretKey,
@@ -142,19 +149,38 @@ pub fn generate_nonce<R: rand::RngCore + rand::CryptoRng>(
     sighash: &TapSighash,
     context: &[u8],
 ) -> (SecNonce, PubNonce) {
+    generate_nonce_as(rng, &Signer::new(secret), keys, sighash, context)
+}
+
+/// [`generate_nonce`] for a [`Signer`] built once.
+pub fn generate_nonce_as<R: rand::RngCore + rand::CryptoRng>(
+    rng: &mut R,
+    signer: &Signer,
+    keys: &JobKeys,
+    sighash: &TapSighash,
+    context: &[u8],
+) -> (SecNonce, PubNonce) {
     let mut seed = [0u8; 32];
-    rng.fill_bytes(&mut seed);
-    let mut sk_bytes = secret.secret_bytes();
-    let seckey = Scalar::from_slice(&sk_bytes).expect("a SecretKey is a valid non-zero scalar");
-    let aggregated: musig2::secp::Point = keys.ctx().aggregated_pubkey();
-    let inner = musig2::SecNonce::generate(seed, seckey, aggregated, msg_bytes(sighash), context);
+    // The backend refuses an all-zero seed; a CSPRNG gives one with probability 2^-256.
+    while seed == [0u8; 32] {
+        rng.fill_bytes(&mut seed);
+    }
+    let public_key = signer.public_key();
+    let extra = sha256::Hash::hash(context).to_byte_array();
+    let (inner, public) = musig::new_nonce_pair(
+        musig::SessionSecretRand::assume_uniformly_random(seed),
+        Some(keys.cache()),
+        Some(signer.keypair().secret_key()),
+        to_backend(&public_key),
+        Some(&msg_bytes(sighash)),
+        Some(extra),
+    );
     seed = [0u8; 32];
-    sk_bytes = [0u8; 32];
-    core::hint::black_box((&seed, &sk_bytes));
-    let public = PubNonce(inner.public_nonce());
+    core::hint::black_box(&seed);
+    let public = PubNonce(public);
     let sec = SecNonce {
-        bytes: inner.to_bytes(),
-        signer: public_key(secret),
+        inner: Some(inner),
+        signer: public_key,
         output_key: keys.output_key(),
         sighash: *sighash,
     };
@@ -166,9 +192,12 @@ pub fn generate_nonce<R: rand::RngCore + rand::CryptoRng>(
 /// Run by the coordinator; an infinite sum is allowed (BIP-327) and the misbehaving signer shows
 /// up when partial signatures are verified.
 pub fn aggregate_nonces<'a>(nonces: impl IntoIterator<Item = &'a PubNonce>) -> AggNonce {
-    AggNonce(musig2::AggNonce::sum(
-        nonces.into_iter().map(PubNonce::inner),
-    ))
+    let nonces: Vec<&musig::PublicNonce> = nonces.into_iter().map(PubNonce::inner).collect();
+    if nonces.is_empty() {
+        // The empty sum: both points at infinity, which BIP-327 encodes as zeros.
+        return AggNonce::from_bytes(&[0u8; PUB_NONCE_LEN]).expect("infinity is a valid encoding");
+    }
+    AggNonce(musig::AggregatedNonce::new(&nonces))
 }
 
 fn serialize_hex<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

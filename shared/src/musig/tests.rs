@@ -186,6 +186,60 @@ fn wire_encodings_round_trip_and_refuse_garbage() {
     assert!(serde_json::from_str::<PartialSig>(&format!("\"{}\"", "ff".repeat(32))).is_err());
 }
 
+/// A signer running the independent `musig2` crate and one running this module sign together:
+/// same aggregate and output key, each side's partial signature accepted by the other's checks,
+/// one valid BIP-340 signature. Wire encodings cross unchanged.
+#[test]
+fn signs_together_with_an_independent_implementation() {
+    use musig2::secp::{MaybeScalar, Point, Scalar};
+    use musig2::BinaryEncoding;
+
+    let mut rng = StdRng::seed_from_u64(11);
+    let ks = keys(&mut rng, 3);
+    let pks: Vec<PublicKey> = ks.iter().map(|k| k.1).collect();
+    let root = Some(TapNodeHash::from_byte_array([5u8; 32]));
+    let jk = JobKeys::new(&pks, root).unwrap();
+    let points = pks
+        .iter()
+        .map(|k| Point::from_slice(&k.serialize()).unwrap());
+    let ctx = musig2::KeyAggContext::new(points)
+        .unwrap()
+        .with_taproot_tweak(&[5u8; 32])
+        .unwrap();
+    let theirs_internal: Point = ctx.aggregated_pubkey_untweaked();
+    let theirs_output: Point = ctx.aggregated_pubkey();
+    assert_eq!(
+        jk.internal_key().serialize(),
+        theirs_internal.serialize_xonly()
+    );
+    assert_eq!(jk.output_key().serialize(), theirs_output.serialize_xonly());
+
+    // Signer 0 runs `musig2`; signers 1 and 2 run this module.
+    let m = sighash(&mut rng);
+    let scalar0 = Scalar::from_slice(&ks[0].0.secret_bytes()).unwrap();
+    let sec0 =
+        musig2::SecNonce::generate([9u8; 32], scalar0, theirs_output, m.to_byte_array(), b"");
+    let pub0 = PubNonce::from_bytes(&sec0.public_nonce().to_bytes()).unwrap();
+    let (sec1, pub1) = generate_nonce(&mut rng, &ks[1].0, &jk, &m, b"");
+    let (sec2, pub2) = generate_nonce(&mut rng, &ks[2].0, &jk, &m, b"");
+    let agg = aggregate_nonces([&pub0, &pub1, &pub2]);
+    let their_agg = musig2::AggNonce::from_bytes(&agg.to_bytes()).unwrap();
+    let theirs: MaybeScalar =
+        musig2::sign_partial(&ctx, scalar0, sec0, &their_agg, m.to_byte_array()).unwrap();
+    let p0 = PartialSig::from_bytes(&theirs.serialize()).unwrap();
+    verify_partial(&jk, &p0, &agg, &pks[0], &pub0, &m).unwrap();
+    let p1 = sign_partial(&jk, &ks[1].0, sec1, &agg, &m).unwrap();
+    let p2 = sign_partial(&jk, &ks[2].0, sec2, &agg, &m).unwrap();
+    let ours1 = MaybeScalar::from_slice(&p1.to_bytes()).unwrap();
+    let their_pub1 = musig2::PubNonce::from_bytes(&pub1.to_bytes()).unwrap();
+    let pk1 = Point::from_slice(&pks[1].serialize()).unwrap();
+    musig2::verify_partial(&ctx, ours1, &their_agg, pk1, &their_pub1, m.to_byte_array()).unwrap();
+    let sig = aggregate(&jk, &agg, &[p0, p1, p2], &m).unwrap();
+    let secp = Secp256k1::verification_only();
+    let msg = Message::from_digest(m.to_byte_array());
+    secp.verify_schnorr(&sig, &msg, &jk.output_key()).unwrap();
+}
+
 fn rec(n: u8, s: u8) -> GuardRecord {
     GuardRecord {
         prevout: OutPoint {

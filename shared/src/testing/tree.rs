@@ -14,11 +14,10 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{schnorr, Keypair, Message, PublicKey, Secp256k1, SecretKey};
 use bitcoin::{Amount, OutPoint, Txid};
 use musig2::secp::{Point, Scalar};
-use musig2::{
-    AggNonce, BinaryEncoding, CompactSignature, KeyAggContext, PartialSignature, SecNonce,
-};
+use musig2::KeyAggContext;
 use rand::{CryptoRng, RngCore};
 
+use crate::musig;
 use crate::params::{Epoch, FactoryParams};
 use crate::tree::{ClientEntry, FactoryProposal, FactoryTree};
 use crate::types::SigningJob;
@@ -30,7 +29,7 @@ pub struct TestKeys {
     pub lsp: SecretKey,
     /// The clients' factory keys, by client id.
     pub clients: Vec<SecretKey>,
-    by_pubkey: HashMap<[u8; 33], SecretKey>,
+    by_pubkey: HashMap<[u8; 33], (SecretKey, musig::Signer)>,
 }
 
 fn derive(seed: u64, i: u64) -> SecretKey {
@@ -53,7 +52,10 @@ impl TestKeys {
         let secp = Secp256k1::signing_only();
         let by_pubkey = std::iter::once(&lsp)
             .chain(&clients)
-            .map(|k| (PublicKey::from_secret_key(&secp, k).serialize(), *k))
+            .map(|k| {
+                let public = PublicKey::from_secret_key(&secp, k).serialize();
+                (public, (*k, musig::Signer::new(k)))
+            })
             .collect();
         TestKeys {
             lsp,
@@ -74,7 +76,7 @@ impl TestKeys {
 
     /// The secret key of `pubkey`, if it is one of these.
     pub fn secret(&self, pubkey: &PublicKey) -> Option<SecretKey> {
-        self.by_pubkey.get(&pubkey.serialize()).copied()
+        self.by_pubkey.get(&pubkey.serialize()).map(|(k, _)| *k)
     }
 }
 
@@ -134,36 +136,26 @@ fn secrets(job: &SigningJob, keys: &TestKeys) -> Result<Vec<SecretKey>, String> 
         .collect()
 }
 
-/// Signs one job with real MuSig2: every signer draws a nonce from `rng`, signs partially, and
-/// the partial signatures are aggregated.
+/// Signs one job with real MuSig2 through [`crate::musig`] (the code the ceremonies run): every
+/// signer draws a nonce from `rng` and signs partially, and the partial signatures are
+/// aggregated into a signature checked against the output key.
 pub fn sign_job<R: RngCore + CryptoRng>(
     job: &SigningJob,
     keys: &TestKeys,
     rng: &mut R,
 ) -> Result<schnorr::Signature, String> {
-    let ctx = context(job)?;
-    let agg: Point = ctx.aggregated_pubkey();
-    let msg = job.sighash.to_byte_array();
-    let secrets = secrets(job, keys)?;
-    let nonces: Vec<SecNonce> = secrets
+    let job_keys = musig::JobKeys::for_job(job).map_err(|e| e.to_string())?;
+    let signers = job
+        .signers
         .iter()
         .map(|k| {
-            let mut seed = [0u8; 32];
-            rng.fill_bytes(&mut seed);
-            SecNonce::generate(seed, scalar(k), agg, msg, b"")
+            keys.by_pubkey
+                .get(&k.serialize())
+                .map(|(_, signer)| signer)
+                .ok_or_else(|| format!("no secret key for signer {k}"))
         })
-        .collect();
-    let agg_nonce = AggNonce::sum(nonces.iter().map(|n| n.public_nonce()));
-    let partials: Vec<PartialSignature> = nonces
-        .into_iter()
-        .zip(&secrets)
-        .map(|(n, k)| musig2::sign_partial(&ctx, scalar(k), n, &agg_nonce, msg))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let sig: CompactSignature =
-        musig2::aggregate_partial_signatures(&ctx, &agg_nonce, partials, msg)
-            .map_err(|e| e.to_string())?;
-    schnorr::Signature::from_slice(&sig.to_bytes()).map_err(|e| e.to_string())
+        .collect::<Result<Vec<_>, _>>()?;
+    musig::sign_with_every_signer(rng, &job_keys, &signers, &job.sighash).map_err(|e| e.to_string())
 }
 
 /// Signs one job with the aggregated (tweaked) secret key of its signers.

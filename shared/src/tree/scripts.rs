@@ -2,8 +2,8 @@
 //!
 //! - Key aggregation: the signers of an output are the LSP plus the clients below it, sorted in
 //!   BIP-327 `KeySort` order (lexicographic on the 33-byte compressed keys, as
-//!   [`crate::musig::key_sort`]) and aggregated with `musig2::KeyAggContext`; the untweaked
-//!   aggregate is the taproot *internal key*.
+//!   [`crate::musig::key_sort`]) and aggregated by [`crate::musig::aggregate_sorted`]; the
+//!   untweaked aggregate is the taproot *internal key*.
 //! - Tweaks (BIP-341): a key-path-only output tweaks with no merkle root (BIP-86); an output
 //!   with a script leaf tweaks with that single leaf's `TapLeafHash` as merkle root.
 //! - Scripts: the timeout leaf `<T_sweep> OP_CHECKLOCKTIMEVERIFY OP_DROP <LSP> OP_CHECKSIG` (the
@@ -11,23 +11,21 @@
 //!   L-stock leaf `<csv> OP_CHECKSEQUENCEVERIFY OP_DROP <LSP> OP_CHECKSIG`, and the P2A anchor
 //!   `OP_1 <0x4e73>`.
 //!
-//! Keys are parsed into the MuSig2 backend's points once per proposal (`KeyRing`), so each
-//! aggregation costs one scalar multiplication per signer and no point decompression.
+//! Keys are parsed into the MuSig2 backend's form once per proposal (`KeyRing`, of
+//! [`AggKey`]s), so each aggregation costs one scalar multiplication per signer and no point
+//! decompression.
 
 use std::collections::HashSet;
 
+use super::TreeError;
+use crate::musig::{aggregate_sorted, AggKey};
+use crate::params::BlockDelta;
 use bitcoin::absolute::Height;
 use bitcoin::opcodes::all::{OP_CHECKSIG, OP_CLTV, OP_CSV, OP_DROP};
 use bitcoin::script::Builder;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, Verification, XOnlyPublicKey};
 use bitcoin::taproot::{LeafVersion, TapLeafHash, TapNodeHash};
 use bitcoin::{Amount, ScriptBuf, TxOut};
-use musig2::secp::Point;
-use musig2::KeyAggContext;
-
-use super::TreeError;
-use crate::musig::key_sort;
-use crate::params::BlockDelta;
 
 /// The timeout-tree script leaf: from `sweep_height` on (a spending transaction with
 /// `nLockTime >= sweep_height`, so mined in block `sweep_height + 1` at the earliest) the LSP
@@ -77,51 +75,21 @@ pub(crate) fn p2tr<C: Verification>(
 
 /// The untweaked MuSig2 aggregate of `signers` (any order; they are key-sorted first).
 pub fn internal_key(signers: &[PublicKey]) -> Result<XOnlyPublicKey, TreeError> {
-    let mut sorted = signers.to_vec();
-    key_sort(&mut sorted);
-    let points = sorted
-        .iter()
-        .map(|k| to_point(&k.serialize()))
-        .collect::<Option<Vec<_>>>();
-    aggregate(points.ok_or(TreeError::KeyAggregation)?)
-}
-
-fn to_point(bytes: &[u8; 33]) -> Option<Point> {
-    Point::from_slice(bytes).ok()
-}
-
-fn aggregate(points: Vec<Point>) -> Result<XOnlyPublicKey, TreeError> {
-    if points.is_empty() {
-        return Err(TreeError::KeyAggregation);
-    }
-    let ctx = KeyAggContext::new(points).map_err(|_| TreeError::KeyAggregation)?;
-    let agg: Point = ctx.aggregated_pubkey_untweaked();
-    XOnlyPublicKey::from_slice(&agg.serialize_xonly()).map_err(|_| TreeError::KeyAggregation)
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    bytes: [u8; 33],
-    point: Point,
+    let mut sorted: Vec<AggKey> = signers.iter().map(AggKey::new).collect();
+    sorted.sort_unstable_by_key(AggKey::bytes);
+    aggregate_sorted(&sorted.iter().collect::<Vec<_>>()).map_err(|_| TreeError::KeyAggregation)
 }
 
 /// The LSP's and every client's key, parsed once.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyRing {
-    lsp: Entry,
-    clients: Vec<Entry>,
+    lsp: AggKey,
+    clients: Vec<AggKey>,
 }
 
 impl KeyRing {
     /// Parses the keys; refuses a key that appears twice (LSP included).
     pub(crate) fn new(lsp: &PublicKey, clients: &[PublicKey]) -> Result<KeyRing, TreeError> {
-        let entry = |k: &PublicKey| -> Result<Entry, TreeError> {
-            let bytes = k.serialize();
-            Ok(Entry {
-                bytes,
-                point: to_point(&bytes).ok_or(TreeError::KeyAggregation)?,
-            })
-        };
         let mut seen = HashSet::with_capacity(clients.len() + 1);
         for k in std::iter::once(lsp).chain(clients) {
             if !seen.insert(k.serialize()) {
@@ -129,8 +97,8 @@ impl KeyRing {
             }
         }
         Ok(KeyRing {
-            lsp: entry(lsp)?,
-            clients: clients.iter().map(entry).collect::<Result<_, _>>()?,
+            lsp: AggKey::new(lsp),
+            clients: clients.iter().map(AggKey::new).collect(),
         })
     }
 
@@ -140,9 +108,9 @@ impl KeyRing {
             .clients
             .get(start as usize..end as usize)
             .ok_or(TreeError::KeyAggregation)?;
-        let mut entries: Vec<&Entry> = std::iter::once(&self.lsp).chain(slice).collect();
-        entries.sort_unstable_by_key(|e| e.bytes);
-        aggregate(entries.into_iter().map(|e| e.point).collect())
+        let mut entries: Vec<&AggKey> = std::iter::once(&self.lsp).chain(slice).collect();
+        entries.sort_unstable_by_key(|e| e.bytes());
+        aggregate_sorted(&entries).map_err(|_| TreeError::KeyAggregation)
     }
 }
 
@@ -152,6 +120,10 @@ mod tests {
     use bitcoin::hashes::Hash;
     use bitcoin::secp256k1::SecretKey;
     use bitcoin::taproot::TaprootBuilder;
+    use musig2::secp::Point;
+    use musig2::KeyAggContext;
+
+    use crate::musig::key_sort;
 
     fn key(i: u8) -> PublicKey {
         let secp = Secp256k1::new();
@@ -182,7 +154,7 @@ mod tests {
         key_sort(&mut signers);
         let points: Vec<Point> = signers
             .iter()
-            .map(|k| to_point(&k.serialize()).unwrap())
+            .map(|k| Point::from_slice(&k.serialize()).unwrap())
             .collect();
         let ctx = KeyAggContext::new(points).unwrap();
         let tweaked: Point = ctx
