@@ -2,7 +2,8 @@
 //! fresh nonces for them, and the consuming step that turns nonces into partial signatures
 //! after the double-sign guard has agreed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{PublicKey, SecretKey};
@@ -11,8 +12,8 @@ use bitcoin::{OutPoint, TapSighash};
 use super::messages::MAX_NODES_PER_MSG;
 use super::proposal::Refusal;
 use crate::musig::{
-    check_and_record_all, generate_nonce, sign_partial, AggNonce, GuardRecord, JobKeys, PartialSig,
-    PubNonce, SecNonce, SignGuard,
+    check_and_record_all, generate_nonce_as, sign_partial_as, AggNonce, GuardRecord, JobKeys,
+    KeyAgg, MusigError, PartialSig, PubNonce, SecNonce, SignGuard, Signer,
 };
 use crate::types::{FactoryId, NodeId, SessionId, SigningJob};
 
@@ -28,12 +29,18 @@ pub(crate) struct Prepared {
 pub(crate) struct JobSet(BTreeMap<NodeId, Prepared>);
 
 impl JobSet {
-    /// Checks node ids are unique and every job's keys aggregate.
+    /// Checks node ids are unique and every job's keys aggregate. Jobs of one signer set share
+    /// one aggregation.
     pub(crate) fn new(jobs: Vec<SigningJob>) -> Result<JobSet, Refusal> {
         let mut map = BTreeMap::new();
+        let mut aggregated: HashMap<Vec<PublicKey>, KeyAgg> = HashMap::new();
         for job in jobs {
-            let keys = JobKeys::for_job(&job)
-                .map_err(|e| Refusal::new(format!("node {}: {e}", job.node)))?;
+            let refuse = |e: MusigError| Refusal::new(format!("node {}: {e}", job.node));
+            let agg = match aggregated.entry(job.signers.clone()) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => slot.insert(KeyAgg::new(&job.signers).map_err(refuse)?),
+            };
+            let keys = agg.tweaked(job.merkle_root).map_err(refuse)?;
             let node = job.node;
             if map.insert(node, Prepared { job, keys }).is_some() {
                 return Err(Refusal::new(format!("node {node} appears twice")));
@@ -99,6 +106,7 @@ pub(crate) fn generate_nonces<R: rand::RngCore + rand::CryptoRng>(
 ) -> (SecretNonces, BTreeMap<NodeId, PubNonce>) {
     let mut secrets = BTreeMap::new();
     let mut publics = BTreeMap::new();
+    let signer = Signer::new(secret);
     for node in nodes {
         let Some(p) = jobs.get(node) else { continue };
         let mut context = Vec::with_capacity(56);
@@ -107,7 +115,7 @@ pub(crate) fn generate_nonces<R: rand::RngCore + rand::CryptoRng>(
         context.extend_from_slice(&node.0.to_be_bytes());
         context.extend_from_slice(&p.job.prevout.txid.to_byte_array());
         context.extend_from_slice(&p.job.prevout.vout.to_be_bytes());
-        let (sec, public) = generate_nonce(rng, secret, &p.keys, &p.job.sighash, &context);
+        let (sec, public) = generate_nonce_as(rng, &signer, &p.keys, &p.job.sighash, &context);
         secrets.insert(*node, sec);
         publics.insert(*node, public);
     }
@@ -183,12 +191,13 @@ impl SecretNonces {
         let records =
             check_and_record_all(guard, &batch).map_err(|e| Refusal::new(e.to_string()))?;
         let mut partials = BTreeMap::new();
+        let signer = Signer::new(secret);
         for (node, nonce) in self.0 {
             let (p, agg) = match (jobs.get(&node), aggs.get(&node)) {
                 (Some(p), Some(agg)) => (p, agg),
                 _ => return Err(Refusal::new(format!("node {node} vanished while signing"))),
             };
-            let partial = sign_partial(&p.keys, secret, nonce, agg, &p.job.sighash)
+            let partial = sign_partial_as(&p.keys, &signer, nonce, agg, &p.job.sighash)
                 .map_err(|e| Refusal::new(format!("node {node}: {e}")))?;
             partials.insert(node, partial);
         }

@@ -138,13 +138,20 @@ impl core::fmt::Debug for Signer {
     }
 }
 
-impl JobKeys {
-    /// Aggregates `signers` (which must already be BIP-327 sorted, without duplicates) and tweaks
-    /// with `merkle_root`, or with the BIP-86 unspendable tweak when `None`.
-    pub fn new(
-        signers: &[PublicKey],
-        merkle_root: Option<TapNodeHash>,
-    ) -> Result<JobKeys, MusigError> {
+/// The untweaked MuSig2 aggregation of one signer set, reusable for every output those signers
+/// share: a tree's root transaction and its distribution transaction spend the same output, and
+/// the state transactions of one layer spend outputs of one set. [`KeyAgg::tweaked`] makes the
+/// [`JobKeys`] of one output from it without aggregating again.
+#[derive(Debug, Clone)]
+pub struct KeyAgg {
+    cache: KeyAggCache,
+    signers: Vec<PublicKey>,
+    internal_key: XOnlyPublicKey,
+}
+
+impl KeyAgg {
+    /// Aggregates `signers`, which must already be BIP-327 sorted, without duplicates.
+    pub fn new(signers: &[PublicKey]) -> Result<KeyAgg, MusigError> {
         if signers.is_empty() {
             return Err(MusigError::NoSigners);
         }
@@ -158,8 +165,29 @@ impl JobKeys {
             }
         }
         let parsed: Vec<AggKey> = signers.iter().map(AggKey::new).collect();
-        let mut cache = cache_of(&parsed.iter().collect::<Vec<_>>())?;
-        let internal_key = from_backend_xonly(&cache.agg_pk());
+        let cache = cache_of(&parsed.iter().collect::<Vec<_>>())?;
+        Ok(KeyAgg {
+            internal_key: from_backend_xonly(&cache.agg_pk()),
+            cache,
+            signers: signers.to_vec(),
+        })
+    }
+
+    /// The signers, in BIP-327 order.
+    pub fn signers(&self) -> &[PublicKey] {
+        &self.signers
+    }
+
+    /// The untweaked aggregate (the taproot internal key).
+    pub fn internal_key(&self) -> XOnlyPublicKey {
+        self.internal_key
+    }
+
+    /// The keys of an output of these signers tweaked with `merkle_root`, or with the BIP-86
+    /// unspendable tweak when `None`.
+    pub fn tweaked(&self, merkle_root: Option<TapNodeHash>) -> Result<JobKeys, MusigError> {
+        let mut cache = self.cache;
+        let internal_key = self.internal_key;
         let tweak = TapTweakHash::from_key_and_tweak(internal_key, merkle_root).to_byte_array();
         let tweak = secp256k1_musig::Scalar::from_be_bytes(tweak)
             .map_err(|_| MusigError::InvalidAggregate)?;
@@ -169,10 +197,21 @@ impl JobKeys {
         let output_key = from_backend_xonly(&tweaked.x_only_public_key().0);
         Ok(JobKeys {
             cache,
-            signers: signers.to_vec(),
+            signers: self.signers.clone(),
             internal_key,
             output_key,
         })
+    }
+}
+
+impl JobKeys {
+    /// Aggregates `signers` (which must already be BIP-327 sorted, without duplicates) and tweaks
+    /// with `merkle_root`, or with the BIP-86 unspendable tweak when `None`.
+    pub fn new(
+        signers: &[PublicKey],
+        merkle_root: Option<TapNodeHash>,
+    ) -> Result<JobKeys, MusigError> {
+        KeyAgg::new(signers)?.tweaked(merkle_root)
     }
 
     /// [`JobKeys::new`] for a job's signers and merkle root.

@@ -32,13 +32,13 @@ mod sign;
 
 pub use error::MusigError;
 pub use guard::{check_and_record_all, GuardError, GuardRecord, MemorySignGuard, SignGuard};
-pub use keys::{aggregate_sorted, key_sort, public_key, AggKey, JobKeys, Signer};
+pub use keys::{aggregate_sorted, key_sort, public_key, AggKey, JobKeys, KeyAgg, Signer};
 pub use nonce::{
     aggregate_nonces, generate_nonce, generate_nonce_as, AggNonce, PubNonce, SecNonce,
 };
 pub use sign::{
     aggregate, sign_partial, sign_partial_as, sign_with_every_key, sign_with_every_signer,
-    verify_final, verify_partial, PartialSig,
+    verify_final, verify_partial, PartialSig, SigningSession,
 };
 
 #[cfg(test)]

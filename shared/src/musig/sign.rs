@@ -64,51 +64,85 @@ impl<'de> Deserialize<'de> for PartialSig {
     }
 }
 
-/// One job's signing session: the keys, the aggregated nonce and the message, with the backend's
-/// session state (the effective nonce and challenge) computed once for every signer it serves.
-struct JobSession<'a> {
-    keys: &'a JobKeys,
-    sighash: &'a TapSighash,
+/// One job's signing session: the backend's session state (the effective nonce and the
+/// challenge) made once from the aggregated nonce and the message, then used for every signer's
+/// partial signature, its check, and the aggregation. A coordinator verifying many signers of one
+/// job builds it once instead of once per partial signature.
+///
+/// Each method takes the [`JobKeys`] the session was made with; other keys are refused with
+/// [`MusigError::NonceMismatch`].
+#[derive(Clone, Copy)]
+pub struct SigningSession {
     inner: musig::Session,
+    output_key: bitcoin::secp256k1::XOnlyPublicKey,
+    sighash: TapSighash,
 }
 
-impl<'a> JobSession<'a> {
-    fn new(keys: &'a JobKeys, agg: &AggNonce, sighash: &'a TapSighash) -> JobSession<'a> {
-        JobSession {
-            keys,
-            sighash,
+impl fmt::Debug for SigningSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningSession")
+            .field("output_key", &self.output_key)
+            .field("sighash", &self.sighash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningSession {
+    /// The session of `keys` signing `sighash` with the aggregated nonce `agg`.
+    pub fn new(keys: &JobKeys, agg: &AggNonce, sighash: &TapSighash) -> SigningSession {
+        SigningSession {
             inner: musig::Session::new(keys.cache(), agg.0, &msg_bytes(sighash)),
+            output_key: keys.output_key(),
+            sighash: *sighash,
         }
     }
 
-    fn sign(&self, signer: &Signer, nonce: SecNonce) -> Result<PartialSig, MusigError> {
+    fn check_keys(&self, keys: &JobKeys) -> Result<(), MusigError> {
+        if keys.output_key() == self.output_key {
+            Ok(())
+        } else {
+            Err(MusigError::NonceMismatch)
+        }
+    }
+
+    /// [`sign_partial_as`] in this session.
+    pub fn sign(
+        &self,
+        keys: &JobKeys,
+        signer: &Signer,
+        nonce: SecNonce,
+    ) -> Result<PartialSig, MusigError> {
+        self.check_keys(keys)?;
         let public = signer.public_key();
-        if self.keys.signer_index(&public).is_none() {
+        if keys.signer_index(&public).is_none() {
             return Err(MusigError::UnknownSigner { signer: public });
         }
-        let inner = nonce.take_for(&public, self.keys, self.sighash)?;
+        let inner = nonce.take_for(&public, keys, &self.sighash)?;
         Ok(PartialSig(self.inner.partial_sign(
             inner,
             signer.keypair(),
-            self.keys.cache(),
+            keys.cache(),
         )))
     }
 
-    fn verify(
+    /// [`verify_partial`] in this session.
+    pub fn verify(
         &self,
+        keys: &JobKeys,
         partial: &PartialSig,
         signer: &PublicKey,
         pubnonce: &PubNonce,
     ) -> Result<(), MusigError> {
-        let index = self
-            .keys
+        self.check_keys(keys)?;
+        let index = keys
             .signer_index(signer)
             .ok_or(MusigError::UnknownSigner { signer: *signer })?;
-        let cache = self.keys.cache();
-        if self
-            .inner
-            .partial_verify(cache, &partial.0, pubnonce.inner(), to_backend(signer))
-        {
+        if self.inner.partial_verify(
+            keys.cache(),
+            &partial.0,
+            pubnonce.inner(),
+            to_backend(signer),
+        ) {
             Ok(())
         } else {
             Err(MusigError::BadPartialSignature {
@@ -118,8 +152,14 @@ impl<'a> JobSession<'a> {
         }
     }
 
-    fn aggregate(&self, partials: &[PartialSig]) -> Result<schnorr::Signature, MusigError> {
-        let expected = self.keys.signers().len();
+    /// [`aggregate`] in this session.
+    pub fn aggregate(
+        &self,
+        keys: &JobKeys,
+        partials: &[PartialSig],
+    ) -> Result<schnorr::Signature, MusigError> {
+        self.check_keys(keys)?;
+        let expected = keys.signers().len();
         if partials.len() != expected {
             return Err(MusigError::WrongPartialCount {
                 expected,
@@ -130,7 +170,7 @@ impl<'a> JobSession<'a> {
         let sig = self.inner.partial_sig_agg(&partials).assume_valid();
         let sig = schnorr::Signature::from_slice(&sig.to_byte_array())
             .map_err(|_| MusigError::BadFinalSignature)?;
-        verify_final(self.keys, &sig, self.sighash)?;
+        verify_final(keys, &sig, &self.sighash)?;
         Ok(sig)
     }
 }
@@ -159,7 +199,7 @@ pub fn sign_partial_as(
     agg: &AggNonce,
     sighash: &TapSighash,
 ) -> Result<PartialSig, MusigError> {
-    JobSession::new(keys, agg, sighash).sign(signer, nonce)
+    SigningSession::new(keys, agg, sighash).sign(keys, signer, nonce)
 }
 
 /// Checks `signer`'s partial signature against its public nonce and the aggregated nonce.
@@ -174,7 +214,7 @@ pub fn verify_partial(
     pubnonce: &PubNonce,
     sighash: &TapSighash,
 ) -> Result<(), MusigError> {
-    JobSession::new(keys, agg, sighash).verify(partial, signer, pubnonce)
+    SigningSession::new(keys, agg, sighash).verify(keys, partial, signer, pubnonce)
 }
 
 /// Sums one partial signature per signer into the final BIP-340 signature and checks it against
@@ -185,7 +225,7 @@ pub fn aggregate(
     partials: &[PartialSig],
     sighash: &TapSighash,
 ) -> Result<schnorr::Signature, MusigError> {
-    JobSession::new(keys, agg, sighash).aggregate(partials)
+    SigningSession::new(keys, agg, sighash).aggregate(keys, partials)
 }
 
 /// Checks a final BIP-340 signature over `sighash` against [`JobKeys::output_key`].
@@ -246,11 +286,11 @@ pub fn sign_with_every_signer<R: rand::RngCore + rand::CryptoRng>(
         .map(|s| super::generate_nonce_as(rng, s, keys, sighash, b"superscalar/every-key"))
         .collect();
     let agg = super::aggregate_nonces(nonces.iter().map(|(_, p)| p));
-    let session = JobSession::new(keys, &agg, sighash);
+    let session = SigningSession::new(keys, &agg, sighash);
     let partials = signers
         .iter()
         .zip(nonces)
-        .map(|(signer, (sec, _))| session.sign(signer, sec))
+        .map(|(signer, (sec, _))| session.sign(keys, signer, sec))
         .collect::<Result<Vec<_>, _>>()?;
-    session.aggregate(&partials)
+    session.aggregate(keys, &partials)
 }

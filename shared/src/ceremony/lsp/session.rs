@@ -10,8 +10,7 @@ use super::super::jobs::{JobSet, SecretNonces};
 use super::super::messages::{ExclusionReason, Propose, MAX_NODES_PER_MSG};
 use super::super::proposal::{Member, ProposalPayload, Proposed, Refusal};
 use crate::musig::{
-    aggregate, aggregate_nonces, verify_partial, AggNonce, MusigError, PartialSig, PubNonce,
-    SignGuard,
+    aggregate_nonces, AggNonce, MusigError, PartialSig, PubNonce, SignGuard, SigningSession,
 };
 use crate::types::{ClientId, NodeId, SessionId};
 use crate::wire::{Envelope, WireMsg, MAX_FRAME_BYTES};
@@ -116,6 +115,8 @@ pub(super) struct NonceRound {
 pub(super) struct PartialRound {
     pub(super) pubnonces: BTreeMap<ClientId, BTreeMap<NodeId, PubNonce>>,
     pub(super) aggs: BTreeMap<NodeId, AggNonce>,
+    /// Each node's signing session, made once from its aggregated nonce.
+    pub(super) sessions: BTreeMap<NodeId, SigningSession>,
     pub(super) lsp_partials: BTreeMap<NodeId, PartialSig>,
     pub(super) got: BTreeMap<ClientId, BTreeMap<NodeId, PartialSig>>,
 }
@@ -151,9 +152,17 @@ impl NonceRound {
             aggs.insert(*node, aggregate_nonces(nonces));
         }
         let signed = self.lsp_nonces.sign(secret, &core.jobs, &aggs, guard)?;
+        let sessions = aggs
+            .iter()
+            .filter_map(|(node, agg)| {
+                let p = core.jobs.get(node)?;
+                Some((*node, SigningSession::new(&p.keys, agg, &p.job.sighash)))
+            })
+            .collect();
         let round = PartialRound {
             pubnonces: self.got,
             aggs,
+            sessions,
             lsp_partials: signed.partials,
             got: BTreeMap::new(),
         };
@@ -171,17 +180,16 @@ impl PartialRound {
         partials: &BTreeMap<NodeId, PartialSig>,
     ) -> Result<(), ExclusionReason> {
         for (node, partial) in partials {
-            let (Some(p), Some(agg), Some(pubnonce)) = (
+            let (Some(p), Some(session), Some(pubnonce)) = (
                 core.jobs.get(node),
-                self.aggs.get(node),
+                self.sessions.get(node),
                 self.pubnonces.get(&client).and_then(|m| m.get(node)),
             ) else {
                 return Err(ExclusionReason::WrongNodes {
                     round: super::Round::PartialSigs,
                 });
             };
-            if let Err(e) = verify_partial(&p.keys, partial, agg, pubkey, pubnonce, &p.job.sighash)
-            {
+            if let Err(e) = session.verify(&p.keys, partial, pubkey, pubnonce) {
                 let index = match e {
                     MusigError::BadPartialSignature { index, .. } => index,
                     _ => p.keys.signer_index(pubkey).unwrap_or(usize::MAX),
@@ -200,7 +208,7 @@ impl PartialRound {
     pub(super) fn finish(self, core: &Core) -> Result<AckRound, Refusal> {
         let mut signatures = BTreeMap::new();
         for (node, roles) in &core.roles {
-            let (Some(p), Some(agg)) = (core.jobs.get(node), self.aggs.get(node)) else {
+            let (Some(p), Some(session)) = (core.jobs.get(node), self.sessions.get(node)) else {
                 return Err(Refusal::new(format!("node {node} lost its job or nonce")));
             };
             let mut partials = Vec::with_capacity(roles.len());
@@ -213,7 +221,8 @@ impl PartialRound {
                     Refusal::new(format!("missing partial signature for node {node}"))
                 })?);
             }
-            let sig = aggregate(&p.keys, agg, &partials, &p.job.sighash)
+            let sig = session
+                .aggregate(&p.keys, &partials)
                 .map_err(|e| Refusal::new(format!("node {node}: {e}")))?;
             signatures.insert(*node, sig);
         }
