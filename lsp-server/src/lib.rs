@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use bitcoin::secp256k1::Keypair;
 use shared::terms::SignedTerms;
 use tokio::sync::{mpsc, watch};
@@ -240,6 +241,14 @@ pub async fn start(config: Config) -> Result<Running> {
                 Ok(())
             });
         }
+        // Frames are small and each round waits on the other side's answer: without
+        // TCP_NODELAY, Nagle's algorithm holds a frame until the previous one is acknowledged,
+        // which the peer's delayed ACK puts off by up to 40 ms per round trip.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+            }
+        });
         tasks.spawn(async move { axum::serve(listener, app).await.map_err(Into::into) });
         tasks.spawn(async move {
             coordinator.run(inbound_rx).await;

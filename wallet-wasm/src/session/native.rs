@@ -69,7 +69,9 @@ impl Connect for WsConnector {
         config.max_message_size = Some(MAX_FRAME_BYTES);
         config.max_frame_size = Some(MAX_FRAME_BYTES);
         let (ws, _) =
-            tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), false)
+            // `true`: TCP_NODELAY, as browsers set for WebSockets; a round's small frames go
+            // out at once instead of waiting on the LSP's delayed ACK.
+            tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), true)
                 .await
                 .map_err(|e| TransportError {
                     url: self.url.clone(),
