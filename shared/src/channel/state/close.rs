@@ -13,7 +13,7 @@ use crate::channel::commitment::Side;
 use crate::channel::messages::{Action, ChannelChange, ChannelEvent, ChannelMsg};
 use crate::channel::ChannelError;
 use crate::musig::{
-    aggregate, aggregate_nonces, generate_nonce, sign_partial, verify_final, verify_partial,
+    aggregate, aggregate_nonces, generate_nonce_as, sign_partial_as, verify_final, verify_partial,
     PartialSig, PubNonce, SecNonce,
 };
 
@@ -130,9 +130,9 @@ impl Channel {
                 reason: "a different close was already signed",
             });
         }
-        let (sec, public) = generate_nonce(
+        let (sec, public) = generate_nonce_as(
             rng,
-            &self.funding_secret,
+            &self.funding_signer,
             &self.funding_keys,
             &sighash,
             b"superscalar/channel/close",
@@ -162,17 +162,17 @@ impl Channel {
         }
         let sighash = close_sighash(&self.params, &tx);
         self.close_guard(sighash)?;
-        let (sec, public) = generate_nonce(
+        let (sec, public) = generate_nonce_as(
             rng,
-            &self.funding_secret,
+            &self.funding_signer,
             &self.funding_keys,
             &sighash,
             b"superscalar/channel/close",
         );
         let agg = aggregate_nonces([&lsp_nonce, &public]);
-        let partial = sign_partial(
+        let partial = sign_partial_as(
             &self.funding_keys,
-            &self.funding_secret,
+            &self.funding_signer,
             sec,
             &agg,
             &sighash,
@@ -210,9 +210,9 @@ impl Channel {
         )?;
         self.close_guard(sighash)?;
         let (mut tx, sec, _) = self.closing.pending.take().expect("checked above");
-        let mine = sign_partial(
+        let mine = sign_partial_as(
             &self.funding_keys,
-            &self.funding_secret,
+            &self.funding_signer,
             sec,
             &agg,
             &sighash,

@@ -34,7 +34,7 @@ use super::commitment::{self, ChannelParams, Commitment, CommitmentSpec, Side};
 use super::keys::{point_of, Basepoints, ChannelSecrets, CommitmentKeys, SecretStore};
 use super::messages::{Action, ChannelEvent, Update};
 use super::ChannelError;
-use crate::musig::{public_key, JobKeys, PubNonce, SecNonce};
+use crate::musig::{JobKeys, PubNonce, SecNonce, Signer};
 use crate::types::Now;
 
 /// What a side knows about its peer when the channel opens.
@@ -90,7 +90,8 @@ pub struct Channel {
     side: Side,
     params: ChannelParams,
     funding_keys: JobKeys,
-    funding_secret: SecretKey,
+    /// This side's key in the channel output's aggregate, derived once for every round.
+    funding_signer: Signer,
     secrets: ChannelSecrets,
     peer: Basepoints,
     factor: u64,
@@ -154,7 +155,8 @@ impl Channel {
             Side::Lsp => params.lsp_funding_key,
             Side::Client => params.client_funding_key,
         };
-        if public_key(&funding_secret) != my_key {
+        let funding_signer = Signer::new(&funding_secret);
+        if funding_signer.public_key() != my_key {
             return Err(ChannelError::Params {
                 reason: "the funding secret is not this side's funding key",
             });
@@ -185,7 +187,7 @@ impl Channel {
             factor: commitment::obscuring_factor(&lsp_pay, &client_pay),
             params,
             funding_keys,
-            funding_secret,
+            funding_signer,
             secrets,
             peer: peer.basepoints,
             number: None,

@@ -11,8 +11,8 @@ use crate::channel::messages::{
 };
 use crate::channel::ChannelError;
 use crate::musig::{
-    aggregate, aggregate_nonces, generate_nonce, sign_partial, verify_partial, JobKeys, PartialSig,
-    PubNonce, SecNonce,
+    aggregate_nonces, generate_nonce_as, sign_partial_as, JobKeys, PartialSig, PubNonce, SecNonce,
+    SigningSession,
 };
 use crate::types::Now;
 
@@ -50,9 +50,9 @@ impl Channel {
         self.guard_check(Side::Client, number, client_sighash)?;
         self.guard_check(Side::Lsp, number, lsp_sighash)?;
         let nonce = |rng: &mut R, holder: Side, sighash: &TapSighash| {
-            generate_nonce(
+            generate_nonce_as(
                 rng,
-                &self.funding_secret,
+                &self.funding_signer,
                 &self.funding_keys,
                 sighash,
                 &nonce_context(holder, number),
@@ -294,9 +294,9 @@ impl Channel {
             ..
         } = self.prepare(number, counts, rng)?;
         let agg = aggregate_nonces([&lsp_nonce_lsp, &pub_lsp]);
-        let partial = sign_partial(
+        let partial = sign_partial_as(
             &self.funding_keys,
-            &self.funding_secret,
+            &self.funding_signer,
             nonce_lsp,
             &agg,
             &ls,
@@ -362,15 +362,14 @@ impl Channel {
         let client_key = self.params.client_funding_key;
         let agg_lsp = aggregate_nonces([&pub_lsp, &client_nonce_lsp]);
         let agg_client = aggregate_nonces([&pub_client, &client_nonce_client]);
+        let session = SigningSession::new(&self.funding_keys, &agg_lsp, &ls);
         // Everything that can fail is checked before the nonces are spent: a bad partial
         // signature leaves the round waiting (the nonces restored).
-        if let Err(e) = verify_partial(
+        if let Err(e) = session.verify(
             &self.funding_keys,
             &partial_lsp,
-            &agg_lsp,
             &client_key,
             &client_nonce_lsp,
-            &ls,
         ) {
             self.round = Round::LspSent {
                 number,
@@ -385,28 +384,20 @@ impl Channel {
             };
             return Err(e.into());
         }
-        let mine = sign_partial(
+        let mine = session.sign(&self.funding_keys, &self.funding_signer, nonce_lsp)?;
+        let sig = session.aggregate(
             &self.funding_keys,
-            &self.funding_secret,
-            nonce_lsp,
-            &agg_lsp,
-            &ls,
-        )?;
-        let sig = aggregate(
-            &self.funding_keys,
-            &agg_lsp,
             &order(
                 &self.funding_keys,
                 self.params.lsp_funding_key,
                 mine,
                 partial_lsp,
             ),
-            &ls,
         )?;
         let signed = lsp_commit.signed(&sig);
-        let partial_client = sign_partial(
+        let partial_client = sign_partial_as(
             &self.funding_keys,
-            &self.funding_secret,
+            &self.funding_signer,
             nonce_client,
             &agg_client,
             &cs,
@@ -542,14 +533,13 @@ impl Channel {
         }
         let cs = client_commit.sighash(&self.params);
         let agg = aggregate_nonces([lsp_nonce, my_pub]);
+        let session = SigningSession::new(&self.funding_keys, &agg, &cs);
         // Everything that can fail is checked before the secret nonce is spent.
-        verify_partial(
+        session.verify(
             &self.funding_keys,
             &partial_client,
-            &agg,
             &self.params.lsp_funding_key,
             lsp_nonce,
-            &cs,
         )?;
         let checked = self.check_revocation(number, &revocation)?;
         let Round::ClientSigned {
@@ -562,23 +552,15 @@ impl Channel {
         else {
             unreachable!("matched above")
         };
-        let mine = sign_partial(
+        let mine = session.sign(&self.funding_keys, &self.funding_signer, nonce_client)?;
+        let sig = session.aggregate(
             &self.funding_keys,
-            &self.funding_secret,
-            nonce_client,
-            &agg,
-            &cs,
-        )?;
-        let sig = aggregate(
-            &self.funding_keys,
-            &agg,
             &order(
                 &self.funding_keys,
                 self.params.client_funding_key,
                 mine,
                 partial_client,
             ),
-            &cs,
         )?;
         self.guard_record(Side::Client, number, cs);
         let signed = client_commit.signed(&sig);
