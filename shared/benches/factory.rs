@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p superscalar-shared --features test-utils --bench factory -- <N>` prints one
 //! line of `key=value` figures for N clients: building the tree, signing every node with real
-//! MuSig2 (nonces, partial signatures, aggregation), one client's own check of the proposal,
+//! MuSig2 (nonces, partial signatures, aggregation), one client's own check of the proposal and
+//! signing of its jobs (`shared::testing::client_work`, which the browser bench runs too),
 //! a cooperative close signed by all, the tree's size, one client's stored path, a worst-case
 //! exit, and the process's peak memory. Run one N per process so peak memory means something;
 //! `cargo xtask bench` does that and prints a table.
@@ -16,10 +17,10 @@ use bitcoin::{Amount, FeeRate, Sequence, TapSighashType, Transaction, TxIn, TxOu
 use rand::SeedableRng;
 use shared::exit::worst_case_cost;
 use shared::params::FactoryParams;
+use shared::testing::client_work::client_work;
 use shared::testing::{sample_proposal, sign_all, tree::sign_job, TestKeys};
 use shared::tree::FactoryTree;
 use shared::types::{ClientId, NodeId, SigningJob};
-use shared::verify::{check_proposal, ClientPolicy, Expectation};
 
 fn main() {
     let n: usize = std::env::args()
@@ -43,24 +44,14 @@ fn main() {
     let sign_s = t.elapsed().as_secs_f64();
     assert!(tree.is_fully_signed());
 
-    // One client's own work: rebuild its path from the proposal and check everything.
+    // One client's own work: check the proposal (rebuilding its path), then sign its jobs.
+    let clock = Instant::now();
+    let work = client_work(n, &mut rng, || clock.elapsed().as_secs_f64());
     let client = n / 2;
-    let entry = &proposal.clients[client];
-    let expect = Expectation {
-        my_key: entry.key,
-        lsp_key: proposal.lsp_key,
-        channel: entry.channel,
-        lstock: entry.lstock,
-    };
-    let policy = ClientPolicy::for_network(params.network);
-    let t = Instant::now();
-    let path = check_proposal(&proposal, &expect, &policy, proposal.creation_height)
-        .expect("the client accepts an honest proposal");
-    let client_check_s = t.elapsed().as_secs_f64();
-    let path_nodes = path.nodes().len();
     let signed_path = tree
         .client_path(ClientId(client as u32))
         .expect("client exists");
+    let path_nodes = signed_path.nodes().len();
     let path_bytes = serde_json::to_vec(&signed_path).expect("serializes").len();
 
     let t = Instant::now();
@@ -74,10 +65,13 @@ fn main() {
 
     println!(
         "n={n} build_s={build_s:.4} sign_s={sign_s:.3} signer_sessions={signer_sessions} \
-         client_check_s={client_check_s:.4} close_s={close_s:.4} total_s={:.3} \
+         client_check_s={:.4} client_sign_s={:.4} client_jobs={} close_s={close_s:.4} total_s={:.3} \
          tree_nodes={tree_nodes} tree_vbytes={tree_vbytes} path_nodes={path_nodes} \
          path_bytes={path_bytes} exit_txs={} exit_vbytes={} exit_blocks={} exit_fee_at_10={} \
          peak_rss_mb={:.1}",
+        work.check_s,
+        work.sign_s,
+        work.jobs,
         build_s + sign_s + close_s,
         exit.txs,
         exit.vbytes,

@@ -21,3 +21,25 @@ fn signs_and_checks_terms_in_wasm() {
     assert_eq!(terms.body.lsp_pubkey, kp.x_only_public_key().0);
     assert!(crate::lsp::accept_welcome(&frame, now, bitcoin::Network::Bitcoin).is_err());
 }
+
+/// The browser half of `cargo xtask bench browser`: one client's check and signing of a
+/// proposal of 127 and of 1,024 clients in Chromium, by the same code the factory bench times
+/// natively (`shared::testing::client_work`). It prints a `bench=browser` line per N and asserts
+/// nothing about time, so the test run skips it; the bench runs it with `--include-ignored`.
+#[wasm_bindgen_test]
+#[ignore = "a benchmark: `cargo xtask bench browser` runs it"]
+fn browser_client_work() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for n in [127, 1024] {
+        let work =
+            shared::testing::client_work::client_work(n, &mut rng, || js_sys::Date::now() / 1000.0);
+        assert!(work.jobs > 0);
+        console_log!(
+            "bench=browser n={n} jobs={} check_ms={:.0} sign_ms={:.0}",
+            work.jobs,
+            work.check_s * 1000.0,
+            work.sign_s * 1000.0
+        );
+    }
+}

@@ -93,6 +93,7 @@ pub fn run(args: &[String]) -> Result<()> {
             payments(&sizes(PAYMENT_SIZES))?;
             outside(&sizes(OUTSIDE_SIZES))?;
             migrate(&sizes(MIGRATE_SIZES))?;
+            browser()?;
             bundle_size()
         }
         "factory" => factory(&sizes(FACTORY_SIZES)),
@@ -100,9 +101,10 @@ pub fn run(args: &[String]) -> Result<()> {
         "payments" => payments(&sizes(PAYMENT_SIZES)),
         "outside" => outside(&sizes(OUTSIDE_SIZES)),
         "migrate" => migrate(&sizes(MIGRATE_SIZES)),
+        "browser" => browser(),
         "size" => bundle_size(),
         other => {
-            bail!("unknown bench `{other}` (known: all, factory, swarm, payments, outside, migrate, size)")
+            bail!("unknown bench `{other}` (known: all, factory, swarm, payments, outside, migrate, browser, size)")
         }
     }
 }
@@ -258,7 +260,7 @@ fn factory_table(rows: &[Row]) -> String {
     table += &format!(
         "\nDetail (N = {}): tree build {} s; signing {} s for {} signer-sessions; cooperative \
          close {} s. Tree size {} vbytes. One client's stored, signed path is {} KB (JSON), and \
-         checking a proposal costs a client {} ms. Worst-case unilateral exit on mainnet \
+         checking a proposal costs a client {} ms and signing its {} jobs {} ms. Worst-case unilateral exit on mainnet \
          parameters: {} transactions, {} vbytes, {} blocks of relative locks.\n",
         all(&|r| get(r, "n")),
         all(&|r| get(r, "build_s")),
@@ -268,6 +270,8 @@ fn factory_table(rows: &[Row]) -> String {
         all(&|r| thousands(num(r, "tree_vbytes") as u64)),
         all(&|r| format!("{:.1}", num(r, "path_bytes") / 1024.0)),
         all(&|r| format!("{:.0}", num(r, "client_check_s") * 1000.0)),
+        all(&|r| get(r, "client_jobs")),
+        all(&|r| format!("{:.0}", num(r, "client_sign_s") * 1000.0)),
         all(&|r| get(r, "exit_txs")),
         all(&|r| thousands(num(r, "exit_vbytes") as u64)),
         all(&|r| get(r, "exit_blocks")),
@@ -403,6 +407,109 @@ fn migrate(sizes: &[String]) -> Result<()> {
         |_| Vec::new(),
     );
     crate::readme::write_section("migrate", &table)
+}
+
+/// One client's check and signing of a 127- and a 1,024-client proposal in headless Chromium
+/// (the wallet's ignored wasm test `browser_client_work`, release build) beside the same code
+/// natively (the factory bench's `client_check_s` and `client_sign_s`).
+fn browser() -> Result<()> {
+    let tools = setup::run()?;
+    let mut cmd = cargo();
+    tools.apply(&mut cmd);
+    cmd.args([
+        "test",
+        "--release",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "superscalar-wallet",
+        "--lib",
+        "--",
+        "--include-ignored",
+        "--nocapture",
+        "browser_client_work",
+    ]);
+    let out = output(&mut cmd).context("the browser bench failed")?;
+    let browser: Vec<Row> = out
+        .lines()
+        .filter_map(|l| l.find("bench=browser").map(|i| &l[i..]))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect();
+    if browser.is_empty() {
+        bail!("the browser bench printed no `bench=browser` line:\n{out}");
+    }
+    let sizes: Vec<String> = browser.iter().filter_map(|r| r.get("n").cloned()).collect();
+    let factory_bench = [
+        "bench",
+        "-p",
+        "superscalar-shared",
+        "--features",
+        "test-utils",
+        "--bench",
+        "factory",
+    ];
+    let native = runs(&factory_bench, &sizes, None)?;
+    println!("\n== one client's check and signing: Chromium (wasm) beside native ==");
+    println!(
+        "{:>6} {:>6} {:>14} {:>14} {:>14} {:>14}",
+        "N", "jobs", "wasm check ms", "wasm sign ms", "native check", "native sign"
+    );
+    let ms = |r: &Row, k: &str| {
+        r.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or("?".to_string(), |s| format!("{:.0}", s * 1000.0))
+    };
+    let mut rows = Vec::new();
+    for (b, nat) in browser.iter().zip(&native) {
+        let g = |k: &str| b.get(k).cloned().unwrap_or("?".into());
+        let row: Row = [
+            ("n", g("n")),
+            ("jobs", g("jobs")),
+            ("wasm_check_ms", g("check_ms")),
+            ("wasm_sign_ms", g("sign_ms")),
+            ("native_check_ms", ms(nat, "client_check_s")),
+            ("native_sign_ms", ms(nat, "client_sign_s")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        println!(
+            "{:>6} {:>6} {:>14} {:>14} {:>14} {:>14}",
+            row["n"],
+            row["jobs"],
+            row["wasm_check_ms"],
+            row["wasm_sign_ms"],
+            row["native_check_ms"],
+            row["native_sign_ms"]
+        );
+        rows.push(row);
+    }
+    let table = md_table(
+        &[
+            "N",
+            "jobs",
+            "Chromium: check",
+            "Chromium: sign",
+            "native: check",
+            "native: sign",
+        ],
+        &rows,
+        &[
+            ("n", ""),
+            ("jobs", ""),
+            ("wasm_check_ms", "ms"),
+            ("wasm_sign_ms", "ms"),
+            ("native_check_ms", "ms"),
+            ("native_sign_ms", "ms"),
+        ],
+        |_| Vec::new(),
+    );
+    crate::readme::write_section("browser", &table)
 }
 
 fn bundle_size() -> Result<()> {
