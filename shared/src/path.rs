@@ -20,6 +20,7 @@ use bitcoin::{OutPoint, TxOut};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::ExitCost;
+use crate::musig::KeyAgg;
 use crate::params::{BlockDelta, Epoch};
 use crate::tree::{Builder, FactoryProposal, NodeKind, SignatureError, TreeError, TreeNode};
 use crate::types::{ClientId, NodeId, SigningJob};
@@ -40,16 +41,27 @@ impl ClientPath {
     /// Builds `client`'s path of the tree described by `proposal` (checking the proposal as
     /// [`crate::tree::FactoryTree::build`] does).
     pub fn build(proposal: &FactoryProposal, client: ClientId) -> Result<ClientPath, TreeError> {
+        Ok(ClientPath::build_with_keys(proposal, client)?.0)
+    }
+
+    /// [`ClientPath::build`], also returning the key aggregations the build made: every output
+    /// the path spends or creates, each signer set once. Signing the path's jobs with them
+    /// (`JobKeys` by [`KeyAgg::tweaked`]) saves aggregating the same sets again.
+    pub fn build_with_keys(
+        proposal: &FactoryProposal,
+        client: ClientId,
+    ) -> Result<(ClientPath, Vec<KeyAgg>), TreeError> {
         let b = Builder::new(proposal)?;
         let nodes = b.path(client)?;
-        Ok(ClientPath {
+        let path = ClientPath {
             timeout: b.timeout(),
             sweep_height: b.sweep_height(),
             distribution: b.distribution(),
             proposal: proposal.clone(),
             client,
             nodes,
-        })
+        };
+        Ok((path, b.into_aggregations()))
     }
 
     pub(crate) fn from_parts(

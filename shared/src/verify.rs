@@ -24,6 +24,7 @@ use bitcoin::transaction::Version;
 use bitcoin::{Amount, FeeRate, Network, Sequence, Transaction};
 
 use crate::exit::worst_case_cost;
+use crate::musig::KeyAgg;
 use crate::params::{BlockDelta, Epoch, ParamsError};
 use crate::path::ClientPath;
 use crate::tree::scripts::{self, internal_key};
@@ -367,6 +368,17 @@ pub fn check_proposal(
     policy: &ClientPolicy,
     now: Height,
 ) -> Result<ClientPath, ProposalError> {
+    Ok(check_proposal_with_keys(proposal, expect, policy, now)?.0)
+}
+
+/// [`check_proposal`], also returning the key aggregations the check made
+/// ([`ClientPath::build_with_keys`]), so signing the path does not aggregate the same sets again.
+pub fn check_proposal_with_keys(
+    proposal: &FactoryProposal,
+    expect: &Expectation,
+    policy: &ClientPolicy,
+    now: Height,
+) -> Result<(ClientPath, Vec<KeyAgg>), ProposalError> {
     let params = &proposal.params;
     if params.network != policy.network {
         return Err(ProposalError::WrongNetwork {
@@ -454,10 +466,10 @@ pub fn check_proposal(
             needed,
         });
     }
-    let path = ClientPath::build(proposal, me)?;
+    let (path, keys) = ClientPath::build_with_keys(proposal, me)?;
     // Freshly built from the proposal: the structural checks suffice (no second rebuild).
     check_structure(&path, policy)?;
-    Ok(path)
+    Ok((path, keys))
 }
 
 /// Checks every transaction of a path, then that it equals a rebuild of its own proposal.

@@ -110,6 +110,14 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Runs one bench binary once per N (a fresh process each) and parses its last `key=value` line.
+/// A bench's `key=value` line as a row.
+fn parse_row(line: &str) -> Row {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 fn runs(bench: &[&str], sizes: &[String], tools: Option<&setup::Tools>) -> Result<Vec<Row>> {
     exec(cargo().args(bench).arg("--no-run"))?;
     let mut rows = Vec::new();
@@ -120,13 +128,7 @@ fn runs(bench: &[&str], sizes: &[String], tools: Option<&setup::Tools>) -> Resul
         }
         let out = output(cmd.args(bench).args(["--", n]))
             .with_context(|| format!("bench {bench:?} for N = {n} failed"))?;
-        let line = out.lines().last().unwrap_or_default();
-        rows.push(
-            line.split_whitespace()
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        rows.push(parse_row(out.lines().last().unwrap_or_default()));
     }
     Ok(rows)
 }
@@ -432,13 +434,7 @@ fn browser() -> Result<()> {
     let out = output(&mut cmd).context("the browser bench failed")?;
     let browser: Vec<Row> = out
         .lines()
-        .filter_map(|l| l.find("bench=browser").map(|i| &l[i..]))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
+        .filter_map(|l| l.find("bench=browser").map(|i| parse_row(&l[i..])))
         .collect();
     if browser.is_empty() {
         bail!("the browser bench printed no `bench=browser` line:\n{out}");

@@ -30,10 +30,14 @@ pub(crate) struct JobSet(BTreeMap<NodeId, Prepared>);
 
 impl JobSet {
     /// Checks node ids are unique and every job's keys aggregate. Jobs of one signer set share
-    /// one aggregation.
-    pub(crate) fn new(jobs: Vec<SigningJob>) -> Result<JobSet, Refusal> {
+    /// one aggregation; `known` are aggregations already made (by the caller's own check of
+    /// the proposal), used for the jobs whose signer set they are.
+    pub(crate) fn new(jobs: Vec<SigningJob>, known: Vec<KeyAgg>) -> Result<JobSet, Refusal> {
         let mut map = BTreeMap::new();
-        let mut aggregated: HashMap<Vec<PublicKey>, KeyAgg> = HashMap::new();
+        let mut aggregated: HashMap<Vec<PublicKey>, KeyAgg> = known
+            .into_iter()
+            .map(|agg| (agg.signers().to_vec(), agg))
+            .collect();
         for job in jobs {
             let refuse = |e: MusigError| Refusal::new(format!("node {}: {e}", job.node));
             let agg = match aggregated.entry(job.signers.clone()) {
@@ -50,7 +54,11 @@ impl JobSet {
     }
 
     /// [`JobSet::new`], plus: non-empty, within the message limit, and `me` signs every job.
-    pub(crate) fn for_signer(jobs: Vec<SigningJob>, me: &PublicKey) -> Result<JobSet, Refusal> {
+    pub(crate) fn for_signer(
+        jobs: Vec<SigningJob>,
+        known: Vec<KeyAgg>,
+        me: &PublicKey,
+    ) -> Result<JobSet, Refusal> {
         if jobs.is_empty() {
             return Err(Refusal::new(
                 "the proposal gives this client nothing to sign",
@@ -62,7 +70,7 @@ impl JobSet {
                 jobs.len()
             )));
         }
-        let set = JobSet::new(jobs)?;
+        let set = JobSet::new(jobs, known)?;
         if let Some(p) = set.0.values().find(|p| p.keys.signer_index(me).is_none()) {
             return Err(Refusal::new(format!(
                 "node {} is not signed by this client",

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::messages::{Quote, Reason};
+use crate::musig::KeyAgg;
 use crate::types::{ClientId, FactoryId, Now, SessionId, SigningJob};
 
 /// The tree's public parameters, opaque to the ceremony: any serde type, carried as JSON.
@@ -114,6 +115,17 @@ pub trait JobSource {
         ctx: &RebuildContext,
         payload: &ProposalPayload,
     ) -> Result<Vec<SigningJob>, Refusal>;
+
+    /// [`JobSource::rebuild`], with the key aggregations the check already made (each of the
+    /// jobs' signer sets it aggregated, [`crate::path::ClientPath::build_with_keys`]), so the
+    /// client does not aggregate them again. The default has none to give.
+    fn rebuild_with_keys(
+        &self,
+        ctx: &RebuildContext,
+        payload: &ProposalPayload,
+    ) -> Result<(Vec<SigningJob>, Vec<KeyAgg>), Refusal> {
+        Ok((self.rebuild(ctx, payload)?, Vec::new()))
+    }
 }
 
 impl<F> JobSource for F

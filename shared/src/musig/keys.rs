@@ -28,6 +28,7 @@ pub fn key_sort(keys: &mut [PublicKey]) {
 /// square root, so an `AggKey` costs far less than one aggregation step.
 #[derive(Debug, Clone, Copy)]
 pub struct AggKey {
+    public: PublicKey,
     bytes: [u8; 33],
     inner: BackendKey,
 }
@@ -36,6 +37,7 @@ impl AggKey {
     /// Parses `key` for the backend.
     pub fn new(key: &PublicKey) -> AggKey {
         AggKey {
+            public: *key,
             bytes: key.serialize(),
             inner: to_backend(key),
         }
@@ -50,7 +52,7 @@ impl AggKey {
 /// The untweaked MuSig2 aggregate (the taproot internal key) of `keys`, which must be in BIP-327
 /// order without duplicates (the caller's invariant; [`JobKeys::new`] checks it for jobs).
 pub fn aggregate_sorted(keys: &[&AggKey]) -> Result<XOnlyPublicKey, MusigError> {
-    Ok(from_backend_xonly(&cache_of(keys)?.agg_pk()))
+    Ok(KeyAgg::from_sorted(keys)?.internal_key())
 }
 
 fn cache_of(keys: &[&AggKey]) -> Result<KeyAggCache, MusigError> {
@@ -165,11 +167,17 @@ impl KeyAgg {
             }
         }
         let parsed: Vec<AggKey> = signers.iter().map(AggKey::new).collect();
-        let cache = cache_of(&parsed.iter().collect::<Vec<_>>())?;
+        KeyAgg::from_sorted(&parsed.iter().collect::<Vec<_>>())
+    }
+
+    /// Aggregates keys already parsed, in BIP-327 order without duplicates (the caller's
+    /// invariant, as for [`aggregate_sorted`]).
+    pub fn from_sorted(keys: &[&AggKey]) -> Result<KeyAgg, MusigError> {
+        let cache = cache_of(keys)?;
         Ok(KeyAgg {
             internal_key: from_backend_xonly(&cache.agg_pk()),
             cache,
-            signers: signers.to_vec(),
+            signers: keys.iter().map(|k| k.public).collect(),
         })
     }
 

@@ -1,6 +1,6 @@
 //! One client's own work on a factory proposal, timed: check the proposal (rebuilding its path),
-//! then, as the ceremony does, aggregate its jobs' keys (once per signer set), draw a nonce per
-//! job and sign each. The factory bench runs it natively and the wallet's browser bench runs it
+//! then, as the ceremony does, take its jobs' keys from the check's aggregations, draw a nonce
+//! per job and sign each. The factory bench runs it natively and the wallet's browser bench runs it
 //! in Chromium, so the two figures time the same code.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use rand::{CryptoRng, RngCore};
 use super::{sample_proposal, TestKeys};
 use crate::musig::{self, JobKeys, KeyAgg};
 use crate::params::FactoryParams;
-use crate::verify::{check_proposal, ClientPolicy, Expectation};
+use crate::verify::{check_proposal_with_keys, ClientPolicy, Expectation};
 
 /// What one client's work cost.
 #[derive(Debug, Clone, Copy)]
@@ -54,13 +54,18 @@ pub fn client_work<R: RngCore + CryptoRng>(
     );
 
     let t = now();
-    let path = check_proposal(&proposal, &expect, &policy, proposal.creation_height)
-        .expect("the client accepts an honest proposal");
+    let (path, known) =
+        check_proposal_with_keys(&proposal, &expect, &policy, proposal.creation_height)
+            .expect("the client accepts an honest proposal");
     let check_s = now() - t;
 
     let t = now();
     let signer = musig::Signer::new(&keys.clients[me]);
-    let mut aggregated: HashMap<Vec<PublicKey>, KeyAgg> = HashMap::new();
+    // As the ceremony's job set: the check's aggregations first, any other set once.
+    let mut aggregated: HashMap<Vec<PublicKey>, KeyAgg> = known
+        .into_iter()
+        .map(|agg| (agg.signers().to_vec(), agg))
+        .collect();
     let jobs = path.signing_jobs();
     for job in &jobs {
         let agg = match aggregated.get(&job.signers) {

@@ -98,6 +98,11 @@ impl<'p> Builder<'p> {
         })
     }
 
+    /// The signer sets aggregated while building (each once), for whoever signs next.
+    pub(crate) fn into_aggregations(self) -> Vec<crate::musig::KeyAgg> {
+        self.keys.aggregations()
+    }
+
     pub(crate) fn layout(&self) -> &Layout {
         &self.layout
     }

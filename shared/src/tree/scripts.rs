@@ -2,7 +2,7 @@
 //!
 //! - Key aggregation: the signers of an output are the LSP plus the clients below it, sorted in
 //!   BIP-327 `KeySort` order (lexicographic on the 33-byte compressed keys, as
-//!   [`crate::musig::key_sort`]) and aggregated by [`crate::musig::aggregate_sorted`]; the
+//!   [`crate::musig::key_sort`]) and aggregated by [`crate::musig::KeyAgg`]; the
 //!   untweaked aggregate is the taproot *internal key*.
 //! - Tweaks (BIP-341): a key-path-only output tweaks with no merkle root (BIP-86); an output
 //!   with a script leaf tweaks with that single leaf's `TapLeafHash` as merkle root.
@@ -15,10 +15,11 @@
 //! [`AggKey`]s), so each aggregation costs one scalar multiplication per signer and no point
 //! decompression.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 use super::TreeError;
-use crate::musig::{aggregate_sorted, AggKey};
+use crate::musig::{AggKey, KeyAgg};
 use crate::params::BlockDelta;
 use bitcoin::absolute::Height;
 use bitcoin::opcodes::all::{OP_CHECKSIG, OP_CLTV, OP_CSV, OP_DROP};
@@ -77,14 +78,19 @@ pub(crate) fn p2tr<C: Verification>(
 pub fn internal_key(signers: &[PublicKey]) -> Result<XOnlyPublicKey, TreeError> {
     let mut sorted: Vec<AggKey> = signers.iter().map(AggKey::new).collect();
     sorted.sort_unstable_by_key(AggKey::bytes);
-    aggregate_sorted(&sorted.iter().collect::<Vec<_>>()).map_err(|_| TreeError::KeyAggregation)
+    KeyAgg::from_sorted(&sorted.iter().collect::<Vec<_>>())
+        .map(|agg| agg.internal_key())
+        .map_err(|_| TreeError::KeyAggregation)
 }
 
-/// The LSP's and every client's key, parsed once.
+/// The LSP's and every client's key, parsed once, and each signer set's aggregation, made once:
+/// whoever signs the outputs afterwards takes them ([`KeyRing::aggregations`]) instead of
+/// aggregating the same sets again.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyRing {
     lsp: AggKey,
     clients: Vec<AggKey>,
+    aggregated: RefCell<HashMap<(u32, u32), KeyAgg>>,
 }
 
 impl KeyRing {
@@ -99,18 +105,30 @@ impl KeyRing {
         Ok(KeyRing {
             lsp: AggKey::new(lsp),
             clients: clients.iter().map(AggKey::new).collect(),
+            aggregated: RefCell::new(HashMap::new()),
         })
     }
 
     /// Internal key of an output signed by the LSP and clients `start..end`.
     pub(crate) fn internal_key(&self, start: u32, end: u32) -> Result<XOnlyPublicKey, TreeError> {
+        if let Some(known) = self.aggregated.borrow().get(&(start, end)) {
+            return Ok(known.internal_key());
+        }
         let slice = self
             .clients
             .get(start as usize..end as usize)
             .ok_or(TreeError::KeyAggregation)?;
         let mut entries: Vec<&AggKey> = std::iter::once(&self.lsp).chain(slice).collect();
         entries.sort_unstable_by_key(|e| e.bytes());
-        aggregate_sorted(&entries).map_err(|_| TreeError::KeyAggregation)
+        let agg = KeyAgg::from_sorted(&entries).map_err(|_| TreeError::KeyAggregation)?;
+        let internal = agg.internal_key();
+        self.aggregated.borrow_mut().insert((start, end), agg);
+        Ok(internal)
+    }
+
+    /// Every signer set aggregated so far.
+    pub(crate) fn aggregations(self) -> Vec<KeyAgg> {
+        self.aggregated.into_inner().into_values().collect()
     }
 }
 

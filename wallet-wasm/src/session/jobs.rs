@@ -12,10 +12,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use shared::ceremony::{JobSource, ProposalPayload, RebuildContext, Refusal};
+use shared::musig::KeyAgg;
 use shared::path::ClientPath;
 use shared::tree::FactoryProposal;
 use shared::types::{FactoryId, SessionId, SigningJob};
-use shared::verify::{check_proposal, ClientPolicy, Expectation};
+use shared::verify::{check_proposal_with_keys, ClientPolicy, Expectation};
 
 /// The latest checked path, by factory and session.
 pub(super) type LastPath = Arc<Mutex<Option<((FactoryId, SessionId), ClientPath)>>>;
@@ -58,6 +59,15 @@ impl JobSource for TreeJobs {
         ctx: &RebuildContext,
         payload: &ProposalPayload,
     ) -> Result<Vec<SigningJob>, Refusal> {
+        Ok(self.rebuild_with_keys(ctx, payload)?.0)
+    }
+
+    /// The check aggregates every signer set of the path; signing reuses them.
+    fn rebuild_with_keys(
+        &self,
+        ctx: &RebuildContext,
+        payload: &ProposalPayload,
+    ) -> Result<(Vec<SigningJob>, Vec<KeyAgg>), Refusal> {
         if let Some(why) = self
             .chain
             .lock()
@@ -73,11 +83,12 @@ impl JobSource for TreeJobs {
             channel: ctx.quote.channel,
             lstock: ctx.quote.liquidity,
         };
-        let path = check_proposal(&proposal, &expect, &self.policy, ctx.now.height)
-            .map_err(|e| Refusal::new(e.to_string()))?;
+        let (path, keys) =
+            check_proposal_with_keys(&proposal, &expect, &self.policy, ctx.now.height)
+                .map_err(|e| Refusal::new(e.to_string()))?;
         let jobs = path.signing_jobs();
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
             Some(((payload.factory, payload.session), path));
-        Ok(jobs)
+        Ok((jobs, keys))
     }
 }

@@ -99,8 +99,8 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
         };
         let jobs = match self
             .job_source
-            .rebuild(&ctx, &m.payload)
-            .and_then(|jobs| JobSet::for_signer(jobs, &self.pubkey))
+            .rebuild_with_keys(&ctx, &m.payload)
+            .and_then(|(jobs, known)| JobSet::for_signer(jobs, known, &self.pubkey))
         {
             Ok(jobs) => jobs,
             Err(refusal) => {
