@@ -103,7 +103,7 @@ impl Proposer for FactoryProposer {
             creation_height: request.now.height,
             epoch: Epoch(0),
         };
-        let tree = FactoryTree::build(&proposal)
+        let (tree, keys) = FactoryTree::build_with_keys(&proposal)
             .map_err(|e| refuse("the tree cannot be built")(e.to_string()))?;
         let body = ProposalBody::encode(&proposal)?;
         tracing::info!(
@@ -114,6 +114,7 @@ impl Proposer for FactoryProposer {
         Ok(Proposed {
             body,
             jobs: tree.signing_jobs(),
+            keys,
             funding_tx,
         })
     }

@@ -210,6 +210,9 @@ pub struct Proposed {
     pub body: ProposalBody,
     /// Every job of the tree; each signer must be the LSP or a member.
     pub jobs: Vec<SigningJob>,
+    /// Key aggregations the builder already made for the jobs' signer sets
+    /// ([`crate::tree::FactoryTree::build_with_keys`]); may be empty.
+    pub keys: Vec<KeyAgg>,
     /// The signed funding transaction, broadcast only once every member stored its signatures.
     pub funding_tx: Transaction,
 }

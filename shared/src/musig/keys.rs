@@ -144,7 +144,7 @@ impl core::fmt::Debug for Signer {
 /// share: a tree's root transaction and its distribution transaction spend the same output, and
 /// the state transactions of one layer spend outputs of one set. [`KeyAgg::tweaked`] makes the
 /// [`JobKeys`] of one output from it without aggregating again.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyAgg {
     cache: KeyAggCache,
     signers: Vec<PublicKey>,

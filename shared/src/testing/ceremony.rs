@@ -139,6 +139,7 @@ impl Proposer for SyntheticProposer {
         Ok(Proposed {
             body,
             jobs,
+            keys: Vec::new(),
             funding_tx,
         })
     }

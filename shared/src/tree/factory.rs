@@ -30,17 +30,26 @@ pub struct FactoryTree {
 impl FactoryTree {
     /// Builds and checks the tree of a proposal.
     pub fn build(proposal: &FactoryProposal) -> Result<FactoryTree, TreeError> {
+        Ok(FactoryTree::build_with_keys(proposal)?.0)
+    }
+
+    /// [`FactoryTree::build`], also returning the key aggregations the build made (every
+    /// output's signer set, once), so whoever signs the tree's jobs need not aggregate again.
+    pub fn build_with_keys(
+        proposal: &FactoryProposal,
+    ) -> Result<(FactoryTree, Vec<crate::musig::KeyAgg>), TreeError> {
         let b = Builder::new(proposal)?;
         let mut nodes = b.all()?;
         nodes.push(b.distribution());
-        Ok(FactoryTree {
+        let tree = FactoryTree {
             layout: b.layout().clone(),
             timeout: b.timeout(),
             sweep_height: b.sweep_height(),
             funding: b.funding_txout(),
             proposal: proposal.clone(),
             nodes,
-        })
+        };
+        Ok((tree, b.into_aggregations()))
     }
 
     /// The proposal this tree was built from.

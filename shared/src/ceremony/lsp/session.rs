@@ -51,7 +51,7 @@ impl Core {
             .iter()
             .map(|(c, m)| (m.pubkey.serialize(), *c))
             .collect();
-        let jobs = JobSet::new(proposed.jobs, Vec::new())?;
+        let jobs = JobSet::new(proposed.jobs, proposed.keys)?;
         let mut roles = BTreeMap::new();
         let mut nodes_of: BTreeMap<ClientId, BTreeSet<NodeId>> =
             members.keys().map(|c| (*c, BTreeSet::new())).collect();
