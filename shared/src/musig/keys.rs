@@ -49,12 +49,6 @@ impl AggKey {
     }
 }
 
-/// The untweaked MuSig2 aggregate (the taproot internal key) of `keys`, which must be in BIP-327
-/// order without duplicates (the caller's invariant; [`JobKeys::new`] checks it for jobs).
-pub fn aggregate_sorted(keys: &[&AggKey]) -> Result<XOnlyPublicKey, MusigError> {
-    Ok(KeyAgg::from_sorted(keys)?.internal_key())
-}
-
 fn cache_of(keys: &[&AggKey]) -> Result<KeyAggCache, MusigError> {
     if keys.is_empty() {
         return Err(MusigError::NoSigners);
@@ -170,8 +164,8 @@ impl KeyAgg {
         KeyAgg::from_sorted(&parsed.iter().collect::<Vec<_>>())
     }
 
-    /// Aggregates keys already parsed, in BIP-327 order without duplicates (the caller's
-    /// invariant, as for [`aggregate_sorted`]).
+    /// Aggregates keys already parsed, which must be in BIP-327 order without duplicates (the
+    /// caller's invariant; [`KeyAgg::new`] checks it).
     pub fn from_sorted(keys: &[&AggKey]) -> Result<KeyAgg, MusigError> {
         let cache = cache_of(keys)?;
         Ok(KeyAgg {

@@ -32,7 +32,7 @@ mod sign;
 
 pub use error::MusigError;
 pub use guard::{check_and_record_all, GuardError, GuardRecord, MemorySignGuard, SignGuard};
-pub use keys::{aggregate_sorted, key_sort, public_key, AggKey, JobKeys, KeyAgg, Signer};
+pub use keys::{key_sort, public_key, AggKey, JobKeys, KeyAgg, Signer};
 pub use nonce::{
     aggregate_nonces, generate_nonce, generate_nonce_as, AggNonce, PubNonce, SecNonce,
 };
