@@ -18,6 +18,7 @@ mod private_file;
 mod store;
 mod terms;
 mod tip;
+pub mod tower;
 pub mod wallet;
 mod ws;
 

@@ -20,6 +20,7 @@ pub mod terms;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 pub mod timing;
+pub mod tower;
 pub mod tree;
 pub mod types;
 pub mod verify;

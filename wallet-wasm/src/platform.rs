@@ -42,3 +42,15 @@ pub async fn sleep(duration: Duration) {
 pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await
 }
+
+/// Runs `task` in the background.
+#[cfg(target_arch = "wasm32")]
+pub fn spawn(task: impl std::future::Future<Output = ()> + 'static) {
+    wasm_bindgen_futures::spawn_local(task)
+}
+
+/// Runs `task` in the background.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    tokio::spawn(task);
+}

@@ -104,7 +104,13 @@ fn launch(ctx: AppCtx, account: &Account, leaves: Vec<PayLeaf>, chain: EsploraCh
         Ok(i) => *i.keypair(),
         Err(e) => return notice(ctx, e.to_string()),
     };
-    let config = PayConfig::new(profile.network, identity, leaves);
+    let mut config = PayConfig::new(profile.network, identity, leaves);
+    if let (Some(url), Ok(home)) = (profile.watchtower.clone(), account.sweep_address()) {
+        config.watchtower = Some(wallet::pay::TowerLink {
+            url,
+            destination: home.script_pubkey(),
+        });
+    }
     let connector = BrowserConnector::new(wallet::lsp::ws_url(&profile.lsp_origin));
     let (client, handle) = PayClient::new(config, connector, account.pay_store(), chain);
     let (tx, mut events) = futures::channel::mpsc::unbounded();
@@ -203,6 +209,8 @@ fn apply(ctx: AppCtx, event: PayEvent) {
         PayEvent::FactoryEnding(notice) => p.notice = Some(notice.message),
         PayEvent::ChannelReady(_) | PayEvent::Sent(_) | PayEvent::Failed(_) => {}
         PayEvent::Liquidity { .. } | PayEvent::LiquidityBought(_) | PayEvent::Updated => {}
+        // The snapshot says what the watchtower holds (settings).
+        PayEvent::TowerUpdated { .. } | PayEvent::TowerFailed(_) => {}
     });
 }
 

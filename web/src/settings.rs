@@ -1,4 +1,4 @@
-//! Settings: the chain source, the network, the passphrase, backups, and wiping the wallet.
+//! Settings: the chain source, the watchtower, the network, the passphrase, backups, and wiping the wallet.
 
 use std::rc::Rc;
 
@@ -19,6 +19,47 @@ pub fn Settings() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let password = RwSignal::new(String::new());
     let confirm_wipe = RwSignal::new(false);
+    let tower = RwSignal::new(
+        ctx.profile
+            .with_untracked(|p| p.as_ref().and_then(|p| p.watchtower.clone()))
+            .unwrap_or_default(),
+    );
+    let tower_words = move || {
+        ctx.pay
+            .with(|p| p.snapshot.as_ref().and_then(|s| s.watchtower.clone()))
+            .unwrap_or_else(|| {
+                "No watchtower: nobody answers for this wallet while it is closed.".into()
+            })
+    };
+    let save_tower = move |_| {
+        let Some(account) = ctx.account() else { return };
+        let url = wallet::chain::normalize(&tower.get_untracked());
+        message.set(None);
+        error.set(None);
+        let web = url.starts_with("https://") || url.starts_with("http://");
+        if !url.is_empty() && !web {
+            error.set(Some(
+                "a watchtower address starts with https:// (or http:// on this computer)".into(),
+            ));
+            return;
+        }
+        spawn_local(async move {
+            let chosen = (!url.is_empty()).then_some(url);
+            match account.update(|p| p.watchtower = chosen).await {
+                Ok(p) => {
+                    ctx.profile.set(Some(p));
+                    drop(account);
+                    // The payment client keeps the tower up to date: start it again with it.
+                    crate::payments::stop(ctx).await;
+                    crate::payments::start(ctx);
+                    let _ = message.try_set(Some("Saved.".into()));
+                }
+                Err(e) => {
+                    let _ = error.try_set(Some(e.to_string()));
+                }
+            }
+        });
+    };
     let network = move || {
         ctx.profile
             .with(|p| p.as_ref().map(|p| p.network.to_string()))
@@ -144,6 +185,18 @@ pub fn Settings() -> impl IntoView {
                 "Use the default"</button>
         </section>
         <ChainCard esplora_url=in_use />
+        <section class="card">
+            <h2>"Watchtower"</h2>
+            <p class="hint">"A watchtower acts for this wallet while no page of it is open: if \
+                the factory goes on chain it walks your way out, and if the provider publishes \
+                an old state of your channel it takes everything in it for you. It holds only \
+                transactions your wallet signed, which pay your own address: it can fail to act, \
+                but it cannot take your money. Your wallet sends it an update after each payment."</p>
+            <input type="url" id="watchtower-url" placeholder="https://tower.example" prop:value=move || tower.get()
+                on:input=move |ev| tower.set(event_target_value(&ev)) />
+            <p class="hint" id="watchtower-status" role="status">{tower_words}</p>
+            <button id="save-watchtower" on:click=save_tower>"Save"</button>
+        </section>
         <ProtectionCard />
         <section class="card">
             <h2>"Backup"</h2>

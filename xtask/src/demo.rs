@@ -2,7 +2,8 @@
 //!
 //! Starts the devnet (bitcoind regtest + Esplora API), the LSP (SQLite in a data dir, serving the
 //! built wallet, with its Lightning node), "the rest of the Lightning Network" (`ln-peer`: an
-//! outside node with a channel to the LSP's and a page to make and pay invoices), prints the
+//! outside node with a channel to the LSP's and a page to make and pay invoices), a keyless
+//! watchtower (the LSP's port + 10), prints the
 //! URLs to open, and stops everything on Ctrl-C.
 
 use std::net::{SocketAddr, TcpStream};
@@ -142,6 +143,18 @@ pub fn run(args: &[String]) -> Result<()> {
     children.0.push(lsp.spawn().context("starting the LSP")?);
     wait_for_port(opts.lsp_port, Duration::from_secs(30))?;
 
+    let tower_port = opts.lsp_port + 10;
+    let mut tower = Command::new(bin.join("watchtower"));
+    tower
+        .args(["--esplora-url", &esplora_url])
+        .args(["--listen", &format!("127.0.0.1:{tower_port}")])
+        .arg("--data-dir")
+        .arg(opts.data_dir.join("watchtower"));
+    children
+        .0
+        .push(tower.spawn().context("starting the watchtower")?);
+    wait_for_port(tower_port, Duration::from_secs(30))?;
+
     let peer_http = opts.ln_port + 2;
     let mut peer = Command::new(bin.join("ln-peer"));
     peer.args(["--esplora-url", &esplora_url])
@@ -189,6 +202,10 @@ pub fn run(args: &[String]) -> Result<()> {
         opts.factory_size.unwrap_or(8),
         opts.min_clients.unwrap_or(2),
         opts.gather_secs.unwrap_or(60)
+    );
+    println!(
+        "  Watchtower:        http://127.0.0.1:{tower_port}   (name it in a wallet's settings: it \
+         answers for that wallet while its page is closed)"
     );
     println!("  Data:              {}", opts.data_dir.display());
     println!("  Press Ctrl-C to stop everything.");

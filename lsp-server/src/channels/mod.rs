@@ -51,7 +51,10 @@ use shared::types::Now;
 use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) use onchain::read;
+pub(crate) use publish::read_refusal;
 pub use store::{ChannelStore, ChannelStoreError, FeesEarned, PaymentRow, SalesTotals};
+pub(crate) use walk::read_chain;
 
 use crate::config::PaymentOptions;
 use crate::factory::{ConnId, Outbound};

@@ -308,7 +308,7 @@ async fn look_for_preimages(
 }
 
 /// Reads `f`'s answer within [`READ_TIMEOUT`]; a failure or timeout is `None`.
-pub(super) async fn read<T, E: std::fmt::Display>(
+pub(crate) async fn read<T, E: std::fmt::Display>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Option<T> {

@@ -158,7 +158,7 @@ impl Publisher {
 }
 
 /// Sends within the watch's read timeout; `Err(Some(reason))` is the node's refusal.
-async fn read_refusal(
+pub(crate) async fn read_refusal(
     f: impl std::future::Future<Output = Result<(), esplora_client::Error>>,
 ) -> Result<(), Option<String>> {
     match tokio::time::timeout(super::onchain::READ_TIMEOUT, f).await {

@@ -38,7 +38,7 @@ pub(super) struct Walk {
 /// The chain as the planner needs it: the tip, which of the kit's transactions confirmed, and
 /// what spent each output on its paths, and the kit's confirmed transactions. `None` when any
 /// read fails (the step waits).
-async fn read_chain(
+pub(crate) async fn read_chain(
     esplora: &AsyncClient,
     kit: &ExitKit,
 ) -> Option<(ChainSnapshot, BTreeSet<Txid>)> {

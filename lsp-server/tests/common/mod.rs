@@ -10,6 +10,7 @@ pub mod process;
 pub mod puppet;
 pub mod raw;
 pub mod swarm;
+pub mod tower;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -150,8 +150,19 @@ pub fn start_payer_at(
     leaves: Vec<PayLeaf>,
     store: MemoryPayStore,
 ) -> Payer {
-    let mut config = PayConfig::new(bitcoin::Network::Regtest, keys, leaves.clone());
+    let config = PayConfig::new(bitcoin::Network::Regtest, keys, leaves);
+    start_payer_config(ws_url, esplora_url, config, store)
+}
+
+/// Starts a payment client of `config` (reconnecting every 300 ms) against the LSP at `ws_url`.
+pub fn start_payer_config(
+    ws_url: &str,
+    esplora_url: &str,
+    mut config: PayConfig,
+    store: MemoryPayStore,
+) -> Payer {
     config.reconnect_delay = Duration::from_millis(300);
+    let (keys, leaves) = (config.identity, config.leaves.clone());
     let chain = EsploraChain::new(esplora_url).expect("esplora");
     let (client, handle) = PayClient::new(config, WsConnector::new(ws_url), store.clone(), chain);
     let (tx, events) = unbounded();

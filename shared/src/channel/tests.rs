@@ -1283,3 +1283,51 @@ fn updates_lost_with_a_connection_are_sent_again_on_reconnection() {
     p.lsp.resend_updates(p.client.updates_received());
     assert!(p.lsp.poll_action().is_none());
 }
+
+#[test]
+fn the_penalties_a_wallet_hands_its_tower_answer_each_revoked_lsp_commitment() {
+    let mut p = Pair::open(12, 1_000_000, 300_000);
+    let mut revoked = Vec::new();
+    for n in 0..3u8 {
+        revoked.push(p.lsp.latest_signed().unwrap().clone());
+        let (_, hash) = preimage(20 + n);
+        let far = absolute::Height::from_consensus(500).unwrap();
+        p.lsp
+            .add_htlc(p.now, Amount::from_sat(10_000), hash, far)
+            .unwrap();
+        p.round();
+    }
+    let dest = ScriptBuf::new_p2a();
+    let (all, last) = crate::tower::penalties(&p.client, 0, &dest, 100);
+    assert_eq!(all.len(), revoked.len());
+    let (later, last_again) = crate::tower::penalties(&p.client, last.unwrap(), &dest, 100);
+    assert_eq!(
+        (later.len(), last_again),
+        (1, last),
+        "from the last number on"
+    );
+    let (first, first_last) = crate::tower::penalties(&p.client, 0, &dest, 1);
+    assert_eq!((first.len(), first_last), (1, Some(0)), "at most the limit");
+    for (penalty, tx) in all.iter().zip(&revoked) {
+        assert_eq!(penalty.revoked, tx.compute_txid());
+        assert!(
+            penalty.rungs.len() >= 4,
+            "rungs up to what the channel pays"
+        );
+        let mut fees = Vec::new();
+        for rung in &penalty.rungs {
+            let prevouts: Vec<TxOut> = rung
+                .tx
+                .input
+                .iter()
+                .map(|i| tx.output[i.previous_output.vout as usize].clone())
+                .collect();
+            consensus_ok(&rung.tx, &prevouts).unwrap();
+            let paid: Amount = prevouts.iter().map(|o| o.value).sum::<Amount>()
+                - rung.tx.output.iter().map(|o| o.value).sum::<Amount>();
+            assert!(paid / rung.tx.weight() >= FeeRate::from_sat_per_vb(rung.sat_per_vb).unwrap());
+            fees.push(paid);
+        }
+        assert!(fees.windows(2).all(|w| w[0] < w[1]), "{fees:?}");
+    }
+}

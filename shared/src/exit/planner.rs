@@ -194,6 +194,23 @@ impl ExitKit {
         }
     }
 
+    /// The same kit rebuilt path by path, so every signature in it is verified again: for a
+    /// kit that came from elsewhere (deserialized), before acting on it.
+    pub fn rechecked(&self) -> Result<ExitKit, ExitError> {
+        let mut versions = self.versions.iter().cloned();
+        let mut kit = ExitKit::new(versions.next().ok_or(ExitError::Malformed)?)?;
+        for path in versions {
+            kit.add(path)?;
+        }
+        if let Some(leaf) = &self.leaf {
+            kit.set_leaf(leaf.clone())?;
+        }
+        if let Some(state) = &self.expected {
+            kit.expect_leaf(state.clone())?;
+        }
+        Ok(kit)
+    }
+
     /// Records the leaf's states after a liquidity purchase (replacing older records). Every
     /// state and redistribution in it is signed ([`LeafStates::advance`] checks that).
     pub fn set_leaf(&mut self, leaf: LeafStates) -> Result<(), ExitError> {

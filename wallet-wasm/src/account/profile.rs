@@ -32,6 +32,10 @@ pub struct Profile {
     /// notification (once per factory).
     #[serde(default)]
     pub dying_announced: Vec<FactoryId>,
+    /// The keyless watchtower the wallet keeps up to date (`shared::tower`), if the user chose
+    /// one: it answers for the wallet while no page of it is open.
+    #[serde(default)]
+    pub watchtower: Option<String>,
 }
 
 /// One attempt to join a factory.
@@ -76,6 +80,7 @@ impl Profile {
             next_factory: 0,
             joins: Vec::new(),
             dying_announced: Vec::new(),
+            watchtower: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod payments;
 mod receive;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
+mod tower;
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
@@ -87,6 +88,8 @@ pub struct PayClient<C: Connect, S, H> {
     releases: BTreeMap<ChannelId, oneshot::Sender<Result<(), PayError>>>,
     /// Channels the provider holds the key of (this wallet moved out of them).
     moved: std::collections::BTreeSet<ChannelId>,
+    /// The watchtower's side: what it was sent and what is out of date.
+    tower: tower::TowerSync,
     height: u32,
     next_tip: u64,
     stop: bool,
@@ -122,6 +125,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             invoice_waits: Vec::new(),
             releases: BTreeMap::new(),
             moved: Default::default(),
+            tower: Default::default(),
             height: 0,
             next_tip: 0,
             stop: false,
@@ -139,6 +143,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     /// client stops rather than act on something it could not store.
     pub async fn run(mut self) -> Result<(), PayError> {
         self.stored = self.store.load().await?;
+        for id in self.leaves.keys() {
+            self.tower.touch(*id);
+        }
         self.resume_advances();
         self.refresh_tip().await;
         let mut next_tick = 0u64;
@@ -325,6 +332,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     }
 
     async fn on_tick(&mut self) -> Result<(), PayError> {
+        self.sync_tower();
         self.expire_route_queries(false);
         self.expire_invoice_waits(false);
         if unix_now() >= self.next_tip {
@@ -540,6 +548,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 let first = o.next_seq;
                 o.next_seq += changes.len() as u64;
                 self.store.append_changes(key, first, &changes).await?;
+                self.tower.touch(id);
                 self.stored
                     .channels
                     .entry(key)
@@ -652,6 +661,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             inbound: live().map(|c| c.inbound).sum(),
             channels,
             payments,
+            watchtower: self.tower.words(self.config.watchtower.is_some()),
         }
     }
 }

@@ -14,6 +14,7 @@ mod driver;
 pub mod liquidity;
 mod restore;
 pub mod store;
+mod tower;
 #[cfg(target_arch = "wasm32")]
 mod vault_store;
 
@@ -30,6 +31,7 @@ pub use store::{
     Attempt, Direction, InvoiceRecord, LeafChannel, LeafRecord, MemoryPayStore, Opening, PayState,
     PayStore, PaymentRecord, PaymentStatus, PendingAdvance,
 };
+pub use tower::TowerLink;
 
 use crate::session::StorageError;
 #[cfg(target_arch = "wasm32")]
@@ -65,6 +67,8 @@ pub struct PayConfig {
     pub agent: String,
     /// Seconds an invoice stays payable.
     pub invoice_expiry_secs: u64,
+    /// The keyless watchtower kept up to date with this wallet's exits and penalties, if any.
+    pub watchtower: Option<TowerLink>,
 }
 
 impl PayConfig {
@@ -77,6 +81,7 @@ impl PayConfig {
             reconnect_delay: std::time::Duration::from_secs(2),
             agent: crate::AGENT.into(),
             invoice_expiry_secs: 3600,
+            watchtower: None,
         }
     }
 }
@@ -246,6 +251,9 @@ pub struct Snapshot {
     pub inbound: Amount,
     /// Payments, newest first.
     pub payments: Vec<PaymentRecord>,
+    /// What the watchtower holds, or why it could not be updated, in words (`None` without a
+    /// watchtower).
+    pub watchtower: Option<String>,
 }
 
 /// What happened, for the UI.
@@ -298,6 +306,15 @@ pub enum PayEvent {
     },
     /// Liquidity was bought: the channel lives on the leaf's new state.
     LiquidityBought(LiquidityBought),
+    /// The watchtower took this channel's latest exit and penalties: it holds `penalties`.
+    TowerUpdated {
+        /// The channel.
+        channel: ChannelId,
+        /// Penalties it holds for the channel.
+        penalties: usize,
+    },
+    /// The watchtower could not be updated (tried again later), in words.
+    TowerFailed(String),
     /// A liquidity purchase was given up (nothing changed), in words.
     LiquidityFailed {
         /// The channel.

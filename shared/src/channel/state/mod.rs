@@ -387,6 +387,11 @@ impl Channel {
             .flatten()
     }
 
+    /// The numbers of the peer's revoked commitments, lowest first.
+    pub fn revoked_numbers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.revoked.keys().copied()
+    }
+
     /// The state of the peer's revoked commitment `number`, as stored for its penalty.
     pub fn revoked_spec(&self, number: u64) -> Option<&CommitmentSpec> {
         self.revoked.get(&number)

@@ -1,0 +1,219 @@
+//! The standalone keyless watchtower (the `watchtower` binary): it answers cheats on the
+//! channels of wallets that are away, with transactions those wallets signed beforehand. It
+//! holds no key of anyone's, so whoever runs it (a meetup, beside its LSP) can fail to act but
+//! cannot take a sat. What it holds and does is in `shared::tower`; the pass is in [`watch`].
+//!
+//! HTTP (JSON; any origin may call it, as a wallet's page may be served from anywhere):
+//!
+//! - `POST /v1/appointments` with a [`SignedAppointment`]: `200 {"penalties": n}` (what the tower
+//!   now holds for the channel), `400 {"error"}` for a body that does not open (signature, kit,
+//!   penalties), `409 {"error"}` for a sequence not above the stored one, `507 {"error"}` when it
+//!   is full;
+//! - `GET /v1/appointments/{identity}/{factory}/{client}`: what it holds and last did for a
+//!   channel (`sequence`, `penalties`, [`ChannelReport`]), `404` if nothing;
+//! - `GET /healthz`: `ok`.
+
+mod store;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bitcoin::secp256k1::XOnlyPublicKey;
+use serde_json::json;
+use shared::pay::ChannelId;
+use shared::tower::{SignedAppointment, MAX_BODY_BYTES};
+use shared::types::{ClientId, FactoryId};
+use tokio::sync::watch as signal;
+use tower_http::cors::{Any, CorsLayer};
+
+pub use watch::ChannelReport;
+
+use store::{Stored, TowerStore};
+
+/// How the tower runs.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "watchtower",
+    version,
+    about = "A keyless SuperScalar watchtower"
+)]
+pub struct TowerConfig {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8810")]
+    pub listen: SocketAddr,
+    /// The Esplora API it reads the chain from and publishes through.
+    #[arg(long, default_value = "http://127.0.0.1:8801")]
+    pub esplora_url: String,
+    /// Where it keeps `tower.sqlite`.
+    #[arg(long, default_value = "tower-data")]
+    pub data_dir: PathBuf,
+    /// Milliseconds between passes over the watched channels.
+    #[arg(long, default_value_t = 2_000)]
+    pub poll_ms: u64,
+    /// The most channels it watches (a new one beyond is refused).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_channels: usize,
+}
+
+#[derive(Clone)]
+struct TowerState {
+    store: Arc<TowerStore>,
+    reports: watch::Reports,
+}
+
+/// A started tower; dropping it stops it.
+pub struct RunningTower {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Finishes when the tower stops.
+    pub task: tokio::task::JoinHandle<Result<()>>,
+    shutdown: signal::Sender<bool>,
+}
+
+impl Drop for RunningTower {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        self.task.abort();
+    }
+}
+
+/// Opens the data dir, binds, and runs the HTTP API and the pass in background tasks.
+pub async fn start(config: TowerConfig) -> Result<RunningTower> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = Arc::new(TowerStore::open(&config.data_dir, config.max_channels)?);
+    let esplora = esplora_client::Builder::new(config.esplora_url.trim_end_matches('/'))
+        .build_async()
+        .context("building the Esplora client")?;
+    let state = TowerState {
+        store: store.clone(),
+        reports: Default::default(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let watched = store.watched().map(|w| w.len()).unwrap_or(0);
+    tracing::info!(%addr, watched, esplora = config.esplora_url, "watchtower listening");
+    let (shutdown, mut stopped) = signal::channel(false);
+    let reports = state.reports.clone();
+    let poll = Duration::from_millis(config.poll_ms.max(100));
+    let passes = tokio::spawn(async move {
+        loop {
+            watch::pass(&esplora, &store, &reports).await;
+            tokio::time::sleep(poll).await;
+        }
+    });
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        passes.abort();
+        served.context("serving")
+    });
+    Ok(RunningTower {
+        addr,
+        task,
+        shutdown,
+    })
+}
+
+fn router(state: TowerState) -> Router {
+    Router::new()
+        .route("/v1/appointments", post(register))
+        .route(
+            "/v1/appointments/{identity}/{factory}/{client}",
+            get(status),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 64 * 1024))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers(Any),
+        )
+        .with_state(state)
+}
+
+fn refuse(status: StatusCode, error: impl ToString) -> Response {
+    (status, Json(json!({ "error": error.to_string() }))).into_response()
+}
+
+async fn register(
+    State(state): State<TowerState>,
+    Json(signed): Json<SignedAppointment>,
+) -> Response {
+    let appointment = match signed.open() {
+        Ok(a) => a,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    let store = state.store.clone();
+    let identity = signed.identity;
+    let put = tokio::task::spawn_blocking(move || store.put(&identity, &appointment)).await;
+    match put {
+        Ok(Ok(Stored::Taken { penalties })) => {
+            Json(json!({ "penalties": penalties })).into_response()
+        }
+        Ok(Ok(Stored::Stale { stored })) => refuse(
+            StatusCode::CONFLICT,
+            format!("sequence is not above the stored {stored}; send a newer appointment"),
+        ),
+        Ok(Ok(Stored::Full)) => refuse(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "this channel has the most penalties a tower keeps",
+        ),
+        Ok(Ok(Stored::TooManyChannels)) => refuse(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "this tower watches its most channels",
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "tower: storing an appointment failed");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "could not store it")
+        }
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn status(
+    State(state): State<TowerState>,
+    Path((identity, factory, client)): Path<(String, u64, u32)>,
+) -> Response {
+    let Ok(identity) = identity.parse::<XOnlyPublicKey>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "identity is not an x-only public key",
+        );
+    };
+    let channel = ChannelId {
+        factory: FactoryId(factory),
+        client: ClientId(client),
+    };
+    match state.store.counts(&identity, channel) {
+        Ok(Some((sequence, penalties))) => {
+            let report = state
+                .reports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&(identity, channel))
+                .cloned()
+                .unwrap_or_default();
+            Json(json!({ "sequence": sequence, "penalties": penalties, "report": report }))
+                .into_response()
+        }
+        Ok(None) => refuse(StatusCode::NOT_FOUND, "no appointment for this channel"),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}

@@ -1,0 +1,218 @@
+//! The tower's pass, every few seconds, over every watched channel, from what Esplora says:
+//!
+//! 1. Nothing to do while the factory's funding output is unspent and the tip is below the
+//!    timeout `T`: the wallet may come back, and the distribution transaction is still the
+//!    way out of an idle factory.
+//! 2. Otherwise the exit planner ([`ExitKit::next_action`]) says what is due, as it would to the
+//!    wallet: each signed tree transaction as soon as its lock allows (the newest state, so a
+//!    stale DW or leaf state is answered), or the distribution transaction from `T` on.
+//! 3. Once the leaf is confirmed, the channel output is watched: a spender the wallet left a
+//!    penalty for gets it, at the lowest rung paying today's urgent rate, one rung higher per
+//!    block the revoked commitment has been confirmed, until a penalty confirms.
+//!
+//! The tower holds no key, so it cannot add a fee to a tree transaction the node refuses for its
+//! fee; it says so in its log and in the channel's status, and tries again every pass.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bitcoin::secp256k1::XOnlyPublicKey;
+use bitcoin::{FeeRate, OutPoint, Transaction, Txid};
+use esplora_client::AsyncClient;
+use serde::Serialize;
+use shared::exit::ExitAction;
+use shared::pay::ChannelId;
+
+use super::store::{TowerStore, Watched};
+use crate::channels::{read, read_chain, read_refusal};
+
+/// What the tower last saw and did for one channel (for its status endpoint and log).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChannelReport {
+    /// In words: watching, walking, waiting, answered.
+    pub state: String,
+    /// Transactions the tower published, oldest first (kind and txid).
+    pub published: Vec<String>,
+    /// The revoked commitment it answered with a penalty, once seen.
+    pub revoked_seen: Option<Txid>,
+    /// The penalty that confirmed, if one did.
+    pub penalty_confirmed: Option<Txid>,
+}
+
+/// Reports by channel, shared with the HTTP status endpoint.
+pub(super) type Reports = Arc<Mutex<BTreeMap<(XOnlyPublicKey, ChannelId), ChannelReport>>>;
+
+/// One pass over every watched channel.
+pub(super) async fn pass(esplora: &AsyncClient, store: &TowerStore, reports: &Reports) {
+    let watched = match store.watched() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "tower: cannot read its store");
+            return;
+        }
+    };
+    let Some(tip) = read("tip", esplora.get_height()).await else {
+        return;
+    };
+    let target = read("fee estimates", esplora.get_fee_estimates())
+        .await
+        .map(|e| shared::fees::pick_fee_rate(&e, shared::fees::URGENT_BLOCKS));
+    // One read per funding output, however many of its members a tower watches.
+    let mut funding_spent: BTreeMap<OutPoint, bool> = BTreeMap::new();
+    for w in watched {
+        let funding = w.kit.latest().funding_outpoint();
+        let spent = match funding_spent.get(&funding) {
+            Some(s) => *s,
+            None => {
+                let Some(status) = read(
+                    "outspend",
+                    esplora.get_output_status(&funding.txid, u64::from(funding.vout)),
+                )
+                .await
+                else {
+                    continue;
+                };
+                let s = status.is_some_and(|s| s.spent);
+                funding_spent.insert(funding, s);
+                s
+            }
+        };
+        let key = (w.identity, w.channel);
+        let mut report = reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        if !spent && tip < w.kit.latest().timeout().to_consensus_u32() {
+            report.state = "watching: the factory's funding output is unspent".into();
+        } else {
+            step(esplora, store, &w, target, &mut report).await;
+        }
+        reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, report);
+    }
+}
+
+/// One step of one channel whose factory is going on chain.
+async fn step(
+    esplora: &AsyncClient,
+    store: &TowerStore,
+    w: &Watched,
+    target: Option<FeeRate>,
+    report: &mut ChannelReport,
+) {
+    let Some((chain, _)) = read_chain(esplora, &w.kit).await else {
+        return;
+    };
+    match w.kit.next_action(&chain) {
+        ExitAction::Broadcast { kind, tx, .. } => {
+            let what = format!("{kind:?}");
+            report.state = format!("walking the client's path: {what}");
+            publish(esplora, &tx, &what, w.channel, report).await;
+        }
+        ExitAction::LeafConfirmed { channel, .. } => {
+            report.state = "the leaf is on chain: watching the channel output".into();
+            answer_spend(esplora, store, w, channel, target, report).await;
+        }
+        ExitAction::WaitUntil { height, .. } => {
+            report.state = format!("waiting for a lock until block {height}");
+        }
+        ExitAction::Distributed { txid, .. } => {
+            report.state = format!("the distribution transaction {txid} paid the client");
+        }
+        ExitAction::WaitForFunding => report.state = "the factory is not funded".into(),
+        ExitAction::Stuck(problem) => {
+            // A cooperative close or a move: the wallet's new state is elsewhere.
+            report.state = format!("nothing to walk: {problem:?}");
+        }
+        _ => {}
+    }
+}
+
+/// Answers whatever spent the channel output `channel`, if the wallet left a penalty for it.
+async fn answer_spend(
+    esplora: &AsyncClient,
+    store: &TowerStore,
+    w: &Watched,
+    channel: OutPoint,
+    target: Option<FeeRate>,
+    report: &mut ChannelReport,
+) {
+    let Some(Some(status)) = read(
+        "outspend",
+        esplora.get_output_status(&channel.txid, u64::from(channel.vout)),
+    )
+    .await
+    else {
+        return;
+    };
+    let Some(spender) = status.txid.filter(|_| status.spent) else {
+        return;
+    };
+    let penalty = match store.penalty(&w.identity, w.channel, spender) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            report.state = format!("the channel output is spent by {spender}, not a revoked commitment it holds a penalty for");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "tower: cannot read a penalty");
+            return;
+        }
+    };
+    report.revoked_seen = Some(spender);
+    // Done once anything spending the revoked commitment's first input confirmed.
+    let first = penalty.rungs[0].tx.input[0].previous_output;
+    if let Some(Some(s)) = read(
+        "outspend",
+        esplora.get_output_status(&first.txid, u64::from(first.vout)),
+    )
+    .await
+    {
+        if let (true, Some(txid), Some(st)) = (s.spent, s.txid, s.status) {
+            if st.confirmed {
+                report.state = format!("answered: the penalty {txid} confirmed");
+                report.penalty_confirmed = Some(txid);
+                return;
+            }
+        }
+    }
+    let waited = status
+        .status
+        .and_then(|s| s.block_height)
+        .zip(read("tip", esplora.get_height()).await)
+        .map_or(0, |(h, tip)| tip.saturating_sub(h) as usize);
+    let rung = penalty.rung(target, waited);
+    report.state = format!("a revoked commitment {spender} is on chain: publishing its penalty");
+    tracing::warn!(channel = %w.channel, %spender, waited, "tower: a revoked commitment spent the channel output");
+    publish(esplora, rung, "penalty", w.channel, report).await;
+}
+
+async fn publish(
+    esplora: &AsyncClient,
+    tx: &Transaction,
+    what: &str,
+    channel: ChannelId,
+    report: &mut ChannelReport,
+) {
+    let txid = tx.compute_txid();
+    match read_refusal(esplora.broadcast(tx)).await {
+        Ok(()) => {
+            let line = format!("{what} {txid}");
+            if !report.published.contains(&line) {
+                tracing::warn!(%channel, %txid, what, "tower: published");
+                report.published.push(line);
+            }
+        }
+        Err(Some(reason)) if shared::fees::is_fee_refusal(&reason) => {
+            tracing::error!(%channel, %txid, what, reason, "tower: the node refuses this transaction for its fee, and a keyless tower cannot add one");
+            report.state = format!("{what} {txid} pays less than the network takes today; the wallet must add a fee when it comes back ({reason})");
+        }
+        Err(reason) => {
+            tracing::debug!(%channel, %txid, what, ?reason, "tower: not taken yet");
+        }
+    }
+}

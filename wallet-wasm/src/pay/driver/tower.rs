@@ -1,0 +1,151 @@
+//! The payment client's side of the watchtower (`crate::pay::tower`): one upload in flight at a
+//! time, in a task of its own so a slow tower never holds up a payment; a leaf whose channel
+//! stored a change is sent again; a failure is retried after [`RETRY_MS`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::OutPoint;
+use futures::channel::oneshot;
+use rand::rngs::OsRng;
+use shared::pay::ChannelId;
+use shared::tower::{Appointment, SignedAppointment};
+
+use super::PayClient;
+use crate::pay::tower::{appointment, send, Built, TowerSent};
+use crate::pay::{PayEvent, PayStore};
+use crate::platform::unix_millis;
+use crate::session::{ChainSource, Connect};
+
+/// Pause after a failed upload.
+const RETRY_MS: u64 = 10_000;
+
+struct Flight {
+    channel: ChannelId,
+    appointment: Appointment,
+    next_from: BTreeMap<OutPoint, u64>,
+    more: bool,
+    answer: oneshot::Receiver<Result<usize, String>>,
+}
+
+/// What was sent, what is out of date, and the upload in flight.
+#[derive(Default)]
+pub(super) struct TowerSync {
+    sent: BTreeMap<ChannelId, TowerSent>,
+    dirty: BTreeSet<ChannelId>,
+    flight: Option<Flight>,
+    held: BTreeMap<ChannelId, usize>,
+    failed: Option<String>,
+    not_before: u64,
+}
+
+impl TowerSync {
+    /// `id`'s channel stored a change: its appointment is out of date.
+    pub(super) fn touch(&mut self, id: ChannelId) {
+        self.dirty.insert(id);
+    }
+
+    /// In words, for the home screen.
+    pub(super) fn words(&self, configured: bool) -> Option<String> {
+        if !configured {
+            return None;
+        }
+        if let Some(why) = &self.failed {
+            return Some(format!("Your watchtower is not up to date: {why}"));
+        }
+        let held: usize = self.held.values().sum();
+        Some(match (self.held.is_empty(), held) {
+            (true, _) => "Your watchtower has not been updated yet".into(),
+            (false, 0) => "Your watchtower can walk your way out; no old state of your channel needs a penalty yet".into(),
+            (false, 1) => "Your watchtower can walk your way out and holds the penalty for 1 old state of your channel".into(),
+            (false, n) => format!("Your watchtower can walk your way out and holds penalties for {n} old states of your channel"),
+        })
+    }
+}
+
+impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
+    /// Takes the answer of the upload in flight, if any, and starts the next one due.
+    pub(super) fn sync_tower(&mut self) {
+        let Some(link) = self.config.watchtower.clone() else {
+            return;
+        };
+        if let Some(mut flight) = self.tower.flight.take() {
+            let answer = match flight.answer.try_recv() {
+                Ok(None) => {
+                    self.tower.flight = Some(flight);
+                    return;
+                }
+                Ok(Some(answer)) => answer,
+                Err(oneshot::Canceled) => Err("the upload stopped".into()),
+            };
+            match answer {
+                Ok(penalties) => {
+                    if flight.more {
+                        self.tower.dirty.insert(flight.channel);
+                    }
+                    let sent = self.tower.sent.entry(flight.channel).or_default();
+                    sent.sent(&flight.appointment, flight.next_from);
+                    self.tower.held.insert(flight.channel, penalties);
+                    self.tower.failed = None;
+                    self.emit(PayEvent::TowerUpdated {
+                        channel: flight.channel,
+                        penalties,
+                    });
+                }
+                Err(why) => {
+                    self.tower.dirty.insert(flight.channel);
+                    self.tower.not_before = unix_millis() + RETRY_MS;
+                    self.tower.failed = Some(why.clone());
+                    self.emit(PayEvent::TowerFailed(why));
+                }
+            }
+        }
+        if unix_millis() < self.tower.not_before {
+            return;
+        }
+        // A leaf no longer among the wallet's (it moved, or left) is not sent again.
+        let Some(id) = self
+            .tower
+            .dirty
+            .iter()
+            .copied()
+            .find(|id| self.leaves.contains_key(id))
+        else {
+            self.tower.dirty.clear();
+            return;
+        };
+        self.tower.dirty.remove(&id);
+        let leaf = &self.leaves[&id];
+        let sent = self.tower.sent.entry(id).or_default();
+        let built = appointment(
+            &self.stored,
+            leaf,
+            &self.policy,
+            &link.destination,
+            sent,
+            unix_millis(),
+        );
+        let Built {
+            appointment,
+            next_from,
+            more,
+        } = match built {
+            Ok(b) => b,
+            Err(why) => {
+                self.tower.failed = Some(format!("its exit could not be built: {why}"));
+                return;
+            }
+        };
+        let signed = SignedAppointment::sign(&self.config.identity, &appointment, &mut OsRng);
+        let (tx, answer) = oneshot::channel();
+        crate::platform::spawn(async move {
+            let _ = tx.send(send(&link.url, &signed).await);
+        });
+        self.tower.flight = Some(Flight {
+            channel: id,
+            appointment,
+            next_from,
+            more,
+            answer,
+        });
+    }
+}
