@@ -4,6 +4,8 @@
 //! - `POST /devnet/mine` `{"blocks": n, "address"?: "bcrt1..."}` → `{"hashes": [..], "height": h}`
 //! - `POST /devnet/faucet` `{"address": "bcrt1...", "sats": n}` → `{"txid": ".."}`
 //! - `POST /devnet/automine` `{"seconds": t}` (0 stops) → `{"seconds": t}`
+//! - `POST /devnet/fee-estimate` `{"sat_per_vb": r}` (0 clears) → `{"sat_per_vb": r}`: every
+//!   `/fee-estimates` target answers at least `r`, as in a busy mempool
 //! - `GET /devnet/info` → network, RPC URL and credentials, Esplora URL, tip, faucet address
 
 use std::str::FromStr;
@@ -28,6 +30,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/devnet/mine", post(mine))
         .route("/devnet/faucet", post(faucet))
         .route("/devnet/automine", post(automine))
+        .route("/devnet/fee-estimate", post(fee_estimate))
         .route("/devnet/info", get(info))
 }
 
@@ -104,6 +107,23 @@ async fn automine(
 ) -> HttpResult<Json<AutomineRequest>> {
     let req: AutomineRequest = json_body(&body)?;
     state.set_automine(Some(Duration::from_secs(req.seconds)));
+    Ok(Json(req))
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct FeeEstimateRequest {
+    sat_per_vb: f64,
+}
+
+async fn fee_estimate(
+    State(state): State<Arc<Shared>>,
+    body: String,
+) -> HttpResult<Json<FeeEstimateRequest>> {
+    let req: FeeEstimateRequest = json_body(&body)?;
+    if !req.sat_per_vb.is_finite() || req.sat_per_vb < 0.0 {
+        return Err(HttpError::bad_request("sat_per_vb must be a number >= 0"));
+    }
+    state.set_fee_floor(req.sat_per_vb);
     Ok(Json(req))
 }
 

@@ -240,6 +240,11 @@ impl Devnet {
         self.shared.set_automine(every);
     }
 
+    /// Makes `/fee-estimates` answer at least `sat_per_vb` for every target (0 clears it).
+    pub fn set_fee_estimate(&self, sat_per_vb: f64) {
+        self.shared.set_fee_floor(sat_per_vb);
+    }
+
     /// The node's data directory (removed at shutdown unless it was given in the config).
     pub fn datadir(&self) -> Option<&Path> {
         self.process.as_ref().map(|p| p.datadir().path())

@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) faucet: Faucet,
     pub(crate) esplora_url: String,
     automine: Mutex<Option<JoinHandle<()>>>,
+    /// The least `/fee-estimates` answers, in thousandths of a sat/vB (0: the node's own).
+    fee_floor_millis: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -31,7 +33,23 @@ impl Shared {
             faucet,
             esplora_url,
             automine: Mutex::new(None),
+            fee_floor_millis: Default::default(),
         }
+    }
+
+    /// Makes `/fee-estimates` answer at least `sat_per_vb` for every target (0 clears it), as
+    /// a busy mempool would: what a test needs to see responses signed again at a higher fee.
+    pub(crate) fn set_fee_floor(&self, sat_per_vb: f64) {
+        let millis = (sat_per_vb.max(0.0) * 1000.0) as u64;
+        self.fee_floor_millis
+            .store(millis, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The floor [`Shared::set_fee_floor`] set, in sat/vB.
+    pub(crate) fn fee_floor(&self) -> f64 {
+        self.fee_floor_millis
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            / 1000.0
     }
 
     /// Mines `blocks` blocks paying `address` and brings the index up to them.

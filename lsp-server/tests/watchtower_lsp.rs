@@ -63,44 +63,13 @@ async fn a_client_publishing_its_revoked_commitment_loses_it_to_the_lsps_penalty
         ..
     } = setup(PaymentOptions::default()).await;
 
-    // The puppet holds 5,000 sats (less its join fee) in its latest commitment, and keeps a
-    // copy of it.
-    let revoked = p
-        .channel
-        .latest_signed()
-        .cloned()
-        .expect("a signed commitment");
-    let held = p.channel.spec().client_balance;
-    assert_eq!(held, Amount::from_sat(5_000) - join_fee);
-
-    // It pays all but a few hundred away: that commitment is revoked.
-    let spent = held - Amount::from_sat(500);
-    let invoice = payer
-        .handle
-        .invoice(spent, "spent before cheating")
-        .await
-        .expect("invoice")
-        .invoice;
-    let outcome = p.pay(&stack, &invoice).await;
-    assert!(matches!(outcome, PayOutcome::Paid { .. }), "{outcome:?}");
-    p.commit().await;
-    assert!(p.channel.spec().client_balance < Amount::from_sat(1_000));
-    // The payer paid its join fee from the faucet's 50,000, paid the puppet 5,000 plus a 6-sat
-    // fee, and received `spent` back.
-    payer
-        .balance_becomes(Amount::from_sat(50_000 - 5_006) - join_fee + spent, 30)
-        .await;
-
-    // The cheat: its tree path, then the revoked commitment.
-    let path = leaf_of(&runs[1]).path;
-    publish_path(&stack, &path, true).await;
-    broadcast(&stack, &revoked)
-        .await
-        .expect("the revoked commitment is valid on chain");
-    stack.devnet.mine(1).await.expect("mine");
-    let confirmed_at = tip(&stack).await;
+    let Cheat {
+        revoked,
+        held,
+        invoice,
+        confirmed_at,
+    } = pay_away_and_cheat(&stack, &runs, &mut payer, &mut p, join_fee).await;
     let revoked_txid = revoked.compute_txid();
-    assert!(confirmed(&stack, revoked_txid).await);
 
     // The LSP's watch answers by itself. The cheater's own claim opens `to_self_delay` blocks
     // after its commitment confirmed; the penalty must be in before that.
@@ -194,6 +163,153 @@ async fn a_client_publishing_its_revoked_commitment_loses_it_to_the_lsps_penalty
         Amount::ZERO,
         "nothing spendable over a closing channel"
     );
+}
+
+/// What [`pay_away_and_cheat`] did.
+struct Cheat {
+    /// The puppet's revoked commitment, confirmed.
+    revoked: bitcoin::Transaction,
+    /// What the puppet held in it.
+    held: Amount,
+    /// The invoice it paid with what it held.
+    invoice: String,
+    /// The height the revoked commitment confirmed at.
+    confirmed_at: u32,
+}
+
+/// The puppet keeps a copy of its commitment holding 5,000 sats (less its join fee), pays all
+/// but a few hundred away (so that commitment is revoked), walks its tree path and gets the
+/// revoked commitment confirmed.
+async fn pay_away_and_cheat(
+    stack: &common::Stack,
+    runs: &[common::swarm::ClientRun],
+    payer: &mut common::pay::Payer,
+    p: &mut common::puppet::Puppet,
+    join_fee: Amount,
+) -> Cheat {
+    // The puppet holds 5,000 sats (less its join fee) in its latest commitment, and keeps a
+    // copy of it.
+    let revoked = p
+        .channel
+        .latest_signed()
+        .cloned()
+        .expect("a signed commitment");
+    let held = p.channel.spec().client_balance;
+    assert_eq!(held, Amount::from_sat(5_000) - join_fee);
+
+    // It pays all but a few hundred away: that commitment is revoked.
+    let spent = held - Amount::from_sat(500);
+    let invoice = payer
+        .handle
+        .invoice(spent, "spent before cheating")
+        .await
+        .expect("invoice")
+        .invoice;
+    let outcome = p.pay(stack, &invoice).await;
+    assert!(matches!(outcome, PayOutcome::Paid { .. }), "{outcome:?}");
+    p.commit().await;
+    assert!(p.channel.spec().client_balance < Amount::from_sat(1_000));
+    // The payer paid its join fee from the faucet's 50,000, paid the puppet 5,000 plus a 6-sat
+    // fee, and received `spent` back.
+    payer
+        .balance_becomes(Amount::from_sat(50_000 - 5_006) - join_fee + spent, 30)
+        .await;
+
+    // The cheat: its tree path, then the revoked commitment.
+    let path = leaf_of(&runs[1]).path;
+    publish_path(stack, &path, true).await;
+    broadcast(stack, &revoked)
+        .await
+        .expect("the revoked commitment is valid on chain");
+    stack.devnet.mine(1).await.expect("mine");
+    let confirmed_at = tip(stack).await;
+    let revoked_txid = revoked.compute_txid();
+    assert!(confirmed(stack, revoked_txid).await);
+
+    Cheat {
+        revoked,
+        held,
+        invoice,
+        confirmed_at,
+    }
+}
+
+/// A busy mempool while the LSP's penalty waits: the fee estimate climbs from 1 to 20 sat/vB
+/// (the devnet's knob) before any block takes the penalty. The LSP signs it again at the new
+/// rate, the node replaces the old one (BIP-125), and the version that confirms pays it; the
+/// admin view follows the version that confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_penalty_is_signed_again_when_the_fee_climbs() {
+    let Setup {
+        stack,
+        runs,
+        mut payer,
+        puppet: mut p,
+        join_fee,
+        ..
+    } = setup(PaymentOptions::default()).await;
+    let Cheat { revoked, held, .. } =
+        pay_away_and_cheat(&stack, &runs, &mut payer, &mut p, join_fee).await;
+    let revoked_txid = revoked.compute_txid();
+    let to_local = revoked
+        .output
+        .iter()
+        .position(|o| o.value == held)
+        .expect("the cheater's to_local") as u32;
+    let paid_rate = |tx: &bitcoin::Transaction| {
+        let spent: Amount = tx
+            .input
+            .iter()
+            .map(|i| revoked.output[i.previous_output.vout as usize].value)
+            .sum();
+        let out: Amount = tx.output.iter().map(|o| o.value).sum();
+        (spent - out) / tx.weight()
+    };
+    let in_mempool = |not: Option<bitcoin::Txid>| {
+        let stack = &stack;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                if let Some(txid) = spender(stack, revoked_txid, to_local).await {
+                    if Some(txid) != not {
+                        return txid;
+                    }
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a penalty in the mempool"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let first = in_mempool(None).await;
+    let first_rate = paid_rate(&common::ln::transaction(&stack, first).await);
+    let busy = bitcoin::FeeRate::from_sat_per_vb_u32(20);
+    assert!(
+        first_rate < busy,
+        "signed for a quiet mempool: {first_rate}"
+    );
+
+    stack.devnet.set_fee_estimate(20.0);
+    let second = in_mempool(Some(first)).await;
+    stack.devnet.mine(1).await.expect("mine");
+    assert!(confirmed(&stack, second).await, "the replacement confirmed");
+    let second_rate = paid_rate(&common::ln::transaction(&stack, second).await);
+    assert!(second_rate >= busy, "pays today's rate: {second_rate}");
+
+    let channel = leaf_of(&runs[1]).channel;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let view = admin_channel(&stack, channel).await;
+        if view["claims"][0]["confirmed"] == true {
+            assert_eq!(view["claims"][0]["txid"], second.to_string(), "{view}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "admin view: {view}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    stack.devnet.set_fee_estimate(0.0);
 }
 
 /// A payer that learns the preimage and then stops: it never answers the round that would

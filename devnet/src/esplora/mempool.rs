@@ -109,7 +109,7 @@ async fn fee_estimates(
     State(state): State<Arc<Shared>>,
 ) -> HttpResult<Json<BTreeMap<String, f64>>> {
     let sat_per_vb = |r: bitcoin::FeeRate| r.to_sat_per_kwu() as f64 * 4.0 / 1000.0;
-    let floor = sat_per_vb(state.rpc.mempool_min_fee().await?);
+    let floor = sat_per_vb(state.rpc.mempool_min_fee().await?).max(state.fee_floor());
     let mut estimates = BTreeMap::new();
     for target in TARGETS {
         let rate = state.rpc.estimate_smart_fee(target).await?;

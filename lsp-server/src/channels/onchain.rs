@@ -121,8 +121,8 @@ pub(super) struct Hunt {
 pub(super) struct Work {
     /// Channels whose factory or channel output may go on chain.
     pub(super) watched: Vec<Watched>,
-    /// Claims not yet confirmed (broadcast again).
-    pub(super) claims: Vec<(ChannelId, Transaction)>,
+    /// Claims not yet confirmed (broadcast again), with the txids of the versions they replaced.
+    pub(super) claims: Vec<(ChannelId, Transaction, Vec<Txid>)>,
     /// Channels the LSP is taking on chain.
     pub(super) walks: Vec<(ChannelId, Walk)>,
     /// Key-path closes not yet confirmed.
@@ -229,8 +229,11 @@ pub(super) struct Claim {
     pub(super) kind: ClaimOf,
     /// The signed transaction.
     pub(super) tx: Transaction,
-    /// Whether it confirmed.
+    /// Whether it confirmed (this version or an earlier one).
     pub(super) confirmed: bool,
+    /// The txids of the versions it replaced (signed again at a higher rate), any of which may
+    /// still be the one that confirms.
+    pub(super) earlier: Vec<Txid>,
 }
 
 /// Runs one pass in the background, unless one is still running.
@@ -340,7 +343,7 @@ async fn pass(
     publisher: &Publisher,
     mut target: Option<bitcoin::FeeRate>,
     watched: Vec<Watched>,
-    claims: Vec<(ChannelId, Transaction)>,
+    claims: Vec<(ChannelId, Transaction, Vec<Txid>)>,
     report: &mpsc::UnboundedSender<Seen>,
 ) {
     let mut by_factory: BTreeMap<(FactoryId, OutPoint), Vec<Watched>> = BTreeMap::new();
@@ -378,7 +381,16 @@ async fn pass(
             }
         }
     }
-    for (id, tx) in claims {
+    'claims: for (id, tx, earlier) in claims {
+        // A version it replaced may be the one a block took.
+        for old in earlier {
+            if let Some(status) = read("claim status", esplora.get_tx_status(&old)).await {
+                if status.confirmed {
+                    let _ = report.send(Seen::ClaimConfirmed { id, txid: old });
+                    continue 'claims;
+                }
+            }
+        }
         let txid = tx.compute_txid();
         match read("claim status", esplora.get_tx_status(&txid)).await {
             Some(status) if status.confirmed => {
@@ -487,7 +499,7 @@ impl super::Router {
                 l.claims
                     .iter()
                     .filter(|c| !c.confirmed)
-                    .map(|c| (l.id, c.tx.clone()))
+                    .map(|c| (l.id, c.tx.clone(), c.earlier.clone()))
             })
             .collect();
         let walks = self
@@ -497,6 +509,7 @@ impl super::Router {
             .map(|(id, w)| (*id, w.clone()))
             .collect();
         self.reprice_closes();
+        self.reprice_claims();
         let closes = self
             .chain
             .closes
@@ -580,7 +593,7 @@ impl super::Router {
                     for c in link
                         .claims
                         .iter_mut()
-                        .filter(|c| c.tx.compute_txid() == txid)
+                        .filter(|c| c.tx.compute_txid() == txid || c.earlier.contains(&txid))
                     {
                         if !c.confirmed {
                             tracing::warn!(channel = %id, %txid, kind = c.kind.name(), "claim confirmed");
@@ -675,6 +688,7 @@ impl super::Router {
                 kind: ClaimOf::LStock,
                 tx,
                 confirmed: false,
+                earlier: Vec::new(),
             }),
             Ok(None) => {
                 tracing::info!(channel = %id, "the leaf's L-stock would not pay its own fee; left")
@@ -712,6 +726,7 @@ impl super::Router {
                 kind,
                 tx,
                 confirmed: false,
+                earlier: Vec::new(),
             })
             .collect();
         if !new.is_empty() {
@@ -723,6 +738,65 @@ impl super::Router {
         }
         link.claims.extend(new);
         Ok(())
+    }
+
+    /// Signs again, at today's urgent rate, every unconfirmed claim on a commitment that pays
+    /// 1 sat/vB or more below it (BIP-125's increment), so a penalty or an HTLC claim that
+    /// races the other side's path keeps paying what the network takes while it waits. Each
+    /// replaced version's txid is kept: any of them may be the one that confirms.
+    fn reprice_claims(&mut self) {
+        let urgent = self.chain.urgent_rate;
+        let enough =
+            bitcoin::FeeRate::from_sat_per_kwu(urgent.to_sat_per_kwu().saturating_sub(250));
+        let preimages = self.known_preimages();
+        let sweep_to = self.settings.sweep_to.clone();
+        for link in self.links.values_mut() {
+            let Some(commitment) = link.on_chain.as_deref() else {
+                continue;
+            };
+            let spent = |tx: &Transaction| -> Option<bitcoin::Amount> {
+                tx.input.iter().try_fold(bitcoin::Amount::ZERO, |sum, i| {
+                    let out = commitment.output.get(i.previous_output.vout as usize)?;
+                    (i.previous_output.txid == commitment.compute_txid()).then_some(sum + out.value)
+                })
+            };
+            let cheap = |c: &Claim| {
+                !c.confirmed
+                    && matches!(c.kind, ClaimOf::Commitment(_))
+                    && spent(&c.tx)
+                        .is_some_and(|v| shared::fees::fee_paid(&c.tx, v) / c.tx.weight() < enough)
+            };
+            if !link.claims.iter().any(cheap) {
+                continue;
+            }
+            let rate = link.channel.spec().feerate.max(urgent);
+            let fresh = match link
+                .channel
+                .claims_for(commitment, &sweep_to, rate, &preimages)
+            {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    tracing::warn!(channel = %link.id, error = %e, "cannot sign the claims again");
+                    continue;
+                }
+            };
+            for (kind, tx) in fresh {
+                let Some(claim) = link
+                    .claims
+                    .iter_mut()
+                    .find(|c| c.kind == ClaimOf::Commitment(kind) && !c.confirmed)
+                else {
+                    continue;
+                };
+                let old = claim.tx.compute_txid();
+                if tx.compute_txid() == old {
+                    continue;
+                }
+                tracing::info!(channel = %link.id, %old, new = %tx.compute_txid(), %rate, kind = claim.kind.name(), "a claim signed again at today's rate");
+                claim.earlier.push(old);
+                claim.tx = tx;
+            }
+        }
     }
 
     /// A payee's claim on chain revealed `preimage` of an HTLC the LSP offered on `id`: the
