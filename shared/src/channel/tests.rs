@@ -1331,3 +1331,37 @@ fn the_penalties_a_wallet_hands_its_tower_answer_each_revoked_lsp_commitment() {
         assert!(fees.windows(2).all(|w| w[0] < w[1]), "{fees:?}");
     }
 }
+
+#[test]
+fn the_peer_holds_an_htlc_only_once_a_round_carries_it() {
+    let mut p = Pair::open(13, 1_000_000, 300_000);
+    let (_, hash) = preimage(30);
+    let far = absolute::Height::from_consensus(500).unwrap();
+    // The LSP's own HTLC goes into a round; the client's, added once that round is under way,
+    // waits for the next one.
+    p.lsp
+        .add_htlc(p.now, Amount::from_sat(10_000), hash, far)
+        .unwrap();
+    p.pump();
+    p.lsp.start_round(&mut p.rng).unwrap();
+    if let Some(Action::Send(m)) = next_send(&mut p.lsp) {
+        p.client.handle_message(p.now, m, &mut p.rng).unwrap();
+    }
+    assert!(p.client.in_round());
+    assert!(
+        p.client.peer_may_hold(Side::Lsp, 0),
+        "the LSP's HTLC is in the round"
+    );
+    let id = p.client.next_htlc_id();
+    p.client
+        .add_htlc(p.now, Amount::from_sat(20_000), hash, far)
+        .unwrap();
+    assert!(
+        !p.client.peer_may_hold(Side::Client, id),
+        "queued behind the round under way: the LSP cannot hold it"
+    );
+    p.pump();
+    assert!(!p.client.in_round());
+    p.round();
+    assert!(p.client.peer_may_hold(Side::Client, id), "committed");
+}

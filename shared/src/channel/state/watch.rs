@@ -57,6 +57,25 @@ impl Channel {
         }
     }
 
+    /// Whether the peer holds, or may hold by the end of the round under way, a commitment
+    /// carrying the HTLC `id` that `offerer` offered: it is in the committed state, in the
+    /// round under way, or in the peer's commitment this side signed in a round that never
+    /// completed. A client whose channel closes uses it to tell a payment that ends on chain
+    /// from one that never left (an HTLC only queued, or waiting for the next round, fails).
+    pub fn peer_may_hold(&self, offerer: Side, id: u64) -> bool {
+        let has = |spec: &CommitmentSpec| {
+            spec.htlcs
+                .iter()
+                .any(|h| h.offerer == offerer && h.id == id)
+        };
+        has(&self.spec)
+            || self.in_flight_spec().is_some_and(|(_, spec)| has(spec))
+            || self
+                .remote_pending
+                .as_ref()
+                .is_some_and(|(_, spec)| has(spec))
+    }
+
     /// Which commitment `tx` is: its holder, number and state, if this side knows it.
     pub fn identify(&self, tx: &Transaction) -> Option<(Side, u64, CommitmentSpec)> {
         let number = self.commitment_number_of(tx)?;

@@ -250,16 +250,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     }
 
     /// Whether the provider may hold a commitment with this wallet's HTLC `htlc` on `id`: it
-    /// is committed, or a round that may carry it is under way.
+    /// is committed, in the round under way, or in the provider's commitment this wallet
+    /// signed in a round that never completed (`Channel::peer_may_hold`). An HTLC only queued
+    /// for a later round never left the wallet.
     fn provider_may_hold(&self, id: ChannelId, htlc: u64) -> bool {
-        self.open.get(&id).is_none_or(|o| {
-            o.channel.in_round()
-                || o.channel
-                    .spec()
-                    .htlcs
-                    .iter()
-                    .any(|h| h.offerer == Side::Client && h.id == htlc)
-        })
+        self.open
+            .get(&id)
+            .is_none_or(|o| o.channel.peer_may_hold(Side::Client, htlc))
     }
 
     pub(super) async fn on_pay_result(&mut self, result: PayResult) -> Result<(), PayError> {
