@@ -11,6 +11,9 @@
 //! 4. As the leaf reaches the mempool, the provider publishes its revoked commitment on the
 //!    away wallet's channel. The tower publishes the penalty the wallet signed, which takes every
 //!    output and pays the wallet's own address, before the provider's `to_self_delay` passes.
+//!
+//! And with the provider gone too: a cheater's superseded leaf state loses to the newest one,
+//! which the tower publishes for the away wallet.
 
 mod common;
 
@@ -18,14 +21,17 @@ use std::time::{Duration, Instant};
 
 use bitcoin::key::Secp256k1;
 use bitcoin::{Address, Amount, Network};
-use common::chain::{broadcast, known, lsp_commitment, publish_path, spender, tip};
+use common::chain::{
+    broadcast, broadcast_on, known, known_at, lsp_commitment, publish_path, publish_path_on,
+    spender, tip,
+};
 use common::pay::{leaf_of, start_payer_config, two_funded};
 use common::swarm::ClientSpec;
 use common::tower::TowerProcess;
 use lsp_server::PaymentOptions;
 use shared::exit::ExitKit;
 use shared::tower::{Appointment, SignedAppointment};
-use wallet::pay::{MemoryPayStore, PayConfig, PayEvent, TowerLink};
+use wallet::pay::{MemoryPayStore, PayConfig, PayEvent, PayStore, TowerLink};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tower_walks_and_punishes_for_a_wallet_that_is_away() {
@@ -244,4 +250,100 @@ async fn refuses_what_it_cannot_check(
     );
     let (status, answer) = post(serde_json::to_value(&signed).unwrap()).await;
     assert_eq!(status, 409, "a replay: {answer}");
+}
+
+/// A wallet that bought liquidity (its leaf is at state 1) goes away, and so does the provider.
+/// Someone publishes the shared part of the tree, and a cheater tries to get the superseded
+/// leaf state 0 in (it would hand the old L-stock back to the provider's script path). The
+/// tower walks the wallet's path and gets leaf state 1 in first, `S` blocks ahead; state 0 then
+/// has no input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tower_gets_the_newest_leaf_state_in_for_a_wallet_that_is_away() {
+    let spec = ClientSpec {
+        channel: Amount::from_sat(100_000),
+        liquidity: Amount::from_sat(30_000),
+        ..ClientSpec::honest()
+    };
+    let (stack, runs, _storage) = two_funded(PaymentOptions::default(), spec).await;
+    let (away, other) = (&runs[0], &runs[1]);
+    let tower_dir = tempfile::tempdir().expect("temp dir");
+    let tower = TowerProcess::start(&stack.devnet, tower_dir.path(), common::ln::free_addr()).await;
+    let secp = Secp256k1::new();
+    let (xonly, _) = away.keys.x_only_public_key();
+    let leaf = leaf_of(away);
+    let mut config = PayConfig::new(Network::Regtest, away.keys, vec![leaf.clone()]);
+    config.watchtower = Some(TowerLink {
+        url: tower.url.clone(),
+        destination: Address::p2tr(&secp, xonly, None, Network::Regtest).script_pubkey(),
+    });
+    let mut payer = start_payer_config(
+        &stack.ws_url(),
+        stack.devnet.esplora_url(),
+        config,
+        MemoryPayStore::default(),
+    );
+    payer.ready(60).await;
+    payer.faucet(Amount::from_sat(30_000), 30).await;
+    let (bought, _) = payer.buy_liquidity(Amount::from_sat(10_000), 60).await;
+    assert_eq!(bought.leaf.0, 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tower.status(&xonly, leaf.channel).await["leaf_states"].as_u64() != Some(2) {
+        assert!(
+            Instant::now() < deadline,
+            "the tower gets the new leaf state"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let state = payer
+        .store
+        .clone()
+        .load()
+        .await
+        .expect("the wallet's store");
+    let states = wallet::pay::leaf_record(&state, &leaf).states;
+    let newest = states.states()[1].node.signed_tx().expect("signed");
+    let stale = states.states()[0].node.signed_tx().expect("signed");
+    assert_eq!(stale.compute_txid(), leaf.path.leaf().txid());
+
+    // The wallet and the provider are gone.
+    payer.handle.stop();
+    payer.task.await.expect("the wallet stops");
+    let common::Stack { devnet, lsp, .. } = stack;
+    lsp.stop().await.expect("the provider stops");
+
+    // The shared part of the tree goes on chain; the cheater tries the stale leaf state at
+    // every block, the tower publishes the newest when its lock allows.
+    publish_path_on(&devnet, &leaf_of(other).path, false).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let _ = broadcast_on(&devnet, &stale).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        devnet.mine(1).await.expect("mine");
+        if known_at(&devnet, newest.compute_txid()).await
+            || known_at(&devnet, stale.compute_txid()).await
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a leaf state gets in");
+    }
+    devnet.mine(1).await.expect("mine");
+    assert!(
+        known_at(&devnet, newest.compute_txid()).await,
+        "the newest leaf state got in"
+    );
+    assert!(
+        !known_at(&devnet, stale.compute_txid()).await,
+        "the stale one did not"
+    );
+    let refused = broadcast_on(&devnet, &stale).await.unwrap_err();
+    assert!(
+        refused.contains("missing") || refused.contains("spent") || refused.contains("conflict"),
+        "the stale state has no input: {refused}"
+    );
+    let report = tower.status(&xonly, leaf.channel).await;
+    let published = report["report"]["published"].to_string();
+    assert!(
+        published.contains(&newest.compute_txid().to_string()),
+        "the tower published it: {report}"
+    );
 }

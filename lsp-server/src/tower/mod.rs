@@ -10,7 +10,7 @@
 //!   penalties), `409 {"error"}` for a sequence not above the stored one, `507 {"error"}` when it
 //!   is full;
 //! - `GET /v1/appointments/{identity}/{factory}/{client}`: what it holds and last did for a
-//!   channel (`sequence`, `penalties`, [`ChannelReport`]), `404` if nothing;
+//!   channel (`sequence`, `leaf_states`, `penalties`, [`ChannelReport`]), `404` if nothing;
 //! - `GET /healthz`: `ok`.
 
 mod store;
@@ -202,7 +202,7 @@ async fn status(
         client: ClientId(client),
     };
     match state.store.counts(&identity, channel) {
-        Ok(Some((sequence, penalties))) => {
+        Ok(Some(held)) => {
             let report = state
                 .reports
                 .lock()
@@ -210,8 +210,13 @@ async fn status(
                 .get(&(identity, channel))
                 .cloned()
                 .unwrap_or_default();
-            Json(json!({ "sequence": sequence, "penalties": penalties, "report": report }))
-                .into_response()
+            Json(json!({
+                "sequence": held.sequence,
+                "leaf_states": held.leaf_states,
+                "penalties": held.penalties,
+                "report": report,
+            }))
+            .into_response()
         }
         Ok(None) => refuse(StatusCode::NOT_FOUND, "no appointment for this channel"),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),

@@ -206,29 +206,47 @@ impl TowerStore {
             .transpose()
     }
 
-    /// The stored sequence and penalty count of one channel.
+    /// What the tower holds for one channel: the stored sequence, the kit's leaf states and the
+    /// penalty count.
     pub(super) fn counts(
         &self,
         identity: &XOnlyPublicKey,
         channel: ChannelId,
-    ) -> Result<Option<(u64, usize)>> {
+    ) -> Result<Option<Held>> {
         let conn = self.conn();
         let key = params![identity.to_string(), channel.factory.0, channel.client.0];
-        let sequence: Option<u64> = conn
+        let row: Option<(u64, String)> = conn
             .query_row(
-                "SELECT sequence FROM appointments WHERE identity = ?1 AND factory = ?2 AND client = ?3",
+                "SELECT sequence, kit FROM appointments WHERE identity = ?1 AND factory = ?2 AND client = ?3",
                 key,
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some(sequence) = sequence else {
+        let Some((sequence, kit)) = row else {
             return Ok(None);
         };
+        let kit: ExitKit = serde_json::from_str(&kit).context("a stored kit")?;
+        let leaf_states = kit.leaf().map_or(1, |l| l.states().len());
         let penalties: usize = conn.query_row(
             "SELECT COUNT(*) FROM penalties WHERE identity = ?1 AND factory = ?2 AND client = ?3",
             key,
             |r| r.get(0),
         )?;
-        Ok(Some((sequence, penalties)))
+        Ok(Some(Held {
+            sequence,
+            leaf_states,
+            penalties,
+        }))
     }
+}
+
+/// What the tower holds for one channel.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(super) struct Held {
+    /// The last sequence taken.
+    pub(super) sequence: u64,
+    /// The leaf states in the kit (1 until liquidity was bought).
+    pub(super) leaf_states: usize,
+    /// The penalties kept.
+    pub(super) penalties: usize,
 }

@@ -6,8 +6,13 @@ use super::Stack;
 
 /// Broadcasts `tx` through the devnet's Esplora (`POST /tx`).
 pub async fn broadcast(stack: &Stack, tx: &Transaction) -> Result<(), String> {
+    broadcast_on(&stack.devnet, tx).await
+}
+
+/// Broadcasts `tx` through `devnet`'s Esplora (`POST /tx`).
+pub async fn broadcast_on(devnet: &devnet::Devnet, tx: &Transaction) -> Result<(), String> {
     let response = reqwest::Client::new()
-        .post(format!("{}/tx", stack.devnet.esplora_url()))
+        .post(format!("{}/tx", devnet.esplora_url()))
         .body(bitcoin::consensus::encode::serialize_hex(tx))
         .send()
         .await
@@ -45,6 +50,15 @@ pub async fn known_at(devnet: &devnet::Devnet, txid: Txid) -> bool {
 /// Publishes every transaction of `path` above its leaf (and the leaf, if `with_leaf`), each as
 /// early as its relative lock allows, mining as it goes; returns the height of the last one.
 pub async fn publish_path(stack: &Stack, path: &shared::path::ClientPath, with_leaf: bool) -> u32 {
+    publish_path_on(&stack.devnet, path, with_leaf).await
+}
+
+/// [`publish_path`] on `devnet` (the LSP may be gone).
+pub async fn publish_path_on(
+    devnet: &devnet::Devnet,
+    path: &shared::path::ClientPath,
+    with_leaf: bool,
+) -> u32 {
     let nodes = path.nodes();
     let upto = if with_leaf {
         nodes.len()
@@ -55,11 +69,11 @@ pub async fn publish_path(stack: &Stack, path: &shared::path::ClientPath, with_l
     for node in &nodes[..upto] {
         let tx = node.signed_tx().expect("the client's path is signed");
         for _ in 1..node.relative_delay().to_blocks() {
-            stack.devnet.mine(1).await.expect("mine");
+            devnet.mine(1).await.expect("mine");
         }
-        broadcast(stack, &tx).await.expect("a tree transaction");
-        stack.devnet.mine(1).await.expect("mine");
-        height = tip(stack).await;
+        broadcast_on(devnet, &tx).await.expect("a tree transaction");
+        devnet.mine(1).await.expect("mine");
+        height = devnet.height().await.expect("height").to_consensus_u32();
     }
     height
 }
