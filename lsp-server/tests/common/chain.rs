@@ -192,3 +192,34 @@ pub async fn mine_after_a_pass(devnet: &devnet::Devnet) {
     devnet.mine(1).await.expect("mine");
     tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
 }
+
+/// The signed tree path of client `client` of factory `factory`, as the LSP stored it (its
+/// proposal and the ceremony's signatures): what a member's wallet holds.
+pub fn member_path(stack: &Stack, factory: u64, client: u32) -> shared::path::ClientPath {
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        signatures: Vec<(
+            shared::types::NodeId,
+            bitcoin::secp256k1::schnorr::Signature,
+        )>,
+    }
+    let db = stack.db();
+    let (proposal, signed): (String, String) = db
+        .query_row(
+            "SELECT f.proposal, s.signed FROM factories f JOIN signed_factories s ON s.factory = f.id
+             WHERE f.id = ?1",
+            [factory],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a signed factory");
+    let proposal: shared::tree::FactoryProposal =
+        serde_json::from_str(&proposal).expect("a proposal");
+    let signed: Signed = serde_json::from_str(&signed).expect("signatures");
+    let mut path = shared::path::ClientPath::build(&proposal, shared::types::ClientId(client))
+        .expect("a member's path");
+    for (node, sig) in signed.signatures {
+        let _ = path.set_signature(node, sig);
+    }
+    assert!(path.is_fully_signed(), "every node of the path is signed");
+    path
+}
