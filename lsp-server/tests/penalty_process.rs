@@ -9,12 +9,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bitcoin::{Amount, Network, Transaction};
-use common::chain::{broadcast_on, known_at, publish_path_on};
-use common::pay::{admin_channel_at, funded_factory_of, leaf_of, start_payer_at};
-use common::process::{free_port, fund, swarm_config, LspProcess};
-use common::swarm::{self, ClientSpec};
-use devnet::{Devnet, DevnetConfig};
+use bitcoin::{Amount, Network};
+use common::chain::{broadcast_on, known_at, publish_path_on, spender_on};
+use common::pay::{admin_channel_at, leaf_of, start_payer_at};
+use common::process::ProcessPair;
+use common::swarm::ClientSpec;
+use devnet::Devnet;
 use shared::pay::ChannelPolicy;
 use wallet::pay::{leaf_channels, MemoryPayStore, PayStore};
 
@@ -22,42 +22,16 @@ async fn tip(devnet: &Devnet) -> u32 {
     devnet.height().await.expect("tip").to_consensus_u32()
 }
 
-/// The confirmed spender of `tx`'s output `vout`, if any.
-async fn spender(devnet: &Devnet, tx: &Transaction, vout: u32) -> Option<bitcoin::Txid> {
-    let status: serde_json::Value = reqwest::get(format!(
-        "{}/tx/{}/outspend/{vout}",
-        devnet.esplora_url(),
-        tx.compute_txid()
-    ))
-    .await
-    .ok()?
-    .json()
-    .await
-    .ok()?;
-    (status["spent"] == true)
-        .then(|| status["txid"].as_str()?.parse().ok())
-        .flatten()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lsp_process_penalises_a_revoked_commitment_by_itself() {
-    let devnet = Devnet::start(DevnetConfig::default())
-        .await
-        .expect("devnet");
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let storage = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let ws = format!("ws://127.0.0.1:{port}/ws");
-    let http = format!("http://127.0.0.1:{port}");
-    let _lsp = LspProcess::start(&devnet, data_dir.path(), port, 2).await;
-    fund(&devnet, port).await;
-    let config = swarm_config(&devnet, port, storage.path());
-    let runs = funded_factory_of(
-        &devnet,
-        swarm::spawn(&config, &[ClientSpec::honest(); 2]),
-        2,
-    )
-    .await;
+    let ProcessPair {
+        devnet,
+        lsp: _lsp,
+        ws,
+        http,
+        runs,
+        ..
+    } = ProcessPair::start(ClientSpec::honest()).await;
     let start = |i: usize| {
         start_payer_at(
             &ws,
@@ -104,7 +78,7 @@ async fn the_lsp_process_penalises_a_revoked_commitment_by_itself() {
             if revoked.output[vout as usize].value <= Amount::from_sat(330) {
                 continue; // an anchor
             }
-            if let Some(txid) = spender(&devnet, &revoked, vout).await {
+            if let Some(txid) = spender_on(&devnet, revoked.compute_txid(), vout).await {
                 break 'found txid;
             }
         }
@@ -124,7 +98,7 @@ async fn the_lsp_process_penalises_a_revoked_commitment_by_itself() {
     for (vout, out) in revoked.output.iter().enumerate() {
         if out.value > Amount::from_sat(330) {
             assert_eq!(
-                spender(&devnet, &revoked, vout as u32).await,
+                spender_on(&devnet, revoked.compute_txid(), vout as u32).await,
                 Some(penalty),
                 "output {vout} taken by the penalty"
             );

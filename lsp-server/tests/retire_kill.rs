@@ -8,10 +8,10 @@
 mod common;
 
 use bitcoin::Amount;
-use common::pay::{admin_channel_at, claims_confirmed, funded_factory_of, leaf_of, start_payer_at};
-use common::process::{free_port, fund, message, swarm_config, LspProcess};
-use common::swarm::{self, ClientSpec};
-use devnet::{Devnet, DevnetConfig};
+use common::pay::{admin_channel_at, claims_confirmed, leaf_of, start_payer_at};
+use common::process::{message, LspProcess, ProcessPair};
+use common::swarm::ClientSpec;
+use devnet::Devnet;
 use wallet::pay::MemoryPayStore;
 
 fn spec() -> ClientSpec {
@@ -33,18 +33,16 @@ async fn tip(devnet: &Devnet) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_retirement_walk_still_pays_everyone_and_the_lsp() {
-    let devnet = Devnet::start(DevnetConfig::default())
-        .await
-        .expect("devnet");
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let storage = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let ws = format!("ws://127.0.0.1:{port}/ws");
-    let http = format!("http://127.0.0.1:{port}");
-    let lsp = LspProcess::start(&devnet, data_dir.path(), port, 2).await;
-    fund(&devnet, port).await;
-    let config = swarm_config(&devnet, port, storage.path());
-    let runs = funded_factory_of(&devnet, swarm::spawn(&config, &[spec(); 2]), 2).await;
+    let ProcessPair {
+        devnet,
+        lsp,
+        data_dir,
+        port,
+        ws,
+        http,
+        runs,
+        _storage,
+    } = ProcessPair::start(spec()).await;
     let mut balances = Vec::new();
     for (i, run) in runs.iter().enumerate() {
         let store = MemoryPayStore::default();

@@ -41,25 +41,14 @@ async fn the_tower_walks_and_punishes_for_a_wallet_that_is_away() {
     let addr = common::ln::free_addr();
     let tower = TowerProcess::start(&stack.devnet, tower_dir.path(), addr).await;
 
-    // The away wallet's own address, where its penalty pays.
-    let secp = Secp256k1::new();
-    let (xonly, _) = away.keys.x_only_public_key();
-    let home = Address::p2tr(&secp, xonly, None, Network::Regtest);
     let leaf = leaf_of(away);
     let channel = leaf.channel;
     refuses_what_it_cannot_check(&tower, away.keys, &leaf).await;
-    let mut config = PayConfig::new(Network::Regtest, away.keys, vec![leaf.clone()]);
-    config.watchtower = Some(TowerLink {
-        url: tower.url.clone(),
-        destination: home.script_pubkey(),
-    });
-    let mut payer = start_payer_config(
-        &stack.ws_url(),
-        stack.devnet.esplora_url(),
-        config,
-        MemoryPayStore::default(),
-    );
-    payer.ready(60).await;
+    let Watched {
+        mut payer,
+        xonly,
+        home,
+    } = watched(&stack, away, &tower).await;
     payer.faucet(Amount::from_sat(5_000), 30).await;
 
     // The tower holds a penalty for every revoked commitment of the provider.
@@ -198,6 +187,39 @@ async fn the_tower_walks_and_punishes_for_a_wallet_that_is_away() {
     }
 }
 
+/// A running wallet of `run` that keeps `tower` up to date.
+struct Watched {
+    payer: common::pay::Payer,
+    /// Its identity key (the tower's index).
+    xonly: bitcoin::secp256k1::XOnlyPublicKey,
+    /// Its own on-chain address, where its penalties pay.
+    home: Address,
+}
+
+/// Starts the wallet of `run` with `tower` as its watchtower, and waits until its channel is
+/// open.
+async fn watched(
+    stack: &common::Stack,
+    run: &common::swarm::ClientRun,
+    tower: &TowerProcess,
+) -> Watched {
+    let (xonly, _) = run.keys.x_only_public_key();
+    let home = Address::p2tr(&Secp256k1::new(), xonly, None, Network::Regtest);
+    let mut config = PayConfig::new(Network::Regtest, run.keys, vec![leaf_of(run)]);
+    config.watchtower = Some(TowerLink {
+        url: tower.url.clone(),
+        destination: home.script_pubkey(),
+    });
+    let mut payer = start_payer_config(
+        &stack.ws_url(),
+        stack.devnet.esplora_url(),
+        config,
+        MemoryPayStore::default(),
+    );
+    payer.ready(60).await;
+    Watched { payer, xonly, home }
+}
+
 /// The tower's answers to a body it cannot check, and to a replay: nothing is stored.
 async fn refuses_what_it_cannot_check(
     tower: &TowerProcess,
@@ -268,21 +290,10 @@ async fn the_tower_gets_the_newest_leaf_state_in_for_a_wallet_that_is_away() {
     let (away, other) = (&runs[0], &runs[1]);
     let tower_dir = tempfile::tempdir().expect("temp dir");
     let tower = TowerProcess::start(&stack.devnet, tower_dir.path(), common::ln::free_addr()).await;
-    let secp = Secp256k1::new();
-    let (xonly, _) = away.keys.x_only_public_key();
     let leaf = leaf_of(away);
-    let mut config = PayConfig::new(Network::Regtest, away.keys, vec![leaf.clone()]);
-    config.watchtower = Some(TowerLink {
-        url: tower.url.clone(),
-        destination: Address::p2tr(&secp, xonly, None, Network::Regtest).script_pubkey(),
-    });
-    let mut payer = start_payer_config(
-        &stack.ws_url(),
-        stack.devnet.esplora_url(),
-        config,
-        MemoryPayStore::default(),
-    );
-    payer.ready(60).await;
+    let Watched {
+        mut payer, xonly, ..
+    } = watched(&stack, away, &tower).await;
     payer.faucet(Amount::from_sat(30_000), 30).await;
     let (bought, _) = payer.buy_liquidity(Amount::from_sat(10_000), 60).await;
     assert_eq!(bought.leaf.0, 1);

@@ -80,9 +80,14 @@ pub async fn publish_path_on(
 
 /// The transaction spending `txid:vout`, if any.
 pub async fn spender(stack: &Stack, txid: Txid, vout: u32) -> Option<Txid> {
+    spender_on(&stack.devnet, txid, vout).await
+}
+
+/// The transaction spending `txid:vout` on `devnet` (in the mempool or a block), if any.
+pub async fn spender_on(devnet: &devnet::Devnet, txid: Txid, vout: u32) -> Option<Txid> {
     let status: serde_json::Value = reqwest::get(format!(
         "{}/tx/{txid}/outspend/{vout}",
-        stack.devnet.esplora_url()
+        devnet.esplora_url()
     ))
     .await
     .ok()?

@@ -146,3 +146,46 @@ pub fn swarm_config(devnet: &Devnet, port: u16, storage: &Path) -> SwarmConfig {
         grace_secs: 10,
     }
 }
+
+/// A devnet, the real LSP binary for factories of two on a free port (funded), and one
+/// confirmed factory of two wallets: what a test of the running process starts from.
+pub struct ProcessPair {
+    pub devnet: Devnet,
+    pub lsp: LspProcess,
+    pub data_dir: tempfile::TempDir,
+    pub port: u16,
+    /// The LSP's WebSocket URL.
+    pub ws: String,
+    /// The LSP's HTTP origin.
+    pub http: String,
+    /// The two wallets' runs.
+    pub runs: Vec<super::swarm::ClientRun>,
+    pub _storage: tempfile::TempDir,
+}
+
+impl ProcessPair {
+    /// Starts it, both wallets of `spec`.
+    pub async fn start(spec: super::swarm::ClientSpec) -> ProcessPair {
+        let devnet = Devnet::start(devnet::DevnetConfig::default())
+            .await
+            .expect("devnet");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let storage = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let lsp = LspProcess::start(&devnet, data_dir.path(), port, 2).await;
+        fund(&devnet, port).await;
+        let config = swarm_config(&devnet, port, storage.path());
+        let clients = super::swarm::spawn(&config, &[spec; 2]);
+        let runs = super::pay::funded_factory_of(&devnet, clients, 2).await;
+        ProcessPair {
+            devnet,
+            lsp,
+            data_dir,
+            port,
+            ws: format!("ws://127.0.0.1:{port}/ws"),
+            http: format!("http://127.0.0.1:{port}"),
+            runs,
+            _storage: storage,
+        }
+    }
+}
