@@ -33,7 +33,7 @@
 mod client;
 mod error;
 mod gathering;
-mod jobs;
+pub(crate) mod jobs;
 mod lsp;
 pub mod messages;
 mod proposal;

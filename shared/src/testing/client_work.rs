@@ -1,16 +1,17 @@
 //! One client's own work on a factory proposal, timed: check the proposal (rebuilding its path),
-//! then, as the ceremony does, take its jobs' keys from the check's aggregations, draw a nonce
-//! per job and sign each. The factory bench runs it natively and the wallet's browser bench runs it
+//! then run the ceremony's own signer steps (`ceremony::jobs`): the job set seeded with the
+//! check's aggregations, a nonce per job, and the guarded signing of all of them. The factory bench runs it natively and the wallet's browser bench runs it
 //! in Chromium, so the two figures time the same code.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use bitcoin::secp256k1::PublicKey;
 use rand::{CryptoRng, RngCore};
 
 use super::{sample_proposal, TestKeys};
-use crate::musig::{self, JobKeys, KeyAgg};
+use crate::ceremony::jobs::{generate_nonces, JobSet};
+use crate::musig::{self, AggNonce, JobKeys, MemorySignGuard};
 use crate::params::FactoryParams;
+use crate::types::{FactoryId, NodeId, SessionId};
 use crate::verify::{check_proposal_with_keys, ClientPolicy, Expectation};
 
 /// What one client's work cost.
@@ -60,32 +61,39 @@ pub fn client_work<R: RngCore + CryptoRng>(
     let check_s = now() - t;
 
     let t = now();
-    let signer = musig::Signer::new(&keys.clients[me]);
-    // As the ceremony's job set: the check's aggregations first, any other set once.
-    let mut aggregated: HashMap<Vec<PublicKey>, KeyAgg> = known
-        .into_iter()
-        .map(|agg| (agg.signers().to_vec(), agg))
+    // The ceremony's own steps: the job set (seeded with the check's aggregations), nonces,
+    // and signing behind the double-sign guard.
+    let secret = &keys.clients[me];
+    let set = JobSet::for_signer(path.signing_jobs(), known, &entry.key)
+        .expect("the client's jobs are its own");
+    let nodes: BTreeSet<NodeId> = set.nodes().copied().collect();
+    let (secrets, publics) = generate_nonces(rng, secret, &set, &nodes, FactoryId(0), SessionId(0));
+    let aggs: BTreeMap<NodeId, AggNonce> = publics
+        .iter()
+        .map(|(node, public)| (*node, musig::aggregate_nonces([public, &others])))
         .collect();
-    let jobs = path.signing_jobs();
-    for job in &jobs {
-        let agg = match aggregated.get(&job.signers) {
-            Some(agg) => agg,
-            None => {
-                let agg = KeyAgg::new(&job.signers).expect("the path's signers are sorted");
-                aggregated.entry(job.signers.clone()).or_insert(agg)
-            }
-        };
-        let job_keys = agg.tweaked(job.merkle_root).expect("the tweak is valid");
-        let (secret, public) =
-            musig::generate_nonce_as(rng, &signer, &job_keys, &job.sighash, b"bench");
-        let agg_nonce = musig::aggregate_nonces([&public, &others]);
-        musig::sign_partial_as(&job_keys, &signer, secret, &agg_nonce, &job.sighash)
-            .expect("the client signs its own job");
-    }
+    secrets
+        .sign(secret, &set, &aggs, &mut MemorySignGuard::default())
+        .expect("the client signs its own jobs");
     let sign_s = now() - t;
     ClientWork {
-        jobs: jobs.len(),
+        jobs: nodes.len(),
         check_s,
         sign_s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use super::client_work;
+
+    #[test]
+    fn one_client_checks_and_signs_every_job_of_its_path() {
+        let work = client_work(8, &mut StdRng::seed_from_u64(1), || 0.0);
+        // Root, the path's states and leaf, and the distribution transaction.
+        assert!(work.jobs >= 3, "{work:?}");
     }
 }
