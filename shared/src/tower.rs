@@ -210,13 +210,18 @@ impl Penalty {
     /// known), then `waited` rungs higher (one per block the revoked commitment has been
     /// confirmed without the penalty), capped at the top rung.
     pub fn rung(&self, target: Option<FeeRate>, waited: usize) -> &Transaction {
+        &self.rungs[self.rung_index(target, waited)].tx
+    }
+
+    /// The index of [`Penalty::rung`] in `rungs`.
+    pub fn rung_index(&self, target: Option<FeeRate>, waited: usize) -> usize {
+        let top = self.rungs.len().saturating_sub(1);
         let first = self
             .rungs
             .iter()
             .position(|r| target.is_none_or(|t| r.sat_per_vb >= t.to_sat_per_vb_ceil()))
-            .unwrap_or(self.rungs.len().saturating_sub(1));
-        let top = self.rungs.len().saturating_sub(1);
-        &self.rungs[(first + waited).min(top)].tx
+            .unwrap_or(top);
+        (first + waited).min(top)
     }
 }
 

@@ -189,9 +189,10 @@ pub fn Settings() -> impl IntoView {
             <h2>"Watchtower"</h2>
             <p class="hint">"A watchtower acts for this wallet while no page of it is open: if \
                 the factory goes on chain it walks your way out, and if the provider publishes \
-                an old state of your channel it takes everything in it for you. It holds only \
-                transactions your wallet signed, which pay your own address: it can fail to act, \
-                but it cannot take your money. Your wallet sends it an update after each payment."</p>
+                an old state of your channel it takes everything in it for you. It holds no key: \
+                only your factory's transactions, which everyone in it signed, and penalties your \
+                wallet signed to pay your own address. It can fail to act, but it cannot take your \
+                money. Your wallet sends it an update after each payment."</p>
             <input type="url" id="watchtower-url" placeholder="https://tower.example" prop:value=move || tower.get()
                 on:input=move |ev| tower.set(event_target_value(&ev)) />
             <p class="hint" id="watchtower-status" role="status">{tower_words}</p>

@@ -492,6 +492,7 @@ impl super::Router {
                 channel: l.leaf.latest().channel_outpoint(),
             })
             .collect();
+        self.reprice_claims();
         let claims = self
             .links
             .values()
@@ -509,7 +510,6 @@ impl super::Router {
             .map(|(id, w)| (*id, w.clone()))
             .collect();
         self.reprice_closes();
-        self.reprice_claims();
         let closes = self
             .chain
             .closes
@@ -754,22 +754,30 @@ impl super::Router {
             let Some(commitment) = link.on_chain.as_deref() else {
                 continue;
             };
-            let spent = |tx: &Transaction| -> Option<bitcoin::Amount> {
-                tx.input.iter().try_fold(bitcoin::Amount::ZERO, |sum, i| {
+            let commitment_txid = commitment.compute_txid();
+            // What a claim on the commitment pays per weight unit (`None`: not such a claim).
+            let rate_of = |tx: &Transaction| -> Option<bitcoin::FeeRate> {
+                let spent = tx.input.iter().try_fold(bitcoin::Amount::ZERO, |sum, i| {
                     let out = commitment.output.get(i.previous_output.vout as usize)?;
-                    (i.previous_output.txid == commitment.compute_txid()).then_some(sum + out.value)
-                })
+                    (i.previous_output.txid == commitment_txid).then_some(sum + out.value)
+                })?;
+                Some(shared::fees::fee_paid(tx, spent) / tx.weight())
             };
             let cheap = |c: &Claim| {
                 !c.confirmed
                     && matches!(c.kind, ClaimOf::Commitment(_))
-                    && spent(&c.tx)
-                        .is_some_and(|v| shared::fees::fee_paid(&c.tx, v) / c.tx.weight() < enough)
+                    && rate_of(&c.tx).is_some_and(|r| r < enough)
             };
             if !link.claims.iter().any(cheap) {
                 continue;
             }
-            let rate = link.channel.spec().feerate.max(urgent);
+            // As `claim_from` prices a new claim, at today's rate.
+            let rate = link
+                .channel
+                .spec()
+                .feerate
+                .max(bitcoin::FeeRate::from_sat_per_vb_u32(2))
+                .max(urgent);
             let fresh = match link
                 .channel
                 .claims_for(commitment, &sweep_to, rate, &preimages)
@@ -788,10 +796,12 @@ impl super::Router {
                 else {
                     continue;
                 };
-                let old = claim.tx.compute_txid();
-                if tx.compute_txid() == old {
+                // Only a claim that pays less than the new version (one signed at a higher
+                // rate earlier stays).
+                if rate_of(&claim.tx) >= rate_of(&tx) {
                     continue;
                 }
+                let old = claim.tx.compute_txid();
                 tracing::info!(channel = %link.id, %old, new = %tx.compute_txid(), %rate, kind = claim.kind.name(), "a claim signed again at today's rate");
                 claim.earlier.push(old);
                 claim.tx = tx;

@@ -7,8 +7,9 @@
 //!
 //! - `POST /v1/appointments` with a [`SignedAppointment`]: `200 {"penalties": n}` (what the tower
 //!   now holds for the channel), `400 {"error"}` for a body that does not open (signature, kit,
-//!   penalties), `409 {"error"}` for a sequence not above the stored one, `507 {"error"}` when it
-//!   is full;
+//!   penalties) or a new channel whose funding output is not confirmed on chain, `409
+//!   {"error", "stored"?}` for a sequence not above the stored one (`stored`) or a kit behind the
+//!   stored one, `507 {"error"}` when it is full;
 //! - `GET /v1/appointments/{identity}/{factory}/{client}`: what it holds and last did for a
 //!   channel (`sequence`, `leaf_states`, `penalties`, [`ChannelReport`]), `404` if nothing;
 //! - `GET /healthz`: `ok`.
@@ -68,6 +69,9 @@ pub struct TowerConfig {
 struct TowerState {
     store: Arc<TowerStore>,
     reports: watch::Reports,
+    esplora: esplora_client::AsyncClient,
+    /// Bodies being checked at once (each may verify thousands of signatures).
+    checking: Arc<tokio::sync::Semaphore>,
 }
 
 /// A started tower; dropping it stops it.
@@ -97,12 +101,14 @@ pub async fn start(config: TowerConfig) -> Result<RunningTower> {
     let state = TowerState {
         store: store.clone(),
         reports: Default::default(),
+        esplora: esplora.clone(),
+        checking: Arc::new(tokio::sync::Semaphore::new(2)),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let watched = store.watched().map(|w| w.len()).unwrap_or(0);
+    let watched = store.watched().len();
     tracing::info!(%addr, watched, esplora = config.esplora_url, "watchtower listening");
     let (shutdown, mut stopped) = signal::channel(false);
     let reports = state.reports.clone();
@@ -156,24 +162,48 @@ async fn register(
     State(state): State<TowerState>,
     Json(signed): Json<SignedAppointment>,
 ) -> Response {
-    let appointment = match signed.open() {
-        Ok(a) => a,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    // Checking a body verifies every signature of its kit: off the async threads, a few at once.
+    let Ok(_permit) = state.checking.acquire().await else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "the tower is stopping");
     };
+    let opened = tokio::task::spawn_blocking(move || {
+        let appointment = signed.open()?;
+        Ok::<_, shared::tower::TowerError>((signed.identity, appointment))
+    })
+    .await;
+    let (identity, appointment) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) => return refuse(StatusCode::BAD_REQUEST, e),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    // A channel the tower does not watch yet must be of a factory that exists: its funding
+    // output confirmed on chain, as the kit says.
+    if state.store.get(&identity, appointment.channel).is_none() {
+        if let Err(why) = funded(&state.esplora, &appointment).await {
+            return refuse(StatusCode::BAD_REQUEST, why);
+        }
+    }
     let store = state.store.clone();
-    let identity = signed.identity;
     let put = tokio::task::spawn_blocking(move || store.put(&identity, &appointment)).await;
     match put {
         Ok(Ok(Stored::Taken { penalties })) => {
             Json(json!({ "penalties": penalties })).into_response()
         }
-        Ok(Ok(Stored::Stale { stored })) => refuse(
+        Ok(Ok(Stored::Stale { stored })) => (
             StatusCode::CONFLICT,
-            format!("sequence is not above the stored {stored}; send a newer appointment"),
+            Json(json!({
+                "error": format!("sequence is not above the stored {stored}; send a newer appointment"),
+                "stored": stored,
+            })),
+        )
+            .into_response(),
+        Ok(Ok(Stored::Older)) => refuse(
+            StatusCode::CONFLICT,
+            "this exit kit is older than the one the tower holds (a restored backup?); kept the newer one",
         ),
-        Ok(Ok(Stored::Full)) => refuse(
+        Ok(Ok(Stored::Full { penalties })) => refuse(
             StatusCode::INSUFFICIENT_STORAGE,
-            "this channel has the most penalties a tower keeps",
+            format!("the kit was taken, but this channel has the most penalties a tower keeps ({penalties})"),
         ),
         Ok(Ok(Stored::TooManyChannels)) => refuse(
             StatusCode::INSUFFICIENT_STORAGE,
@@ -185,6 +215,32 @@ async fn register(
         }
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// Whether `appointment`'s factory is funded: its funding transaction confirmed, with the
+/// output the kit's paths spend.
+async fn funded(
+    esplora: &esplora_client::AsyncClient,
+    appointment: &shared::tower::Appointment,
+) -> Result<(), String> {
+    let path = appointment.kit.latest();
+    let funding = path.funding_outpoint();
+    let unreadable = |e: esplora_client::Error| format!("the tower cannot read the chain now: {e}");
+    let status = esplora
+        .get_tx_status(&funding.txid)
+        .await
+        .map_err(unreadable)?;
+    if !status.confirmed {
+        return Err(
+            "the factory's funding transaction is not confirmed; send it again once it is".into(),
+        );
+    }
+    let tx = esplora.get_tx(&funding.txid).await.map_err(unreadable)?;
+    let output = tx.and_then(|tx| tx.output.get(funding.vout as usize).cloned());
+    if output.as_ref() != Some(path.funding_output()) {
+        return Err("the kit's funding output is not on chain".into());
+    }
+    Ok(())
 }
 
 async fn status(
@@ -201,24 +257,21 @@ async fn status(
         factory: FactoryId(factory),
         client: ClientId(client),
     };
-    match state.store.counts(&identity, channel) {
-        Ok(Some(held)) => {
-            let report = state
-                .reports
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&(identity, channel))
-                .cloned()
-                .unwrap_or_default();
-            Json(json!({
-                "sequence": held.sequence,
-                "leaf_states": held.leaf_states,
-                "penalties": held.penalties,
-                "report": report,
-            }))
-            .into_response()
-        }
-        Ok(None) => refuse(StatusCode::NOT_FOUND, "no appointment for this channel"),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    let Some(held) = state.store.get(&identity, channel) else {
+        return refuse(StatusCode::NOT_FOUND, "no appointment for this channel");
+    };
+    let report = state
+        .reports
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&(identity, channel))
+        .cloned()
+        .unwrap_or_default();
+    Json(json!({
+        "sequence": held.sequence,
+        "leaf_states": held.leaf_states(),
+        "penalties": held.penalties,
+        "report": report,
+    }))
+    .into_response()
 }

@@ -2,9 +2,13 @@
 //! latest kit and its sequence) and one per penalty, looked up by the revoked commitment's txid
 //! only when something spends a channel output. Nothing in it is secret: every transaction is
 //! already signed, and each pays the wallet that sent it.
+//!
+//! The kits are parsed once (at start, and when a body replaces one) and kept in memory, so a
+//! pass over every channel reads no JSON and holds no lock while it talks to Esplora.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
 use bitcoin::secp256k1::XOnlyPublicKey;
@@ -33,12 +37,33 @@ const SCHEMA: &str = "
         PRIMARY KEY (identity, factory, client, revoked)
     );";
 
-/// One watched channel: whose, which, and its latest kit.
+/// One watched channel: whose, which, its latest kit and what the tower holds for it.
 #[derive(Debug, Clone)]
 pub(super) struct Watched {
     pub(super) identity: XOnlyPublicKey,
     pub(super) channel: ChannelId,
     pub(super) kit: ExitKit,
+    /// The last sequence taken.
+    pub(super) sequence: u64,
+    /// The penalties kept.
+    pub(super) penalties: usize,
+}
+
+impl Watched {
+    /// How far the kit has come: its newest tree state, then its leaf states. A body whose kit
+    /// is behind the stored one (a wallet restored from an older backup, another device) must
+    /// not replace it.
+    fn progress(kit: &ExitKit) -> (u32, usize) {
+        (
+            kit.latest().epoch().0,
+            kit.leaf().map_or(1, |l| l.states().len()),
+        )
+    }
+
+    /// The kit's leaf states (1 until liquidity was bought).
+    pub(super) fn leaf_states(&self) -> usize {
+        Watched::progress(&self.kit).1
+    }
 }
 
 /// What storing an appointment did.
@@ -48,16 +73,21 @@ pub(super) enum Stored {
     Taken { penalties: usize },
     /// Its sequence is not above the stored one (`stored`): refused, nothing changed.
     Stale { stored: u64 },
-    /// The channel would pass [`MAX_PENALTIES`]: refused, nothing changed.
-    Full,
+    /// Its kit is behind the stored one: refused, nothing changed.
+    Older,
+    /// The kit was taken, but the channel holds [`MAX_PENALTIES`]: penalties beyond were not.
+    Full { penalties: usize },
     /// The tower watches its most channels and this one is new: refused.
     TooManyChannels,
 }
+
+type Key = (XOnlyPublicKey, ChannelId);
 
 /// The tower's store.
 #[derive(Debug)]
 pub(super) struct TowerStore {
     conn: Mutex<Connection>,
+    cache: Mutex<BTreeMap<Key, Arc<Watched>>>,
     max_channels: usize,
 }
 
@@ -69,8 +99,10 @@ impl TowerStore {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
         conn.execute_batch(SCHEMA)
             .context("creating the tower's tables")?;
+        let cache = load(&conn)?;
         Ok(TowerStore {
             conn: Mutex::new(conn),
+            cache: Mutex::new(cache),
             max_channels,
         })
     }
@@ -79,100 +111,98 @@ impl TowerStore {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Arc<Watched>>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Stores `appointment` of `identity` in one transaction: its kit replaces the stored one
-    /// and its penalties join the stored ones, if its sequence is the newest.
+    /// and its penalties join the stored ones, if its sequence is the newest and its kit is not
+    /// behind.
     pub(super) fn put(
         &self,
         identity: &XOnlyPublicKey,
         appointment: &Appointment,
     ) -> Result<Stored> {
+        let key = (*identity, appointment.channel);
+        let stored = self.cache().get(&key).cloned();
+        match &stored {
+            Some(s) if s.sequence >= appointment.sequence => {
+                return Ok(Stored::Stale { stored: s.sequence })
+            }
+            Some(s) if Watched::progress(&appointment.kit) < Watched::progress(&s.kit) => {
+                return Ok(Stored::Older)
+            }
+            None if self.cache().len() >= self.max_channels => return Ok(Stored::TooManyChannels),
+            _ => {}
+        }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let key = (
+        let row = (
             identity.to_string(),
             appointment.channel.factory.0,
             appointment.channel.client.0,
         );
-        let stored: Option<u64> = tx
-            .query_row(
-                "SELECT sequence FROM appointments WHERE identity = ?1 AND factory = ?2 AND client = ?3",
-                params![key.0, key.1, key.2],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match stored {
-            Some(stored) if stored >= appointment.sequence => return Ok(Stored::Stale { stored }),
-            None => {
-                let channels: usize =
-                    tx.query_row("SELECT COUNT(*) FROM appointments", [], |r| r.get(0))?;
-                if channels >= self.max_channels {
-                    return Ok(Stored::TooManyChannels);
-                }
-            }
-            Some(_) => {}
-        }
         tx.execute(
             "INSERT INTO appointments (identity, factory, client, sequence, kit)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (identity, factory, client) DO UPDATE SET sequence = ?4, kit = ?5",
             params![
-                key.0,
-                key.1,
-                key.2,
+                row.0,
+                row.1,
+                row.2,
                 appointment.sequence,
                 serde_json::to_string(&appointment.kit)?
             ],
         )?;
+        let mut penalties = stored.as_ref().map_or(0, |s| s.penalties);
+        let mut full = false;
         for penalty in &appointment.penalties {
-            tx.execute(
+            if penalties >= MAX_PENALTIES {
+                full = true;
+                break;
+            }
+            penalties += tx.execute(
                 "INSERT OR IGNORE INTO penalties (identity, factory, client, revoked, rungs)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
-                    key.0,
-                    key.1,
-                    key.2,
+                    row.0,
+                    row.1,
+                    row.2,
                     penalty.revoked.to_string(),
                     serde_json::to_string(&penalty.rungs)?
                 ],
             )?;
         }
-        let penalties: usize = tx.query_row(
-            "SELECT COUNT(*) FROM penalties WHERE identity = ?1 AND factory = ?2 AND client = ?3",
-            params![key.0, key.1, key.2],
-            |r| r.get(0),
-        )?;
-        if penalties > MAX_PENALTIES {
-            return Ok(Stored::Full); // dropped: the transaction is not committed
-        }
         tx.commit()?;
-        Ok(Stored::Taken { penalties })
+        self.cache().insert(
+            key,
+            Arc::new(Watched {
+                identity: *identity,
+                channel: appointment.channel,
+                kit: appointment.kit.clone(),
+                sequence: appointment.sequence,
+                penalties,
+            }),
+        );
+        Ok(if full {
+            Stored::Full { penalties }
+        } else {
+            Stored::Taken { penalties }
+        })
     }
 
-    /// Every watched channel.
-    pub(super) fn watched(&self) -> Result<Vec<Watched>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT identity, factory, client, kit FROM appointments")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, u64>(1)?,
-                r.get::<_, u32>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (identity, factory, client, kit) = row?;
-            out.push(Watched {
-                identity: identity.parse().context("a stored identity")?,
-                channel: ChannelId {
-                    factory: FactoryId(factory),
-                    client: ClientId(client),
-                },
-                kit: serde_json::from_str(&kit).context("a stored kit")?,
-            });
-        }
-        Ok(out)
+    /// Every watched channel (shared, not copied).
+    pub(super) fn watched(&self) -> Vec<Arc<Watched>> {
+        self.cache().values().cloned().collect()
+    }
+
+    /// One watched channel.
+    pub(super) fn get(
+        &self,
+        identity: &XOnlyPublicKey,
+        channel: ChannelId,
+    ) -> Option<Arc<Watched>> {
+        self.cache().get(&(*identity, channel)).cloned()
     }
 
     /// The penalty `identity` left for `channel` against `revoked`, if any.
@@ -205,48 +235,42 @@ impl TowerStore {
             })
             .transpose()
     }
-
-    /// What the tower holds for one channel: the stored sequence, the kit's leaf states and the
-    /// penalty count.
-    pub(super) fn counts(
-        &self,
-        identity: &XOnlyPublicKey,
-        channel: ChannelId,
-    ) -> Result<Option<Held>> {
-        let conn = self.conn();
-        let key = params![identity.to_string(), channel.factory.0, channel.client.0];
-        let row: Option<(u64, String)> = conn
-            .query_row(
-                "SELECT sequence, kit FROM appointments WHERE identity = ?1 AND factory = ?2 AND client = ?3",
-                key,
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((sequence, kit)) = row else {
-            return Ok(None);
-        };
-        let kit: ExitKit = serde_json::from_str(&kit).context("a stored kit")?;
-        let leaf_states = kit.leaf().map_or(1, |l| l.states().len());
-        let penalties: usize = conn.query_row(
-            "SELECT COUNT(*) FROM penalties WHERE identity = ?1 AND factory = ?2 AND client = ?3",
-            key,
-            |r| r.get(0),
-        )?;
-        Ok(Some(Held {
-            sequence,
-            leaf_states,
-            penalties,
-        }))
-    }
 }
 
-/// What the tower holds for one channel.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub(super) struct Held {
-    /// The last sequence taken.
-    pub(super) sequence: u64,
-    /// The leaf states in the kit (1 until liquidity was bought).
-    pub(super) leaf_states: usize,
-    /// The penalties kept.
-    pub(super) penalties: usize,
+/// Every stored channel, its kit parsed, with its penalty count.
+fn load(conn: &Connection) -> Result<BTreeMap<Key, Arc<Watched>>> {
+    let mut stmt = conn.prepare(
+        "SELECT a.identity, a.factory, a.client, a.sequence, a.kit,
+                (SELECT COUNT(*) FROM penalties p WHERE p.identity = a.identity
+                   AND p.factory = a.factory AND p.client = a.client)
+         FROM appointments a",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, u64>(1)?,
+            r.get::<_, u32>(2)?,
+            r.get::<_, u64>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, usize>(5)?,
+        ))
+    })?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let (identity, factory, client, sequence, kit, penalties) = row?;
+        let identity: XOnlyPublicKey = identity.parse().context("a stored identity")?;
+        let channel = ChannelId {
+            factory: FactoryId(factory),
+            client: ClientId(client),
+        };
+        let watched = Watched {
+            identity,
+            channel,
+            kit: serde_json::from_str(&kit).context("a stored kit")?,
+            sequence,
+            penalties,
+        };
+        out.insert((identity, channel), Arc::new(watched));
+    }
+    Ok(out)
 }

@@ -37,6 +37,11 @@ pub struct ChannelReport {
     pub revoked_seen: Option<Txid>,
     /// The penalty that confirmed, if one did.
     pub penalty_confirmed: Option<Txid>,
+    /// The highest penalty rung published (the tower never goes back below it).
+    pub rung: Option<usize>,
+    /// Nothing is left to do: the penalty confirmed, the distribution paid, or the factory
+    /// closed another way. The pass skips the channel.
+    pub done: bool,
 }
 
 /// Reports by channel, shared with the HTTP status endpoint.
@@ -44,13 +49,7 @@ pub(super) type Reports = Arc<Mutex<BTreeMap<(XOnlyPublicKey, ChannelId), Channe
 
 /// One pass over every watched channel.
 pub(super) async fn pass(esplora: &AsyncClient, store: &TowerStore, reports: &Reports) {
-    let watched = match store.watched() {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e, "tower: cannot read its store");
-            return;
-        }
-    };
+    let watched = store.watched();
     let Some(tip) = read("tip", esplora.get_height()).await else {
         return;
     };
@@ -60,6 +59,16 @@ pub(super) async fn pass(esplora: &AsyncClient, store: &TowerStore, reports: &Re
     // One read per funding output, however many of its members a tower watches.
     let mut funding_spent: BTreeMap<OutPoint, bool> = BTreeMap::new();
     for w in watched {
+        let key = (w.identity, w.channel);
+        let mut report = reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        if report.done {
+            continue;
+        }
         let funding = w.kit.latest().funding_outpoint();
         let spent = match funding_spent.get(&funding) {
             Some(s) => *s,
@@ -72,18 +81,12 @@ pub(super) async fn pass(esplora: &AsyncClient, store: &TowerStore, reports: &Re
                 else {
                     continue;
                 };
-                let s = status.is_some_and(|s| s.spent);
+                // Only a confirmed spend: an unconfirmed one may be a close the wallet signed.
+                let s = status.is_some_and(|s| s.spent && s.status.is_some_and(|st| st.confirmed));
                 funding_spent.insert(funding, s);
                 s
             }
         };
-        let key = (w.identity, w.channel);
-        let mut report = reports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .cloned()
-            .unwrap_or_default();
         if !spent && tip < w.kit.latest().timeout().to_consensus_u32() {
             report.state = "watching: the factory's funding output is unspent".into();
         } else {
@@ -122,11 +125,13 @@ async fn step(
         }
         ExitAction::Distributed { txid, .. } => {
             report.state = format!("the distribution transaction {txid} paid the client");
+            report.done = true;
         }
         ExitAction::WaitForFunding => report.state = "the factory is not funded".into(),
         ExitAction::Stuck(problem) => {
             // A cooperative close or a move: the wallet's new state is elsewhere.
             report.state = format!("nothing to walk: {problem:?}");
+            report.done = true;
         }
         _ => {}
     }
@@ -164,7 +169,8 @@ async fn answer_spend(
         }
     };
     report.revoked_seen = Some(spender);
-    // Done once anything spending the revoked commitment's first input confirmed.
+    // Done once one of the penalty's rungs confirmed (not any spend: the LSP's own claim
+    // after `to_self_delay` would be one too).
     let first = penalty.rungs[0].tx.input[0].previous_output;
     if let Some(Some(s)) = read(
         "outspend",
@@ -173,9 +179,15 @@ async fn answer_spend(
     .await
     {
         if let (true, Some(txid), Some(st)) = (s.spent, s.txid, s.status) {
+            let ours = penalty.rungs.iter().any(|r| r.tx.compute_txid() == txid);
             if st.confirmed {
-                report.state = format!("answered: the penalty {txid} confirmed");
-                report.penalty_confirmed = Some(txid);
+                report.state = if ours {
+                    report.penalty_confirmed = Some(txid);
+                    format!("answered: the penalty {txid} confirmed")
+                } else {
+                    format!("the revoked commitment's output went to {txid}, not the penalty")
+                };
+                report.done = true;
                 return;
             }
         }
@@ -185,10 +197,39 @@ async fn answer_spend(
         .and_then(|s| s.block_height)
         .zip(read("tip", esplora.get_height()).await)
         .map_or(0, |(h, tip)| tip.saturating_sub(h) as usize);
-    let rung = penalty.rung(target, waited);
     report.state = format!("a revoked commitment {spender} is on chain: publishing its penalty");
     tracing::warn!(channel = %w.channel, %spender, waited, "tower: a revoked commitment spent the channel output");
-    publish(esplora, rung, "penalty", w.channel, report).await;
+    // Never below a rung already out (a replacement must pay more); a rung the node refuses
+    // for its fee gives way to the next one in the same pass.
+    let top = penalty.rungs.len() - 1;
+    let from = penalty
+        .rung_index(target, waited)
+        .max(report.rung.unwrap_or(0));
+    for index in from..=top {
+        match publish(
+            esplora,
+            &penalty.rungs[index].tx,
+            "penalty",
+            w.channel,
+            report,
+        )
+        .await
+        {
+            Outcome::Taken => {
+                report.rung = Some(index);
+                return;
+            }
+            Outcome::FeeRefused if index < top => continue,
+            _ => return,
+        }
+    }
+}
+
+/// What the node did with a transaction.
+enum Outcome {
+    Taken,
+    FeeRefused,
+    NotYet,
 }
 
 async fn publish(
@@ -197,7 +238,7 @@ async fn publish(
     what: &str,
     channel: ChannelId,
     report: &mut ChannelReport,
-) {
+) -> Outcome {
     let txid = tx.compute_txid();
     match read_refusal(esplora.broadcast(tx)).await {
         Ok(()) => {
@@ -206,13 +247,16 @@ async fn publish(
                 tracing::warn!(%channel, %txid, what, "tower: published");
                 report.published.push(line);
             }
+            Outcome::Taken
         }
         Err(Some(reason)) if shared::fees::is_fee_refusal(&reason) => {
-            tracing::error!(%channel, %txid, what, reason, "tower: the node refuses this transaction for its fee, and a keyless tower cannot add one");
-            report.state = format!("{what} {txid} pays less than the network takes today; the wallet must add a fee when it comes back ({reason})");
+            tracing::error!(%channel, %txid, what, reason, "tower: the node refuses this transaction for its fee");
+            report.state = format!("{what} {txid} pays less than the network takes today ({reason}); the tower holds no coin to add a fee, so the wallet or the provider must");
+            Outcome::FeeRefused
         }
         Err(reason) => {
             tracing::debug!(%channel, %txid, what, ?reason, "tower: not taken yet");
+            Outcome::NotYet
         }
     }
 }

@@ -87,6 +87,11 @@ pub(crate) struct Built {
 }
 
 impl TowerSent {
+    /// The tower holds `sequence` already: the next body goes above it.
+    pub(crate) fn above(&mut self, sequence: u64) {
+        self.sequence = self.sequence.max(sequence);
+    }
+
     /// The tower took `appointment`, built with `next_from`.
     pub(crate) fn sent(&mut self, appointment: &Appointment, next_from: BTreeMap<OutPoint, u64>) {
         self.sequence = appointment.sequence;
@@ -94,14 +99,29 @@ impl TowerSent {
     }
 }
 
+/// Why the tower did not take a body.
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    /// In words.
+    pub(crate) why: String,
+    /// The sequence the tower holds, when it refused ours as not newer (a clock that went
+    /// back): the next body goes above it.
+    pub(crate) stored: Option<u64>,
+}
+
 /// Sends `signed` to the tower at `url`; the number of penalties it now holds for the channel.
-pub(crate) async fn send(url: &str, signed: &SignedAppointment) -> Result<usize, String> {
+pub(crate) async fn send(url: &str, signed: &SignedAppointment) -> Result<usize, Refused> {
     let endpoint = format!("{}/v1/appointments", url.trim_end_matches('/'));
-    let (status, body) = post_json(&endpoint, signed).await?;
+    let (status, body) = post_json(&endpoint, signed)
+        .await
+        .map_err(|why| Refused { why, stored: None })?;
     let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     if !(200..300).contains(&status) {
         let why = value["error"].as_str().unwrap_or(&body).to_string();
-        return Err(format!("the watchtower refused it (HTTP {status}): {why}"));
+        return Err(Refused {
+            why: format!("the watchtower refused it (HTTP {status}): {why}"),
+            stored: value["stored"].as_u64(),
+        });
     }
     Ok(value["penalties"].as_u64().unwrap_or(0) as usize)
 }

@@ -329,6 +329,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                         log_from: signing.opening.log_from,
                     });
                 self.store.save_leaf(id, &record).await?;
+                self.tower.touch(id);
                 self.stored.leaves.insert(id, record);
                 if let Some(f) = self.flights.get_mut(&id) {
                     f.price = offer.price;
@@ -459,6 +460,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             return Ok(());
         }
         self.store.save_leaf(id, &record).await?;
+        self.tower.touch(id);
         self.stored.leaves.insert(id, record);
         let pending = PendingAdvance {
             leaf: state.epoch,
@@ -543,6 +545,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         }
         record.openings.insert(signed.leaf, sent.opening.clone());
         self.store.save_leaf(id, &record).await?;
+        self.tower.touch(id);
         self.stored.leaves.insert(id, record);
         // In the history, so it adds up to the balance: the price left it.
         let now = self.now().unix_time;

@@ -11,7 +11,7 @@ use shared::pay::ChannelId;
 use shared::tower::{Appointment, SignedAppointment};
 
 use super::PayClient;
-use crate::pay::tower::{appointment, send, Built, TowerSent};
+use crate::pay::tower::{appointment, send, Built, Refused, TowerSent};
 use crate::pay::{PayEvent, PayStore};
 use crate::platform::unix_millis;
 use crate::session::{ChainSource, Connect};
@@ -24,7 +24,7 @@ struct Flight {
     appointment: Appointment,
     next_from: BTreeMap<OutPoint, u64>,
     more: bool,
-    answer: oneshot::Receiver<Result<usize, String>>,
+    answer: oneshot::Receiver<Result<usize, Refused>>,
 }
 
 /// What was sent, what is out of date, and the upload in flight.
@@ -75,7 +75,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     return;
                 }
                 Ok(Some(answer)) => answer,
-                Err(oneshot::Canceled) => Err("the upload stopped".into()),
+                Err(oneshot::Canceled) => Err(Refused {
+                    why: "the upload stopped".into(),
+                    stored: None,
+                }),
             };
             match answer {
                 Ok(penalties) => {
@@ -91,7 +94,16 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                         penalties,
                     });
                 }
-                Err(why) => {
+                Err(Refused {
+                    stored: Some(stored),
+                    ..
+                }) => {
+                    // Our clock is behind the tower's record: go above it at once.
+                    let sent = self.tower.sent.entry(flight.channel).or_default();
+                    sent.above(stored);
+                    self.tower.dirty.insert(flight.channel);
+                }
+                Err(Refused { why, .. }) => {
                     self.tower.dirty.insert(flight.channel);
                     self.tower.not_before = unix_millis() + RETRY_MS;
                     self.tower.failed = Some(why.clone());
@@ -132,6 +144,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             Ok(b) => b,
             Err(why) => {
                 self.tower.failed = Some(format!("its exit could not be built: {why}"));
+                self.tower.dirty.insert(id);
+                self.tower.not_before = unix_millis() + RETRY_MS;
                 return;
             }
         };
