@@ -80,6 +80,9 @@ pub struct PayClient<C: Connect, S, H> {
     flights: BTreeMap<ChannelId, advance::Flight>,
     /// Channels the provider said take no more payments, and why.
     closed: BTreeMap<ChannelId, String>,
+    /// HTLCs of this wallet failed when their channel closed before any commitment carried
+    /// them: no later round may carry them (the payment is already "failed" in the history).
+    failed_on_close: std::collections::BTreeSet<(ChannelId, u64)>,
     /// Quotes waiting for the provider's word on their payee.
     route_queries: Vec<RouteQueryWait>,
     /// Invoices waiting for the provider's Lightning node to become their payee.
@@ -121,6 +124,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             pending: HashMap::new(),
             flights: BTreeMap::new(),
             closed: BTreeMap::new(),
+            failed_on_close: Default::default(),
             route_queries: Vec::new(),
             invoice_waits: Vec::new(),
             releases: BTreeMap::new(),
@@ -478,12 +482,33 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             )));
             return Ok(());
         }
+        let failed: Vec<u64> = self
+            .failed_on_close
+            .iter()
+            .filter(|(c, _)| *c == key.channel)
+            .map(|(_, htlc)| *htlc)
+            .collect();
         let Some(o) = self.channel_mut(key) else {
             return Ok(());
         };
         let mut rng = rand::rngs::OsRng;
-        if let Err(e) = o.channel.handle_message(now, frame.msg, &mut rng) {
+        let refused = o.channel.handle_message(now, frame.msg, &mut rng).err();
+        // A round that would carry an HTLC already failed on close is not signed.
+        let carried = failed
+            .into_iter()
+            .find(|htlc| o.channel.peer_may_hold(Side::Client, *htlc));
+        if carried.is_some() {
+            o.channel.reset_round();
+            while o.channel.poll_action().is_some() {}
+        }
+        if let Some(e) = refused {
             self.emit(PayEvent::LspError(format!("channel {key}: refused: {e}")));
+        }
+        if let Some(htlc) = carried {
+            self.emit(PayEvent::LspError(format!(
+                "channel {key}: refused a round carrying payment {htlc}, which failed when the channel closed"
+            )));
+            return Ok(());
         }
         self.perform_on(key).await
     }

@@ -236,6 +236,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     let _ = reply.send(Err(PayError::EndsOnChain(reason.clone())));
                 }
             } else {
+                self.failed_on_close.insert((id, htlc));
                 self.fail_sent(id, htlc, reason.clone()).await?;
             }
         }
