@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use bitcoin::key::Secp256k1;
 use bitcoin::{Address, Amount, Network};
 use common::chain::{
-    broadcast, broadcast_on, known, known_at, lsp_commitment, publish_path, publish_path_on,
-    spender, tip,
+    broadcast, broadcast_on, confirmed, known, known_at, lsp_commitment, publish_path,
+    publish_path_on, spender, tip,
 };
-use common::pay::{leaf_of, start_payer_config, two_funded};
+use common::pay::{leaf_of, start_payer_config, two_funded, two_funded_on};
 use common::swarm::ClientSpec;
 use common::tower::TowerProcess;
 use lsp_server::PaymentOptions;
@@ -356,5 +356,98 @@ async fn the_tower_gets_the_newest_leaf_state_in_for_a_wallet_that_is_away() {
     assert!(
         published.contains(&newest.compute_txid().to_string()),
         "the tower published it: {report}"
+    );
+}
+
+/// The network takes 5 sat/vB (bitcoind's relay floor) and the factory's tree was signed at 1.
+/// A miner takes the kickoff anyway (`generateblock`), so the funding output is spent while
+/// the wallet is away. A tower run with a fee wallet (`--fee-wallet`, funded by its operator)
+/// gets the rest of the wallet's path in, each step with a child through its anchor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tower_with_a_fee_wallet_walks_below_the_relay_floor() {
+    let devnet = devnet::DevnetConfig {
+        bitcoind_args: vec!["-minrelaytxfee=0.00005".into()],
+        ..devnet::DevnetConfig::default()
+    };
+    let (stack, runs, _storage) =
+        two_funded_on(devnet, PaymentOptions::default(), ClientSpec::honest()).await;
+    let (away, other) = (&runs[0], &runs[1]);
+    let tower_dir = tempfile::tempdir().expect("temp dir");
+    let tower = TowerProcess::start_with(
+        &stack.devnet,
+        tower_dir.path(),
+        common::ln::free_addr(),
+        &["--fee-wallet", "--network", "regtest"],
+    )
+    .await;
+    let wallet: serde_json::Value = reqwest::get(format!("{}/v1/wallet", tower.url))
+        .await
+        .expect("the tower answers")
+        .json()
+        .await
+        .expect("JSON");
+    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = wallet["address"]
+        .as_str()
+        .expect("an address to fund")
+        .parse()
+        .expect("an address");
+    stack
+        .devnet
+        .faucet(&address.assume_checked(), Amount::from_sat(200_000))
+        .await
+        .expect("faucet");
+    stack.devnet.mine(1).await.expect("mine");
+
+    let leaf = leaf_of(away);
+    let Watched {
+        mut payer, xonly, ..
+    } = watched(&stack, away, &tower).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tower.status(&xonly, leaf.channel).await.is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "the wallet registers with the tower"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    payer.handle.stop();
+    let _ = (&mut payer.task).await;
+
+    // A miner takes the kickoff, which pays less than the node relays.
+    let kickoff = leaf_of(other).path.nodes()[0].signed_tx().expect("signed");
+    assert!(
+        broadcast(&stack, &kickoff).await.is_err(),
+        "the node refuses the tree's own fee rate"
+    );
+    let _: serde_json::Value = stack
+        .devnet
+        .rpc()
+        .call(
+            "generateblock",
+            &[
+                serde_json::json!(stack.devnet.faucet_address().to_string()),
+                serde_json::json!([bitcoin::consensus::encode::serialize_hex(&kickoff)]),
+            ],
+        )
+        .await
+        .expect("a block with the kickoff");
+
+    // The tower walks the rest of the way, paying each step's fee through its anchor.
+    let leaf_txid = leaf.path.leaf().txid();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !confirmed(&stack, leaf_txid).await {
+        assert!(
+            Instant::now() < deadline,
+            "the leaf confirms: {}",
+            tower.status(&xonly, leaf.channel).await
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stack.devnet.mine(1).await.expect("mine");
+    }
+    let report = tower.status(&xonly, leaf.channel).await;
+    let published = report["report"]["published"].to_string();
+    assert!(
+        published.contains(&format!("{leaf_txid} with child")),
+        "the leaf went in with a fee-paying child: {report}"
     );
 }

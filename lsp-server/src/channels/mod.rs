@@ -52,7 +52,7 @@ use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use onchain::read;
-pub(crate) use publish::read_refusal;
+pub(crate) use publish::{read_refusal, Published, Publisher};
 pub use store::{ChannelStore, ChannelStoreError, FeesEarned, PaymentRow, SalesTotals};
 pub(crate) use walk::read_chain;
 

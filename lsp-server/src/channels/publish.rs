@@ -27,7 +27,7 @@ use crate::wallet::{Bump, LspWallet};
 
 /// What was done with a transaction this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Published {
+pub(crate) enum Published {
     /// The node took it alone.
     Alone,
     /// The node took it with an anchor child paying for both.
@@ -42,14 +42,14 @@ pub(super) enum Published {
 
 /// Publishes pre-signed transactions, bumping them through their anchors from `wallet`.
 #[derive(Debug)]
-pub(super) struct Publisher {
+pub(crate) struct Publisher {
     wallet: Arc<LspWallet>,
     /// Each parent's latest child.
     children: Mutex<BTreeMap<Txid, Bump>>,
 }
 
 impl Publisher {
-    pub(super) fn new(wallet: Arc<LspWallet>) -> Publisher {
+    pub(crate) fn new(wallet: Arc<LspWallet>) -> Publisher {
         Publisher {
             wallet,
             children: Mutex::default(),
@@ -58,7 +58,7 @@ impl Publisher {
 
     /// Today's rate for a transaction that must confirm soon; `None` when Esplora gives no
     /// estimate this pass (then only what the node takes alone goes out).
-    pub(super) async fn target(&self) -> Option<FeeRate> {
+    pub(crate) async fn target(&self) -> Option<FeeRate> {
         read(
             "fee estimates",
             self.wallet.fee_rate_estimate(shared::fees::URGENT_BLOCKS),
@@ -68,7 +68,7 @@ impl Publisher {
 
     /// Sends `tx` (which pays `fee`, known from what was signed) to the node: alone when it
     /// pays `target` and the node takes it, else with an anchor child paying `target` for both.
-    pub(super) async fn publish(
+    pub(crate) async fn publish(
         &self,
         esplora: &AsyncClient,
         tx: &Transaction,
@@ -148,7 +148,7 @@ impl Publisher {
     }
 
     /// Forgets the child of a parent that confirmed.
-    pub(super) fn confirmed(&self, parent: Txid) {
+    pub(crate) fn confirmed(&self, parent: Txid) {
         self.wallet.bump_funded(parent, true);
         self.children
             .lock()

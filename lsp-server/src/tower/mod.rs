@@ -12,6 +12,8 @@
 //!   stored one, `507 {"error"}` when it is full;
 //! - `GET /v1/appointments/{identity}/{factory}/{client}`: what it holds and last did for a
 //!   channel (`sequence`, `leaf_states`, `penalties`, [`ChannelReport`]), `404` if nothing;
+//! - `GET /v1/wallet`: with `--fee-wallet`, the operator's fee wallet (`address` to fund,
+//!   `balance_sat`);
 //! - `GET /healthz`: `ok`.
 
 mod store;
@@ -63,11 +65,20 @@ pub struct TowerConfig {
     /// The most channels it watches (a new one beyond is refused).
     #[arg(long, default_value_t = 10_000)]
     pub max_channels: usize,
+    /// Keep an on-chain wallet of the operator's (in the data dir) that pays a child through
+    /// the anchor of a tree transaction the network refuses for its fee. Needs `--network`.
+    #[arg(long, default_value_t = false)]
+    pub fee_wallet: bool,
+    /// The network of `--fee-wallet`.
+    #[arg(long)]
+    pub network: Option<bitcoin::Network>,
 }
 
 #[derive(Clone)]
 struct TowerState {
     store: Arc<TowerStore>,
+    /// The operator's fee wallet, with `--fee-wallet`.
+    wallet: Option<Arc<crate::wallet::LspWallet>>,
     reports: watch::Reports,
     esplora: esplora_client::AsyncClient,
     /// Bodies being checked at once (each may verify thousands of signatures).
@@ -98,7 +109,31 @@ pub async fn start(config: TowerConfig) -> Result<RunningTower> {
     let esplora = esplora_client::Builder::new(config.esplora_url.trim_end_matches('/'))
         .build_async()
         .context("building the Esplora client")?;
+    let wallet = match (config.fee_wallet, config.network) {
+        (false, _) => None,
+        (true, None) => anyhow::bail!("--fee-wallet needs --network"),
+        (true, Some(network)) => {
+            let wallet =
+                crate::wallet::LspWallet::open(&config.data_dir, network, &config.esplora_url)
+                    .await
+                    .context("opening the tower's fee wallet")?;
+            if let Err(e) = wallet.sync().await {
+                tracing::warn!(error = %e, "the fee wallet's first sync failed; it syncs before each child");
+            }
+            match wallet.next_address() {
+                Ok(address) => {
+                    tracing::info!(%address, balance_sat = wallet.balance().total().to_sat(), "tower fee wallet: send a little here so the tower can add fees")
+                }
+                Err(e) => tracing::warn!(error = %e, "no address for the fee wallet"),
+            }
+            Some(Arc::new(wallet))
+        }
+    };
+    let publisher = wallet
+        .clone()
+        .map(|w| Arc::new(crate::channels::Publisher::new(w)));
     let state = TowerState {
+        wallet,
         store: store.clone(),
         reports: Default::default(),
         esplora: esplora.clone(),
@@ -115,7 +150,7 @@ pub async fn start(config: TowerConfig) -> Result<RunningTower> {
     let poll = Duration::from_millis(config.poll_ms.max(100));
     let passes = tokio::spawn(async move {
         loop {
-            watch::pass(&esplora, &store, &reports).await;
+            watch::pass(&esplora, &store, &reports, publisher.as_deref()).await;
             tokio::time::sleep(poll).await;
         }
     });
@@ -143,6 +178,7 @@ fn router(state: TowerState) -> Router {
             "/v1/appointments/{identity}/{factory}/{client}",
             get(status),
         )
+        .route("/v1/wallet", get(wallet_view))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 64 * 1024))
         .layer(
@@ -241,6 +277,21 @@ async fn funded(
         return Err("the kit's funding output is not on chain".into());
     }
     Ok(())
+}
+
+async fn wallet_view(State(state): State<TowerState>) -> Response {
+    let Some(wallet) = &state.wallet else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "this tower keeps no fee wallet (--fee-wallet)",
+        );
+    };
+    let address = wallet.receive_address().map(|a| a.to_string()).ok();
+    Json(json!({
+        "address": address,
+        "balance_sat": wallet.balance().total().to_sat(),
+    }))
+    .into_response()
 }
 
 async fn status(

@@ -10,8 +10,10 @@
 //!    penalty for gets it, at the lowest rung paying today's urgent rate, one rung higher per
 //!    block the revoked commitment has been confirmed, until a penalty confirms.
 //!
-//! The tower holds no key, so it cannot add a fee to a tree transaction the node refuses for its
-//! fee; it says so in its log and in the channel's status, and tries again every pass.
+//! The tower holds no key of a client's. Without a fee wallet it cannot add a fee to a tree
+//! transaction the node refuses for its fee; it says so in its log and in the channel's status,
+//! and tries again every pass. With one (`--fee-wallet`, the operator's own coins), each such
+//! transaction goes out with a child through its anchor, as the LSP's own walk does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,7 +26,7 @@ use shared::exit::ExitAction;
 use shared::pay::ChannelId;
 
 use super::store::{TowerStore, Watched};
-use crate::channels::{read, read_chain, read_refusal};
+use crate::channels::{read, read_chain, read_refusal, Published, Publisher};
 
 /// What the tower last saw and did for one channel (for its status endpoint and log).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -48,7 +50,12 @@ pub struct ChannelReport {
 pub(super) type Reports = Arc<Mutex<BTreeMap<(XOnlyPublicKey, ChannelId), ChannelReport>>>;
 
 /// One pass over every watched channel.
-pub(super) async fn pass(esplora: &AsyncClient, store: &TowerStore, reports: &Reports) {
+pub(super) async fn pass(
+    esplora: &AsyncClient,
+    store: &TowerStore,
+    reports: &Reports,
+    publisher: Option<&Publisher>,
+) {
     let watched = store.watched();
     let Some(tip) = read("tip", esplora.get_height()).await else {
         return;
@@ -90,7 +97,7 @@ pub(super) async fn pass(esplora: &AsyncClient, store: &TowerStore, reports: &Re
         if !spent && tip < w.kit.latest().timeout().to_consensus_u32() {
             report.state = "watching: the factory's funding output is unspent".into();
         } else {
-            step(esplora, store, &w, target, &mut report).await;
+            step(esplora, store, &w, target, publisher, &mut report).await;
         }
         reports
             .lock()
@@ -105,16 +112,34 @@ async fn step(
     store: &TowerStore,
     w: &Watched,
     target: Option<FeeRate>,
+    publisher: Option<&Publisher>,
     report: &mut ChannelReport,
 ) {
-    let Some((chain, _)) = read_chain(esplora, &w.kit).await else {
+    let Some((chain, confirmed)) = read_chain(esplora, &w.kit).await else {
         return;
     };
     match w.kit.next_action(&chain) {
-        ExitAction::Broadcast { kind, tx, .. } => {
+        ExitAction::Broadcast { kind, tx, fee, .. } => {
             let what = format!("{kind:?}");
             report.state = format!("walking the client's path: {what}");
-            publish(esplora, &tx, &what, w.channel, report).await;
+            let Some(publisher) = publisher else {
+                publish(esplora, &tx, &what, w.channel, report).await;
+                return;
+            };
+            // With a fee wallet: alone if it pays today's rate, else with a child.
+            for txid in confirmed {
+                publisher.confirmed(txid);
+            }
+            let txid = tx.compute_txid();
+            let line = match publisher.publish(esplora, &tx, fee, target).await {
+                Published::Alone => format!("{what} {txid}"),
+                Published::WithChild { child } => format!("{what} {txid} with child {child}"),
+                Published::NotYet => return,
+            };
+            if !report.published.contains(&line) {
+                tracing::warn!(channel = %w.channel, %txid, what, "tower: published");
+                report.published.push(line);
+            }
         }
         ExitAction::LeafConfirmed { channel, .. } => {
             report.state = "the leaf is on chain: watching the channel output".into();

@@ -19,6 +19,16 @@ pub struct TowerProcess {
 impl TowerProcess {
     /// Starts the binary on `addr`, keeping its store in `data_dir`, passing every 300 ms.
     pub async fn start(devnet: &Devnet, data_dir: &Path, addr: SocketAddr) -> TowerProcess {
+        Self::start_with(devnet, data_dir, addr, &[]).await
+    }
+
+    /// [`TowerProcess::start`] with `extra` flags (e.g. `--fee-wallet`).
+    pub async fn start_with(
+        devnet: &Devnet,
+        data_dir: &Path,
+        addr: SocketAddr,
+        extra: &[&str],
+    ) -> TowerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
             .arg("--listen")
             .arg(addr.to_string())
@@ -27,6 +37,7 @@ impl TowerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--poll-ms", "300"])
+            .args(extra)
             .env("RUST_LOG", "info,lsp_server=debug")
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
