@@ -261,17 +261,18 @@ async fn funded(
 ) -> Result<(), String> {
     let path = appointment.kit.latest();
     let funding = path.funding_outpoint();
-    let unreadable = |e: esplora_client::Error| format!("the tower cannot read the chain now: {e}");
-    let status = esplora
-        .get_tx_status(&funding.txid)
+    let unreadable = || "the tower cannot read the chain now; try again later".to_string();
+    let status = crate::channels::read("funding status", esplora.get_tx_status(&funding.txid))
         .await
-        .map_err(unreadable)?;
+        .ok_or_else(unreadable)?;
     if !status.confirmed {
         return Err(
             "the factory's funding transaction is not confirmed; send it again once it is".into(),
         );
     }
-    let tx = esplora.get_tx(&funding.txid).await.map_err(unreadable)?;
+    let tx = crate::channels::read("funding", esplora.get_tx(&funding.txid))
+        .await
+        .ok_or_else(unreadable)?;
     let output = tx.and_then(|tx| tx.output.get(funding.vout as usize).cloned());
     if output.as_ref() != Some(path.funding_output()) {
         return Err("the kit's funding output is not on chain".into());
