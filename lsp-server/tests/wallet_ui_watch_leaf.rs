@@ -3,7 +3,8 @@
 //! publishes the shared part of the tree, and a cheater tries, at every block, to get the
 //! wallet's superseded leaf state 0 in (its L-stock would be the provider's again). The open
 //! wallet notices the spent funding output from its own chain source, walks its path and gets
-//! its newest leaf state in first; state 0 is left without an input.
+//! its newest leaf state in first; state 0 is left without an input. Its picture of the factory
+//! shows that leaf state on chain.
 //!
 //! Screenshot: `target/screenshots/watch-leaf-01-newest-in.png`.
 
@@ -91,6 +92,14 @@ async fn the_open_wallet_gets_its_newest_leaf_state_in_against_a_stale_one() {
         refused.contains("missing") || refused.contains("spent") || refused.contains("conflict"),
         "the stale state has no input: {refused}"
     );
+    // Its picture of the factory shows the leaf state that went in, on chain.
+    a.wait_attr(
+        &format!("g.tree-node[data-txid='{winner}']"),
+        "class",
+        "tree-node confirmed",
+        SCREEN,
+    )
+    .await;
     a.screenshot("watch-leaf-01-newest-in").await;
     a.client.close().await.expect("close");
 }

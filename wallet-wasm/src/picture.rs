@@ -55,6 +55,17 @@ pub fn with_leaf_for_sale(
     boxes
 }
 
+/// With one of this client's leaf states confirmed (`leaf`: whichever state it was, the tree's
+/// own leaf or a newer one after a liquidity purchase), the leaf box is on chain, and shows
+/// that transaction.
+pub fn with_leaf_on_chain(mut boxes: Vec<PictureNode>, leaf: Option<Txid>) -> Vec<PictureNode> {
+    if let (Some(b), Some(txid)) = (boxes.iter_mut().rev().find(|b| b.label == LEAF_LABEL), leaf) {
+        b.txid = txid;
+        b.status = NodeStatus::Confirmed;
+    }
+    boxes
+}
+
 /// The label of the payout box (the distribution transaction, once on chain).
 pub const PAYOUT_LABEL: &str = "Payout to everyone";
 
@@ -196,5 +207,35 @@ mod tests {
             picture[1].detail,
             format!("{} of it is yours", crate::format::sats(yours))
         );
+    }
+}
+
+#[cfg(test)]
+mod leaf_tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use shared::params::FactoryParams;
+    use shared::testing::{sample_proposal, TestKeys};
+    use shared::types::ClientId;
+
+    #[test]
+    fn a_newer_leaf_state_on_chain_marks_the_leaf_box() {
+        let keys = TestKeys::generate(4, 1);
+        let proposal = sample_proposal(FactoryParams::regtest(), &keys, 1);
+        let path = ClientPath::build(&proposal, ClientId(2)).expect("builds");
+        let above: Vec<Txid> = path.nodes()[..path.nodes().len() - 1]
+            .iter()
+            .map(|n| n.txid())
+            .collect();
+        let picture = path_picture(&path, |t| {
+            above.contains(t) || *t == path.funding_outpoint().txid
+        });
+        let leaf = picture.last().expect("the leaf box");
+        assert_eq!(leaf.status, NodeStatus::Next);
+        let newer = Txid::from_byte_array([7; 32]);
+        let picture = with_leaf_on_chain(picture, Some(newer));
+        let leaf = picture.last().expect("the leaf box");
+        assert_eq!((leaf.status, leaf.txid), (NodeStatus::Confirmed, newer));
+        assert!(picture.iter().all(|b| b.status == NodeStatus::Confirmed));
     }
 }

@@ -296,17 +296,20 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
         }
     }
     let (stored, funded) = chosen;
+    // A leaf state of this wallet's (the tree's own leaf, or a newer one after a purchase) in
+    // the mempool or a block, and whether it is confirmed.
+    let mut leaf_state = None;
     if let Some(chain) = &chain {
         // Left: the factory's payout to this wallet, or its leaf, is on chain.
         if funded {
             let payout = stored.path.distribution().txid();
-            let leaf = stored.path.nodes().last().map(|n| n.txid());
-            for txid in std::iter::once(payout).chain(leaf) {
-                if matches!(chain.transaction(&txid).await, Ok(Some(_))) {
-                    data.left = true;
-                    break;
-                }
-            }
+            leaf_state = chain
+                .spender(stored.path.leaf().spent_outpoint())
+                .await
+                .ok()
+                .flatten();
+            data.left =
+                leaf_state.is_some() || matches!(chain.transaction(&payout).await, Ok(Some(_)));
         }
     }
     data.funded = funded.then(|| stored.clone());
@@ -339,6 +342,12 @@ async fn read(account: &Account, esplora: Option<String>) -> HomeData {
             }
         }
     }
-    data.picture = path_picture(&stored.path, |t| on_chain.contains(t));
+    let leaf_confirmed = leaf_state
+        .filter(|(_, confirmed)| *confirmed)
+        .map(|(txid, _)| txid);
+    data.picture = wallet::picture::with_leaf_on_chain(
+        path_picture(&stored.path, |t| on_chain.contains(t)),
+        leaf_confirmed,
+    );
     data
 }

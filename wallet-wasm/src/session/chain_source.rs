@@ -94,6 +94,25 @@ impl EsploraChain {
     }
 }
 
+impl EsploraChain {
+    /// The transaction spending `outpoint` (in the mempool or a block) and whether it is
+    /// confirmed, if any.
+    pub async fn spender(
+        &self,
+        outpoint: bitcoin::OutPoint,
+    ) -> Result<Option<(Txid, bool)>, ChainError> {
+        let status = self
+            .client
+            .get_output_status(&outpoint.txid, u64::from(outpoint.vout))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(status.filter(|s| s.spent).and_then(|s| {
+            let confirmed = s.status.is_some_and(|st| st.confirmed);
+            s.txid.map(|txid| (txid, confirmed))
+        }))
+    }
+}
+
 impl ChainSource for EsploraChain {
     async fn tip_height(&self) -> Result<u32, ChainError> {
         let tip = self.client.get_height().await.map_err(|e| self.error(e))?;
