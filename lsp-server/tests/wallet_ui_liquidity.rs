@@ -139,14 +139,7 @@ async fn a_wallet_buys_inbound_liquidity_from_its_leaf() {
     a.screenshot("liquidity-01-quote").await;
 
     // Confirm: the steps run to "done".
-    a.click("#liquidity-buy").await;
-    a.wait_attr(
-        "#liquidity-progress",
-        "data-step",
-        "done",
-        Duration::from_secs(60),
-    )
-    .await;
+    a.confirm_liquidity().await;
     a.screenshot("liquidity-02-done").await;
     text_until(&a, "#balance", |t| {
         t == sats(Amount::from_sat(faucet - join_fee - price))

@@ -566,14 +566,7 @@ async fn two_browsers_pay_each_other_over_their_factory() {
         SCREEN,
     )
     .await;
-    b.click("#liquidity-buy").await;
-    b.wait_attr(
-        "#liquidity-progress",
-        "data-step",
-        "done",
-        Duration::from_secs(60),
-    )
-    .await;
+    b.confirm_liquidity().await;
     let b_balance = b_balance - price;
     balance_is(&b, b_balance).await;
     let (sum, fees) = history_sum(&b).await;

@@ -45,14 +45,7 @@ async fn the_open_wallet_gets_its_newest_leaf_state_in_against_a_stale_one() {
         .await;
     a.type_into("#liquidity-amount", "10000").await;
     a.find("#liquidity-left", SCREEN).await;
-    a.click("#liquidity-buy").await;
-    a.wait_attr(
-        "#liquidity-progress",
-        "data-step",
-        "done",
-        Duration::from_secs(60),
-    )
-    .await;
+    a.confirm_liquidity().await;
     a.wait_attr("#liquidity-for-sale", "data-leaf-state", "1", SCREEN)
         .await;
     let stale = member_path(&stack, 1, mine)

@@ -206,14 +206,9 @@ impl Appointment {
 }
 
 impl Penalty {
-    /// The rung to broadcast: the lowest paying at least `target` (today's urgent rate, if
-    /// known), then `waited` rungs higher (one per block the revoked commitment has been
-    /// confirmed without the penalty), capped at the top rung.
-    pub fn rung(&self, target: Option<FeeRate>, waited: usize) -> &Transaction {
-        &self.rungs[self.rung_index(target, waited)].tx
-    }
-
-    /// The index of [`Penalty::rung`] in `rungs`.
+    /// The index in `rungs` of the rung to broadcast: the lowest paying at least `target`
+    /// (today's urgent rate, if known), then `waited` rungs higher (one per block the revoked
+    /// commitment has been confirmed without the penalty), capped at the top rung.
     pub fn rung_index(&self, target: Option<FeeRate>, waited: usize) -> usize {
         let top = self.rungs.len().saturating_sub(1);
         let first = self
@@ -243,27 +238,21 @@ pub fn penalties(
     let numbers = channel.revoked_numbers().filter(|n| *n >= from);
     for number in numbers.take(limit) {
         last = Some(number);
-        let Some(spec) = channel.revoked_spec(number) else {
-            continue;
-        };
-        let Ok(commitment) = channel.build_commitment(channel.side().other(), number, spec) else {
-            continue;
-        };
-        let rungs: Vec<Rung> = PENALTY_RATES
+        let rates = PENALTY_RATES
             .iter()
-            .filter_map(|&sat_per_vb| {
-                let rate = FeeRate::from_sat_per_vb(sat_per_vb)?;
-                let tx = channel
-                    .penalty_for(&commitment.tx, destination.clone(), rate)
-                    .ok()?;
-                Some(Rung { sat_per_vb, tx })
+            .filter_map(|&r| FeeRate::from_sat_per_vb(r));
+        let Ok((revoked, ladder)) = channel.penalty_ladder(number, destination, rates) else {
+            continue;
+        };
+        let rungs: Vec<Rung> = ladder
+            .into_iter()
+            .map(|(rate, tx)| Rung {
+                sat_per_vb: rate.to_sat_per_vb_floor(),
+                tx,
             })
             .collect();
         if !rungs.is_empty() {
-            out.push(Penalty {
-                revoked: commitment.tx.compute_txid(),
-                rungs,
-            });
+            out.push(Penalty { revoked, rungs });
         }
     }
     (out, last)

@@ -236,6 +236,17 @@ pub(super) struct Claim {
     pub(super) earlier: Vec<Txid>,
 }
 
+/// The rate a claim on `channel`'s commitment is signed at: signed now, so priced for today
+/// (`urgent`, what a response must pay to confirm soon), and at least the channel's own rate
+/// and 2 sat/vB.
+fn claim_rate(channel: &shared::channel::Channel, urgent: bitcoin::FeeRate) -> bitcoin::FeeRate {
+    channel
+        .spec()
+        .feerate
+        .max(bitcoin::FeeRate::from_sat_per_vb_u32(2))
+        .max(urgent)
+}
+
 /// Runs one pass in the background, unless one is still running.
 pub(super) fn spawn_pass(
     esplora: AsyncClient,
@@ -708,13 +719,7 @@ impl super::Router {
         let Some(link) = self.links.get_mut(&id) else {
             return Ok(());
         };
-        // Signed now, so priced for today: at least what a response must pay to confirm soon.
-        let feerate = link
-            .channel
-            .spec()
-            .feerate
-            .max(bitcoin::FeeRate::from_sat_per_vb_u32(2))
-            .max(urgent);
+        let feerate = claim_rate(&link.channel, urgent);
         let claims = link
             .channel
             .claims_for(tx, &self.settings.sweep_to, feerate, preimages)?;
@@ -771,13 +776,7 @@ impl super::Router {
             if !link.claims.iter().any(cheap) {
                 continue;
             }
-            // As `claim_from` prices a new claim, at today's rate.
-            let rate = link
-                .channel
-                .spec()
-                .feerate
-                .max(bitcoin::FeeRate::from_sat_per_vb_u32(2))
-                .max(urgent);
+            let rate = claim_rate(&link.channel, urgent);
             let fresh = match link
                 .channel
                 .claims_for(commitment, &sweep_to, rate, &preimages)

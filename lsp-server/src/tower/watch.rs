@@ -22,7 +22,7 @@ use bitcoin::secp256k1::XOnlyPublicKey;
 use bitcoin::{FeeRate, OutPoint, Transaction, Txid};
 use esplora_client::AsyncClient;
 use serde::Serialize;
-use shared::exit::ExitAction;
+use shared::exit::{ChainView, ExitAction};
 use shared::pay::ChannelId;
 
 use super::store::{TowerStore, Watched};
@@ -60,9 +60,8 @@ pub(super) async fn pass(
     let Some(tip) = read("tip", esplora.get_height()).await else {
         return;
     };
-    let target = read("fee estimates", esplora.get_fee_estimates())
-        .await
-        .map(|e| shared::fees::pick_fee_rate(&e, shared::fees::URGENT_BLOCKS));
+    // Today's urgent rate, read once a channel needs it (most passes have none going on chain).
+    let mut target: Option<Option<FeeRate>> = None;
     // One read per funding output, however many of its members a tower watches.
     let mut funding_spent: BTreeMap<OutPoint, bool> = BTreeMap::new();
     for w in watched {
@@ -97,6 +96,13 @@ pub(super) async fn pass(
         if !spent && tip < w.kit.latest().timeout().to_consensus_u32() {
             report.state = "watching: the factory's funding output is unspent".into();
         } else {
+            if target.is_none() {
+                let estimates = read("fee estimates", esplora.get_fee_estimates()).await;
+                target = Some(
+                    estimates.map(|e| shared::fees::pick_fee_rate(&e, shared::fees::URGENT_BLOCKS)),
+                );
+            }
+            let target = target.flatten();
             step(esplora, store, &w, target, publisher, &mut report).await;
         }
         reports
@@ -143,7 +149,8 @@ async fn step(
         }
         ExitAction::LeafConfirmed { channel, .. } => {
             report.state = "the leaf is on chain: watching the channel output".into();
-            answer_spend(esplora, store, w, channel, target, report).await;
+            let tip = chain.tip_height().to_consensus_u32();
+            answer_spend(esplora, store, w, channel, tip, target, report).await;
         }
         ExitAction::WaitUntil { height, .. } => {
             report.state = format!("waiting for a lock until block {height}");
@@ -168,6 +175,7 @@ async fn answer_spend(
     store: &TowerStore,
     w: &Watched,
     channel: OutPoint,
+    tip: u32,
     target: Option<FeeRate>,
     report: &mut ChannelReport,
 ) {
@@ -220,8 +228,7 @@ async fn answer_spend(
     let waited = status
         .status
         .and_then(|s| s.block_height)
-        .zip(read("tip", esplora.get_height()).await)
-        .map_or(0, |(h, tip)| tip.saturating_sub(h) as usize);
+        .map_or(0, |h| tip.saturating_sub(h) as usize);
     report.state = format!("a revoked commitment {spender} is on chain: publishing its penalty");
     tracing::warn!(channel = %w.channel, %spender, waited, "tower: a revoked commitment spent the channel output");
     // Never below a rung already out (a replacement must pay more); a rung the node refuses

@@ -71,12 +71,7 @@ impl LspProcess {
                 }
             }
         });
-        let health = format!("http://127.0.0.1:{port}/healthz");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(&health).await.is_err() {
-            assert!(Instant::now() < deadline, "the LSP answers on port {port}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        answers(&format!("http://127.0.0.1:{port}"), "the LSP").await;
         LspProcess { child, logs }
     }
 
@@ -104,6 +99,15 @@ impl LspProcess {
         self.child.start_kill().expect("SIGKILL");
         let status = self.child.wait().await.expect("the LSP exits");
         assert!(!status.success(), "killed, not exited: {status}");
+    }
+}
+
+/// Waits (at most 30 s) until the process serving `url` answers `GET /healthz`.
+pub async fn answers(url: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{url}/healthz")).await.is_err() {
+        assert!(Instant::now() < deadline, "{what} answers at {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use devnet::Devnet;
 use serde_json::Value;
@@ -45,11 +44,7 @@ impl TowerProcess {
             .spawn()
             .expect("the watchtower binary starts");
         let url = format!("http://{addr}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("{url}/healthz")).await.is_err() {
-            assert!(Instant::now() < deadline, "the tower answers at {url}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        super::process::answers(&url, "the tower").await;
         TowerProcess { child, url }
     }
 

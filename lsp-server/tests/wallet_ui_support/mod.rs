@@ -649,6 +649,18 @@ impl Browser {
 }
 
 impl Browser {
+    /// Confirms the liquidity purchase quoted on Home and waits until its steps are done.
+    pub async fn confirm_liquidity(&self) {
+        self.click("#liquidity-buy").await;
+        self.wait_attr(
+            "#liquidity-progress",
+            "data-step",
+            "done",
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+
     /// The balance Home shows, once it is above zero and stays the same for two seconds.
     pub async fn settled_balance(&self) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(60);

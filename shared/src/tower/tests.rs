@@ -130,10 +130,13 @@ fn the_rung_pays_today_then_climbs_one_per_block_waited() {
         .map(|&r| spending(revoked, r))
         .collect();
     let penalty = Penalty { revoked, rungs };
-    let rate = |tx: &Transaction| 1_000 - tx.output[0].value.to_sat();
-    assert_eq!(rate(penalty.rung(None, 0)), 1);
-    assert_eq!(rate(penalty.rung(FeeRate::from_sat_per_vb(2), 0)), 3);
-    assert_eq!(rate(penalty.rung(FeeRate::from_sat_per_vb(2), 2)), 30);
-    assert_eq!(rate(penalty.rung(FeeRate::from_sat_per_vb(1_000), 0)), 300);
-    assert_eq!(rate(penalty.rung(None, 50)), 300);
+    let rate = |i: usize| penalty.rungs[i].sat_per_vb;
+    assert_eq!(rate(penalty.rung_index(None, 0)), 1);
+    assert_eq!(rate(penalty.rung_index(FeeRate::from_sat_per_vb(2), 0)), 3);
+    assert_eq!(rate(penalty.rung_index(FeeRate::from_sat_per_vb(2), 2)), 30);
+    assert_eq!(
+        rate(penalty.rung_index(FeeRate::from_sat_per_vb(1_000), 0)),
+        300
+    );
+    assert_eq!(rate(penalty.rung_index(None, 50)), 300);
 }

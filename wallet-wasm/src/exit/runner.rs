@@ -252,14 +252,7 @@ impl ExitRunner {
         state: &crate::pay::PayState,
         leaf: &crate::pay::PayLeaf,
     ) -> Result<ExitRunner, shared::exit::ExitError> {
-        let record = crate::pay::leaf_record(state, leaf);
-        if record.states.states().len() > 1 {
-            self.kit.set_leaf(record.states)?;
-        }
-        // A purchase whose final signatures never came: the LSP may publish its state.
-        if let Some((next, _)) = crate::pay::pending_state(state, leaf) {
-            self.kit.expect_leaf(next)?;
-        }
+        crate::pay::add_leaf_states(&mut self.kit, state, leaf)?;
         let policy = shared::pay::ChannelPolicy::for_network(leaf.path.proposal().params.network);
         self.channels = crate::pay::leaf_channels(state, leaf, &policy);
         self.preimages = state

@@ -26,7 +26,7 @@ use shared::path::ClientPath;
 use shared::pay::{ChannelId, InvoiceError, JoinFee};
 
 pub use driver::PayClient;
-pub use restore::{leaf_channels, leaf_record, pending_state, restore_channel};
+pub use restore::{add_leaf_states, leaf_channels, leaf_record, pending_state, restore_channel};
 pub use store::{
     Attempt, Direction, InvoiceRecord, LeafChannel, LeafRecord, MemoryPayStore, Opening, PayState,
     PayStore, PaymentRecord, PaymentStatus, PendingAdvance,

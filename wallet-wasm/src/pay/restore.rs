@@ -110,6 +110,24 @@ pub fn pending_state(state: &PayState, leaf: &PayLeaf) -> Option<(LeafState, Pen
     (advance.epoch() == pending.leaf).then(|| (advance.state, pending.clone()))
 }
 
+/// Adds to `kit` the leaf's states the store holds (after liquidity purchases; state 0 alone
+/// needs no record) and the state of a purchase being signed, whose final signatures never
+/// came (never broadcast by this wallet, but recognised if the LSP publishes it).
+pub fn add_leaf_states(
+    kit: &mut shared::exit::ExitKit,
+    state: &PayState,
+    leaf: &PayLeaf,
+) -> Result<(), shared::exit::ExitError> {
+    let record = leaf_record(state, leaf);
+    if record.states.states().len() > 1 {
+        kit.set_leaf(record.states)?;
+    }
+    if let Some((next, _)) = pending_state(state, leaf) {
+        kit.expect_leaf(next)?;
+    }
+    Ok(())
+}
+
 /// Every channel of `leaf` the store can rebuild (one per leaf state it reached, and the one
 /// of a purchase being signed), for an exit.
 pub fn leaf_channels(state: &PayState, leaf: &PayLeaf, policy: &ChannelPolicy) -> Vec<Channel> {

@@ -14,7 +14,7 @@ use shared::exit::ExitKit;
 use shared::pay::ChannelPolicy;
 use shared::tower::{penalties, Appointment, SignedAppointment, PENALTIES_PER_BODY};
 
-use super::{leaf_channels, leaf_record, pending_state, PayLeaf, PayState};
+use super::{add_leaf_states, leaf_channels, PayLeaf, PayState};
 
 /// Where the wallet's tower is and where its penalties pay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +45,7 @@ pub(crate) fn appointment(
     now_millis: u64,
 ) -> Result<Built, String> {
     let mut kit = ExitKit::new(leaf.path.clone()).map_err(|e| e.to_string())?;
-    let record = leaf_record(state, leaf);
-    if record.states.states().len() > 1 {
-        kit.set_leaf(record.states).map_err(|e| e.to_string())?;
-    }
-    if let Some((next, _)) = pending_state(state, leaf) {
-        kit.expect_leaf(next).map_err(|e| e.to_string())?;
-    }
+    add_leaf_states(&mut kit, state, leaf).map_err(|e| e.to_string())?;
     let mut all = Vec::new();
     let mut next_from = BTreeMap::new();
     let mut more = false;

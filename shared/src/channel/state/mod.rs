@@ -397,6 +397,27 @@ impl Channel {
         self.revoked.get(&number)
     }
 
+    /// The peer's revoked commitment `number`, and the revocation secret its holder revealed.
+    fn revoked_commitment(&self, number: u64) -> Result<(Commitment, SecretKey), ChannelError> {
+        let spec = self
+            .revoked
+            .get(&number)
+            .ok_or(ChannelError::NotClaimable {
+                reason: "that commitment is not revoked",
+            })?;
+        let commitment = self.build_commitment(self.side.other(), number, spec)?;
+        let secret = self
+            .peer_secrets
+            .get(number)
+            .ok_or(ChannelError::NotClaimable {
+                reason: "no revocation secret",
+            })?;
+        let secret = SecretKey::from_slice(&secret).map_err(|_| ChannelError::BadSecret {
+            reason: "not a key",
+        })?;
+        Ok((commitment, secret))
+    }
+
     /// The penalty for `tx` if it is a revoked commitment of the peer, paying `destination`.
     pub fn penalty_for(
         &self,
@@ -409,27 +430,12 @@ impl Channel {
             .ok_or(ChannelError::NotClaimable {
                 reason: "not a commitment of this channel",
             })?;
-        let spec = self
-            .revoked
-            .get(&number)
-            .ok_or(ChannelError::NotClaimable {
-                reason: "that commitment is not revoked",
-            })?;
-        let commitment = self.build_commitment(self.side.other(), number, spec)?;
+        let (commitment, secret) = self.revoked_commitment(number)?;
         if commitment.tx.compute_txid() != tx.compute_txid() {
             return Err(ChannelError::NotClaimable {
                 reason: "the transaction is not the peer's revoked commitment",
             });
         }
-        let secret = self
-            .peer_secrets
-            .get(number)
-            .ok_or(ChannelError::NotClaimable {
-                reason: "no revocation secret",
-            })?;
-        let secret = SecretKey::from_slice(&secret).map_err(|_| ChannelError::BadSecret {
-            reason: "not a key",
-        })?;
         super::penalty::build_penalty(
             &self.params,
             &commitment,
@@ -438,6 +444,35 @@ impl Channel {
             destination,
             feerate,
         )
+    }
+
+    /// The penalty of the peer's revoked commitment `number` at each of `feerates` it can pay
+    /// (a rate whose fee the outputs cannot cover is left out), paying `destination`, with that
+    /// commitment's txid. The commitment and its secret are derived once for every rate: what
+    /// a wallet hands its watchtower (`crate::tower`).
+    pub fn penalty_ladder(
+        &self,
+        number: u64,
+        destination: &bitcoin::ScriptBuf,
+        feerates: impl IntoIterator<Item = FeeRate>,
+    ) -> Result<(bitcoin::Txid, Vec<(FeeRate, Transaction)>), ChannelError> {
+        let (commitment, secret) = self.revoked_commitment(number)?;
+        let rungs = feerates
+            .into_iter()
+            .filter_map(|feerate| {
+                let tx = super::penalty::build_penalty(
+                    &self.params,
+                    &commitment,
+                    &self.secrets,
+                    &secret,
+                    destination.clone(),
+                    feerate,
+                )
+                .ok()?;
+                Some((feerate, tx))
+            })
+            .collect();
+        Ok((commitment.tx.compute_txid(), rungs))
     }
 
     /// Forgets a round under way (call on reconnection): its secret nonces are dropped, and the
