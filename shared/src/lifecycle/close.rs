@@ -1,25 +1,32 @@
-//! The cooperative close of a whole factory: one key-path spend of its funding output, signed by
-//! the LSP alone with every member's released key and its own.
+//! Key-path spends of the factory's outputs, signed by the LSP alone with the released keys of
+//! the members below the output and its own:
 //!
-//! Version 2, one input (the funding output, `nSequence = 0xFFFFFFFD`), `nLockTime` 0, one
-//! output to the LSP's `destination` carrying the funding amount less `ceil(fee_rate × vsize)`.
-//! No anchor: a stuck close is replaced by the LSP at a higher rate (it holds every key), and
-//! nothing in it is time-critical while the factory is far from its timeout.
+//! - the cooperative close of a whole factory spends its funding output ([`build_close`],
+//!   [`sign_close`]);
+//! - the sweep of a part of the tree every member below left spends the output a tree
+//!   transaction would spend ([`build_sweep`], [`sign_sweep`]), once the tree above it is on
+//!   chain (`super::sweep`).
+//!
+//! Version 2, one input (`nSequence = 0xFFFFFFFD`), `nLockTime` 0, one output to the LSP's
+//! `destination` carrying the spent amount less `ceil(fee_rate × vsize)`. No anchor: a stuck
+//! spend is replaced by the LSP at a higher rate (it holds every key), and nothing in it is
+//! time-critical: the outputs it spends hold nothing of any member's.
 
 use std::collections::BTreeMap;
 
 use bitcoin::secp256k1::SecretKey;
 use bitcoin::sighash::{Prevouts, SighashCache};
+use bitcoin::taproot::TapNodeHash;
 use bitcoin::{
-    absolute, transaction, Amount, FeeRate, ScriptBuf, Sequence, TapSighash, TapSighashType,
-    Transaction, TxIn, TxOut, Witness,
+    absolute, transaction, Amount, FeeRate, OutPoint, ScriptBuf, Sequence, TapSighash,
+    TapSighashType, Transaction, TxIn, TxOut, Witness,
 };
 
 use crate::musig::{public_key, sign_with_every_key, JobKeys, MusigError};
-use crate::tree::{ClientRange, FactoryProposal, TreeError};
+use crate::tree::{ClientRange, FactoryProposal, TreeError, TreeNode};
 use crate::types::ClientId;
 
-/// Why a factory cannot be closed by key path.
+/// Why an output cannot be spent by key path.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CloseError {
@@ -39,13 +46,16 @@ pub enum CloseError {
     #[error("the LSP's key is not this factory's LSP key")]
     WrongLspKey,
     /// The fee takes the whole output.
-    #[error("the fee of {fee} leaves nothing of the factory's {amount}")]
+    #[error("the fee of {fee} leaves nothing of the output's {amount}")]
     CannotAffordFee {
         /// The fee.
         fee: Amount,
-        /// The funding amount.
+        /// The spent amount.
         amount: Amount,
     },
+    /// The node is not one whose input the LSP sweeps (the distribution transaction).
+    #[error("that node's input is not swept by key path")]
+    NotSweepable,
     /// The tree's keys cannot be aggregated.
     #[error(transparent)]
     Tree(#[from] TreeError),
@@ -54,13 +64,117 @@ pub enum CloseError {
     Musig(#[from] MusigError),
 }
 
-/// The funding output as the close spends it.
-fn funding_txout(proposal: &FactoryProposal) -> Result<TxOut, CloseError> {
-    Ok(FactoryProposal::funding_output(
-        &proposal.params,
-        &proposal.lsp_key,
-        &proposal.clients,
-    )?)
+/// One output of the factory spent by key path: where it is, what it holds, and who signs it.
+#[derive(Debug, Clone)]
+struct KeySpend {
+    outpoint: OutPoint,
+    prevout: TxOut,
+    /// The members whose keys (with the LSP's) make its internal key.
+    signers: ClientRange,
+    /// Its taproot merkle root (`None`: BIP-86).
+    merkle_root: Option<TapNodeHash>,
+}
+
+impl KeySpend {
+    /// The funding output.
+    fn funding(proposal: &FactoryProposal) -> Result<KeySpend, CloseError> {
+        Ok(KeySpend {
+            outpoint: proposal.funding_outpoint,
+            prevout: FactoryProposal::funding_output(
+                &proposal.params,
+                &proposal.lsp_key,
+                &proposal.clients,
+            )?,
+            signers: ClientRange {
+                start: ClientId(0),
+                end: ClientId(proposal.client_count()),
+            },
+            merkle_root: None,
+        })
+    }
+
+    /// The output `node` spends.
+    fn input_of(node: &TreeNode) -> Result<KeySpend, CloseError> {
+        if node.kind == crate::tree::NodeKind::Distribution {
+            return Err(CloseError::NotSweepable);
+        }
+        Ok(KeySpend {
+            outpoint: node.spent_outpoint(),
+            prevout: node.prevout.clone(),
+            signers: node.signers,
+            merkle_root: node.merkle_root,
+        })
+    }
+
+    /// The unsigned spend paying `destination`.
+    fn build(&self, destination: &ScriptBuf, fee_rate: FeeRate) -> Result<Transaction, CloseError> {
+        let amount = self.prevout.value;
+        let mut tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: self.outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                witness: Witness::from_slice(&[[0u8; 64]]),
+            }],
+            output: vec![TxOut {
+                value: amount,
+                script_pubkey: destination.clone(),
+            }],
+        };
+        let fee = fee_rate
+            .fee_vb(tx.vsize() as u64)
+            .unwrap_or(Amount::MAX_MONEY);
+        let left = amount
+            .checked_sub(fee)
+            .filter(|left| *left > destination.minimal_non_dust())
+            .ok_or(CloseError::CannotAffordFee { fee, amount })?;
+        tx.output[0].value = left;
+        tx.input[0].witness = Witness::new();
+        Ok(tx)
+    }
+
+    /// BIP-341 key-path sighash of `tx`'s input.
+    fn sighash(&self, tx: &Transaction) -> TapSighash {
+        SighashCache::new(tx)
+            .taproot_key_spend_signature_hash(
+                0,
+                &Prevouts::All(&[&self.prevout]),
+                TapSighashType::Default,
+            )
+            .expect("one input, one prevout")
+    }
+
+    /// Signs `tx` with the LSP's factory key and the released key of every member below the
+    /// output, after checking each key is its member's.
+    fn sign<R: rand::RngCore + rand::CryptoRng>(
+        &self,
+        rng: &mut R,
+        proposal: &FactoryProposal,
+        mut tx: Transaction,
+        lsp_secret: &SecretKey,
+        released: &BTreeMap<ClientId, SecretKey>,
+    ) -> Result<Transaction, CloseError> {
+        if public_key(lsp_secret) != proposal.lsp_key {
+            return Err(CloseError::WrongLspKey);
+        }
+        let mut secrets = vec![*lsp_secret];
+        for client in self.signers.start.0..self.signers.end.0 {
+            let secret = released
+                .get(&ClientId(client))
+                .ok_or(CloseError::MissingKey { client })?;
+            let entry = proposal.clients.get(client as usize);
+            if entry.map(|e| e.key) != Some(public_key(secret)) {
+                return Err(CloseError::WrongKey { client });
+            }
+            secrets.push(*secret);
+        }
+        let keys = JobKeys::new(&proposal.signers(self.signers), self.merkle_root)?;
+        let sig = sign_with_every_key(rng, &keys, &secrets, &self.sighash(&tx))?;
+        tx.input[0].witness = Witness::from_slice(&[sig.serialize()]);
+        Ok(tx)
+    }
 }
 
 /// Builds the unsigned close of `proposal`'s factory, paying `destination`.
@@ -69,37 +183,7 @@ pub fn build_close(
     destination: &ScriptBuf,
     fee_rate: FeeRate,
 ) -> Result<Transaction, CloseError> {
-    let mut tx = Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: proposal.funding_outpoint,
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::from_slice(&[[0u8; 64]]),
-        }],
-        output: vec![TxOut {
-            value: proposal.funding_amount,
-            script_pubkey: destination.clone(),
-        }],
-    };
-    let fee = fee_rate
-        .fee_vb(tx.vsize() as u64)
-        .unwrap_or(Amount::MAX_MONEY);
-    let cannot = CloseError::CannotAffordFee {
-        fee,
-        amount: proposal.funding_amount,
-    };
-    let left = proposal.funding_amount.checked_sub(fee).ok_or(cannot)?;
-    if left <= destination.minimal_non_dust() {
-        return Err(CloseError::CannotAffordFee {
-            fee,
-            amount: proposal.funding_amount,
-        });
-    }
-    tx.output[0].value = left;
-    tx.input[0].witness = Witness::new();
-    Ok(tx)
+    KeySpend::funding(proposal)?.build(destination, fee_rate)
 }
 
 /// BIP-341 key-path sighash of the close's input.
@@ -107,10 +191,7 @@ pub fn close_sighash(
     proposal: &FactoryProposal,
     tx: &Transaction,
 ) -> Result<TapSighash, CloseError> {
-    let prevout = funding_txout(proposal)?;
-    Ok(SighashCache::new(tx)
-        .taproot_key_spend_signature_hash(0, &Prevouts::All(&[&prevout]), TapSighashType::Default)
-        .expect("one input, one prevout"))
+    Ok(KeySpend::funding(proposal)?.sighash(tx))
 }
 
 /// Signs `tx` (from [`build_close`]) with the LSP's factory key and every member's released
@@ -118,31 +199,32 @@ pub fn close_sighash(
 pub fn sign_close<R: rand::RngCore + rand::CryptoRng>(
     rng: &mut R,
     proposal: &FactoryProposal,
-    mut tx: Transaction,
+    tx: Transaction,
     lsp_secret: &SecretKey,
     released: &BTreeMap<ClientId, SecretKey>,
 ) -> Result<Transaction, CloseError> {
-    if public_key(lsp_secret) != proposal.lsp_key {
-        return Err(CloseError::WrongLspKey);
-    }
-    let mut secrets = vec![*lsp_secret];
-    for (i, entry) in proposal.clients.iter().enumerate() {
-        let client = i as u32;
-        let secret = released
-            .get(&ClientId(client))
-            .ok_or(CloseError::MissingKey { client })?;
-        if public_key(secret) != entry.key {
-            return Err(CloseError::WrongKey { client });
-        }
-        secrets.push(*secret);
-    }
-    let all = ClientRange {
-        start: ClientId(0),
-        end: ClientId(proposal.client_count()),
-    };
-    let keys = JobKeys::new(&proposal.signers(all), None)?;
-    let sighash = close_sighash(proposal, &tx)?;
-    let sig = sign_with_every_key(rng, &keys, &secrets, &sighash)?;
-    tx.input[0].witness = Witness::from_slice(&[sig.serialize()]);
-    Ok(tx)
+    KeySpend::funding(proposal)?.sign(rng, proposal, tx, lsp_secret, released)
+}
+
+/// Builds the unsigned sweep of the output `node` (a node of `proposal`'s tree) would spend,
+/// paying `destination`.
+pub fn build_sweep(
+    node: &TreeNode,
+    destination: &ScriptBuf,
+    fee_rate: FeeRate,
+) -> Result<Transaction, CloseError> {
+    KeySpend::input_of(node)?.build(destination, fee_rate)
+}
+
+/// Signs `tx` (from [`build_sweep`]) with the LSP's factory key and the released key of every
+/// member below `node`, after checking each key is its member's.
+pub fn sign_sweep<R: rand::RngCore + rand::CryptoRng>(
+    rng: &mut R,
+    proposal: &FactoryProposal,
+    node: &TreeNode,
+    tx: Transaction,
+    lsp_secret: &SecretKey,
+    released: &BTreeMap<ClientId, SecretKey>,
+) -> Result<Transaction, CloseError> {
+    KeySpend::input_of(node)?.sign(rng, proposal, tx, lsp_secret, released)
 }

@@ -20,17 +20,21 @@
 //!    and no part of the tree ever reaches the chain.
 //!
 //! A member that never releases its key is not harmed: its leaf stays enforceable by its own
-//! exit, or by the distribution transaction after the timeout, exactly as before.
+//! exit, or by the distribution transaction after the timeout, exactly as before. Once its path
+//! is on chain, the LSP takes back each part of the tree that every member below left with one
+//! key-path spend ([`released_frontier`], [`build_sweep`], [`sign_sweep`]).
 
 mod close;
 mod life;
 mod notice;
 mod release;
+mod sweep;
 
-pub use close::{build_close, close_sighash, sign_close, CloseError};
+pub use close::{build_close, build_sweep, close_sighash, sign_close, sign_sweep, CloseError};
 pub use life::{Life, Stage};
 pub use notice::FactoryNotice;
 pub use release::{KeyRelease, KeyReleased, ReleaseError};
+pub use sweep::{children, released_frontier};
 
 #[cfg(test)]
 mod tests;
