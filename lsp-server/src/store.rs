@@ -151,6 +151,18 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE payments ADD COLUMN held_msat INTEGER;
     ALTER TABLE payments ADD COLUMN held_deadline INTEGER;",
+    // Partial cooperation (`channels::sweep`): the key-path sweeps of the parts of a factory's
+    // tree every member below left, stored before their first broadcast.
+    "CREATE TABLE factory_sweeps (
+        factory INTEGER NOT NULL,
+        node INTEGER NOT NULL,
+        txid TEXT NOT NULL,
+        tx TEXT NOT NULL,
+        spent_sat INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        confirmed_height INTEGER,
+        PRIMARY KEY (factory, node)
+    );",
 ];
 
 /// The LSP's database.

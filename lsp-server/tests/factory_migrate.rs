@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use bitcoin::Amount;
 use common::pay::{
-    claims_confirmed, funded_factory, join_with, leaf_of, start_payer_with, with_balances, Payer,
+    claims_confirmed, funded_factory, join_with, leaf_of, start_payer_config, start_payer_with,
+    with_balances, Payer,
 };
 use common::swarm::ClientSpec;
+use common::tower::TowerProcess;
 use futures::StreamExt;
 use lsp_server::PaymentOptions;
-use wallet::pay::PayError;
+use wallet::pay::{PayConfig, PayError, TowerLink};
 
 fn spec() -> ClientSpec {
     ClientSpec {
@@ -84,8 +86,12 @@ async fn every_member_moves(a: &FactoryA) {
 }
 
 /// Wallet 0 of A joins factory B beside a newcomer and moves its whole balance there; returns
-/// B's runs and what moved.
-async fn first_moves_beside_a_newcomer(a: &FactoryA) -> (Vec<common::swarm::ClientRun>, Amount) {
+/// B's runs and what moved. With a `tower`, the wallet keeps it up to date, and this returns
+/// once the tower holds the move.
+async fn first_moves_beside_a_newcomer(
+    a: &FactoryA,
+    tower: Option<&TowerProcess>,
+) -> (Vec<common::swarm::ClientRun>, Amount) {
     let secp = bitcoin::secp256k1::Secp256k1::new();
     let newcomer = bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
     let b_runs = join_with(
@@ -96,15 +102,49 @@ async fn first_moves_beside_a_newcomer(a: &FactoryA) -> (Vec<common::swarm::Clie
         &[a.runs[0].keys, newcomer],
     )
     .await;
-    let mut mover = start_payer_with(
-        &a.stack,
-        a.runs[0].keys,
+    let keys = a.runs[0].keys;
+    let mut config = PayConfig::new(
+        bitcoin::Network::Regtest,
+        keys,
         vec![leaf_of(&a.runs[0]), leaf_of(&b_runs[0])],
+    );
+    config.watchtower = tower.map(|t| {
+        let (xonly, _) = keys.x_only_public_key();
+        let home = bitcoin::Address::p2tr(
+            &bitcoin::secp256k1::Secp256k1::new(),
+            xonly,
+            None,
+            bitcoin::Network::Regtest,
+        );
+        TowerLink {
+            url: t.url.clone(),
+            destination: home.script_pubkey(),
+        }
+    });
+    let mut mover = start_payer_config(
+        &a.stack.ws_url(),
+        a.stack.devnet.esplora_url(),
+        config,
         a.stores[0].clone(),
     );
     mover.ready(30).await;
     let (from, to) = (mover.leaves[0].channel, mover.leaves[1].channel);
     let moved = mover.handle.migrate(from, to).await.expect("migrated");
+    if let Some(tower) = tower {
+        let identity = keys.x_only_public_key().0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = tower.status(&identity, from).await;
+            if status["moved"] == true {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the tower is told of the move: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
     mover.handle.stop();
     let _ = mover.task.await;
     (b_runs, moved)
@@ -291,7 +331,7 @@ async fn a_member_that_stays_is_not_harmed_and_releases_survive_a_restart() {
     let newcomer = || bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
 
     // Wallet 0 moves into B (beside a newcomer); wallet 1 stays in A.
-    let (_, moved) = first_moves_beside_a_newcomer(&a).await;
+    let (_, moved) = first_moves_beside_a_newcomer(&a, None).await;
     assert_eq!(moved, a.balances[0]);
     let from = leaf_of(&a.runs[0]).channel;
     let FactoryA {
@@ -422,16 +462,21 @@ async fn an_open_wallet_is_told_when_its_factory_starts_dying() {
 
 /// A factory whose members did not all move nears its timeout: one member moved out (its
 /// channel holds only the LSP's money), the other stayed and is away. From the last height at
-/// which a walk still ends before `T`, the LSP, with nobody pressing a button, walks both
-/// paths and publishes its commitments: the distribution transaction (which would pay the
-/// members the whole leaves) never becomes valid, the member who stayed is paid its balance to
-/// the sat at its own key without coming back, and the LSP claims its own side of both
-/// channels and both leaves' L-stock.
+/// which a walk still ends before `T`, the LSP, with nobody pressing a button, walks the
+/// stayer's path and publishes its commitment: the distribution transaction (which would pay
+/// the members the whole leaves) never becomes valid, the member who stayed is paid its balance
+/// to the sat at its own key without coming back, and the LSP claims its side of that channel
+/// and its leaf's L-stock. The moved member's part of the tree is not walked: once the tree
+/// above it is on chain, the LSP takes it back with one key-path spend (partial cooperation).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout() {
     let a = factory_a(Amount::from_sat(3_000_000)).await;
-    // Wallet 0 moves into B; wallet 1 stays in A and is never seen again.
-    first_moves_beside_a_newcomer(&a).await;
+    // Wallet 0 moves into B, keeping its watchtower up to date; wallet 1 stays in A and is
+    // never seen again.
+    let tower_dir = tempfile::tempdir().expect("temp dir");
+    let tower =
+        TowerProcess::start(&a.stack.devnet, tower_dir.path(), common::ln::free_addr()).await;
+    first_moves_beside_a_newcomer(&a, Some(&tower)).await;
     let FactoryA {
         stack,
         runs: old_runs,
@@ -475,24 +520,75 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
         "the factory stays off chain until its last safe height"
     );
 
-    // From there, a block every pass of the LSP's watch, until it claimed its side of both
-    // channels (its `to_local`) and the L-stock of both leaves.
+    // From there, a block every pass of the LSP's watch, until it claimed its side of the
+    // stayer's channel (its `to_local`) and that leaf's L-stock, and swept the moved member's
+    // part of the tree.
     let claimed = |view: &serde_json::Value| claims_confirmed(view, &["ToLocal", "LStock"]);
-    loop {
+    let sweep = loop {
         let tip = common::chain::tip(&stack).await;
         assert!(
             tip < timeout + 40,
             "the LSP did not take the factory on chain: {} / {}",
-            common::pay::admin_channel(&stack, moved_from).await,
+            common::admin_get(&stack.http_url(), "/admin/ladder").await,
             common::pay::admin_channel(&stack, stayer.channel).await
         );
         common::chain::mine_after_a_pass(&stack.devnet).await;
-        let moved = common::pay::admin_channel(&stack, moved_from).await;
         let stayed = common::pay::admin_channel(&stack, stayer.channel).await;
-        if claimed(&moved) && claimed(&stayed) {
-            break;
+        let sweeps = confirmed_sweeps(&stack, moved_from.factory).await;
+        if claimed(&stayed) && !sweeps.is_empty() {
+            assert_eq!(sweeps.len(), 1, "one subtree: the moved member's leaf");
+            break sweeps[0].clone();
         }
-    }
+    };
+
+    // The moved member's leaf never went on chain: its input (the state's output for it) was
+    // spent by the sweep, one input and one output by key path, and its channel was not walked.
+    let moved_leaf = leaf_of(&old_runs[0])
+        .path
+        .nodes()
+        .last()
+        .expect("leaf")
+        .clone();
+    let input = moved_leaf.spent_outpoint();
+    let swept_by = common::chain::spender(&stack, input.txid, input.vout)
+        .await
+        .expect("the moved member's output is spent");
+    assert_eq!(Some(swept_by.to_string().as_str()), sweep["txid"].as_str());
+    let tx = stack
+        .devnet
+        .rpc()
+        .get_raw_transaction(&swept_by)
+        .await
+        .expect("rpc")
+        .expect("on chain");
+    assert_eq!((tx.input.len(), tx.output.len()), (1, 1), "{tx:?}");
+    assert_eq!(tx.input[0].witness.len(), 1, "a key-path spend");
+    assert_eq!(sweep["spent_sat"], moved_leaf.prevout.value.to_sat());
+    let moved = common::pay::admin_channel(&stack, moved_from).await;
+    assert_eq!(moved["state"], "moved", "{moved}");
+    assert!(
+        moved["claims"].as_array().is_none_or(|c| c.is_empty()),
+        "nothing of the moved channel is walked or claimed: {moved}"
+    );
+    // The mover's watchtower, told of the move, did nothing for the old channel.
+    let identity = old_runs[0].keys.x_only_public_key().0;
+    let status = tower.status(&identity, moved_from).await;
+    assert_eq!(status["moved"], true, "{status}");
+    assert_eq!(status["report"]["done"], true, "{status}");
+    assert!(
+        status["report"]["published"]
+            .as_array()
+            .is_none_or(|p| p.is_empty()),
+        "the tower published nothing for a channel the wallet left: {status}"
+    );
+    let fee = moved_leaf.prevout.value - tx.output[0].value;
+    println!(
+        "moved member's subtree: {} held, {} back to the LSP in one key-path sweep ({} fee, {} vB), instead of its leaf, commitment and two claims",
+        moved_leaf.prevout.value,
+        tx.output[0].value,
+        fee,
+        tx.vsize()
+    );
 
     // The funding output was spent before `T`: the distribution transaction never became
     // valid.
@@ -536,10 +632,11 @@ async fn a_factory_nobody_closed_is_taken_on_chain_by_the_lsp_before_its_timeout
 /// Both members moved out and released their keys, and the LSP signed its key-path close; but
 /// before the close confirms, a member that released its key publishes the old tree's first
 /// transaction and a miner takes it instead. The close can never confirm now: the LSP forgets
-/// it and, with nobody pressing a button, walks both channels to its own commitments and claims
-/// its side and both leaves' L-stock, so the griefer strands none of the LSP's capital.
+/// it and, with nobody pressing a button, spends the kickoff's output by key path (it holds
+/// every key), so the griefer strands none of the LSP's capital and the rest of the tree never
+/// reaches the chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
+async fn a_close_that_loses_to_the_old_tree_is_replaced_by_a_sweep_of_the_tree() {
     let a = factory_a(Amount::from_sat(3_000_000)).await;
     // Both move, so the LSP signs its close and broadcasts it at its next pass.
     every_member_moves(&a).await;
@@ -586,24 +683,66 @@ async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
         Some(kickoff.compute_txid())
     );
 
-    // The LSP walks both channels and claims what is its own in them.
-    let moved: Vec<_> = old_runs.iter().map(|r| leaf_of(r).channel).collect();
-    let claimed = |view: &serde_json::Value| claims_confirmed(view, &["ToLocal", "LStock"]);
+    // The LSP signs and stores the sweep of the kickoff's output: one transaction for the
+    // whole factory. It is killed before a block takes it; the restarted LSP finds the sweep
+    // where it left it and sees it through.
+    let factory = leaf_of(&old_runs[0]).channel.factory;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        let ladder = common::admin_get(&stack.http_url(), "/admin/ladder").await;
+        if let Some(txid) = ladder["factories"][0]["sweeps"][0]["txid"].as_str() {
+            break txid.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ladder}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let stack = common::restart(stack, common::fast_factory(2, 2), payments()).await;
     let started = common::chain::tip(&stack).await;
-    loop {
+    let sweep = loop {
         let tip = common::chain::tip(&stack).await;
         assert!(
-            tip < started + 60,
-            "the LSP did not take the factory on chain: {} / {}",
-            common::pay::admin_channel(&stack, moved[0]).await,
-            common::pay::admin_channel(&stack, moved[1]).await
+            tip < started + 20,
+            "the LSP did not sweep the tree: {}",
+            common::admin_get(&stack.http_url(), "/admin/ladder").await
         );
         common::chain::mine_after_a_pass(&stack.devnet).await;
-        let a = common::pay::admin_channel(&stack, moved[0]).await;
-        let b = common::pay::admin_channel(&stack, moved[1]).await;
-        if claimed(&a) && claimed(&b) {
-            break;
+        if let Some(sweep) = confirmed_sweeps(&stack, factory).await.first() {
+            break sweep.clone();
         }
+    };
+    let kicked = kickoff.compute_txid();
+    let swept_by = common::chain::spender(&stack, kicked, 0)
+        .await
+        .expect("the kickoff's output is spent");
+    assert_eq!(Some(swept_by.to_string().as_str()), sweep["txid"].as_str());
+    assert_eq!(
+        swept_by.to_string(),
+        stored,
+        "the sweep stored before the restart"
+    );
+    let tx = stack
+        .devnet
+        .rpc()
+        .get_raw_transaction(&swept_by)
+        .await
+        .expect("rpc")
+        .expect("on chain");
+    assert_eq!((tx.input.len(), tx.output.len()), (1, 1), "{tx:?}");
+    assert_eq!(tx.input[0].witness.len(), 1, "a key-path spend");
+    let held = kickoff.output[0].value;
+    assert_eq!(sweep["spent_sat"], held.to_sat());
+    println!(
+        "the tree's kickoff on chain: {held} in its output, {} back to the LSP in one sweep \
+         ({} fee); nothing else of the tree went on chain",
+        tx.output[0].value,
+        held - tx.output[0].value
+    );
+    for run in &old_runs {
+        let view = common::pay::admin_channel(&stack, leaf_of(run).channel).await;
+        assert!(
+            view["claims"].as_array().is_none_or(|c| c.is_empty()),
+            "no channel is walked: {view}"
+        );
     }
     // The lost close is forgotten: the ladder no longer shows the factory closing by it.
     let ladder = common::admin_get(&stack.http_url(), "/admin/ladder").await;
@@ -612,6 +751,22 @@ async fn a_close_that_loses_to_the_old_tree_is_replaced_by_the_lsps_walk() {
         "the close {close} is dropped: {ladder}"
     );
     assert!(!common::chain::confirmed(&stack, close.parse().expect("txid")).await);
+}
+
+/// The confirmed sweeps of `factory` in the ladder view.
+async fn confirmed_sweeps(
+    stack: &common::Stack,
+    factory: shared::types::FactoryId,
+) -> Vec<serde_json::Value> {
+    let ladder = common::admin_get(&stack.http_url(), "/admin/ladder").await;
+    ladder["factories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["id"] == factory.0)
+        .flat_map(|f| f["sweeps"].as_array().cloned().unwrap_or_default())
+        .filter(|s| !s["confirmed_height"].is_null())
+        .collect()
 }
 
 /// The node takes nothing under 5 sat/vB (`-minrelaytxfee`), more than the channels' opening

@@ -243,6 +243,7 @@ async fn refuses_what_it_cannot_check(
         )
     };
     let appointment = Appointment {
+        moved: false,
         channel: leaf.channel,
         sequence: 1,
         kit: ExitKit::new(leaf.path.clone()).expect("a signed path"),

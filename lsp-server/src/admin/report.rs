@@ -187,8 +187,39 @@ pub struct LadderEntry {
     next: Option<NextAction>,
     close_txid: Option<String>,
     close_height: Option<u32>,
+    /// Key-path sweeps of the parts of its tree every member below left, once its tree went on
+    /// chain (partial cooperation).
+    sweeps: Vec<SweepEntry>,
     channel_sat: u64,
     liquidity_sat: u64,
+}
+
+/// One key-path sweep of a part of a factory's tree.
+#[derive(Debug, Serialize)]
+pub struct SweepEntry {
+    /// The tree node whose input it spends.
+    node: u32,
+    txid: String,
+    /// What the swept output held.
+    spent_sat: u64,
+    confirmed_height: Option<u32>,
+}
+
+/// `factory`'s sweeps.
+fn sweeps(conn: &Connection, factory: u64) -> rusqlite::Result<Vec<SweepEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT node, txid, spent_sat, confirmed_height FROM factory_sweeps
+         WHERE factory = ?1 ORDER BY node",
+    )?;
+    let rows = stmt.query_map([factory as i64], |r| {
+        Ok(SweepEntry {
+            node: r.get(0)?,
+            txid: r.get(1)?,
+            spent_sat: r.get(2)?,
+            confirmed_height: r.get(3)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// The next thing due in a factory's life.
@@ -258,9 +289,14 @@ pub fn ladder(conn: &Connection, tip: u32) -> rusqlite::Result<Vec<LadderEntry>>
             next,
             close_txid,
             close_height,
+            sweeps: Vec::new(),
             channel_sat: r.get(7)?,
             liquidity_sat: r.get(8)?,
         })
     })?;
-    rows.collect()
+    let mut entries = rows.collect::<rusqlite::Result<Vec<LadderEntry>>>()?;
+    for entry in &mut entries {
+        entry.sweeps = sweeps(conn, entry.id)?;
+    }
+    Ok(entries)
 }

@@ -34,6 +34,7 @@ mod publish;
 mod release;
 mod retire;
 mod store;
+mod sweep;
 mod walk;
 mod watch;
 

@@ -81,6 +81,33 @@ pub(super) enum Seen {
         /// What spent the funding output.
         spender: Txid,
     },
+    /// The tree transaction that would spend a sweep's output confirmed (`sweep.rs`).
+    SweepDescend {
+        /// The factory.
+        factory: FactoryId,
+        /// The node.
+        node: shared::types::NodeId,
+    },
+    /// A sweep confirmed (`tx`: the version that did).
+    SweepConfirmed {
+        /// The factory.
+        factory: FactoryId,
+        /// The node whose input it spends.
+        node: shared::types::NodeId,
+        /// The sweep.
+        tx: Box<Transaction>,
+        /// The block it confirmed in.
+        height: u32,
+    },
+    /// Something else spent a sweep's output.
+    SweepLost {
+        /// The factory.
+        factory: FactoryId,
+        /// The node whose input it was.
+        node: shared::types::NodeId,
+        /// What spent it.
+        spender: Txid,
+    },
     /// Today's fee rate for a transaction that must confirm soon (read at the start of a pass).
     FeeRate(bitcoin::FeeRate),
     /// A claim the router asked for is confirmed.
@@ -127,13 +154,18 @@ pub(super) struct Work {
     pub(super) walks: Vec<(ChannelId, Walk)>,
     /// Key-path closes not yet confirmed.
     pub(super) closes: Vec<(FactoryId, Transaction)>,
+    /// Sweeps of what moved members left in a tree on chain, not yet confirmed.
+    pub(super) sweeps: Vec<super::sweep::SweepWork>,
     /// Commitments on chain that may reveal a preimage.
     pub(super) hunts: Vec<Hunt>,
 }
 
 impl Work {
     fn is_empty(&self) -> bool {
-        self.watched.is_empty() && self.claims.is_empty() && self.hunts.is_empty()
+        self.watched.is_empty()
+            && self.claims.is_empty()
+            && self.hunts.is_empty()
+            && self.sweeps.is_empty()
     }
 }
 
@@ -272,6 +304,9 @@ pub(super) fn spawn_pass(
         }
         for (factory, tx) in &work.closes {
             super::release::step(&esplora, *factory, tx, &report).await;
+        }
+        for sweep in &work.sweeps {
+            super::sweep::step(&esplora, sweep, &report).await;
         }
         for hunt in &work.hunts {
             look_for_preimages(&esplora, hunt, &report).await;
@@ -431,6 +466,8 @@ pub(super) struct ChainWatch {
     pub(super) walks: BTreeMap<ChannelId, Walk>,
     /// Key-path closes of factories every member left, until confirmed.
     pub(super) closes: BTreeMap<FactoryId, Transaction>,
+    /// Sweeps of what moved members left in factories whose tree went on chain.
+    pub(super) sweeps: BTreeMap<FactoryId, super::sweep::Sweeping>,
     /// Sends pre-signed transactions at today's fee (anchor children from the LSP's wallet).
     publisher: Arc<Publisher>,
     /// Today's rate for a transaction that must confirm soon, as the last pass read it: the
@@ -462,6 +499,7 @@ impl ChainWatch {
             seen: Some(seen),
             walks: BTreeMap::new(),
             closes: BTreeMap::new(),
+            sweeps: BTreeMap::new(),
             learned: BTreeMap::new(),
             scanned: BTreeSet::new(),
             retire_failed: BTreeMap::new(),
@@ -527,11 +565,13 @@ impl super::Router {
             .iter()
             .map(|(f, tx)| (*f, tx.clone()))
             .collect();
+        let sweeps = self.sweep_work();
         let work = Work {
             watched,
             claims,
             walks,
             closes,
+            sweeps,
             hunts: self.hunts(),
         };
         spawn_pass(
@@ -585,7 +625,20 @@ impl super::Router {
                 for id in ids {
                     self.close_link(id, Closing::FactoryOnChain { spender });
                 }
+                self.plan_sweeps(factory);
             }
+            Seen::SweepDescend { factory, node } => self.sweep_descend(factory, node),
+            Seen::SweepConfirmed {
+                factory,
+                node,
+                tx,
+                height,
+            } => self.sweep_confirmed(factory, node, &tx, height),
+            Seen::SweepLost {
+                factory,
+                node,
+                spender,
+            } => self.sweep_lost(factory, node, spender),
             Seen::ChannelSpent { id, tx } => self.on_channel_spent(id, &tx),
             Seen::CloseConfirmed {
                 factory,

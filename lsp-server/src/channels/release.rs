@@ -105,7 +105,7 @@ impl Router {
     }
 
     /// The keys released by members of `factory`.
-    fn released_in(&self, factory: FactoryId) -> BTreeMap<ClientId, SecretKey> {
+    pub(super) fn released_in(&self, factory: FactoryId) -> BTreeMap<ClientId, SecretKey> {
         match self.store.released_keys() {
             Ok(keys) => keys
                 .into_iter()
@@ -156,7 +156,7 @@ impl Router {
 
     /// What a key-path close pays: today's urgent rate, at least the channels' opening rate and
     /// 2 sat/vB.
-    fn close_rate(&self) -> FeeRate {
+    pub(super) fn close_rate(&self) -> FeeRate {
         self.settings
             .policy
             .opening_feerate

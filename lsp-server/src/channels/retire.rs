@@ -12,17 +12,17 @@
 //! pays less than today's rate), then the LSP's latest commitment, from which the channel
 //! watch claims the LSP's balance. That commitment pays the client its balance at the client's
 //! own key at once, so a member who is away is made whole without coming back, and one who
-//! comes back finds its coins there. Moved channels (their wallet released the key) are walked
-//! too: their whole value is the LSP's, and only its commitment gets it back before the sweep
-//! height.
+//! comes back finds its coins there.
 //!
 //! The LSP waits until the last safe height, not the end of the dying period, because it is
 //! the party that is always online: a member gets every block until then to leave on its own
 //! terms.
 //!
-//! The same walk answers a key-path close that lost: a member that released its key may still
-//! publish the old tree before the close confirms. The close can then never confirm, so the
-//! LSP forgets it and walks every channel of the factory at once ([`Router::close_lost`]).
+//! Channels whose wallet moved out and released its key are not walked: their part of the tree
+//! comes back by key path once the walks of the others put the tree above it on chain
+//! (`sweep.rs`). The same sweep answers a key-path close that lost: a member that released its
+//! key may still publish the old tree before the close confirms. The close can then never
+//! confirm, so the LSP forgets it and sweeps the tree from the top ([`Router::close_lost`]).
 
 use bitcoin::{Transaction, Txid};
 use shared::pay::ChannelId;
@@ -43,6 +43,8 @@ impl Router {
             .links
             .values()
             .filter(|l| height >= l.retire_at)
+            // A moved member's part of the tree is swept by key path (`sweep.rs`).
+            .filter(|l| l.closing != Some(Closing::Released))
             .map(|l| l.id)
             .collect();
         self.take_on_chain(
@@ -54,32 +56,24 @@ impl Router {
     /// The funding output of `factory` was spent, in a confirmed block, by `spender`, which is
     /// not a key-path close (`release::step` tells): a member that released its key got the
     /// old tree mined before the close. The close can never confirm: the LSP forgets it and
-    /// takes every channel of the factory on chain now, since the tree holds its capital.
+    /// takes the tree back by key path, from the highest output on chain down (`sweep.rs`),
+    /// since every member released its key.
     pub(super) fn close_lost(&mut self, factory: FactoryId, spender: Txid) {
         let Some(close) = self.chain.closes.get(&factory) else {
             return;
         };
-        tracing::warn!(%factory, %spender, close = %close.compute_txid(), "the factory's tree went on chain instead of its key-path close: walking its channels");
+        tracing::warn!(%factory, %spender, close = %close.compute_txid(), "the factory's tree went on chain instead of its key-path close: sweeping it");
         self.chain.closes.remove(&factory);
         self.chain.key_closed.remove(&factory);
         if let Err(e) = self.store.drop_close(factory) {
             tracing::error!(%factory, error = %e, "cannot forget the factory's close");
         }
-        let ids: Vec<ChannelId> = self
-            .links
-            .values()
-            .filter(|l| l.id.factory == factory)
-            .map(|l| l.id)
-            .collect();
-        self.take_on_chain(
-            ids,
-            "its factory's tree went on chain instead of its close: taking it on chain",
-        );
+        self.plan_sweeps(factory);
     }
 
     /// Walks each of `ids` that is still off chain, in a factory not closed by key path, to the
     /// LSP's latest commitment; once per channel.
-    fn take_on_chain(&mut self, ids: Vec<ChannelId>, why: &'static str) {
+    pub(super) fn take_on_chain(&mut self, ids: Vec<ChannelId>, why: &'static str) {
         let height = self.height;
         let due: Vec<(ChannelId, Transaction)> = ids
             .into_iter()

@@ -817,6 +817,100 @@ impl ChannelStore {
         Ok(())
     }
 
+    /// Stores (or replaces, signed again at a higher rate, while unconfirmed) the key-path
+    /// sweep of the output `node` of `factory` would spend, worth `spent`, before it is
+    /// broadcast.
+    pub fn put_sweep(
+        &self,
+        factory: FactoryId,
+        node: shared::types::NodeId,
+        tx: &bitcoin::Transaction,
+        spent: bitcoin::Amount,
+        now: u64,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "INSERT INTO factory_sweeps (factory, node, txid, tx, spent_sat, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (factory, node) DO UPDATE SET txid = ?3, tx = ?4
+                WHERE confirmed_height IS NULL",
+            params![
+                factory.0 as i64,
+                node.0 as i64,
+                tx.compute_txid().to_string(),
+                bitcoin::consensus::encode::serialize_hex(tx),
+                spent.to_sat() as i64,
+                now as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records the block a sweep confirmed in (`tx`: the version that did).
+    pub fn sweep_confirmed(
+        &self,
+        factory: FactoryId,
+        node: shared::types::NodeId,
+        tx: &bitcoin::Transaction,
+        height: u32,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE factory_sweeps SET confirmed_height = ?3, txid = ?4, tx = ?5
+             WHERE factory = ?1 AND node = ?2",
+            params![
+                factory.0 as i64,
+                node.0 as i64,
+                height as i64,
+                tx.compute_txid().to_string(),
+                bitcoin::consensus::encode::serialize_hex(tx),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets an unconfirmed sweep: something else spent its output.
+    pub fn drop_sweep(
+        &self,
+        factory: FactoryId,
+        node: shared::types::NodeId,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "DELETE FROM factory_sweeps
+             WHERE factory = ?1 AND node = ?2 AND confirmed_height IS NULL",
+            params![factory.0 as i64, node.0 as i64],
+        )?;
+        Ok(())
+    }
+
+    /// `factory`'s stored sweeps: node, transaction, confirmation height.
+    pub fn sweeps(
+        &self,
+        factory: FactoryId,
+    ) -> Result<Vec<(shared::types::NodeId, bitcoin::Transaction, Option<u32>)>, ChannelStoreError>
+    {
+        let mut stmt = self.conn.prepare(
+            "SELECT node, tx, confirmed_height FROM factory_sweeps WHERE factory = ?1 ORDER BY node",
+        )?;
+        let rows = stmt.query_map(params![factory.0 as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (node, tx, height) = row?;
+            let tx = bitcoin::consensus::encode::deserialize_hex(&tx)
+                .map_err(|e| corrupt("factory sweep")(e.to_string()))?;
+            out.push((
+                shared::types::NodeId(node as u32),
+                tx,
+                height.map(|h| h as u32),
+            ));
+        }
+        Ok(out)
+    }
+
     /// Every stored close: factory, transaction, confirmation height.
     pub fn closes(
         &self,

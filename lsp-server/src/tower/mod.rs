@@ -323,6 +323,7 @@ async fn status(
         "sequence": held.sequence,
         "leaf_states": held.leaf_states(),
         "penalties": held.penalties,
+        "moved": held.moved,
         "report": report,
     }))
     .into_response()

@@ -26,6 +26,7 @@ const SCHEMA: &str = "
         client INTEGER NOT NULL,
         sequence INTEGER NOT NULL,
         kit TEXT NOT NULL,
+        moved INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (identity, factory, client)
     );
     CREATE TABLE IF NOT EXISTS penalties (
@@ -47,6 +48,8 @@ pub(super) struct Watched {
     pub(super) sequence: u64,
     /// The penalties kept.
     pub(super) penalties: usize,
+    /// The wallet moved out of the channel and released its key: nothing to act for.
+    pub(super) moved: bool,
 }
 
 impl Watched {
@@ -99,6 +102,17 @@ impl TowerStore {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
         conn.execute_batch(SCHEMA)
             .context("creating the tower's tables")?;
+        // A data dir from before moves were recorded.
+        let has_moved: bool = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('appointments') WHERE name = 'moved'",
+            [],
+            |r| r.get::<_, u32>(0).map(|n| n > 0),
+        )?;
+        if !has_moved {
+            conn.execute_batch(
+                "ALTER TABLE appointments ADD COLUMN moved INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
         let cache = load(&conn)?;
         Ok(TowerStore {
             conn: Mutex::new(conn),
@@ -142,16 +156,20 @@ impl TowerStore {
             appointment.channel.factory.0,
             appointment.channel.client.0,
         );
+        // A move cannot be undone (the key is the LSP's): it stays set.
+        let moved = appointment.moved || stored.as_ref().is_some_and(|s| s.moved);
         tx.execute(
-            "INSERT INTO appointments (identity, factory, client, sequence, kit)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (identity, factory, client) DO UPDATE SET sequence = ?4, kit = ?5",
+            "INSERT INTO appointments (identity, factory, client, sequence, kit, moved)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (identity, factory, client) DO UPDATE SET sequence = ?4, kit = ?5,
+                moved = ?6",
             params![
                 row.0,
                 row.1,
                 row.2,
                 appointment.sequence,
-                serde_json::to_string(&appointment.kit)?
+                serde_json::to_string(&appointment.kit)?,
+                moved
             ],
         )?;
         let mut penalties = stored.as_ref().map_or(0, |s| s.penalties);
@@ -182,6 +200,7 @@ impl TowerStore {
                 kit: appointment.kit.clone(),
                 sequence: appointment.sequence,
                 penalties,
+                moved,
             }),
         );
         Ok(if full {
@@ -242,7 +261,8 @@ fn load(conn: &Connection) -> Result<BTreeMap<Key, Arc<Watched>>> {
     let mut stmt = conn.prepare(
         "SELECT a.identity, a.factory, a.client, a.sequence, a.kit,
                 (SELECT COUNT(*) FROM penalties p WHERE p.identity = a.identity
-                   AND p.factory = a.factory AND p.client = a.client)
+                   AND p.factory = a.factory AND p.client = a.client),
+                a.moved
          FROM appointments a",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -253,11 +273,12 @@ fn load(conn: &Connection) -> Result<BTreeMap<Key, Arc<Watched>>> {
             r.get::<_, u64>(3)?,
             r.get::<_, String>(4)?,
             r.get::<_, usize>(5)?,
+            r.get::<_, bool>(6)?,
         ))
     })?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let (identity, factory, client, sequence, kit, penalties) = row?;
+        let (identity, factory, client, sequence, kit, penalties, moved) = row?;
         let identity: XOnlyPublicKey = identity.parse().context("a stored identity")?;
         let channel = ChannelId {
             factory: FactoryId(factory),
@@ -269,6 +290,7 @@ fn load(conn: &Connection) -> Result<BTreeMap<Key, Arc<Watched>>> {
             kit: serde_json::from_str(&kit).context("a stored kit")?,
             sequence,
             penalties,
+            moved,
         };
         out.insert((identity, channel), Arc::new(watched));
     }

@@ -75,6 +75,17 @@ pub(super) async fn pass(
         if report.done {
             continue;
         }
+        if w.moved {
+            report.state = "the wallet moved out of this channel and released its key: \
+                nothing of its is left to watch"
+                .into();
+            report.done = true;
+            reports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key, report);
+            continue;
+        }
         let funding = w.kit.latest().funding_outpoint();
         let spent = match funding_spent.get(&funding) {
             Some(s) => *s,

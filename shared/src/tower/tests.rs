@@ -40,6 +40,7 @@ fn spending(txid: Txid, sat_per_vb: u64) -> Rung {
 
 fn appointment(penalties: Vec<Penalty>) -> Appointment {
     Appointment {
+        moved: false,
         channel: ChannelId {
             factory: FactoryId(3),
             client: ClientId(2),

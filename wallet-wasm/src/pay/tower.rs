@@ -65,6 +65,7 @@ pub(crate) fn appointment(
             sequence: now_millis.max(sent.sequence + 1),
             kit,
             penalties: all,
+            moved: false,
         },
         next_from,
         more,

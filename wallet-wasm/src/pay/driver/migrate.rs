@@ -105,7 +105,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     /// The provider stored the key: the channel is closed as moved.
     pub(super) fn on_key_released(&mut self, channel: ChannelId) {
-        self.moved.insert(channel);
+        if self.moved.insert(channel) {
+            // The watchtower stops acting for it.
+            self.tower.touch(channel);
+        }
         let reason = "moved to a newer factory; this one's key is released".to_string();
         self.closed.insert(channel, reason.clone());
         self.emit(PayEvent::ChannelClosed { channel, reason });

@@ -87,7 +87,11 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     }
                     let sent = self.tower.sent.entry(flight.channel).or_default();
                     sent.sent(&flight.appointment, flight.next_from);
-                    self.tower.held.insert(flight.channel, penalties);
+                    if flight.appointment.moved {
+                        self.tower.held.remove(&flight.channel);
+                    } else {
+                        self.tower.held.insert(flight.channel, penalties);
+                    }
                     self.tower.failed = None;
                     self.emit(PayEvent::TowerUpdated {
                         channel: flight.channel,
@@ -137,7 +141,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             unix_millis(),
         );
         let Built {
-            appointment,
+            mut appointment,
             next_from,
             more,
         } = match built {
@@ -149,6 +153,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 return;
             }
         };
+        // A channel the wallet moved out of holds nothing of its: the tower stops acting for it.
+        appointment.moved = self.moved.contains(&id);
         let signed = SignedAppointment::sign(&self.config.identity, &appointment, &mut OsRng);
         let (tx, answer) = oneshot::channel();
         crate::platform::spawn(async move {
