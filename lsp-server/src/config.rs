@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use bitcoin::Network;
 use clap::Parser;
+use shared::params::{BlockDelta, FactoryParams};
 
 /// The LSP's configuration. Every flag also reads an `LSP_*` environment variable.
 #[derive(Debug, Clone, Parser)]
@@ -132,6 +133,16 @@ pub struct FactoryOptions {
     /// Seconds a factory gathers clients, counted from its first join.
     #[arg(long, env = "LSP_GATHER_SECS", default_value_t = 60)]
     pub gather_secs: u64,
+    /// Blocks a factory is active before its dying period (default: the network's, about 30
+    /// days on mainnet, 30 blocks on regtest). The time from the end of the dying period to the
+    /// timeout stays the network's, so every exit and payment window is unchanged; published in
+    /// the signed terms.
+    #[arg(long = "factory-active-blocks", env = "LSP_FACTORY_ACTIVE_BLOCKS")]
+    pub active_blocks: Option<u32>,
+    /// Blocks of the dying period, during which members move to a newer factory (default and
+    /// least: the network's, 432 on mainnet, 6 on regtest; wallets refuse a shorter one).
+    #[arg(long = "factory-dying-blocks", env = "LSP_FACTORY_DYING_BLOCKS")]
+    pub dying_blocks: Option<u32>,
     /// Seconds each signing round may take before the clients that did not answer are excluded.
     #[arg(long, env = "LSP_ROUND_TIMEOUT_SECS", default_value_t = 30)]
     pub round_timeout_secs: u64,
@@ -180,6 +191,9 @@ pub enum ConfigError {
     /// An alias that does not fit a node announcement.
     #[error("--ln-alias is {0} bytes long; the Lightning Network allows at most 32")]
     LnAliasTooLong(usize),
+    /// A factory lifetime wallets would refuse.
+    #[error("--factory-active-blocks / --factory-dying-blocks: {0}")]
+    BadLifetime(String),
     /// A factory larger than the tree parameters allow.
     #[error(
         "--factory-size {size} exceeds the {max} clients this network's tree parameters allow"
@@ -202,7 +216,23 @@ impl Config {
         if min == 0 || min > size {
             return Err(ConfigError::BadFactorySize { min, size });
         }
-        let max = shared::params::FactoryParams::for_network(self.network).max_clients as usize;
+        let preset = FactoryParams::for_network(self.network);
+        if self
+            .factory
+            .dying_blocks
+            .is_some_and(|d| d < preset.dying.to_blocks())
+        {
+            return Err(ConfigError::BadLifetime(format!(
+                "wallets refuse a dying period shorter than {} blocks on {}",
+                preset.dying.to_blocks(),
+                self.network
+            )));
+        }
+        let params = self.factory_params();
+        if let Err(e) = params.validate() {
+            return Err(ConfigError::BadLifetime(e.to_string()));
+        }
+        let max = params.max_clients as usize;
         if size > max {
             return Err(ConfigError::FactoryTooLarge { size, max });
         }
@@ -213,6 +243,31 @@ impl Config {
             return Err(ConfigError::LnAliasTooLong(alias.len()));
         }
         Ok(())
+    }
+
+    /// The tree parameters of every factory: the network's, with the operator's active and
+    /// dying periods. The time from the end of the dying period to the timeout `T` stays the
+    /// network's, so every exit, sweep and payment window derived from it holds unchanged.
+    pub fn factory_params(&self) -> FactoryParams {
+        let preset = FactoryParams::for_network(self.network);
+        let active = self
+            .factory
+            .active_blocks
+            .unwrap_or(preset.active.to_blocks());
+        let dying = self
+            .factory
+            .dying_blocks
+            .unwrap_or(preset.dying.to_blocks());
+        let tail =
+            preset.timeout_delta.to_blocks() - preset.active.to_blocks() - preset.dying.to_blocks();
+        FactoryParams {
+            active: BlockDelta::from_blocks(active),
+            dying: BlockDelta::from_blocks(dying),
+            timeout_delta: BlockDelta::from_blocks(
+                active.saturating_add(dying).saturating_add(tail),
+            ),
+            ..preset
+        }
     }
 
     /// Clients per factory for this network.
@@ -262,6 +317,39 @@ mod tests {
         let mut all = vec!["lsp-server", "--esplora-url", "http://127.0.0.1:3002"];
         all.extend_from_slice(args);
         Config::parse_from(all)
+    }
+
+    #[test]
+    fn the_operator_sets_the_lifetime_and_the_tail_after_the_dying_period_stays() {
+        let network = ["--network", "regtest"];
+        let preset = FactoryParams::for_network(Network::Regtest);
+        assert_eq!(parse(&network).factory_params(), preset);
+        let config = parse(&[
+            "--network",
+            "regtest",
+            "--factory-active-blocks",
+            "20",
+            "--factory-dying-blocks",
+            "12",
+        ]);
+        config.validate().unwrap();
+        let params = config.factory_params();
+        assert_eq!(
+            (params.active.to_blocks(), params.dying.to_blocks()),
+            (20, 12)
+        );
+        let tail = |p: &FactoryParams| {
+            p.timeout_delta.to_blocks() - p.active.to_blocks() - p.dying.to_blocks()
+        };
+        assert_eq!(tail(&params), tail(&preset));
+        params.validate().unwrap();
+        // Wallets refuse a dying period below the network's.
+        let short = parse(&["--network", "regtest", "--factory-dying-blocks", "3"]);
+        let err = short.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::BadLifetime(_)), "{err}");
+        let empty = parse(&["--network", "regtest", "--factory-active-blocks", "0"]);
+        let err = empty.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::BadLifetime(_)), "{err}");
     }
 
     #[test]

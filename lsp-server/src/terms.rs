@@ -8,7 +8,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Amount;
-use shared::params::FactoryParams;
 use shared::terms::{FactorySchedule, FeeSchedule, SignedTerms, TermsBody};
 
 use crate::config::Config;
@@ -32,7 +31,7 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let params = FactoryParams::for_network(config.network);
+    let params = config.factory_params();
     let max_clients = u32::try_from(config.factory_size()).unwrap_or(u32::MAX);
     TermsBody {
         network: config.network,

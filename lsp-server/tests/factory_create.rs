@@ -105,3 +105,53 @@ async fn a_full_factory_opens_the_next_one() {
         common::wait_state(&stack, id, "funded", 10).await;
     }
 }
+
+/// An operator shortens the factories' lifetime (a workshop): the signed terms publish it, the
+/// wallets accept it, and the factory's proposal carries it, with the time from the end of the
+/// dying period to the timeout unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_lifetime_is_in_the_terms_and_in_the_factory() {
+    let options = lsp_server::FactoryOptions {
+        active_blocks: Some(12),
+        dying_blocks: Some(10),
+        ..common::fast_factory(2, 2)
+    };
+    let stack = common::start_with(options, None).await;
+    common::fund_lsp(&stack, Amount::from_sat(1_000_000)).await;
+    let terms = common::terms(&stack).await.body;
+    assert_eq!(
+        (terms.schedule.active_blocks, terms.schedule.dying_blocks),
+        (12, 10)
+    );
+    let preset = shared::params::FactoryParams::for_network(bitcoin::Network::Regtest);
+    let tail = |p: &shared::params::FactoryParams| {
+        p.timeout_delta.to_blocks() - p.active.to_blocks() - p.dying.to_blocks()
+    };
+    assert_eq!(tail(&terms.tree), tail(&preset));
+
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let mut clients = swarm::spawn(&config, &[ClientSpec::honest(); 2]);
+    assert!(
+        clients
+            .wait_for(Duration::from_secs(60), |log| swarm::broadcast_heard(
+                log,
+                0..2
+            ))
+            .await,
+        "both wallets accept the factory"
+    );
+    stack.devnet.mine(1).await.expect("mine");
+    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    for run in &runs {
+        common::assert_verified_path(&stack.devnet, run).await;
+        let leaf = common::pay::leaf_of(run);
+        let params = &leaf.path.proposal().params;
+        assert_eq!(*params, terms.tree, "the factory has the terms' parameters");
+        let life = shared::lifecycle::Life::of(leaf.path.proposal());
+        assert_eq!(
+            life.dying_ends.to_consensus_u32() - life.created.to_consensus_u32(),
+            22
+        );
+    }
+}

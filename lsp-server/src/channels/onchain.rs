@@ -466,8 +466,9 @@ pub(super) struct ChainWatch {
     pub(super) walks: BTreeMap<ChannelId, Walk>,
     /// Key-path closes of factories every member left, until confirmed.
     pub(super) closes: BTreeMap<FactoryId, Transaction>,
-    /// Sweeps of what moved members left in factories whose tree went on chain.
-    pub(super) sweeps: BTreeMap<FactoryId, super::sweep::Sweeping>,
+    /// Sweeps of what moved members left in factories whose tree went on chain (`None`: no
+    /// member of it moved).
+    pub(super) sweeps: BTreeMap<FactoryId, Option<super::sweep::Sweeping>>,
     /// Sends pre-signed transactions at today's fee (anchor children from the LSP's wallet).
     publisher: Arc<Publisher>,
     /// Today's rate for a transaction that must confirm soon, as the last pass read it: the

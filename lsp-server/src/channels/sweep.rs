@@ -128,6 +128,9 @@ impl Router {
         }
         let released = self.released_in(factory);
         if released.is_empty() {
+            // Nothing to sweep, and no key is taken once the tree is going on chain
+            // (`release.rs`): not asked again.
+            self.chain.sweeps.insert(factory, None);
             return;
         }
         let first = ChannelId {
@@ -169,11 +172,11 @@ impl Router {
         tracing::info!(%factory, released = ids.len(), subtrees = targets.len(), "the factory's tree is going on chain: sweeping what its moved members left");
         self.chain.sweeps.insert(
             factory,
-            Sweeping {
+            Some(Sweeping {
                 tree,
                 released,
                 targets,
-            },
+            }),
         );
     }
 
@@ -183,7 +186,12 @@ impl Router {
         let rate = self.close_rate();
         let enough = FeeRate::from_sat_per_kwu(rate.to_sat_per_kwu().saturating_sub(250));
         let mut work = Vec::new();
-        for (factory, plan) in &mut self.chain.sweeps {
+        let plans = self
+            .chain
+            .sweeps
+            .iter_mut()
+            .filter_map(|(f, p)| Some((f, p.as_mut()?)));
+        for (factory, plan) in plans {
             let proposal = plan.tree.proposal();
             let secret = factory_key(&self.key, *factory);
             for (id, target) in plan.targets.iter_mut().filter(|(_, t)| !t.confirmed) {
@@ -241,7 +249,7 @@ impl Router {
     /// instead; below a moved member's leaf there is nothing to sweep, so its channel is
     /// walked to the LSP's commitment.
     pub(super) fn sweep_descend(&mut self, factory: FactoryId, node: NodeId) {
-        let Some(plan) = self.chain.sweeps.get_mut(&factory) else {
+        let Some(Some(plan)) = self.chain.sweeps.get_mut(&factory) else {
             return;
         };
         if plan.targets.remove(&node).is_none() {
@@ -270,20 +278,15 @@ impl Router {
         tx: &Transaction,
         height: u32,
     ) {
-        let Some(target) = self
-            .chain
-            .sweeps
-            .get_mut(&factory)
-            .and_then(|p| p.targets.get_mut(&node))
-        else {
+        let Some(Some(plan)) = self.chain.sweeps.get_mut(&factory) else {
+            return;
+        };
+        let Some(target) = plan.targets.get_mut(&node) else {
             return;
         };
         if target.tx.is_none() {
             // The funding output, taken by the factory's close.
-            self.chain
-                .sweeps
-                .get_mut(&factory)
-                .map(|p| p.targets.remove(&node));
+            plan.targets.remove(&node);
             return;
         }
         target.confirmed = true;
@@ -296,7 +299,7 @@ impl Router {
     /// Something else spent a target's output: the LSP walks the channels below to its
     /// commitments.
     pub(super) fn sweep_lost(&mut self, factory: FactoryId, node: NodeId, spender: Txid) {
-        let Some(plan) = self.chain.sweeps.get_mut(&factory) else {
+        let Some(Some(plan)) = self.chain.sweeps.get_mut(&factory) else {
             return;
         };
         let Some(signers) = plan

@@ -159,7 +159,7 @@ impl Settings {
     /// The settings `config` asks for.
     pub fn from_config(config: &Config) -> Settings {
         Settings {
-            params: FactoryParams::for_network(config.network),
+            params: config.factory_params(),
             factory_size: config.factory_size(),
             min_clients: config.factory.min_clients,
             gather_secs: config.factory.gather_secs,

@@ -123,6 +123,8 @@ pub fn fast_factory(size: usize, min_clients: usize) -> FactoryOptions {
         funding_confirmations: Some(1),
         funding_bump_blocks: 3,
         chain_poll_ms: 100,
+        active_blocks: None,
+        dying_blocks: None,
     }
 }
 
