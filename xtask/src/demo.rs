@@ -29,10 +29,17 @@ struct Options {
     factory_size: Option<u32>,
     min_clients: Option<u32>,
     gather_secs: Option<u32>,
+    /// Passed to `--factory-active-blocks` and `--factory-dying-blocks`.
+    active_blocks: Option<u32>,
+    dying_blocks: Option<u32>,
 }
 
+/// `--ladder`: a factory's whole life in minutes at a block every 10 s (3 minutes active, then
+/// 2 minutes to move), so a room watches factories be born, age, move and close.
+const LADDER: (u32, u32) = (18, 12);
+
 const OPTIONS: &str = "--port, --esplora-port, --ln-port, --data-dir, --automine, \
-     --factory-size, --min-clients, --gather-secs";
+     --factory-size, --min-clients, --gather-secs, --active-blocks, --dying-blocks, --ladder";
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options {
@@ -44,6 +51,8 @@ fn parse(args: &[String]) -> Result<Options> {
         factory_size: None,
         min_clients: None,
         gather_secs: None,
+        active_blocks: None,
+        dying_blocks: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -57,6 +66,12 @@ fn parse(args: &[String]) -> Result<Options> {
             "--factory-size" => o.factory_size = Some(val()?.parse()?),
             "--min-clients" => o.min_clients = Some(val()?.parse()?),
             "--gather-secs" => o.gather_secs = Some(val()?.parse()?),
+            "--active-blocks" => o.active_blocks = Some(val()?.parse()?),
+            "--dying-blocks" => o.dying_blocks = Some(val()?.parse()?),
+            "--ladder" => {
+                o.active_blocks = Some(LADDER.0);
+                o.dying_blocks = Some(LADDER.1);
+            }
             other => bail!("unknown demo option `{other}` (known: {OPTIONS})"),
         }
     }
@@ -135,6 +150,8 @@ pub fn run(args: &[String]) -> Result<()> {
         ("--factory-size", opts.factory_size),
         ("--min-clients", opts.min_clients),
         ("--gather-secs", opts.gather_secs),
+        ("--factory-active-blocks", opts.active_blocks),
+        ("--factory-dying-blocks", opts.dying_blocks),
     ] {
         if let Some(v) = value {
             lsp.args([flag, &v.to_string()]);
@@ -202,6 +219,22 @@ pub fn run(args: &[String]) -> Result<()> {
         opts.factory_size.unwrap_or(8),
         opts.min_clients.unwrap_or(2),
         opts.gather_secs.unwrap_or(60)
+    );
+    if let (Some(active), Some(dying)) = (opts.active_blocks, opts.dying_blocks) {
+        println!(
+            "  Factory life:      {active} blocks active, then {dying} blocks to move (about {} \
+             and {} minutes)",
+            active * opts.automine_secs / 60,
+            dying * opts.automine_secs / 60
+        );
+    }
+    let token =
+        std::fs::read_to_string(opts.data_dir.join("lsp").join("admin.token")).unwrap_or_default();
+    println!(
+        "  Factory ladder:    http://127.0.0.1:{}/admin/ladder/view#token={}   (the operator's \
+         live view)",
+        opts.lsp_port,
+        token.trim()
     );
     println!(
         "  Watchtower:        http://127.0.0.1:{tower_port}   (name it in a wallet's settings: it \

@@ -14,6 +14,11 @@
 //! - `/admin/ln/…`: the Lightning node: info, peers, channels (`POST` to connect, open and
 //!   close), balances (see `ln`).
 //! - `/metrics`: Prometheus text, with the Lightning node's gauges when it runs.
+//!
+//! `/admin/ladder/view` is a page (HTML, no data in it, so no token to load it) that shows the
+//! ladder live: factories being created, then each funded factory's life as a bar with the tip
+//! on it, its members and moves, its next action and how it closed. It asks `/admin/ladder` and
+//! `/admin/ceremonies` with the token from its address (`#token=…`) or from a form.
 
 mod ln;
 mod report;
@@ -48,6 +53,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/metrics", get(metrics))
         .merge(ln::routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
+        .route("/admin/ladder/view", get(ladder_view))
+}
+
+/// The live ladder page (`ladder.html`).
+async fn ladder_view() -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::response::Html(include_str!("ladder.html")),
+    )
+        .into_response()
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
