@@ -817,3 +817,136 @@ async fn the_close_pays_what_the_node_takes_today() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A factory of four: both members of one half of its tree move out (together, into one new
+/// factory), the other two stay and are away. At the last safe height the LSP walks the
+/// stayers' paths only; the half every member left comes back with one key-path spend of the
+/// output it hangs from, so none of its kickoff, state, leaves, commitments or claims reach the
+/// chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_of_the_tree_every_member_left_comes_back_in_one_transaction() {
+    let options = lsp_server::FactoryOptions {
+        gather_secs: 5,
+        ..common::fast_factory(4, 2)
+    };
+    let stack = common::start_on(devnet::DevnetConfig::default(), options, payments(), None).await;
+    common::fund_lsp(&stack, Amount::from_sat(3_000_000)).await;
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, storage.path());
+    let mut runs = funded_factory(&stack, &config, spec(), 4).await;
+    runs.sort_by_key(|r| leaf_of(r).channel.client);
+    let (stores, balances) = with_balances(&stack, &runs).await;
+
+    // Clients 2 and 3 (one half of the tree) move into B together.
+    let movers = [&runs[2], &runs[3]];
+    let keys: Vec<_> = movers.iter().map(|r| r.keys).collect();
+    let b_runs = join_with(&stack, storage.path(), "b", spec(), &keys).await;
+    for ((old, new), store) in movers.iter().zip(&b_runs).zip(&stores[2..]) {
+        let mut p = start_payer_with(
+            &stack,
+            old.keys,
+            vec![leaf_of(old), leaf_of(new)],
+            store.clone(),
+        );
+        p.ready(30).await;
+        let (from, to) = (p.leaves[0].channel, p.leaves[1].channel);
+        p.handle.migrate(from, to).await.expect("migrated");
+        p.handle.stop();
+        let _ = p.task.await;
+    }
+
+    // The half they left is one subtree: the sweep takes the output it hangs from.
+    let proposal = leaf_of(&runs[0]).path.proposal().clone();
+    let tree = shared::tree::FactoryTree::build(&proposal).expect("the tree");
+    let left = [2, 3].map(shared::types::ClientId).into_iter().collect();
+    let frontier = shared::lifecycle::released_frontier(&tree, &left);
+    assert_eq!(frontier.len(), 1, "one subtree: {frontier:?}");
+    let half = tree.node(frontier[0]).expect("a node").clone();
+    assert_eq!((half.signers.start.0, half.signers.end.0), (2, 4));
+
+    // From the last safe height, a block every pass until the stayers' channels are claimed
+    // and the half is swept.
+    let retire_at = runs[..2]
+        .iter()
+        .map(|r| leaf_of(r).path.last_walk_start().to_consensus_u32())
+        .min()
+        .expect("two stayers");
+    let timeout = leaf_of(&runs[0]).path.timeout().to_consensus_u32();
+    let now = common::chain::tip(&stack).await;
+    stack
+        .devnet
+        .mine(retire_at.saturating_sub(now + 1))
+        .await
+        .expect("mine");
+    let claimed = |view: &serde_json::Value| claims_confirmed(view, &["ToLocal", "LStock"]);
+    let factory = leaf_of(&runs[0]).channel.factory;
+    let sweep = loop {
+        let tip = common::chain::tip(&stack).await;
+        assert!(
+            tip < timeout + 40,
+            "the LSP did not take the factory on chain: {}",
+            common::admin_get(&stack.http_url(), "/admin/ladder").await
+        );
+        common::chain::mine_after_a_pass(&stack.devnet).await;
+        let mut done = true;
+        for run in &runs[..2] {
+            done &= claimed(&common::pay::admin_channel(&stack, leaf_of(run).channel).await);
+        }
+        let sweeps = confirmed_sweeps(&stack, factory).await;
+        if done && !sweeps.is_empty() {
+            assert_eq!(sweeps.len(), 1, "{sweeps:?}");
+            break sweeps[0].clone();
+        }
+    };
+
+    let input = half.spent_outpoint();
+    let swept_by = common::chain::spender(&stack, input.txid, input.vout)
+        .await
+        .expect("the half's output is spent");
+    assert_eq!(Some(swept_by.to_string().as_str()), sweep["txid"].as_str());
+    assert_eq!(sweep["spent_sat"], half.prevout.value.to_sat());
+    let tx = stack
+        .devnet
+        .rpc()
+        .get_raw_transaction(&swept_by)
+        .await
+        .expect("rpc")
+        .expect("on chain");
+    assert_eq!((tx.input.len(), tx.output.len()), (1, 1), "{tx:?}");
+    assert!(
+        !common::chain::confirmed(&stack, half.txid()).await,
+        "the half's own tree transaction never went on chain"
+    );
+    for (run, balance) in runs[..2].iter().zip(&balances) {
+        let channel = leaf_of(run).path.channel_outpoint();
+        let commitment = common::chain::spender(&stack, channel.txid, channel.vout)
+            .await
+            .expect("the stayer's channel is closed on chain");
+        let paid = stack
+            .devnet
+            .rpc()
+            .get_raw_transaction(&commitment)
+            .await
+            .expect("rpc")
+            .expect("on chain");
+        assert!(
+            paid.output.iter().any(|o| o.value == *balance),
+            "the stayer is paid its {balance}: {paid:?}"
+        );
+    }
+    for run in movers {
+        let view = common::pay::admin_channel(&stack, leaf_of(run).channel).await;
+        assert!(
+            view["claims"].as_array().is_none_or(|c| c.is_empty()),
+            "no moved channel is walked: {view}"
+        );
+    }
+    println!(
+        "half of a factory of four, both members moved: {} held, {} back to the LSP in one \
+         sweep ({} fee, {} vB), instead of its kickoff, state, 2 leaves, 2 commitments and 4 claims",
+        half.prevout.value,
+        tx.output[0].value,
+        half.prevout.value - tx.output[0].value,
+        tx.vsize()
+    );
+}
