@@ -169,6 +169,10 @@ impl Default for FactoryOptions {
     }
 }
 
+/// The longest active plus dying period an operator may set: about ten years of blocks, far
+/// below the 500,000,000 where a lock time stops being a height.
+const MAX_LIFE_BLOCKS: u32 = 525_600;
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -228,6 +232,18 @@ impl Config {
                 self.network
             )));
         }
+        let (active, dying) = (
+            self.factory.active_blocks.unwrap_or(0),
+            self.factory.dying_blocks.unwrap_or(0),
+        );
+        if active
+            .checked_add(dying)
+            .is_none_or(|life| life > MAX_LIFE_BLOCKS)
+        {
+            return Err(ConfigError::BadLifetime(format!(
+                "a factory may live at most {MAX_LIFE_BLOCKS} blocks (about ten years)"
+            )));
+        }
         let params = self.factory_params();
         if let Err(e) = params.validate() {
             return Err(ConfigError::BadLifetime(e.to_string()));
@@ -253,21 +269,13 @@ impl Config {
         let active = self
             .factory
             .active_blocks
-            .unwrap_or(preset.active.to_blocks());
+            .map_or(preset.active, BlockDelta::from_blocks);
         let dying = self
             .factory
             .dying_blocks
-            .unwrap_or(preset.dying.to_blocks());
-        let tail =
-            preset.timeout_delta.to_blocks() - preset.active.to_blocks() - preset.dying.to_blocks();
-        FactoryParams {
-            active: BlockDelta::from_blocks(active),
-            dying: BlockDelta::from_blocks(dying),
-            timeout_delta: BlockDelta::from_blocks(
-                active.saturating_add(dying).saturating_add(tail),
-            ),
-            ..preset
-        }
+            .map_or(preset.dying, BlockDelta::from_blocks);
+        // `validate` refuses a lifetime that would overflow.
+        preset.with_lifetime(active, dying).unwrap_or(preset)
     }
 
     /// Clients per factory for this network.
@@ -349,6 +357,14 @@ mod tests {
         assert!(matches!(err, ConfigError::BadLifetime(_)), "{err}");
         let empty = parse(&["--network", "regtest", "--factory-active-blocks", "0"]);
         let err = empty.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::BadLifetime(_)), "{err}");
+        let huge = parse(&[
+            "--network",
+            "regtest",
+            "--factory-active-blocks",
+            "4294967295",
+        ]);
+        let err = huge.validate().unwrap_err();
         assert!(matches!(err, ConfigError::BadLifetime(_)), "{err}");
     }
 

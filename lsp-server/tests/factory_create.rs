@@ -131,20 +131,9 @@ async fn the_operators_lifetime_is_in_the_terms_and_in_the_factory() {
 
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
-    let mut clients = swarm::spawn(&config, &[ClientSpec::honest(); 2]);
-    assert!(
-        clients
-            .wait_for(Duration::from_secs(60), |log| swarm::broadcast_heard(
-                log,
-                0..2
-            ))
-            .await,
-        "both wallets accept the factory"
-    );
-    stack.devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    // Both wallets accept the factory and hold verified paths.
+    let runs = common::pay::funded_factory(&stack, &config, ClientSpec::honest(), 2).await;
     for run in &runs {
-        common::assert_verified_path(&stack.devnet, run).await;
         let leaf = common::pay::leaf_of(run);
         let params = &leaf.path.proposal().params;
         assert_eq!(*params, terms.tree, "the factory has the terms' parameters");

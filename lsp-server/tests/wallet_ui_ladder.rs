@@ -12,7 +12,7 @@ mod wallet_ui_support;
 use std::time::Duration;
 
 use bitcoin::Amount;
-use common::swarm::{self, ClientSpec};
+use common::swarm::ClientSpec;
 use wallet_ui_support::{text_becomes, Driver, SCREEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,17 +60,7 @@ async fn the_ladder_page_shows_factories_live() {
 
     let storage = tempfile::tempdir().expect("temp dir");
     let config = common::swarm_config(&stack, storage.path());
-    let mut clients = swarm::spawn(&config, &[ClientSpec::honest(); 2]);
-    assert!(
-        clients
-            .wait_for(Duration::from_secs(60), |log| swarm::broadcast_heard(
-                log,
-                0..2
-            ))
-            .await
-    );
-    stack.devnet.mine(1).await.expect("mine");
-    let (runs, _) = clients.finish(Duration::from_secs(60)).await;
+    let runs = common::pay::funded_factory(&stack, &config, ClientSpec::honest(), 2).await;
     let leaf = common::pay::leaf_of(&runs[0]);
     common::wait_state(&stack, 1, "funded", 10).await;
 

@@ -50,6 +50,13 @@ pub fn fee_paid(tx: &bitcoin::Transaction, spent: bitcoin::Amount) -> bitcoin::A
     spent.checked_sub(out).unwrap_or(bitcoin::Amount::ZERO)
 }
 
+/// The highest rate a waiting transaction may pay and still be replaced by the same one signed
+/// again at `rate`: BIP-125 wants the replacement to pay at least 1 sat/vB more on the same
+/// size, so only what pays less than `rate − 1 sat/vB` is signed again.
+pub fn replaceable_below(rate: FeeRate) -> FeeRate {
+    FeeRate::from_sat_per_kwu(rate.to_sat_per_kwu().saturating_sub(250))
+}
+
 /// Whether a node's `reason` for refusing a transaction is its fee (rather than, say, a lock
 /// not yet passed): only then does a child paying for it help.
 pub fn is_fee_refusal(reason: &str) -> bool {

@@ -442,6 +442,24 @@ impl FactoryParams {
             .checked_add(self.timeout_margin)
     }
 
+    /// These parameters with another active and dying period, and the timeout moved by as
+    /// much: the time from the end of the dying period to the timeout `T`, and every exit,
+    /// sweep and payment window counted from it, stay these parameters'. `None` on overflow.
+    pub fn with_lifetime(&self, active: BlockDelta, dying: BlockDelta) -> Option<FactoryParams> {
+        let tail = self
+            .timeout_delta
+            .to_blocks()
+            .checked_sub(self.active.to_blocks())?
+            .checked_sub(self.dying.to_blocks())?;
+        let timeout_delta = active.checked_add(dying)?.checked_add(BlockDelta(tail))?;
+        Some(FactoryParams {
+            active,
+            dying,
+            timeout_delta,
+            ..self.clone()
+        })
+    }
+
     /// The factory timeout `T` (the distribution transaction's lock) for a factory created (or
     /// last refreshed) at `start`.
     pub fn timeout_at(&self, start: Height) -> Option<Height> {
@@ -497,6 +515,23 @@ impl FactoryParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_lifetime_moves_the_timeout_and_keeps_the_tail() {
+        for preset in [FactoryParams::regtest(), FactoryParams::mainnet()] {
+            let tail = |p: &FactoryParams| {
+                p.timeout_delta.to_blocks() - p.active.to_blocks() - p.dying.to_blocks()
+            };
+            let p = preset
+                .with_lifetime(BlockDelta::from_blocks(18), BlockDelta::from_blocks(500))
+                .unwrap();
+            assert_eq!((p.active.to_blocks(), p.dying.to_blocks()), (18, 500));
+            assert_eq!(tail(&p), tail(&preset));
+            p.validate().unwrap();
+            let huge = BlockDelta::from_blocks(u32::MAX);
+            assert_eq!(preset.with_lifetime(huge, huge), None);
+        }
+    }
 
     #[test]
     fn presets_validate() {

@@ -81,9 +81,10 @@ pub struct Appointment {
     pub kit: ExitKit,
     /// Penalties not sent before (the tower keeps the earlier ones).
     pub penalties: Vec<Penalty>,
-    /// The wallet moved everything out of the channel and released its factory key: nothing
-    /// of its is left there, so the tower stops acting for it (its kit would only walk the
-    /// tree the LSP takes back by key path). Once set, it stays set.
+    /// The wallet moved everything out of the channel and released its factory key (it sends
+    /// this only after a release it asked for itself): the tower no longer walks its path,
+    /// which the LSP takes back by key path, but still answers an old commitment. Once set, it
+    /// stays set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub moved: bool,
 }

@@ -424,6 +424,9 @@ impl Router {
             .links
             .values()
             .filter(|l| l.leaf.latest().epoch.0 > 0)
+            // A moved member's leaf is not published: its input is swept by key path
+            // (`sweep.rs`), and publishing the leaf would race the sweep.
+            .filter(|l| l.closing != Some(onchain::Closing::Released))
             .filter_map(|l| {
                 let newest = &l.leaf.latest().node;
                 Some(watch::Guarded {

@@ -291,7 +291,11 @@ pub(super) fn spawn_pass(
         return;
     }
     tokio::spawn(async move {
-        let target = if work.walks.is_empty() && work.claims.is_empty() && work.closes.is_empty() {
+        let target = if work.walks.is_empty()
+            && work.claims.is_empty()
+            && work.closes.is_empty()
+            && work.sweeps.is_empty()
+        {
             None
         } else {
             publisher.target().await
@@ -485,6 +489,9 @@ pub(super) struct ChainWatch {
     pub(super) retired: BTreeSet<ChannelId>,
     /// Factories closed (or closing) by key path: nothing of theirs is walked.
     pub(super) key_closed: BTreeSet<FactoryId>,
+    /// Moved channels whose sweep could not be made (`sweep.rs`): walked instead, asked again
+    /// every pass until the walk starts.
+    pub(super) unswept: BTreeSet<ChannelId>,
 }
 
 impl ChainWatch {
@@ -506,6 +513,7 @@ impl ChainWatch {
             retire_failed: BTreeMap::new(),
             retired: BTreeSet::new(),
             key_closed: BTreeSet::new(),
+            unswept: BTreeSet::new(),
         }
     }
 }
@@ -805,8 +813,7 @@ impl super::Router {
     /// replaced version's txid is kept: any of them may be the one that confirms.
     fn reprice_claims(&mut self) {
         let urgent = self.chain.urgent_rate;
-        let enough =
-            bitcoin::FeeRate::from_sat_per_kwu(urgent.to_sat_per_kwu().saturating_sub(250));
+        let enough = shared::fees::replaceable_below(urgent);
         let preimages = self.known_preimages();
         let sweep_to = self.settings.sweep_to.clone();
         for link in self.links.values_mut() {

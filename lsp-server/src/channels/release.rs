@@ -17,7 +17,6 @@ use bitcoin::secp256k1::{SecretKey, XOnlyPublicKey};
 use bitcoin::{Amount, FeeRate, Transaction};
 use esplora_client::AsyncClient;
 use shared::lifecycle::{build_close, sign_close, FactoryNotice, KeyRelease, KeyReleased, Stage};
-use shared::pay::ChannelId;
 use shared::types::{ClientId, FactoryId};
 use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 use tokio::sync::mpsc;
@@ -124,14 +123,9 @@ impl Router {
         if self.chain.closes.contains_key(&factory) {
             return;
         }
-        let first = ChannelId {
-            factory,
-            client: ClientId(0),
-        };
-        let Ok(Some(member)) = self.store.funded_member(first) else {
+        let Ok(Some(proposal)) = self.store.funded_proposal(factory) else {
             return;
         };
-        let proposal = member.proposal;
         let released = self.released_in(factory);
         let members = proposal.clients.len();
         if released.len() < members {
@@ -189,22 +183,16 @@ impl Router {
     /// old one in the mempool and in SQLite). Any version that confirms counts.
     pub(super) fn reprice_closes(&mut self) {
         let rate = self.close_rate();
-        // Replace only when the new rate is at least 1 sat/vB more (BIP-125's incremental
-        // relay fee on the same size).
-        let enough = FeeRate::from_sat_per_kwu(rate.to_sat_per_kwu().saturating_sub(250));
+        let enough = shared::fees::replaceable_below(rate);
         let mut cheap = Vec::new();
         for (factory, tx) in &self.chain.closes {
-            let first = ChannelId {
-                factory: *factory,
-                client: ClientId(0),
-            };
-            let Ok(Some(member)) = self.store.funded_member(first) else {
+            let Ok(Some(proposal)) = self.store.funded_proposal(*factory) else {
                 continue;
             };
             let value = tx.output.iter().map(|o| o.value).sum::<Amount>();
-            let pays = member.proposal.funding_amount.checked_sub(value);
+            let pays = proposal.funding_amount.checked_sub(value);
             if pays.is_some_and(|fee| fee / tx.weight() < enough) {
-                cheap.push((*factory, member.proposal));
+                cheap.push((*factory, proposal));
             }
         }
         for (factory, proposal) in cheap {

@@ -24,6 +24,8 @@
 //! key may still publish the old tree before the close confirms. The close can then never
 //! confirm, so the LSP forgets it and sweeps the tree from the top ([`Router::close_lost`]).
 
+use std::collections::BTreeMap;
+
 use bitcoin::{Transaction, Txid};
 use shared::pay::ChannelId;
 use shared::types::FactoryId;
@@ -39,18 +41,52 @@ impl Router {
     /// not closed by key path, once.
     pub(super) fn retire_old_channels(&mut self) {
         let height = self.height;
-        let due: Vec<ChannelId> = self
+        let mut due: Vec<ChannelId> = self
             .links
             .values()
             .filter(|l| height >= l.retire_at)
-            // A moved member's part of the tree is swept by key path (`sweep.rs`).
+            // A moved member's part of the tree is swept by key path (`sweep.rs`), once the
+            // walks of the others put the tree above it on chain.
             .filter(|l| l.closing != Some(Closing::Released))
             .map(|l| l.id)
             .collect();
+        // A factory with no channel but moved ones, yet not closed by key path (its close could
+        // not be made, or a member never opened its channel): no other walk would spend its
+        // funding output before `T`, so one moved channel is walked, and the sweeps take the
+        // rest.
+        let mut by_factory: BTreeMap<FactoryId, (bool, Option<ChannelId>)> = BTreeMap::new();
+        for l in self.links.values().filter(|l| height >= l.retire_at) {
+            let (stayer, moved) = by_factory.entry(l.id.factory).or_default();
+            if l.closing == Some(Closing::Released) {
+                moved.get_or_insert(l.id);
+            } else {
+                *stayer = true;
+            }
+        }
+        due.extend(
+            by_factory
+                .into_iter()
+                .filter(|(f, (stayer, _))| !stayer && !self.chain.key_closed.contains(f))
+                .filter_map(|(_, (_, moved))| moved),
+        );
         self.take_on_chain(
             due,
             "its factory nears its timeout with the channel still in it: taking it on chain",
         );
+        // Moved channels whose sweep could not be made, until their walk starts.
+        let unswept: Vec<ChannelId> = self
+            .chain
+            .unswept
+            .iter()
+            .copied()
+            .filter(|id| !self.chain.retired.contains(id))
+            .collect();
+        if !unswept.is_empty() {
+            self.take_on_chain(
+                unswept,
+                "a moved member's part of the tree cannot be swept: taking its channel on chain",
+            );
+        }
     }
 
     /// The funding output of `factory` was spent, in a confirmed block, by `spender`, which is

@@ -223,6 +223,18 @@ impl ChannelStore {
         }))
     }
 
+    /// The proposal of funded factory `factory`, if it is one.
+    pub fn funded_proposal(
+        &self,
+        factory: FactoryId,
+    ) -> Result<Option<shared::tree::FactoryProposal>, ChannelStoreError> {
+        let first = ChannelId {
+            factory,
+            client: ClientId(0),
+        };
+        Ok(self.funded_member(first)?.map(|m| m.proposal))
+    }
+
     /// The final signatures of factory `factory`'s tree, by node (the ceremony's complete set).
     pub fn tree_signatures(
         &self,

@@ -133,12 +133,8 @@ impl Router {
             self.chain.sweeps.insert(factory, None);
             return;
         }
-        let first = ChannelId {
-            factory,
-            client: ClientId(0),
-        };
-        let tree = match self.store.funded_member(first) {
-            Ok(Some(member)) => FactoryTree::build(&member.proposal).map_err(|e| e.to_string()),
+        let tree = match self.store.funded_proposal(factory) {
+            Ok(Some(proposal)) => FactoryTree::build(&proposal).map_err(|e| e.to_string()),
             Ok(None) => Err("not a funded factory".into()),
             Err(e) => Err(e.to_string()),
         };
@@ -157,11 +153,15 @@ impl Router {
         match self.store.sweeps(factory) {
             Ok(stored) => {
                 for (node, tx, height) in stored {
+                    // The rate it pays, so a climbing fee signs it again after a restart too.
+                    let paid = tree
+                        .node(node)
+                        .and_then(|n| n.prevout.value.checked_sub(tx.output.first()?.value));
                     targets.insert(
                         node,
                         Target {
+                            rate: paid.map(|fee| fee / tx.weight()),
                             tx: Some(tx),
-                            rate: None,
                             confirmed: height.is_some(),
                         },
                     );
@@ -184,7 +184,7 @@ impl Router {
     /// when that rose by 1 sat/vB) and stored before it is first broadcast.
     pub(super) fn sweep_work(&mut self) -> Vec<SweepWork> {
         let rate = self.close_rate();
-        let enough = FeeRate::from_sat_per_kwu(rate.to_sat_per_kwu().saturating_sub(250));
+        let enough = shared::fees::replaceable_below(rate);
         let mut work = Vec::new();
         let plans = self
             .chain
@@ -255,6 +255,10 @@ impl Router {
         if plan.targets.remove(&node).is_none() {
             return;
         }
+        // Its sweep, if one was signed, can never confirm now.
+        if let Err(e) = self.store.drop_sweep(factory, node) {
+            tracing::error!(%factory, ?node, error = %e, "cannot forget the sweep");
+        }
         let below = children(&plan.tree, node);
         tracing::info!(%factory, ?node, below = below.len(), "a tree transaction above a sweep confirmed: sweeping one level down");
         for child in &below {
@@ -262,10 +266,8 @@ impl Router {
         }
         if below.is_empty() {
             if let Some(NodeKind::Leaf { client, .. }) = plan.tree.node(node).map(|n| n.kind) {
-                self.take_on_chain(
-                    vec![ChannelId { factory, client }],
-                    "a moved member's leaf went on chain: taking its channel on chain",
-                );
+                // A moved member's leaf went on chain: its channel is walked (`retire.rs`).
+                self.chain.unswept.insert(ChannelId { factory, client });
             }
         }
     }
@@ -313,12 +315,12 @@ impl Router {
         if let Err(e) = self.store.drop_sweep(factory, node) {
             tracing::error!(%factory, ?node, error = %e, "cannot forget the sweep");
         }
-        let ids = (signers.start.0..signers.end.0)
-            .map(|c| ChannelId {
+        // Its channels are walked (`retire.rs`).
+        self.chain
+            .unswept
+            .extend((signers.start.0..signers.end.0).map(|c| ChannelId {
                 factory,
                 client: ClientId(c),
-            })
-            .collect();
-        self.take_on_chain(ids, "a sweep lost its output: taking the channel on chain");
+            }));
     }
 }

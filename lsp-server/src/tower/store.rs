@@ -162,7 +162,8 @@ impl TowerStore {
             "INSERT INTO appointments (identity, factory, client, sequence, kit, moved)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (identity, factory, client) DO UPDATE SET sequence = ?4, kit = ?5,
-                moved = ?6",
+                moved = appointments.moved OR ?6
+             WHERE excluded.sequence > appointments.sequence",
             params![
                 row.0,
                 row.1,

@@ -75,17 +75,7 @@ pub(super) async fn pass(
         if report.done {
             continue;
         }
-        if w.moved {
-            report.state = "the wallet moved out of this channel and released its key: \
-                nothing of its is left to watch"
-                .into();
-            report.done = true;
-            reports
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key, report);
-            continue;
-        }
+
         let funding = w.kit.latest().funding_outpoint();
         let spent = match funding_spent.get(&funding) {
             Some(s) => *s,
@@ -136,6 +126,14 @@ async fn step(
         return;
     };
     match w.kit.next_action(&chain) {
+        ExitAction::Broadcast { .. } if w.moved => {
+            // The wallet moved its balance out and released the key: its old path is the
+            // LSP's to take back. The penalties stay armed (an old commitment still pays
+            // the wallet).
+            report.state = "the wallet moved out of this channel: its path is not walked; an \
+                old commitment is still answered"
+                .into();
+        }
         ExitAction::Broadcast { kind, tx, fee, .. } => {
             let what = format!("{kind:?}");
             report.state = format!("walking the client's path: {what}");

@@ -11,7 +11,9 @@
 //! that creates each one's output, sweeps it, and goes one level down ([`children`]) if a
 //! member got the subtree's own transaction mined first.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+
+use bitcoin::Txid;
 
 use crate::tree::{FactoryTree, NodeKind, TreeNode};
 use crate::types::{ClientId, NodeId};
@@ -34,10 +36,16 @@ fn all_released(node: &TreeNode, released: &BTreeSet<ClientId>) -> bool {
 /// the key-path close takes the funding output; the sweep starts below it if the tree went
 /// on chain instead).
 pub fn released_frontier(tree: &FactoryTree, released: &BTreeSet<ClientId>) -> Vec<NodeId> {
+    // Each node's txid once: a parent is looked up by the txid its child spends.
+    let by_txid: HashMap<Txid, &TreeNode> = tree.nodes().iter().map(|n| (n.txid(), n)).collect();
     tree.nodes()
         .iter()
         .filter(|n| all_released(n, released))
-        .filter(|n| parent(tree, n).is_none_or(|p| !all_released(p, released)))
+        .filter(|n| {
+            // The tree transaction whose output it spends (none: the funding output).
+            let parent = by_txid.get(&n.spent_outpoint().txid);
+            parent.is_none_or(|p| !all_released(p, released))
+        })
         .map(|n| n.id)
         .collect()
 }
@@ -52,11 +60,4 @@ pub fn children(tree: &FactoryTree, node: NodeId) -> Vec<NodeId> {
         .filter(|n| n.kind != NodeKind::Distribution && n.spent_outpoint().txid == txid)
         .map(|n| n.id)
         .collect()
-}
-
-/// The tree transaction whose output `node` spends (none for a node spending the funding
-/// output).
-fn parent<'a>(tree: &'a FactoryTree, node: &TreeNode) -> Option<&'a TreeNode> {
-    let spent = node.spent_outpoint().txid;
-    tree.nodes().iter().find(|n| n.txid() == spent)
 }

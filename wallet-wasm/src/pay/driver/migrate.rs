@@ -105,9 +105,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     /// The provider stored the key: the channel is closed as moved.
     pub(super) fn on_key_released(&mut self, channel: ChannelId) {
-        if self.moved.insert(channel) {
-            // The watchtower stops acting for it.
-            self.tower.touch(channel);
+        self.moved.insert(channel);
+        if self.releases.contains_key(&channel) {
+            // This wallet asked for it (with the channel empty): the watchtower stops walking
+            // the old path. Never on the provider's word alone, which could otherwise switch
+            // the tower off for a channel that still holds money.
+            self.tower.released(channel);
         }
         let reason = "moved to a newer factory; this one's key is released".to_string();
         self.closed.insert(channel, reason.clone());

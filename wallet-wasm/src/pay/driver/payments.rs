@@ -218,9 +218,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             return Ok(());
         }
         let reason = format!("this channel is {}: {}", closed.state, closed.reason);
-        if closed.state == "moved" && self.moved.insert(id) {
-            // The watchtower stops acting for it.
-            self.tower.touch(id);
+        if closed.state == "moved" {
+            self.moved.insert(id);
         }
         if let Some(o) = self.open.get_mut(&id) {
             o.ready = false;

@@ -34,6 +34,8 @@ pub(super) struct TowerSync {
     dirty: BTreeSet<ChannelId>,
     flight: Option<Flight>,
     held: BTreeMap<ChannelId, usize>,
+    /// Channels whose key this wallet released (`TowerSync::released`).
+    released: BTreeSet<ChannelId>,
     failed: Option<String>,
     not_before: u64,
 }
@@ -41,6 +43,13 @@ pub(super) struct TowerSync {
 impl TowerSync {
     /// `id`'s channel stored a change: its appointment is out of date.
     pub(super) fn touch(&mut self, id: ChannelId) {
+        self.dirty.insert(id);
+    }
+
+    /// The provider took the key of `id`, released at this wallet's own request: the next
+    /// appointment says the channel moved.
+    pub(super) fn released(&mut self, id: ChannelId) {
+        self.released.insert(id);
         self.dirty.insert(id);
     }
 
@@ -153,8 +162,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 return;
             }
         };
-        // A channel the wallet moved out of holds nothing of its: the tower stops acting for it.
-        appointment.moved = self.moved.contains(&id);
+        // A channel this wallet moved out of: the tower stops walking its old path.
+        appointment.moved = self.tower.released.contains(&id);
         let signed = SignedAppointment::sign(&self.config.identity, &appointment, &mut OsRng);
         let (tx, answer) = oneshot::channel();
         crate::platform::spawn(async move {
