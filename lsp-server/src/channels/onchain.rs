@@ -378,6 +378,26 @@ pub(crate) async fn read<T, E: std::fmt::Display>(
     }
 }
 
+/// The transaction that spent `out` in a confirmed block, and that block's height: `None`
+/// while `out` is unspent or spent only in the mempool, or when Esplora cannot say (the next
+/// pass asks again).
+pub(super) async fn confirmed_spend(
+    esplora: &AsyncClient,
+    out: OutPoint,
+    what: &'static str,
+) -> Option<(Txid, u32)> {
+    let status = read(
+        what,
+        esplora.get_output_status(&out.txid, u64::from(out.vout)),
+    )
+    .await??;
+    let height = status.status.and_then(|s| s.block_height);
+    match (status.spent, status.txid, height) {
+        (true, Some(spender), Some(height)) => Some((spender, height)),
+        _ => None,
+    }
+}
+
 /// The transaction spending `out`, if Esplora says it is spent.
 async fn spender(esplora: &AsyncClient, out: OutPoint) -> Option<Txid> {
     let status = read(

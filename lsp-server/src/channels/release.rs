@@ -21,7 +21,7 @@ use shared::types::{ClientId, FactoryId};
 use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 use tokio::sync::mpsc;
 
-use super::onchain::{read, Closing, Seen};
+use super::onchain::{confirmed_spend, read, Closing, Seen};
 use super::Router;
 use crate::factory::{factory_key, unix_now, ConnId};
 
@@ -285,35 +285,26 @@ pub(super) async fn step(
 ) {
     let txid = tx.compute_txid();
     let funding = tx.input[0].previous_output;
-    let status = read(
-        "funding outspend",
-        esplora.get_output_status(&funding.txid, u64::from(funding.vout)),
-    )
-    .await;
-    if let Some(Some(out)) = status {
-        let height = out.status.and_then(|s| s.block_height);
-        if let (true, Some(spender), Some(height)) = (out.spent, out.txid, height) {
-            let Some(Some(spent_by)) = read("funding spender", esplora.get_tx(&spender)).await
-            else {
-                return;
-            };
-            // Any version of the close: one input, one output to the same script (the tree's
-            // own transactions spend the funding output by key path too, but to several
-            // outputs and an anchor).
-            let a_close = spent_by.input.len() == 1
-                && spent_by.output.len() == 1
-                && spent_by.output[0].script_pubkey == tx.output[0].script_pubkey;
-            let _ = report.send(if a_close {
-                Seen::CloseConfirmed {
-                    factory,
-                    tx: Box::new(spent_by),
-                    height,
-                }
-            } else {
-                Seen::CloseLost { factory, spender }
-            });
+    if let Some((spender, height)) = confirmed_spend(esplora, funding, "funding outspend").await {
+        let Some(Some(spent_by)) = read("funding spender", esplora.get_tx(&spender)).await else {
             return;
-        }
+        };
+        // Any version of the close: one input, one output to the same script (the tree's own
+        // transactions spend the funding output by key path too, but to several outputs and
+        // an anchor).
+        let a_close = spent_by.input.len() == 1
+            && spent_by.output.len() == 1
+            && spent_by.output[0].script_pubkey == tx.output[0].script_pubkey;
+        let _ = report.send(if a_close {
+            Seen::CloseConfirmed {
+                factory,
+                tx: Box::new(spent_by),
+                height,
+            }
+        } else {
+            Seen::CloseLost { factory, spender }
+        });
+        return;
     }
     if let Some(()) = read("close broadcast", esplora.broadcast(tx)).await {
         tracing::info!(%factory, %txid, "factory close broadcast");

@@ -28,7 +28,7 @@ use shared::tree::{FactoryTree, NodeKind};
 use shared::types::{ClientId, FactoryId, NodeId};
 use tokio::sync::mpsc;
 
-use super::onchain::{read, Seen};
+use super::onchain::{confirmed_spend, read, Seen};
 use super::Router;
 use crate::factory::{factory_key, unix_now};
 
@@ -77,37 +77,29 @@ pub(super) async fn step(
     if !parent.confirmed {
         return;
     }
-    let status = read(
-        "sweep outspend",
-        esplora.get_output_status(&work.input.txid, u64::from(work.input.vout)),
-    )
-    .await;
-    if let Some(Some(out)) = status {
-        let height = out.status.and_then(|s| s.block_height);
-        if let (true, Some(spender), Some(height)) = (out.spent, out.txid, height) {
-            if spender == work.node_txid {
-                let _ = report.send(Seen::SweepDescend { factory, node });
-                return;
-            }
-            let Some(Some(tx)) = read("sweep spender", esplora.get_tx(&spender)).await else {
-                return;
-            };
-            let _ = report.send(if tx.input.len() == 1 && tx.output.len() == 1 {
-                Seen::SweepConfirmed {
-                    factory,
-                    node,
-                    tx: Box::new(tx),
-                    height,
-                }
-            } else {
-                Seen::SweepLost {
-                    factory,
-                    node,
-                    spender,
-                }
-            });
+    if let Some((spender, height)) = confirmed_spend(esplora, work.input, "sweep outspend").await {
+        if spender == work.node_txid {
+            let _ = report.send(Seen::SweepDescend { factory, node });
             return;
         }
+        let Some(Some(tx)) = read("sweep spender", esplora.get_tx(&spender)).await else {
+            return;
+        };
+        let _ = report.send(if tx.input.len() == 1 && tx.output.len() == 1 {
+            Seen::SweepConfirmed {
+                factory,
+                node,
+                tx: Box::new(tx),
+                height,
+            }
+        } else {
+            Seen::SweepLost {
+                factory,
+                node,
+                spender,
+            }
+        });
+        return;
     }
     if let Some(tx) = &work.sweep {
         let txid = tx.compute_txid();

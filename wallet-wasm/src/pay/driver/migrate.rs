@@ -106,16 +106,18 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     /// The provider stored the key: the channel is closed as moved.
     pub(super) fn on_key_released(&mut self, channel: ChannelId) {
         self.moved.insert(channel);
-        if self.releases.contains_key(&channel) {
-            // This wallet asked for it (with the channel empty): the watchtower stops walking
-            // the old path. Never on the provider's word alone, which could otherwise switch
-            // the tower off for a channel that still holds money.
-            self.tower.released(channel);
-        }
         let reason = "moved to a newer factory; this one's key is released".to_string();
         self.closed.insert(channel, reason.clone());
         self.emit(PayEvent::ChannelClosed { channel, reason });
-        if let Some(reply) = self.releases.remove(&channel) {
+        // Only a release this wallet asked for (with the channel empty) tells the watchtower
+        // to stop walking the old path: never the provider's word alone, which could
+        // otherwise switch the tower off for a channel that still holds money.
+        let Some(reply) = self.releases.remove(&channel) else {
+            return;
+        };
+        if self.config.watchtower.is_some() {
+            self.tower.released(channel, reply);
+        } else {
             let _ = reply.send(Ok(()));
         }
     }

@@ -12,12 +12,14 @@ use shared::tower::{Appointment, SignedAppointment};
 
 use super::PayClient;
 use crate::pay::tower::{appointment, send, Built, Refused, TowerSent};
-use crate::pay::{PayEvent, PayStore};
+use crate::pay::{PayError, PayEvent, PayStore};
 use crate::platform::unix_millis;
 use crate::session::{ChainSource, Connect};
 
 /// Pause after a failed upload.
 const RETRY_MS: u64 = 10_000;
+/// Longest a key release waits for the tower to hear of the move before it is answered.
+const RELEASE_WAIT_MS: u64 = 15_000;
 
 struct Flight {
     channel: ChannelId,
@@ -36,6 +38,8 @@ pub(super) struct TowerSync {
     held: BTreeMap<ChannelId, usize>,
     /// Channels whose key this wallet released (`TowerSync::released`).
     released: BTreeSet<ChannelId>,
+    /// Key releases answered once the tower took the move (or by a deadline, Unix ms).
+    answer_after: BTreeMap<ChannelId, (oneshot::Sender<Result<(), PayError>>, u64)>,
     failed: Option<String>,
     not_before: u64,
 }
@@ -47,10 +51,30 @@ impl TowerSync {
     }
 
     /// The provider took the key of `id`, released at this wallet's own request: the next
-    /// appointment says the channel moved.
-    pub(super) fn released(&mut self, id: ChannelId) {
+    /// appointment says the channel moved, and `reply` is answered once the tower took it (or
+    /// could not, or after [`RELEASE_WAIT_MS`]), so a caller that stops the client right after
+    /// a move does not leave the tower walking the old path.
+    pub(super) fn released(&mut self, id: ChannelId, reply: oneshot::Sender<Result<(), PayError>>) {
         self.released.insert(id);
         self.dirty.insert(id);
+        self.answer_after
+            .insert(id, (reply, unix_millis() + RELEASE_WAIT_MS));
+    }
+
+    /// Answers the release of `id`, and every one past its deadline.
+    fn answer_releases(&mut self, id: Option<ChannelId>) {
+        let now = unix_millis();
+        let due: Vec<ChannelId> = self
+            .answer_after
+            .iter()
+            .filter(|(c, (_, deadline))| Some(**c) == id || *deadline <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in due {
+            if let Some((reply, _)) = self.answer_after.remove(&c) {
+                let _ = reply.send(Ok(()));
+            }
+        }
     }
 
     /// In words, for the home screen.
@@ -77,6 +101,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let Some(link) = self.config.watchtower.clone() else {
             return;
         };
+        self.tower.answer_releases(None);
         if let Some(mut flight) = self.tower.flight.take() {
             let answer = match flight.answer.try_recv() {
                 Ok(None) => {
@@ -89,6 +114,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     stored: None,
                 }),
             };
+            if flight.appointment.moved {
+                // Taken or refused, the tower had its chance: the release is answered.
+                self.tower.answer_releases(Some(flight.channel));
+            }
             match answer {
                 Ok(penalties) => {
                     if flight.more {
