@@ -20,6 +20,7 @@ const SCREENS: &[(&str, &str)] = &[
     ("onchain-send-quote", "onchain-send"),
     ("exit-07-stayer-paid-out", "paid-out"),
     ("pay-12b-quote-warns-too-much", "send-warning"),
+    ("ladder-view", "ladder"),
 ];
 
 /// Copies every screen; fails naming the first the tests have not drawn.
