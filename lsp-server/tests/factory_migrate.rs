@@ -68,11 +68,23 @@ async fn factory_a_on(devnet: devnet::DevnetConfig, lsp_funds: Amount) -> Factor
 
 /// Every wallet of A joins factory B (the same identities) and moves its whole balance there.
 async fn every_member_moves(a: &FactoryA) {
-    let keys: Vec<_> = a.runs.iter().map(|r| r.keys).collect();
-    let b_runs = join_with(&a.stack, a.storage.path(), "b", spec(), &keys).await;
-    for ((old, new), store) in a.runs.iter().zip(&b_runs).zip(&a.stores) {
+    let movers: Vec<_> = a.runs.iter().collect();
+    move_together(&a.stack, a.storage.path(), &movers, &a.stores).await;
+}
+
+/// The wallets of `movers` (with their stores) join one new factory together and each moves
+/// its whole balance there.
+async fn move_together(
+    stack: &common::Stack,
+    storage: &std::path::Path,
+    movers: &[&common::swarm::ClientRun],
+    stores: &[wallet::pay::MemoryPayStore],
+) {
+    let keys: Vec<_> = movers.iter().map(|r| r.keys).collect();
+    let b_runs = join_with(stack, storage, "b", spec(), &keys).await;
+    for ((old, new), store) in movers.iter().zip(&b_runs).zip(stores) {
         let mut p = start_payer_with(
-            &a.stack,
+            stack,
             old.keys,
             vec![leaf_of(old), leaf_of(new)],
             store.clone(),
@@ -833,21 +845,7 @@ async fn a_half_of_the_tree_every_member_left_comes_back_in_one_transaction() {
 
     // Clients 2 and 3 (one half of the tree) move into B together.
     let movers = [&runs[2], &runs[3]];
-    let keys: Vec<_> = movers.iter().map(|r| r.keys).collect();
-    let b_runs = join_with(&stack, storage.path(), "b", spec(), &keys).await;
-    for ((old, new), store) in movers.iter().zip(&b_runs).zip(&stores[2..]) {
-        let mut p = start_payer_with(
-            &stack,
-            old.keys,
-            vec![leaf_of(old), leaf_of(new)],
-            store.clone(),
-        );
-        p.ready(30).await;
-        let (from, to) = (p.leaves[0].channel, p.leaves[1].channel);
-        p.handle.migrate(from, to).await.expect("migrated");
-        p.handle.stop();
-        let _ = p.task.await;
-    }
+    move_together(&stack, storage.path(), &movers, &stores[2..]).await;
 
     // The half they left is one subtree: the sweep takes the output it hangs from.
     let proposal = leaf_of(&runs[0]).path.proposal().clone();

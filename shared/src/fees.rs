@@ -50,6 +50,11 @@ pub fn fee_paid(tx: &bitcoin::Transaction, spent: bitcoin::Amount) -> bitcoin::A
     spent.checked_sub(out).unwrap_or(bitcoin::Amount::ZERO)
 }
 
+/// The rate `tx`, spending outputs worth `spent`, pays ([`fee_paid`] per weight unit).
+pub fn rate_paid(tx: &bitcoin::Transaction, spent: bitcoin::Amount) -> FeeRate {
+    fee_paid(tx, spent) / tx.weight()
+}
+
 /// The highest rate a waiting transaction may pay and still be replaced by the same one signed
 /// again at `rate`: BIP-125 wants the replacement to pay at least 1 sat/vB more on the same
 /// size, so only what pays less than `rate − 1 sat/vB` is signed again.

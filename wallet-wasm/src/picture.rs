@@ -158,6 +158,7 @@ pub fn path_picture(path: &ClientPath, confirmed: impl Fn(&Txid) -> bool) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitcoin::hashes::Hash;
     use shared::params::FactoryParams;
     use shared::testing::{sample_proposal, TestKeys};
     use shared::types::ClientId;
@@ -208,15 +209,6 @@ mod tests {
             format!("{} of it is yours", crate::format::sats(yours))
         );
     }
-}
-
-#[cfg(test)]
-mod leaf_tests {
-    use super::*;
-    use bitcoin::hashes::Hash;
-    use shared::params::FactoryParams;
-    use shared::testing::{sample_proposal, TestKeys};
-    use shared::types::ClientId;
 
     #[test]
     fn a_newer_leaf_state_on_chain_marks_the_leaf_box() {

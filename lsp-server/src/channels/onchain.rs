@@ -847,7 +847,7 @@ impl super::Router {
                     let out = commitment.output.get(i.previous_output.vout as usize)?;
                     (i.previous_output.txid == commitment_txid).then_some(sum + out.value)
                 })?;
-                Some(shared::fees::fee_paid(tx, spent) / tx.weight())
+                Some(shared::fees::rate_paid(tx, spent))
             };
             let cheap = |c: &Claim| {
                 !c.confirmed

@@ -189,9 +189,7 @@ impl Router {
             let Ok(Some(proposal)) = self.store.funded_proposal(*factory) else {
                 continue;
             };
-            let value = tx.output.iter().map(|o| o.value).sum::<Amount>();
-            let pays = proposal.funding_amount.checked_sub(value);
-            if pays.is_some_and(|fee| fee / tx.weight() < enough) {
+            if shared::fees::rate_paid(tx, proposal.funding_amount) < enough {
                 cheap.push((*factory, proposal));
             }
         }

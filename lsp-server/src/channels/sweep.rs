@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bitcoin::secp256k1::SecretKey;
-use bitcoin::{FeeRate, OutPoint, Transaction, Txid};
+use bitcoin::{OutPoint, Transaction, Txid};
 use esplora_client::AsyncClient;
 use shared::lifecycle::{build_sweep, children, released_frontier, sign_sweep};
 use shared::pay::ChannelId;
@@ -45,8 +45,6 @@ pub(super) struct Sweeping {
 struct Target {
     /// The signed sweep (none yet, or never for the funding output: that is the close's).
     tx: Option<Transaction>,
-    /// The rate it was signed at.
-    rate: Option<FeeRate>,
     confirmed: bool,
 }
 
@@ -145,14 +143,9 @@ impl Router {
         match self.store.sweeps(factory) {
             Ok(stored) => {
                 for (node, tx, height) in stored {
-                    // The rate it pays, so a climbing fee signs it again after a restart too.
-                    let paid = tree
-                        .node(node)
-                        .and_then(|n| n.prevout.value.checked_sub(tx.output.first()?.value));
                     targets.insert(
                         node,
                         Target {
-                            rate: paid.map(|fee| fee / tx.weight()),
                             tx: Some(tx),
                             confirmed: height.is_some(),
                         },
@@ -185,15 +178,20 @@ impl Router {
             .filter_map(|(f, p)| Some((f, p.as_mut()?)));
         for (factory, plan) in plans {
             let proposal = plan.tree.proposal();
-            let secret = factory_key(&self.key, *factory);
             for (id, target) in plan.targets.iter_mut().filter(|(_, t)| !t.confirmed) {
                 let Some(node) = plan.tree.node(*id) else {
                     continue;
                 };
                 let input = node.spent_outpoint();
+                // Unsigned, or paying less than today's rate allows to replace (what it pays is read
+                // from the transaction, so a restart re-prices too).
                 let due = input != proposal.funding_outpoint
-                    && (target.tx.is_none() || target.rate.is_some_and(|r| r < enough));
+                    && target
+                        .tx
+                        .as_ref()
+                        .is_none_or(|tx| shared::fees::rate_paid(tx, node.prevout.value) < enough);
                 if due {
+                    let secret = factory_key(&self.key, *factory);
                     let signed = build_sweep(node, &self.settings.sweep_to, rate).and_then(|tx| {
                         sign_sweep(
                             &mut rand::thread_rng(),
@@ -212,10 +210,7 @@ impl Router {
                             node.prevout.value,
                             unix_now(),
                         ) {
-                            Ok(()) => {
-                                target.tx = Some(tx);
-                                target.rate = Some(rate);
-                            }
+                            Ok(()) => target.tx = Some(tx),
                             Err(e) => {
                                 tracing::error!(%factory, node = ?id, error = %e, "cannot store the sweep; not broadcast")
                             }
