@@ -627,14 +627,29 @@ pub async fn absent(b: &Browser, css: &str) {
 impl Browser {
     /// What "Get test sats" asks for (its button's `data-sats`).
     pub async fn faucet_offer(&self) -> u64 {
-        self.find("#faucet", SCREEN)
-            .await
-            .attr("data-sats")
-            .await
-            .expect("attribute")
-            .expect("the faucet button says how much it asks for")
-            .parse()
-            .expect("a number")
+        // The offer is 0 until the wallet's first snapshot of its channel says what it can
+        // receive, which may come a moment after it shows itself connected.
+        let deadline = Instant::now() + SCREEN;
+        loop {
+            let offer: u64 = self
+                .find("#faucet", SCREEN)
+                .await
+                .attr("data-sats")
+                .await
+                .expect("attribute")
+                .expect("the faucet button says how much it asks for")
+                .parse()
+                .expect("a number");
+            if offer > 0 {
+                return offer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: the faucet offers nothing within {SCREEN:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The wallet's own on-chain address (where leaving pays), as Home shows it.
