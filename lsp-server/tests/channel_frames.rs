@@ -76,6 +76,19 @@ async fn channels(stack: &common::Stack) -> Vec<serde_json::Value> {
     view["channels"].as_array().expect("channels").clone()
 }
 
+/// Every channel's entry once the LSP holds no HTLC on any of them.
+async fn settled_channels(stack: &common::Stack) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = channels(stack).await;
+        if all.iter().all(|c| c["htlcs"] == 0) {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "HTLCs stay pending: {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn channel_of(all: &[serde_json::Value], id: shared::pay::ChannelId) -> serde_json::Value {
     all.iter()
         .find(|c| c["channel"] == id.to_string().as_str())
@@ -158,7 +171,9 @@ async fn forged_channel_and_payment_frames_are_refused_and_change_nothing() {
     let held = Amount::from_sat(5_000) - common::pay::join_fee_of(&runs[2]);
     assert_eq!(puppet.channel.spec().client_balance, held);
 
-    let before = channels(&stack).await;
+    // The wallet sees its balance once it signed the round; the LSP's view of that channel
+    // settles a round trip later. Compare against the settled view.
+    let before = settled_channels(&stack).await;
     let settled = common::admin_get(&stack.http_url(), "/admin/payments").await["settled"].clone();
 
     // 1. Another client's channel: a channel frame, an open and a route request naming it.
