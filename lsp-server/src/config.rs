@@ -248,6 +248,13 @@ impl Config {
         if let Err(e) = params.validate() {
             return Err(ConfigError::BadLifetime(e.to_string()));
         }
+        let policy = shared::pay::ChannelPolicy::for_network(self.network);
+        if let Some(broken) = shared::timing::violated(&params, &policy).first() {
+            return Err(ConfigError::BadLifetime(format!(
+                "the timing model fails: {} needs {} blocks, these settings give {}",
+                broken.what, broken.need, broken.got
+            )));
+        }
         let max = params.max_clients as usize;
         if size > max {
             return Err(ConfigError::FactoryTooLarge { size, max });

@@ -53,12 +53,27 @@ impl Inequality {
     }
 }
 
-/// Every inequality of the timing model for `network`'s presets, with `W` the worst walk of
-/// a factory of the preset's `max_clients` (every state at its longest delay).
+/// Every inequality of the timing model for `network`'s presets.
 pub fn inequalities(network: Network) -> Vec<Inequality> {
-    let factory = FactoryParams::for_network(network);
-    let channel = ChannelPolicy::for_network(network);
-    let walk = worst_case_unchecked(&factory, factory.max_clients)
+    inequalities_of(
+        &FactoryParams::for_network(network),
+        &ChannelPolicy::for_network(network),
+    )
+}
+
+/// The inequalities that fail for these parameters (an operator's lifetime on a preset): the
+/// LSP refuses to start with any.
+pub fn violated(factory: &FactoryParams, channel: &ChannelPolicy) -> Vec<Inequality> {
+    inequalities_of(factory, channel)
+        .into_iter()
+        .filter(|i| !i.holds())
+        .collect()
+}
+
+/// Every inequality of the timing model for these parameters, with `W` the worst walk of a
+/// factory of `factory.max_clients` (every state at its longest delay).
+pub fn inequalities_of(factory: &FactoryParams, channel: &ChannelPolicy) -> Vec<Inequality> {
+    let walk = worst_case_unchecked(factory, factory.max_clients)
         .blocks
         .to_blocks();
     let delay = channel.to_self_delay.to_blocks();
@@ -136,6 +151,7 @@ pub fn inequalities(network: Network) -> Vec<Inequality> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::BlockDelta;
 
     #[test]
     fn every_inequality_holds_on_every_network() {
@@ -154,6 +170,32 @@ mod tests {
                     i.got
                 );
             }
+        }
+    }
+
+    #[test]
+    fn an_operators_lifetime_keeps_every_inequality() {
+        for network in [Network::Bitcoin, Network::Signet, Network::Regtest] {
+            let preset = FactoryParams::for_network(network);
+            let channel = ChannelPolicy::for_network(network);
+            let dying = preset.dying;
+            for (active, dying) in [
+                (BlockDelta::from_blocks(1), dying),
+                (
+                    preset.active,
+                    BlockDelta::from_blocks(dying.to_blocks() * 10),
+                ),
+                (BlockDelta::from_blocks(400_000), dying),
+            ] {
+                let params = preset.with_lifetime(active, dying).expect("fits");
+                assert_eq!(violated(&params, &channel), vec![], "{network} {active:?}");
+            }
+            // A timeout the walk cannot fit under is caught.
+            let short = FactoryParams {
+                timeout_delta: preset.active,
+                ..preset.clone()
+            };
+            assert!(!violated(&short, &channel).is_empty(), "{network}");
         }
     }
 
