@@ -57,12 +57,47 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 /// The live ladder page (`ladder.html`).
+const LADDER_PAGE: &str = include_str!("ladder.html");
+
 async fn ladder_view() -> Response {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| page_policy(LADDER_PAGE));
     (
-        [(header::CACHE_CONTROL, "no-store")],
-        axum::response::Html(include_str!("ladder.html")),
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, policy.as_str()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        axum::response::Html(LADDER_PAGE),
     )
         .into_response()
+}
+
+/// A Content-Security-Policy for a page whose script and style are inline: only those exact
+/// blocks run (by their SHA-256), it may fetch only from this origin, and nothing may frame it
+/// (the token it holds is the operator's).
+fn page_policy(page: &str) -> String {
+    use base64::Engine;
+    use bitcoin::hashes::{sha256, Hash};
+    let hashes = |tag: &str| -> String {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        page.split(open.as_str())
+            .skip(1)
+            .filter_map(|rest| rest.split(close.as_str()).next())
+            .map(|block| {
+                let digest = sha256::Hash::hash(block.as_bytes());
+                let b64 = base64::engine::general_purpose::STANDARD.encode(digest.as_byte_array());
+                format!(" 'sha256-{b64}'")
+            })
+            .collect()
+    };
+    format!(
+        "default-src 'none'; script-src{}; style-src{}; connect-src 'self'; img-src 'self' data:; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        hashes("script"),
+        hashes("style")
+    )
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -244,4 +279,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(&gauges),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ladder_page_runs_only_its_own_script_and_style() {
+        let policy = page_policy(LADDER_PAGE);
+        assert_eq!(policy.matches("'sha256-").count(), 2, "{policy}");
+        assert!(!policy.contains("unsafe"), "{policy}");
+        let other = page_policy("<script>alert(1)</script><style></style>");
+        assert_ne!(policy, other);
+    }
 }

@@ -13,16 +13,18 @@
 //! advance is dropped (and the wallet told why) when its connection goes, when the live channel
 //! changes under it, or when any of its messages is refused.
 
-use bitcoin::secp256k1::{PublicKey, SecretKey, XOnlyPublicKey};
+use bitcoin::secp256k1::{SecretKey, XOnlyPublicKey};
 use bitcoin::Amount;
+use shared::ceremony::Deadline;
 use shared::channel::keys::ChannelSecrets;
 use shared::channel::{Action, Channel, ChannelChange, ChannelEvent, ChannelMsg, ChannelParams};
 use shared::channel::{CommitmentSpec, Side};
-use shared::leaf::{
-    opening_spec, Advance, LeafEpoch, LeafPartials, LeafSigned, LeafStates, LiquidityAccept,
-    LiquidityOffer, LiquidityRequest,
+use shared::leaf::flow::{
+    AdvanceAction, AdvanceEvent, LspAdvance, LspChange, NewChannel, OfferInputs,
 };
-use shared::musig::{PubNonce, SecNonce};
+use shared::leaf::{
+    LeafEpoch, LeafPartials, LeafSigned, LeafStates, LiquidityAccept, LiquidityRequest,
+};
 use shared::pay::policy::channel_seed;
 use shared::pay::{
     leaf_state_channel_params, liquidity_price, ChannelFrame, ChannelId, ChannelOpen,
@@ -33,35 +35,27 @@ use super::store::SaleRecord;
 use super::Router;
 use crate::factory::ConnId;
 
-/// An advance in flight on one channel.
+/// An advance in flight on one channel: the order of its steps is `shared::leaf::flow`'s
+/// [`LspAdvance`]; this holds what the LSP's side adds (the connection, the new channel).
 pub(super) struct PendingAdvance {
     conn: ConnId,
-    /// Unix time of the offer: an advance not done within the round timeout is dropped.
-    started: u64,
-    advance: Advance,
-    secs: [SecNonce; 2],
-    pubs: [PubNonce; 2],
-    amount: Amount,
-    price: Amount,
-    opening: CommitmentSpec,
+    flow: LspAdvance,
     params: ChannelParams,
     secret: SecretKey,
-    client_key: PublicKey,
     lsp_open: ChannelOpen,
-    new: Option<NewChannel>,
+    new: Option<Opened>,
 }
 
 /// The channel on the new leaf state, during its round 0.
-struct NewChannel {
+struct Opened {
     channel: Channel,
     client_open: ChannelOpen,
     changes: Vec<ChannelChange>,
-    ready: bool,
 }
 
 impl PendingAdvance {
     fn leaf(&self) -> LeafEpoch {
-        self.advance.epoch()
+        self.flow.leaf()
     }
 
     /// The connection it runs on.
@@ -69,9 +63,9 @@ impl PendingAdvance {
         self.conn
     }
 
-    /// Whether it has run longer than `limit` seconds at `now`.
-    pub(super) fn overdue(&self, now: u64, limit: u64) -> bool {
-        now.saturating_sub(self.started) > limit
+    /// Whether it has run past its deadline at `now` (the machine's clock).
+    pub(super) fn overdue(&self, now: u64) -> bool {
+        matches!(self.flow.poll_timeout(), Some(Deadline::UnixTime(t)) if now > t)
     }
 }
 
@@ -98,7 +92,7 @@ impl Router {
         req: LiquidityRequest,
     ) {
         match self.offer(conn, identity, &req) {
-            Ok(offer) => self.send_conn(conn, WireMsg::LiquidityOffer(Box::new(offer))),
+            Ok(()) => self.drive_advance(req.channel),
             Err(reason) => {
                 tracing::info!(channel = %req.channel, %reason, "liquidity request refused");
                 self.refuse(
@@ -113,12 +107,14 @@ impl Router {
         }
     }
 
+    /// Checks a request against the LSP's settings and its copy of the channel, and starts the
+    /// advance (its first action is the offer).
     fn offer(
         &mut self,
         conn: ConnId,
         identity: XOnlyPublicKey,
         req: &LiquidityRequest,
-    ) -> Result<LiquidityOffer, String> {
+    ) -> Result<(), String> {
         let id = req.channel;
         let link = self.links.get(&id).ok_or("no such channel")?;
         if link.identity != identity || link.ready != Some(conn) {
@@ -140,56 +136,46 @@ impl Router {
         }
         let current = link.leaf.latest().clone();
         let (_, path, secret) = self.member_path(id).map_err(|e| e.to_string())?;
-        let advance = Advance::new(&path, &current, req.amount).map_err(|e| e.to_string())?;
-        let price = liquidity_price(&self.settings.fees, req.amount);
-        let opening = opening_spec(&spec, req.amount, price).ok_or_else(|| {
-            format!(
-                "it costs {price} and the channel holds {} of yours",
-                spec.client_balance
-            )
-        })?;
-        let params = leaf_state_channel_params(&path, &advance.state, &self.settings.policy)
+        let next = current.next(&path, req.amount).map_err(|e| e.to_string())?;
+        let params = leaf_state_channel_params(&path, &next, &self.settings.policy)
             .map_err(|e| e.to_string())?;
-        if opening.total() != params.funding_output.value {
-            return Err("the new channel's balances do not add up".into());
-        }
-        let leaf = advance.epoch();
-        self.refuse_other_opening(id, leaf, req.amount, &opening)?;
-        let secrets = ChannelSecrets::from_seed(&channel_seed(&secret, id, leaf));
+        let secrets = ChannelSecrets::from_seed(&channel_seed(&secret, id, next.epoch));
         let lsp_open = ChannelOpen {
-            feerate: Some(opening.feerate),
-            ..ChannelOpen::new(id, leaf, &secrets)
+            feerate: Some(spec.feerate),
+            ..ChannelOpen::new(id, next.epoch, &secrets)
         };
-        let (secs, pubs) = advance.nonces(&secret, &mut rand::rngs::OsRng);
-        let offer = LiquidityOffer {
-            channel: id,
-            leaf,
+        let inputs = OfferInputs {
+            path: &path,
+            current: &current,
             amount: req.amount,
-            price,
+            price: liquidity_price(&self.settings.fees, req.amount),
+            live: &spec,
+            output_value: params.funding_output.value,
+            secret,
             open: lsp_open.clone(),
-            nonces: pubs.clone(),
+            now: crate::factory::unix_now(),
+            limit: self
+                .settings
+                .options
+                .channel_round_timeout_secs
+                .saturating_mul(2),
         };
-        let client_key = path.client_key();
+        let flow =
+            LspAdvance::offer(id, inputs, &mut rand::rngs::OsRng).map_err(|e| e.to_string())?;
+        self.refuse_other_opening(id, flow.leaf(), req.amount, flow.opening())?;
         let link = self.links.get_mut(&id).ok_or("no such channel")?;
         link.advance = Some(Box::new(PendingAdvance {
             conn,
-            started: crate::factory::unix_now(),
-            advance,
-            secs,
-            pubs,
-            amount: req.amount,
-            price,
-            opening,
+            flow,
             params,
             secret,
-            client_key,
             lsp_open,
             new: None,
         }));
-        Ok(offer)
+        Ok(())
     }
 
-    /// The wallet accepts: open the new channel and start its round 0.
+    /// The wallet accepts: the attempt is stored, the new channel opens and its round 0 starts.
     pub(super) fn on_liquidity_accept(
         &mut self,
         conn: ConnId,
@@ -197,50 +183,13 @@ impl Router {
         accept: LiquidityAccept,
     ) {
         let id = accept.channel;
-        if let Err(reason) = self.open_new_channel(conn, identity, &accept) {
-            self.abort_advance(id, conn, &reason);
-            return;
+        let handled = self
+            .pending_mut(conn, identity, id, accept.leaf)
+            .and_then(|p| p.flow.handle_accept(&accept).map_err(|e| e.to_string()));
+        match handled {
+            Ok(()) => self.drive_advance(id),
+            Err(reason) => self.abort_advance(id, conn, &reason),
         }
-        self.pump_advance(id);
-    }
-
-    fn open_new_channel(
-        &mut self,
-        conn: ConnId,
-        identity: XOnlyPublicKey,
-        accept: &LiquidityAccept,
-    ) -> Result<(), String> {
-        let pending = self.pending_mut(conn, identity, accept.channel, accept.leaf)?;
-        if pending.new.is_some() || accept.open.leaf != accept.leaf {
-            return Err("unexpected liquidity_accept".into());
-        }
-        // Durable before the LSP signs the new channel's commitment 0 (in the round below).
-        let (amount, opening) = (pending.amount, pending.opening.clone());
-        self.refuse_other_opening(accept.channel, accept.leaf, amount, &opening)?;
-        self.store
-            .record_attempt(accept.channel, accept.leaf, amount, &opening)
-            .map_err(|e| format!("could not store the purchase: {e}"))?;
-        let pending = self.pending_mut(conn, identity, accept.channel, accept.leaf)?;
-        let seed = channel_seed(&pending.secret, accept.channel, accept.leaf);
-        let mut channel = Channel::new(
-            Side::Lsp,
-            pending.params.clone(),
-            pending.secret,
-            &seed,
-            accept.open.peer_info(),
-            pending.opening.clone(),
-        )
-        .map_err(|e| e.to_string())?;
-        channel
-            .start_round(&mut rand::rngs::OsRng)
-            .map_err(|e| e.to_string())?;
-        pending.new = Some(NewChannel {
-            channel,
-            client_open: accept.open.clone(),
-            changes: Vec::new(),
-            ready: false,
-        });
-        Ok(())
     }
 
     /// A `channel` frame for the new channel of an advance in flight.
@@ -265,28 +214,96 @@ impl Router {
                     .map_err(|e| e.to_string())
             });
         match handled {
-            Ok(()) => self.pump_advance(id),
+            Ok(()) => self.drive_advance(id),
             Err(reason) => self.abort_advance(id, conn, &reason),
         }
     }
 
-    /// Sends the new channel's frames and keeps its changes (stored when the advance ends).
-    fn pump_advance(&mut self, id: ChannelId) {
-        let mut frames: Vec<(ConnId, LeafEpoch, ChannelMsg)> = Vec::new();
-        if let Some(pending) = self.links.get_mut(&id).and_then(|l| l.advance.as_mut()) {
-            let (conn, leaf) = (pending.conn, pending.leaf());
-            if let Some(new) = pending.new.as_mut() {
-                while let Some(action) = new.channel.poll_action() {
-                    match action {
-                        Action::Send(msg) => frames.push((conn, leaf, msg)),
-                        Action::Persist(change) => new.changes.push(change),
-                        Action::Emit(ChannelEvent::Committed { .. }) => new.ready = true,
-                        Action::Emit(_) | Action::Broadcast(_) => {}
-                    }
+    /// The wallet's partial signatures: the machine checks and completes them.
+    pub(super) fn on_leaf_partials(
+        &mut self,
+        conn: ConnId,
+        identity: XOnlyPublicKey,
+        partials: LeafPartials,
+    ) {
+        let id = partials.channel;
+        let states = self.links.get(&id).map(|l| l.leaf.clone());
+        let handled = self
+            .pending_mut(conn, identity, id, partials.leaf)
+            .and_then(|p| {
+                let states = states.as_ref().ok_or("no such channel")?;
+                p.flow
+                    .handle_partials(&partials, states)
+                    .map_err(|e| e.to_string())
+            });
+        match handled {
+            Ok(()) => self.drive_advance(id),
+            Err(reason) => self.abort_advance(id, conn, &reason),
+        }
+    }
+
+    /// Performs the advance's actions in order (`shared::leaf::flow`), then runs the new
+    /// channel. A store or a channel that fails ends the advance, and the wallet is told why.
+    fn drive_advance(&mut self, id: ChannelId) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        let identity = link.identity;
+        let Some(mut pending) = link.advance.take() else {
+            return;
+        };
+        let conn = pending.conn;
+        while let Some(action) = pending.flow.poll_action() {
+            let done = match action {
+                AdvanceAction::Send(msg) => {
+                    self.send_conn(conn, msg);
+                    Ok(())
+                }
+                AdvanceAction::Persist(LspChange::Attempt {
+                    leaf,
+                    amount,
+                    opening,
+                }) => self.store_attempt(id, leaf, amount, &opening),
+                AdvanceAction::OpenChannel(new) => open_channel(&mut pending, *new),
+                AdvanceAction::Persist(LspChange::Sold {
+                    states,
+                    amount,
+                    price,
+                    opening,
+                }) => self.commit_sale(id, &mut pending, *states, amount, price, &opening),
+                AdvanceAction::Emit(AdvanceEvent::Done { leaf, .. }) => {
+                    let sold = self.links.get(&id).map(|l| l.leaf.latest().sold.to_sat());
+                    tracing::info!(channel = %id, leaf = leaf.0, sold_sat = sold, "inbound liquidity sold");
+                    self.dirty.insert(id);
+                    self.retry_waiting(identity);
+                    Ok(())
+                }
+                AdvanceAction::Emit(_) => Ok(()),
+            };
+            if let Err(reason) = done {
+                self.advance_dropped(id, conn, &reason);
+                return;
+            }
+        }
+        if pending.flow.is_done() {
+            return;
+        }
+        let mut frames: Vec<ChannelMsg> = Vec::new();
+        if let Some(new) = pending.new.as_mut() {
+            while let Some(action) = new.channel.poll_action() {
+                match action {
+                    Action::Send(msg) => frames.push(msg),
+                    Action::Persist(change) => new.changes.push(change),
+                    Action::Emit(ChannelEvent::Committed { .. }) => pending.flow.handle_committed(),
+                    Action::Emit(_) | Action::Broadcast(_) => {}
                 }
             }
         }
-        for (conn, leaf, msg) in frames {
+        let leaf = pending.leaf();
+        if let Some(link) = self.links.get_mut(&id) {
+            link.advance = Some(pending);
+        }
+        for msg in frames {
             let frame = ChannelFrame {
                 channel: id,
                 leaf,
@@ -296,63 +313,37 @@ impl Router {
         }
     }
 
-    /// The wallet's partial signatures: complete, store, switch to the new channel.
-    pub(super) fn on_leaf_partials(
+    /// Before the new channel's round 0 signs anything: the attempt's balances, so that a later
+    /// attempt of the same amount cannot open the same output with others.
+    fn store_attempt(
         &mut self,
-        conn: ConnId,
-        identity: XOnlyPublicKey,
-        partials: LeafPartials,
-    ) {
-        let id = partials.channel;
-        match self.complete_advance(conn, identity, &partials) {
-            Ok(signed) => {
-                let link = &self.links[&id];
-                tracing::info!(
-                    channel = %id,
-                    leaf = signed.leaf.0,
-                    sold_sat = link.leaf.latest().sold.to_sat(),
-                    "inbound liquidity sold"
-                );
-                self.send_conn(conn, WireMsg::LeafSigned(Box::new(signed)));
-                self.dirty.insert(id);
-                self.retry_waiting(identity);
-            }
-            Err(reason) => self.abort_advance(id, conn, &reason),
-        }
+        id: ChannelId,
+        leaf: LeafEpoch,
+        amount: Amount,
+        opening: &CommitmentSpec,
+    ) -> Result<(), String> {
+        self.refuse_other_opening(id, leaf, amount, opening)?;
+        self.store
+            .record_attempt(id, leaf, amount, opening)
+            .map_err(|e| format!("could not store the purchase: {e}"))
     }
 
-    fn complete_advance(
+    /// Stores the sale with the new channel's round 0 in one transaction, then makes the new
+    /// channel the live one.
+    fn commit_sale(
         &mut self,
-        conn: ConnId,
-        identity: XOnlyPublicKey,
-        msg: &LeafPartials,
-    ) -> Result<LeafSigned, String> {
-        let id = msg.channel;
-        self.pending_mut(conn, identity, id, msg.leaf)?;
-        let link = self.links.get_mut(&id).ok_or("no such channel")?;
-        let pending = *link.advance.take().ok_or("no purchase in flight")?;
+        id: ChannelId,
+        pending: &mut PendingAdvance,
+        states: LeafStates,
+        amount: Amount,
+        price: Amount,
+        opening: &CommitmentSpec,
+    ) -> Result<(), String> {
         let new = pending
             .new
-            .filter(|n| n.ready)
+            .take()
             .ok_or("the new channel's first round is not done")?;
-        let mut states = link.leaf.clone();
-        let mut advance = pending.advance;
-        states
-            .record_signing(&advance.state)
-            .map_err(|e| e.to_string())?;
-        let signatures = advance
-            .complete(
-                &pending.secret,
-                pending.secs,
-                &pending.pubs,
-                &pending.client_key,
-                &msg.nonces,
-                &msg.partials,
-            )
-            .map_err(|e| e.to_string())?;
-        states
-            .advance(advance.state.clone(), advance.redistribution.clone())
-            .map_err(|e| e.to_string())?;
+        let link = self.links.get_mut(&id).ok_or("no such channel")?;
         let first_seq = link.next_seq;
         let changes: Vec<(u64, ChannelChange)> = new
             .changes
@@ -364,27 +355,22 @@ impl Router {
             .commit_sale(&SaleRecord {
                 id,
                 states: &states,
-                opening: &pending.opening,
+                opening,
                 client_open: &new.client_open,
                 changes: &changes,
-                amount: pending.amount,
-                price: pending.price,
+                amount,
+                price,
                 now: crate::factory::unix_now(),
             })
             .map_err(|e| format!("could not store the purchase: {e}"))?;
-        let link = self.links.get_mut(&id).ok_or("no such channel")?;
         link.channel = new.channel;
         link.client_open = new.client_open;
-        link.lsp_open = pending.lsp_open;
+        link.lsp_open = pending.lsp_open.clone();
         link.next_seq = first_seq + changes.len() as u64;
         link.leaf = states;
         link.round_since = None;
         link.frozen = false;
-        Ok(LeafSigned {
-            channel: id,
-            leaf: advance.epoch(),
-            signatures,
-        })
+        Ok(())
     }
 
     /// The advance in flight on `id` for this connection and leaf.
@@ -427,14 +413,26 @@ impl Router {
 
     /// Drops the advance in flight on `id` (if any) and tells the wallet why.
     pub(super) fn abort_advance(&mut self, id: ChannelId, conn: ConnId, reason: &str) {
-        let link = self.links.get_mut(&id);
-        let dropped = link
+        let dropped = self
+            .links
+            .get_mut(&id)
             .filter(|l| l.advance.as_ref().is_some_and(|a| a.conn == conn))
             .and_then(|l| l.advance.take())
             .is_some();
         if dropped {
-            tracing::info!(channel = %id, %reason, "liquidity purchase abandoned");
+            self.advance_dropped(id, conn, reason);
+        } else {
+            self.tell_abandoned(id, conn, reason);
         }
+    }
+
+    /// An advance taken out of its link ended: logged, and the wallet told why.
+    fn advance_dropped(&mut self, id: ChannelId, conn: ConnId, reason: &str) {
+        tracing::info!(channel = %id, %reason, "liquidity purchase abandoned");
+        self.tell_abandoned(id, conn, reason);
+    }
+
+    fn tell_abandoned(&mut self, id: ChannelId, conn: ConnId, reason: &str) {
         self.refuse(
             conn,
             ErrorCode::Unexpected,
@@ -442,4 +440,27 @@ impl Router {
             format!("liquidity purchase on channel {id} abandoned: {reason}"),
         );
     }
+}
+
+/// Opens the channel on the new leaf state's output and starts its round 0.
+fn open_channel(pending: &mut PendingAdvance, new: NewChannel) -> Result<(), String> {
+    let seed = channel_seed(&pending.secret, new.channel, new.leaf);
+    let mut channel = Channel::new(
+        Side::Lsp,
+        pending.params.clone(),
+        pending.secret,
+        &seed,
+        new.peer.peer_info(),
+        new.opening,
+    )
+    .map_err(|e| e.to_string())?;
+    channel
+        .start_round(&mut rand::rngs::OsRng)
+        .map_err(|e| e.to_string())?;
+    pending.new = Some(Opened {
+        channel,
+        client_open: new.peer,
+        changes: Vec::new(),
+    });
+    Ok(())
 }

@@ -494,7 +494,7 @@ impl Router {
             .links
             .values()
             .filter_map(|l| l.advance.as_ref().map(|a| (l.id, a)))
-            .filter(|(_, a)| a.overdue(now, timeout.saturating_mul(2)))
+            .filter(|(_, a)| a.overdue(now))
             .map(|(id, a)| (id, a.conn()))
             .collect();
         for (id, conn) in overdue {

@@ -41,19 +41,12 @@ impl Router {
     /// not closed by key path, once.
     pub(super) fn retire_old_channels(&mut self) {
         let height = self.height;
-        let mut due: Vec<ChannelId> = self
-            .links
-            .values()
-            .filter(|l| height >= l.retire_at)
-            // A moved member's part of the tree is swept by key path (`sweep.rs`), once the
-            // walks of the others put the tree above it on chain.
-            .filter(|l| l.closing != Some(Closing::Released))
-            .map(|l| l.id)
-            .collect();
-        // A factory with no channel but moved ones, yet not closed by key path (its close could
-        // not be made, or a member never opened its channel): no other walk would spend its
-        // funding output before `T`, so one moved channel is walked, and the sweeps take the
-        // rest.
+        // A moved member's part of the tree is swept by key path (`sweep.rs`), once the walks
+        // of the others put the tree above it on chain. But a factory with no channel but moved
+        // ones, yet not closed by key path (its close could not be made, or a member never
+        // opened its channel), has no other walk to spend its funding output before `T`: one
+        // moved channel is walked, and the sweeps take the rest.
+        let mut due: Vec<ChannelId> = Vec::new();
         let mut by_factory: BTreeMap<FactoryId, (bool, Option<ChannelId>)> = BTreeMap::new();
         for l in self.links.values().filter(|l| height >= l.retire_at) {
             let (stayer, moved) = by_factory.entry(l.id.factory).or_default();
@@ -61,6 +54,7 @@ impl Router {
                 moved.get_or_insert(l.id);
             } else {
                 *stayer = true;
+                due.push(l.id);
             }
         }
         due.extend(

@@ -24,6 +24,7 @@
 //! `docs/protocol.md`, "Leaf states and inbound liquidity", specifies the ceremony.
 
 mod advance;
+pub mod flow;
 mod messages;
 mod states;
 mod sweep;
