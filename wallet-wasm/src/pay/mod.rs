@@ -196,16 +196,7 @@ pub struct ChannelSummary {
 }
 
 /// Where a liquidity purchase is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LiquidityStep {
-    /// The request is out; waiting for the provider's offer.
-    Asking,
-    /// Offer accepted; the bigger channel's first commitment is being signed.
-    Opening,
-    /// The wallet's signatures of the new leaf state are out; waiting for the provider's. The
-    /// channel is frozen until they arrive (after a reconnection too).
-    Signing,
-}
+pub use shared::leaf::flow::AdvanceStep as LiquidityStep;
 
 /// What buying `amount` of inbound liquidity costs, shown before the user confirms.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -159,6 +159,11 @@ impl ClientAdvance {
         self.sent.as_ref()
     }
 
+    /// The new leaf state, once an offer was accepted on this connection.
+    pub fn new_state(&self) -> Option<&crate::leaf::LeafState> {
+        self.signing.as_ref().map(|s| &s.advance.state)
+    }
+
     /// Whether the leaf advanced.
     pub fn is_done(&self) -> bool {
         self.done

@@ -1,8 +1,9 @@
 //! The wallet's side of a liquidity purchase (`docs/protocol.md`, "Leaf states and inbound
-//! liquidity"): `liquidity_request` → the LSP's offer, checked → `liquidity_accept` with the
-//! wallet's side of the bigger channel → round 0 of that channel → the signing record and the
-//! pending advance stored, then `leaf_partials` → `leaf_signed`: the leaf advanced, and the new
-//! channel is the live one.
+//! liquidity"). The order of its steps and its checks are `shared::leaf::flow`'s
+//! [`ClientAdvance`]; this driver performs its actions on the wallet's store, channels and
+//! connection: the request, the offer checked, the attempt stored, the bigger channel opened
+//! and `liquidity_accept` sent, its round 0, the signing record and the pending purchase stored
+//! before `leaf_partials`, and the advanced leaf stored once `leaf_signed` checks.
 //!
 //! One purchase per channel at a time ([`Flight`]); while one is under way the live channel
 //! takes no payment. Once the partial signatures left, the purchase survives a dropped
@@ -12,13 +13,12 @@
 use bitcoin::Amount;
 use futures::channel::oneshot;
 use shared::channel::{Channel, ChannelEvent, Side};
-use shared::leaf::{
-    Advance, LeafPartials, LeafSigned, LiquidityAccept, LiquidityOffer, LiquidityRequest,
+use shared::leaf::flow::{
+    AdvanceAction, AdvanceEvent, ClientAdvance, ClientChange, NewChannel, OfferContext, Sent,
 };
-use shared::musig::PubNonce;
+use shared::leaf::{LeafSigned, LiquidityOffer};
 use shared::pay::policy::channel_seed;
 use shared::pay::{leaf_state_channel_params, liquidity_price, ChannelId};
-use shared::wire::WireMsg;
 
 use super::{client_open, same_peer, Open, PayClient};
 use crate::pay::liquidity::{self, Expected};
@@ -28,40 +28,27 @@ use crate::session::{ChainSource, Connect};
 
 type BuyReply = oneshot::Sender<Result<LiquidityBought, PayError>>;
 
-/// One purchase under way on a channel.
+/// One purchase under way on a channel: the machine, and what the wallet adds to it.
 pub(super) struct Flight {
-    amount: Amount,
-    price: Amount,
-    step: LiquidityStep,
+    flow: ClientAdvance,
     reply: Option<BuyReply>,
-    /// Built from the LSP's offer on this connection.
-    signing: Option<Signing>,
+    /// The channel the purchase opens, built on this connection.
+    new: Option<Open>,
+    /// Where that channel's changes start in its log.
+    log_from: u64,
     /// Stored before the partial signatures left: the live channel is frozen until the leaf
     /// advances.
-    sent: Option<PendingAdvance>,
-    /// Whether the request went out again on this connection (a stored advance).
-    asked: bool,
-}
-
-/// What an accepted offer built.
-struct Signing {
-    advance: Advance,
-    lsp_nonces: [PubNonce; 2],
-    new: Open,
-    opening: Opening,
+    pending: Option<PendingAdvance>,
 }
 
 impl Flight {
     pub(super) fn step(&self) -> LiquidityStep {
-        self.step
+        self.flow.step()
     }
 
     /// The channel this purchase opens, if it is `key`.
     pub(super) fn new_channel(&mut self, key: LeafChannel) -> Option<&mut Open> {
-        self.signing
-            .as_mut()
-            .map(|s| &mut s.new)
-            .filter(|o| o.key == key)
+        self.new.as_mut().filter(|o| o.key == key)
     }
 }
 
@@ -72,16 +59,20 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             if !self.leaves.contains_key(&id) || self.live(id).leaf >= pending.leaf {
                 continue;
             }
+            let sent = Sent {
+                leaf: pending.leaf,
+                amount: pending.amount,
+                price: pending.price,
+                opening: pending.opening.spec.clone(),
+            };
             self.flights.insert(
                 id,
                 Flight {
-                    amount: pending.amount,
-                    price: pending.price,
-                    step: LiquidityStep::Signing,
+                    flow: ClientAdvance::resume(id, sent),
                     reply: None,
-                    signing: None,
-                    sent: Some(pending),
-                    asked: false,
+                    new: None,
+                    log_from: pending.opening.log_from,
+                    pending: Some(pending),
                 },
             );
         }
@@ -92,13 +83,11 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     pub(super) fn advances_lost(&mut self) {
         let ids: Vec<ChannelId> = self.flights.keys().copied().collect();
         for id in ids {
-            let keep = self.flights.get(&id).is_some_and(|f| f.sent.is_some());
-            if keep {
-                if let Some(f) = self.flights.get_mut(&id) {
-                    f.signing = None;
-                    f.asked = false;
-                }
-            } else {
+            let Some(f) = self.flights.get_mut(&id) else {
+                continue;
+            };
+            f.new = None;
+            if f.flow.handle_disconnected().is_err() {
                 self.give_up(
                     id,
                     "the connection to the provider dropped before the purchase was signed; \
@@ -114,8 +103,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     pub(super) fn frozen_purchase(&self, id: ChannelId) -> Option<Amount> {
         self.flights
             .get(&id)
-            .filter(|f| f.sent.is_some())
-            .map(|f| f.amount)
+            .filter(|f| f.flow.sent().is_some())
+            .map(|f| f.flow.amount())
     }
 
     /// After the LSP re-opened the live channel (so it is not past the state being signed):
@@ -124,26 +113,20 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let Some(f) = self.flights.get_mut(&id) else {
             return;
         };
-        if f.sent.is_none() || f.asked {
-            return;
+        f.flow.handle_connected();
+        if let Err(e) = self.drive(id).await {
+            self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
         }
-        f.asked = true;
-        let amount = f.amount;
-        self.send(WireMsg::LiquidityRequest(LiquidityRequest {
-            channel: id,
-            amount,
-        }))
-        .await;
     }
 
     /// The LSP refused the purchase on `id` (its refusal says so in `about`): a request still
     /// waiting for its offer is given up; one further along is left to its own steps.
     pub(super) fn advance_refused(&mut self, id: ChannelId, message: &str) {
-        let asking = self
+        if self
             .flights
             .get(&id)
-            .is_some_and(|f| f.sent.is_none() && f.signing.is_none());
-        if asking {
+            .is_some_and(|f| f.flow.ends_on_refusal())
+        {
             self.give_up(id, format!("the provider refused: {message}"));
         }
     }
@@ -152,7 +135,11 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     /// partial signatures left is never given up (the LSP may hold the new state): it stays,
     /// and the reason is only reported.
     fn give_up(&mut self, id: ChannelId, reason: String) {
-        if self.flights.get(&id).is_some_and(|f| f.sent.is_some()) {
+        if self
+            .flights
+            .get(&id)
+            .is_some_and(|f| f.flow.sent().is_some())
+        {
             self.emit(PayEvent::LspError(format!(
                 "channel {id}: {reason}; the purchase is still being signed"
             )));
@@ -168,13 +155,6 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             channel: id,
             reason,
         });
-    }
-
-    fn progress(&mut self, id: ChannelId, step: LiquidityStep) {
-        if let Some(f) = self.flights.get_mut(&id) {
-            f.step = step;
-        }
-        self.emit(PayEvent::Liquidity { channel: id, step });
     }
 
     /// Whether the live channel `id` has no HTLC, no uncommitted update and no round.
@@ -264,36 +244,28 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         self.flights.insert(
             id,
             Flight {
-                amount,
-                price: quote.price,
-                step: LiquidityStep::Asking,
+                flow: ClientAdvance::ask(id, amount, quote.price),
                 reply: Some(reply),
-                signing: None,
-                sent: None,
-                asked: true,
+                new: None,
+                log_from: 0,
+                pending: None,
             },
         );
-        self.send(WireMsg::LiquidityRequest(LiquidityRequest {
-            channel: id,
-            amount,
-        }))
-        .await;
-        self.progress(id, LiquidityStep::Asking);
+        if let Err(e) = self.drive(id).await {
+            self.give_up(id, e.to_string());
+        }
     }
 
-    /// The LSP's offer: checked, then the bigger channel is built and the wallet's side of it
-    /// sent.
+    /// The LSP's offer, checked by the machine against what was asked and the live channel.
     pub(super) async fn on_offer(&mut self, offer: LiquidityOffer) -> Result<(), PayError> {
         let id = offer.channel;
-        let Some(flight) = self.flights.get(&id) else {
-            return Ok(());
-        };
-        if flight.signing.is_some() {
-            return Ok(());
-        }
         let (Some(leaf), Some(terms)) = (self.leaves.get(&id).cloned(), self.terms.as_ref()) else {
             return Ok(());
         };
+        let Some(amount) = self.flights.get(&id).map(|f| f.flow.amount()) else {
+            return Ok(());
+        };
+        let price = liquidity_price(&terms.fees, amount);
         let live = self.live(id);
         let Some(live_spec) = self
             .open
@@ -304,125 +276,33 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             self.give_up(id, "the channel is not open on this connection".into());
             return Ok(());
         };
-        let expected = Expected {
-            live_leaf: live.leaf,
-            amount: flight.amount,
-            price: liquidity_price(&terms.fees, flight.amount),
-            live: live_spec.clone(),
-            quiescent: self.quiescent(id),
+        let quiescent = self.quiescent(id);
+        let record = self.leaf_record(&leaf);
+        let context = OfferContext {
+            path: &leaf.path,
+            states: &record.states,
+            expected: Expected {
+                live_leaf: live.leaf,
+                amount,
+                price,
+                live: live_spec,
+                quiescent,
+            },
+            open: client_open(&leaf, offer.leaf, 0),
         };
-        if let Err(e) = liquidity::check_offer(&offer, &expected) {
-            self.give_up(id, e.to_string());
+        let Some(f) = self.flights.get_mut(&id) else {
             return Ok(());
-        }
-        match self.build_new_channel(&leaf, &offer, &live_spec) {
-            Ok(signing) => {
-                let key = signing.new.key;
-                // The attempt is stored before anything of its channel is signed or sent.
-                let mut record = self.leaf_record(&leaf);
-                record
-                    .attempts
-                    .entry(offer.leaf)
-                    .or_default()
-                    .push(Attempt {
-                        amount: offer.amount,
-                        log_from: signing.opening.log_from,
-                    });
-                self.store.save_leaf(id, &record).await?;
-                self.tower.touch(id);
-                self.stored.leaves.insert(id, record);
-                if let Some(f) = self.flights.get_mut(&id) {
-                    f.price = offer.price;
-                    f.signing = Some(signing);
-                }
-                if !self
-                    .stored
-                    .channels
-                    .get(&key)
-                    .is_some_and(|(o, _)| o.is_some())
-                {
-                    self.store.save_lsp_open(&offer.open).await?;
-                    self.stored.channels.entry(key).or_default().0 = Some(offer.open.clone());
-                }
-                self.send(WireMsg::LiquidityAccept(Box::new(LiquidityAccept {
-                    channel: id,
-                    leaf: offer.leaf,
-                    open: client_open(&leaf, offer.leaf, 0),
-                })))
-                .await;
-                if self.flights.get(&id).is_some_and(|f| f.sent.is_none()) {
-                    self.progress(id, LiquidityStep::Opening);
-                }
-                self.perform_on(key).await
-            }
-            Err(reason) => {
-                self.give_up(id, reason);
+        };
+        match f.flow.handle_offer(&offer, context) {
+            Ok(()) => match self.drive(id).await? {
+                Some(key) => self.perform_on(key).await,
+                None => Ok(()),
+            },
+            Err(e) => {
+                self.give_up(id, e.to_string());
                 Ok(())
             }
         }
-    }
-
-    /// The advance and the channel on the new leaf state's output, opened with the live
-    /// channel's balances less the price plus the liquidity. An earlier attempt's log of that
-    /// channel stays, and the double-sign records of earlier attempts for the same amount are
-    /// replayed.
-    fn build_new_channel(
-        &self,
-        leaf: &PayLeaf,
-        offer: &LiquidityOffer,
-        live: &shared::channel::CommitmentSpec,
-    ) -> Result<Signing, String> {
-        let record = self.leaf_record(leaf);
-        let advance = Advance::new(&leaf.path, record.states.latest(), offer.amount)
-            .map_err(|e| e.to_string())?;
-        if advance.epoch() != offer.leaf {
-            return Err(format!("the provider offered {}, not the next", offer.leaf));
-        }
-        let flight = self.flights.get(&leaf.channel);
-        if let Some(sent) = flight.and_then(|f| f.sent.as_ref()) {
-            if sent.leaf != offer.leaf || sent.amount != offer.amount {
-                return Err(
-                    "the provider offered another purchase than the one being signed".into(),
-                );
-            }
-        }
-        let spec =
-            liquidity::opening_spec(live, offer.amount, offer.price).map_err(|e| e.to_string())?;
-        let key = LeafChannel {
-            channel: leaf.channel,
-            leaf: offer.leaf,
-        };
-        let (stored_open, changes) = self.stored.channels.get(&key).cloned().unwrap_or_default();
-        if stored_open.is_some_and(|s| !same_peer(&s, &offer.open)) {
-            return Err("the provider offered the new channel with other keys; refusing it".into());
-        }
-        let params = leaf_state_channel_params(&leaf.path, &advance.state, &self.policy)
-            .map_err(|e| e.to_string())?;
-        let log_from = changes.len() as u64;
-        let (earlier, attempt) =
-            liquidity::attempts_at(&record, offer.leaf, log_from, offer.amount);
-        let seed = channel_seed(&leaf.factory_secret, leaf.channel, offer.leaf);
-        let channel = Channel::restore(
-            Side::Client,
-            params,
-            leaf.factory_secret,
-            &seed,
-            offer.open.peer_info(),
-            spec.clone(),
-            liquidity::replayed(&changes, &earlier, &attempt),
-        )
-        .map_err(|e| format!("the new channel: {e}"))?;
-        Ok(Signing {
-            advance,
-            lsp_nonces: offer.nonces.clone(),
-            new: Open {
-                key,
-                channel,
-                next_seq: log_from,
-                ready: true,
-            },
-            opening: Opening { spec, log_from },
-        })
     }
 
     /// An event of the channel a purchase opens: its round 0 done starts the signing.
@@ -431,128 +311,207 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         key: LeafChannel,
         event: ChannelEvent,
     ) -> Result<(), PayError> {
-        match event {
-            ChannelEvent::Committed { number: 0 } => self.send_partials(key.channel).await,
-            _ => Ok(()),
-        }
-    }
-
-    /// The wallet's step 5: records the new state, stores the pending advance, and only then
-    /// sends its partial signatures.
-    async fn send_partials(&mut self, id: ChannelId) -> Result<(), PayError> {
+        let ChannelEvent::Committed { number: 0 } = event else {
+            return Ok(());
+        };
+        let id = key.channel;
         let Some(leaf) = self.leaves.get(&id).cloned() else {
             return Ok(());
         };
-        let Some((amount, price, state, opening)) = self.flights.get(&id).and_then(|f| {
-            let s = f.signing.as_ref()?;
-            Some((
-                f.amount,
-                f.price,
-                s.advance.state.clone(),
-                s.opening.clone(),
-            ))
-        }) else {
-            return Ok(());
-        };
-        let mut record = self.leaf_record(&leaf);
-        if let Err(e) = record.states.record_signing(&state) {
-            self.give_up(id, format!("refusing to sign the new leaf state: {e}"));
-            return Ok(());
-        }
-        self.store.save_leaf(id, &record).await?;
-        self.tower.touch(id);
-        self.stored.leaves.insert(id, record);
-        let pending = PendingAdvance {
-            leaf: state.epoch,
-            amount,
-            price,
-            opening,
-        };
-        self.store.save_advance(id, Some(&pending)).await?;
-        self.stored.advances.insert(id, pending.clone());
+        let record = self.leaf_record(&leaf);
         let Some(f) = self.flights.get_mut(&id) else {
             return Ok(());
         };
-        f.sent = Some(pending);
-        let Some(signing) = f.signing.as_ref() else {
-            return Ok(());
-        };
-        let mut rng = rand::rngs::OsRng;
-        let (secs, nonces) = signing.advance.nonces(&leaf.factory_secret, &mut rng);
-        let partials =
-            signing
-                .advance
-                .sign(&leaf.factory_secret, secs, &nonces, &signing.lsp_nonces);
-        let partials = match partials {
-            Ok(p) => p,
-            Err(e) => {
-                self.emit(PayEvent::LspError(format!(
-                    "channel {id}: signing the new leaf state failed: {e}; the wallet asks again \
-                     after reconnecting"
-                )));
-                return Ok(());
-            }
-        };
-        self.send(WireMsg::LeafPartials(Box::new(LeafPartials {
-            channel: id,
-            leaf: state.epoch,
-            nonces,
-            partials,
-        })))
-        .await;
-        self.progress(id, LiquidityStep::Signing);
+        let signed =
+            f.flow
+                .handle_committed(&record.states, &leaf.factory_secret, &mut rand::rngs::OsRng);
+        // What was queued before a failure (the purchase stored) is still performed.
+        self.drive(id).await?;
+        if let Err(e) = signed {
+            self.give_up(id, e.to_string());
+        }
         Ok(())
     }
 
-    /// The LSP's signatures: the leaf advances, the new channel becomes the live one, and it is
-    /// opened on the connection.
+    /// The LSP's signatures: checked by the machine, then stored ([`Self::drive`]).
     pub(super) async fn on_leaf_signed(&mut self, signed: LeafSigned) -> Result<(), PayError> {
         let id = signed.channel;
         let Some(leaf) = self.leaves.get(&id).cloned() else {
             return Ok(());
         };
-        let Some(flight) = self.flights.get(&id) else {
+        let record = self.leaf_record(&leaf);
+        let Some(f) = self.flights.get_mut(&id) else {
             return Ok(());
         };
-        let Some(sent) = flight.sent.clone() else {
-            return Ok(());
-        };
-        let mut record = self.leaf_record(&leaf);
-        let advance = match flight.signing.as_ref() {
-            Some(s) => Ok(s.advance.clone()),
-            None => Advance::new(&leaf.path, record.states.latest(), sent.amount),
-        };
-        let mut advance = match advance {
-            Ok(a) if a.epoch() == signed.leaf && sent.leaf == signed.leaf => a,
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
-                return Ok(());
-            }
-        };
-        if let Err(e) = advance.attach(signed.signatures) {
+        if let Err(e) = f.flow.handle_signed(&signed, &leaf.path, &record.states) {
             self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
             return Ok(());
         }
-        if let Err(e) = record
-            .states
-            .advance(advance.state.clone(), advance.redistribution.clone())
-        {
-            self.emit(PayEvent::LspError(format!(
-                "channel {id}: the signed leaf state was refused: {e}"
-            )));
-            return Ok(());
+        self.drive(id).await.map(drop)
+    }
+
+    /// Performs the purchase's actions in order: each store finishes before anything after it
+    /// leaves. Returns the new channel if one was opened: the caller runs its round 0.
+    async fn drive(&mut self, id: ChannelId) -> Result<Option<LeafChannel>, PayError> {
+        let Some(leaf) = self.leaves.get(&id).cloned() else {
+            return Ok(None);
+        };
+        let mut opened = None;
+        while let Some(action) = self.flights.get_mut(&id).and_then(|f| f.flow.poll_action()) {
+            match action {
+                AdvanceAction::Send(msg) => self.send(msg).await,
+                AdvanceAction::Emit(AdvanceEvent::Step(step)) => {
+                    self.emit(PayEvent::Liquidity { channel: id, step })
+                }
+                AdvanceAction::Emit(AdvanceEvent::Done { .. }) => {}
+                AdvanceAction::Persist(ClientChange::Attempt {
+                    leaf: epoch,
+                    amount,
+                }) => {
+                    let key = LeafChannel {
+                        channel: id,
+                        leaf: epoch,
+                    };
+                    let log_from = self.log_len(key);
+                    let mut record = self.leaf_record(&leaf);
+                    record
+                        .attempts
+                        .entry(epoch)
+                        .or_default()
+                        .push(Attempt { amount, log_from });
+                    self.store.save_leaf(id, &record).await?;
+                    self.tower.touch(id);
+                    self.stored.leaves.insert(id, record);
+                }
+                AdvanceAction::OpenChannel(new) => match self.build_new_channel(&leaf, &new) {
+                    Ok(open) => {
+                        let key = open.key;
+                        if let Some(f) = self.flights.get_mut(&id) {
+                            f.log_from = open.next_seq;
+                            f.new = Some(open);
+                        }
+                        if !self
+                            .stored
+                            .channels
+                            .get(&key)
+                            .is_some_and(|(o, _)| o.is_some())
+                        {
+                            self.store.save_lsp_open(&new.peer).await?;
+                            self.stored.channels.entry(key).or_default().0 = Some(new.peer.clone());
+                        }
+                        opened = Some(key);
+                    }
+                    Err(reason) => {
+                        self.give_up(id, reason);
+                        return Ok(None);
+                    }
+                },
+                AdvanceAction::Persist(ClientChange::Signing { states, sent }) => {
+                    let mut record = self.leaf_record(&leaf);
+                    record.states = *states;
+                    self.store.save_leaf(id, &record).await?;
+                    self.tower.touch(id);
+                    self.stored.leaves.insert(id, record);
+                    let log_from = self.flights.get(&id).map_or(0, |f| f.log_from);
+                    let pending = PendingAdvance {
+                        leaf: sent.leaf,
+                        amount: sent.amount,
+                        price: sent.price,
+                        opening: Opening {
+                            spec: sent.opening,
+                            log_from,
+                        },
+                    };
+                    self.store.save_advance(id, Some(&pending)).await?;
+                    self.stored.advances.insert(id, pending.clone());
+                    if let Some(f) = self.flights.get_mut(&id) {
+                        f.pending = Some(pending);
+                    }
+                }
+                AdvanceAction::Persist(ClientChange::Advanced { states, sent }) => {
+                    self.advanced(&leaf, *states, sent).await?;
+                    return Ok(None);
+                }
+            }
         }
-        record.openings.insert(signed.leaf, sent.opening.clone());
+        Ok(opened)
+    }
+
+    /// How many changes `key`'s channel has in the store: where a new attempt's log starts.
+    fn log_len(&self, key: LeafChannel) -> u64 {
+        self.stored
+            .channels
+            .get(&key)
+            .map_or(0, |(_, changes)| changes.len() as u64)
+    }
+
+    /// The channel on the new leaf state's output, opened with the live channel's balances
+    /// less the price plus the liquidity. An earlier attempt's log of that channel stays, and
+    /// the double-sign records of earlier attempts for the same amount are replayed.
+    fn build_new_channel(&self, leaf: &PayLeaf, new: &NewChannel) -> Result<Open, String> {
+        let flight = self.flights.get(&leaf.channel).ok_or("no purchase")?;
+        let state = flight.flow.new_state().ok_or("no offer accepted")?;
+        let key = LeafChannel {
+            channel: leaf.channel,
+            leaf: new.leaf,
+        };
+        let (stored_open, changes) = self.stored.channels.get(&key).cloned().unwrap_or_default();
+        if stored_open.is_some_and(|s| !same_peer(&s, &new.peer)) {
+            return Err("the provider offered the new channel with other keys; refusing it".into());
+        }
+        let params = leaf_state_channel_params(&leaf.path, state, &self.policy)
+            .map_err(|e| e.to_string())?;
+        let record = self.leaf_record(leaf);
+        let log_from = changes.len() as u64;
+        let (earlier, attempt) =
+            liquidity::attempts_at(&record, new.leaf, log_from, flight.flow.amount());
+        let seed = channel_seed(&leaf.factory_secret, leaf.channel, new.leaf);
+        let channel = Channel::restore(
+            Side::Client,
+            params,
+            leaf.factory_secret,
+            &seed,
+            new.peer.peer_info(),
+            new.opening.clone(),
+            liquidity::replayed(&changes, &earlier, &attempt),
+        )
+        .map_err(|e| format!("the new channel: {e}"))?;
+        Ok(Open {
+            key,
+            channel,
+            next_seq: log_from,
+            ready: true,
+        })
+    }
+
+    /// The leaf advanced: stored with the purchase in the history, and the new channel is the
+    /// live one, opened on the connection.
+    async fn advanced(
+        &mut self,
+        leaf: &PayLeaf,
+        states: shared::leaf::LeafStates,
+        sent: Sent,
+    ) -> Result<(), PayError> {
+        let id = leaf.channel;
+        let opening = match self.flights.get(&id) {
+            Some(Flight {
+                pending: Some(p), ..
+            }) => p.opening.clone(),
+            f => Opening {
+                spec: sent.opening.clone(),
+                log_from: f.map_or(0, |f| f.log_from),
+            },
+        };
+        let mut record = self.leaf_record(leaf);
+        record.states = states;
+        record.openings.insert(sent.leaf, opening);
         self.store.save_leaf(id, &record).await?;
         self.tower.touch(id);
         self.stored.leaves.insert(id, record);
         // In the history, so it adds up to the balance: the price left it.
         let now = self.now().unix_time;
         let purchase = crate::pay::PaymentRecord {
-            hash: bitcoin::hashes::Hash::hash(
-                format!("liquidity/{id}/{}", signed.leaf.0).as_bytes(),
-            ),
+            hash: bitcoin::hashes::Hash::hash(format!("liquidity/{id}/{}", sent.leaf.0).as_bytes()),
             direction: crate::pay::Direction::Liquidity,
             amount: sent.amount,
             fee: sent.price,
@@ -572,9 +531,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let Some(flight) = self.flights.remove(&id) else {
             return Ok(());
         };
-        match flight.signing {
-            Some(s) => {
-                let mut new = s.new;
+        match flight.new {
+            Some(mut new) => {
                 new.ready = false;
                 self.open.insert(id, new);
             }
@@ -582,11 +540,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 self.open.remove(&id);
             }
         }
-        let open = self.open_msg(&leaf);
-        self.send(WireMsg::ChannelOpen(Box::new(open))).await;
+        let open = self.open_msg(leaf);
+        self.send(shared::wire::WireMsg::ChannelOpen(Box::new(open)))
+            .await;
         let bought = LiquidityBought {
             channel: id,
-            leaf: signed.leaf,
+            leaf: sent.leaf,
             amount: sent.amount,
             price: sent.price,
         };
