@@ -63,9 +63,12 @@ impl PendingAdvance {
         self.conn
     }
 
-    /// Whether it has run past its deadline at `now` (the machine's clock).
-    pub(super) fn overdue(&self, now: u64) -> bool {
-        matches!(self.flow.poll_timeout(), Some(Deadline::UnixTime(t)) if now > t)
+    /// The clock: why the advance ends at `now` (past its deadline), if it does.
+    pub(super) fn on_clock(&mut self, now: u64) -> Option<String> {
+        let due = matches!(self.flow.poll_timeout(), Some(Deadline::UnixTime(t)) if now > t);
+        due.then(|| self.flow.handle_timeout(now).err())
+            .flatten()
+            .map(|e| format!("{e}; ask again"))
     }
 }
 

@@ -490,15 +490,14 @@ impl Router {
             .filter_map(|l| l.ready.map(|conn| (conn, l.id)))
             .collect();
         // A purchase that stalls (the wallet gave up without saying so) frees the channel.
-        let overdue: Vec<(ChannelId, ConnId)> = self
+        let overdue: Vec<(ChannelId, ConnId, String)> = self
             .links
-            .values()
-            .filter_map(|l| l.advance.as_ref().map(|a| (l.id, a)))
-            .filter(|(_, a)| a.overdue(now))
-            .map(|(id, a)| (id, a.conn()))
+            .values_mut()
+            .filter_map(|l| l.advance.as_mut().map(|a| (l.id, a)))
+            .filter_map(|(id, a)| a.on_clock(now).map(|why| (id, a.conn(), why)))
             .collect();
-        for (id, conn) in overdue {
-            self.abort_advance(id, conn, "it took too long; ask again");
+        for (id, conn, why) in overdue {
+            self.abort_advance(id, conn, &why);
         }
         for (conn, id) in stalled {
             if !self.conns.contains_key(&conn) {

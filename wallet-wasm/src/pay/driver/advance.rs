@@ -363,7 +363,19 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 AdvanceAction::Emit(AdvanceEvent::Step(step)) => {
                     self.emit(PayEvent::Liquidity { channel: id, step })
                 }
-                AdvanceAction::Emit(AdvanceEvent::Done { .. }) => {}
+                AdvanceAction::Emit(AdvanceEvent::Done {
+                    leaf: epoch,
+                    amount,
+                    price,
+                }) => {
+                    let bought = LiquidityBought {
+                        channel: id,
+                        leaf: epoch,
+                        amount,
+                        price,
+                    };
+                    self.switch_to_new(&leaf, bought).await;
+                }
                 AdvanceAction::Persist(ClientChange::Attempt {
                     leaf: epoch,
                     amount,
@@ -429,8 +441,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     }
                 }
                 AdvanceAction::Persist(ClientChange::Advanced { states, sent }) => {
-                    self.advanced(&leaf, *states, sent).await?;
-                    return Ok(None);
+                    self.store_advanced(&leaf, *states, sent).await?;
                 }
             }
         }
@@ -484,9 +495,8 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         })
     }
 
-    /// The leaf advanced: stored with the purchase in the history, and the new channel is the
-    /// live one, opened on the connection.
-    async fn advanced(
+    /// The leaf advanced: stored, with the purchase in the history.
+    async fn store_advanced(
         &mut self,
         leaf: &PayLeaf,
         states: shared::leaf::LeafStates,
@@ -528,8 +538,14 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         self.stored.upsert_payment(&purchase);
         self.store.save_advance(id, None).await?;
         self.stored.advances.remove(&id);
+        Ok(())
+    }
+
+    /// The purchase is done: the new channel is the live one, opened on the connection.
+    async fn switch_to_new(&mut self, leaf: &PayLeaf, bought: LiquidityBought) {
+        let id = leaf.channel;
         let Some(flight) = self.flights.remove(&id) else {
-            return Ok(());
+            return;
         };
         match flight.new {
             Some(mut new) => {
@@ -543,17 +559,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let open = self.open_msg(leaf);
         self.send(shared::wire::WireMsg::ChannelOpen(Box::new(open)))
             .await;
-        let bought = LiquidityBought {
-            channel: id,
-            leaf: sent.leaf,
-            amount: sent.amount,
-            price: sent.price,
-        };
         self.emit(PayEvent::LiquidityBought(bought.clone()));
         self.emit(PayEvent::Updated);
         if let Some(reply) = flight.reply {
             let _ = reply.send(Ok(bought));
         }
-        Ok(())
     }
 }
