@@ -15,7 +15,6 @@
 
 use bitcoin::secp256k1::{SecretKey, XOnlyPublicKey};
 use bitcoin::Amount;
-use shared::ceremony::Deadline;
 use shared::channel::keys::ChannelSecrets;
 use shared::channel::{Action, Channel, ChannelChange, ChannelEvent, ChannelMsg, ChannelParams};
 use shared::channel::{CommitmentSpec, Side};
@@ -65,9 +64,9 @@ impl PendingAdvance {
 
     /// The clock: why the advance ends at `now` (past its deadline), if it does.
     pub(super) fn on_clock(&mut self, now: u64) -> Option<String> {
-        let due = matches!(self.flow.poll_timeout(), Some(Deadline::UnixTime(t)) if now > t);
-        due.then(|| self.flow.handle_timeout(now).err())
-            .flatten()
+        self.flow
+            .handle_timeout(now)
+            .err()
             .map(|e| format!("{e}; ask again"))
     }
 }
@@ -139,13 +138,14 @@ impl Router {
         }
         let current = link.leaf.latest().clone();
         let (_, path, secret) = self.member_path(id).map_err(|e| e.to_string())?;
-        let next = current.next(&path, req.amount).map_err(|e| e.to_string())?;
-        let params = leaf_state_channel_params(&path, &next, &self.settings.policy)
-            .map_err(|e| e.to_string())?;
-        let secrets = ChannelSecrets::from_seed(&channel_seed(&secret, id, next.epoch));
+        let leaf = current
+            .epoch
+            .next()
+            .ok_or("this leaf has used all its states; buy liquidity in the next factory")?;
+        let secrets = ChannelSecrets::from_seed(&channel_seed(&secret, id, leaf));
         let lsp_open = ChannelOpen {
             feerate: Some(spec.feerate),
-            ..ChannelOpen::new(id, next.epoch, &secrets)
+            ..ChannelOpen::new(id, leaf, &secrets)
         };
         let inputs = OfferInputs {
             path: &path,
@@ -153,7 +153,6 @@ impl Router {
             amount: req.amount,
             price: liquidity_price(&self.settings.fees, req.amount),
             live: &spec,
-            output_value: params.funding_output.value,
             secret,
             open: lsp_open.clone(),
             now: crate::factory::unix_now(),
@@ -165,6 +164,8 @@ impl Router {
         };
         let flow =
             LspAdvance::offer(id, inputs, &mut rand::rngs::OsRng).map_err(|e| e.to_string())?;
+        let params = leaf_state_channel_params(&path, flow.new_state(), &self.settings.policy)
+            .map_err(|e| e.to_string())?;
         self.refuse_other_opening(id, flow.leaf(), req.amount, flow.opening())?;
         let link = self.links.get_mut(&id).ok_or("no such channel")?;
         link.advance = Some(Box::new(PendingAdvance {

@@ -413,7 +413,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             // An answer to an open of a state this wallet has left (or not reached yet).
             return Ok(());
         }
-        self.ask_again(id).await;
+        self.ask_again(id).await?;
         if let Some(o) = self.open.get_mut(&id).filter(|o| o.key == key) {
             let stored = self.stored.channels.get(&key).and_then(|(s, _)| s.as_ref());
             if stored.is_some_and(|s| !same_peer(s, &open)) {

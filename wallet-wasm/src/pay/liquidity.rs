@@ -52,9 +52,11 @@ pub fn attempts_at(
     amount: Amount,
 ) -> (Vec<Attempt>, Attempt) {
     let all = record.attempts.get(&leaf).cloned().unwrap_or_default();
+    // The latest attempt that starts there (an attempt that stored no change leaves the next
+    // one starting at the same place).
     let current = all
         .iter()
-        .find(|a| a.log_from == log_from)
+        .rfind(|a| a.log_from == log_from)
         .copied()
         .unwrap_or(Attempt { amount, log_from });
     let earlier = all.into_iter().filter(|a| a.log_from < log_from).collect();

@@ -71,6 +71,9 @@ pub struct OfferContext<'a> {
     pub expected: Expected,
     /// Its side of the new channel.
     pub open: ChannelOpen,
+    /// The provider's side of the new channel as an earlier attempt stored it: a new offer must
+    /// carry the same keys.
+    pub stored_peer: Option<ChannelOpen>,
 }
 
 /// Built from the LSP's offer on this connection.
@@ -185,9 +188,21 @@ impl ClientAdvance {
                 "end of the connection before the purchase was signed",
             ));
         }
+        self.reset();
+        Ok(())
+    }
+
+    /// The driver could not perform an action (a store or the new channel failed): what this
+    /// connection built and everything still queued is dropped. A purchase whose signatures
+    /// left stays, frozen, and is asked for again on the next connection.
+    pub fn handle_failed(&mut self) {
+        self.reset();
+    }
+
+    fn reset(&mut self) {
         self.signing = None;
         self.asked = false;
-        Ok(())
+        self.actions.clear();
     }
 
     /// Whether a refusal of the LSP ends it: only while the request waits for its offer.
@@ -215,12 +230,17 @@ impl ClientAdvance {
             }
             .into());
         }
+        let opening = super::opening(&ctx.expected.live, offer.amount, offer.price)?;
         if let Some(sent) = &self.sent {
-            if sent.leaf != offer.leaf || sent.amount != offer.amount {
+            if sent.leaf != offer.leaf || sent.amount != offer.amount || sent.opening != opening {
                 return Err(OfferError::NotTheSigned.into());
             }
         }
-        let opening = super::opening(&ctx.expected.live, offer.amount, offer.price)?;
+        if ctx.stored_peer.is_some_and(|s| {
+            s.basepoints != offer.open.basepoints || s.first_points != offer.open.first_points
+        }) {
+            return Err(OfferError::OtherKeys.into());
+        }
         self.price = offer.price;
         self.signing = Some(Signing {
             advance,

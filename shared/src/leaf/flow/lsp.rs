@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::secp256k1::{schnorr, PublicKey, SecretKey};
 use bitcoin::Amount;
 
 use super::{AdvanceAction, FlowError, NewChannel};
@@ -58,8 +58,6 @@ pub struct OfferInputs<'a> {
     pub price: Amount,
     /// The live channel's committed state (quiescent).
     pub live: &'a CommitmentSpec,
-    /// The value of the new state's channel output, which the opening balances must fill.
-    pub output_value: Amount,
     /// The LSP's factory key.
     pub secret: SecretKey,
     /// The LSP's side of the new channel.
@@ -76,6 +74,8 @@ enum Step {
     Opening,
     Committed,
     Done,
+    /// Refused or out of time: the driver drops it.
+    Failed,
 }
 
 /// The LSP's side of one advance: offer → accept → round 0 → partials → signed.
@@ -103,7 +103,7 @@ impl LspAdvance {
     ) -> Result<LspAdvance, FlowError> {
         let advance = Advance::new(inputs.path, inputs.current, inputs.amount)?;
         let opening = super::opening(inputs.live, inputs.amount, inputs.price)?;
-        if opening.total() != inputs.output_value {
+        if opening.total() != advance.state.channel_output().value {
             return Err(FlowError::Unbalanced);
         }
         let (secs, pubs) = advance.nonces(&inputs.secret, rng);
@@ -118,7 +118,8 @@ impl LspAdvance {
         Ok(LspAdvance {
             channel,
             step: Step::Offered,
-            deadline: inputs.now.saturating_add(inputs.limit),
+            // Ends once more than `limit` seconds passed.
+            deadline: inputs.now.saturating_add(inputs.limit).saturating_add(1),
             advance,
             secs: Some(secs),
             pubs,
@@ -138,9 +139,9 @@ impl LspAdvance {
         self.advance.epoch()
     }
 
-    /// Liquidity asked.
-    pub fn amount(&self) -> Amount {
-        self.amount
+    /// The new leaf state (the channel the purchase opens lives on its channel output).
+    pub fn new_state(&self) -> &LeafState {
+        &self.advance.state
     }
 
     /// The new channel's opening balances.
@@ -182,7 +183,7 @@ impl LspAdvance {
     }
 
     /// The wallet's partial signatures: checked, the LSP's added, the sale stored, then the
-    /// signatures sent. `states` is the leaf's record as stored.
+    /// signatures sent. `states` is the leaf's record as stored. A refusal ends the advance.
     pub fn handle_partials(
         &mut self,
         msg: &LeafPartials,
@@ -198,25 +199,14 @@ impl LspAdvance {
                 "leaf_partials before the new channel's first round is done",
             ));
         }
-        let secs = self
-            .secs
-            .take()
-            .ok_or(FlowError::OutOfOrder("leaf_partials twice"))?;
+        let (states, signatures) = match self.complete(msg, states) {
+            Ok(done) => done,
+            Err(e) => {
+                self.step = Step::Failed;
+                return Err(e);
+            }
+        };
         self.step = Step::Done;
-        let mut states = states.clone();
-        states.record_signing(&self.advance.state)?;
-        let signatures = self.advance.complete(
-            &self.secret,
-            secs,
-            &self.pubs,
-            &self.client_key,
-            &msg.nonces,
-            &msg.partials,
-        )?;
-        states.advance(
-            self.advance.state.clone(),
-            self.advance.redistribution.clone(),
-        )?;
         self.actions
             .push_back(AdvanceAction::Persist(LspChange::Sold {
                 states: Box::new(states),
@@ -241,17 +231,48 @@ impl LspAdvance {
         Ok(())
     }
 
+    /// Records, checks, signs and aggregates: the leaf's record after the advance.
+    fn complete(
+        &mut self,
+        msg: &LeafPartials,
+        states: &LeafStates,
+    ) -> Result<(LeafStates, [schnorr::Signature; 2]), FlowError> {
+        let secs = self
+            .secs
+            .take()
+            .ok_or(FlowError::OutOfOrder("leaf_partials twice"))?;
+        let mut states = states.clone();
+        states.record_signing(&self.advance.state)?;
+        let signatures = self.advance.complete(
+            &self.secret,
+            secs,
+            &self.pubs,
+            &self.client_key,
+            &msg.nonces,
+            &msg.partials,
+        )?;
+        states.advance(
+            self.advance.state.clone(),
+            self.advance.redistribution.clone(),
+        )?;
+        Ok((states, signatures))
+    }
+
     /// When the advance must be over.
     pub fn poll_timeout(&self) -> Option<Deadline> {
-        (self.step != Step::Done).then_some(Deadline::UnixTime(self.deadline))
+        matches!(self.step, Step::Offered | Step::Opening | Step::Committed)
+            .then_some(Deadline::UnixTime(self.deadline))
     }
 
     /// The clock: an advance past its deadline ends (the driver drops it and tells the wallet).
     pub fn handle_timeout(&mut self, now: u64) -> Result<(), FlowError> {
-        if self.step != Step::Done && now > self.deadline {
-            return Err(FlowError::TimedOut);
+        match self.poll_timeout() {
+            Some(Deadline::UnixTime(t)) if now >= t => {
+                self.step = Step::Failed;
+                Err(FlowError::TimedOut)
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The next thing to do, in order.

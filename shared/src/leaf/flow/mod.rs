@@ -23,8 +23,10 @@
 //! The driver owns the channels (the live one and the new one, each its own
 //! [`crate::channel::Channel`]) and the store: [`AdvanceAction::OpenChannel`] asks it to open
 //! the new channel, and it reports commitment 0 back with `handle_committed`. It performs
-//! actions in order and finishes each [`AdvanceAction::Persist`] before any later action; a
-//! persist that fails ends the advance (the driver drops the machine and its queued actions).
+//! actions in order and finishes each [`AdvanceAction::Persist`] before any later action. An
+//! action it cannot perform ends what was queued after it: the LSP drops its machine (and
+//! tells the wallet), the wallet calls [`ClientAdvance::handle_failed`] (a purchase whose
+//! signatures left stays frozen and is asked for again).
 
 mod client;
 mod lsp;
@@ -171,6 +173,9 @@ pub enum OfferError {
     /// An offer for another purchase than the one whose signatures left.
     #[error("the provider offered another purchase than the one being signed")]
     NotTheSigned,
+    /// The new channel with other keys than an earlier attempt at it stored.
+    #[error("the provider offered the new channel with other keys; refusing it")]
+    OtherKeys,
 }
 
 /// What the wallet asked for and what it holds, to check an offer against.

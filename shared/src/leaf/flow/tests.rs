@@ -58,14 +58,12 @@ fn open(f: &Fixture, seed: u8) -> ChannelOpen {
 }
 
 fn lsp_offer(f: &mut Fixture, now: u64) -> LspAdvance {
-    let value = f.lsp_states.latest().channel_output().value + AMOUNT;
     let inputs = OfferInputs {
         path: &f.path,
         current: f.lsp_states.latest(),
         amount: AMOUNT,
         price: PRICE,
         live: &f.live,
-        output_value: value,
         secret: f.keys.lsp,
         open: open(f, 1),
         now,
@@ -86,6 +84,7 @@ fn context(f: &Fixture) -> OfferContext<'_> {
             quiescent: true,
         },
         open: open(f, 2),
+        stored_peer: None,
     }
 }
 
@@ -107,7 +106,8 @@ fn kinds<C: core::fmt::Debug>(actions: &[AdvanceAction<C>]) -> Vec<String> {
                 format!("persist {}", c.split([' ', '{']).next().unwrap_or(""))
             }
             AdvanceAction::OpenChannel(_) => "open channel".into(),
-            AdvanceAction::Emit(e) => format!("emit {e:?}"),
+            AdvanceAction::Emit(AdvanceEvent::Step(step)) => format!("emit {step:?}"),
+            AdvanceAction::Emit(AdvanceEvent::Done { .. }) => "emit done".into(),
         })
         .collect()
 }
@@ -133,10 +133,7 @@ fn offer_of(msg: WireMsg) -> LiquidityOffer {
 fn up_to_partials(f: &mut Fixture) -> (LspAdvance, ClientAdvance, WireMsg) {
     let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
     let asked = drain(|| client.poll_action());
-    assert_eq!(
-        kinds(&asked),
-        ["send liquidity_request", "emit Step(Asking)"]
-    );
+    assert_eq!(kinds(&asked), ["send liquidity_request", "emit Asking"]);
     let mut lsp = lsp_offer(f, 1_000);
     let offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
     client
@@ -149,7 +146,7 @@ fn up_to_partials(f: &mut Fixture) -> (LspAdvance, ClientAdvance, WireMsg) {
             "persist Attempt",
             "open channel",
             "send liquidity_accept",
-            "emit Step(Opening)"
+            "emit Opening"
         ],
         "the attempt is stored before the wallet's side of the channel leaves"
     );
@@ -175,11 +172,7 @@ fn up_to_partials(f: &mut Fixture) -> (LspAdvance, ClientAdvance, WireMsg) {
     let signing = drain(|| client.poll_action());
     assert_eq!(
         kinds(&signing),
-        [
-            "persist Signing",
-            "send leaf_partials",
-            "emit Step(Signing)"
-        ],
+        ["persist Signing", "send leaf_partials", "emit Signing"],
         "the signing record is stored before the partial signatures leave"
     );
     if let AdvanceAction::Persist(ClientChange::Signing { states, .. }) = &signing[0] {
@@ -201,11 +194,7 @@ fn an_advance_runs_in_order_and_each_side_stores_before_it_sends() {
     let sold = drain(|| lsp.poll_action());
     assert_eq!(
         kinds(&sold),
-        [
-            "persist Sold",
-            "send leaf_signed",
-            "emit Done { leaf: LeafEpoch(1), amount: 2500 SAT, price: 100 SAT }"
-        ],
+        ["persist Sold", "send leaf_signed", "emit done"],
         "the sale is stored before the signatures leave"
     );
     let AdvanceAction::Persist(LspChange::Sold { states, .. }) = &sold[0] else {
@@ -218,7 +207,7 @@ fn an_advance_runs_in_order_and_each_side_stores_before_it_sends() {
         .handle_signed(&signed, &f.path, &f.client_states)
         .expect("good signatures");
     let advanced = drain(|| client.poll_action());
-    assert_eq!(kinds(&advanced)[0], "persist Advanced");
+    assert_eq!(kinds(&advanced), ["persist Advanced", "emit done"]);
     let AdvanceAction::Persist(ClientChange::Advanced {
         states: client_states,
         ..
@@ -258,6 +247,8 @@ fn out_of_order_and_bad_inputs_are_refused() {
         lsp.handle_partials(&bad, &f.lsp_states),
         Err(FlowError::Advance(_))
     ));
+    assert!(lsp.poll_action().is_none(), "nothing stored, nothing sent");
+    assert!(!lsp.is_done() && lsp.poll_timeout().is_none(), "it ended");
     // An offer at another price than the terms'.
     let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
     drain(|| client.poll_action());
@@ -332,7 +323,167 @@ fn a_purchase_whose_signatures_left_survives_a_dropped_connection_and_a_restart(
 fn an_advance_past_its_deadline_ends() {
     let mut f = fixture();
     let mut lsp = lsp_offer(&mut f, 1_000);
-    assert_eq!(lsp.poll_timeout(), Some(Deadline::UnixTime(1_030)));
+    // Thirty seconds are allowed; the deadline is the first second past them.
+    assert_eq!(lsp.poll_timeout(), Some(Deadline::UnixTime(1_031)));
     assert_eq!(lsp.handle_timeout(1_030), Ok(()));
     assert_eq!(lsp.handle_timeout(1_031), Err(FlowError::TimedOut));
+    assert_eq!(lsp.poll_timeout(), None, "it ended");
+}
+
+#[test]
+fn an_offer_again_for_a_purchase_being_signed_must_be_the_same_one() {
+    let mut f = fixture();
+    let (_, mut client, _) = up_to_partials(&mut f);
+    client.handle_disconnected().expect("it waits");
+    client.handle_connected();
+    assert_eq!(
+        kinds(&drain(|| client.poll_action())),
+        ["send liquidity_request"]
+    );
+    // The same purchase again: no "opening" step shown (the wallet is still signing), the
+    // attempt stored before the accept, and on commitment 0 the purchase stored before the
+    // partial signatures.
+    let mut lsp = lsp_offer(&mut f, 2_000);
+    let offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
+    client
+        .handle_offer(&offer, context(&f))
+        .expect("the same purchase");
+    assert_eq!(
+        kinds(&drain(|| client.poll_action())),
+        ["persist Attempt", "open channel", "send liquidity_accept"]
+    );
+    assert_eq!(client.step(), AdvanceStep::Signing);
+    let secret = f.keys.clients[2];
+    client
+        .handle_committed(&f.client_states, &secret, &mut f.rng)
+        .expect("signs again: the same state");
+    assert_eq!(
+        kinds(&drain(|| client.poll_action())),
+        ["persist Signing", "send leaf_partials", "emit Signing"]
+    );
+    // Another amount is not the purchase being signed; a refusal does not end it.
+    client.handle_disconnected().expect("it waits");
+    let mut other = offer.clone();
+    other.amount = AMOUNT + Amount::ONE_SAT;
+    let mut ctx = context(&f);
+    ctx.expected.amount = other.amount;
+    assert!(matches!(
+        client.handle_offer(&other, ctx),
+        Err(FlowError::Offer(OfferError::NotTheSigned))
+    ));
+    assert!(!client.ends_on_refusal());
+    assert!(client.poll_action().is_none());
+}
+
+#[test]
+fn a_new_channel_with_other_keys_than_stored_is_refused_before_anything_is_stored() {
+    let mut f = fixture();
+    let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
+    drain(|| client.poll_action());
+    let mut lsp = lsp_offer(&mut f, 1_000);
+    let offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
+    let mut ctx = context(&f);
+    ctx.stored_peer = Some(open(&f, 9));
+    assert_eq!(
+        client.handle_offer(&offer, ctx),
+        Err(FlowError::Offer(OfferError::OtherKeys))
+    );
+    assert!(client.poll_action().is_none(), "no attempt stored");
+    // A busy channel and a price above the balance are refused too.
+    let mut ctx = context(&f);
+    ctx.expected.quiescent = false;
+    assert_eq!(
+        client.handle_offer(&offer, ctx),
+        Err(FlowError::Offer(OfferError::Busy))
+    );
+    let mut ctx = context(&f);
+    ctx.expected.live.client_balance = PRICE - Amount::ONE_SAT;
+    assert!(matches!(
+        client.handle_offer(&offer, ctx),
+        Err(FlowError::Offer(OfferError::Unaffordable { .. }))
+    ));
+}
+
+#[test]
+fn a_failed_action_drops_what_was_queued_after_it() {
+    let mut f = fixture();
+    let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
+    drain(|| client.poll_action());
+    let mut lsp = lsp_offer(&mut f, 1_000);
+    let offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
+    client.handle_offer(&offer, context(&f)).expect("offer");
+    // The attempt could not be stored: the accept must not leave.
+    assert!(matches!(
+        client.poll_action(),
+        Some(AdvanceAction::Persist(ClientChange::Attempt { .. }))
+    ));
+    client.handle_failed();
+    assert!(client.poll_action().is_none());
+    assert!(client.new_state().is_none());
+    // The LSP refuses a second accept, and partials twice.
+    let (mut lsp, _, partials) = up_to_partials(&mut f);
+    let WireMsg::LeafPartials(partials) = partials else {
+        panic!("partials")
+    };
+    let accept = LiquidityAccept {
+        channel: f.id,
+        leaf: LeafEpoch(1),
+        open: open(&f, 2),
+    };
+    assert!(lsp.handle_accept(&accept).is_err(), "accepted already");
+    lsp.handle_partials(&partials, &f.lsp_states)
+        .expect("signed");
+    assert!(lsp.handle_partials(&partials, &f.lsp_states).is_err());
+}
+
+#[test]
+fn signatures_for_anything_else_are_ignored_and_a_double_sign_is_refused() {
+    let mut f = fixture();
+    let (mut lsp, mut client, partials) = up_to_partials(&mut f);
+    let WireMsg::LeafPartials(partials) = partials else {
+        panic!("partials")
+    };
+    lsp.handle_partials(&partials, &f.lsp_states)
+        .expect("signed");
+    let WireMsg::LeafSigned(signed) = sent_msg(&drain(|| lsp.poll_action())) else {
+        panic!("signed")
+    };
+    let mut other = (*signed).clone();
+    other.leaf = LeafEpoch(2);
+    client
+        .handle_signed(&other, &f.path, &f.client_states)
+        .expect("ignored");
+    assert!(client.poll_action().is_none());
+    client
+        .handle_signed(&signed, &f.path, &f.client_states)
+        .expect("done");
+    drain(|| client.poll_action());
+    client
+        .handle_signed(&signed, &f.path, &f.client_states)
+        .expect("ignored once done");
+    assert!(client.poll_action().is_none());
+
+    // A record that agreed to another state at leaf state 1 refuses to sign this one.
+    let mut g = fixture();
+    let conflicting = g
+        .client_states
+        .latest()
+        .next(&g.path, AMOUNT + Amount::ONE_SAT)
+        .expect("state");
+    g.client_states
+        .record_signing(&conflicting)
+        .expect("record");
+    let mut client = ClientAdvance::ask(g.id, AMOUNT, PRICE);
+    drain(|| client.poll_action());
+    let mut lsp = lsp_offer(&mut g, 1_000);
+    let offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
+    client.handle_offer(&offer, context(&g)).expect("offer");
+    drain(|| client.poll_action());
+    let secret = g.keys.clients[2];
+    assert!(matches!(
+        client.handle_committed(&g.client_states, &secret, &mut g.rng),
+        Err(FlowError::Guard(_))
+    ));
+    assert!(client.poll_action().is_none(), "nothing stored or sent");
+    assert!(client.sent().is_none());
 }

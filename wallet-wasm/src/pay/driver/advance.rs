@@ -20,7 +20,7 @@ use shared::leaf::{LeafSigned, LiquidityOffer};
 use shared::pay::policy::channel_seed;
 use shared::pay::{leaf_state_channel_params, liquidity_price, ChannelId};
 
-use super::{client_open, same_peer, Open, PayClient};
+use super::{client_open, Open, PayClient};
 use crate::pay::liquidity::{self, Expected};
 use crate::pay::store::{Attempt, LeafChannel, Opening, PayStore, PendingAdvance};
 use crate::pay::{LiquidityBought, LiquidityQuote, LiquidityStep, PayError, PayEvent, PayLeaf};
@@ -34,11 +34,22 @@ pub(super) struct Flight {
     reply: Option<BuyReply>,
     /// The channel the purchase opens, built on this connection.
     new: Option<Open>,
-    /// Where that channel's changes start in its log.
+    /// Where that channel's changes start in its log (as stored with the purchase).
     log_from: u64,
-    /// Stored before the partial signatures left: the live channel is frozen until the leaf
-    /// advances.
-    pending: Option<PendingAdvance>,
+}
+
+/// Why the driver could not perform an action of a purchase.
+enum Stop {
+    /// The store failed (the client stops on it).
+    Store(PayError),
+    /// The new channel cannot be opened.
+    Refused(String),
+}
+
+impl From<crate::session::StorageError> for Stop {
+    fn from(e: crate::session::StorageError) -> Self {
+        Stop::Store(e.into())
+    }
 }
 
 impl Flight {
@@ -72,7 +83,6 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     reply: None,
                     new: None,
                     log_from: pending.opening.log_from,
-                    pending: Some(pending),
                 },
             );
         }
@@ -109,14 +119,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     /// After the LSP re-opened the live channel (so it is not past the state being signed):
     /// asks again for a stored advance's amount.
-    pub(super) async fn ask_again(&mut self, id: ChannelId) {
+    pub(super) async fn ask_again(&mut self, id: ChannelId) -> Result<(), PayError> {
         let Some(f) = self.flights.get_mut(&id) else {
-            return;
+            return Ok(());
         };
         f.flow.handle_connected();
-        if let Err(e) = self.drive(id).await {
-            self.emit(PayEvent::LspError(format!("channel {id}: {e}")));
-        }
+        self.drive(id).await.map(drop)
     }
 
     /// The LSP refused the purchase on `id` (its refusal says so in `about`): a request still
@@ -248,7 +256,6 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 reply: Some(reply),
                 new: None,
                 log_from: 0,
-                pending: None,
             },
         );
         if let Err(e) = self.drive(id).await {
@@ -262,7 +269,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let (Some(leaf), Some(terms)) = (self.leaves.get(&id).cloned(), self.terms.as_ref()) else {
             return Ok(());
         };
-        let Some(amount) = self.flights.get(&id).map(|f| f.flow.amount()) else {
+        let Some(amount) = self
+            .flights
+            .get(&id)
+            .filter(|f| f.flow.new_state().is_none())
+            .map(|f| f.flow.amount())
+        else {
+            // None asked, or one accepted on this connection already.
             return Ok(());
         };
         let price = liquidity_price(&terms.fees, amount);
@@ -289,6 +302,14 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 quiescent,
             },
             open: client_open(&leaf, offer.leaf, 0),
+            stored_peer: self
+                .stored
+                .channels
+                .get(&LeafChannel {
+                    channel: id,
+                    leaf: offer.leaf,
+                })
+                .and_then(|(o, _)| o.clone()),
         };
         let Some(f) = self.flights.get_mut(&id) else {
             return Ok(());
@@ -351,101 +372,119 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     }
 
     /// Performs the purchase's actions in order: each store finishes before anything after it
-    /// leaves. Returns the new channel if one was opened: the caller runs its round 0.
+    /// leaves. An action that cannot be performed drops what was queued after it
+    /// (`ClientAdvance::handle_failed`) and gives the purchase up if its signatures did not
+    /// leave. Returns the new channel if one was opened: the caller runs its round 0.
     async fn drive(&mut self, id: ChannelId) -> Result<Option<LeafChannel>, PayError> {
         let Some(leaf) = self.leaves.get(&id).cloned() else {
             return Ok(None);
         };
         let mut opened = None;
         while let Some(action) = self.flights.get_mut(&id).and_then(|f| f.flow.poll_action()) {
-            match action {
-                AdvanceAction::Send(msg) => self.send(msg).await,
-                AdvanceAction::Emit(AdvanceEvent::Step(step)) => {
-                    self.emit(PayEvent::Liquidity { channel: id, step })
-                }
-                AdvanceAction::Emit(AdvanceEvent::Done {
+            let failed = match self.perform_advance(&leaf, action, &mut opened).await {
+                Ok(()) => continue,
+                Err(Stop::Store(e)) => (e.to_string(), Some(e)),
+                Err(Stop::Refused(reason)) => (reason, None),
+            };
+            if let Some(f) = self.flights.get_mut(&id) {
+                f.flow.handle_failed();
+                f.new = None;
+            }
+            self.give_up(id, failed.0);
+            return failed.1.map_or(Ok(None), Err);
+        }
+        Ok(opened)
+    }
+
+    /// One action of the purchase on `leaf`'s channel.
+    async fn perform_advance(
+        &mut self,
+        leaf: &PayLeaf,
+        action: AdvanceAction<ClientChange>,
+        opened: &mut Option<LeafChannel>,
+    ) -> Result<(), Stop> {
+        let id = leaf.channel;
+        match action {
+            AdvanceAction::Send(msg) => self.send(msg).await,
+            AdvanceAction::Emit(AdvanceEvent::Step(step)) => {
+                self.emit(PayEvent::Liquidity { channel: id, step })
+            }
+            AdvanceAction::Emit(AdvanceEvent::Done {
+                leaf: epoch,
+                amount,
+                price,
+            }) => {
+                let bought = LiquidityBought {
+                    channel: id,
                     leaf: epoch,
                     amount,
                     price,
-                }) => {
-                    let bought = LiquidityBought {
-                        channel: id,
-                        leaf: epoch,
-                        amount,
-                        price,
-                    };
-                    self.switch_to_new(&leaf, bought).await;
-                }
-                AdvanceAction::Persist(ClientChange::Attempt {
+                };
+                self.switch_to_new(leaf, bought).await;
+            }
+            AdvanceAction::Persist(ClientChange::Attempt {
+                leaf: epoch,
+                amount,
+            }) => {
+                let key = LeafChannel {
+                    channel: id,
                     leaf: epoch,
-                    amount,
-                }) => {
-                    let key = LeafChannel {
-                        channel: id,
-                        leaf: epoch,
-                    };
-                    let log_from = self.log_len(key);
-                    let mut record = self.leaf_record(&leaf);
-                    record
-                        .attempts
-                        .entry(epoch)
-                        .or_default()
-                        .push(Attempt { amount, log_from });
-                    self.store.save_leaf(id, &record).await?;
-                    self.tower.touch(id);
-                    self.stored.leaves.insert(id, record);
+                };
+                let log_from = self.log_len(key);
+                let mut record = self.leaf_record(leaf);
+                record
+                    .attempts
+                    .entry(epoch)
+                    .or_default()
+                    .push(Attempt { amount, log_from });
+                self.store.save_leaf(id, &record).await?;
+                self.tower.touch(id);
+                self.stored.leaves.insert(id, record);
+            }
+            AdvanceAction::OpenChannel(new) => {
+                let open = self.build_new_channel(leaf, &new).map_err(Stop::Refused)?;
+                let key = open.key;
+                if let Some(f) = self.flights.get_mut(&id) {
+                    f.log_from = open.next_seq;
+                    f.new = Some(open);
                 }
-                AdvanceAction::OpenChannel(new) => match self.build_new_channel(&leaf, &new) {
-                    Ok(open) => {
-                        let key = open.key;
-                        if let Some(f) = self.flights.get_mut(&id) {
-                            f.log_from = open.next_seq;
-                            f.new = Some(open);
-                        }
-                        if !self
-                            .stored
-                            .channels
-                            .get(&key)
-                            .is_some_and(|(o, _)| o.is_some())
-                        {
-                            self.store.save_lsp_open(&new.peer).await?;
-                            self.stored.channels.entry(key).or_default().0 = Some(new.peer.clone());
-                        }
-                        opened = Some(key);
-                    }
-                    Err(reason) => {
-                        self.give_up(id, reason);
-                        return Ok(None);
-                    }
-                },
-                AdvanceAction::Persist(ClientChange::Signing { states, sent }) => {
-                    let mut record = self.leaf_record(&leaf);
-                    record.states = *states;
-                    self.store.save_leaf(id, &record).await?;
-                    self.tower.touch(id);
-                    self.stored.leaves.insert(id, record);
-                    let log_from = self.flights.get(&id).map_or(0, |f| f.log_from);
-                    let pending = PendingAdvance {
-                        leaf: sent.leaf,
-                        amount: sent.amount,
-                        price: sent.price,
-                        opening: Opening {
-                            spec: sent.opening,
-                            log_from,
-                        },
-                    };
-                    self.store.save_advance(id, Some(&pending)).await?;
-                    self.stored.advances.insert(id, pending.clone());
-                    if let Some(f) = self.flights.get_mut(&id) {
-                        f.pending = Some(pending);
-                    }
+                if !self
+                    .stored
+                    .channels
+                    .get(&key)
+                    .is_some_and(|(o, _)| o.is_some())
+                {
+                    self.store.save_lsp_open(&new.peer).await?;
+                    self.stored.channels.entry(key).or_default().0 = Some(new.peer.clone());
                 }
-                AdvanceAction::Persist(ClientChange::Advanced { states, sent }) => {
-                    self.store_advanced(&leaf, *states, sent).await?;
-                }
+                *opened = Some(key);
+            }
+            AdvanceAction::Persist(ClientChange::Signing { states, sent }) => {
+                let mut record = self.leaf_record(leaf);
+                record.states = *states;
+                self.store.save_leaf(id, &record).await?;
+                self.tower.touch(id);
+                self.stored.leaves.insert(id, record);
+                let log_from = self.flights.get(&id).map_or(0, |f| f.log_from);
+                let pending = PendingAdvance {
+                    leaf: sent.leaf,
+                    amount: sent.amount,
+                    price: sent.price,
+                    opening: Opening {
+                        spec: sent.opening,
+                        log_from,
+                    },
+                };
+                self.store.save_advance(id, Some(&pending)).await?;
+                self.stored.advances.insert(id, pending);
+            }
+            AdvanceAction::Persist(ClientChange::Advanced { states, sent }) => {
+                self.store_advanced(leaf, *states, sent)
+                    .await
+                    .map_err(Stop::Store)?;
             }
         }
-        Ok(opened)
+        Ok(())
     }
 
     /// How many changes `key`'s channel has in the store: where a new attempt's log starts.
@@ -466,10 +505,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             channel: leaf.channel,
             leaf: new.leaf,
         };
-        let (stored_open, changes) = self.stored.channels.get(&key).cloned().unwrap_or_default();
-        if stored_open.is_some_and(|s| !same_peer(&s, &new.peer)) {
-            return Err("the provider offered the new channel with other keys; refusing it".into());
-        }
+        let changes = self
+            .stored
+            .channels
+            .get(&key)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default();
         let params = leaf_state_channel_params(&leaf.path, state, &self.policy)
             .map_err(|e| e.to_string())?;
         let record = self.leaf_record(leaf);
@@ -503,14 +544,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         sent: Sent,
     ) -> Result<(), PayError> {
         let id = leaf.channel;
-        let opening = match self.flights.get(&id) {
-            Some(Flight {
-                pending: Some(p), ..
-            }) => p.opening.clone(),
-            f => Opening {
-                spec: sent.opening.clone(),
-                log_from: f.map_or(0, |f| f.log_from),
-            },
+        let opening = Opening {
+            log_from: self.flights.get(&id).map_or(0, |f| f.log_from),
+            spec: sent.opening.clone(),
         };
         let mut record = self.leaf_record(leaf);
         record.states = states;
