@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use super::*;
 use crate::ceremony::Deadline;
 use crate::channel::keys::ChannelSecrets;
-use crate::leaf::{LeafStates, LiquidityAccept, LiquidityOffer};
+use crate::leaf::{LeafPartials, LeafSigned, LeafStates, LiquidityAccept, LiquidityOffer};
 use crate::params::FactoryParams;
 use crate::path::ClientPath;
 use crate::testing::{sample_proposal, TestKeys};
@@ -130,7 +130,7 @@ fn offer_of(msg: WireMsg) -> LiquidityOffer {
 }
 
 /// Runs a purchase up to the client's partial signatures; returns both machines and them.
-fn up_to_partials(f: &mut Fixture) -> (LspAdvance, ClientAdvance, WireMsg) {
+fn up_to_partials(f: &mut Fixture) -> (LspAdvance, ClientAdvance, LeafPartials) {
     let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
     let asked = drain(|| client.poll_action());
     assert_eq!(kinds(&asked), ["send liquidity_request", "emit Asking"]);
@@ -179,16 +179,26 @@ fn up_to_partials(f: &mut Fixture) -> (LspAdvance, ClientAdvance, WireMsg) {
         f.client_states = (**states).clone();
     }
     assert!(client.sent().is_some());
-    (lsp, client, sent_msg(&signing))
+    let WireMsg::LeafPartials(partials) = sent_msg(&signing) else {
+        panic!("partials")
+    };
+    (lsp, client, *partials)
+}
+
+/// The LSP completes with `partials`; returns the `leaf_signed` it sends.
+fn lsp_signs(lsp: &mut LspAdvance, partials: &LeafPartials, f: &Fixture) -> LeafSigned {
+    lsp.handle_partials(partials, &f.lsp_states)
+        .expect("good partials");
+    match sent_msg(&drain(|| lsp.poll_action())) {
+        WireMsg::LeafSigned(signed) => *signed,
+        other => panic!("not signatures: {other:?}"),
+    }
 }
 
 #[test]
 fn an_advance_runs_in_order_and_each_side_stores_before_it_sends() {
     let mut f = fixture();
     let (mut lsp, mut client, partials) = up_to_partials(&mut f);
-    let WireMsg::LeafPartials(partials) = partials else {
-        panic!("partials")
-    };
     lsp.handle_partials(&partials, &f.lsp_states)
         .expect("good partials");
     let sold = drain(|| lsp.poll_action());
@@ -231,9 +241,6 @@ fn out_of_order_and_bad_inputs_are_refused() {
     let mut f = fixture();
     // Partial signatures before the new channel's round 0 is done.
     let (mut lsp, _, partials) = up_to_partials(&mut f);
-    let WireMsg::LeafPartials(partials) = partials else {
-        panic!("partials")
-    };
     let mut early = lsp_offer(&mut f, 1_000);
     drain(|| early.poll_action());
     assert!(matches!(
@@ -241,7 +248,7 @@ fn out_of_order_and_bad_inputs_are_refused() {
         Err(FlowError::OutOfOrder(_))
     ));
     // A bad partial signature.
-    let mut bad = (*partials).clone();
+    let mut bad = partials.clone();
     bad.partials.swap(0, 1);
     assert!(matches!(
         lsp.handle_partials(&bad, &f.lsp_states),
@@ -283,14 +290,7 @@ fn a_purchase_whose_signatures_left_survives_a_dropped_connection_and_a_restart(
     assert!(!client.ends_on_refusal());
     let sent = client.sent().cloned().expect("stored");
     // The LSP got the partials and signed before the connection went.
-    let WireMsg::LeafPartials(partials) = partials else {
-        panic!("partials")
-    };
-    lsp.handle_partials(&partials, &f.lsp_states)
-        .expect("signed");
-    let WireMsg::LeafSigned(signed) = sent_msg(&drain(|| lsp.poll_action())) else {
-        panic!("signed")
-    };
+    let signed = lsp_signs(&mut lsp, &partials, &f);
     // The wallet restarts with the stored purchase, asks again once connected, and the
     // signatures the LSP sends again complete it with the advance rebuilt from the path.
     let mut resumed = ClientAdvance::resume(f.id, sent);
@@ -312,7 +312,7 @@ fn a_purchase_whose_signatures_left_survives_a_dropped_connection_and_a_restart(
     );
     // Forged signatures are refused.
     let mut again = ClientAdvance::resume(f.id, resumed.sent().cloned().expect("sent"));
-    let mut forged = (*signed).clone();
+    let mut forged = signed.clone();
     forged.signatures.swap(0, 1);
     assert!(again
         .handle_signed(&forged, &f.path, &f.client_states)
@@ -422,9 +422,6 @@ fn a_failed_action_drops_what_was_queued_after_it() {
     assert!(client.new_state().is_none());
     // The LSP refuses a second accept, and partials twice.
     let (mut lsp, _, partials) = up_to_partials(&mut f);
-    let WireMsg::LeafPartials(partials) = partials else {
-        panic!("partials")
-    };
     let accept = LiquidityAccept {
         channel: f.id,
         leaf: LeafEpoch(1),
@@ -440,15 +437,8 @@ fn a_failed_action_drops_what_was_queued_after_it() {
 fn signatures_for_anything_else_are_ignored_and_a_double_sign_is_refused() {
     let mut f = fixture();
     let (mut lsp, mut client, partials) = up_to_partials(&mut f);
-    let WireMsg::LeafPartials(partials) = partials else {
-        panic!("partials")
-    };
-    lsp.handle_partials(&partials, &f.lsp_states)
-        .expect("signed");
-    let WireMsg::LeafSigned(signed) = sent_msg(&drain(|| lsp.poll_action())) else {
-        panic!("signed")
-    };
-    let mut other = (*signed).clone();
+    let signed = lsp_signs(&mut lsp, &partials, &f);
+    let mut other = signed.clone();
     other.leaf = LeafEpoch(2);
     client
         .handle_signed(&other, &f.path, &f.client_states)
