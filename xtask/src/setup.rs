@@ -1,7 +1,7 @@
 //! `cargo xtask setup`: installs what a fresh machine lacks and reuses what is there.
 //!
-//! Heavy builds (bitcoind, Trunk, wasm-bindgen-cli) are cached under [`util::cache_dir`], outside
-//! the repository, so every clone and every later run reuses them.
+//! Heavy builds (bitcoind, Trunk, wasm-bindgen-cli) and binaryen's `wasm-opt` are cached under
+//! [`util::cache_dir`], outside the repository, so every clone and every later run reuses them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,6 +48,7 @@ pub fn run() -> Result<Tools> {
     let bitcoind = bitcoind()?;
     wasm_bindgen_cli()?;
     trunk()?;
+    wasm_opt()?;
     let chromedriver = which("chromedriver").context("chromedriver not found after install")?;
     eprintln!(
         "setup: ready (bitcoind {}, tools in {})",
@@ -238,6 +239,44 @@ fn trunk() -> Result<()> {
         .or_else(|_| cargo_install(&["trunk", "--version", TRUNK_REQ], false))
 }
 
+/// The binaryen release `web/Trunk.toml` pins for `wasm-opt` (`wasm_opt = "version_N"`): N.
+fn pinned_binaryen_version() -> Result<String> {
+    let trunk_toml = std::fs::read_to_string(util::root().join("web").join("Trunk.toml"))
+        .context("reading web/Trunk.toml")?;
+    parse_wasm_opt_pin(&trunk_toml).context("web/Trunk.toml pins no `wasm_opt = \"version_N\"`")
+}
+
+fn parse_wasm_opt_pin(trunk_toml: &str) -> Option<String> {
+    trunk_toml.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        let n = value.trim().strip_prefix("\"version_")?.strip_suffix('"')?;
+        (key.trim() == "wasm_opt" && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| n.to_string())
+    })
+}
+
+/// Binaryen's `wasm-opt` at the version Trunk is pinned to (Trunk runs it on release builds and
+/// takes the one on PATH only at exactly that version). It comes from the npm registry's
+/// `binaryen` package (binaryen compiled to wasm, run by Node.js), installed into the tools
+/// directory like the cargo-installed tools.
+fn wasm_opt() -> Result<()> {
+    let want = pinned_binaryen_version()?;
+    let have = output(Command::new(tools_bin().join("wasm-opt")).arg("--version"));
+    // `wasm-opt version 132 (version_132)`, the line Trunk reads too.
+    if have.is_some_and(|v| v.split_whitespace().nth(2) == Some(want.as_str())) {
+        return Ok(());
+    }
+    if which("npm").is_none() {
+        bail!("npm (Node.js) is needed to install binaryen's wasm-opt; install Node.js and npm");
+    }
+    exec(
+        Command::new("npm")
+            .args(["install", "--global", "--no-fund", "--no-audit", "--prefix"])
+            .arg(cache_dir().join("tools"))
+            .arg(format!("binaryen@{want}.0.0")),
+    )
+}
+
 fn cargo_install(args: &[&str], locked: bool) -> Result<()> {
     let mut cmd = Command::new("cargo");
     cmd.arg("install")
@@ -248,4 +287,22 @@ fn cargo_install(args: &[&str], locked: bool) -> Result<()> {
         cmd.arg("--locked");
     }
     exec(&mut cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wasm_opt_pin_is_read_from_trunk_toml() {
+        let toml = "[build]\ndist = \"dist\"\n\n[tools]\nwasm_opt = \"version_132\"\n";
+        assert_eq!(parse_wasm_opt_pin(toml).as_deref(), Some("132"));
+        assert_eq!(parse_wasm_opt_pin("wasm_opt = \"132\"\n"), None);
+        assert_eq!(parse_wasm_opt_pin("[tools]\n"), None);
+    }
+
+    #[test]
+    fn the_project_pins_a_wasm_opt() {
+        pinned_binaryen_version().expect("web/Trunk.toml pins wasm-opt");
+    }
 }

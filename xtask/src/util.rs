@@ -24,7 +24,7 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("superscalar")
 }
 
-/// Directory holding `cargo install`ed tools (trunk, wasm-bindgen).
+/// Directory holding the installed tools (trunk, wasm-bindgen, wasm-opt).
 pub fn tools_bin() -> PathBuf {
     cache_dir().join("tools").join("bin")
 }
