@@ -78,7 +78,12 @@ fn debian_packages() -> Result<()> {
                 .is_none_or(|s| !s.contains("install ok installed"))
         })
         .collect();
-    if missing.is_empty() {
+    apt_install(&missing)
+}
+
+/// `apt-get install`s `packages` (none: nothing to do), as root or through sudo.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    if packages.is_empty() {
         return Ok(());
     }
     let root = output(Command::new("id").arg("-u")).as_deref() == Some("0");
@@ -96,7 +101,7 @@ fn debian_packages() -> Result<()> {
     };
     exec(&mut apt(&["update", "-q"]))?;
     let mut install = apt(&["install", "-y", "-q"]);
-    install.args(&missing);
+    install.args(packages);
     exec(&mut install)
 }
 
@@ -266,8 +271,10 @@ fn wasm_opt() -> Result<()> {
     if have.is_some_and(|v| v.split_whitespace().nth(2) == Some(want.as_str())) {
         return Ok(());
     }
+    // Node.js runs this wasm-opt; a machine without npm gets Debian's (one that has Node.js
+    // from elsewhere keeps it: its npm is on PATH).
     if which("npm").is_none() {
-        bail!("npm (Node.js) is needed to install binaryen's wasm-opt; install Node.js and npm");
+        apt_install(&["nodejs", "npm"])?;
     }
     exec(
         Command::new("npm")

@@ -82,7 +82,11 @@ impl Coordinator {
                                 child: None,
                             },
                         );
-                    let height = self.height();
+                    // The stall counts from the tip at the broadcast, read now: the last
+                    // height the chain watcher saw may lag it by a pass, and would start the
+                    // first bump a block early.
+                    let tip = self.wallet.tip_height().await.unwrap_or(0);
+                    let height = self.height().max(tip);
                     if let Some(slot) = self.slots.get_mut(&factory) {
                         slot.phase = Phase::Broadcast;
                         slot.stall = Some(super::bump::Stall::from(height));

@@ -143,6 +143,11 @@ impl LspWallet {
         })
     }
 
+    /// The chain tip as Esplora reports it now (bounded like every tip read), or `None`.
+    pub async fn tip_height(&self) -> Option<u32> {
+        crate::tip::read_once(&self.esplora).await
+    }
+
     /// A fee rate to confirm within `target_blocks`, from Esplora's `/fee-estimates`, never
     /// below 1 sat/vB (regtest has no estimates: it gets the floor) nor above 1000 sat/vB.
     pub async fn fee_rate_estimate(&self, target_blocks: u16) -> Result<FeeRate, WalletError> {
