@@ -24,13 +24,7 @@ use wallet_ui_support::{browser_factory, wallet_dist, Driver, SCREEN};
 
 /// The `data-sats` of `css`.
 async fn sats_attr(w: &wallet_ui_support::Browser, css: &str) -> u64 {
-    w.find(css, SCREEN)
-        .await
-        .attr("data-sats")
-        .await
-        .expect("attribute")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{css} has no data-sats"))
+    w.parsed_attr(css, "data-sats").await
 }
 
 fn sats(text: &str) -> u64 {
@@ -100,15 +94,7 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
         .await;
 
     // Up to one block before the factory's timeout: the planner waits for the distribution.
-    let timeout: u32 = a
-        .find("#exit-preview", SCREEN)
-        .await
-        .attr("data-timeout")
-        .await
-        .expect("attribute")
-        .expect("the factory's timeout height")
-        .parse()
-        .expect("a height");
+    let timeout: u32 = a.parsed_attr("#exit-preview", "data-timeout").await;
     let height = devnet.height().await.expect("height").to_consensus_u32();
     devnet
         .mine(timeout - 1 - height)
@@ -223,13 +209,8 @@ async fn a_wallet_leaves_its_factory_alone_and_sweeps_to_its_address() {
     a.wait_attr("#balance-onchain", "data-sats", &got.to_string(), SCREEN)
         .await;
     let confirmations: u32 = a
-        .find("#balance-onchain", SCREEN)
-        .await
-        .attr("data-confirmations")
-        .await
-        .expect("attribute")
-        .and_then(|c| c.parse().ok())
-        .expect("a number of confirmations");
+        .parsed_attr("#balance-onchain", "data-confirmations")
+        .await;
     assert!(confirmations >= 1);
     for css in [
         "#go-send",

@@ -49,15 +49,7 @@ async fn a_browser_wallet_receives_from_and_pays_the_lightning_network() {
         .await;
 
     // The first payment received pays the join fee (the payment from outside here).
-    let join_fee = Amount::from_sat(
-        a.find("#join-fee-owed", SCREEN)
-            .await
-            .attr("data-sats")
-            .await
-            .expect("attribute")
-            .and_then(|s| s.parse::<u64>().ok())
-            .expect("the join fee owed"),
-    );
+    let join_fee = Amount::from_sat(a.parsed_attr("#join-fee-owed", "data-sats").await);
     let lsp_before = lsp_channel_balance(&stack).await;
 
     // Receiving: the invoice is one any Lightning wallet can pay, and the outside node does.

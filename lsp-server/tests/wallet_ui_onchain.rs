@@ -96,15 +96,7 @@ async fn a_wallet_sends_its_onchain_coins_to_an_address() {
     assert!(fee > 0 && fee < 1_000, "fee {fee}");
     w.screenshot("onchain-send-quote").await;
     w.click("#onchain-confirm").await;
-    let txid: bitcoin::Txid = w
-        .find("#onchain-sent", SCREEN)
-        .await
-        .attr("data-txid")
-        .await
-        .expect("attribute")
-        .expect("a txid")
-        .parse()
-        .expect("txid");
+    let txid: bitcoin::Txid = w.parsed_attr("#onchain-sent", "data-txid").await;
     stack.devnet.mine(1).await.expect("mine");
 
     let tx = stack

@@ -204,6 +204,20 @@ impl Browser {
         }
     }
 
+    /// The `attr` attribute of `css` (waited for up to [`SCREEN`]), parsed.
+    pub async fn parsed_attr<T: std::str::FromStr>(&self, css: &str, attr: &str) -> T {
+        let value = self
+            .find(css, SCREEN)
+            .await
+            .attr(attr)
+            .await
+            .expect("attribute");
+        value
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{}: {css} has no {attr} to read: {value:?}", self.name))
+    }
+
     /// The page's visible text (for failure messages).
     /// Waits until the browser has finished downloading `name`, and returns its path.
     pub async fn downloaded(&self, name: &str, limit: Duration) -> std::path::PathBuf {
@@ -434,15 +448,7 @@ impl Browser {
         self.click("#seed-written").await;
         for i in 1..=3 {
             let css = format!("#seed-check-{i}");
-            let position: usize = self
-                .find(&css, SCREEN)
-                .await
-                .attr("data-position")
-                .await
-                .expect("attribute")
-                .expect("position")
-                .parse()
-                .expect("a number");
+            let position: usize = self.parsed_attr(&css, "data-position").await;
             self.type_into(&css, &words[position - 1]).await;
         }
         if let Some(p) = shots {
@@ -631,15 +637,7 @@ impl Browser {
         // receive, which may come a moment after it shows itself connected.
         let deadline = Instant::now() + SCREEN;
         loop {
-            let offer: u64 = self
-                .find("#faucet", SCREEN)
-                .await
-                .attr("data-sats")
-                .await
-                .expect("attribute")
-                .expect("the faucet button says how much it asks for")
-                .parse()
-                .expect("a number");
+            let offer: u64 = self.parsed_attr("#faucet", "data-sats").await;
             if offer > 0 {
                 return offer;
             }
