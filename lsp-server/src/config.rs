@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use bitcoin::Network;
 use clap::Parser;
+use shared::lifecycle::Ladder;
 use shared::params::{BlockDelta, FactoryParams};
 
 /// The LSP's configuration. Every flag also reads an `LSP_*` environment variable.
@@ -130,7 +131,8 @@ pub struct FactoryOptions {
     /// exclusions.
     #[arg(long, env = "LSP_MIN_CLIENTS", default_value_t = 2)]
     pub min_clients: usize,
-    /// Seconds a factory gathers clients, counted from its first join.
+    /// Seconds a factory gathers clients, counted from its first join (without
+    /// `--ladder-interval`).
     #[arg(long, env = "LSP_GATHER_SECS", default_value_t = 60)]
     pub gather_secs: u64,
     /// Blocks a factory is active before its dying period (default: the network's, about 30
@@ -143,6 +145,13 @@ pub struct FactoryOptions {
     /// least: the network's, 432 on mainnet, 6 on regtest; wallets refuse a shorter one).
     #[arg(long = "factory-dying-blocks", env = "LSP_FACTORY_DYING_BLOCKS")]
     pub dying_blocks: Option<u32>,
+    /// Blocks between two rungs of the ladder: a new factory starts at every height that is a
+    /// multiple of this, with the members that joined since the last one (or at once when
+    /// full; with fewer than `--min-clients` it is called off and they join the next). At most
+    /// the dying period, so every dying period holds a rung to move into. Without it, a
+    /// factory starts `--gather-secs` after its first join. Published in the signed terms.
+    #[arg(long, env = "LSP_LADDER_INTERVAL")]
+    pub ladder_interval: Option<u32>,
     /// Seconds each signing round may take before the clients that did not answer are excluded.
     #[arg(long, env = "LSP_ROUND_TIMEOUT_SECS", default_value_t = 30)]
     pub round_timeout_secs: u64,
@@ -198,6 +207,17 @@ pub enum ConfigError {
     /// A factory lifetime wallets would refuse.
     #[error("--factory-active-blocks / --factory-dying-blocks: {0}")]
     BadLifetime(String),
+    /// A ladder interval that leaves a dying period without a rung.
+    #[error(
+        "--ladder-interval {interval} must be between 1 and the dying period ({dying} blocks), \
+         so every dying period holds a new factory to move into"
+    )]
+    BadLadder {
+        /// `--ladder-interval`.
+        interval: u32,
+        /// The dying period in blocks.
+        dying: u32,
+    },
     /// A factory larger than the tree parameters allow.
     #[error(
         "--factory-size {size} exceeds the {max} clients this network's tree parameters allow"
@@ -255,6 +275,12 @@ impl Config {
                 broken.what, broken.need, broken.got
             )));
         }
+        if let Some(interval) = self.factory.ladder_interval {
+            let dying = params.dying.to_blocks();
+            if Ladder::new(interval).is_none_or(|l| !l.fits_dying_period(dying)) {
+                return Err(ConfigError::BadLadder { interval, dying });
+            }
+        }
         let max = params.max_clients as usize;
         if size > max {
             return Err(ConfigError::FactoryTooLarge { size, max });
@@ -283,6 +309,20 @@ impl Config {
             .map_or(preset.dying, BlockDelta::from_blocks);
         // `validate` refuses a lifetime that would overflow.
         preset.with_lifetime(active, dying).unwrap_or(preset)
+    }
+
+    /// The ladder's schedule, if the operator set one.
+    pub fn ladder(&self) -> Option<Ladder> {
+        self.factory.ladder_interval.and_then(Ladder::new)
+    }
+
+    /// Seconds a block takes on this network, to tell a wallet about how long it waits for a
+    /// rung (regtest: the demo's one block every 10 s).
+    pub fn block_secs(&self) -> u64 {
+        match self.network {
+            Network::Regtest => 10,
+            _ => 600,
+        }
     }
 
     /// Clients per factory for this network.
@@ -373,6 +413,26 @@ mod tests {
         ]);
         let err = huge.validate().unwrap_err();
         assert!(matches!(err, ConfigError::BadLifetime(_)), "{err}");
+    }
+
+    #[test]
+    fn a_ladder_interval_must_fit_in_the_dying_period() {
+        let regtest = |extra: &[&str]| {
+            let mut args = vec!["--network", "regtest", "--factory-dying-blocks", "12"];
+            args.extend_from_slice(extra);
+            parse(&args)
+        };
+        assert_eq!(regtest(&[]).ladder(), None);
+        let config = regtest(&["--ladder-interval", "12"]);
+        config.validate().unwrap();
+        assert_eq!(config.ladder().map(Ladder::interval), Some(12));
+        for bad in ["0", "13"] {
+            let err = regtest(&["--ladder-interval", bad]).validate().unwrap_err();
+            assert!(
+                matches!(err, ConfigError::BadLadder { dying: 12, .. }),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -72,6 +72,7 @@ async fn gathering(Path(id): Path<u64>, State(state): State<AppState>) -> Respon
             min_members: u32::try_from(state.config.factory.min_clients).unwrap_or(u32::MAX),
             max_members: u32::try_from(state.config.factory_size()).unwrap_or(u32::MAX),
             gather_until: c.gather_until,
+            start_height: c.start_height,
         })
         .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

@@ -203,6 +203,7 @@ pub async fn start(config: Config) -> Result<Running> {
             liquidity: terms::LIQUIDITY,
             options: config.payments.clone(),
             sweep_to,
+            ladder: config.ladder(),
         },
         key,
         &config.data_dir,

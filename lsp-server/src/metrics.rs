@@ -206,6 +206,14 @@ impl Metrics {
             "The chain tip the LSP's Esplora reports (0 when unreachable).",
             &one(gauges.tip_height),
         );
+        if let Some(next) = gauges.next_rung {
+            metric(
+                "ladder_next_rung_height",
+                "gauge",
+                "The height the ladder's next factory starts at (with --ladder-interval).",
+                &one(next),
+            );
+        }
         if let Some(ln) = &gauges.ln {
             metric(
                 "ln_channels",
@@ -262,6 +270,8 @@ pub struct Gauges {
     pub fee_bumps_unfunded: u64,
     /// Chain tip height.
     pub tip_height: u64,
+    /// The height the ladder's next factory starts at, when the LSP runs a ladder.
+    pub next_rung: Option<u64>,
     /// The Lightning node's gauges, when it runs.
     pub ln: Option<crate::lightning::view::LnGauges>,
 }
@@ -290,9 +300,14 @@ mod tests {
             stages: vec![("active".into(), 2), ("dying".into(), 1)],
             wallet_confirmed_sat: 5000,
             fee_bumps_unfunded: 2,
+            next_rung: Some(30),
             ..Gauges::default()
         };
         let text = m.render(&gauges);
+        assert!(
+            text.contains("superscalar_ladder_next_rung_height 30\n"),
+            "{text}"
+        );
         assert!(
             text.contains("superscalar_fee_bumps_unfunded 2\n"),
             "{text}"

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Amount;
+use shared::lifecycle::Ladder;
 use shared::terms::{FactorySchedule, FeeSchedule, SignedTerms, TermsBody};
 
 use crate::config::Config;
@@ -43,11 +44,12 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
         min_liquidity: LIQUIDITY.0,
         max_liquidity: LIQUIDITY.1,
         schedule: FactorySchedule {
-            // One new factory per DW step: a day on mainnet.
-            interval_blocks: params.step.to_blocks().max(1),
+            interval_blocks: config.ladder().map_or(0, Ladder::interval),
             active_blocks: params.active.to_blocks(),
             dying_blocks: params.dying.to_blocks(),
-            next_start_height: moment.tip_height.saturating_add(1),
+            next_start_height: config.ladder().map_or(moment.tip_height.saturating_add(1), |l| {
+                l.next_rung(moment.tip_height).to_consensus_u32()
+            }),
             open_slots: moment.open_slots.min(max_clients),
             max_clients,
         },

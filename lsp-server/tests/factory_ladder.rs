@@ -195,3 +195,125 @@ async fn a_ladder_of_four_factories_moves_twenty_wallets_and_closes_each_old_run
         moved.to_sat()
     );
 }
+
+/// With `--ladder-interval`, a factory starts at the ladder's next block, not when its
+/// gathering time is over: the terms, the admin API and `/metrics` name that block; three
+/// wallets wait through the gathering time for it and start there; a lone wallet's rung is
+/// called off at its block (fewer than `--min-clients`), and the wallet is told which block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_ladder_interval_factories_start_at_the_ladders_blocks() {
+    const INTERVAL: u32 = 6;
+    let options = lsp_server::FactoryOptions {
+        gather_secs: 1,
+        ladder_interval: Some(INTERVAL),
+        ..common::fast_factory(4, 2)
+    };
+    let stack = common::start_with(options, None).await;
+    common::fund_lsp(&stack, Amount::from_sat(1_000_000)).await;
+    let base = stack.http_url();
+    // Right after a rung, so the next one is a whole interval away.
+    let tip = common::chain::tip(&stack).await;
+    mine_to(&stack, (tip / INTERVAL + 1) * INTERVAL).await;
+    let rung = common::chain::tip(&stack).await + INTERVAL;
+
+    let schedule = loop {
+        let terms = common::terms(&stack).await.body.schedule;
+        if terms.next_start_height == rung {
+            break terms;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(schedule.interval_blocks, INTERVAL);
+    let ladder = common::admin_get(&base, "/admin/ladder").await;
+    assert_eq!(ladder["schedule"]["next_rung"], rung, "{ladder}");
+    let metrics = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(&format!("superscalar_ladder_next_rung_height {rung}\n")),
+        "{metrics}"
+    );
+
+    // Three wallets join; well past the gathering time they are still gathering for the rung.
+    let storage = tempfile::tempdir().expect("temp dir");
+    let config = common::swarm_config(&stack, &storage.path().join("rung"));
+    let clients = common::swarm::spawn(&config, &[spec(); 3]);
+    let gathering = |members: usize| {
+        let base = base.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let live = common::admin_get(&base, "/admin/ceremonies").await;
+                let found = live["ceremonies"].as_array().and_then(|l| {
+                    l.iter()
+                        .find(|c| c["phase"] == "gathering")
+                        .filter(|c| c["members"].as_array().map(Vec::len) == Some(members))
+                        .cloned()
+                });
+                if let Some(c) = found {
+                    return c;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{members} gathering: {live}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let ceremony = gathering(3).await;
+    assert_eq!(ceremony["start_height"], rung, "{ceremony}");
+    let factory = ceremony["factory"].as_u64().expect("id");
+    mine_to(&stack, rung - 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status: shared::ceremony::GatheringStatus =
+        reqwest::get(format!("{base}/factories/{factory}/gathering"))
+            .await
+            .expect("gathering status")
+            .json()
+            .await
+            .expect("still gathering, a block before its rung and past its gathering time");
+    assert_eq!((status.members, status.start_height), (3, Some(rung)));
+    assert!(
+        status.outlook(0).contains(&format!("at block {rung}")),
+        "{}",
+        status.outlook(0)
+    );
+
+    // The rung's block: they sign, and the factory's creation height is the rung.
+    stack.devnet.mine(1).await.expect("mine");
+    let runs = common::pay::funded_factory_of(&stack.devnet, clients, 3).await;
+    for run in &runs {
+        assert_eq!(
+            leaf_of(run)
+                .path
+                .proposal()
+                .creation_height
+                .to_consensus_u32(),
+            rung,
+            "started at the rung"
+        );
+    }
+
+    // One wallet alone for the next rung: called off at its block, and told so.
+    let next = (common::chain::tip(&stack).await / INTERVAL + 1) * INTERVAL;
+    let config = common::swarm_config(&stack, &storage.path().join("alone"));
+    let alone = common::swarm::spawn(&config, &[spec()]);
+    assert_eq!(gathering(1).await["start_height"], next);
+    mine_to(&stack, next).await;
+    let (runs, _) = alone.finish(Duration::from_secs(60)).await;
+    let report = runs[0].result.as_ref().expect("the session ends");
+    let error = format!("{:?}", report.outcome);
+    assert!(
+        error.contains(&format!(
+            "only 1 of the 2 members needed joined by block {next}"
+        )),
+        "{error}"
+    );
+}

@@ -37,18 +37,37 @@ pub struct FeeSchedule {
 /// When factories start and how long they live, in blocks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FactorySchedule {
-    /// Blocks between two factory starts.
+    /// Blocks between two rungs of the LSP's ladder (a new factory at every multiple of it,
+    /// see [`crate::lifecycle::Ladder`]); 0 when factories start as people join.
     pub interval_blocks: u32,
     /// Blocks a factory is active before its dying period.
     pub active_blocks: u32,
     /// Blocks of the dying period, during which clients migrate.
     pub dying_blocks: u32,
-    /// Height at which the next factory starts gathering clients.
+    /// Height at which the next factory starts: the ladder's next rung, or the next block when
+    /// factories start as people join.
     pub next_start_height: u32,
     /// Free client slots in the next factory.
     pub open_slots: u32,
     /// Largest number of clients in one factory.
     pub max_clients: u32,
+}
+
+impl FactorySchedule {
+    /// The schedule in one sentence, for a wallet's terms card.
+    pub fn describe(&self) -> String {
+        let starts = match self.interval_blocks {
+            0 => "a new one as soon as enough people join".to_owned(),
+            n => format!(
+                "a new one every {n} blocks, the next at block {}",
+                self.next_start_height
+            ),
+        };
+        format!(
+            "up to {} people per factory; {starts}; each lives {} blocks, then {} blocks to move on",
+            self.max_clients, self.active_blocks, self.dying_blocks
+        )
+    }
 }
 
 /// The signed part of the terms.
@@ -213,6 +232,20 @@ impl TermsBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schedule_says_whether_factories_follow_a_ladder() {
+        let kp = Keypair::from_seckey_slice(&Secp256k1::new(), &[7u8; 32]).unwrap();
+        let mut schedule = TermsBody::example(kp.x_only_public_key().0, 0, 1).schedule;
+        schedule.next_start_height = 150;
+        assert!(schedule
+            .describe()
+            .contains("a new one every 144 blocks, the next at block 150;"));
+        schedule.interval_blocks = 0;
+        assert!(schedule
+            .describe()
+            .contains("a new one as soon as enough people join;"));
+    }
 
     #[test]
     fn sign_and_verify() {

@@ -261,6 +261,7 @@ fn every_message() -> Vec<WireMsg> {
                 1,
             )),
             Stage::Dying,
+            Some(bitcoin::absolute::Height::from_consensus(20).unwrap()),
         )),
     ];
     all.extend(ceremony);

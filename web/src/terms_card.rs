@@ -27,7 +27,7 @@ pub fn TermsCard(info: LspInfo) -> impl IntoView {
             <dt>"Payments"</dt>
             <dd>{format!("{} + {} per million routed", sats(b.fees.routing_fee_base), b.fees.routing_fee_ppm)}</dd>
             <dt>"Schedule"</dt>
-            <dd id="lsp-schedule">{format!("up to {} people per factory; a new one every {} blocks; each lives {} blocks, then {} blocks to move on", s.max_clients, s.interval_blocks, s.active_blocks, s.dying_blocks)}</dd>
+            <dd id="lsp-schedule">{s.describe()}</dd>
             <dt>"Stay safe"</dt><dd id="lsp-liveness">{b.liveness.clone()}</dd>
             <dt>"Leaving alone"</dt><dd id="exit-cost">{exit_cost}
                 <details><summary>"Details"</summary><span class="hint">{exit_details}</span></details></dd>

@@ -32,14 +32,17 @@ struct Options {
     /// Passed to `--factory-active-blocks` and `--factory-dying-blocks`.
     active_blocks: Option<u32>,
     dying_blocks: Option<u32>,
+    /// Passed to `--ladder-interval`.
+    ladder_interval: Option<u32>,
 }
 
 /// `--ladder`: a factory's whole life in minutes at a block every 10 s (3 minutes active, then
-/// 2 minutes to move), so a room watches factories be born, age, move and close.
-const LADDER: (u32, u32) = (18, 12);
+/// 2 minutes to move, a new factory every 30 s), so a room watches factories be born, age,
+/// move and close.
+const LADDER: (u32, u32, u32) = (18, 12, 3);
 
 const OPTIONS: &str = "--port, --esplora-port, --ln-port, --data-dir, --automine, \
-     --factory-size, --min-clients, --gather-secs, --active-blocks, --dying-blocks, --ladder";
+     --factory-size, --min-clients, --gather-secs, --active-blocks, --dying-blocks, --ladder-interval, --ladder";
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options {
@@ -53,6 +56,7 @@ fn parse(args: &[String]) -> Result<Options> {
         gather_secs: None,
         active_blocks: None,
         dying_blocks: None,
+        ladder_interval: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -68,9 +72,11 @@ fn parse(args: &[String]) -> Result<Options> {
             "--gather-secs" => o.gather_secs = Some(val()?.parse()?),
             "--active-blocks" => o.active_blocks = Some(val()?.parse()?),
             "--dying-blocks" => o.dying_blocks = Some(val()?.parse()?),
+            "--ladder-interval" => o.ladder_interval = Some(val()?.parse()?),
             "--ladder" => {
                 o.active_blocks = Some(LADDER.0);
                 o.dying_blocks = Some(LADDER.1);
+                o.ladder_interval = Some(LADDER.2);
             }
             other => bail!("unknown demo option `{other}` (known: {OPTIONS})"),
         }
@@ -152,6 +158,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ("--gather-secs", opts.gather_secs),
         ("--factory-active-blocks", opts.active_blocks),
         ("--factory-dying-blocks", opts.dying_blocks),
+        ("--ladder-interval", opts.ladder_interval),
     ] {
         if let Some(v) = value {
             lsp.args([flag, &v.to_string()]);
@@ -214,11 +221,14 @@ pub fn run(args: &[String]) -> Result<()> {
         "  The Lightning Network (an outside node with a channel to the LSP's): \
          http://127.0.0.1:{peer_http}/   (make invoices for the wallets to pay, pay theirs)"
     );
+    let start = match opts.ladder_interval {
+        Some(b) => format!("at every block that is a multiple of {b}"),
+        None => format!("after {}s of gathering", opts.gather_secs.unwrap_or(60)),
+    };
     println!(
-        "  Factories:         {} members, starting with at least {} after {}s of gathering",
+        "  Factories:         {} members, starting with at least {} {start}",
         opts.factory_size.unwrap_or(8),
         opts.min_clients.unwrap_or(2),
-        opts.gather_secs.unwrap_or(60)
     );
     if let (Some(active), Some(dying)) = (opts.active_blocks, opts.dying_blocks) {
         println!(

@@ -180,8 +180,14 @@ async fn ladder(State(state): State<AppState>) -> Response {
         Ok(tip) => tip,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
+    // The ladder's schedule, when the operator set one: its interval and the next rung.
+    let schedule = state.config.ladder().map(
+        |l| json!({ "interval": l.interval(), "next_rung": l.next_rung(tip).to_consensus_u32() }),
+    );
     match query(&state, move |c| report::ladder(c, tip)).await {
-        Ok(list) => Json(json!({ "tip": tip, "factories": list })).into_response(),
+        Ok(list) => {
+            Json(json!({ "tip": tip, "schedule": schedule, "factories": list })).into_response()
+        }
         Err(e) => e,
     }
 }
@@ -272,6 +278,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         wallet_pending_sat: balance.pending.to_sat(),
         fee_bumps_unfunded: state.wallet.unfunded_bumps(),
         tip_height: tip.map_or(0, u64::from),
+        next_rung: state
+            .config
+            .ladder()
+            .zip(tip)
+            .map(|(l, tip)| u64::from(l.next_rung(tip).to_consensus_u32())),
         ln,
     };
     (

@@ -180,6 +180,8 @@ pub struct RouterSettings {
     pub options: PaymentOptions,
     /// Where the LSP's claims from commitments on chain pay (its on-chain wallet).
     pub sweep_to: bitcoin::ScriptBuf,
+    /// The ladder's schedule, named in the notices of a factory's end.
+    pub ladder: Option<shared::lifecycle::Ladder>,
 }
 
 /// The router task's state.

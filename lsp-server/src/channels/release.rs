@@ -212,6 +212,7 @@ impl Router {
     pub(super) fn tell_ending(&mut self) {
         let tip = bitcoin::absolute::Height::from_consensus(self.height)
             .unwrap_or(bitcoin::absolute::Height::ZERO);
+        let next_rung = self.settings.ladder.map(|l| l.next_rung(self.height));
         let due: Vec<(ConnId, FactoryNotice)> = self
             .links
             .values()
@@ -220,7 +221,7 @@ impl Router {
                 let conn = l.ready?;
                 let stage = l.life.stage(tip);
                 (stage >= Stage::Dying && !self.told_ending.contains(&(l.id, conn)))
-                    .then(|| (conn, FactoryNotice::new(l.id, &l.life, stage)))
+                    .then(|| (conn, FactoryNotice::new(l.id, &l.life, stage, next_rung)))
             })
             .collect();
         for (conn, notice) in due {

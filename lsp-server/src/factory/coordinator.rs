@@ -82,6 +82,8 @@ pub(super) struct Slot {
     pub(super) excluded: BTreeSet<ClientId>,
     pub(super) phase: Phase,
     pub(super) gather_until: u64,
+    /// For a rung of the ladder: the height it starts at.
+    pub(super) start_height: Option<Height>,
     pub(super) full: bool,
     pub(super) session: Option<SessionId>,
     pub(super) members_stored: bool,
@@ -249,6 +251,7 @@ impl Coordinator {
                         .map_or_else(|| "restored".to_owned(), |c| describe(&c.status())),
                     session: slot.session,
                     gather_until: slot.gather_until,
+                    start_height: slot.start_height.map(Height::to_consensus_u32),
                     members,
                     excluded: slot.excluded.iter().copied().collect(),
                 }
@@ -478,7 +481,17 @@ impl Coordinator {
             open_slots: self.settings.factory_size as u32,
             lightning_node: None,
         };
-        let gather_until = now.saturating_add(self.settings.gather_secs);
+        let start_height = self.settings.ladder.map(|l| l.next_rung(self.height));
+        let gather_until = match start_height {
+            // What joiners are told, and how long they wait: twice the expected time to the
+            // rung's block, plus the gathering time, as blocks come irregularly.
+            Some(h) => {
+                let blocks = u64::from(h.to_consensus_u32().saturating_sub(self.height));
+                now.saturating_add(blocks.saturating_mul(2 * self.settings.block_secs))
+                    .saturating_add(self.settings.gather_secs)
+            }
+            None => now.saturating_add(self.settings.gather_secs),
+        };
         let round = self.settings.round_timeout_secs;
         let config = LspConfig {
             factory: id,
@@ -487,6 +500,7 @@ impl Coordinator {
             min_clients: self.settings.min_clients,
             max_clients: self.settings.factory_size,
             gather_until,
+            start_height,
             first_session: SessionId(1),
             timeouts: RoundTimeouts {
                 nonces_secs: round,
@@ -506,6 +520,7 @@ impl Coordinator {
                 excluded: BTreeSet::new(),
                 phase: Phase::Gathering,
                 gather_until,
+                start_height,
                 full: false,
                 session: None,
                 members_stored: false,
@@ -515,7 +530,12 @@ impl Coordinator {
             },
         );
         self.gathering = Some(id);
-        tracing::info!(factory = %id, gather_until, "factory gathering");
+        match start_height {
+            Some(height) => {
+                tracing::info!(factory = %id, %height, "factory gathering for the ladder's next rung")
+            }
+            None => tracing::info!(factory = %id, gather_until, "factory gathering"),
+        }
         Ok(id)
     }
 

@@ -369,14 +369,19 @@ impl Coordinator {
                 continue;
             };
             let members = slot.ceremony.as_ref().map_or(0, |c| c.members().len());
-            let due = now >= slot.gather_until;
+            // The end of gathering: its time, or the ladder's block for a rung.
+            let t = self.now();
+            let due = slot
+                .ceremony
+                .as_ref()
+                .and_then(|c| c.poll_timeout())
+                .is_some_and(|d| d.has_passed(&t));
             let enough = members >= self.settings.min_clients;
             if !busy && members > 0 && (slot.full || (due && enough)) {
                 busy = true;
                 self.start(factory).await;
             } else if due && !enough {
                 // Too few clients: the ceremony gives up and tells them.
-                let t = self.now();
                 if let Some(c) = self
                     .slots
                     .get_mut(&factory)

@@ -101,8 +101,10 @@ pub struct CeremonyView {
     pub status: String,
     /// The current signing session.
     pub session: Option<SessionId>,
-    /// Unix time gathering ends.
+    /// Unix time gathering ends (for a rung of the ladder, an estimate).
     pub gather_until: u64,
+    /// For a rung of the ladder: the height it starts at.
+    pub start_height: Option<u32>,
     /// Its members.
     pub members: Vec<MemberView>,
     /// Members excluded so far.
@@ -140,8 +142,12 @@ pub struct Settings {
     pub factory_size: usize,
     /// Fewest clients to start, and to go on after exclusions.
     pub min_clients: usize,
-    /// Seconds of gathering from the first join.
+    /// Seconds of gathering from the first join (without a ladder).
     pub gather_secs: u64,
+    /// The ladder's schedule: a factory starts at its rung's height instead.
+    pub ladder: Option<shared::lifecycle::Ladder>,
+    /// Seconds a block takes, to estimate when a rung starts.
+    pub block_secs: u64,
     /// Seconds per signing round.
     pub round_timeout_secs: u64,
     /// Seconds a disconnected member may take to come back.
@@ -163,6 +169,8 @@ impl Settings {
             factory_size: config.factory_size(),
             min_clients: config.factory.min_clients,
             gather_secs: config.factory.gather_secs,
+            ladder: config.ladder(),
+            block_secs: config.block_secs(),
             round_timeout_secs: config.factory.round_timeout_secs,
             reconnect_grace_secs: config.factory.reconnect_grace_secs,
             confirmations: config.funding_confirmations(),

@@ -77,6 +77,7 @@ impl Coordinator {
                     excluded: BTreeSet::new(),
                     phase,
                     gather_until: 0,
+                    start_height: None,
                     full: true,
                     session: f.session,
                     members_stored: true,

@@ -125,6 +125,7 @@ pub fn fast_factory(size: usize, min_clients: usize) -> FactoryOptions {
         chain_poll_ms: 100,
         active_blocks: None,
         dying_blocks: None,
+        ladder_interval: None,
     }
 }
 

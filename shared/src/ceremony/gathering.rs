@@ -17,18 +17,22 @@ pub struct GatheringStatus {
     pub min_members: u32,
     /// Members that make it start at once.
     pub max_members: u32,
-    /// Unix time gathering ends.
+    /// Unix time gathering ends (for a rung of the LSP's ladder, an estimate of when the chain
+    /// reaches `start_height`).
     pub gather_until: u64,
+    /// A rung of the LSP's ladder starts at this block (or at once when full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_height: Option<u32>,
 }
 
 impl GatheringStatus {
     /// What happens when gathering ends, in words, at unix time `now`.
     pub fn outlook(&self, now: u64) -> String {
         let left = self.gather_until.saturating_sub(now);
-        let wait = if left == 0 {
-            "Gathering time is over".to_string()
-        } else {
-            format!("Gathering ends in {}", mm_ss(left))
+        let wait = match self.start_height {
+            Some(height) => format!("The LSP starts its next factory at block {height}"),
+            None if left == 0 => "Gathering time is over".to_string(),
+            None => format!("Gathering ends in {}", mm_ss(left)),
         };
         if self.members >= self.min_members {
             format!(
@@ -62,6 +66,7 @@ mod tests {
             min_members: 2,
             max_members: 8,
             gather_until: 1_000,
+            start_height: None,
         };
         let words = g.outlook(925);
         assert!(words.starts_with("Gathering ends in 1:15"), "{words}");
@@ -69,5 +74,11 @@ mod tests {
         g.members = 2;
         assert!(g.outlook(1_000).contains("starts with the 2 members"));
         assert!(g.outlook(2_000).starts_with("Gathering time is over"));
+        g.start_height = Some(150);
+        let words = g.outlook(2_000);
+        assert!(
+            words.starts_with("The LSP starts its next factory at block 150; then"),
+            "{words}"
+        );
     }
 }

@@ -25,12 +25,14 @@
 //! key-path spend ([`released_frontier`], [`build_sweep`], [`sign_sweep`]).
 
 mod close;
+mod ladder;
 mod life;
 mod notice;
 mod release;
 mod sweep;
 
 pub use close::{build_close, build_sweep, close_sighash, sign_close, sign_sweep, CloseError};
+pub use ladder::Ladder;
 pub use life::{Life, Stage};
 pub use notice::FactoryNotice;
 pub use release::{KeyRelease, KeyReleased, ReleaseError};

@@ -20,19 +20,31 @@ pub struct FactoryNotice {
     pub dying_ends: Height,
     /// Its timeout.
     pub timeout: Height,
+    /// The block the LSP starts its next factory at, when it runs a ladder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rung: Option<Height>,
     /// What to do, in words.
     pub message: String,
 }
 
 impl FactoryNotice {
-    /// The notice for `channel` in a factory of life `life`, at stage `stage`.
-    pub fn new(channel: ChannelId, life: &Life, stage: Stage) -> FactoryNotice {
+    /// The notice for `channel` in a factory of life `life`, at stage `stage`; `next_rung`:
+    /// when the LSP starts its next factory, if it runs a ladder.
+    pub fn new(
+        channel: ChannelId,
+        life: &Life,
+        stage: Stage,
+        next_rung: Option<Height>,
+    ) -> FactoryNotice {
         let factory = channel.factory;
+        let when = next_rung.map_or(String::new(), |h| {
+            format!(" The next new factory starts at block {h}.")
+        });
         let message = match stage {
             Stage::Active | Stage::Dying => format!(
                 "Factory {factory} is in its dying period until block {}: move your balance to a \
-                 new factory now. If you do not, your money stays yours: you can still leave on \
-                 chain before block {}.",
+                 new factory now.{when} If you do not, your money stays yours: you can still \
+                 leave on chain before block {}.",
                 life.dying_ends, life.timeout
             ),
             Stage::Expired => format!(
@@ -50,6 +62,7 @@ impl FactoryNotice {
             stage,
             dying_ends: life.dying_ends,
             timeout: life.timeout,
+            next_rung,
             message,
         }
     }

@@ -276,6 +276,7 @@ impl Net {
             min_clients: 1,
             max_clients: n.max(1),
             gather_until: START_TIME + 600,
+            start_height: None,
             first_session: SessionId(1),
             timeouts: RoundTimeouts::default(),
         };

@@ -171,7 +171,10 @@ impl<P: Proposer, G: SignGuard> LspCeremony<P, G> {
     /// current round.
     pub fn poll_timeout(&self) -> Option<Deadline> {
         match &self.phase {
-            Phase::Gathering => Some(Deadline::UnixTime(self.config.gather_until)),
+            Phase::Gathering => Some(match self.config.start_height {
+                Some(height) => Deadline::Height(height),
+                None => Deadline::UnixTime(self.config.gather_until),
+            }),
             Phase::Nonces(core, _) | Phase::Partials(core, _) | Phase::Acks(core, _) => {
                 Some(Deadline::UnixTime(core.deadline))
             }
@@ -260,9 +263,14 @@ impl<P: Proposer, G: SignGuard> LspCeremony<P, G> {
         let (round, answered): (Round, Vec<ClientId>) = match &self.phase {
             Phase::Gathering => {
                 if self.start(now, rng).is_err() {
+                    let deadline = match self.config.start_height {
+                        Some(height) => format!("by block {height}"),
+                        None => "before the deadline".to_owned(),
+                    };
                     self.fail(Reason::new(format!(
-                        "only {} clients joined before the deadline",
-                        self.members.len()
+                        "only {} of the {} members needed joined {deadline}",
+                        self.members.len(),
+                        self.config.min_clients.max(1)
                     )));
                 }
                 return;

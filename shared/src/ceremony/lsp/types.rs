@@ -1,5 +1,6 @@
 //! The LSP machine's public vocabulary: configuration, what it persists, what it reports.
 
+use bitcoin::absolute::Height;
 use std::collections::BTreeMap;
 
 use bitcoin::secp256k1::{schnorr, PublicKey, SecretKey};
@@ -50,7 +51,12 @@ pub struct LspConfig {
     /// Most members.
     pub max_clients: usize,
     /// Unix time gathering ends (the first proposal goes out then, or on [`LspCeremony::start`](crate::ceremony::LspCeremony::start)).
+    /// With [`start_height`](Self::start_height) set, only the estimate joiners are told
+    /// (`JoinAccepted::start_by`, how long they wait).
     pub gather_until: u64,
+    /// A scheduled rung of the LSP's ladder: gathering ends when the chain reaches this height
+    /// (or at once when full), not at `gather_until`.
+    pub start_height: Option<Height>,
     /// Id of the first session; each restart takes the next one.
     pub first_session: SessionId,
     /// Round deadlines.

@@ -333,6 +333,7 @@ fn lsp(max_clients: usize) -> LspCeremony<SyntheticProposer, MemorySignGuard> {
         min_clients: 1,
         max_clients,
         gather_until: START_TIME + 60,
+        start_height: None,
         first_session: SessionId(1),
         timeouts: RoundTimeouts::default(),
     };
