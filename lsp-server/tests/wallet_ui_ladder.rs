@@ -2,7 +2,8 @@
 //! LSP: a wrong token is refused with a clear line; with the token from the address, a factory
 //! being created, then funded, shows as active with its members, and turns to "dying" when the
 //! chain reaches its dying period, without a reload. The LSP runs the workshop's short
-//! lifetime (`--factory-active-blocks`, `--factory-dying-blocks`).
+//! lifetime (`--factory-active-blocks`, `--factory-dying-blocks`) and a ladder
+//! (`--ladder-interval`), which the page names with its next rung.
 //!
 //! Screenshot: `target/screenshots/ladder-view.png`.
 
@@ -20,6 +21,7 @@ async fn the_ladder_page_shows_factories_live() {
     let options = lsp_server::FactoryOptions {
         active_blocks: Some(12),
         dying_blocks: Some(10),
+        ladder_interval: Some(2),
         ..common::fast_factory(2, 2)
     };
     let stack = common::start_with(options, None).await;
@@ -50,6 +52,15 @@ async fn the_ladder_page_shows_factories_live() {
         .expect("open the page");
     b.client.refresh().await.expect("reload");
     summary_has(&b, "0 funded factories").await;
+    let tip = common::chain::tip(&stack).await;
+    summary_has(
+        &b,
+        &format!(
+            "a new factory every 2 blocks, the next at block {}",
+            (tip / 2 + 1) * 2
+        ),
+    )
+    .await;
     let url = b.client.current_url().await.expect("url");
     assert!(!url.as_str().contains("token"), "{url}");
     let form = b.find("#login", SCREEN).await;
