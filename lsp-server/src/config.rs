@@ -148,7 +148,8 @@ pub struct FactoryOptions {
     /// Blocks between two rungs of the ladder: a new factory starts at every height that is a
     /// multiple of this, with the members that joined since the last one (or at once when
     /// full; with fewer than `--min-clients` it is called off and they join the next). At most
-    /// the dying period, so every dying period holds a rung to move into. Without it, a
+    /// the dying period less the funding confirmations, so every dying period holds a rung its
+    /// members can move into in time. Without it, a
     /// factory starts `--gather-secs` after its first join. Published in the signed terms.
     #[arg(long, env = "LSP_LADDER_INTERVAL")]
     pub ladder_interval: Option<u32>,
@@ -209,14 +210,17 @@ pub enum ConfigError {
     BadLifetime(String),
     /// A ladder interval that leaves a dying period without a rung.
     #[error(
-        "--ladder-interval {interval} must be between 1 and the dying period ({dying} blocks), \
-         so every dying period holds a new factory to move into"
+        "--ladder-interval {interval} must be between 1 and the dying period ({dying} blocks) \
+         less the funding's {confirmations} confirmations, so every dying period holds a new \
+         factory its members can move into in time"
     )]
     BadLadder {
         /// `--ladder-interval`.
         interval: u32,
         /// The dying period in blocks.
         dying: u32,
+        /// `--funding-confirmations`.
+        confirmations: u32,
     },
     /// A factory larger than the tree parameters allow.
     #[error(
@@ -277,8 +281,13 @@ impl Config {
         }
         if let Some(interval) = self.factory.ladder_interval {
             let dying = params.dying.to_blocks();
-            if Ladder::new(interval).is_none_or(|l| !l.fits_dying_period(dying)) {
-                return Err(ConfigError::BadLadder { interval, dying });
+            let confirmations = self.funding_confirmations();
+            if Ladder::new(interval).is_none_or(|l| !l.fits_dying_period(dying, confirmations)) {
+                return Err(ConfigError::BadLadder {
+                    interval,
+                    dying,
+                    confirmations,
+                });
             }
         }
         let max = params.max_clients as usize;
@@ -423,10 +432,12 @@ mod tests {
             parse(&args)
         };
         assert_eq!(regtest(&[]).ladder(), None);
-        let config = regtest(&["--ladder-interval", "12"]);
+        // Regtest funds a factory with one confirmation: a rung at most 11 blocks into the
+        // dying period.
+        let config = regtest(&["--ladder-interval", "11"]);
         config.validate().unwrap();
-        assert_eq!(config.ladder().map(Ladder::interval), Some(12));
-        for bad in ["0", "13"] {
+        assert_eq!(config.ladder().map(Ladder::interval), Some(11));
+        for bad in ["0", "12"] {
             let err = regtest(&["--ladder-interval", bad]).validate().unwrap_err();
             assert!(
                 matches!(err, ConfigError::BadLadder { dying: 12, .. }),

@@ -202,7 +202,7 @@ async fn a_ladder_of_four_factories_moves_twenty_wallets_and_closes_each_old_run
 /// called off at its block (fewer than `--min-clients`), and the wallet is told which block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_ladder_interval_factories_start_at_the_ladders_blocks() {
-    const INTERVAL: u32 = 6;
+    const INTERVAL: u32 = 5;
     let options = lsp_server::FactoryOptions {
         gather_secs: 1,
         ladder_interval: Some(INTERVAL),

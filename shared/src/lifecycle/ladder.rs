@@ -5,9 +5,9 @@
 //! Rungs fall on multiples of `B`, not on "the last rung plus `B`", so anyone can tell the next
 //! one from the terms and the tip alone, and a restarted LSP keeps the same timetable without
 //! storing one. Factories started `B` blocks apart die `B` blocks apart, so about
-//! `lifetime / B` are alive at once. The LSP refuses an interval longer than the dying period
-//! (`crate::timing`'s model is checked the same way): every dying period then holds at least
-//! one rung for its members to move into.
+//! `lifetime / B` are alive at once. The LSP refuses an interval that leaves a dying period
+//! without a rung early enough for its members to move into and see confirmed before the
+//! period ends ([`Ladder::fits_dying_period`]).
 
 use bitcoin::absolute::Height;
 
@@ -38,9 +38,12 @@ impl Ladder {
         Height::from_consensus(next).unwrap_or(Height::MAX)
     }
 
-    /// Whether every dying period of `dying_blocks` holds a rung.
-    pub fn fits_dying_period(self, dying_blocks: u32) -> bool {
-        self.interval <= dying_blocks
+    /// Whether every dying period of `dying_blocks` holds a rung whose factory is funded with
+    /// `confirmations` before the period ends: a rung falls at most `interval - 1` blocks after
+    /// the period starts, and its funding has its confirmations `confirmations` blocks later
+    /// at the earliest.
+    pub fn fits_dying_period(self, dying_blocks: u32, confirmations: u32) -> bool {
+        self.interval.saturating_add(confirmations) <= dying_blocks
     }
 }
 
@@ -59,18 +62,23 @@ mod tests {
     }
 
     #[test]
-    fn every_dying_period_holds_a_rung_when_the_interval_fits() {
+    fn every_dying_period_holds_a_rung_funded_in_time_when_the_interval_fits() {
         for interval in 1..=12 {
             let ladder = Ladder::new(interval).unwrap();
-            for dying in 1..=12 {
-                // Does every window of `dying` blocks [start, start + dying) hold a multiple?
-                let always = (1..50u32)
-                    .all(|start| ladder.next_rung(start - 1).to_consensus_u32() < start + dying);
-                assert_eq!(
-                    ladder.fits_dying_period(dying),
-                    always,
-                    "{interval} {dying}"
-                );
+            for dying in 1..=14 {
+                for confirmations in 0..=3 {
+                    // Does every dying period [start, start + dying) hold a rung `r` (the first
+                    // multiple at or after `start`) funded by `r + confirmations < start + dying`?
+                    let always = (1..50u32).all(|start| {
+                        let rung = ladder.next_rung(start - 1).to_consensus_u32();
+                        rung + confirmations < start + dying
+                    });
+                    assert_eq!(
+                        ladder.fits_dying_period(dying, confirmations),
+                        always,
+                        "{interval} {dying} {confirmations}"
+                    );
+                }
             }
         }
     }
