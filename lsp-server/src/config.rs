@@ -153,6 +153,11 @@ pub struct FactoryOptions {
     /// factory starts `--gather-secs` after its first join. Published in the signed terms.
     #[arg(long, env = "LSP_LADDER_INTERVAL")]
     pub ladder_interval: Option<u32>,
+    /// What a ladder rung with fewer than `--min-clients` members does at its block: `wait`
+    /// keeps gathering until the next rung (its members wait with it), `call-off` ends it (its
+    /// members may join the next).
+    #[arg(long, env = "LSP_UNDERFILLED_RUNG", value_enum, default_value_t = Underfilled::Wait)]
+    pub underfilled_rung: Underfilled,
     /// Seconds each signing round may take before the clients that did not answer are excluded.
     #[arg(long, env = "LSP_ROUND_TIMEOUT_SECS", default_value_t = 30)]
     pub round_timeout_secs: u64,
@@ -171,6 +176,15 @@ pub struct FactoryOptions {
     /// How often to poll Esplora for the tip and funding confirmations, in milliseconds.
     #[arg(long, env = "LSP_CHAIN_POLL_MS", default_value_t = 1000)]
     pub chain_poll_ms: u64,
+}
+
+/// What a ladder rung that did not reach `--min-clients` does at its block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Underfilled {
+    /// Keep gathering until the next rung.
+    Wait,
+    /// Call it off; its members may join the next.
+    CallOff,
 }
 
 impl Default for FactoryOptions {

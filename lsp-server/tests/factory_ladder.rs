@@ -13,7 +13,9 @@ use bitcoin::Amount;
 use common::pay::{funded_factory, join_with, leaf_of, start_payer_with, with_balances};
 use common::swarm::{ClientRun, ClientSpec};
 use lsp_server::PaymentOptions;
+use shared::ceremony::{ClientEvent, ClientOutcome};
 use shared::lifecycle::{Life, Stage};
+use wallet::session::SessionEvent;
 
 const RUNGS: usize = 4;
 const MEMBERS: usize = 5;
@@ -198,8 +200,9 @@ async fn a_ladder_of_four_factories_moves_twenty_wallets_and_closes_each_old_run
 
 /// With `--ladder-interval`, a factory starts at the ladder's next block, not when its
 /// gathering time is over: the terms, the admin API and `/metrics` name that block; three
-/// wallets wait through the gathering time for it and start there; a lone wallet's rung is
-/// called off at its block (fewer than `--min-clients`), and the wallet is told which block.
+/// wallets wait through the gathering time for it and start there; a lone wallet's rung
+/// (fewer than `--min-clients`) waits at its block for the next rung, where it starts with the
+/// wallet that joined meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_ladder_interval_factories_start_at_the_ladders_blocks() {
     const INTERVAL: u32 = 5;
@@ -301,19 +304,68 @@ async fn with_a_ladder_interval_factories_start_at_the_ladders_blocks() {
         );
     }
 
-    // One wallet alone for the next rung: called off at its block, and told so.
+    // One wallet alone for the next rung: at its block the rung keeps gathering for the one
+    // after (`--underfilled-rung wait`, the default) and the wallet waits with it; a second
+    // wallet joins, and at that block the two sign.
     let next = (common::chain::tip(&stack).await / INTERVAL + 1) * INTERVAL;
-    let config = common::swarm_config(&stack, &storage.path().join("alone"));
-    let alone = common::swarm::spawn(&config, &[spec()]);
+    let alone = common::swarm::spawn(
+        &common::swarm_config(&stack, &storage.path().join("alone")),
+        &[spec()],
+    );
     assert_eq!(gathering(1).await["start_height"], next);
     mine_to(&stack, next).await;
-    let (runs, _) = alone.finish(Duration::from_secs(60)).await;
-    let report = runs[0].result.as_ref().expect("the session ends");
-    let error = format!("{:?}", report.outcome);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = gathering(1).await;
+        if c["start_height"] == next + INTERVAL {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "postponed: {c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The wallet was told: a second `join_accepted`, its wait running to the later rung.
+    let mut alone = alone;
+    let starts = |log: &[(usize, std::time::Instant, SessionEvent)]| -> Vec<u64> {
+        log.iter()
+            .filter_map(|(_, _, e)| match e {
+                SessionEvent::Ceremony(ClientEvent::Joined { start_by, .. }) => Some(*start_by),
+                _ => None,
+            })
+            .collect()
+    };
     assert!(
-        error.contains(&format!(
-            "only 1 of the 2 members needed joined by block {next}"
-        )),
-        "{error}"
+        alone
+            .wait_for(Duration::from_secs(20), |log| starts(log).len() == 2)
+            .await,
+        "told of the postponement: {:?}",
+        alone.log
     );
+    let told = starts(&alone.log);
+    assert!(told[1] > told[0], "a later start: {told:?}");
+    let second = common::swarm::spawn(
+        &common::swarm_config(&stack, &storage.path().join("second")),
+        &[spec()],
+    );
+    assert_eq!(gathering(2).await["start_height"], next + INTERVAL);
+    mine_to(&stack, next + INTERVAL).await;
+    let mut runs = common::pay::funded_factory_of(&stack.devnet, alone, 1).await;
+    let (more, _) = second.finish(Duration::from_secs(60)).await;
+    runs.extend(more);
+    for run in &runs {
+        let report = run.result.as_ref().expect("the session ends");
+        assert!(
+            matches!(report.outcome, ClientOutcome::Open { .. }),
+            "{:?}",
+            report.outcome
+        );
+        assert_eq!(
+            leaf_of(run)
+                .path
+                .proposal()
+                .creation_height
+                .to_consensus_u32(),
+            next + INTERVAL,
+            "started at the rung after"
+        );
+    }
 }

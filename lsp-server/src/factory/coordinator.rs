@@ -483,13 +483,7 @@ impl Coordinator {
         };
         let start_height = self.settings.ladder.map(|l| l.next_rung(self.height));
         let gather_until = match start_height {
-            // What joiners are told, and how long they wait: twice the expected time to the
-            // rung's block, plus the gathering time, as blocks come irregularly.
-            Some(h) => {
-                let blocks = u64::from(h.to_consensus_u32().saturating_sub(self.height));
-                now.saturating_add(blocks.saturating_mul(2 * self.settings.block_secs))
-                    .saturating_add(self.settings.gather_secs)
-            }
+            Some(h) => self.rung_wait(now, h),
             None => now.saturating_add(self.settings.gather_secs),
         };
         let round = self.settings.round_timeout_secs;
@@ -537,6 +531,14 @@ impl Coordinator {
             None => tracing::info!(factory = %id, gather_until, "factory gathering"),
         }
         Ok(id)
+    }
+
+    /// What joiners of a rung starting at `rung` are told, and how long they wait: twice the
+    /// expected time to its block, plus the gathering time, as blocks come irregularly.
+    pub(super) fn rung_wait(&self, now: u64, rung: Height) -> u64 {
+        let blocks = u64::from(rung.to_consensus_u32().saturating_sub(self.height));
+        now.saturating_add(blocks.saturating_mul(2 * self.settings.block_secs))
+            .saturating_add(self.settings.gather_secs)
     }
 
     /// Updates the free-slot count the terms advertise.

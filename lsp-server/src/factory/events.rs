@@ -12,6 +12,7 @@ use super::chain::{ChainUpdate, Watched};
 use super::coordinator::{Coordinator, Phase};
 use super::persist::{FactoryState, MemberRow, StoreError};
 use super::unix_now;
+use crate::config::Underfilled;
 
 /// Confirmation target for the funding transaction's fee rate.
 const FUNDING_TARGET_BLOCKS: u16 = 6;
@@ -380,6 +381,9 @@ impl Coordinator {
             if !busy && members > 0 && (slot.full || (due && enough)) {
                 busy = true;
                 self.start(factory).await;
+            } else if due && !enough && members > 0 && self.postpone(factory, now) {
+                // A rung too few joined: it waits for the next one, and so do they.
+                self.drain(factory).await;
             } else if due && !enough {
                 // Too few clients: the ceremony gives up and tells them.
                 if let Some(c) = self
@@ -392,6 +396,32 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// Keeps a ladder rung that did not fill gathering until the next rung, when the operator
+    /// chose to wait (`--underfilled-rung wait`); its members are told the new wait. False when
+    /// it is to be called off instead.
+    fn postpone(&mut self, factory: FactoryId, now: u64) -> bool {
+        let (Some(ladder), Underfilled::Wait) = (self.settings.ladder, self.settings.underfilled)
+        else {
+            return false;
+        };
+        let rung = ladder.next_rung(self.height());
+        let until = self.rung_wait(now, rung);
+        let Some(slot) = self.slots.get_mut(&factory) else {
+            return false;
+        };
+        let Some(ceremony) = slot.ceremony.as_mut() else {
+            return false;
+        };
+        if ceremony.postpone(rung, until).is_err() {
+            return false;
+        }
+        let members = ceremony.members().len();
+        slot.start_height = Some(rung);
+        slot.gather_until = until;
+        tracing::info!(%factory, members, %rung, "the rung did not fill; it gathers until the next");
+        true
     }
 
     /// Syncs the wallet, picks the funding fee rate, and sends the first proposal.

@@ -148,6 +148,8 @@ pub struct Settings {
     pub ladder: Option<shared::lifecycle::Ladder>,
     /// Seconds a block takes, to estimate when a rung starts.
     pub block_secs: u64,
+    /// What a rung that did not fill does at its block.
+    pub underfilled: crate::config::Underfilled,
     /// Seconds per signing round.
     pub round_timeout_secs: u64,
     /// Seconds a disconnected member may take to come back.
@@ -171,6 +173,7 @@ impl Settings {
             gather_secs: config.factory.gather_secs,
             ladder: config.ladder(),
             block_secs: config.block_secs(),
+            underfilled: config.factory.underfilled_rung,
             round_timeout_secs: config.factory.round_timeout_secs,
             reconnect_grace_secs: config.factory.reconnect_grace_secs,
             confirmations: config.funding_confirmations(),

@@ -126,6 +126,7 @@ pub fn fast_factory(size: usize, min_clients: usize) -> FactoryOptions {
         active_blocks: None,
         dying_blocks: None,
         ladder_interval: None,
+        underfilled_rung: lsp_server::config::Underfilled::Wait,
     }
 }
 

@@ -23,6 +23,9 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
         now: Now,
         m: JoinAccepted,
     ) -> Result<(), CeremonyError> {
+        if let Phase::Joined { wait_until } = self.phase {
+            return self.on_gathering_postponed(now, m, wait_until);
+        }
         self.expect_joining("join_accepted")?;
         let member = Membership {
             factory: m.factory,
@@ -54,6 +57,41 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
             .max(now.unix_time)
             .saturating_add(self.config.grace_secs);
         self.phase = Phase::Joined { wait_until };
+        self.emit(ClientEvent::Joined {
+            factory: m.factory,
+            client: m.client,
+            quote: m.quote,
+            start_by: m.start_by,
+        });
+        Ok(())
+    }
+
+    /// A `join_accepted` again while waiting for the proposal: the LSP's ladder rung did not
+    /// fill and it keeps gathering until a later one. Taken only for the same membership and
+    /// quote; the wait only grows.
+    fn on_gathering_postponed(
+        &mut self,
+        now: Now,
+        m: JoinAccepted,
+        wait_until: u64,
+    ) -> Result<(), CeremonyError> {
+        let same = self.member.is_some_and(|member| {
+            (member.factory, member.client, member.lsp_key, member.quote)
+                == (m.factory, m.client, m.lsp_key, m.quote)
+        });
+        if !same {
+            return Err(CeremonyError::OutOfOrder {
+                message: "join_accepted",
+                state: self.phase.name(),
+            });
+        }
+        let later = m
+            .start_by
+            .max(now.unix_time)
+            .saturating_add(self.config.grace_secs);
+        self.phase = Phase::Joined {
+            wait_until: wait_until.max(later),
+        };
         self.emit(ClientEvent::Joined {
             factory: m.factory,
             client: m.client,

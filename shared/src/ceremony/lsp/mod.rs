@@ -17,6 +17,7 @@ pub use types::{
 
 use std::collections::{BTreeMap, VecDeque};
 
+use bitcoin::absolute::Height;
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::Txid;
 
@@ -226,6 +227,39 @@ impl<P: Proposer, G: SignGuard> LspCeremony<P, G> {
             self.emit(LspEvent::GatheringFull);
         }
         Ok(client)
+    }
+
+    /// Keeps gathering past the end it announced, for a ladder rung that did not fill: until
+    /// the chain reaches `start_height`, telling every member the new estimate `gather_until`
+    /// (a `join_accepted` again, the same quote, so their wallets wait for it).
+    pub fn postpone(
+        &mut self,
+        start_height: Height,
+        gather_until: u64,
+    ) -> Result<(), CeremonyError> {
+        if !matches!(self.phase, Phase::Gathering) {
+            return Err(CeremonyError::OutOfOrder {
+                message: "postpone",
+                state: self.phase.name(),
+            });
+        }
+        self.config.start_height = Some(start_height);
+        self.config.gather_until = gather_until;
+        let again: Vec<(ClientId, Quote)> =
+            self.members.iter().map(|(c, m)| (*c, m.quote)).collect();
+        for (client, quote) in again {
+            self.send(
+                client,
+                WireMsg::JoinAccepted(JoinAccepted {
+                    factory: self.config.factory,
+                    client,
+                    lsp_key: self.pubkey,
+                    quote,
+                    start_by: gather_until,
+                }),
+            );
+        }
+        Ok(())
     }
 
     /// Ends gathering and proposes to the members now.

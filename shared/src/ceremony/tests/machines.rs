@@ -446,6 +446,48 @@ fn gathering_without_enough_clients_fails_at_the_deadline() {
 }
 
 #[test]
+fn a_rung_called_off_says_at_which_block() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let sk = SecretKey::from_slice(&[3; 32]).unwrap();
+    let at = Height::from_consensus(110).unwrap();
+    let mut l = LspCeremony::new(
+        LspConfig {
+            factory: FACTORY,
+            secret_key: sk,
+            terms: test_terms(&public_key(&sk)),
+            min_clients: 2,
+            max_clients: 4,
+            gather_until: START_TIME,
+            start_height: Some(at),
+            first_session: SessionId(1),
+            timeouts: RoundTimeouts::default(),
+        },
+        SyntheticProposer::new(1),
+        MemorySignGuard::new(),
+    );
+    // Its estimated time passed, its block not: still gathering.
+    l.handle_timeout(now(), &mut rng);
+    assert!(matches!(
+        l.status(),
+        crate::ceremony::LspStatus::Gathering { .. }
+    ));
+    l.handle_timeout(
+        Now {
+            height: at,
+            ..now()
+        },
+        &mut rng,
+    );
+    let crate::ceremony::LspStatus::Failed { reason } = l.status() else {
+        panic!("called off")
+    };
+    assert_eq!(
+        reason.to_string(),
+        "only 0 of the 2 members needed joined by block 110"
+    );
+}
+
+#[test]
 fn a_client_refusing_its_quote_leaves_before_the_start() {
     let mut rng = StdRng::seed_from_u64(8);
     let sk = SecretKey::from_slice(&[9; 32]).unwrap();
@@ -482,4 +524,115 @@ fn a_client_refusing_its_quote_leaves_before_the_start() {
     assert!(l.members().is_empty());
     assert!(std::iter::from_fn(|| l.poll_action())
         .any(|a| a == Action::Emit(LspEvent::MemberLeft { client: id })));
+}
+
+#[test]
+fn a_rung_that_did_not_fill_keeps_gathering_and_its_members_wait_for_it() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let at = |h: u32| Height::from_consensus(h).unwrap();
+    let sk = SecretKey::from_slice(&[3; 32]).unwrap();
+    let mut l = LspCeremony::new(
+        LspConfig {
+            factory: FACTORY,
+            secret_key: sk,
+            terms: test_terms(&public_key(&sk)),
+            min_clients: 2,
+            max_clients: 4,
+            gather_until: START_TIME + 60,
+            start_height: Some(at(110)),
+            first_session: SessionId(1),
+            timeouts: RoundTimeouts::default(),
+        },
+        SyntheticProposer::new(1),
+        MemorySignGuard::new(),
+    );
+    assert_eq!(
+        l.poll_timeout(),
+        Some(crate::ceremony::Deadline::Height(at(110)))
+    );
+    let mut c = ClientCeremony::new(
+        ClientConfig {
+            secret_key: SecretKey::from_slice(&[9; 32]).unwrap(),
+            channel: QUOTE.channel,
+            liquidity: QUOTE.liquidity,
+            max_fee: Amount::from_sat(10_000),
+            grace_secs: 10,
+        },
+        Box::new(synthetic_rebuild) as JobFn,
+        MemorySignGuard::new(),
+        now(),
+    );
+    let WireMsg::JoinRequest(req) = sent(&drain(&mut c)).remove(0) else {
+        panic!()
+    };
+    l.handle_join(now(), req).unwrap();
+    let from_lsp = |l: &mut LspCeremony<SyntheticProposer, MemorySignGuard>| -> Vec<WireMsg> {
+        std::iter::from_fn(|| l.poll_action())
+            .filter_map(|a| match a {
+                Action::Send(_, m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    };
+    let accepted = from_lsp(&mut l).remove(0);
+    c.handle_message(now(), accepted.clone(), &mut rng).unwrap();
+    assert_eq!(
+        c.poll_timeout(),
+        Some(crate::ceremony::Deadline::UnixTime(START_TIME + 70))
+    );
+
+    // The rung's block with one member of the two needed: the LSP keeps gathering for the
+    // next rung and tells the member, whose wait grows to it.
+    l.postpone(at(115), START_TIME + 500).unwrap();
+    assert_eq!(
+        l.poll_timeout(),
+        Some(crate::ceremony::Deadline::Height(at(115)))
+    );
+    let again = from_lsp(&mut l);
+    assert_eq!(
+        again.iter().map(msg_type).collect::<Vec<_>>(),
+        ["join_accepted"]
+    );
+    c.handle_message(now(), again[0].clone(), &mut rng).unwrap();
+    assert_eq!(
+        c.poll_timeout(),
+        Some(crate::ceremony::Deadline::UnixTime(START_TIME + 510))
+    );
+    assert!(matches!(c.status(), ClientStatus::Joined));
+
+    // Another quote is not a postponement: refused, the wait unchanged.
+    let WireMsg::JoinAccepted(mut other) = again[0].clone() else {
+        panic!()
+    };
+    other.quote.fee = Amount::from_sat(1);
+    other.start_by = START_TIME + 9_000;
+    assert!(c
+        .handle_message(now(), WireMsg::JoinAccepted(other), &mut rng)
+        .is_err());
+    assert_eq!(
+        c.poll_timeout(),
+        Some(crate::ceremony::Deadline::UnixTime(START_TIME + 510))
+    );
+
+    // Once signing started there is nothing to postpone.
+    let WireMsg::JoinRequest(second) = ({
+        let mut c2 = ClientCeremony::new(
+            ClientConfig {
+                secret_key: SecretKey::from_slice(&[10; 32]).unwrap(),
+                channel: QUOTE.channel,
+                liquidity: QUOTE.liquidity,
+                max_fee: Amount::from_sat(10_000),
+                grace_secs: 10,
+            },
+            Box::new(synthetic_rebuild) as JobFn,
+            MemorySignGuard::new(),
+            now(),
+        );
+        sent(&drain(&mut c2)).remove(0)
+    }) else {
+        panic!()
+    };
+    l.handle_join(now(), second).unwrap();
+    l.start(now(), &mut rng).unwrap();
+    assert!(l.postpone(at(120), START_TIME + 900).is_err());
 }
