@@ -18,6 +18,12 @@ use crate::types::{FactoryId, Now, SessionId};
 use crate::wire::WireMsg;
 
 impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
+    /// How long to wait for the LSP's next message when it promised one by `by`: from then
+    /// (or now, if that has passed), plus the grace period.
+    fn wait_from(&self, now: Now, by: u64) -> u64 {
+        by.max(now.unix_time).saturating_add(self.config.grace_secs)
+    }
+
     pub(super) fn on_join_accepted(
         &mut self,
         now: Now,
@@ -52,10 +58,13 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
             self.refuse(Refusal::new(problem));
             return Ok(());
         }
-        let wait_until = m
-            .start_by
-            .max(now.unix_time)
-            .saturating_add(self.config.grace_secs);
+        self.wait_for_proposal(now, &m, 0);
+        Ok(())
+    }
+
+    /// Waits for the proposal `m` promised (and at least until `at_least`), and says so.
+    fn wait_for_proposal(&mut self, now: Now, m: &JoinAccepted, at_least: u64) {
+        let wait_until = self.wait_from(now, m.start_by).max(at_least);
         self.phase = Phase::Joined { wait_until };
         self.emit(ClientEvent::Joined {
             factory: m.factory,
@@ -63,7 +72,6 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
             quote: m.quote,
             start_by: m.start_by,
         });
-        Ok(())
     }
 
     /// A `join_accepted` again while waiting for the proposal: the LSP's ladder rung did not
@@ -85,19 +93,7 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
                 state: self.phase.name(),
             });
         }
-        let later = m
-            .start_by
-            .max(now.unix_time)
-            .saturating_add(self.config.grace_secs);
-        self.phase = Phase::Joined {
-            wait_until: wait_until.max(later),
-        };
-        self.emit(ClientEvent::Joined {
-            factory: m.factory,
-            client: m.client,
-            quote: m.quote,
-            start_by: m.start_by,
-        });
+        self.wait_for_proposal(now, &m, wait_until);
         Ok(())
     }
 
@@ -167,10 +163,7 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
                 return Ok(());
             }
         };
-        let wait_until = m
-            .respond_by
-            .max(now.unix_time)
-            .saturating_add(self.config.grace_secs);
+        let wait_until = self.wait_from(now, m.respond_by);
         self.phase = Phase::NoncesSent(Box::new(NoncesSent {
             session,
             payload: m.payload,
@@ -225,10 +218,7 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
                 return Ok(());
             }
         };
-        let wait_until = m
-            .respond_by
-            .max(now.unix_time)
-            .saturating_add(self.config.grace_secs);
+        let wait_until = self.wait_from(now, m.respond_by);
         self.phase = Phase::PartialsSent(Box::new(PartialsSent {
             session,
             payload,
@@ -277,10 +267,7 @@ impl<J: JobSource, G: SignGuard> ClientCeremony<J, G> {
             jobs: jobs.jobs().cloned().collect(),
             signatures: m.signatures.into_map(),
         };
-        let wait_until = m
-            .respond_by
-            .max(now.unix_time)
-            .saturating_add(self.config.grace_secs);
+        let wait_until = self.wait_from(now, m.respond_by);
         self.phase = Phase::Stored {
             session,
             wait_until,

@@ -209,16 +209,7 @@ impl<P: Proposer, G: SignGuard> LspCeremony<P, G> {
                 quote,
             },
         );
-        self.send(
-            client,
-            WireMsg::JoinAccepted(JoinAccepted {
-                factory: self.config.factory,
-                client,
-                lsp_key: self.pubkey,
-                quote,
-                start_by: self.config.gather_until,
-            }),
-        );
+        self.accepted(client, quote);
         self.emit(LspEvent::MemberJoined {
             client,
             pubkey: request.pubkey,
@@ -248,18 +239,23 @@ impl<P: Proposer, G: SignGuard> LspCeremony<P, G> {
         let again: Vec<(ClientId, Quote)> =
             self.members.iter().map(|(c, m)| (*c, m.quote)).collect();
         for (client, quote) in again {
-            self.send(
-                client,
-                WireMsg::JoinAccepted(JoinAccepted {
-                    factory: self.config.factory,
-                    client,
-                    lsp_key: self.pubkey,
-                    quote,
-                    start_by: gather_until,
-                }),
-            );
+            self.accepted(client, quote);
         }
         Ok(())
+    }
+
+    /// Tells `client` it is a member at `quote`, with the current end of gathering.
+    fn accepted(&mut self, client: ClientId, quote: Quote) {
+        self.send(
+            client,
+            WireMsg::JoinAccepted(JoinAccepted {
+                factory: self.config.factory,
+                client,
+                lsp_key: self.pubkey,
+                quote,
+                start_by: self.config.gather_until,
+            }),
+        );
     }
 
     /// Ends gathering and proposes to the members now.

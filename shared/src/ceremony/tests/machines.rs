@@ -445,26 +445,31 @@ fn gathering_without_enough_clients_fails_at_the_deadline() {
     ));
 }
 
-#[test]
-fn a_rung_called_off_says_at_which_block() {
-    let mut rng = StdRng::seed_from_u64(7);
+/// A ladder rung of two to four members starting at `height`, announced for `gather_until`.
+fn rung(height: Height, gather_until: u64) -> LspCeremony<SyntheticProposer, MemorySignGuard> {
     let sk = SecretKey::from_slice(&[3; 32]).unwrap();
-    let at = Height::from_consensus(110).unwrap();
-    let mut l = LspCeremony::new(
+    LspCeremony::new(
         LspConfig {
             factory: FACTORY,
             secret_key: sk,
             terms: test_terms(&public_key(&sk)),
             min_clients: 2,
             max_clients: 4,
-            gather_until: START_TIME,
-            start_height: Some(at),
+            gather_until,
+            start_height: Some(height),
             first_session: SessionId(1),
             timeouts: RoundTimeouts::default(),
         },
         SyntheticProposer::new(1),
         MemorySignGuard::new(),
-    );
+    )
+}
+
+#[test]
+fn a_rung_called_off_says_at_which_block() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let at = Height::from_consensus(110).unwrap();
+    let mut l = rung(at, START_TIME);
     // Its estimated time passed, its block not: still gathering.
     l.handle_timeout(now(), &mut rng);
     assert!(matches!(
@@ -526,33 +531,11 @@ fn a_client_refusing_its_quote_leaves_before_the_start() {
         .any(|a| a == Action::Emit(LspEvent::MemberLeft { client: id })));
 }
 
-#[test]
-fn a_rung_that_did_not_fill_keeps_gathering_and_its_members_wait_for_it() {
-    let mut rng = StdRng::seed_from_u64(9);
-    let at = |h: u32| Height::from_consensus(h).unwrap();
-    let sk = SecretKey::from_slice(&[3; 32]).unwrap();
-    let mut l = LspCeremony::new(
-        LspConfig {
-            factory: FACTORY,
-            secret_key: sk,
-            terms: test_terms(&public_key(&sk)),
-            min_clients: 2,
-            max_clients: 4,
-            gather_until: START_TIME + 60,
-            start_height: Some(at(110)),
-            first_session: SessionId(1),
-            timeouts: RoundTimeouts::default(),
-        },
-        SyntheticProposer::new(1),
-        MemorySignGuard::new(),
-    );
-    assert_eq!(
-        l.poll_timeout(),
-        Some(crate::ceremony::Deadline::Height(at(110)))
-    );
+/// A client (secret key `[seed; 32]`) asking for `QUOTE`, and its join request.
+fn joining(seed: u8) -> (ClientCeremony<JobFn, MemorySignGuard>, JoinRequest) {
     let mut c = ClientCeremony::new(
         ClientConfig {
-            secret_key: SecretKey::from_slice(&[9; 32]).unwrap(),
+            secret_key: SecretKey::from_slice(&[seed; 32]).unwrap(),
             channel: QUOTE.channel,
             liquidity: QUOTE.liquidity,
             max_fee: Amount::from_sat(10_000),
@@ -563,8 +546,21 @@ fn a_rung_that_did_not_fill_keeps_gathering_and_its_members_wait_for_it() {
         now(),
     );
     let WireMsg::JoinRequest(req) = sent(&drain(&mut c)).remove(0) else {
-        panic!()
+        panic!("a join request first")
     };
+    (c, req)
+}
+
+#[test]
+fn a_rung_that_did_not_fill_keeps_gathering_and_its_members_wait_for_it() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let at = |h: u32| Height::from_consensus(h).unwrap();
+    let mut l = rung(at(110), START_TIME + 60);
+    assert_eq!(
+        l.poll_timeout(),
+        Some(crate::ceremony::Deadline::Height(at(110)))
+    );
+    let (mut c, req) = joining(9);
     l.handle_join(now(), req).unwrap();
     let from_lsp = |l: &mut LspCeremony<SyntheticProposer, MemorySignGuard>| -> Vec<WireMsg> {
         std::iter::from_fn(|| l.poll_action())
@@ -615,23 +611,7 @@ fn a_rung_that_did_not_fill_keeps_gathering_and_its_members_wait_for_it() {
     );
 
     // Once signing started there is nothing to postpone.
-    let WireMsg::JoinRequest(second) = ({
-        let mut c2 = ClientCeremony::new(
-            ClientConfig {
-                secret_key: SecretKey::from_slice(&[10; 32]).unwrap(),
-                channel: QUOTE.channel,
-                liquidity: QUOTE.liquidity,
-                max_fee: Amount::from_sat(10_000),
-                grace_secs: 10,
-            },
-            Box::new(synthetic_rebuild) as JobFn,
-            MemorySignGuard::new(),
-            now(),
-        );
-        sent(&drain(&mut c2)).remove(0)
-    }) else {
-        panic!()
-    };
+    let (_, second) = joining(10);
     l.handle_join(now(), second).unwrap();
     l.start(now(), &mut rng).unwrap();
     assert!(l.postpone(at(120), START_TIME + 900).is_err());
