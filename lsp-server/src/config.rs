@@ -147,10 +147,10 @@ pub struct FactoryOptions {
     pub dying_blocks: Option<u32>,
     /// Blocks between two rungs of the ladder: a new factory starts at every height that is a
     /// multiple of this, with the members that joined since the last one (or at once when
-    /// full; with fewer than `--min-clients` it is called off and they join the next). At most
-    /// the dying period less the funding confirmations, so every dying period holds a rung its
-    /// members can move into in time. Without it, a
-    /// factory starts `--gather-secs` after its first join. Published in the signed terms.
+    /// full; with fewer than `--min-clients`, see `--underfilled-rung`). At most the dying
+    /// period less the funding confirmations, so every dying period holds a rung its members
+    /// can move into in time. Without it, a factory starts `--gather-secs` after its first
+    /// join. Published in the signed terms.
     #[arg(long, env = "LSP_LADDER_INTERVAL")]
     pub ladder_interval: Option<u32>,
     /// What a ladder rung with fewer than `--min-clients` members does at its block: `wait`

@@ -73,6 +73,8 @@ async fn gathering(Path(id): Path<u64>, State(state): State<AppState>) -> Respon
             max_members: u32::try_from(state.config.factory_size()).unwrap_or(u32::MAX),
             gather_until: c.gather_until,
             start_height: c.start_height,
+            waits_when_short: state.config.factory.underfilled_rung
+                == crate::config::Underfilled::Wait,
         })
         .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

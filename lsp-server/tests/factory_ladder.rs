@@ -305,14 +305,30 @@ async fn with_a_ladder_interval_factories_start_at_the_ladders_blocks() {
     assert_eq!(gathering(1).await["start_height"], next);
     mine_to(&stack, next).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let postponed = loop {
         let c = gathering(1).await;
         if c["start_height"] == next + INTERVAL {
-            break;
+            break c;
         }
         assert!(tokio::time::Instant::now() < deadline, "postponed: {c}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    // What its wallet shows while it waits.
+    let status: shared::ceremony::GatheringStatus = reqwest::get(format!(
+        "{base}/factories/{}/gathering",
+        postponed["factory"]
+    ))
+    .await
+    .expect("gathering status")
+    .json()
+    .await
+    .expect("still gathering");
+    let outlook = status.outlook(0);
+    assert!(
+        outlook.contains(&format!("at block {}", next + INTERVAL))
+            && outlook.ends_with("or it waits for the next one, and you keep your place."),
+        "{outlook}"
+    );
     // The wallet was told: a second `join_accepted`, its wait running to the later rung.
     let mut alone = alone;
     let starts = |log: &[(usize, std::time::Instant, SessionEvent)]| -> Vec<u64> {

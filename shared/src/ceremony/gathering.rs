@@ -23,6 +23,10 @@ pub struct GatheringStatus {
     /// A rung of the LSP's ladder starts at this block (or at once when full).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_height: Option<u32>,
+    /// A rung with fewer than `min_members` at its block waits for the next rung (rather than
+    /// being called off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waits_when_short: bool,
 }
 
 impl GatheringStatus {
@@ -38,6 +42,12 @@ impl GatheringStatus {
             format!(
                 "{wait}; then the factory starts with the {} members it has (or at once with {}).",
                 self.members, self.max_members
+            )
+        } else if self.start_height.is_some() && self.waits_when_short {
+            format!(
+                "{wait}; it needs at least {} members by then, or it waits for the next one, \
+                 and you keep your place.",
+                self.min_members
             )
         } else {
             format!(
@@ -67,6 +77,7 @@ mod tests {
             max_members: 8,
             gather_until: 1_000,
             start_height: None,
+            waits_when_short: false,
         };
         let words = g.outlook(925);
         assert!(words.starts_with("Gathering ends in 1:15"), "{words}");
@@ -80,5 +91,13 @@ mod tests {
             words.starts_with("The LSP starts its next factory at block 150; then"),
             "{words}"
         );
+        g.members = 1;
+        assert!(g
+            .outlook(2_000)
+            .ends_with("or it is called off and you can join again, having paid nothing."));
+        g.waits_when_short = true;
+        assert!(g
+            .outlook(2_000)
+            .ends_with("or it waits for the next one, and you keep your place."));
     }
 }
