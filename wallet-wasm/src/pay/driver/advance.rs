@@ -22,7 +22,7 @@ use shared::pay::{leaf_state_channel_params, liquidity_price, ChannelId};
 
 use super::{client_open, Open, PayClient};
 use crate::pay::liquidity::{self, Expected};
-use crate::pay::store::{Attempt, LeafChannel, Opening, PayStore, PendingAdvance};
+use crate::pay::store::{Attempt, LeafChannel, LeafRecord, Opening, PayStore, PendingAdvance};
 use crate::pay::{LiquidityBought, LiquidityQuote, LiquidityStep, PayError, PayEvent, PayLeaf};
 use crate::session::{ChainSource, Connect};
 
@@ -336,11 +336,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             return Ok(());
         };
         let id = key.channel;
-        let Some(leaf) = self.leaves.get(&id).cloned() else {
-            return Ok(());
-        };
-        let record = self.leaf_record(&leaf);
-        let Some(f) = self.flights.get_mut(&id) else {
+        let Some((leaf, record, f)) = self.in_flight(id) else {
             return Ok(());
         };
         let signed =
@@ -354,14 +350,18 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         Ok(())
     }
 
+    /// The leaf of channel `id`, its stored record and the purchase in flight on it, if any.
+    fn in_flight(&mut self, id: ChannelId) -> Option<(PayLeaf, LeafRecord, &mut Flight)> {
+        let leaf = self.leaves.get(&id).cloned()?;
+        let record = self.leaf_record(&leaf);
+        let flight = self.flights.get_mut(&id)?;
+        Some((leaf, record, flight))
+    }
+
     /// The LSP's signatures: checked by the machine, then stored ([`Self::drive`]).
     pub(super) async fn on_leaf_signed(&mut self, signed: LeafSigned) -> Result<(), PayError> {
         let id = signed.channel;
-        let Some(leaf) = self.leaves.get(&id).cloned() else {
-            return Ok(());
-        };
-        let record = self.leaf_record(&leaf);
-        let Some(f) = self.flights.get_mut(&id) else {
+        let Some((leaf, record, f)) = self.in_flight(id) else {
             return Ok(());
         };
         if let Err(e) = f.flow.handle_signed(&signed, &leaf.path, &record.states) {
