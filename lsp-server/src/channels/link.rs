@@ -314,9 +314,7 @@ impl Router {
             if open.leaf != live {
                 return Err(OpenError::Mismatch(id));
             }
-            if link.client_open.basepoints != open.basepoints
-                || link.client_open.first_points != open.first_points
-            {
+            if !link.client_open.same_points(&open) {
                 return Err(OpenError::Mismatch(id));
             }
             link.channel.reset_round();

@@ -76,9 +76,14 @@ impl ChannelOpen {
     pub fn same_keys(&self, other: &ChannelOpen) -> bool {
         self.channel == other.channel
             && self.leaf == other.leaf
-            && self.basepoints == other.basepoints
-            && self.first_points == other.first_points
+            && self.same_points(other)
             && self.feerate == other.feerate
+    }
+
+    /// Whether `other` carries the same basepoints and first per-commitment points: the keys
+    /// a peer may not change for a channel once it is stored.
+    pub fn same_points(&self, other: &ChannelOpen) -> bool {
+        self.basepoints == other.basepoints && self.first_points == other.first_points
     }
 }
 

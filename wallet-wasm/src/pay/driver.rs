@@ -703,10 +703,7 @@ fn same_peer(stored: &ChannelOpen, open: &ChannelOpen) -> bool {
     if open.leaf == LeafEpoch::FIRST {
         return stored.same_keys(open);
     }
-    stored.channel == open.channel
-        && stored.leaf == open.leaf
-        && stored.basepoints == open.basepoints
-        && stored.first_points == open.first_points
+    stored.channel == open.channel && stored.leaf == open.leaf && stored.same_points(open)
 }
 
 /// What the wallet sends the LSP for `leaf`'s channel on leaf state `epoch`: its channel

@@ -236,9 +236,11 @@ impl ClientAdvance {
                 return Err(OfferError::NotTheSigned.into());
             }
         }
-        if ctx.stored_peer.is_some_and(|s| {
-            s.basepoints != offer.open.basepoints || s.first_points != offer.open.first_points
-        }) {
+        if ctx
+            .stored_peer
+            .as_ref()
+            .is_some_and(|s| !s.same_points(&offer.open))
+        {
             return Err(OfferError::OtherKeys.into());
         }
         self.price = offer.price;

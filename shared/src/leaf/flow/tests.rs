@@ -130,6 +130,15 @@ fn offer_of(msg: WireMsg) -> LiquidityOffer {
 }
 
 /// Runs a purchase up to the client's partial signatures; returns both machines and them.
+/// A client that asked (its request sent) and the LSP's offer in answer, made at time 1,000.
+fn asked_and_offered(f: &mut Fixture) -> (ClientAdvance, LspAdvance, LiquidityOffer) {
+    let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
+    drain(|| client.poll_action());
+    let mut lsp = lsp_offer(f, 1_000);
+    let offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
+    (client, lsp, offer)
+}
+
 fn up_to_partials(f: &mut Fixture) -> (LspAdvance, ClientAdvance, LeafPartials) {
     let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
     let asked = drain(|| client.poll_action());
@@ -257,10 +266,7 @@ fn out_of_order_and_bad_inputs_are_refused() {
     assert!(lsp.poll_action().is_none(), "nothing stored, nothing sent");
     assert!(!lsp.is_done() && lsp.poll_timeout().is_none(), "it ended");
     // An offer at another price than the terms'.
-    let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
-    drain(|| client.poll_action());
-    let mut lsp = lsp_offer(&mut f, 1_000);
-    let mut offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
+    let (mut client, _lsp, mut offer) = asked_and_offered(&mut f);
     offer.price = PRICE + Amount::ONE_SAT;
     assert!(matches!(
         client.handle_offer(&offer, context(&f)),
@@ -378,10 +384,7 @@ fn an_offer_again_for_a_purchase_being_signed_must_be_the_same_one() {
 #[test]
 fn a_new_channel_with_other_keys_than_stored_is_refused_before_anything_is_stored() {
     let mut f = fixture();
-    let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
-    drain(|| client.poll_action());
-    let mut lsp = lsp_offer(&mut f, 1_000);
-    let offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
+    let (mut client, _lsp, offer) = asked_and_offered(&mut f);
     let mut ctx = context(&f);
     ctx.stored_peer = Some(open(&f, 9));
     assert_eq!(
@@ -407,10 +410,7 @@ fn a_new_channel_with_other_keys_than_stored_is_refused_before_anything_is_store
 #[test]
 fn a_failed_action_drops_what_was_queued_after_it() {
     let mut f = fixture();
-    let mut client = ClientAdvance::ask(f.id, AMOUNT, PRICE);
-    drain(|| client.poll_action());
-    let mut lsp = lsp_offer(&mut f, 1_000);
-    let offer = offer_of(sent_msg(&drain(|| lsp.poll_action())));
+    let (mut client, _lsp, offer) = asked_and_offered(&mut f);
     client.handle_offer(&offer, context(&f)).expect("offer");
     // The attempt could not be stored: the accept must not leave.
     assert!(matches!(

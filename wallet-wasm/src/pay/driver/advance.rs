@@ -437,9 +437,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     .entry(epoch)
                     .or_default()
                     .push(Attempt { amount, log_from });
-                self.store.save_leaf(id, &record).await?;
-                self.tower.touch(id);
-                self.stored.leaves.insert(id, record);
+                self.save_leaf_record(id, record).await?;
             }
             AdvanceAction::OpenChannel(new) => {
                 let open = self.build_new_channel(leaf, &new).map_err(Stop::Refused)?;
@@ -462,9 +460,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             AdvanceAction::Persist(ClientChange::Signing { states, sent }) => {
                 let mut record = self.leaf_record(leaf);
                 record.states = *states;
-                self.store.save_leaf(id, &record).await?;
-                self.tower.touch(id);
-                self.stored.leaves.insert(id, record);
+                self.save_leaf_record(id, record).await?;
                 let log_from = self.flights.get(&id).map_or(0, |f| f.log_from);
                 let pending = PendingAdvance {
                     leaf: sent.leaf,
@@ -484,6 +480,18 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     .map_err(Stop::Store)?;
             }
         }
+        Ok(())
+    }
+
+    /// Stores channel `id`'s leaf record, tells the watchtower it changed, and keeps it.
+    async fn save_leaf_record(
+        &mut self,
+        id: ChannelId,
+        record: LeafRecord,
+    ) -> Result<(), crate::session::StorageError> {
+        self.store.save_leaf(id, &record).await?;
+        self.tower.touch(id);
+        self.stored.leaves.insert(id, record);
         Ok(())
     }
 
@@ -551,9 +559,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let mut record = self.leaf_record(leaf);
         record.states = states;
         record.openings.insert(sent.leaf, opening);
-        self.store.save_leaf(id, &record).await?;
-        self.tower.touch(id);
-        self.stored.leaves.insert(id, record);
+        self.save_leaf_record(id, record).await?;
         // In the history, so it adds up to the balance: the price left it.
         let now = self.now().unix_time;
         let purchase = crate::pay::PaymentRecord {
