@@ -81,9 +81,6 @@ pub(super) struct Slot {
     pub(super) identities: BTreeMap<ClientId, XOnlyPublicKey>,
     pub(super) excluded: BTreeSet<ClientId>,
     pub(super) phase: Phase,
-    pub(super) gather_until: u64,
-    /// For a rung of the ladder: the height it starts at.
-    pub(super) start_height: Option<Height>,
     pub(super) full: bool,
     pub(super) session: Option<SessionId>,
     pub(super) members_stored: bool,
@@ -242,6 +239,11 @@ impl Coordinator {
                         }
                     })
                     .collect();
+                // A restored factory has no ceremony, and no gathering left.
+                let (gather_until, start_height) = slot
+                    .ceremony
+                    .as_ref()
+                    .map_or((0, None), |c| c.gathering_end());
                 CeremonyView {
                     factory,
                     phase: slot.phase.as_str(),
@@ -250,8 +252,8 @@ impl Coordinator {
                         .as_ref()
                         .map_or_else(|| "restored".to_owned(), |c| describe(&c.status())),
                     session: slot.session,
-                    gather_until: slot.gather_until,
-                    start_height: slot.start_height.map(Height::to_consensus_u32),
+                    gather_until,
+                    start_height: start_height.map(Height::to_consensus_u32),
                     members,
                     excluded: slot.excluded.iter().copied().collect(),
                 }
@@ -513,8 +515,6 @@ impl Coordinator {
                 identities: BTreeMap::new(),
                 excluded: BTreeSet::new(),
                 phase: Phase::Gathering,
-                gather_until,
-                start_height,
                 full: false,
                 session: None,
                 members_stored: false,

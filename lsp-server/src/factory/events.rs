@@ -418,8 +418,6 @@ impl Coordinator {
             return false;
         }
         let members = ceremony.members().len();
-        slot.start_height = Some(rung);
-        slot.gather_until = until;
         tracing::info!(%factory, members, %rung, "the rung did not fill; it gathers until the next");
         true
     }

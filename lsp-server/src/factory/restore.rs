@@ -76,8 +76,6 @@ impl Coordinator {
                     identities: f.members.into_iter().collect(),
                     excluded: BTreeSet::new(),
                     phase,
-                    gather_until: 0,
-                    start_height: None,
                     full: true,
                     session: f.session,
                     members_stored: true,

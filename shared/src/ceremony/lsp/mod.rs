@@ -124,6 +124,12 @@ impl<P: Proposer, G: SignGuard> LspCeremony<P, G> {
         &self.members
     }
 
+    /// When gathering ends: the unix time announced to joiners (`start_by`) and, for a ladder
+    /// rung, the height that ends it.
+    pub fn gathering_end(&self) -> (u64, Option<Height>) {
+        (self.config.gather_until, self.config.start_height)
+    }
+
     /// The guard.
     pub fn guard(&self) -> &G {
         &self.guard
