@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bitcoin::secp256k1::{Keypair, Secp256k1};
 use bitcoin::Amount;
 use shared::lifecycle::Ladder;
+use shared::swap::SwapOutTerms;
 use shared::terms::{FactorySchedule, FeeSchedule, SignedTerms, TermsBody};
 
 use crate::config::Config;
@@ -59,6 +60,7 @@ pub fn body(config: &Config, key: &Keypair, moment: Moment) -> TermsBody {
         issued_at: now,
         expires_at: now + TERMS_VALIDITY_SECS,
         lightning_node: moment.lightning_node,
+        swap_out: Some(swap_out()),
     }
 }
 
@@ -73,6 +75,17 @@ pub fn fees() -> FeeSchedule {
         liquidity_fee_ppm: 5_000,
         routing_fee_base: Amount::from_sat(1),
         routing_fee_ppm: 1_000,
+    }
+}
+
+/// What this LSP charges to send a wallet's balance on chain (`shared::swap`): the flat part
+/// covers its funding transaction, and the refund should the wallet never claim.
+pub fn swap_out() -> SwapOutTerms {
+    SwapOutTerms {
+        fee_base: Amount::from_sat(500),
+        fee_ppm: 1_000,
+        min: Amount::from_sat(10_000),
+        max: Amount::from_sat(10_000_000),
     }
 }
 

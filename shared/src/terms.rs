@@ -111,6 +111,10 @@ pub struct TermsBody {
     /// pay them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lightning_node: Option<bitcoin::secp256k1::PublicKey>,
+    /// What the LSP charges to send a wallet's balance to an on-chain address
+    /// (`crate::swap`), when it offers that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_out: Option<crate::swap::SwapOutTerms>,
 }
 
 impl TermsBody {
@@ -225,6 +229,7 @@ impl TermsBody {
             issued_at,
             expires_at,
             lightning_node: None,
+            swap_out: None,
         }
     }
 }

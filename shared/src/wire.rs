@@ -167,6 +167,11 @@ pub enum WireMsg {
     InvoiceRegister(InvoiceRegister),
     /// LSP → client: the node's invoice.
     InvoiceRegistered(InvoiceRegistered),
+    // Sending to an on-chain address (see `crate::swap` and docs/protocol.md, "Swap out").
+    /// Client → LSP: pay this much on chain against the HTLC the client is adding.
+    SwapOutRequest(crate::swap::SwapOutRequest),
+    /// LSP → client: the on-chain output is paid.
+    SwapOutFunded(Box<crate::swap::SwapOutFunded>),
     // Buying inbound liquidity (see `crate::leaf` and docs/protocol.md, "Leaf states").
     /// Client → LSP: buy inbound liquidity from the leaf's L-stock.
     LiquidityRequest(LiquidityRequest),

@@ -214,6 +214,25 @@ fn every_message() -> Vec<WireMsg> {
             hash,
             invoice: invoice.clone(),
         }),
+        WireMsg::SwapOutRequest(shared::swap::SwapOutRequest {
+            channel,
+            htlc: 3,
+            hash,
+            amount: Amount::from_sat(50_000),
+            claim_key: shared::channel::scripts::nums_key(),
+        }),
+        WireMsg::SwapOutFunded(Box::new(shared::swap::SwapOutFunded {
+            channel,
+            htlc: 3,
+            script: shared::swap::SwapScript {
+                hash,
+                claim_key: shared::channel::scripts::nums_key(),
+                refund_key: shared::channel::scripts::nums_key(),
+                refund_height: bitcoin::absolute::Height::from_consensus(700).unwrap(),
+            },
+            outpoint: bitcoin::OutPoint::null(),
+            amount: Amount::from_sat(50_000),
+        })),
         WireMsg::FaucetRequest(FaucetRequest { invoice }),
         WireMsg::ChannelClosed(ChannelClosed {
             channel,

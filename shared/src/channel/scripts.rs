@@ -22,6 +22,11 @@ pub const NUMS: [u8; 32] = [
     0x07, 0x8a, 0x5a, 0x0f, 0x28, 0xec, 0x96, 0xd5, 0x47, 0xbf, 0xee, 0x9a, 0xce, 0x80, 0x3a, 0xc0,
 ];
 
+/// [`NUMS`] as a key.
+pub fn nums_key() -> XOnlyPublicKey {
+    XOnlyPublicKey::from_slice(&NUMS).expect("the NUMS point is on the curve")
+}
+
 fn xonly(key: &PublicKey) -> XOnlyPublicKey {
     key.x_only_public_key().0
 }
@@ -118,9 +123,8 @@ pub fn to_local(
 
 /// `to_remote`: no key path (NUMS); leaf = the counterparty's payment key after 1 block.
 pub fn to_remote(payment: &PublicKey) -> OutputTree {
-    let nums = XOnlyPublicKey::from_slice(&NUMS).expect("the NUMS point is on the curve");
     OutputTree::new(
-        nums,
+        nums_key(),
         vec![delayed_leaf(payment, BlockDelta::from_blocks(1))],
     )
 }

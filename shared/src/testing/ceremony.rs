@@ -201,6 +201,7 @@ pub fn test_terms(lsp: &PublicKey) -> TermsBody {
         issued_at: START_TIME,
         expires_at: START_TIME + 86_400,
         lightning_node: None,
+        swap_out: None,
     }
 }
 
