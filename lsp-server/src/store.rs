@@ -163,6 +163,17 @@ const MIGRATIONS: &[&str] = &[
         confirmed_height INTEGER,
         PRIMARY KEY (factory, node)
     );",
+    // Swaps out (`channels::swap`): the on-chain output paid against a wallet's HTLC, its
+    // funding transaction stored before its first broadcast, and the refund once built.
+    "CREATE TABLE swaps (
+        payment INTEGER PRIMARY KEY,
+        script TEXT NOT NULL,
+        amount_sat INTEGER NOT NULL,
+        funding_tx TEXT,
+        vout INTEGER,
+        refund_tx TEXT,
+        state TEXT NOT NULL
+    );",
 ];
 
 /// The LSP's database.

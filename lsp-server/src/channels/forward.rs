@@ -37,6 +37,7 @@ use shared::pay::{
     ChannelId, FaucetRequest, ParsedInvoice, PayFailure, PayOutcome, PayRequest, PayResult,
     RouteAnswer, RouteQuery,
 };
+use shared::swap::SwapOutRequest;
 use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 
 use super::link::Link;
@@ -120,7 +121,16 @@ struct Request {
     conn: ConnId,
     /// Unix time it came.
     at: u64,
-    invoice: Result<ParsedInvoice, PayFailure>,
+    what: Requested,
+}
+
+/// Where a request asks its HTLC to go.
+#[derive(Debug)]
+enum Requested {
+    /// To the payee of this invoice (or why the invoice cannot be paid).
+    Invoice(Result<ParsedInvoice, PayFailure>),
+    /// To an on-chain output (`swap`).
+    Swap(SwapOutRequest),
 }
 
 /// Route requests one channel may have waiting: twice the HTLCs it can have pending.
@@ -164,6 +174,11 @@ impl Forwards {
             .collect()
     }
 
+    /// Marks the payer HTLC `key` as routed by payment `row`, or (`None`) as refused.
+    pub(super) fn route_incoming(&mut self, key: (ChannelId, u64), row: Option<i64>) {
+        self.incoming.insert(key, row);
+    }
+
     pub(super) fn waiting(&self) -> usize {
         self.by_row
             .values()
@@ -179,55 +194,8 @@ impl Router {
         identity: XOnlyPublicKey,
         req: PayRequest,
     ) {
-        if self
-            .links
-            .get(&req.channel)
-            .is_none_or(|l| l.identity != identity)
-        {
-            return self.refuse(
-                conn,
-                ErrorCode::Unexpected,
-                Some(ErrorAbout::Payment {
-                    channel: req.channel,
-                    htlc: req.htlc,
-                }),
-                format!("channel {} is not yours", req.channel),
-            );
-        }
-        if self.links.get(&req.channel).is_some_and(|l| !l.routable()) {
-            return self.tell_closed(conn, req.channel);
-        }
-        let key = (req.channel, req.htlc);
-        if self.forwards.incoming.contains_key(&key) || self.forwards.requests.contains_key(&key) {
-            return self.refuse(
-                conn,
-                ErrorCode::Unexpected,
-                Some(ErrorAbout::Payment {
-                    channel: req.channel,
-                    htlc: req.htlc,
-                }),
-                "that HTLC already has a route",
-            );
-        }
-        let waiting = self
-            .forwards
-            .requests
-            .range((req.channel, 0)..=(req.channel, u64::MAX))
-            .count();
-        if waiting >= MAX_REQUESTS_PER_CHANNEL {
-            return self.refuse(
-                conn,
-                ErrorCode::RateLimited,
-                Some(ErrorAbout::Payment {
-                    channel: req.channel,
-                    htlc: req.htlc,
-                }),
-                format!(
-                    "channel {}: {waiting} payments are already waiting for their HTLC; \
-                     add those HTLCs first",
-                    req.channel
-                ),
-            );
+        if !self.admit_request(conn, identity, req.channel, req.htlc) {
+            return;
         }
         let parsed =
             ParsedInvoice::parse(&req.invoice, self.settings.network, self.now().unix_time)
@@ -237,12 +205,74 @@ impl Router {
                         reason: other.to_string(),
                     },
                 });
+        self.wait_for_htlc(conn, (req.channel, req.htlc), Requested::Invoice(parsed));
+    }
+
+    /// A wallet asks for the HTLC it is adding to be paid out on chain (`swap`).
+    pub(super) fn on_swap_request(
+        &mut self,
+        conn: ConnId,
+        identity: XOnlyPublicKey,
+        req: SwapOutRequest,
+    ) {
+        if self.admit_request(conn, identity, req.channel, req.htlc) {
+            self.wait_for_htlc(conn, (req.channel, req.htlc), Requested::Swap(req));
+        }
+    }
+
+    fn wait_for_htlc(&mut self, conn: ConnId, key: (ChannelId, u64), what: Requested) {
         let request = Request {
             conn,
             at: self.now().unix_time,
-            invoice: parsed,
+            what,
         };
         self.forwards.requests.insert(key, request);
+    }
+
+    /// Whether a request for HTLC `htlc` on `channel` from `identity` may wait for its HTLC:
+    /// the channel is the sender's and takes payments, the HTLC has no route yet, and the
+    /// channel has room for one more request. Otherwise `conn` is told why.
+    fn admit_request(
+        &self,
+        conn: ConnId,
+        identity: XOnlyPublicKey,
+        channel: ChannelId,
+        htlc: u64,
+    ) -> bool {
+        let refuse = |code, why: String| {
+            let about = Some(ErrorAbout::Payment { channel, htlc });
+            self.refuse(conn, code, about, why);
+            false
+        };
+        if self.links.get(&channel).is_none_or(|l| l.identity != identity) {
+            return refuse(
+                ErrorCode::Unexpected,
+                format!("channel {channel} is not yours"),
+            );
+        }
+        if self.links.get(&channel).is_some_and(|l| !l.routable()) {
+            self.tell_closed(conn, channel);
+            return false;
+        }
+        let key = (channel, htlc);
+        if self.forwards.incoming.contains_key(&key) || self.forwards.requests.contains_key(&key) {
+            return refuse(ErrorCode::Unexpected, "that HTLC already has a route".into());
+        }
+        let waiting = self
+            .forwards
+            .requests
+            .range((channel, 0)..=(channel, u64::MAX))
+            .count();
+        if waiting >= MAX_REQUESTS_PER_CHANNEL {
+            return refuse(
+                ErrorCode::RateLimited,
+                format!(
+                    "channel {channel}: {waiting} payments are already waiting for their HTLC; \
+                     add those HTLCs first"
+                ),
+            );
+        }
+        true
     }
 
     pub(super) fn on_faucet(&mut self, conn: ConnId, identity: XOnlyPublicKey, req: FaucetRequest) {
@@ -615,11 +645,14 @@ impl Router {
             if self.forwards.incoming.contains_key(&(id, h.id)) {
                 continue;
             }
-            let request = self
-                .forwards
-                .requests
-                .remove(&(id, h.id))
-                .map(|r| r.invoice);
+            let request = match self.forwards.requests.remove(&(id, h.id)).map(|r| r.what) {
+                Some(Requested::Swap(req)) => {
+                    self.start_swap(id, identity, req, h);
+                    continue;
+                }
+                Some(Requested::Invoice(invoice)) => Some(invoice),
+                None => None,
+            };
             match self.check_incoming(id, identity, request, h) {
                 Ok((invoice, fee)) => {
                     let expiry = Some(h.expiry.to_consensus_u32());
@@ -819,7 +852,7 @@ impl Router {
             Ok(rows) => rows,
             Err(e) => return tracing::error!(error = %e, "could not load pending payments"),
         };
-        for row in rows {
+        for row in rows.into_iter().filter(|r| r.kind != "swap") {
             let Ok(hash) = row.hash.parse::<sha256::Hash>() else {
                 continue;
             };

@@ -245,6 +245,7 @@ impl Router {
         }
         self.invoices_restore()?;
         self.forwards_restore();
+        self.swaps_restore();
         self.releases_restore()?;
         tracing::info!(channels = self.links.len(), "channels restored");
         Ok(())

@@ -35,6 +35,7 @@ mod release;
 mod retire;
 mod store;
 mod sweep;
+mod swap;
 mod walk;
 mod watch;
 
@@ -221,6 +222,8 @@ pub struct Router {
         mpsc::Sender<inbound::Registered>,
         Option<mpsc::Receiver<inbound::Registered>>,
     ),
+    /// Swaps out: HTLCs paid out to on-chain outputs (`swap`).
+    swaps: swap::Swaps,
 }
 
 impl Router {
@@ -255,6 +258,7 @@ impl Router {
             dirty: BTreeSet::new(),
             totals: Totals::default(),
             watching: (Arc::default(), std::time::Instant::now()),
+            swaps: swap::Swaps::new(wallet.clone()),
             chain: onchain::ChainWatch::new(wallet),
             told_ending: Default::default(),
             ln,
@@ -277,6 +281,7 @@ impl Router {
         let mut seen = self.chain.seen.take().expect("run is called once");
         let mut outside = self.outside.1.take().expect("run is called once");
         let mut registering = self.registering.1.take().expect("run is called once");
+        let mut swaps = self.take_swap_seen();
         self.reconcile_outside();
         loop {
             tokio::select! {
@@ -290,6 +295,7 @@ impl Router {
                     crate::lightning::Report::Incoming(incoming) => self.on_incoming(incoming),
                 },
                 Some(registered) = registering.recv() => self.on_registered(registered),
+                Some(seen) = swaps.recv() => self.on_swap_seen(seen),
                 _ = tick.tick() => {
                     if let Ok(h) = self.tip.height() {
                         self.height = self.height.max(h);
@@ -371,6 +377,7 @@ impl Router {
             WireMsg::Channel(frame) => self.on_channel(conn, identity, *frame),
             WireMsg::PayRequest(req) => self.on_pay_request(conn, identity, req),
             WireMsg::FaucetRequest(req) => self.on_faucet(conn, identity, req),
+            WireMsg::SwapOutRequest(req) => self.on_swap_request(conn, identity, req),
             WireMsg::RouteQuery(query) => self.on_route_query(conn, query),
             WireMsg::InvoiceRegister(request) => self.on_invoice_register(conn, identity, request),
             WireMsg::LiquidityRequest(req) => self.on_liquidity_request(conn, identity, req),
@@ -449,6 +456,7 @@ impl Router {
         self.tell_ending();
         self.watch_leaves();
         self.watch_channels();
+        self.watch_swaps();
         let now = self.now();
         self.drop_stalled(now.unix_time);
         // A request's HTLC commits in the wallet's next round, or the wallet was disconnected.

@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use shared::channel::{ChannelChange, CommitmentSpec};
 use shared::leaf::{LeafEpoch, LeafStates};
 use shared::pay::{ChannelId, ChannelOpen, JoinFee};
+use shared::swap::SwapScript;
 use shared::tree::FactoryProposal;
 use shared::types::{ClientId, FactoryId, NodeId};
 
@@ -111,7 +112,8 @@ pub struct PaymentRow {
     /// Payment hash (hex).
     pub hash: String,
     /// `forward`, `outside` (to a payee beyond the LSP, through its Lightning node),
-    /// `inbound` (from the Lightning Network, held by the node) or `faucet`.
+    /// `inbound` (from the Lightning Network, held by the node), `swap` (to an on-chain
+    /// output, `channels::swap`) or `faucet`.
     pub kind: String,
     /// The payee's identity key (hex).
     pub payee_identity: String,
@@ -144,6 +146,20 @@ pub struct PaymentRow {
     pub created: u64,
     /// Unix time settled or failed.
     pub settled: Option<u64>,
+}
+
+/// A swap out not yet ended, as stored.
+pub struct SwapRow {
+    /// Its payment's row.
+    pub payment: i64,
+    /// The output's script.
+    pub script: SwapScript,
+    /// The output's value.
+    pub amount: Amount,
+    /// The funding transaction and the output's index, once built.
+    pub funding: Option<(bitcoin::Transaction, u32)>,
+    /// The refund, once built.
+    pub refund: Option<bitcoin::Transaction>,
 }
 
 /// An invoice the LSP's Lightning node holds for a client's payment hash.
@@ -945,6 +961,99 @@ impl ChannelStore {
             out.push((FactoryId(factory as u64), tx, height.map(|h| h as u32)));
         }
         Ok(out)
+    }
+
+    /// Stores a swap out of payment `payment` before its output is funded.
+    pub fn insert_swap(
+        &self,
+        payment: i64,
+        script: &SwapScript,
+        amount: Amount,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "INSERT INTO swaps (payment, script, amount_sat, state) VALUES (?1, ?2, ?3, 'funding')",
+            params![payment, json(script), amount.to_sat() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The swap's funding transaction and output, stored before its first broadcast.
+    pub fn swap_funded(
+        &self,
+        payment: i64,
+        tx: &bitcoin::Transaction,
+        vout: u32,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE swaps SET funding_tx = ?2, vout = ?3, state = 'funded' WHERE payment = ?1",
+            params![
+                payment,
+                bitcoin::consensus::encode::serialize_hex(tx),
+                i64::from(vout)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The swap's refund, stored before its first broadcast.
+    pub fn swap_refund(
+        &self,
+        payment: i64,
+        tx: &bitcoin::Transaction,
+    ) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE swaps SET refund_tx = ?2 WHERE payment = ?1",
+            params![payment, bitcoin::consensus::encode::serialize_hex(tx)],
+        )?;
+        Ok(())
+    }
+
+    /// How a swap ended: `claimed`, `refunded` or `failed` (never funded).
+    pub fn swap_ended(&self, payment: i64, state: &str) -> Result<(), ChannelStoreError> {
+        self.conn.execute(
+            "UPDATE swaps SET state = ?2 WHERE payment = ?1",
+            params![payment, state],
+        )?;
+        Ok(())
+    }
+
+    /// Swaps not yet ended.
+    pub fn open_swaps(&self) -> Result<Vec<SwapRow>, ChannelStoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT payment, script, amount_sat, funding_tx, vout, refund_tx FROM swaps
+             WHERE state IN ('funding', 'funded') ORDER BY payment",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let tx = |hex: Option<String>| -> Result<Option<bitcoin::Transaction>, ChannelStoreError> {
+            hex.map(|h| {
+                bitcoin::consensus::encode::deserialize_hex(&h)
+                    .map_err(|e| corrupt("swap transaction")(e.to_string()))
+            })
+            .transpose()
+        };
+        rows.into_iter()
+            .map(|(payment, script, amount, funding, vout, refund)| {
+                Ok(SwapRow {
+                    payment,
+                    script: serde_json::from_str(&script)
+                        .map_err(|e| corrupt("swap script")(e.to_string()))?,
+                    amount: Amount::from_sat(amount as u64),
+                    funding: tx(funding)?.zip(vout.map(|v| v as u32)),
+                    refund: tx(refund)?,
+                })
+            })
+            .collect()
     }
 
     /// Payments still pending (after a restart they are resumed or failed back).

@@ -223,6 +223,7 @@ impl Connection {
             WireMsg::ChannelOpen(_)
             | WireMsg::Channel(_)
             | WireMsg::PayRequest(_)
+            | WireMsg::SwapOutRequest(_)
             | WireMsg::FaucetRequest(_)
             | WireMsg::RouteQuery(_)
             | WireMsg::InvoiceRegister(_)

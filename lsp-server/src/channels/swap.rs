@@ -1,0 +1,536 @@
+//! Swaps out: a wallet's HTLC paid out to an on-chain output it claims with its preimage
+//! (`shared::swap` has the protocol and the reason for each number).
+//!
+//! 1. `swap_out_request` waits, like a route request, for its HTLC to commit; then the HTLC is
+//!    checked (hash, amount with the terms' fee, time left before the refund) and the payment
+//!    row (`kind = swap`) and the swap row are stored.
+//! 2. A task builds the funding transaction from the LSP's on-chain wallet; the router stores
+//!    it before its first broadcast, then tells the wallet where the output is
+//!    (`swap_out_funded`). A wallet that cannot pay fails the HTLC back at once.
+//! 3. Every few seconds a pass reads each funded output from Esplora ([`spawn_pass`]):
+//!    - unspent and its funding unconfirmed: the funding is broadcast again;
+//!    - spent by a transaction revealing the preimage: the wallet's HTLC is settled with it,
+//!      at once, whether or not the claim has confirmed (the preimage is public from then on);
+//!    - unspent once the tip reaches the refund height: the router builds and stores the
+//!      refund, the pass broadcasts it every time until it confirms, then the HTLC is failed
+//!      back (never earlier: a claim could still take the output before the refund confirms).
+//!
+//! After a restart, swaps that were funded are watched again; one whose funding was never
+//! stored was never broadcast (the funding task's coins come back at the wallet's next sync),
+//! so its HTLC is failed back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use bitcoin::secp256k1::{SecretKey, XOnlyPublicKey};
+use bitcoin::{Amount, FeeRate, OutPoint, Transaction, TxOut};
+use esplora_client::AsyncClient;
+use shared::channel::Htlc;
+use shared::pay::{ChannelId, PayFailure, PayOutcome};
+use shared::swap::tx::{build_refund, preimage_in};
+use shared::swap::{SwapOutFunded, SwapOutRequest, SwapPolicy, SwapScript};
+use shared::wire::WireMsg;
+use tokio::sync::mpsc;
+
+use super::onchain::read;
+use super::Router;
+use crate::wallet::LspWallet;
+
+/// How often funded swaps are read from the chain.
+const PASS_EVERY: Duration = Duration::from_secs(2);
+
+/// A swap out under way.
+#[derive(Debug, Clone)]
+pub(super) struct Swap {
+    /// Its payment's row.
+    row: i64,
+    /// The wallet's HTLC and identity.
+    payer: (ChannelId, u64, XOnlyPublicKey),
+    /// The LSP's fee (what the HTLC carries above `amount`).
+    fee: Amount,
+    script: SwapScript,
+    amount: Amount,
+    /// The funding transaction and the output's index, once stored.
+    funding: Option<(Transaction, u32)>,
+    /// The refund, once built and stored.
+    refund: Option<Transaction>,
+}
+
+/// What a pass or a funding task saw.
+#[derive(Debug)]
+pub(super) enum SwapSeen {
+    /// The funding task built (or could not build) the funding transaction.
+    Built {
+        row: i64,
+        result: Result<Transaction, String>,
+    },
+    /// The output was spent revealing the preimage.
+    Claimed { row: i64, preimage: [u8; 32] },
+    /// The tip reached the refund height and no refund is stored: build one at this rate.
+    RefundDue { row: i64, feerate: FeeRate },
+    /// The refund confirmed.
+    Refunded { row: i64 },
+}
+
+/// The router's swaps, and the tasks that fund and watch them.
+pub(super) struct Swaps {
+    by_row: std::collections::BTreeMap<i64, Swap>,
+    wallet: Arc<LspWallet>,
+    seen: (mpsc::Sender<SwapSeen>, Option<mpsc::Receiver<SwapSeen>>),
+    /// Whether a pass is running, and when the last one started.
+    watching: (Arc<AtomicBool>, Instant),
+}
+
+impl Swaps {
+    pub(super) fn new(wallet: Arc<LspWallet>) -> Swaps {
+        let (tx, rx) = mpsc::channel(256);
+        Swaps {
+            by_row: Default::default(),
+            wallet,
+            seen: (tx, Some(rx)),
+            watching: (Arc::default(), Instant::now()),
+        }
+    }
+
+    /// What the router receives (taken once, by `run`).
+    pub(super) fn take_seen(&mut self) -> mpsc::Receiver<SwapSeen> {
+        self.seen.1.take().expect("taken once")
+    }
+}
+
+/// The refund key of the swap with `hash`: derived from the LSP's key, so that a restart
+/// needs nothing stored to sign the refund.
+fn refund_secret(lsp: &SecretKey, hash: &sha256::Hash) -> SecretKey {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"superscalar/swap-refund");
+    engine.input(&lsp.secret_bytes());
+    engine.input(hash.as_byte_array());
+    SecretKey::from_slice(sha256::Hash::from_engine(engine).as_byte_array())
+        .expect("a hash is a valid secret key but with negligible probability")
+}
+
+impl Router {
+    fn swap_policy(&self) -> SwapPolicy {
+        SwapPolicy::for_network(self.settings.network)
+    }
+
+    /// The wallet's HTLC `h` on `id`, asked for by `req`, committed: check it, store the swap and
+    /// start funding its output; or fail the HTLC back with the reason.
+    pub(super) fn start_swap(
+        &mut self,
+        id: ChannelId,
+        identity: XOnlyPublicKey,
+        req: SwapOutRequest,
+        h: &Htlc,
+    ) {
+        let payer = (id, h.id, identity);
+        let script = match self.check_swap(id, &req, h) {
+            Ok(script) => script,
+            Err(reason) => {
+                tracing::info!(channel = %id, htlc = h.id, reason = %reason.describe(), "swap out refused");
+                self.forwards.route_incoming((id, h.id), None);
+                return self.answer_payer(id, h.id, identity, h.hash, PayOutcome::Failed(reason));
+            }
+        };
+        let fee = h.amount - req.amount;
+        let now = self.now().unix_time;
+        let stored = self
+            .store
+            .insert_payment(
+                &h.hash.to_string(),
+                "swap",
+                &identity,
+                Some((id, h.id)),
+                req.amount.to_sat(),
+                fee.to_sat(),
+                now,
+            )
+            .and_then(|row| {
+                self.store
+                    .insert_swap(row, &script, req.amount)
+                    .map(|()| row)
+            });
+        let row = match stored {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::error!(error = %e, "could not store a swap; failing it");
+                self.forwards.route_incoming((id, h.id), None);
+                let failure = PayFailure::Network {
+                    reason: "the provider could not record the swap".into(),
+                };
+                return self.answer_payer(id, h.id, identity, h.hash, PayOutcome::Failed(failure));
+            }
+        };
+        self.forwards.route_incoming((id, h.id), Some(row));
+        let swap = Swap {
+            row,
+            payer,
+            fee,
+            script,
+            amount: req.amount,
+            funding: None,
+            refund: None,
+        };
+        self.spawn_funding(&swap);
+        tracing::info!(row, channel = %id, hash = %h.hash, amount_sat = req.amount.to_sat(), refund_height = %script.refund_height, "swap out: funding its output");
+        self.swaps.by_row.insert(row, swap);
+    }
+
+    /// The output a committed HTLC buys, or why it buys none.
+    fn check_swap(
+        &self,
+        id: ChannelId,
+        req: &SwapOutRequest,
+        h: &Htlc,
+    ) -> Result<SwapScript, PayFailure> {
+        let mismatch = |reason: String| PayFailure::Mismatch { reason };
+        if let Some(closing) = self.links.get(&id).and_then(|l| l.closing.as_ref()) {
+            return Err(PayFailure::ChannelClosed {
+                reason: format!("your channel {id}: {}", closing.describe()),
+            });
+        }
+        if req.hash != h.hash {
+            return Err(mismatch("the HTLC's hash is not the swap's".into()));
+        }
+        let terms = crate::terms::swap_out();
+        if let Some(why) = terms.refusal(req.amount) {
+            return Err(mismatch(why));
+        }
+        let fee = terms.fee(req.amount);
+        if h.amount < req.amount + fee {
+            return Err(mismatch(format!(
+                "the HTLC carries {} sat; the {} sat sent on chain plus the {} sat fee are needed",
+                h.amount.to_sat(),
+                req.amount.to_sat(),
+                fee.to_sat()
+            )));
+        }
+        let policy = self.swap_policy();
+        let refund_height = policy.refund_height(h.expiry.to_consensus_u32());
+        let refund_height = bitcoin::absolute::Height::from_consensus(refund_height)
+            .map_err(|_| PayFailure::Expired)?;
+        // Funded now and confirmed, the wallet must still have its margin to claim.
+        if !policy.may_claim(self.height + policy.confirmations, refund_height) {
+            return Err(PayFailure::Expired);
+        }
+        Ok(SwapScript {
+            hash: h.hash,
+            claim_key: req.claim_key,
+            refund_key: refund_secret(&self.key.secret_key(), &h.hash)
+                .x_only_public_key(&bitcoin::secp256k1::Secp256k1::new())
+                .0,
+            refund_height,
+        })
+    }
+
+    /// Builds the funding transaction in a task (its fee rate is read from Esplora).
+    fn spawn_funding(&self, swap: &Swap) {
+        let wallet = self.swaps.wallet.clone();
+        let tx = self.swaps.seen.0.clone();
+        let row = swap.row;
+        let output = TxOut {
+            value: swap.amount,
+            script_pubkey: swap.script.script_pubkey(),
+        };
+        tokio::spawn(async move {
+            let rate = wallet
+                .fee_rate_estimate(shared::fees::URGENT_BLOCKS)
+                .await
+                .unwrap_or(FeeRate::from_sat_per_vb_u32(2));
+            let result = wallet.fund(&[output], rate).map_err(|e| e.to_string());
+            let _ = tx.send(SwapSeen::Built { row, result }).await;
+        });
+    }
+
+    pub(super) fn take_swap_seen(&mut self) -> mpsc::Receiver<SwapSeen> {
+        self.swaps.take_seen()
+    }
+
+    pub(super) fn on_swap_seen(&mut self, seen: SwapSeen) {
+        match seen {
+            SwapSeen::Built { row, result } => self.on_swap_built(row, result),
+            SwapSeen::Claimed { row, preimage } => self.on_swap_claimed(row, preimage),
+            SwapSeen::RefundDue { row, feerate } => self.build_swap_refund(row, feerate),
+            SwapSeen::Refunded { row } => {
+                let Some(swap) = self.swaps.by_row.get(&row) else {
+                    return;
+                };
+                let reason = format!(
+                    "you did not claim the on-chain payment before block {}: the provider \
+                     took it back",
+                    swap.script.refund_height
+                );
+                self.end_swap(row, "refunded", PayFailure::Network { reason });
+            }
+        }
+    }
+
+    fn on_swap_built(&mut self, row: i64, result: Result<Transaction, String>) {
+        let Some(swap) = self.swaps.by_row.get(&row).cloned() else {
+            return;
+        };
+        let spk = swap.script.script_pubkey();
+        let built = result.and_then(|tx| {
+            let vout = tx
+                .output
+                .iter()
+                .position(|o| o.script_pubkey == spk && o.value == swap.amount)
+                .ok_or("the funding transaction does not pay the swap")?;
+            Ok((tx, vout as u32))
+        });
+        let (tx, vout) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(row, error = %e, "swap out: could not fund its output");
+                let reason = format!("the provider could not pay on chain now: {e}");
+                return self.end_swap(row, "failed", PayFailure::Network { reason });
+            }
+        };
+        if let Err(e) = self.store.swap_funded(row, &tx, vout) {
+            tracing::error!(row, error = %e, "could not store a swap's funding; failing it");
+            let _ = self.swaps.wallet.abandon(tx.compute_txid());
+            let reason = "the provider could not record the swap".into();
+            return self.end_swap(row, "failed", PayFailure::Network { reason });
+        }
+        let outpoint = OutPoint::new(tx.compute_txid(), vout);
+        tracing::info!(row, %outpoint, "swap out: output funded");
+        let wallet = self.swaps.wallet.clone();
+        let sent = tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = wallet.broadcast(&sent).await {
+                tracing::warn!(txid = %sent.compute_txid(), error = %e, "swap funding broadcast failed; the watch sends it again");
+            }
+        });
+        let (channel, htlc, who) = swap.payer;
+        let funded = SwapOutFunded {
+            channel,
+            htlc,
+            script: swap.script,
+            outpoint,
+            amount: swap.amount,
+        };
+        if let Some(s) = self.swaps.by_row.get_mut(&row) {
+            s.funding = Some((tx, vout));
+        }
+        self.send_identity(&who, WireMsg::SwapOutFunded(Box::new(funded)));
+    }
+
+    fn on_swap_claimed(&mut self, row: i64, preimage: [u8; 32]) {
+        let Some(swap) = self.swaps.by_row.remove(&row) else {
+            return;
+        };
+        if sha256::Hash::hash(&preimage) != swap.script.hash {
+            self.swaps.by_row.insert(row, swap);
+            return tracing::error!(row, "a swap's claim revealed a wrong preimage");
+        }
+        let (c, h, who) = swap.payer;
+        let paid = PayOutcome::Paid {
+            preimage,
+            fee: swap.fee,
+            network_fee: None,
+        };
+        self.answer_payer(c, h, who, swap.script.hash, paid);
+        let now = self.now().unix_time;
+        let _ = self.store.swap_ended(row, "claimed");
+        let _ = self.store.payment_ended(row, "settled", None, now);
+        self.totals.settled += 1;
+        self.totals.fees_sat += swap.fee.to_sat();
+        self.totals.volume_sat += swap.amount.to_sat();
+        tracing::info!(row, hash = %swap.script.hash, amount_sat = swap.amount.to_sat(), "swap out claimed: the wallet's HTLC is settled");
+    }
+
+    fn build_swap_refund(&mut self, row: i64, feerate: FeeRate) {
+        let Some(swap) = self.swaps.by_row.get(&row) else {
+            return;
+        };
+        let (Some((funding, vout)), None) = (&swap.funding, &swap.refund) else {
+            return;
+        };
+        let outpoint = OutPoint::new(funding.compute_txid(), *vout);
+        let secret = refund_secret(&self.key.secret_key(), &swap.script.hash);
+        let refund = build_refund(
+            &swap.script,
+            outpoint,
+            swap.amount,
+            secret,
+            self.settings.sweep_to.clone(),
+            feerate,
+        );
+        let refund = match refund {
+            Ok(tx) => tx,
+            Err(e) => return tracing::error!(row, error = %e, "could not build a swap's refund"),
+        };
+        if let Err(e) = self.store.swap_refund(row, &refund) {
+            return tracing::error!(row, error = %e, "could not store a swap's refund");
+        }
+        tracing::info!(row, txid = %refund.compute_txid(), "swap out unclaimed at its refund height: refunding");
+        if let Some(s) = self.swaps.by_row.get_mut(&row) {
+            s.refund = Some(refund);
+        }
+    }
+
+    /// Ends swap `row` without a claim (`state`), failing the wallet's HTLC back.
+    fn end_swap(&mut self, row: i64, state: &str, reason: PayFailure) {
+        let Some(swap) = self.swaps.by_row.remove(&row) else {
+            return;
+        };
+        let now = self.now().unix_time;
+        let _ = self.store.swap_ended(row, state);
+        let _ = self
+            .store
+            .payment_ended(row, "failed", Some(&reason.describe()), now);
+        self.totals.failed += 1;
+        let (c, h, who) = swap.payer;
+        self.answer_payer(c, h, who, swap.script.hash, PayOutcome::Failed(reason));
+    }
+
+    /// Every [`PASS_EVERY`], a pass over the funded swaps.
+    pub(super) fn watch_swaps(&mut self) {
+        if self.swaps.by_row.is_empty() || self.swaps.watching.1.elapsed() < PASS_EVERY {
+            return;
+        }
+        let Ok(tip) = self.tip.height() else {
+            return;
+        };
+        if self.swaps.watching.0.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.swaps.watching.1 = Instant::now();
+        let watched: Vec<Watched> = self
+            .swaps
+            .by_row
+            .values()
+            .filter_map(|s| {
+                let (funding, vout) = s.funding.clone()?;
+                Some(Watched {
+                    row: s.row,
+                    script: s.script,
+                    funding,
+                    vout,
+                    refund: s.refund.clone(),
+                })
+            })
+            .collect();
+        spawn_pass(
+            self.esplora.clone(),
+            self.swaps.watching.0.clone(),
+            self.swaps.seen.0.clone(),
+            tip,
+            watched,
+        );
+    }
+
+    /// After a restart: every swap not ended is watched again, or failed back if its funding
+    /// was never stored (so never broadcast).
+    pub(super) fn swaps_restore(&mut self) {
+        let rows = match self.store.open_swaps() {
+            Ok(rows) => rows,
+            Err(e) => return tracing::error!(error = %e, "could not load the swaps"),
+        };
+        let payments = self.store.pending_payments().unwrap_or_default();
+        for row in rows {
+            let Some(p) = payments.iter().find(|p| p.id == row.payment) else {
+                continue;
+            };
+            let (Some(c), Some(h)) = (p.payer, p.payer_htlc) else {
+                continue;
+            };
+            let Some(who) = self.links.get(&c).map(|l| l.identity) else {
+                continue;
+            };
+            self.forwards.route_incoming((c, h), Some(row.payment));
+            let never_funded = row.funding.is_none();
+            self.swaps.by_row.insert(
+                row.payment,
+                Swap {
+                    row: row.payment,
+                    payer: (c, h, who),
+                    fee: Amount::from_sat(p.fee_sat),
+                    script: row.script,
+                    amount: row.amount,
+                    funding: row.funding,
+                    refund: row.refund,
+                },
+            );
+            if never_funded {
+                let reason = "the provider restarted before paying on chain".into();
+                self.end_swap(row.payment, "failed", PayFailure::Network { reason });
+            }
+        }
+    }
+}
+
+/// A funded swap, as a pass reads it.
+#[derive(Debug, Clone)]
+struct Watched {
+    row: i64,
+    script: SwapScript,
+    funding: Transaction,
+    vout: u32,
+    refund: Option<Transaction>,
+}
+
+/// Reads each watched output once, in the background; reports what needs the router.
+fn spawn_pass(
+    esplora: AsyncClient,
+    running: Arc<AtomicBool>,
+    out: mpsc::Sender<SwapSeen>,
+    tip: u32,
+    watched: Vec<Watched>,
+) {
+    tokio::spawn(async move {
+        for w in watched {
+            if let Some(seen) = look(&esplora, tip, &w).await {
+                let _ = out.send(seen).await;
+            }
+        }
+        running.store(false, Ordering::Release);
+    });
+}
+
+async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> {
+    let txid = w.funding.compute_txid();
+    let status = read("swap output", esplora.get_output_status(&txid, u64::from(w.vout))).await?;
+    let spent = status.as_ref().filter(|s| s.spent).and_then(|s| s.txid);
+    if let Some(spender) = spent {
+        let tx = read("swap spender", esplora.get_tx(&spender)).await??;
+        if let Some(preimage) = preimage_in(&w.script, &tx) {
+            return Some(SwapSeen::Claimed {
+                row: w.row,
+                preimage,
+            });
+        }
+        let ours = w.refund.as_ref().map(Transaction::compute_txid) == Some(spender);
+        let confirmed = status.and_then(|s| s.status).is_some_and(|s| s.confirmed);
+        return (ours && confirmed).then_some(SwapSeen::Refunded { row: w.row });
+    }
+    // Unspent: keep the funding out there until it confirms, and the refund once due.
+    let funded = read("swap funding", esplora.get_tx_status(&txid))
+        .await
+        .is_some_and(|s| s.confirmed);
+    if !funded {
+        let _ = read("swap funding broadcast", esplora.broadcast(&w.funding)).await;
+        return None;
+    }
+    if tip < w.script.refund_height.to_consensus_u32() {
+        return None;
+    }
+    match &w.refund {
+        Some(refund) => {
+            let _ = read("swap refund broadcast", esplora.broadcast(refund)).await;
+            None
+        }
+        None => {
+            let estimates = read("fee estimates", esplora.get_fee_estimates()).await;
+            let feerate = estimates.map_or(FeeRate::from_sat_per_vb_u32(2), |e| {
+                shared::fees::pick_fee_rate(&e, shared::fees::URGENT_BLOCKS)
+            });
+            Some(SwapSeen::RefundDue {
+                row: w.row,
+                feerate,
+            })
+        }
+    }
+}
