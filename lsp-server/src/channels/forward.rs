@@ -244,7 +244,11 @@ impl Router {
             self.refuse(conn, code, about, why);
             false
         };
-        if self.links.get(&channel).is_none_or(|l| l.identity != identity) {
+        if self
+            .links
+            .get(&channel)
+            .is_none_or(|l| l.identity != identity)
+        {
             return refuse(
                 ErrorCode::Unexpected,
                 format!("channel {channel} is not yours"),
@@ -256,7 +260,10 @@ impl Router {
         }
         let key = (channel, htlc);
         if self.forwards.incoming.contains_key(&key) || self.forwards.requests.contains_key(&key) {
-            return refuse(ErrorCode::Unexpected, "that HTLC already has a route".into());
+            return refuse(
+                ErrorCode::Unexpected,
+                "that HTLC already has a route".into(),
+            );
         }
         let waiting = self
             .forwards

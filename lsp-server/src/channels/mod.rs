@@ -34,8 +34,8 @@ mod publish;
 mod release;
 mod retire;
 mod store;
-mod sweep;
 mod swap;
+mod sweep;
 mod walk;
 mod watch;
 

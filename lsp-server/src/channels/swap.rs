@@ -492,7 +492,11 @@ fn spawn_pass(
 
 async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> {
     let txid = w.funding.compute_txid();
-    let status = read("swap output", esplora.get_output_status(&txid, u64::from(w.vout))).await?;
+    let status = read(
+        "swap output",
+        esplora.get_output_status(&txid, u64::from(w.vout)),
+    )
+    .await?;
     let spent = status.as_ref().filter(|s| s.spent).and_then(|s| s.txid);
     if let Some(spender) = spent {
         let tx = read("swap spender", esplora.get_tx(&spender)).await??;

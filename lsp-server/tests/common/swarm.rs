@@ -317,6 +317,14 @@ impl ChainSource for CachedChain {
         }
         Ok(tx)
     }
+
+    async fn broadcast(&self, tx: &Transaction) -> Result<(), ChainError> {
+        self.0.esplora.broadcast(tx).await
+    }
+
+    async fn fee_rate(&self, blocks: u16) -> Result<bitcoin::FeeRate, ChainError> {
+        self.0.esplora.fee_rate(blocks).await
+    }
 }
 
 #[derive(Default)]

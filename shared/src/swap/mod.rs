@@ -170,10 +170,10 @@ impl SwapPolicy {
     }
 
     /// The expiry a wallet gives its swap's HTLC at tip `height`: room for the funding to
-    /// confirm, the claim margin twice over (one to confirm the claim, one for the LSP's chain
-    /// view lagging), and the payee window after the refund.
+    /// confirm, the claim margin twice over (the wallet's window to claim, then the margin its
+    /// claim has to confirm in), and the payee window after the refund.
     pub fn htlc_expiry(&self, height: u32) -> u32 {
-        height + self.confirmations + 6 * self.claim_margin + self.channel.payee_window()
+        height + self.confirmations + 2 * self.claim_margin + self.channel.payee_window()
     }
 
     /// Whether the wallet may still reveal its preimage in a claim at tip `height`.

@@ -6,6 +6,7 @@ mod advance;
 mod migrate;
 mod payments;
 mod receive;
+mod swap;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
 mod tower;
@@ -341,6 +342,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         self.expire_invoice_waits(false);
         if unix_now() >= self.next_tip {
             self.refresh_tip().await;
+            self.claim_swaps().await?;
             // Leaves the LSP has not opened yet (say, their factory's funding was not deep
             // enough for it a moment ago): ask again.
             let unopened: Vec<ChannelOpen> = self
@@ -378,6 +380,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             WireMsg::ChannelOpen(open) => self.on_lsp_open(*open).await?,
             WireMsg::Channel(frame) => self.on_channel(*frame).await?,
             WireMsg::PayResult(result) => self.on_pay_result(result).await?,
+            WireMsg::SwapOutFunded(funded) => self.on_swap_funded(*funded).await?,
             WireMsg::LiquidityOffer(offer) => self.on_offer(*offer).await?,
             WireMsg::LeafSigned(signed) => self.on_leaf_signed(*signed).await?,
             WireMsg::ChannelClosed(closed) => self.on_closed(closed).await?,
@@ -626,6 +629,18 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             } => self.invoice_for_anyone(amount, description, reply).await,
             Command::Quote { invoice, reply } => self.quote_and_ask(&invoice, reply).await,
             Command::Pay { invoice, reply } => self.pay(&invoice, None, reply).await?,
+            Command::SwapQuote {
+                address,
+                amount,
+                reply,
+            } => {
+                let _ = reply.send(self.swap_quote(&address, amount).await.map(|(q, _)| q));
+            }
+            Command::SwapOut {
+                address,
+                amount,
+                reply,
+            } => self.swap_out(&address, amount, reply).await?,
             Command::MoveBalance { from, to, reply } => self.move_balance(from, to, reply).await?,
             Command::ReleaseKey { channel, reply } => self.release_key(channel, reply).await,
             Command::Faucet { amount, reply } => {

@@ -29,7 +29,7 @@ pub use driver::PayClient;
 pub use restore::{add_leaf_states, leaf_channels, leaf_record, pending_state, restore_channel};
 pub use store::{
     Attempt, Direction, InvoiceRecord, LeafChannel, LeafRecord, MemoryPayStore, Opening, PayState,
-    PayStore, PaymentRecord, PaymentStatus, PendingAdvance,
+    PayStore, PaymentRecord, PaymentStatus, PendingAdvance, SwapRecord,
 };
 pub use tower::TowerLink;
 
@@ -137,12 +137,30 @@ pub enum PayError {
     /// The channel still holds something of this wallet's, so its key stays.
     #[error("this channel still holds {0}: its key stays with you")]
     StillHolds(String),
+    /// A payment to an on-chain address cannot be made (in words).
+    #[error("{0}")]
+    OnChain(String),
 }
 
 impl From<StorageError> for PayError {
     fn from(e: StorageError) -> Self {
         PayError::Storage(e.to_string())
     }
+}
+
+/// What sending to an on-chain address will cost, shown before the user confirms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapQuote {
+    /// What the provider pays on chain.
+    pub amount: Amount,
+    /// The provider's fee.
+    pub fee: Amount,
+    /// The network fee of the wallet's claim, at today's rate (taken from `amount`).
+    pub claim_fee: Amount,
+    /// What arrives at the address: `amount − claim_fee`.
+    pub arrives: Amount,
+    /// What leaves the balance: `amount + fee`.
+    pub total: Amount,
 }
 
 /// What paying an invoice will cost, shown before the user confirms.
@@ -329,6 +347,16 @@ pub(crate) enum Command {
         invoice: String,
         reply: oneshot::Sender<Result<PaymentRecord, PayError>>,
     },
+    SwapQuote {
+        address: String,
+        amount: Amount,
+        reply: oneshot::Sender<Result<SwapQuote, PayError>>,
+    },
+    SwapOut {
+        address: String,
+        amount: Amount,
+        reply: oneshot::Sender<Result<PaymentRecord, PayError>>,
+    },
     Faucet {
         amount: Amount,
         reply: oneshot::Sender<Result<InvoiceRecord, PayError>>,
@@ -403,6 +431,31 @@ impl PayHandle {
     pub async fn pay(&self, invoice: &str) -> Result<PaymentRecord, PayError> {
         let invoice = invoice.to_owned();
         self.ask(|reply| Command::Pay { invoice, reply }).await?
+    }
+
+    /// What sending `amount` to on-chain `address` from the channel costs (the provider's fee
+    /// and the claim's network fee), shown before the user confirms.
+    pub async fn swap_quote(&self, address: &str, amount: Amount) -> Result<SwapQuote, PayError> {
+        let address = address.to_owned();
+        self.ask(|reply| Command::SwapQuote {
+            address,
+            amount,
+            reply,
+        })
+        .await?
+    }
+
+    /// Sends `amount` from the channel to on-chain `address` (`shared::swap`); resolves once the
+    /// provider settled the payment with the preimage the wallet's claim revealed, or failed
+    /// it back.
+    pub async fn swap_out(&self, address: &str, amount: Amount) -> Result<PaymentRecord, PayError> {
+        let address = address.to_owned();
+        self.ask(|reply| Command::SwapOut {
+            address,
+            amount,
+            reply,
+        })
+        .await?
     }
 
     /// Asks the LSP's demo faucet for `amount` (arrives as a received payment).

@@ -106,6 +106,29 @@ pub struct PaymentRecord {
     pub channel: Option<(ChannelId, u64)>,
     /// The preimage (proof of payment), once known.
     pub preimage: Option<[u8; 32]>,
+    /// For a payment to an on-chain address (`shared::swap`), what the wallet claims it with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<Box<SwapRecord>>,
+}
+
+/// A payment to an on-chain address: the HTLC pays the provider, which pays an output the
+/// wallet claims with the preimage (`shared::swap`). Stored before the HTLC is offered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapRecord {
+    /// The address, as the user gave it.
+    pub address: String,
+    /// Its script: where the claim pays.
+    pub destination: bitcoin::ScriptBuf,
+    /// The preimage, revealed only in the claim.
+    pub preimage: [u8; 32],
+    /// The claim key.
+    pub claim_secret: bitcoin::secp256k1::SecretKey,
+    /// The HTLC's expiry height (the refund height follows from it).
+    pub expiry: u32,
+    /// The provider's output, once it said where and the wallet checked what it could.
+    pub funded: Option<shared::swap::SwapOutFunded>,
+    /// The claim, stored before its first broadcast.
+    pub claim: Option<bitcoin::Transaction>,
 }
 
 /// One leaf state's channel: the channel, and the leaf state whose channel output funds it.

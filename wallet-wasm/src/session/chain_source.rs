@@ -18,6 +18,12 @@ pub trait ChainSource {
 
     /// The transaction, if the chain source knows it.
     async fn transaction(&self, txid: &Txid) -> Result<Option<Transaction>, ChainError>;
+
+    /// Sends `tx` to the network.
+    async fn broadcast(&self, tx: &Transaction) -> Result<(), ChainError>;
+
+    /// Today's fee rate for confirming within `blocks` (`shared::fees::pick_fee_rate`).
+    async fn fee_rate(&self, blocks: u16) -> Result<bitcoin::FeeRate, ChainError>;
 }
 
 /// An Esplora endpoint (any: the wallet's own choice, not necessarily the LSP's).
@@ -134,5 +140,18 @@ impl ChainSource for EsploraChain {
 
     async fn transaction(&self, txid: &Txid) -> Result<Option<Transaction>, ChainError> {
         self.client.get_tx(txid).await.map_err(|e| self.error(e))
+    }
+
+    async fn broadcast(&self, tx: &Transaction) -> Result<(), ChainError> {
+        self.client.broadcast(tx).await.map_err(|e| self.error(e))
+    }
+
+    async fn fee_rate(&self, blocks: u16) -> Result<bitcoin::FeeRate, ChainError> {
+        let estimates = self
+            .client
+            .get_fee_estimates()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(shared::fees::pick_fee_rate(&estimates, blocks))
     }
 }

@@ -575,6 +575,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             done_at: Some(now),
             channel: None,
             preimage: None,
+            swap: None,
         };
         self.store.save_payment(&purchase).await?;
         self.stored.upsert_payment(&purchase);

@@ -88,10 +88,20 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 }
             }
         }
-        // Our HTLCs gone from the commitment without a preimage: failed back.
-        let failed: Vec<u64> = self
+        // Our HTLCs gone from the commitment without a preimage: failed back. Those of a
+        // payment started before a restart count too (the provider's word on them went to a
+        // connection that is gone).
+        let stored_pending = self
+            .stored
+            .payments
+            .iter()
+            .filter(|p| p.direction == Direction::Sent && p.status == PaymentStatus::Pending)
+            .filter_map(|p| p.channel);
+        let failed: std::collections::BTreeSet<u64> = self
             .pending
             .keys()
+            .copied()
+            .chain(stored_pending)
             .filter(|(c, htlc)| {
                 *c == id
                     && !spec
@@ -102,7 +112,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                         .iter()
                         .any(|h| h.offerer == Side::Client && h.id == *htlc)
             })
-            .map(|(_, h)| *h)
+            .map(|(_, h)| h)
             .collect();
         for why in refused {
             self.emit(PayEvent::LspError(why));
@@ -124,15 +134,29 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 done_at: Some(now.unix_time),
                 channel: Some((id, htlc)),
                 preimage: Some(inv.preimage),
+                swap: None,
             };
             self.record(&record).await?;
             self.emit(PayEvent::Received(record));
         }
         for htlc in failed {
-            self.fail_sent(id, htlc, "the provider failed the payment back".into())
-                .await?;
+            let reason = self.failed_back_reason(id, htlc);
+            self.fail_sent(id, htlc, reason).await?;
         }
         Ok(())
+    }
+
+    /// Why the provider failed our HTLC `htlc` back, as far as this wallet can tell.
+    fn failed_back_reason(&self, id: ChannelId, htlc: u64) -> String {
+        let swap = self.sent_by_htlc(id, htlc).and_then(|p| p.swap);
+        match swap.and_then(|s| s.funded) {
+            Some(f) => format!(
+                "the payment on chain was not claimed before block {} (the wallet was away): \
+                 the provider took it back, and your balance is whole",
+                f.script.refund_height
+            ),
+            None => "the provider failed the payment back".into(),
+        }
     }
 
     pub(super) async fn record(&mut self, record: &PaymentRecord) -> Result<(), PayError> {
@@ -462,6 +486,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             done_at: None,
             channel: Some((id, htlc)),
             preimage: None,
+            swap: None,
         };
         let expiry =
             Height::from_consensus(self.policy.payer_expiry(self.height)).unwrap_or(Height::ZERO);

@@ -96,6 +96,7 @@ fn payment(byte: u8, direction: Direction) -> PaymentRecord {
         done_at: None,
         channel: Some((channel(3, 1), u64::from(byte))),
         preimage: None,
+        swap: None,
     }
 }
 

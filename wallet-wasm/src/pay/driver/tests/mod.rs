@@ -89,6 +89,12 @@ impl ChainSource for Chain {
     async fn transaction(&self, _: &Txid) -> Result<Option<Transaction>, ChainError> {
         Ok(None)
     }
+    async fn broadcast(&self, _: &Transaction) -> Result<(), ChainError> {
+        Ok(())
+    }
+    async fn fee_rate(&self, _: u16) -> Result<bitcoin::FeeRate, ChainError> {
+        Ok(bitcoin::FeeRate::from_sat_per_vb_u32(2))
+    }
 }
 
 fn now() -> Now {

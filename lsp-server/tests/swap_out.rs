@@ -1,0 +1,277 @@
+//! Sending from a channel to an on-chain address (a swap out, `shared::swap`), end to end: a
+//! real regtest node, the LSP, a native wallet over WebSockets. The provider is paid only by
+//! the wallet's own claim, and a wallet that never claims gets its HTLC back once the
+//! provider's refund confirmed; nothing is lost either way.
+
+mod common;
+
+use std::time::Duration;
+
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoin::{Address, Amount, Network, OutPoint};
+use common::pay::{start_payer, two_funded, Payer};
+use common::swarm::ClientSpec;
+use lsp_server::PaymentOptions;
+use wallet::pay::{MemoryPayStore, PaymentRecord, PaymentStatus};
+
+const FAUCET: u64 = 50_000;
+const SENT: u64 = 20_000;
+
+fn spec() -> ClientSpec {
+    ClientSpec {
+        channel: Amount::from_sat(200_000),
+        liquidity: Amount::from_sat(10_000),
+        ..ClientSpec::honest()
+    }
+}
+
+fn options() -> PaymentOptions {
+    PaymentOptions {
+        faucet_max_sat: FAUCET,
+        ..PaymentOptions::default()
+    }
+}
+
+/// A fresh regtest address no one else pays.
+fn address(byte: u8) -> Address {
+    let secp = Secp256k1::new();
+    let key = SecretKey::from_slice(&[byte; 32]).expect("a valid secret");
+    Address::p2tr(
+        &secp,
+        key.x_only_public_key(&secp).0,
+        None,
+        Network::Regtest,
+    )
+}
+
+/// The wallet's swap payment once the provider's output is stored in it.
+async fn funded(payer: &Payer, secs: u64) -> PaymentRecord {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let found = payer
+            .store
+            .snapshot()
+            .payments
+            .into_iter()
+            .find(|p| p.swap.as_ref().is_some_and(|s| s.funded.is_some()));
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the provider funds the swap's output"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The LSP's row of the swap of payment `hash`: `(swap state, payment status)`.
+fn lsp_rows(stack: &common::Stack, hash: &str) -> (String, String) {
+    stack
+        .db()
+        .query_row(
+            "SELECT s.state, p.status FROM swaps s JOIN payments p ON p.id = s.payment
+             WHERE p.hash = ?1",
+            [hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the LSP stored the swap")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim() {
+    let (stack, runs, _storage) = two_funded(options(), spec()).await;
+    let mut payer = start_payer(&stack, &runs[0], MemoryPayStore::default());
+    payer.ready(30).await;
+    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
+    let to = address(0x61);
+
+    // What it costs, before anything moves; nonsense is refused in words.
+    let bad = payer
+        .handle
+        .swap_quote("not an address", Amount::from_sat(SENT))
+        .await;
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("not a Bitcoin address"));
+    let tiny = payer
+        .handle
+        .swap_quote(&to.to_string(), Amount::from_sat(500))
+        .await;
+    assert!(tiny.unwrap_err().to_string().contains("at least"));
+    let quote = payer
+        .handle
+        .swap_quote(&to.to_string(), Amount::from_sat(SENT))
+        .await
+        .expect("quote");
+    let terms = common::terms(&stack)
+        .await
+        .body
+        .swap_out
+        .expect("the LSP offers swaps out");
+    assert_eq!(quote.fee, terms.fee(Amount::from_sat(SENT)));
+    assert_eq!(quote.total, Amount::from_sat(SENT) + quote.fee);
+    assert_eq!(quote.arrives, Amount::from_sat(SENT) - quote.claim_fee);
+    assert!(quote.claim_fee > Amount::ZERO);
+
+    let handle = payer.handle.clone();
+    let sending = {
+        let to = to.to_string();
+        tokio::spawn(async move { handle.swap_out(&to, Amount::from_sat(SENT)).await })
+    };
+    let record = funded(&payer, 30).await;
+    let swap = record.swap.clone().expect("a swap");
+    let out = swap.funded.expect("funded").outpoint;
+    // Unconfirmed, the output is not claimed: the preimage stays the wallet's.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        payer
+            .store
+            .snapshot()
+            .payments
+            .iter()
+            .all(|p| p.swap.as_ref().is_none_or(|s| s.claim.is_none())),
+        "no claim before the output confirmed"
+    );
+    assert_eq!(lsp_rows(&stack, &record.hash.to_string()).1, "pending");
+
+    stack.devnet.mine(1).await.expect("mine");
+    let done = tokio::time::timeout(Duration::from_secs(30), sending)
+        .await
+        .expect("the swap completes in time")
+        .expect("task")
+        .expect("the provider settles with the claim's preimage");
+    assert_eq!(done.status, PaymentStatus::Complete);
+    assert_eq!(done.preimage, Some(swap.preimage));
+    assert_eq!(
+        lsp_rows(&stack, &record.hash.to_string()),
+        ("claimed".into(), "settled".into())
+    );
+
+    // The claim confirms and pays the address what was quoted.
+    let claim = payer
+        .store
+        .snapshot()
+        .payments
+        .into_iter()
+        .find_map(|p| p.swap.and_then(|s| s.claim))
+        .expect("the claim is stored");
+    assert_eq!(claim.input[0].previous_output, out);
+    stack.devnet.mine(1).await.expect("mine");
+    let paid = stack
+        .devnet
+        .rpc()
+        .get_tx_out(&OutPoint::new(claim.compute_txid(), 0), false)
+        .await
+        .expect("gettxout")
+        .expect("the claim confirmed");
+    assert_eq!(paid.script_pubkey, to.script_pubkey());
+    assert_eq!(paid.value, quote.arrives);
+    // The balance fell by the amount and the provider's fee, exactly.
+    payer.balance_becomes(arrived - quote.total, 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
+    let (stack, runs, _storage) = two_funded(options(), spec()).await;
+    let store = MemoryPayStore::default();
+    let mut payer = start_payer(&stack, &runs[0], store.clone());
+    payer.ready(30).await;
+    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
+    let to = address(0x62);
+    let handle = payer.handle.clone();
+    let _sending = {
+        let to = to.to_string();
+        tokio::spawn(async move { handle.swap_out(&to, Amount::from_sat(SENT)).await })
+    };
+    let record = funded(&payer, 30).await;
+    let script = record
+        .swap
+        .as_ref()
+        .and_then(|s| s.funded.clone())
+        .expect("funded")
+        .script;
+    // The wallet goes away before the output confirms: it never claims.
+    payer.task.abort();
+    drop(payer);
+
+    // At the refund height the provider takes its output back, and only once the refund
+    // confirmed does it fail the HTLC back.
+    let tip = stack.devnet.height().await.expect("tip").to_consensus_u32();
+    let refund_height = script.refund_height.to_consensus_u32();
+    stack
+        .devnet
+        .mine(refund_height - tip)
+        .await
+        .expect("mine to the refund height");
+    let hash = record.hash.to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let refund: String = loop {
+        let tx: Option<String> = stack
+            .db()
+            .query_row(
+                "SELECT s.refund_tx FROM swaps s JOIN payments p ON p.id = s.payment
+                 WHERE p.hash = ?1",
+                [&hash],
+                |r| r.get(0),
+            )
+            .expect("row");
+        if let Some(tx) = tx {
+            break tx;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LSP builds its refund"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let refund: bitcoin::Transaction =
+        bitcoin::consensus::encode::deserialize_hex(&refund).expect("a transaction");
+    assert_eq!(
+        lsp_rows(&stack, &hash).1,
+        "pending",
+        "nothing failed back before the refund confirmed"
+    );
+    // It reaches the mempool, then a block.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stack
+        .devnet
+        .rpc()
+        .get_mempool_entry(&refund.compute_txid())
+        .await
+        .expect("getmempoolentry")
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refund is broadcast"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.devnet.mine(1).await.expect("mine");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while lsp_rows(&stack, &hash) != ("refunded".into(), "failed".into()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LSP fails the HTLC back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The wallet comes back: the HTLC is failed back in its channel, the balance is whole, and
+    // it never revealed its preimage.
+    let mut payer = start_payer(&stack, &runs[0], store);
+    payer.balance_becomes(arrived, 30).await;
+    let after = payer.store.snapshot();
+    let swap = after
+        .payments
+        .iter()
+        .find(|p| p.hash == record.hash)
+        .expect("the payment");
+    assert!(
+        matches!(swap.status, PaymentStatus::Failed(ref why) if why.contains("took it back")),
+        "{swap:?}"
+    );
+    assert!(swap.swap.as_ref().is_some_and(|s| s.claim.is_none()));
+}

@@ -1,0 +1,263 @@
+//! Sending from the channel to an on-chain address (`shared::swap`), the wallet's side:
+//!
+//! 1. [`PayClient::swap_out`] stores the payment with its preimage and claim key, then offers
+//!    the HTLC (`amount + fee`, expiring at [`SwapPolicy::htlc_expiry`]) with a
+//!    `swap_out_request`.
+//! 2. `swap_out_funded` is taken only if it is this payment's output: the hash, this wallet's
+//!    claim key, the amount, and the refund height the wallet computes from its own HTLC.
+//! 3. At every tip ([`PayClient::claim_swaps`]) each funded swap's output is read from the
+//!    wallet's own chain source: once it pays exactly what was asked, to exactly that script,
+//!    with [`SwapPolicy::confirmations`], and while the refund is more than the claim margin
+//!    away, the claim is built, stored and broadcast (and broadcast again every tip until the
+//!    provider settles). Past that margin the wallet never reveals the preimage: the provider
+//!    refunds and fails the HTLC back.
+//! 4. The provider settles the HTLC with the preimage it read from the claim; the payment
+//!    completes as any other (`settle_sent`).
+
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoin::{Amount, OutPoint};
+use rand::RngCore;
+use shared::swap::tx::{build_claim, claim_vsize};
+use shared::swap::{SwapOutFunded, SwapOutRequest, SwapPolicy};
+use shared::wire::WireMsg;
+
+use super::{PayClient, PayReply};
+use crate::pay::store::{Direction, PayStore, PaymentRecord, PaymentStatus, SwapRecord};
+use crate::pay::{PayError, PayEvent, SwapQuote};
+use crate::session::{ChainSource, Connect};
+
+/// Blocks the claim is priced to confirm within.
+const CLAIM_TARGET_BLOCKS: u16 = 2;
+
+impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
+    fn swap_policy(&self) -> SwapPolicy {
+        SwapPolicy::for_network(self.config.network)
+    }
+
+    /// What sending `amount` to `address` costs, and the address's script.
+    pub(super) async fn swap_quote(
+        &self,
+        address: &str,
+        amount: Amount,
+    ) -> Result<(SwapQuote, bitcoin::ScriptBuf), PayError> {
+        let terms = self.terms.as_ref().ok_or(PayError::NotConnected)?;
+        let swap = terms.swap_out.as_ref().ok_or_else(|| {
+            PayError::OnChain("this provider does not send to on-chain addresses".into())
+        })?;
+        let address = crate::onchain::parse_address(address, self.config.network)
+            .map_err(|e| PayError::OnChain(e.to_string()))?;
+        if let Some(why) = swap.refusal(amount) {
+            return Err(PayError::OnChain(why));
+        }
+        let destination = address.script_pubkey();
+        let rate = self
+            .chain
+            .fee_rate(CLAIM_TARGET_BLOCKS)
+            .await
+            .unwrap_or(bitcoin::FeeRate::from_sat_per_vb_u32(2));
+        let claim_fee = rate
+            .fee_vb(claim_vsize(&destination))
+            .unwrap_or(Amount::MAX_MONEY);
+        let arrives = amount
+            .checked_sub(claim_fee)
+            .filter(|a| *a >= shared::swap::tx::DUST)
+            .ok_or_else(|| {
+                PayError::OnChain(format!(
+                    "{} sats would not cover the network fee of claiming them ({} sats)",
+                    amount.to_sat(),
+                    claim_fee.to_sat()
+                ))
+            })?;
+        let fee = swap.fee(amount);
+        let quote = SwapQuote {
+            amount,
+            fee,
+            claim_fee,
+            arrives,
+            total: amount + fee,
+        };
+        Ok((quote, destination))
+    }
+
+    /// Stores the payment with its secrets, offers the HTLC and asks the provider to pay out.
+    pub(super) async fn swap_out(
+        &mut self,
+        address: &str,
+        amount: Amount,
+        reply: PayReply,
+    ) -> Result<(), PayError> {
+        let (quote, destination) = match self.swap_quote(address, amount).await {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return Ok(());
+            }
+        };
+        if self.link.is_none() {
+            let _ = reply.send(Err(PayError::NotConnected));
+            return Ok(());
+        }
+        let id = match self.payer_channel(quote.total) {
+            (Some(id), _) => id,
+            (None, have) => {
+                let _ = reply.send(Err(PayError::InsufficientBalance {
+                    need: quote.total.to_sat(),
+                    have: have.to_sat(),
+                }));
+                return Ok(());
+            }
+        };
+        let mut preimage = [0u8; 32];
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut preimage);
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let claim_secret =
+            SecretKey::from_slice(&secret).map_err(|e| PayError::Failed(e.to_string()))?;
+        let hash = sha256::Hash::hash(&preimage);
+        let expiry = self.swap_policy().htlc_expiry(self.height);
+        let now = self.now();
+        let o = self.open.get_mut(&id).expect("chosen among open channels");
+        let htlc = o.channel.next_htlc_id();
+        let record = PaymentRecord {
+            hash,
+            direction: Direction::Sent,
+            amount,
+            fee: quote.fee,
+            network_fee: None,
+            join_fee: Amount::ZERO,
+            description: format!("On chain to {}", address.trim()),
+            status: PaymentStatus::Pending,
+            created_at: now.unix_time,
+            done_at: None,
+            channel: Some((id, htlc)),
+            preimage: None,
+            swap: Some(Box::new(SwapRecord {
+                address: address.trim().to_owned(),
+                destination,
+                preimage,
+                claim_secret,
+                expiry,
+                funded: None,
+                claim: None,
+            })),
+        };
+        let height = bitcoin::absolute::Height::from_consensus(expiry)
+            .map_err(|e| PayError::Failed(e.to_string()))?;
+        if let Err(e) = o.channel.add_htlc(now, quote.total, hash, height) {
+            let _ = reply.send(Err(PayError::Failed(e.to_string())));
+            return Ok(());
+        }
+        self.record(&record).await?;
+        let claim_key = claim_secret.x_only_public_key(&Secp256k1::new()).0;
+        self.send(WireMsg::SwapOutRequest(SwapOutRequest {
+            channel: id,
+            htlc,
+            hash,
+            amount,
+            claim_key,
+        }))
+        .await;
+        self.pending.insert((id, htlc), reply);
+        self.perform(id).await
+    }
+
+    /// The provider says where it paid: kept only if it is exactly this payment's output.
+    pub(super) async fn on_swap_funded(&mut self, funded: SwapOutFunded) -> Result<(), PayError> {
+        let Some(mut record) = self.sent_by_htlc(funded.channel, funded.htlc) else {
+            return Ok(());
+        };
+        let policy = self.swap_policy();
+        let Some(swap) = record.swap.as_mut().filter(|s| s.funded.is_none()) else {
+            return Ok(());
+        };
+        let claim_key = swap.claim_secret.x_only_public_key(&Secp256k1::new()).0;
+        let refund = policy.refund_height(swap.expiry);
+        let ours = funded.script.hash == record.hash
+            && funded.script.claim_key == claim_key
+            && funded.amount == record.amount
+            && funded.script.refund_height.to_consensus_u32() == refund;
+        if !ours {
+            self.emit(PayEvent::LspError(format!(
+                "the provider named an on-chain output that is not this payment's \
+                 (refund at block {}, {} sats); it is ignored, and the payment comes back \
+                 to you when the provider fails it",
+                funded.script.refund_height,
+                funded.amount.to_sat()
+            )));
+            return Ok(());
+        }
+        swap.funded = Some(funded);
+        self.record(&record).await?;
+        self.emit(PayEvent::Updated);
+        Ok(())
+    }
+
+    /// Claims every funded swap whose output is deep enough, while the refund is far enough;
+    /// broadcasts again every claim not yet settled.
+    pub(super) async fn claim_swaps(&mut self) -> Result<(), PayError> {
+        let waiting: Vec<PaymentRecord> = self
+            .stored
+            .payments
+            .iter()
+            .filter(|p| p.direction == Direction::Sent && p.status == PaymentStatus::Pending)
+            .filter(|p| p.swap.as_ref().is_some_and(|s| s.funded.is_some()))
+            .cloned()
+            .collect();
+        for mut record in waiting {
+            let swap = record.swap.as_mut().expect("filtered");
+            if let Some(claim) = &swap.claim {
+                let _ = self.chain.broadcast(claim).await;
+                continue;
+            }
+            let funded = swap.funded.clone().expect("filtered");
+            let Some(claim) = self.claim_if_due(swap, &funded).await else {
+                continue;
+            };
+            swap.claim = Some(claim.clone());
+            self.record(&record).await?;
+            // Stored: a broadcast that fails is tried again at the next tip.
+            let _ = self.chain.broadcast(&claim).await;
+            self.emit(PayEvent::Updated);
+        }
+        Ok(())
+    }
+
+    /// The claim of `funded`, if its output is on chain as agreed, deep enough, and the
+    /// refund is still far enough away.
+    async fn claim_if_due(
+        &self,
+        swap: &SwapRecord,
+        funded: &SwapOutFunded,
+    ) -> Option<bitcoin::Transaction> {
+        let policy = self.swap_policy();
+        if !policy.may_claim(self.height, funded.script.refund_height) {
+            return None;
+        }
+        let OutPoint { txid, vout } = funded.outpoint;
+        let confirmations = self.chain.confirmations(&txid).await.ok()?;
+        if confirmations < policy.confirmations {
+            return None;
+        }
+        let tx = self.chain.transaction(&txid).await.ok()??;
+        let out = tx.output.get(vout as usize)?;
+        if out.value != funded.amount || out.script_pubkey != funded.script.script_pubkey() {
+            return None;
+        }
+        let rate = self
+            .chain
+            .fee_rate(CLAIM_TARGET_BLOCKS)
+            .await
+            .unwrap_or(bitcoin::FeeRate::from_sat_per_vb_u32(2));
+        build_claim(
+            &funded.script,
+            funded.outpoint,
+            funded.amount,
+            swap.claim_secret,
+            swap.preimage,
+            swap.destination.clone(),
+            rate,
+        )
+        .ok()
+    }
+}
