@@ -492,11 +492,14 @@ fn spawn_pass(
 
 async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> {
     let txid = w.funding.compute_txid();
+    // An output Esplora does not know (its funding never reached the node: the LSP died
+    // before broadcasting it) reads as unspent, so the funding goes out again below.
     let status = read(
         "swap output",
         esplora.get_output_status(&txid, u64::from(w.vout)),
     )
-    .await?;
+    .await
+    .flatten();
     let spent = status.as_ref().filter(|s| s.spent).and_then(|s| s.txid);
     if let Some(spender) = spent {
         let tx = read("swap spender", esplora.get_tx(&spender)).await??;

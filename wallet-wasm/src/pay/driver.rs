@@ -156,6 +156,11 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let mut next_tick = 0u64;
         while !self.stop {
             if self.link.is_none() {
+                // Claims need no provider: they go out while it is unreachable too.
+                if unix_now() >= self.next_tip {
+                    self.refresh_tip().await;
+                    self.claim_swaps().await?;
+                }
                 self.connect().await?;
                 continue;
             }

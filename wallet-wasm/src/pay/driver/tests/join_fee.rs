@@ -18,7 +18,7 @@ const INVOICE: Amount = Amount::from_sat(4_000);
 
 /// The LSP offers an HTLC of `amount` for `hash` and commits it; returns the wallet's answer:
 /// the preimage, or `None` if it failed the HTLC.
-async fn offer(
+pub(super) async fn offer(
     lsp: &mut Lsp,
     channel: &mut Channel,
     id: ChannelId,

@@ -5,6 +5,7 @@
 
 mod join_fee;
 mod receive;
+mod swap;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -156,6 +157,12 @@ impl Lsp {
             .await;
         let mut terms = test_terms(&lsp.public_key());
         terms.lightning_node = node;
+        terms.swap_out = Some(shared::swap::SwapOutTerms {
+            fee_base: Amount::from_sat(500),
+            fee_ppm: 1_000,
+            min: Amount::from_sat(10_000),
+            max: Amount::from_sat(1_000_000),
+        });
         terms.fees.liquidity_fee_ppm = 0;
         terms.min_liquidity = Amount::from_sat(1_000);
         terms.issued_at = crate::platform::unix_now() - 10;
