@@ -275,3 +275,100 @@ async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
     );
     assert!(swap.swap.as_ref().is_some_and(|s| s.claim.is_none()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms() {
+    let (stack, runs, _storage) = two_funded(options(), spec()).await;
+    stack.devnet.set_fee_estimate(1.0);
+    let mut payer = start_payer(&stack, &runs[0], MemoryPayStore::default());
+    payer.ready(30).await;
+    payer.faucet(Amount::from_sat(FAUCET), 30).await;
+    let to = address(0x63);
+    let handle = payer.handle.clone();
+    let sending = {
+        let to = to.to_string();
+        tokio::spawn(async move { handle.swap_out(&to, Amount::from_sat(SENT)).await })
+    };
+    funded(&payer, 30).await;
+    stack.devnet.mine(1).await.expect("mine");
+    // The first claim goes out at today's low rate, and the provider settles from it.
+    tokio::time::timeout(Duration::from_secs(30), sending)
+        .await
+        .expect("settled in time")
+        .expect("task")
+        .expect("settled");
+    let claim_of = |payer: &Payer| {
+        payer
+            .store
+            .snapshot()
+            .payments
+            .into_iter()
+            .find_map(|p| p.swap.and_then(|s| s.claim))
+            .expect("a claim")
+    };
+    let first = claim_of(&payer);
+    let value = Amount::from_sat(SENT);
+    let rate =
+        |tx: &bitcoin::Transaction| (value - tx.output[0].value).to_sat() / tx.vsize() as u64;
+    assert!(rate(&first) < 10, "the first claim pays today's low rate");
+
+    // The market moves before it confirms: the wallet replaces it, though the payment is
+    // already settled (the coins are the user's only once a claim confirms).
+    stack.devnet.set_fee_estimate(10.0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        let c = claim_of(&payer);
+        if c.compute_txid() != first.compute_txid() {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the claim is replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(rate(&second), 10);
+    assert_eq!(
+        second.input[0].previous_output,
+        first.input[0].previous_output
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stack
+        .devnet
+        .rpc()
+        .get_mempool_entry(&second.compute_txid())
+        .await
+        .expect("getmempoolentry")
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replacement is in the mempool"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.devnet.mine(1).await.expect("mine");
+    let paid = stack
+        .devnet
+        .rpc()
+        .get_tx_out(&OutPoint::new(second.compute_txid(), 0), false)
+        .await
+        .expect("gettxout")
+        .expect("the replacement confirmed");
+    assert_eq!(paid.script_pubkey, to.script_pubkey());
+    // The wallet sees it confirmed and stops watching.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !payer
+        .store
+        .snapshot()
+        .payments
+        .iter()
+        .any(|p| p.swap.as_ref().is_some_and(|s| s.claim_confirmed.is_some()))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the wallet records the confirmation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

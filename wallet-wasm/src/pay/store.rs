@@ -127,8 +127,13 @@ pub struct SwapRecord {
     pub expiry: u32,
     /// The provider's output, once it said where and the wallet checked what it could.
     pub funded: Option<shared::swap::SwapOutFunded>,
-    /// The claim, stored before its first broadcast.
+    /// The claim, stored before its first broadcast (a replacement paying more takes its
+    /// place the same way).
     pub claim: Option<bitcoin::Transaction>,
+    /// The height at which the claim confirmed: the coins are at the address, and the wallet
+    /// stops watching.
+    #[serde(default)]
+    pub claim_confirmed: Option<u32>,
 }
 
 /// One leaf state's channel: the channel, and the leaf state whose channel output funds it.

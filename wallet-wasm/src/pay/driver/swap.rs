@@ -8,9 +8,9 @@
 //! 3. At every tip ([`PayClient::claim_swaps`]) each funded swap's output is read from the
 //!    wallet's own chain source: once it pays exactly what was asked, to exactly that script,
 //!    with [`SwapPolicy::confirmations`], and while the refund is more than the claim margin
-//!    away, the claim is built, stored and broadcast (and broadcast again every tip until the
-//!    provider settles). Past that margin the wallet never reveals the preimage: the provider
-//!    refunds and fails the HTLC back.
+//!    away, the claim is built, stored and broadcast; it is broadcast again every tip, and
+//!    replaced by one paying more when it lags, until it confirms. Past that margin the wallet
+//!    never reveals the preimage: the provider refunds and fails the HTLC back.
 //! 4. The provider settles the HTLC with the preimage it read from the claim; the payment
 //!    completes as any other (`settle_sent`).
 
@@ -140,6 +140,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 expiry,
                 funded: None,
                 claim: None,
+                claim_confirmed: None,
             })),
         };
         let height = bitcoin::absolute::Height::from_consensus(expiry)
@@ -194,24 +195,44 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
     }
 
     /// Claims every funded swap whose output is deep enough, while the refund is far enough;
-    /// broadcasts again every claim not yet settled.
+    /// watches every claim until it confirms, whatever the payment's state (the provider may
+    /// settle from a claim in the mempool, but the coins are the user's only once it
+    /// confirms, and before the refund height): broadcast again every tip, and replaced by one
+    /// paying more when today's rate rose, or, with half the claim margin gone, at twice its
+    /// own.
     pub(super) async fn claim_swaps(&mut self) -> Result<(), PayError> {
-        let waiting: Vec<PaymentRecord> = self
+        let watched: Vec<PaymentRecord> = self
             .stored
             .payments
             .iter()
-            .filter(|p| p.direction == Direction::Sent && p.status == PaymentStatus::Pending)
-            .filter(|p| p.swap.as_ref().is_some_and(|s| s.funded.is_some()))
+            .filter(|p| p.direction == Direction::Sent)
+            .filter(|p| {
+                p.swap.as_ref().is_some_and(|s| match &s.claim {
+                    None => s.funded.is_some() && p.status == PaymentStatus::Pending,
+                    Some(_) => s.claim_confirmed.is_none(),
+                })
+            })
             .cloned()
             .collect();
-        for mut record in waiting {
+        for mut record in watched {
             let swap = record.swap.as_mut().expect("filtered");
-            if let Some(claim) = &swap.claim {
-                let _ = self.chain.broadcast(claim).await;
-                continue;
-            }
-            let funded = swap.funded.clone().expect("filtered");
-            let Some(claim) = self.claim_if_due(swap, &funded).await else {
+            let funded = swap.funded.clone().expect("a claim has its output");
+            let next = match &swap.claim {
+                Some(claim) => match self.chain.confirmations(&claim.compute_txid()).await {
+                    Ok(n) if n > 0 => {
+                        swap.claim_confirmed = Some(self.height + 1 - n);
+                        self.record(&record).await?;
+                        self.emit(PayEvent::Updated);
+                        continue;
+                    }
+                    _ => self.bumped_claim(swap, &funded, claim).await,
+                },
+                None => self.claim_if_due(swap, &funded).await,
+            };
+            let Some(claim) = next else {
+                if let Some(claim) = &swap.claim {
+                    let _ = self.chain.broadcast(claim).await;
+                }
                 continue;
             };
             swap.claim = Some(claim.clone());
@@ -221,6 +242,43 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             self.emit(PayEvent::Updated);
         }
         Ok(())
+    }
+
+    /// A replacement of `claim` paying more, when it is due: today's rate is at least one
+    /// sat/vB above the claim's, or half the claim margin is gone (then at least twice the
+    /// claim's rate).
+    async fn bumped_claim(
+        &self,
+        swap: &SwapRecord,
+        funded: &SwapOutFunded,
+        claim: &bitcoin::Transaction,
+    ) -> Option<bitcoin::Transaction> {
+        let paid = funded.amount.checked_sub(claim.output.first()?.value)?;
+        let current = paid / bitcoin::Weight::from_vb(claim.vsize() as u64)?;
+        let today = self.chain.fee_rate(CLAIM_TARGET_BLOCKS).await.ok()?;
+        let policy = self.swap_policy();
+        let urgent = self.height + policy.claim_margin / 2 + 1
+            >= funded.script.refund_height.to_consensus_u32();
+        let mut target = today;
+        if urgent {
+            target = target.max(bitcoin::FeeRate::from_sat_per_kwu(
+                current.to_sat_per_kwu().saturating_mul(2),
+            ));
+        }
+        let step = bitcoin::FeeRate::from_sat_per_vb_u32(1);
+        if target.to_sat_per_kwu() < current.to_sat_per_kwu() + step.to_sat_per_kwu() {
+            return None;
+        }
+        build_claim(
+            &funded.script,
+            funded.outpoint,
+            funded.amount,
+            swap.claim_secret,
+            swap.preimage,
+            swap.destination.clone(),
+            target,
+        )
+        .ok()
     }
 
     /// The claim of `funded`, if its output is on chain as agreed, deep enough, and the
