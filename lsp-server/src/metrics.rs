@@ -206,6 +206,18 @@ impl Metrics {
             "The chain tip the LSP's Esplora reports (0 when unreachable).",
             &one(gauges.tip_height),
         );
+        metric(
+            "swaps_open",
+            "gauge",
+            "Swaps out (wallets sending to on-chain addresses) not yet claimed or refunded.",
+            &one(gauges.swaps_open.0),
+        );
+        metric(
+            "swaps_open_sats",
+            "gauge",
+            "Sats the LSP paid on chain for swaps out not yet claimed or refunded.",
+            &one(gauges.swaps_open.1),
+        );
         if let Some(next) = gauges.next_rung {
             metric(
                 "ladder_next_rung_height",
@@ -272,6 +284,8 @@ pub struct Gauges {
     pub tip_height: u64,
     /// The height the ladder's next factory starts at, when the LSP runs a ladder.
     pub next_rung: Option<u64>,
+    /// Swaps out not yet ended, and the sats on chain in them.
+    pub swaps_open: (u64, u64),
     /// The Lightning node's gauges, when it runs.
     pub ln: Option<crate::lightning::view::LnGauges>,
 }
@@ -301,9 +315,15 @@ mod tests {
             wallet_confirmed_sat: 5000,
             fee_bumps_unfunded: 2,
             next_rung: Some(30),
+            swaps_open: (2, 40_000),
             ..Gauges::default()
         };
         let text = m.render(&gauges);
+        assert!(text.contains("superscalar_swaps_open 2\n"), "{text}");
+        assert!(
+            text.contains("superscalar_swaps_open_sats 40000\n"),
+            "{text}"
+        );
         assert!(
             text.contains("superscalar_ladder_next_rung_height 30\n"),
             "{text}"

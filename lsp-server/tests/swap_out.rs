@@ -65,6 +65,19 @@ async fn funded(payer: &Payer, secs: u64) -> PaymentRecord {
     }
 }
 
+/// The LSP's `/metrics` text.
+async fn metrics(stack: &common::Stack) -> String {
+    reqwest::Client::new()
+        .get(format!("{}/metrics", stack.http_url()))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// The LSP's row of the swap of payment `hash`: `(swap state, payment status)`.
 fn lsp_rows(stack: &common::Stack, hash: &str) -> (String, String) {
     stack
@@ -122,7 +135,7 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
     };
     let record = funded(&payer, 30).await;
     let swap = record.swap.clone().expect("a swap");
-    let out = swap.funded.expect("funded").outpoint;
+    let out = swap.funded.as_ref().expect("funded").outpoint;
     // Unconfirmed, the output is not claimed: the preimage stays the wallet's.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(
@@ -135,6 +148,25 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
         "no claim before the output confirmed"
     );
     assert_eq!(lsp_rows(&stack, &record.hash.to_string()).1, "pending");
+    // The operator sees the swap and the sats it has on chain for it.
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
+    let swaps = view["swaps"].as_array().expect("swaps");
+    assert_eq!(swaps.len(), 1, "{view}");
+    assert_eq!(swaps[0]["state"], "funded");
+    assert_eq!(swaps[0]["amount_sat"], SENT);
+    assert_eq!(swaps[0]["outpoint"], out.to_string().as_str());
+    assert_eq!(
+        swaps[0]["refund_height"],
+        swap.funded
+            .as_ref()
+            .map_or(0, |f| f.script.refund_height.to_consensus_u32())
+    );
+    let scraped = metrics(&stack).await;
+    assert!(scraped.contains("superscalar_swaps_open 1\n"), "{scraped}");
+    assert!(
+        scraped.contains(&format!("superscalar_swaps_open_sats {SENT}\n")),
+        "{scraped}"
+    );
 
     stack.devnet.mine(1).await.expect("mine");
     let done = tokio::time::timeout(Duration::from_secs(30), sending)
@@ -148,6 +180,9 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
         lsp_rows(&stack, &record.hash.to_string()),
         ("claimed".into(), "settled".into())
     );
+    let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
+    assert_eq!(view["swaps"].as_array().map(Vec::len), Some(0), "{view}");
+    assert!(metrics(&stack).await.contains("superscalar_swaps_open 0\n"));
 
     // The claim confirms and pays the address what was quoted.
     let claim = payer

@@ -262,6 +262,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
         },
         None => Vec::new(),
     };
+    let swaps_open = match query(&state, report::open_swaps).await {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
     let balance = state.wallet.balance();
     let ln = match &state.ln {
         Some(ln) => match ln.gauges().await {
@@ -283,6 +287,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             .ladder()
             .zip(tip)
             .map(|(l, tip)| u64::from(l.next_rung(tip).to_consensus_u32())),
+        swaps_open,
         ln,
     };
     (

@@ -156,6 +156,17 @@ pub fn state_counts(conn: &Connection) -> rusqlite::Result<StateCounts> {
     })
 }
 
+/// Swaps out not yet ended (`channels::swap`): how many, and the sats the LSP has put (or is
+/// putting) on chain for them, which come back only by a claim's settlement or a refund.
+pub fn open_swaps(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
+    conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(amount_sat), 0) FROM swaps
+         WHERE state IN ('funding', 'funded')",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )
+}
+
 /// Funded factories counted by stage, in ladder order of stages.
 pub fn stage_counts(conn: &Connection, tip: u32) -> rusqlite::Result<Vec<(String, u64)>> {
     let mut counts: Vec<(String, u64)> = Vec::new();

@@ -56,6 +56,7 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) use onchain::read;
 pub(crate) use publish::{read_refusal, Published, Publisher};
 pub use store::{ChannelStore, ChannelStoreError, FeesEarned, PaymentRow, SalesTotals};
+pub use swap::SwapView;
 pub(crate) use walk::read_chain;
 
 use crate::config::PaymentOptions;
@@ -116,6 +117,8 @@ pub struct RouterView {
     pub liquidity: SalesTotals,
     /// The latest payments, newest first.
     pub recent: Vec<PaymentRow>,
+    /// Swaps out not yet claimed or refunded.
+    pub swaps: Vec<swap::SwapView>,
 }
 
 /// One channel in a [`RouterView`].
@@ -578,6 +581,7 @@ impl Router {
             waiting: self.forwards.waiting(),
             liquidity: self.store.sales_totals().unwrap_or_default(),
             recent: self.store.recent_payments(100).unwrap_or_default(),
+            swaps: self.swap_views(),
         }
     }
 }

@@ -58,6 +58,27 @@ pub(super) struct Swap {
     refund: Option<Transaction>,
 }
 
+/// One swap out in the operator's view (`/admin/payments`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SwapView {
+    /// Its payment's row.
+    pub payment: i64,
+    /// The wallet's channel (`factory/client`).
+    pub channel: String,
+    /// The payment hash.
+    pub hash: String,
+    /// What the LSP pays on chain.
+    pub amount_sat: u64,
+    /// Its fee.
+    pub fee_sat: u64,
+    /// The output, once funded.
+    pub outpoint: Option<String>,
+    /// The height from which the LSP takes the output back.
+    pub refund_height: u32,
+    /// `funding`, `funded` or `refunding`.
+    pub state: &'static str,
+}
+
 /// What a pass or a funding task saw.
 #[derive(Debug)]
 pub(super) enum SwapSeen {
@@ -384,6 +405,31 @@ impl Router {
         self.totals.failed += 1;
         let (c, h, who) = swap.payer;
         self.answer_payer(c, h, who, swap.script.hash, PayOutcome::Failed(reason));
+    }
+
+    /// The swaps under way, for the operator.
+    pub(super) fn swap_views(&self) -> Vec<SwapView> {
+        self.swaps
+            .by_row
+            .values()
+            .map(|s| SwapView {
+                payment: s.row,
+                channel: s.payer.0.to_string(),
+                hash: s.script.hash.to_string(),
+                amount_sat: s.amount.to_sat(),
+                fee_sat: s.fee.to_sat(),
+                outpoint: s
+                    .funding
+                    .as_ref()
+                    .map(|(tx, vout)| OutPoint::new(tx.compute_txid(), *vout).to_string()),
+                refund_height: s.script.refund_height.to_consensus_u32(),
+                state: match (&s.funding, &s.refund) {
+                    (None, _) => "funding",
+                    (Some(_), None) => "funded",
+                    (Some(_), Some(_)) => "refunding",
+                },
+            })
+            .collect()
     }
 
     /// Every [`PASS_EVERY`], a pass over the funded swaps.
