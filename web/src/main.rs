@@ -29,6 +29,7 @@ mod restore;
 mod seed_check;
 mod seed_show;
 mod send;
+mod send_onchain;
 mod settings;
 mod state;
 mod terms_card;
