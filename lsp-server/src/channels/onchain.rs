@@ -498,8 +498,9 @@ pub(super) struct ChainWatch {
     /// Today's rate for a transaction that must confirm soon, as the last pass read it: the
     /// least the LSP's claims pay.
     pub(super) urgent_rate: bitcoin::FeeRate,
-    /// Preimages learned from payees' claims on chain ([`Hunt`]).
-    learned: BTreeMap<sha256::Hash, [u8; 32]>,
+    /// Preimages learned from payees' claims on chain ([`Hunt`]) and from swap claims
+    /// (`swap`): any channel on chain with such an HTLC is claimed with them.
+    pub(super) learned: BTreeMap<sha256::Hash, [u8; 32]>,
     /// Spenders of commitments' outputs already read for preimages.
     scanned: BTreeSet<Txid>,
     /// Channels whose walk could not start (no signed path), and when: tried again a minute

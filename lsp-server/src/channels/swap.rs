@@ -346,6 +346,8 @@ impl Router {
             self.swaps.by_row.insert(row, swap);
             return tracing::error!(row, "a swap's claim revealed a wrong preimage");
         }
+        // Should the wallet's channel be on chain, its HTLC is claimed there with it.
+        self.chain.learned.insert(swap.script.hash, preimage);
         let (c, h, who) = swap.payer;
         let paid = PayOutcome::Paid {
             preimage,
