@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{Address, Amount, Network, OutPoint};
+use common::chain::{in_mempool, within};
 use common::pay::{leaf_of, start_payer_at};
 use common::process::{message, LspProcess, ProcessPair};
 use common::swarm::ClientSpec;
@@ -72,57 +73,32 @@ async fn sigkill_after_funding_the_swap_the_restarted_lsp_settles_from_the_claim
     // The LSP pays the output; once its funding is in the node's mempool, it dies.
     let funded = |v: &serde_json::Value| message(v) == "swap out: output funded";
     lsp.wait_log("the swap's funding", 1, funded).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let outpoint = loop {
-        let found = store
+    let outpoint = within(30, "the wallet hears where", || async {
+        store
             .snapshot()
             .payments
             .into_iter()
             .find_map(|p| p.swap.and_then(|s| s.funded))
-            .map(|f| f.outpoint);
-        if let Some(o) = found {
-            break o;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the wallet hears where"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while devnet
-        .rpc()
-        .get_mempool_entry(&outpoint.txid)
-        .await
-        .expect("getmempoolentry")
-        .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the funding is broadcast"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .map(|f| f.outpoint)
+    })
+    .await;
+    in_mempool(&devnet, outpoint.txid, "the funding is broadcast").await;
     lsp.kill().await;
 
     // Down: the output confirms, and the wallet claims it without the provider.
     devnet.mine(1).await.expect("mine");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let claim = loop {
-        let claim = store
-            .snapshot()
-            .payments
-            .into_iter()
-            .find_map(|p| p.swap.and_then(|s| s.claim));
-        if let Some(c) = claim {
-            break c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the wallet claims while the provider is down"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let claim = within(
+        30,
+        "the wallet claims while the provider is down",
+        || async {
+            store
+                .snapshot()
+                .payments
+                .into_iter()
+                .find_map(|p| p.swap.and_then(|s| s.claim))
+        },
+    )
+    .await;
     assert_eq!(claim.input[0].previous_output, outpoint);
 
     // Back up: it settles from the claim it finds on chain.

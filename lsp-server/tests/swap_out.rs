@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{Address, Amount, Network, OutPoint};
+use common::chain::{in_mempool, within};
 use common::pay::{start_payer, two_funded, Payer};
 use common::swarm::ClientSpec;
 use lsp_server::PaymentOptions;
@@ -46,23 +47,15 @@ fn address(byte: u8) -> Address {
 
 /// The wallet's swap payment once the provider's output is stored in it.
 async fn funded(payer: &Payer, secs: u64) -> PaymentRecord {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let found = payer
+    within(secs, "the provider funds the swap's output", || async {
+        payer
             .store
             .snapshot()
             .payments
             .into_iter()
-            .find(|p| p.swap.as_ref().is_some_and(|s| s.funded.is_some()));
-        if let Some(p) = found {
-            return p;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the provider funds the swap's output"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .find(|p| p.swap.as_ref().is_some_and(|s| s.funded.is_some()))
+    })
+    .await
 }
 
 /// The LSP's `/metrics` text.
@@ -241,9 +234,8 @@ async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
         .await
         .expect("mine to the refund height");
     let hash = record.hash.to_string();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let refund: String = loop {
-        let tx: Option<String> = stack
+    let refund: String = within(30, "the LSP builds its refund", || async {
+        stack
             .db()
             .query_row(
                 "SELECT s.refund_tx FROM swaps s JOIN payments p ON p.id = s.payment
@@ -251,16 +243,9 @@ async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
                 [&hash],
                 |r| r.get(0),
             )
-            .expect("row");
-        if let Some(tx) = tx {
-            break tx;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the LSP builds its refund"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+            .expect("row")
+    })
+    .await;
     let refund: bitcoin::Transaction =
         bitcoin::consensus::encode::deserialize_hex(&refund).expect("a transaction");
     assert_eq!(
@@ -269,30 +254,17 @@ async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
         "nothing failed back before the refund confirmed"
     );
     // It reaches the mempool, then a block.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while stack
-        .devnet
-        .rpc()
-        .get_mempool_entry(&refund.compute_txid())
-        .await
-        .expect("getmempoolentry")
-        .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refund is broadcast"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    in_mempool(
+        &stack.devnet,
+        refund.compute_txid(),
+        "the refund is broadcast",
+    )
+    .await;
     stack.devnet.mine(1).await.expect("mine");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while lsp_rows(&stack, &hash) != ("refunded".into(), "failed".into()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the LSP fails the HTLC back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    within(30, "the LSP fails the HTLC back", || async {
+        (lsp_rows(&stack, &hash) == ("refunded".into(), "failed".into())).then_some(())
+    })
+    .await;
 
     // The wallet comes back: the HTLC is failed back in its channel, the balance is whole, and
     // it never revealed its preimage.
@@ -350,38 +322,21 @@ async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms()
     // The market moves before it confirms: the wallet replaces it, though the payment is
     // already settled (the coins are the user's only once a claim confirms).
     stack.devnet.set_fee_estimate(10.0);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let second = loop {
-        let c = claim_of(&payer);
-        if c.compute_txid() != first.compute_txid() {
-            break c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the claim is replaced"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let second = within(30, "the claim is replaced", || async {
+        Some(claim_of(&payer)).filter(|c| c.compute_txid() != first.compute_txid())
+    })
+    .await;
     assert_eq!(rate(&second), 10);
     assert_eq!(
         second.input[0].previous_output,
         first.input[0].previous_output
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while stack
-        .devnet
-        .rpc()
-        .get_mempool_entry(&second.compute_txid())
-        .await
-        .expect("getmempoolentry")
-        .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the replacement is in the mempool"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    in_mempool(
+        &stack.devnet,
+        second.compute_txid(),
+        "the replacement is in the mempool",
+    )
+    .await;
     stack.devnet.mine(1).await.expect("mine");
     let paid = stack
         .devnet
@@ -392,18 +347,14 @@ async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms()
         .expect("the replacement confirmed");
     assert_eq!(paid.script_pubkey, to.script_pubkey());
     // The wallet sees it confirmed and stops watching.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !payer
-        .store
-        .snapshot()
-        .payments
-        .iter()
-        .any(|p| p.swap.as_ref().is_some_and(|s| s.claim_confirmed.is_some()))
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the wallet records the confirmation"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    within(30, "the wallet records the confirmation", || async {
+        payer
+            .store
+            .snapshot()
+            .payments
+            .iter()
+            .any(|p| p.swap.as_ref().is_some_and(|s| s.claim_confirmed.is_some()))
+            .then_some(())
+    })
+    .await;
 }

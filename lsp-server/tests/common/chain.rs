@@ -228,3 +228,33 @@ pub fn member_path(stack: &Stack, factory: u64, client: u32) -> shared::path::Cl
     assert!(path.is_fully_signed(), "every node of the path is signed");
     path
 }
+
+/// Polls `check` every 100 ms until it gives a value; fails the test naming `what` after
+/// `secs` seconds.
+pub async fn within<T, F: std::future::Future<Output = Option<T>>>(
+    secs: u64,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (at most 30 s) until `txid` is in the node's mempool; `what` names it.
+pub async fn in_mempool(devnet: &devnet::Devnet, txid: Txid, what: &str) {
+    within(30, what, || async {
+        devnet
+            .rpc()
+            .get_mempool_entry(&txid)
+            .await
+            .expect("getmempoolentry")
+            .map(|_| ())
+    })
+    .await
+}

@@ -51,12 +51,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             return Err(PayError::OnChain(why));
         }
         let destination = address.script_pubkey();
-        let rate = self
-            .chain
-            .fee_rate(CLAIM_TARGET_BLOCKS)
+        let claim_fee = self
+            .claim_rate()
             .await
-            .unwrap_or(bitcoin::FeeRate::from_sat_per_vb_u32(2));
-        let claim_fee = rate
             .fee_vb(claim_vsize(&destination))
             .unwrap_or(Amount::MAX_MONEY);
         let arrives = amount
@@ -269,16 +266,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         if target.to_sat_per_kwu() < current.to_sat_per_kwu() + step.to_sat_per_kwu() {
             return None;
         }
-        build_claim(
-            &funded.script,
-            funded.outpoint,
-            funded.amount,
-            swap.claim_secret,
-            swap.preimage,
-            swap.destination.clone(),
-            target,
-        )
-        .ok()
+        claim_at(swap, funded, target)
     }
 
     /// The claim of `funded`, if its output is on chain as agreed, deep enough, and the
@@ -302,20 +290,32 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         if out.value != funded.amount || out.script_pubkey != funded.script.script_pubkey() {
             return None;
         }
-        let rate = self
-            .chain
+        claim_at(swap, funded, self.claim_rate().await)
+    }
+
+    /// Today's rate for a claim: the chain source's estimate, else 2 sat/vB.
+    async fn claim_rate(&self) -> bitcoin::FeeRate {
+        self.chain
             .fee_rate(CLAIM_TARGET_BLOCKS)
             .await
-            .unwrap_or(bitcoin::FeeRate::from_sat_per_vb_u32(2));
-        build_claim(
-            &funded.script,
-            funded.outpoint,
-            funded.amount,
-            swap.claim_secret,
-            swap.preimage,
-            swap.destination.clone(),
-            rate,
-        )
-        .ok()
+            .unwrap_or(bitcoin::FeeRate::from_sat_per_vb_u32(2))
     }
+}
+
+/// The claim of `funded` to the swap's destination at `rate`.
+fn claim_at(
+    swap: &SwapRecord,
+    funded: &SwapOutFunded,
+    rate: bitcoin::FeeRate,
+) -> Option<bitcoin::Transaction> {
+    build_claim(
+        &funded.script,
+        funded.outpoint,
+        funded.amount,
+        swap.claim_secret,
+        swap.preimage,
+        swap.destination.clone(),
+        rate,
+    )
+    .ok()
 }
