@@ -172,7 +172,8 @@ const MIGRATIONS: &[&str] = &[
         funding_tx TEXT,
         vout INTEGER,
         refund_tx TEXT,
-        state TEXT NOT NULL
+        state TEXT NOT NULL,
+        preimage TEXT
     );",
 ];
 

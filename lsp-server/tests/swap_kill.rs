@@ -67,7 +67,10 @@ async fn sigkill_after_funding_the_swap_the_restarted_lsp_settles_from_the_claim
     let handle = payer.handle.clone();
     let sending = {
         let to = to.to_string();
-        tokio::spawn(async move { handle.swap_out(&to, Amount::from_sat(SENT)).await })
+        tokio::spawn(async move {
+            let quote = handle.swap_quote(&to, Amount::from_sat(SENT)).await?;
+            handle.swap_out(&to, &quote).await
+        })
     };
 
     // The LSP pays the output; once its funding is in the node's mempool, it dies.

@@ -124,7 +124,10 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
     let handle = payer.handle.clone();
     let sending = {
         let to = to.to_string();
-        tokio::spawn(async move { handle.swap_out(&to, Amount::from_sat(SENT)).await })
+        tokio::spawn(async move {
+            let quote = handle.swap_quote(&to, Amount::from_sat(SENT)).await?;
+            handle.swap_out(&to, &quote).await
+        })
     };
     let record = funded(&payer, 30).await;
     let swap = record.swap.clone().expect("a swap");
@@ -211,7 +214,10 @@ async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
     let handle = payer.handle.clone();
     let _sending = {
         let to = to.to_string();
-        tokio::spawn(async move { handle.swap_out(&to, Amount::from_sat(SENT)).await })
+        tokio::spawn(async move {
+            let quote = handle.swap_quote(&to, Amount::from_sat(SENT)).await?;
+            handle.swap_out(&to, &quote).await
+        })
     };
     let record = funded(&payer, 30).await;
     let script = record
@@ -294,7 +300,10 @@ async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms()
     let handle = payer.handle.clone();
     let sending = {
         let to = to.to_string();
-        tokio::spawn(async move { handle.swap_out(&to, Amount::from_sat(SENT)).await })
+        tokio::spawn(async move {
+            let quote = handle.swap_quote(&to, Amount::from_sat(SENT)).await?;
+            handle.swap_out(&to, &quote).await
+        })
     };
     funded(&payer, 30).await;
     stack.devnet.mine(1).await.expect("mine");

@@ -104,7 +104,7 @@ pub fn Send() -> impl IntoView {
             Stage::SwapQuoted(address, quote) => {
                 stage.set(Stage::Swapping(address.clone(), quote.clone()));
                 spawn_local(async move {
-                    let next = match handle.swap_out(&address, quote.amount).await {
+                    let next = match handle.swap_out(&address, &quote).await {
                         Ok(record) => match &record.status {
                             wallet::pay::PaymentStatus::Failed(why) => Stage::Failed(why.clone()),
                             _ => Stage::SwapSent(record, quote),

@@ -267,6 +267,7 @@ impl Router {
                 self.send_conn(conn, WireMsg::ChannelOpen(lsp_open));
                 self.dirty.insert(id);
                 self.retry_waiting(identity);
+                self.resend_swaps(identity);
             }
             Ok(Opened::Resume(signed)) => {
                 self.send_conn(conn, WireMsg::LeafSigned(Box::new(signed)));

@@ -500,7 +500,7 @@ pub(super) struct ChainWatch {
     pub(super) urgent_rate: bitcoin::FeeRate,
     /// Preimages learned from payees' claims on chain ([`Hunt`]) and from swap claims
     /// (`swap`): any channel on chain with such an HTLC is claimed with them.
-    pub(super) learned: BTreeMap<sha256::Hash, [u8; 32]>,
+    learned: BTreeMap<sha256::Hash, [u8; 32]>,
     /// Spenders of commitments' outputs already read for preimages.
     scanned: BTreeSet<Txid>,
     /// Channels whose walk could not start (no signed path), and when: tried again a minute
@@ -904,6 +904,13 @@ impl super::Router {
             tracing::warn!(channel = %id, htlc, %hash, "a payee claimed an HTLC on chain: settling its payment with the preimage it revealed");
             self.on_preimage(id, htlc, preimage);
         }
+        self.learn_preimage(preimage);
+    }
+
+    /// A preimage the chain revealed: every channel on chain claims what it opens (a payer's
+    /// HTLC on its commitment), now and whenever a commitment goes on chain later.
+    pub(super) fn learn_preimage(&mut self, preimage: [u8; 32]) {
+        let hash = sha256::Hash::hash(&preimage);
         if self.chain.learned.insert(hash, preimage).is_some() {
             return;
         }

@@ -1008,7 +1008,60 @@ impl ChannelStore {
         Ok(())
     }
 
-    /// How a swap ended: `claimed`, `refunded` or `failed` (never funded).
+    /// The preimage a swap's claim revealed, with its payment settled, in one transaction:
+    /// stored before the wallet's HTLC is fulfilled, so a restart fulfills it again.
+    pub fn swap_claimed(
+        &mut self,
+        payment: i64,
+        preimage: &[u8; 32],
+        now: u64,
+    ) -> Result<(), ChannelStoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE swaps SET state = 'claimed', preimage = ?2 WHERE payment = ?1",
+            params![payment, hex::encode(preimage)],
+        )?;
+        tx.execute(
+            "UPDATE payments SET status = 'settled', settled = ?2 WHERE id = ?1",
+            params![payment, now as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every claimed swap's preimage with its payer HTLC, for a restart to fulfill again what
+    /// the channel did not store yet.
+    pub fn claimed_swaps(&self) -> Result<Vec<(ChannelId, u64, [u8; 32])>, ChannelStoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.payer_factory, p.payer_client, p.payer_htlc, s.preimage
+             FROM swaps s JOIN payments p ON p.id = s.payment
+             WHERE s.state = 'claimed' AND s.preimage IS NOT NULL",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Option<i64>>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::new();
+        for (factory, client, htlc, preimage) in rows {
+            let (Some(id), Some(htlc)) = (channel_of(factory, client), htlc) else {
+                continue;
+            };
+            let preimage = hex::decode(&preimage)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| corrupt("swap preimage")("not 32 bytes of hex".into()))?;
+            out.push((id, htlc as u64, preimage));
+        }
+        Ok(out)
+    }
+
+    /// How a swap ended: `refunded` or `failed` (never funded).
     pub fn swap_ended(&self, payment: i64, state: &str) -> Result<(), ChannelStoreError> {
         self.conn.execute(
             "UPDATE swaps SET state = ?2 WHERE payment = ?1",

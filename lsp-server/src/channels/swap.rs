@@ -38,6 +38,10 @@ use super::onchain::read;
 use super::Router;
 use crate::wallet::LspWallet;
 
+/// Blocks a swap's HTLC may expire beyond [`SwapPolicy::htlc_expiry`] at the LSP's tip: the
+/// wallet's chain source may be that far ahead.
+const EXPIRY_SLACK: u32 = 6;
+
 /// How often funded swaps are read from the chain.
 const PASS_EVERY: Duration = Duration::from_secs(2);
 
@@ -229,6 +233,15 @@ impl Router {
             )));
         }
         let policy = self.swap_policy();
+        // No longer than the wallet's own rule gives (a few blocks of its tip running ahead
+        // allowed): a longer one would hold the LSP's coins on chain for nothing.
+        let longest = policy.htlc_expiry(self.height) + EXPIRY_SLACK;
+        if h.expiry.to_consensus_u32() > longest {
+            return Err(mismatch(format!(
+                "the HTLC expires at block {}, after the latest a swap allows now ({longest})",
+                h.expiry
+            )));
+        }
         let refund_height = policy.refund_height(h.expiry.to_consensus_u32());
         let refund_height = bitcoin::absolute::Height::from_consensus(refund_height)
             .map_err(|_| PayFailure::Expired)?;
@@ -346,8 +359,13 @@ impl Router {
             self.swaps.by_row.insert(row, swap);
             return tracing::error!(row, "a swap's claim revealed a wrong preimage");
         }
+        // Stored first: a restart before the channel stores the fulfill fulfills it again.
+        let now = self.now().unix_time;
+        if let Err(e) = self.store.swap_claimed(row, &preimage, now) {
+            tracing::error!(row, error = %e, "could not store a swap's preimage; settling anyway");
+        }
         // Should the wallet's channel be on chain, its HTLC is claimed there with it.
-        self.chain.learned.insert(swap.script.hash, preimage);
+        self.learn_preimage(preimage);
         let (c, h, who) = swap.payer;
         let paid = PayOutcome::Paid {
             preimage,
@@ -355,9 +373,6 @@ impl Router {
             network_fee: None,
         };
         self.answer_payer(c, h, who, swap.script.hash, paid);
-        let now = self.now().unix_time;
-        let _ = self.store.swap_ended(row, "claimed");
-        let _ = self.store.payment_ended(row, "settled", None, now);
         self.totals.settled += 1;
         self.totals.fees_sat += swap.fee.to_sat();
         self.totals.volume_sat += swap.amount.to_sat();
@@ -470,9 +485,48 @@ impl Router {
         );
     }
 
+    /// A wallet (re)opened its channel: it hears again where each of its funded swaps is (it
+    /// may have been away when the LSP paid).
+    pub(super) fn resend_swaps(&self, identity: XOnlyPublicKey) {
+        for s in self.swaps.by_row.values().filter(|s| s.payer.2 == identity) {
+            let Some((tx, vout)) = &s.funding else {
+                continue;
+            };
+            let funded = SwapOutFunded {
+                channel: s.payer.0,
+                htlc: s.payer.1,
+                script: s.script,
+                outpoint: OutPoint::new(tx.compute_txid(), *vout),
+                amount: s.amount,
+            };
+            self.send_identity(&identity, WireMsg::SwapOutFunded(Box::new(funded)));
+        }
+    }
+
     /// After a restart: every swap not ended is watched again, or failed back if its funding
-    /// was never stored (so never broadcast).
+    /// was never stored (so never broadcast); a claimed swap's preimage is learned again and
+    /// fulfills its HTLC if the channel had not stored that yet.
     pub(super) fn swaps_restore(&mut self) {
+        for (id, htlc, preimage) in self.store.claimed_swaps().unwrap_or_default() {
+            self.learn_preimage(preimage);
+            let unsettled = self.links.get(&id).is_some_and(|l| {
+                l.channel.pending_spec().is_ok_and(|s| {
+                    s.htlcs
+                        .iter()
+                        .any(|x| x.offerer == shared::channel::Side::Client && x.id == htlc)
+                })
+            });
+            if unsettled {
+                let now = self.now();
+                if let Some(link) = self.links.get_mut(&id) {
+                    if let Err(e) = link.channel.fulfill_htlc(now, htlc, preimage) {
+                        tracing::error!(channel = %id, htlc, error = %e, "could not fulfill a claimed swap's HTLC");
+                    }
+                    self.dirty.insert(id);
+                }
+                tracing::info!(channel = %id, htlc, "a claimed swap's HTLC fulfilled again after the restart");
+            }
+        }
         let rows = match self.store.open_swaps() {
             Ok(rows) => rows,
             Err(e) => return tracing::error!(error = %e, "could not load the swaps"),

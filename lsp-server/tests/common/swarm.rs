@@ -322,6 +322,13 @@ impl ChainSource for CachedChain {
         self.0.esplora.broadcast(tx).await
     }
 
+    async fn spender(
+        &self,
+        outpoint: bitcoin::OutPoint,
+    ) -> Result<Option<(Txid, bool)>, ChainError> {
+        ChainSource::spender(&self.0.esplora, outpoint).await
+    }
+
     async fn fee_rate(&self, blocks: u16) -> Result<bitcoin::FeeRate, ChainError> {
         self.0.esplora.fee_rate(blocks).await
     }

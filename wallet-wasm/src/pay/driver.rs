@@ -643,9 +643,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             }
             Command::SwapOut {
                 address,
-                amount,
+                quote,
                 reply,
-            } => self.swap_out(&address, amount, reply).await?,
+            } => self.swap_out(&address, &quote, reply).await?,
             Command::MoveBalance { from, to, reply } => self.move_balance(from, to, reply).await?,
             Command::ReleaseKey { channel, reply } => self.release_key(channel, reply).await,
             Command::Faucet { amount, reply } => {

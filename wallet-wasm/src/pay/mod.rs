@@ -354,7 +354,7 @@ pub(crate) enum Command {
     },
     SwapOut {
         address: String,
-        amount: Amount,
+        quote: SwapQuote,
         reply: oneshot::Sender<Result<PaymentRecord, PayError>>,
     },
     Faucet {
@@ -445,14 +445,20 @@ impl PayHandle {
         .await?
     }
 
-    /// Sends `amount` from the channel to on-chain `address` (`shared::swap`); resolves once the
+    /// Sends `quote.amount` from the channel to on-chain `address` (`shared::swap`), at the
+    /// provider's fee the user saw in `quote` (refused if it changed since); resolves once the
     /// provider settled the payment with the preimage the wallet's claim revealed, or failed
     /// it back.
-    pub async fn swap_out(&self, address: &str, amount: Amount) -> Result<PaymentRecord, PayError> {
+    pub async fn swap_out(
+        &self,
+        address: &str,
+        quote: &SwapQuote,
+    ) -> Result<PaymentRecord, PayError> {
         let address = address.to_owned();
+        let quote = quote.clone();
         self.ask(|reply| Command::SwapOut {
             address,
-            amount,
+            quote,
             reply,
         })
         .await?

@@ -130,10 +130,17 @@ pub struct SwapRecord {
     /// The claim, stored before its first broadcast (a replacement paying more takes its
     /// place the same way).
     pub claim: Option<bitcoin::Transaction>,
+    /// The tip when the current claim was built: it is replaced at most once a block.
+    #[serde(default)]
+    pub claimed_at: Option<u32>,
     /// The height at which the claim confirmed: the coins are at the address, and the wallet
     /// stops watching.
     #[serde(default)]
     pub claim_confirmed: Option<u32>,
+    /// The provider's refund confirmed before any claim: the output is gone, and the wallet
+    /// stops watching.
+    #[serde(default)]
+    pub refunded: bool,
 }
 
 /// One leaf state's channel: the channel, and the leaf state whose channel output funds it.

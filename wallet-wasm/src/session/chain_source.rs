@@ -22,6 +22,13 @@ pub trait ChainSource {
     /// Sends `tx` to the network.
     async fn broadcast(&self, tx: &Transaction) -> Result<(), ChainError>;
 
+    /// The transaction spending `outpoint` (in the mempool or a block) and whether it is
+    /// confirmed, if any.
+    async fn spender(
+        &self,
+        outpoint: bitcoin::OutPoint,
+    ) -> Result<Option<(Txid, bool)>, ChainError>;
+
     /// Today's fee rate for confirming within `blocks` (`shared::fees::pick_fee_rate`).
     async fn fee_rate(&self, blocks: u16) -> Result<bitcoin::FeeRate, ChainError>;
 }
@@ -144,6 +151,13 @@ impl ChainSource for EsploraChain {
 
     async fn broadcast(&self, tx: &Transaction) -> Result<(), ChainError> {
         self.client.broadcast(tx).await.map_err(|e| self.error(e))
+    }
+
+    async fn spender(
+        &self,
+        outpoint: bitcoin::OutPoint,
+    ) -> Result<Option<(Txid, bool)>, ChainError> {
+        EsploraChain::spender(self, outpoint).await
     }
 
     async fn fee_rate(&self, blocks: u16) -> Result<bitcoin::FeeRate, ChainError> {

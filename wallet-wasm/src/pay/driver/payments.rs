@@ -47,11 +47,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             return Ok(());
         };
         let spec = o.channel.spec().clone();
-        let unsettled = o
-            .channel
-            .pending_spec()
-            .map(|s| s.htlcs)
-            .unwrap_or_default();
+        let pending_spec = o.channel.pending_spec().map(|s| s.htlcs);
+        // Without a pending spec nothing can be judged gone; HTLCs still count as unsettled.
+        let judged = pending_spec.is_ok();
+        let unsettled = pending_spec.unwrap_or_default();
         let mut received = Vec::new();
         for h in spec.htlcs.iter().filter(|h| h.offerer == Side::Lsp) {
             if !unsettled
@@ -97,13 +96,14 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             .iter()
             .filter(|p| p.direction == Direction::Sent && p.status == PaymentStatus::Pending)
             .filter_map(|p| p.channel);
-        let failed: std::collections::BTreeSet<u64> = self
+        let gone: std::collections::BTreeSet<u64> = self
             .pending
             .keys()
             .copied()
             .chain(stored_pending)
             .filter(|(c, htlc)| {
-                *c == id
+                judged
+                    && *c == id
                     && !spec
                         .htlcs
                         .iter()
@@ -114,6 +114,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             })
             .map(|(_, h)| h)
             .collect();
+        // Gone with the provider's preimage is settled, not failed (a restart between storing
+        // its fulfill and settling the payment).
+        let (settled, failed): (Vec<_>, Vec<_>) = gone
+            .into_iter()
+            .map(|htlc| (htlc, o.channel.preimage_received(htlc)))
+            .partition(|(_, preimage)| preimage.is_some());
         for why in refused {
             self.emit(PayEvent::LspError(why));
         }
@@ -139,7 +145,12 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             self.record(&record).await?;
             self.emit(PayEvent::Received(record));
         }
-        for htlc in failed {
+        for (htlc, preimage) in settled {
+            if let Some(preimage) = preimage {
+                self.settle_sent(id, htlc, preimage, None).await?;
+            }
+        }
+        for (htlc, _) in failed {
             let reason = self.failed_back_reason(id, htlc);
             self.fail_sent(id, htlc, reason).await?;
         }
@@ -173,10 +184,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             .cloned()
     }
 
+    /// The newest payment sent with HTLC `htlc` on `id` (HTLC ids start again on a new leaf
+    /// state's channel, so older payments may share it).
     pub(super) fn sent_by_htlc(&self, id: ChannelId, htlc: u64) -> Option<PaymentRecord> {
         self.stored
             .payments
             .iter()
+            .rev()
             .find(|p| p.direction == Direction::Sent && p.channel == Some((id, htlc)))
             .cloned()
     }

@@ -18,7 +18,7 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{Amount, OutPoint};
 use rand::RngCore;
-use shared::swap::tx::{build_claim, claim_vsize};
+use shared::swap::tx::{build_claim, claim_vsize, preimage_in};
 use shared::swap::{SwapOutFunded, SwapOutRequest, SwapPolicy};
 use shared::wire::WireMsg;
 
@@ -77,14 +77,22 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         Ok((quote, destination))
     }
 
-    /// Stores the payment with its secrets, offers the HTLC and asks the provider to pay out.
+    /// Stores the payment with its secrets, offers the HTLC and asks the provider to pay out,
+    /// at the fee of `seen` (the quote the user confirmed).
     pub(super) async fn swap_out(
         &mut self,
         address: &str,
-        amount: Amount,
+        seen: &SwapQuote,
         reply: PayReply,
     ) -> Result<(), PayError> {
+        let amount = seen.amount;
         let (quote, destination) = match self.swap_quote(address, amount).await {
+            Ok((q, _)) if (q.fee, q.total) != (seen.fee, seen.total) => {
+                let _ = reply.send(Err(PayError::OnChain(
+                    "the provider's fee changed since you reviewed it: review it again".into(),
+                )));
+                return Ok(());
+            }
             Ok(q) => q,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -137,7 +145,9 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 expiry,
                 funded: None,
                 claim: None,
+                claimed_at: None,
                 claim_confirmed: None,
+                refunded: false,
             })),
         };
         let height = bitcoin::absolute::Height::from_consensus(expiry)
@@ -206,7 +216,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             .filter(|p| {
                 p.swap.as_ref().is_some_and(|s| match &s.claim {
                     None => s.funded.is_some() && p.status == PaymentStatus::Pending,
-                    Some(_) => s.claim_confirmed.is_none(),
+                    Some(_) => s.claim_confirmed.is_none() && !s.refunded,
                 })
             })
             .cloned()
@@ -214,25 +224,26 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         for mut record in watched {
             let swap = record.swap.as_mut().expect("filtered");
             let funded = swap.funded.clone().expect("a claim has its output");
-            let next = match &swap.claim {
-                Some(claim) => match self.chain.confirmations(&claim.compute_txid()).await {
-                    Ok(n) if n > 0 => {
-                        swap.claim_confirmed = Some(self.height + 1 - n);
+            let next = match swap.claim.clone() {
+                None => self.claim_if_due(swap, &funded).await,
+                Some(claim) => {
+                    if self.output_settled(swap, &funded).await {
                         self.record(&record).await?;
                         self.emit(PayEvent::Updated);
                         continue;
                     }
-                    _ => self.bumped_claim(swap, &funded, claim).await,
-                },
-                None => self.claim_if_due(swap, &funded).await,
+                    let bumped = self.bumped_claim(swap, &funded, &claim).await;
+                    if bumped.is_none() {
+                        let _ = self.chain.broadcast(&claim).await;
+                    }
+                    bumped
+                }
             };
             let Some(claim) = next else {
-                if let Some(claim) = &swap.claim {
-                    let _ = self.chain.broadcast(claim).await;
-                }
                 continue;
             };
             swap.claim = Some(claim.clone());
+            swap.claimed_at = Some(self.height);
             self.record(&record).await?;
             // Stored: a broadcast that fails is tried again at the next tip.
             let _ = self.chain.broadcast(&claim).await;
@@ -241,9 +252,28 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         Ok(())
     }
 
+    /// Whether the swap's output is spent in a block: by a claim (any of this wallet's, the
+    /// one that confirmed is kept) or by the provider's refund. Either way the watch ends.
+    async fn output_settled(&self, swap: &mut SwapRecord, funded: &SwapOutFunded) -> bool {
+        let Ok(Some((txid, true))) = self.chain.spender(funded.outpoint).await else {
+            return false;
+        };
+        let Ok(Some(tx)) = self.chain.transaction(&txid).await else {
+            return false;
+        };
+        if preimage_in(&funded.script, &tx).is_some() {
+            let depth = self.chain.confirmations(&txid).await.unwrap_or(1).max(1);
+            swap.claim = Some(tx);
+            swap.claim_confirmed = Some((self.height + 1).saturating_sub(depth));
+        } else {
+            swap.refunded = true;
+        }
+        true
+    }
+
     /// A replacement of `claim` paying more, when it is due: today's rate is at least one
-    /// sat/vB above the claim's, or half the claim margin is gone (then at least twice the
-    /// claim's rate).
+    /// sat/vB above the claim's, or half the claim margin is gone and a block passed since the
+    /// claim was built (then at least twice the claim's rate, so at most one doubling a block).
     async fn bumped_claim(
         &self,
         swap: &SwapRecord,
@@ -254,8 +284,10 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let current = paid / bitcoin::Weight::from_vb(claim.vsize() as u64)?;
         let today = self.chain.fee_rate(CLAIM_TARGET_BLOCKS).await.ok()?;
         let policy = self.swap_policy();
+        // Doubling is for a claim a whole block has passed over: once a block, never faster.
         let urgent = self.height + policy.claim_margin / 2 + 1
-            >= funded.script.refund_height.to_consensus_u32();
+            >= funded.script.refund_height.to_consensus_u32()
+            && swap.claimed_at.is_none_or(|at| at < self.height);
         let mut target = today;
         if urgent {
             target = target.max(bitcoin::FeeRate::from_sat_per_kwu(

@@ -93,6 +93,9 @@ impl ChainSource for Chain {
     async fn broadcast(&self, _: &Transaction) -> Result<(), ChainError> {
         Ok(())
     }
+    async fn spender(&self, _: bitcoin::OutPoint) -> Result<Option<(Txid, bool)>, ChainError> {
+        Ok(None)
+    }
     async fn fee_rate(&self, _: u16) -> Result<bitcoin::FeeRate, ChainError> {
         Ok(bitcoin::FeeRate::from_sat_per_vb_u32(2))
     }

@@ -48,7 +48,15 @@ async fn the_wallet_takes_only_its_own_output_and_gets_its_balance_back_when_fai
         let quote = handle.swap_quote(&address(), SENT).await.expect("a quote");
         assert_eq!(quote.fee, Amount::from_sat(520));
         let to = address();
-        let sending = handle.swap_out(&to, SENT);
+        // A quote whose fee is not the provider's now is refused before anything moves.
+        let stale = crate::pay::SwapQuote {
+            fee: quote.fee + Amount::from_sat(1),
+            total: quote.total + Amount::from_sat(1),
+            ..quote.clone()
+        };
+        let refused = handle.swap_out(&to, &stale).await.expect_err("refused");
+        assert!(refused.to_string().contains("review it again"), "{refused}");
+        let sending = handle.swap_out(&to, &quote);
         let provider = async {
             let req = lsp
                 .expect(|m| match m {
