@@ -240,30 +240,50 @@ async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
         .await
         .expect("mine to the refund height");
     let hash = record.hash.to_string();
-    let refund: String = within(30, "the LSP builds its refund", || async {
+    let stored_refund = || {
         stack
             .db()
             .query_row(
                 "SELECT s.refund_tx FROM swaps s JOIN payments p ON p.id = s.payment
                  WHERE p.hash = ?1",
                 [&hash],
-                |r| r.get(0),
+                |r| r.get::<_, Option<String>>(0),
             )
             .expect("row")
+            .map(|hex| {
+                bitcoin::consensus::encode::deserialize_hex::<bitcoin::Transaction>(&hex)
+                    .expect("a transaction")
+            })
+    };
+    let refund = within(30, "the LSP builds its refund", || async {
+        stored_refund()
     })
     .await;
-    let refund: bitcoin::Transaction =
-        bitcoin::consensus::encode::deserialize_hex(&refund).expect("a transaction");
     assert_eq!(
         lsp_rows(&stack, &hash).1,
         "pending",
         "nothing failed back before the refund confirmed"
     );
-    // It reaches the mempool, then a block.
     in_mempool(
         &stack.devnet,
         refund.compute_txid(),
         "the refund is broadcast",
+    )
+    .await;
+    // The fee market moves before it confirms: the LSP replaces it by one paying today's rate.
+    stack.devnet.set_fee_estimate(10.0);
+    let value = Amount::from_sat(SENT);
+    let rate =
+        |tx: &bitcoin::Transaction| (value - tx.output[0].value).to_sat() / tx.vsize() as u64;
+    let refund = within(30, "the LSP replaces its refund", || async {
+        stored_refund().filter(|r| r.compute_txid() != refund.compute_txid())
+    })
+    .await;
+    assert_eq!(rate(&refund), 10);
+    in_mempool(
+        &stack.devnet,
+        refund.compute_txid(),
+        "the replacement refund is broadcast",
     )
     .await;
     stack.devnet.mine(1).await.expect("mine");

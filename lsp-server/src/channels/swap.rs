@@ -383,9 +383,15 @@ impl Router {
         let Some(swap) = self.swaps.by_row.get(&row) else {
             return;
         };
-        let (Some((funding, vout)), None) = (&swap.funding, &swap.refund) else {
+        let Some((funding, vout)) = &swap.funding else {
             return;
         };
+        // A stored refund is replaced only by one paying more.
+        if let Some(old) = &swap.refund {
+            if rate_of(old, swap.amount).is_some_and(|r| r >= feerate) {
+                return;
+            }
+        }
         let outpoint = OutPoint::new(funding.compute_txid(), *vout);
         let secret = refund_secret(&self.key.secret_key(), &swap.script.hash);
         let refund = build_refund(
@@ -470,6 +476,7 @@ impl Router {
                 Some(Watched {
                     row: s.row,
                     script: s.script,
+                    amount: s.amount,
                     funding,
                     vout,
                     refund: s.refund.clone(),
@@ -532,6 +539,31 @@ impl Router {
             Err(e) => return tracing::error!(error = %e, "could not load the swaps"),
         };
         let payments = self.store.pending_payments().unwrap_or_default();
+        // A swap payment stored without its swap row (the LSP died between the two writes)
+        // never paid anything: its HTLC fails back.
+        for p in payments.iter().filter(|p| p.kind == "swap") {
+            if rows.iter().any(|r| r.payment == p.id) {
+                continue;
+            }
+            let (Some(c), Some(h)) = (p.payer, p.payer_htlc) else {
+                continue;
+            };
+            let (Some(who), Ok(hash)) = (
+                self.links.get(&c).map(|l| l.identity),
+                p.hash.parse::<sha256::Hash>(),
+            ) else {
+                continue;
+            };
+            let reason = PayFailure::Network {
+                reason: "the provider restarted before paying on chain".into(),
+            };
+            let now = self.now().unix_time;
+            let _ = self
+                .store
+                .payment_ended(p.id, "failed", Some(&reason.describe()), now);
+            self.forwards.route_incoming((c, h), Some(p.id));
+            self.answer_payer(c, h, who, hash, PayOutcome::Failed(reason));
+        }
         for row in rows {
             let Some(p) = payments.iter().find(|p| p.id == row.payment) else {
                 continue;
@@ -569,6 +601,7 @@ impl Router {
 struct Watched {
     row: i64,
     script: SwapScript,
+    amount: Amount,
     funding: Transaction,
     vout: u32,
     refund: Option<Transaction>,
@@ -611,9 +644,19 @@ async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> 
                 preimage,
             });
         }
-        let ours = w.refund.as_ref().map(Transaction::compute_txid) == Some(spender);
-        let confirmed = status.and_then(|s| s.status).is_some_and(|s| s.confirmed);
-        return (ours && confirmed).then_some(SwapSeen::Refunded { row: w.row });
+        // Any other spend is one of the LSP's refunds (only its key opens that leaf): once one
+        // confirms, the HTLC fails back; until then a lagging one is replaced.
+        if status.and_then(|s| s.status).is_some_and(|s| s.confirmed) {
+            return Some(SwapSeen::Refunded { row: w.row });
+        }
+        return match &w.refund {
+            // A replacement stored since: it goes out (it pays more than the one out there).
+            Some(stored) if stored.compute_txid() != spender => {
+                let _ = read("swap refund broadcast", esplora.broadcast(stored)).await;
+                None
+            }
+            _ => refund_lags(esplora, w, &tx).await,
+        };
     }
     // Unspent: keep the funding out there until it confirms, and the refund once due.
     let funded = read("swap funding", esplora.get_tx_status(&txid))
@@ -628,18 +671,46 @@ async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> 
     }
     match &w.refund {
         Some(refund) => {
-            let _ = read("swap refund broadcast", esplora.broadcast(refund)).await;
-            None
+            let lags = refund_lags(esplora, w, refund).await;
+            if lags.is_none() {
+                let _ = read("swap refund broadcast", esplora.broadcast(refund)).await;
+            }
+            lags
         }
-        None => {
-            let estimates = read("fee estimates", esplora.get_fee_estimates()).await;
-            let feerate = estimates.map_or(FeeRate::from_sat_per_vb_u32(2), |e| {
-                shared::fees::pick_fee_rate(&e, shared::fees::URGENT_BLOCKS)
-            });
-            Some(SwapSeen::RefundDue {
-                row: w.row,
-                feerate,
-            })
-        }
+        None => Some(SwapSeen::RefundDue {
+            row: w.row,
+            feerate: today(esplora).await,
+        }),
     }
+}
+
+/// Today's rate for the LSP's swap transactions: Esplora's urgent estimate, else 2 sat/vB.
+async fn today(esplora: &AsyncClient) -> FeeRate {
+    read("fee estimates", esplora.get_fee_estimates())
+        .await
+        .map_or(FeeRate::from_sat_per_vb_u32(2), |e| {
+            shared::fees::pick_fee_rate(&e, shared::fees::URGENT_BLOCKS)
+        })
+}
+
+/// A new refund at today's rate, if `refund` pays at least a sat/vB less (the wallet could
+/// still claim until a refund confirms).
+async fn refund_lags(esplora: &AsyncClient, w: &Watched, refund: &Transaction) -> Option<SwapSeen> {
+    let feerate = today(esplora).await;
+    let paid = rate_of(refund, w.amount)?;
+    (paid.to_sat_per_kwu() + ONE_SAT_VB_KWU <= feerate.to_sat_per_kwu()).then_some(
+        SwapSeen::RefundDue {
+            row: w.row,
+            feerate,
+        },
+    )
+}
+
+/// One sat/vB in sat/kwu: the least step a replacement must add.
+const ONE_SAT_VB_KWU: u64 = 250;
+
+/// The fee rate `spend` of an output worth `value` pays.
+fn rate_of(spend: &Transaction, value: Amount) -> Option<FeeRate> {
+    let fee = value.checked_sub(spend.output.first()?.value)?;
+    Some(fee / spend.weight())
 }
