@@ -21,6 +21,9 @@ const SCREENS: &[(&str, &str)] = &[
     ("exit-07-stayer-paid-out", "paid-out"),
     ("pay-12b-quote-warns-too-much", "send-warning"),
     ("ladder-view", "ladder"),
+    ("swap-01-quote", "swap-quote"),
+    ("swap-02-paid-on-chain", "swap-progress"),
+    ("swap-03-sent", "swap-sent"),
 ];
 
 /// Copies every screen; fails naming the first the tests have not drawn.
