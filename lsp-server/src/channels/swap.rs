@@ -8,7 +8,8 @@
 //!    it before its first broadcast, then tells the wallet where the output is
 //!    (`swap_out_funded`). A wallet that cannot pay fails the HTLC back at once.
 //! 3. Every few seconds a pass reads each funded output from Esplora ([`spawn_pass`]):
-//!    - unspent and its funding unconfirmed: the funding is broadcast again;
+//!    - unspent and its funding unconfirmed: the funding is broadcast again (and should a coin
+//!      it spends be spent elsewhere in a block, it can never confirm: the HTLC fails back);
 //!    - spent by a transaction revealing the preimage: the wallet's HTLC is settled with it,
 //!      at once, whether or not the claim has confirmed (the preimage is public from then on);
 //!    - unspent once the tip reaches the refund height: the router builds and stores the
@@ -97,6 +98,8 @@ pub(super) enum SwapSeen {
     RefundDue { row: i64, feerate: FeeRate },
     /// The refund confirmed.
     Refunded { row: i64 },
+    /// The funding can never confirm: a coin it spends went elsewhere in a block.
+    FundingLost { row: i64 },
 }
 
 /// The router's swaps, and the tasks that fund and watch them.
@@ -287,6 +290,14 @@ impl Router {
             SwapSeen::Built { row, result } => self.on_swap_built(row, result),
             SwapSeen::Claimed { row, preimage } => self.on_swap_claimed(row, preimage),
             SwapSeen::RefundDue { row, feerate } => self.build_swap_refund(row, feerate),
+            SwapSeen::FundingLost { row } => {
+                tracing::warn!(
+                    row,
+                    "swap out: its funding's coins went elsewhere; failing it back"
+                );
+                let reason = "the provider's payment on chain could not go through".into();
+                self.end_swap(row, "failed", PayFailure::Network { reason });
+            }
             SwapSeen::Refunded { row } => {
                 let Some(swap) = self.swaps.by_row.get(&row) else {
                     return;
@@ -663,7 +674,10 @@ async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> 
         .await
         .is_some_and(|s| s.confirmed);
     if !funded {
-        let _ = read("swap funding broadcast", esplora.broadcast(&w.funding)).await;
+        let sent = read("swap funding broadcast", esplora.broadcast(&w.funding)).await;
+        if sent.is_none() && spent_elsewhere(esplora, &w.funding).await {
+            return Some(SwapSeen::FundingLost { row: w.row });
+        }
         return None;
     }
     if tip < w.script.refund_height.to_consensus_u32() {
@@ -682,6 +696,29 @@ async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> 
             feerate: today(esplora).await,
         }),
     }
+}
+
+/// Whether a coin `tx` spends is spent in a block by another transaction: then `tx` can
+/// never confirm (its wallet's coins went elsewhere, say after it dropped a funding that never
+/// reached the node).
+async fn spent_elsewhere(esplora: &AsyncClient, tx: &Transaction) -> bool {
+    let txid = tx.compute_txid();
+    for input in &tx.input {
+        let prev = input.previous_output;
+        let status = read(
+            "swap funding input",
+            esplora.get_output_status(&prev.txid, u64::from(prev.vout)),
+        )
+        .await
+        .flatten();
+        let elsewhere = status.is_some_and(|s| {
+            s.spent && s.txid.is_some_and(|t| t != txid) && s.status.is_some_and(|st| st.confirmed)
+        });
+        if elsewhere {
+            return true;
+        }
+    }
+    false
 }
 
 /// Today's rate for the LSP's swap transactions: Esplora's urgent estimate, else 2 sat/vB.
