@@ -5,10 +5,12 @@
 //! refused in words; a fresh regtest address and 20,000 sats show, before anything moves, what
 //! is sent on chain, the provider's fee (the LSP's signed terms), the network fee of the claim,
 //! what arrives and the total. Confirmed, the page follows the payment: the provider pays on
-//! chain (its transaction is in bitcoind's mempool, as the LSP stored it), a block confirms it,
-//! the wallet claims it to the address and the provider settles; the page then says what
-//! arrived and what it cost. One more block, and bitcoind holds exactly the quoted amount at the
-//! address; the balance fell by the total, and History lists "On chain to …".
+//! chain (its transaction is in bitcoind's mempool, as the LSP stored it); Home, meanwhile,
+//! shows the payment under way and its step, and back on Send the progress goes on; a block
+//! confirms it, the wallet claims it to the address and the provider settles; the page then
+//! says what arrived and what it cost. One more block, and bitcoind holds exactly the quoted
+//! amount at the address; the balance fell by the total, Home shows nothing under way any more,
+//! and History lists "On chain to …".
 //!
 //! Screenshots: `target/screenshots/swap-*.png`.
 
@@ -75,6 +77,15 @@ async fn progress_at(w: &Browser, step: &str, limit: Duration) -> Txid {
     w.wait_attr("#send-progress", "data-step", step, limit)
         .await;
     w.parsed_attr("#send-progress", "data-txid").await
+}
+
+/// Waits until nothing matches `css`.
+async fn gone(w: &Browser, css: &str) {
+    let deadline = Instant::now() + SCREEN;
+    while w.client.find(Locator::Css(css)).await.is_ok() {
+        assert!(Instant::now() < deadline, "{css} is still shown");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The LSP's funding transaction of its only swap, once it stored one.
@@ -243,6 +254,23 @@ async fn a_browser_wallet_pays_a_bitcoin_address_from_its_channel() {
     );
     a.screenshot("swap-02-paid-on-chain").await;
 
+    // Away from Send, Home says what is under way and where it stands; back on Send, so does
+    // the progress.
+    a.click("#nav-home").await;
+    let under_way = "#swap-under-way .swap-payment";
+    a.wait_attr(under_way, "data-step", "confirming", SCREEN)
+        .await;
+    assert_eq!(a.parsed_attr::<u64>(under_way, "data-sats").await, SENT);
+    assert_eq!(a.parsed_attr::<Txid>(under_way, "data-txid").await, funding);
+    let card = a.text("#swap-under-way", SCREEN).await;
+    let short = format!("Sending {} to {}…", sats(amount), &payee.to_string()[..8]);
+    assert!(
+        card.contains(&short) && card.contains("waiting for it to confirm"),
+        "{card}"
+    );
+    a.click("#go-send").await;
+    assert_eq!(progress_at(&a, "confirming", SCREEN).await, funding);
+
     // A block confirms it: the wallet claims it to the address, the provider settles.
     stack.devnet.mine(1).await.expect("mine");
     a.wait_attr(
@@ -306,6 +334,7 @@ async fn a_browser_wallet_pays_a_bitcoin_address_from_its_channel() {
     // The balance fell by the total; History lists the payment by its address.
     a.click("#nav-home").await;
     text_becomes(&a, "#balance", &sats(balance - total), SCREEN).await;
+    gone(&a, "#swap-under-way").await;
     a.click("#go-history").await;
     let row = a
         .find("#history li.payment[data-direction='sent']", SCREEN)

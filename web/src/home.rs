@@ -13,12 +13,14 @@ use wallet::account::{Account, FactoryOverview, FactoryPhase};
 use wallet::picture::{path_picture, PictureNode};
 use wallet::session::{ChainSource, Coins, EsploraChain, StoredPath};
 
+use crate::amount::Sats;
 use crate::exit_card::ExitCard;
 use crate::factory_tree::FactoryTree;
 use crate::faucet_card::FaucetCard;
 use crate::liquidity_card::LiquidityCard;
 use crate::money_card::MoneyCard;
 use crate::moving::{Ending, MoveCard};
+use crate::send_onchain::{short_address, swap_step};
 use crate::state::{AppCtx, Screen};
 
 const REFRESH_MS: u32 = 2_000;
@@ -146,6 +148,7 @@ pub fn Home() -> impl IntoView {
     };
     view! {
         <MoveCard ending />
+        <SwapsUnderWay />
         <MoneyCard for_sale channel_size onchain sweep />
         <Show when=move || !left()>
             <FaucetCard />
@@ -199,6 +202,49 @@ pub fn Home() -> impl IntoView {
             </Show>
         </section>
         {move || funded.get().map(|stored| view! { <ExitCard stored /> })}
+    }
+}
+
+/// Payments to an address under way (started on Send, in this tab or before a reload): what is
+/// sent, where to, and where each stands, in Send's words.
+#[component]
+fn SwapsUnderWay() -> impl IntoView {
+    let ctx = AppCtx::get();
+    let under_way = Memo::new(move |_| {
+        ctx.pay.with(|p| {
+            p.snapshot
+                .as_ref()
+                .map(|s| {
+                    s.payments
+                        .iter()
+                        .filter(|r| {
+                            r.direction == wallet::pay::Direction::Sent
+                                && r.status == wallet::pay::PaymentStatus::Pending
+                        })
+                        .filter_map(|r| {
+                            let swap = r.swap.as_deref()?;
+                            Some((r.amount, swap.address.clone(), swap_step(Some(swap))))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    });
+    view! {
+        <Show when=move || under_way.with(|u| !u.is_empty())>
+            <section class="card" id="swap-under-way" aria-labelledby="swap-under-way-title">
+                <h2 id="swap-under-way-title">"Under way"</h2>
+                {move || under_way.get().into_iter().map(|(amount, address, (step, words, txid))| view! {
+                    <div class="swap-payment" data-step=step data-sats=amount.to_sat().to_string()
+                        data-address=address.clone() data-txid=txid>
+                        <p>"Sending "<Sats amount what="sending" />" to "
+                            <span class="mono">{short_address(&address)}</span>"…"</p>
+                        <p class="ok">{words}</p>
+                    </div>
+                }).collect_view()}
+                <p class="hint">"A payment to an address takes a block or two. History shows it too."</p>
+            </section>
+        </Show>
     }
 }
 

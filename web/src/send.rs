@@ -35,13 +35,23 @@ enum Stage {
     Failed(String),
 }
 
+thread_local! {
+    /// The screen's stage, kept beyond the screen: a payment to an address still under way when
+    /// the user comes back is shown again, and goes on to what arrived.
+    static STAGE: ArcRwSignal<Stage> = ArcRwSignal::new(Stage::Input);
+}
+
 /// The send screen.
 #[component]
 pub fn Send() -> impl IntoView {
     let ctx = AppCtx::get();
     let invoice = RwSignal::new(String::new());
     let amount = RwSignal::new(String::new());
-    let stage = RwSignal::new(Stage::Input);
+    let stage = RwSignal::from(STAGE.with(Clone::clone));
+    // A payment to an address under way is shown again; anything else starts afresh.
+    if !matches!(stage.get_untracked(), Stage::Swapping(..)) {
+        stage.set(Stage::Input);
+    }
     let onchain = move || looks_like_address(&invoice.get());
     let review = move |_| {
         let text = invoice.get_untracked().trim().to_string();
@@ -111,7 +121,8 @@ pub fn Send() -> impl IntoView {
                         },
                         Err(e) => Stage::Failed(e.to_string()),
                     };
-                    let _ = stage.try_set(next);
+                    // The kept stage: this screen may have closed and opened again meanwhile.
+                    STAGE.with(|s| s.set(next));
                 });
             }
             _ => {}

@@ -51,6 +51,48 @@ fn pending_swap(ctx: AppCtx, address: &str) -> Option<SwapRecord> {
     })
 }
 
+/// An address shortened for reading ("bcrt1p3x…9k2f"); the whole one is on Send and in History.
+pub(crate) fn short_address(address: &str) -> String {
+    let chars: Vec<char> = address.chars().collect();
+    if chars.len() <= 16 {
+        return address.to_string();
+    }
+    let head: String = chars[..8].iter().collect();
+    let tail: String = chars[chars.len() - 6..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// Where a payment to an address stands, from its stored swap record (`None` before the wallet
+/// stored one): the step (`paying`, `confirming`, `claimed`), the words for it, and the
+/// transaction those words name. Send's progress and Home's card say the same.
+pub(crate) fn swap_step(swap: Option<&SwapRecord>) -> (&'static str, String, Option<String>) {
+    let funded = swap.and_then(|s| s.funded.as_ref());
+    let claim = swap.and_then(|s| s.claim.as_ref().map(|c| c.compute_txid()));
+    match (funded, claim) {
+        (_, Some(txid)) => (
+            "claimed",
+            format!(
+                "Claimed to your address ({}); the provider settles…",
+                short(&txid)
+            ),
+            Some(txid.to_string()),
+        ),
+        (Some(f), None) => (
+            "confirming",
+            format!(
+                "Paid on chain ({}); waiting for it to confirm…",
+                short(&f.outpoint.txid)
+            ),
+            Some(f.outpoint.txid.to_string()),
+        ),
+        (None, None) => (
+            "paying",
+            "The provider is paying on chain…".to_string(),
+            None,
+        ),
+    }
+}
+
 /// What `claim` paid to `swap`'s address.
 fn paid_by(claim: &Transaction, swap: &SwapRecord) -> Amount {
     claim
@@ -94,41 +136,12 @@ pub fn SwapQuoteList(address: String, quote: SwapQuote) -> impl IntoView {
 #[component]
 pub fn SwapProgress(address: String) -> impl IntoView {
     let ctx = AppCtx::get();
-    let step = Memo::new(move |_| -> (&'static str, String, Option<String>) {
-        let swap = pending_swap(ctx, &address);
-        let funded = swap.as_ref().and_then(|s| s.funded.clone());
-        let claim = swap
-            .as_ref()
-            .and_then(|s| s.claim.as_ref().map(|c| c.compute_txid()));
-        match (funded, claim) {
-            (_, Some(txid)) => (
-                "claimed",
-                format!(
-                    "Claimed to your address ({}); the provider settles…",
-                    short(&txid)
-                ),
-                Some(txid.to_string()),
-            ),
-            (Some(f), None) => (
-                "confirming",
-                format!(
-                    "Paid on chain ({}); waiting for it to confirm…",
-                    short(&f.outpoint.txid)
-                ),
-                Some(f.outpoint.txid.to_string()),
-            ),
-            (None, None) => (
-                "paying",
-                "The provider is paying on chain…".to_string(),
-                None,
-            ),
-        }
-    });
+    let step = Memo::new(move |_| swap_step(pending_swap(ctx, &address).as_ref()));
     view! {
         <p class="ok" id="send-progress" data-step=move || step.get().0 data-txid=move || step.get().2>
             {move || step.get().1}</p>
         <p class="hint" id="swap-wait">"This takes a block or two (on Bitcoin, about ten minutes \
-            each). You may leave this screen: the payment goes on, and History shows it."</p>
+            each). You may leave this screen: the payment goes on, and Home and History show it."</p>
     }
 }
 
