@@ -387,3 +387,76 @@ async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms()
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_away_when_the_output_was_paid_hears_of_it_again_and_claims() {
+    let (stack, runs, _storage) = two_funded(options(), spec()).await;
+    let store = MemoryPayStore::default();
+    let mut payer = start_payer(&stack, &runs[0], store.clone());
+    payer.ready(30).await;
+    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
+    let to = address(0x64);
+    let quote = payer
+        .handle
+        .swap_quote(&to.to_string(), Amount::from_sat(SENT))
+        .await
+        .expect("quote");
+    let handle = payer.handle.clone();
+    let _sending = {
+        let (to, quote) = (to.to_string(), quote.clone());
+        tokio::spawn(async move { handle.swap_out(&to, &quote).await })
+    };
+    let record = funded(&payer, 30).await;
+    // The wallet goes away, and what it stored is as if `swap_out_funded` had never reached
+    // it (the tab closed first).
+    payer.task.abort();
+    drop(payer);
+    let mut unheard = record.clone();
+    if let Some(swap) = unheard.swap.as_mut() {
+        swap.funded = None;
+    }
+    let mut kept = store.clone();
+    wallet::pay::PayStore::save_payment(&mut kept, &unheard)
+        .await
+        .expect("store");
+    stack.devnet.mine(1).await.expect("mine");
+
+    // It comes back: the LSP says where its output is when the channel reopens, the wallet
+    // checks it and claims, and the payment completes.
+    let mut payer = start_payer(&stack, &runs[0], store.clone());
+    let claim = within(
+        30,
+        "the wallet claims the output it heard of again",
+        || async {
+            store
+                .snapshot()
+                .payments
+                .into_iter()
+                .find(|p| p.hash == record.hash)
+                .and_then(|p| p.swap.and_then(|s| s.claim))
+        },
+    )
+    .await;
+    payer.balance_becomes(arrived - quote.total, 30).await;
+    stack.devnet.mine(1).await.expect("mine");
+    let paid = stack
+        .devnet
+        .rpc()
+        .get_tx_out(&OutPoint::new(claim.compute_txid(), 0), false)
+        .await
+        .expect("gettxout")
+        .expect("the claim confirmed");
+    assert_eq!(paid.script_pubkey, to.script_pubkey());
+    assert_eq!(paid.value, quote.arrives);
+    let done = store
+        .snapshot()
+        .payments
+        .into_iter()
+        .find(|p| p.hash == record.hash)
+        .expect("the payment");
+    assert_eq!(done.status, PaymentStatus::Complete);
+    assert_eq!(
+        lsp_rows(&stack, &record.hash.to_string()),
+        ("claimed".into(), "settled".into())
+    );
+}
