@@ -460,3 +460,80 @@ async fn a_wallet_away_when_the_output_was_paid_hears_of_it_again_and_claims() {
         ("claimed".into(), "settled".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_funding_gets_a_child_and_the_swap_completes() {
+    let (stack, runs, _storage) = two_funded(options(), spec()).await;
+    let mut payer = start_payer(&stack, &runs[0], MemoryPayStore::default());
+    payer.ready(30).await;
+    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
+    let to = address(0x65);
+    let quote = payer
+        .handle
+        .swap_quote(&to.to_string(), Amount::from_sat(SENT))
+        .await
+        .expect("quote");
+    let handle = payer.handle.clone();
+    let sending = {
+        let (to, quote) = (to.to_string(), quote.clone());
+        tokio::spawn(async move { handle.swap_out(&to, &quote).await })
+    };
+    let record = funded(&payer, 30).await;
+    let out = record
+        .swap
+        .as_ref()
+        .and_then(|s| s.funded.as_ref())
+        .expect("funded")
+        .outpoint;
+    in_mempool(&stack.devnet, out.txid, "the funding is broadcast").await;
+
+    // Miners ignore it: in the node's eyes it pays nothing.
+    let rpc = stack.devnet.rpc();
+    let entry = rpc
+        .get_mempool_entry(&out.txid)
+        .await
+        .expect("rpc")
+        .expect("in the mempool");
+    let delta = -(entry.fees.base.to_sat() as i64);
+    let _: bool = rpc
+        .call(
+            "prioritisetransaction",
+            &[
+                serde_json::json!(out.txid),
+                serde_json::json!(0),
+                serde_json::json!(delta),
+            ],
+        )
+        .await
+        .expect("prioritisetransaction");
+    stack.devnet.mine(2).await.expect("mine");
+    assert!(
+        rpc.get_mempool_entry(&out.txid)
+            .await
+            .expect("rpc")
+            .is_some(),
+        "the funding stalls"
+    );
+
+    // The LSP pays for it with a child; the pair confirms, the wallet claims, the swap ends.
+    let child = within(30, "the LSP bumps the stalled funding", || async {
+        let entry = rpc.get_mempool_entry(&out.txid).await.ok()??;
+        entry.spentby.first().copied()
+    })
+    .await;
+    assert!(
+        rpc.get_mempool_entry(&child)
+            .await
+            .expect("rpc")
+            .is_some_and(|c| c.fees.base > Amount::ZERO),
+        "the child pays"
+    );
+    stack.devnet.mine(1).await.expect("mine");
+    let done = tokio::time::timeout(Duration::from_secs(30), sending)
+        .await
+        .expect("the swap completes in time")
+        .expect("task")
+        .expect("settled");
+    assert_eq!(done.status, PaymentStatus::Complete);
+    payer.balance_becomes(arrived - quote.total, 30).await;
+}

@@ -8,8 +8,9 @@
 //!    it before its first broadcast, then tells the wallet where the output is
 //!    (`swap_out_funded`). A wallet that cannot pay fails the HTLC back at once.
 //! 3. Every few seconds a pass reads each funded output from Esplora ([`spawn_pass`]):
-//!    - unspent and its funding unconfirmed: the funding is broadcast again (and should a coin
-//!      it spends be spent elsewhere in a block, it can never confirm: the HTLC fails back);
+//!    - unspent and its funding unconfirmed: the funding is broadcast again, and after
+//!      [`BUMP_AFTER_BLOCKS`] blocks a child spending its change pays for it (CPFP); should a
+//!      coin it spends be spent elsewhere in a block, it can never confirm: the HTLC fails back;
 //!    - spent by a transaction revealing the preimage: the wallet's HTLC is settled with it,
 //!      at once, whether or not the claim has confirmed (the preimage is public from then on);
 //!    - unspent once the tip reaches the refund height: the router builds and stores the
@@ -43,6 +44,10 @@ use crate::wallet::LspWallet;
 /// wallet's chain source may be that far ahead.
 const EXPIRY_SLACK: u32 = 6;
 
+/// Blocks a swap's funding may wait unconfirmed before a child pays for it (and between two
+/// such children).
+const BUMP_AFTER_BLOCKS: u32 = 2;
+
 /// How often funded swaps are read from the chain.
 const PASS_EVERY: Duration = Duration::from_secs(2);
 
@@ -61,6 +66,19 @@ pub(super) struct Swap {
     funding: Option<(Transaction, u32)>,
     /// The refund, once built and stored.
     refund: Option<Transaction>,
+    /// While the funding is unconfirmed: since which height it waits, and its fee-bump child.
+    stall: Option<Stall>,
+}
+
+/// A funding transaction waiting for a block.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    /// The height its current stretch without a confirmation counts from.
+    since: u32,
+    /// What it and its child pay now, per vbyte (its own rate before the first child).
+    rate: Option<FeeRate>,
+    /// Its current child.
+    child: Option<bitcoin::Txid>,
 }
 
 /// One swap out in the operator's view (`/admin/payments`).
@@ -100,6 +118,13 @@ pub(super) enum SwapSeen {
     Refunded { row: i64 },
     /// The funding can never confirm: a coin it spends went elsewhere in a block.
     FundingLost { row: i64 },
+    /// The funding is still unconfirmed (reported every pass until it confirms).
+    FundingWaits { row: i64 },
+    /// A child paying for the funding was built (and broadcast), or could not be.
+    FundingBumped {
+        row: i64,
+        bump: Result<(bitcoin::Txid, FeeRate), String>,
+    },
 }
 
 /// The router's swaps, and the tasks that fund and watch them.
@@ -200,6 +225,7 @@ impl Router {
             amount: req.amount,
             funding: None,
             refund: None,
+            stall: None,
         };
         self.spawn_funding(&swap);
         tracing::info!(row, channel = %id, hash = %h.hash, amount_sat = req.amount.to_sat(), refund_height = %script.refund_height, "swap out: funding its output");
@@ -290,6 +316,24 @@ impl Router {
             SwapSeen::Built { row, result } => self.on_swap_built(row, result),
             SwapSeen::Claimed { row, preimage } => self.on_swap_claimed(row, preimage),
             SwapSeen::RefundDue { row, feerate } => self.build_swap_refund(row, feerate),
+            SwapSeen::FundingWaits { row } => self.bump_if_stalled(row),
+            SwapSeen::FundingBumped { row, bump } => match bump {
+                Ok((child, rate)) => {
+                    tracing::info!(row, %child, sat_per_vb = rate.to_sat_per_vb_ceil(), "swap out: stalled funding bumped with a child");
+                    if let Some(stall) = self
+                        .swaps
+                        .by_row
+                        .get_mut(&row)
+                        .and_then(|s| s.stall.as_mut())
+                    {
+                        stall.child = Some(child);
+                        stall.rate = Some(rate);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(row, error = %e, "swap out: stalled funding cannot be bumped")
+                }
+            },
             SwapSeen::FundingLost { row } => {
                 tracing::warn!(
                     row,
@@ -356,8 +400,15 @@ impl Router {
             outpoint,
             amount: swap.amount,
         };
+        let since = self.height;
         if let Some(s) = self.swaps.by_row.get_mut(&row) {
             s.funding = Some((tx, vout));
+            // Its wait counts from its broadcast (after a restart, from the first look).
+            s.stall = Some(Stall {
+                since,
+                rate: None,
+                child: None,
+            });
         }
         self.send_identity(&who, WireMsg::SwapOutFunded(Box::new(funded)));
     }
@@ -388,6 +439,53 @@ impl Router {
         self.totals.fees_sat += swap.fee.to_sat();
         self.totals.volume_sat += swap.amount.to_sat();
         tracing::info!(row, hash = %swap.script.hash, amount_sat = swap.amount.to_sat(), "swap out claimed: the wallet's HTLC is settled");
+    }
+
+    /// A funding unconfirmed for [`BUMP_AFTER_BLOCKS`] since its stretch began gets a child
+    /// spending its change (CPFP: the output's txid, which the wallet checks, cannot change),
+    /// paying at least 1.5 times the package rate before and today's estimate; then a new
+    /// stretch begins.
+    fn bump_if_stalled(&mut self, row: i64) {
+        let height = self.height;
+        let Some(swap) = self.swaps.by_row.get_mut(&row) else {
+            return;
+        };
+        let Some((funding, _)) = swap.funding.clone() else {
+            return;
+        };
+        let stall = swap.stall.get_or_insert(Stall {
+            since: height,
+            rate: None,
+            child: None,
+        });
+        if height < stall.since + BUMP_AFTER_BLOCKS {
+            return;
+        }
+        stall.since = height;
+        let (previous, rate) = (stall.child, stall.rate);
+        let wallet = self.swaps.wallet.clone();
+        let tx = self.swaps.seen.0.clone();
+        tokio::spawn(async move {
+            let estimate = wallet
+                .fee_rate_estimate(shared::fees::URGENT_BLOCKS)
+                .await
+                .unwrap_or(FeeRate::BROADCAST_MIN);
+            let current = rate
+                .or_else(|| wallet.fee_rate_of(&funding))
+                .unwrap_or(FeeRate::BROADCAST_MIN);
+            let raised =
+                FeeRate::from_sat_per_kwu(current.to_sat_per_kwu().saturating_mul(3) / 2 + 1);
+            let bump = match wallet.cpfp(&funding, previous, raised.max(estimate)) {
+                Ok(bump) => {
+                    if let Err(e) = wallet.broadcast(&bump.child).await {
+                        tracing::warn!(error = %e, "swap funding's child broadcast failed; the next stretch bumps again");
+                    }
+                    Ok((bump.child.compute_txid(), bump.package_rate))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(SwapSeen::FundingBumped { row, bump }).await;
+        });
     }
 
     fn build_swap_refund(&mut self, row: i64, feerate: FeeRate) {
@@ -597,6 +695,7 @@ impl Router {
                     amount: row.amount,
                     funding: row.funding,
                     refund: row.refund,
+                    stall: None,
                 },
             );
             if never_funded {
@@ -678,7 +777,7 @@ async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> 
         if sent.is_none() && spent_elsewhere(esplora, &w.funding).await {
             return Some(SwapSeen::FundingLost { row: w.row });
         }
-        return None;
+        return Some(SwapSeen::FundingWaits { row: w.row });
     }
     if tip < w.script.refund_height.to_consensus_u32() {
         return None;
