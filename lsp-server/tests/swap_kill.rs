@@ -12,8 +12,8 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{Address, Amount, Network, OutPoint};
-use common::chain::{in_mempool, within};
+use bitcoin::{Address, Amount, Network};
+use common::chain::{confirm_first_output, in_mempool, within};
 use common::pay::{leaf_of, start_payer_at};
 use common::process::{message, LspProcess, ProcessPair};
 use common::swarm::ClientSpec;
@@ -113,13 +113,7 @@ async fn sigkill_after_funding_the_swap_the_restarted_lsp_settles_from_the_claim
         .expect("settled");
     assert_eq!(done.status, PaymentStatus::Complete);
     payer.balance_becomes(arrived - quote.total, 30).await;
-    devnet.mine(1).await.expect("mine");
-    let paid = devnet
-        .rpc()
-        .get_tx_out(&OutPoint::new(claim.compute_txid(), 0), false)
-        .await
-        .expect("gettxout")
-        .expect("the claim confirmed");
+    let paid = confirm_first_output(&devnet, &claim).await;
     assert_eq!(paid.script_pubkey, to.script_pubkey());
     assert_eq!(paid.value, quote.arrives);
     let db = rusqlite::Connection::open(data_dir.path().join("lsp.sqlite")).expect("db");

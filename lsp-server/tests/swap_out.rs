@@ -8,12 +8,12 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{Address, Amount, Network, OutPoint};
-use common::chain::{in_mempool, within};
+use bitcoin::{Address, Amount, Network};
+use common::chain::{confirm_first_output, in_mempool, within};
 use common::pay::{start_payer, two_funded, Payer};
 use common::swarm::ClientSpec;
 use lsp_server::PaymentOptions;
-use wallet::pay::{MemoryPayStore, PaymentRecord, PaymentStatus};
+use wallet::pay::{MemoryPayStore, PayError, PaymentRecord, PaymentStatus, SwapQuote};
 
 const FAUCET: u64 = 50_000;
 const SENT: u64 = 20_000;
@@ -58,6 +58,53 @@ async fn funded(payer: &Payer, secs: u64) -> PaymentRecord {
     .await
 }
 
+/// A funded factory, a wallet with faucet sats in its channel, a fresh address, and the
+/// wallet's quote for sending `SENT` there: where every test starts.
+struct Ready {
+    stack: common::Stack,
+    runs: Vec<common::swarm::ClientRun>,
+    _storage: tempfile::TempDir,
+    store: MemoryPayStore,
+    payer: Payer,
+    /// What the faucet left in the channel.
+    arrived: Amount,
+    to: Address,
+    quote: SwapQuote,
+}
+
+async fn ready(address_byte: u8) -> Ready {
+    let (stack, runs, _storage) = two_funded(options(), spec()).await;
+    let store = MemoryPayStore::default();
+    let mut payer = start_payer(&stack, &runs[0], store.clone());
+    payer.ready(30).await;
+    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
+    let to = address(address_byte);
+    let quote = payer
+        .handle
+        .swap_quote(&to.to_string(), Amount::from_sat(SENT))
+        .await
+        .expect("quote");
+    Ready {
+        stack,
+        runs,
+        _storage,
+        store,
+        payer,
+        arrived,
+        to,
+        quote,
+    }
+}
+
+impl Ready {
+    /// Starts the swap out at the quote; the task ends with it.
+    fn send(&self) -> tokio::task::JoinHandle<Result<PaymentRecord, PayError>> {
+        let handle = self.payer.handle.clone();
+        let (to, quote) = (self.to.to_string(), self.quote.clone());
+        tokio::spawn(async move { handle.swap_out(&to, &quote).await })
+    }
+}
+
 /// The LSP's `/metrics` text.
 async fn metrics(stack: &common::Stack) -> String {
     reqwest::Client::new()
@@ -86,14 +133,12 @@ fn lsp_rows(stack: &common::Stack, hash: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim() {
-    let (stack, runs, _storage) = two_funded(options(), spec()).await;
-    let mut payer = start_payer(&stack, &runs[0], MemoryPayStore::default());
-    payer.ready(30).await;
-    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
-    let to = address(0x61);
+    let mut r = ready(0x61).await;
+    let (stack, arrived, to) = (&r.stack, r.arrived, r.to.clone());
 
     // What it costs, before anything moves; nonsense is refused in words.
-    let bad = payer
+    let bad = r
+        .payer
         .handle
         .swap_quote("not an address", Amount::from_sat(SENT))
         .await;
@@ -101,17 +146,14 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
         .unwrap_err()
         .to_string()
         .contains("not a Bitcoin address"));
-    let tiny = payer
+    let tiny = r
+        .payer
         .handle
         .swap_quote(&to.to_string(), Amount::from_sat(500))
         .await;
     assert!(tiny.unwrap_err().to_string().contains("at least"));
-    let quote = payer
-        .handle
-        .swap_quote(&to.to_string(), Amount::from_sat(SENT))
-        .await
-        .expect("quote");
-    let terms = common::terms(&stack)
+    let quote = r.quote.clone();
+    let terms = common::terms(stack)
         .await
         .body
         .swap_out
@@ -121,29 +163,21 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
     assert_eq!(quote.arrives, Amount::from_sat(SENT) - quote.claim_fee);
     assert!(quote.claim_fee > Amount::ZERO);
 
-    let handle = payer.handle.clone();
-    let sending = {
-        let to = to.to_string();
-        tokio::spawn(async move {
-            let quote = handle.swap_quote(&to, Amount::from_sat(SENT)).await?;
-            handle.swap_out(&to, &quote).await
-        })
-    };
-    let record = funded(&payer, 30).await;
+    let sending = r.send();
+    let record = funded(&r.payer, 30).await;
     let swap = record.swap.clone().expect("a swap");
     let out = swap.funded.as_ref().expect("funded").outpoint;
     // Unconfirmed, the output is not claimed: the preimage stays the wallet's.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(
-        payer
-            .store
+        r.store
             .snapshot()
             .payments
             .iter()
             .all(|p| p.swap.as_ref().is_none_or(|s| s.claim.is_none())),
         "no claim before the output confirmed"
     );
-    assert_eq!(lsp_rows(&stack, &record.hash.to_string()).1, "pending");
+    assert_eq!(lsp_rows(stack, &record.hash.to_string()).1, "pending");
     // The operator sees the swap and the sats it has on chain for it.
     let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
     let swaps = view["swaps"].as_array().expect("swaps");
@@ -157,7 +191,7 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
             .as_ref()
             .map_or(0, |f| f.script.refund_height.to_consensus_u32())
     );
-    let scraped = metrics(&stack).await;
+    let scraped = metrics(stack).await;
     assert!(scraped.contains("superscalar_swaps_open 1\n"), "{scraped}");
     assert!(
         scraped.contains(&format!("superscalar_swaps_open_sats {SENT}\n")),
@@ -173,15 +207,16 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
     assert_eq!(done.status, PaymentStatus::Complete);
     assert_eq!(done.preimage, Some(swap.preimage));
     assert_eq!(
-        lsp_rows(&stack, &record.hash.to_string()),
+        lsp_rows(stack, &record.hash.to_string()),
         ("claimed".into(), "settled".into())
     );
     let view = common::admin_get(&stack.http_url(), "/admin/payments").await;
     assert_eq!(view["swaps"].as_array().map(Vec::len), Some(0), "{view}");
-    assert!(metrics(&stack).await.contains("superscalar_swaps_open 0\n"));
+    assert!(metrics(stack).await.contains("superscalar_swaps_open 0\n"));
 
     // The claim confirms and pays the address what was quoted.
-    let claim = payer
+    let claim = r
+        .payer
         .store
         .snapshot()
         .payments
@@ -189,37 +224,26 @@ async fn a_wallet_sends_to_an_address_and_the_provider_is_paid_only_by_its_claim
         .find_map(|p| p.swap.and_then(|s| s.claim))
         .expect("the claim is stored");
     assert_eq!(claim.input[0].previous_output, out);
-    stack.devnet.mine(1).await.expect("mine");
-    let paid = stack
-        .devnet
-        .rpc()
-        .get_tx_out(&OutPoint::new(claim.compute_txid(), 0), false)
-        .await
-        .expect("gettxout")
-        .expect("the claim confirmed");
+    let paid = confirm_first_output(&stack.devnet, &claim).await;
     assert_eq!(paid.script_pubkey, to.script_pubkey());
     assert_eq!(paid.value, quote.arrives);
     // The balance fell by the amount and the provider's fee, exactly.
-    payer.balance_becomes(arrived - quote.total, 30).await;
+    r.payer.balance_becomes(arrived - quote.total, 30).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
-    let (stack, runs, _storage) = two_funded(options(), spec()).await;
-    let store = MemoryPayStore::default();
-    let mut payer = start_payer(&stack, &runs[0], store.clone());
-    payer.ready(30).await;
-    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
-    let to = address(0x62);
-    let handle = payer.handle.clone();
-    let _sending = {
-        let to = to.to_string();
-        tokio::spawn(async move {
-            let quote = handle.swap_quote(&to, Amount::from_sat(SENT)).await?;
-            handle.swap_out(&to, &quote).await
-        })
-    };
-    let record = funded(&payer, 30).await;
+    let r = ready(0x62).await;
+    let _sending = r.send();
+    let record = funded(&r.payer, 30).await;
+    let Ready {
+        stack,
+        runs,
+        store,
+        payer,
+        arrived,
+        ..
+    } = r;
     let script = record
         .swap
         .as_ref()
@@ -311,21 +335,10 @@ async fn a_wallet_that_never_claims_gets_its_payment_back_after_the_refund() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms() {
-    let (stack, runs, _storage) = two_funded(options(), spec()).await;
-    stack.devnet.set_fee_estimate(1.0);
-    let mut payer = start_payer(&stack, &runs[0], MemoryPayStore::default());
-    payer.ready(30).await;
-    payer.faucet(Amount::from_sat(FAUCET), 30).await;
-    let to = address(0x63);
-    let handle = payer.handle.clone();
-    let sending = {
-        let to = to.to_string();
-        tokio::spawn(async move {
-            let quote = handle.swap_quote(&to, Amount::from_sat(SENT)).await?;
-            handle.swap_out(&to, &quote).await
-        })
-    };
-    funded(&payer, 30).await;
+    let r = ready(0x63).await;
+    let (stack, payer, to) = (&r.stack, &r.payer, &r.to);
+    let sending = r.send();
+    funded(payer, 30).await;
     stack.devnet.mine(1).await.expect("mine");
     // The first claim goes out at today's low rate, and the provider settles from it.
     tokio::time::timeout(Duration::from_secs(30), sending)
@@ -342,7 +355,7 @@ async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms()
             .find_map(|p| p.swap.and_then(|s| s.claim))
             .expect("a claim")
     };
-    let first = claim_of(&payer);
+    let first = claim_of(payer);
     let value = Amount::from_sat(SENT);
     let rate =
         |tx: &bitcoin::Transaction| (value - tx.output[0].value).to_sat() / tx.vsize() as u64;
@@ -352,7 +365,7 @@ async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms()
     // already settled (the coins are the user's only once a claim confirms).
     stack.devnet.set_fee_estimate(10.0);
     let second = within(30, "the claim is replaced", || async {
-        Some(claim_of(&payer)).filter(|c| c.compute_txid() != first.compute_txid())
+        Some(claim_of(payer)).filter(|c| c.compute_txid() != first.compute_txid())
     })
     .await;
     assert_eq!(rate(&second), 10);
@@ -366,14 +379,7 @@ async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms()
         "the replacement is in the mempool",
     )
     .await;
-    stack.devnet.mine(1).await.expect("mine");
-    let paid = stack
-        .devnet
-        .rpc()
-        .get_tx_out(&OutPoint::new(second.compute_txid(), 0), false)
-        .await
-        .expect("gettxout")
-        .expect("the replacement confirmed");
+    let paid = confirm_first_output(&stack.devnet, &second).await;
     assert_eq!(paid.script_pubkey, to.script_pubkey());
     // The wallet sees it confirmed and stops watching.
     within(30, "the wallet records the confirmation", || async {
@@ -390,23 +396,19 @@ async fn a_claim_that_lags_behind_the_fee_market_is_replaced_until_it_confirms()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_away_when_the_output_was_paid_hears_of_it_again_and_claims() {
-    let (stack, runs, _storage) = two_funded(options(), spec()).await;
-    let store = MemoryPayStore::default();
-    let mut payer = start_payer(&stack, &runs[0], store.clone());
-    payer.ready(30).await;
-    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
-    let to = address(0x64);
-    let quote = payer
-        .handle
-        .swap_quote(&to.to_string(), Amount::from_sat(SENT))
-        .await
-        .expect("quote");
-    let handle = payer.handle.clone();
-    let _sending = {
-        let (to, quote) = (to.to_string(), quote.clone());
-        tokio::spawn(async move { handle.swap_out(&to, &quote).await })
-    };
-    let record = funded(&payer, 30).await;
+    let r = ready(0x64).await;
+    let _sending = r.send();
+    let record = funded(&r.payer, 30).await;
+    let Ready {
+        stack,
+        runs,
+        store,
+        payer,
+        arrived,
+        to,
+        quote,
+        ..
+    } = r;
     // The wallet goes away, and what it stored is as if `swap_out_funded` had never reached
     // it (the tab closed first).
     payer.task.abort();
@@ -438,14 +440,7 @@ async fn a_wallet_away_when_the_output_was_paid_hears_of_it_again_and_claims() {
     )
     .await;
     payer.balance_becomes(arrived - quote.total, 30).await;
-    stack.devnet.mine(1).await.expect("mine");
-    let paid = stack
-        .devnet
-        .rpc()
-        .get_tx_out(&OutPoint::new(claim.compute_txid(), 0), false)
-        .await
-        .expect("gettxout")
-        .expect("the claim confirmed");
+    let paid = confirm_first_output(&stack.devnet, &claim).await;
     assert_eq!(paid.script_pubkey, to.script_pubkey());
     assert_eq!(paid.value, quote.arrives);
     let done = store
@@ -463,22 +458,10 @@ async fn a_wallet_away_when_the_output_was_paid_hears_of_it_again_and_claims() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_funding_gets_a_child_and_the_swap_completes() {
-    let (stack, runs, _storage) = two_funded(options(), spec()).await;
-    let mut payer = start_payer(&stack, &runs[0], MemoryPayStore::default());
-    payer.ready(30).await;
-    let arrived = payer.faucet(Amount::from_sat(FAUCET), 30).await;
-    let to = address(0x65);
-    let quote = payer
-        .handle
-        .swap_quote(&to.to_string(), Amount::from_sat(SENT))
-        .await
-        .expect("quote");
-    let handle = payer.handle.clone();
-    let sending = {
-        let (to, quote) = (to.to_string(), quote.clone());
-        tokio::spawn(async move { handle.swap_out(&to, &quote).await })
-    };
-    let record = funded(&payer, 30).await;
+    let mut r = ready(0x65).await;
+    let sending = r.send();
+    let record = funded(&r.payer, 30).await;
+    let (stack, arrived, total) = (&r.stack, r.arrived, r.quote.total);
     let out = record
         .swap
         .as_ref()
@@ -535,5 +518,5 @@ async fn a_stalled_funding_gets_a_child_and_the_swap_completes() {
         .expect("task")
         .expect("settled");
     assert_eq!(done.status, PaymentStatus::Complete);
-    payer.balance_becomes(arrived - quote.total, 30).await;
+    r.payer.balance_becomes(arrived - total, 30).await;
 }

@@ -258,3 +258,19 @@ pub async fn in_mempool(devnet: &devnet::Devnet, txid: Txid, what: &str) {
     })
     .await
 }
+
+/// Mines a block and returns the first output of `tx`, which must have confirmed in it
+/// (bitcoind's `gettxout` without the mempool).
+pub async fn confirm_first_output(devnet: &devnet::Devnet, tx: &Transaction) -> bitcoin::TxOut {
+    devnet.mine(1).await.expect("mine");
+    let out = devnet
+        .rpc()
+        .get_tx_out(&bitcoin::OutPoint::new(tx.compute_txid(), 0), false)
+        .await
+        .expect("gettxout")
+        .unwrap_or_else(|| panic!("{} confirmed", tx.compute_txid()));
+    bitcoin::TxOut {
+        value: out.value,
+        script_pubkey: out.script_pubkey,
+    }
+}
