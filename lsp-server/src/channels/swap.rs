@@ -726,8 +726,10 @@ fn spawn_pass(
     watched: Vec<Watched>,
 ) {
     tokio::spawn(async move {
+        // Today's rate, read at most once a pass, and only if a refund needs it.
+        let mut rate = None;
         for w in watched {
-            if let Some(seen) = look(&esplora, tip, &w).await {
+            if let Some(seen) = look(&esplora, tip, &w, &mut rate).await {
                 let _ = out.send(seen).await;
             }
         }
@@ -735,7 +737,12 @@ fn spawn_pass(
     });
 }
 
-async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> {
+async fn look(
+    esplora: &AsyncClient,
+    tip: u32,
+    w: &Watched,
+    rate: &mut Option<FeeRate>,
+) -> Option<SwapSeen> {
     let txid = w.funding.compute_txid();
     // An output Esplora does not know (its funding never reached the node: the LSP died
     // before broadcasting it) reads as unspent, so the funding goes out again below.
@@ -765,7 +772,7 @@ async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> 
                 let _ = read("swap refund broadcast", esplora.broadcast(stored)).await;
                 None
             }
-            _ => refund_lags(esplora, w, &tx).await,
+            _ => refund_lags(esplora, w, &tx, rate).await,
         };
     }
     // Unspent: keep the funding out there until it confirms, and the refund once due.
@@ -784,7 +791,7 @@ async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> 
     }
     match &w.refund {
         Some(refund) => {
-            let lags = refund_lags(esplora, w, refund).await;
+            let lags = refund_lags(esplora, w, refund, rate).await;
             if lags.is_none() {
                 let _ = read("swap refund broadcast", esplora.broadcast(refund)).await;
             }
@@ -792,7 +799,7 @@ async fn look(esplora: &AsyncClient, tip: u32, w: &Watched) -> Option<SwapSeen> 
         }
         None => Some(SwapSeen::RefundDue {
             row: w.row,
-            feerate: today(esplora).await,
+            feerate: today(esplora, rate).await,
         }),
     }
 }
@@ -820,19 +827,30 @@ async fn spent_elsewhere(esplora: &AsyncClient, tx: &Transaction) -> bool {
     false
 }
 
-/// Today's rate for the LSP's swap transactions: Esplora's urgent estimate, else 2 sat/vB.
-async fn today(esplora: &AsyncClient) -> FeeRate {
-    read("fee estimates", esplora.get_fee_estimates())
+/// Today's rate for the LSP's swap transactions: Esplora's urgent estimate, else 2 sat/vB;
+/// read once into `rate` and kept there for the rest of the pass.
+async fn today(esplora: &AsyncClient, rate: &mut Option<FeeRate>) -> FeeRate {
+    if let Some(r) = *rate {
+        return r;
+    }
+    let r = read("fee estimates", esplora.get_fee_estimates())
         .await
         .map_or(FeeRate::from_sat_per_vb_u32(2), |e| {
             shared::fees::pick_fee_rate(&e, shared::fees::URGENT_BLOCKS)
-        })
+        });
+    *rate = Some(r);
+    r
 }
 
 /// A new refund at today's rate, if `refund` pays at least a sat/vB less (the wallet could
 /// still claim until a refund confirms).
-async fn refund_lags(esplora: &AsyncClient, w: &Watched, refund: &Transaction) -> Option<SwapSeen> {
-    let feerate = today(esplora).await;
+async fn refund_lags(
+    esplora: &AsyncClient,
+    w: &Watched,
+    refund: &Transaction,
+    rate: &mut Option<FeeRate>,
+) -> Option<SwapSeen> {
+    let feerate = today(esplora, rate).await;
     let paid = rate_of(refund, w.amount)?;
     (paid.to_sat_per_kwu() + ONE_SAT_VB_KWU <= feerate.to_sat_per_kwu()).then_some(
         SwapSeen::RefundDue {

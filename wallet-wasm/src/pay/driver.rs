@@ -157,10 +157,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         while !self.stop {
             if self.link.is_none() {
                 // Claims need no provider: they go out while it is unreachable too.
-                if unix_now() >= self.next_tip {
-                    self.refresh_tip().await;
-                    self.claim_swaps().await?;
-                }
+                self.chain_tick().await?;
                 self.connect().await?;
                 continue;
             }
@@ -211,6 +208,16 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             self.height = self.height.max(h);
         }
         self.next_tip = unix_now() + TIP_EVERY_SECS;
+    }
+
+    /// When the tip is due for a read: reads it and claims the swaps due; says whether it did.
+    async fn chain_tick(&mut self) -> Result<bool, PayError> {
+        if unix_now() < self.next_tip {
+            return Ok(false);
+        }
+        self.refresh_tip().await;
+        self.claim_swaps().await?;
+        Ok(true)
     }
 
     fn lost(&mut self, reason: String) {
@@ -345,9 +352,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         self.sync_tower();
         self.expire_route_queries(false);
         self.expire_invoice_waits(false);
-        if unix_now() >= self.next_tip {
-            self.refresh_tip().await;
-            self.claim_swaps().await?;
+        if self.chain_tick().await? {
             // Leaves the LSP has not opened yet (say, their factory's funding was not deep
             // enough for it a moment ago): ask again.
             let unopened: Vec<ChannelOpen> = self
