@@ -3,24 +3,24 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use bitcoin::secp256k1::{Keypair, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{Keypair, SecretKey};
 
 const KEY_FILE: &str = "identity.key";
 
 /// Loads the identity key from `data_dir`, creating it (mode 0600) on first start.
 pub fn load_or_create(data_dir: &Path) -> Result<Keypair> {
-    let secp = Secp256k1::new();
+    let secp = shared::secp::ctx();
     let path = data_dir.join(KEY_FILE);
     if path.exists() {
         let hex_key = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let bytes = hex::decode(hex_key.trim()).context("identity key file is not hex")?;
         let sk = SecretKey::from_slice(&bytes).context("identity key file holds no valid key")?;
-        return Ok(Keypair::from_secret_key(&secp, &sk));
+        return Ok(Keypair::from_secret_key(secp, &sk));
     }
     let sk = SecretKey::new(&mut rand::thread_rng());
     write_private(&path, &hex::encode(sk.secret_bytes()))?;
-    Ok(Keypair::from_secret_key(&secp, &sk))
+    Ok(Keypair::from_secret_key(secp, &sk))
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<()> {

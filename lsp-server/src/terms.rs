@@ -6,7 +6,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bitcoin::secp256k1::{Keypair, Secp256k1};
+use bitcoin::secp256k1::Keypair;
 use bitcoin::Amount;
 use shared::lifecycle::Ladder;
 use shared::swap::SwapOutTerms;
@@ -91,5 +91,5 @@ pub fn swap_out() -> SwapOutTerms {
 
 /// Builds and signs the current terms.
 pub fn current(config: &Config, key: &Keypair, moment: Moment) -> SignedTerms {
-    body(config, key, moment).sign(&Secp256k1::signing_only(), key)
+    body(config, key, moment).sign(shared::secp::ctx(), key)
 }

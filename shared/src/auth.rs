@@ -159,15 +159,15 @@ mod tests {
 
     #[test]
     fn proof_binds_challenge_lsp_and_identity() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let mut rng = rand::thread_rng();
-        let wallet = Keypair::new(&secp, &mut rng);
-        let lsp = Keypair::new(&secp, &mut rng).x_only_public_key().0;
-        let other = Keypair::new(&secp, &mut rng).x_only_public_key().0;
+        let wallet = Keypair::new(secp, &mut rng);
+        let lsp = Keypair::new(secp, &mut rng).x_only_public_key().0;
+        let other = Keypair::new(secp, &mut rng).x_only_public_key().0;
         let challenge = Challenge::random(&mut rng);
-        let proof = sign_challenge(&secp, &wallet, &challenge, &lsp, &mut rng);
+        let proof = sign_challenge(secp, &wallet, &challenge, &lsp, &mut rng);
         let me = wallet.x_only_public_key().0;
-        assert_eq!(verify_proof(&secp, &challenge, &lsp, &me, &proof), Ok(()));
+        assert_eq!(verify_proof(secp, &challenge, &lsp, &me, &proof), Ok(()));
         let fresh = Challenge::random(&mut rng);
         for (c, l, w) in [
             (&fresh, &lsp, &me),
@@ -175,7 +175,7 @@ mod tests {
             (&challenge, &lsp, &other),
         ] {
             assert_eq!(
-                verify_proof(&secp, c, l, w, &proof),
+                verify_proof(secp, c, l, w, &proof),
                 Err(AuthError::BadSignature)
             );
         }
@@ -183,15 +183,15 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let mut rng = rand::thread_rng();
-        let wallet = Keypair::new(&secp, &mut rng);
+        let wallet = Keypair::new(secp, &mut rng);
         let challenge = Challenge::random(&mut rng);
         let lsp = wallet.x_only_public_key().0;
         let msgs = [
             WireMsg::AuthRequest(AuthRequest { pubkey: lsp }),
             WireMsg::AuthChallenge(AuthChallenge { challenge }),
-            WireMsg::AuthProof(sign_challenge(&secp, &wallet, &challenge, &lsp, &mut rng)),
+            WireMsg::AuthProof(sign_challenge(secp, &wallet, &challenge, &lsp, &mut rng)),
             WireMsg::Authenticated(Authenticated {
                 pubkey: lsp,
                 resumed: Some(Resumed {

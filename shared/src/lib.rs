@@ -16,6 +16,7 @@ pub mod musig;
 pub mod params;
 pub mod path;
 pub mod pay;
+pub mod secp;
 pub mod swap;
 pub mod terms;
 #[cfg(any(test, feature = "test-utils"))]

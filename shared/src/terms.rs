@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn the_schedule_says_whether_factories_follow_a_ladder() {
-        let kp = Keypair::from_seckey_slice(&Secp256k1::new(), &[7u8; 32]).unwrap();
+        let kp = Keypair::from_seckey_slice(crate::secp::ctx(), &[7u8; 32]).unwrap();
         let mut schedule = TermsBody::example(kp.x_only_public_key().0, 0, 1).schedule;
         schedule.next_start_height = 150;
         assert!(schedule
@@ -254,22 +254,22 @@ mod tests {
 
     #[test]
     fn sign_and_verify() {
-        let secp = Secp256k1::new();
-        let kp = Keypair::from_seckey_slice(&secp, &[7u8; 32]).unwrap();
-        let signed = TermsBody::example(kp.x_only_public_key().0, 1_000, 2_000).sign(&secp, &kp);
-        assert!(signed.verify(&secp, 1_500, Network::Regtest).is_ok());
+        let secp = crate::secp::ctx();
+        let kp = Keypair::from_seckey_slice(secp, &[7u8; 32]).unwrap();
+        let signed = TermsBody::example(kp.x_only_public_key().0, 1_000, 2_000).sign(secp, &kp);
+        assert!(signed.verify(secp, 1_500, Network::Regtest).is_ok());
         assert_eq!(
-            signed.verify(&secp, 2_000, Network::Regtest),
+            signed.verify(secp, 2_000, Network::Regtest),
             Err(TermsError::Expired { expires_at: 2_000 })
         );
         assert!(matches!(
-            signed.verify(&secp, 1_500, Network::Bitcoin),
+            signed.verify(secp, 1_500, Network::Bitcoin),
             Err(TermsError::WrongNetwork { .. })
         ));
         let mut tampered = signed.clone();
         tampered.body.fees.join_fee = Amount::from_sat(1);
         assert_eq!(
-            tampered.verify(&secp, 1_500, Network::Regtest),
+            tampered.verify(secp, 1_500, Network::Regtest),
             Err(TermsError::BadSignature)
         );
     }

@@ -25,7 +25,7 @@
 //! replayed cannot replace a newer kit.
 
 use bitcoin::hashes::{sha256t_hash_newtype, Hash, HashEngine};
-use bitcoin::secp256k1::{rand, schnorr, Keypair, Message, Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::{rand, schnorr, Keypair, Message, XOnlyPublicKey};
 use bitcoin::{FeeRate, ScriptBuf, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
@@ -148,7 +148,7 @@ impl SignedAppointment {
         appointment: &Appointment,
         rng: &mut R,
     ) -> SignedAppointment {
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let key = identity.x_only_public_key().0;
         let body = serde_json::to_string(appointment).expect("an appointment always encodes");
         let msg = Message::from_digest(tower_hash(&key, &body).to_byte_array());
@@ -167,7 +167,7 @@ impl SignedAppointment {
         if self.body.len() > MAX_BODY_BYTES {
             return Err(TowerError::TooLarge(self.body.len()));
         }
-        let secp = Secp256k1::verification_only();
+        let secp = crate::secp::ctx();
         let msg = Message::from_digest(tower_hash(&self.identity, &self.body).to_byte_array());
         secp.verify_schnorr(&self.signature, &msg, &self.identity)
             .map_err(|_| TowerError::BadSignature)?;

@@ -19,7 +19,7 @@
 //! Every refusal is a [`ProposalError`] saying what was wrong.
 
 use bitcoin::absolute::{Height, LockTime};
-use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use bitcoin::secp256k1::PublicKey;
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, FeeRate, Network, Sequence, Transaction};
 
@@ -643,7 +643,7 @@ fn check_leaf(path: &ClientPath) -> Result<(), ProposalError> {
     let lsp = proposal.lsp_key.x_only_public_key().0;
     let lstock_root =
         scripts::single_leaf_root(&scripts::lstock_script(proposal.params.lstock_csv, lsp));
-    let secp = Secp256k1::verification_only();
+    let secp = crate::secp::ctx();
     let outs = &leaf.tx.output;
     if outs.len() != 3 {
         return Err(ProposalError::WrongLeaf(
@@ -651,14 +651,14 @@ fn check_leaf(path: &ClientPath) -> Result<(), ProposalError> {
         ));
     }
     if outs[0].value != entry.channel
-        || outs[0].script_pubkey != bitcoin::ScriptBuf::new_p2tr(&secp, pair, None)
+        || outs[0].script_pubkey != bitcoin::ScriptBuf::new_p2tr(secp, pair, None)
     {
         return Err(ProposalError::WrongLeaf(
             "the channel output is not MuSig2(client, LSP)",
         ));
     }
     if outs[1].value != entry.lstock
-        || outs[1].script_pubkey != bitcoin::ScriptBuf::new_p2tr(&secp, pair, Some(lstock_root))
+        || outs[1].script_pubkey != bitcoin::ScriptBuf::new_p2tr(secp, pair, Some(lstock_root))
     {
         return Err(ProposalError::WrongLeaf(
             "the L-stock output is not as agreed",
@@ -692,8 +692,8 @@ fn check_distribution(path: &ClientPath, policy: &ClientPolicy) -> Result<(), Pr
     check_sequence(d, Sequence::ENABLE_LOCKTIME_NO_RBF)?;
     check_lock_time(d, LockTime::Blocks(path.timeout()))?;
     let entry = &proposal.clients[path.client().0 as usize];
-    let secp = Secp256k1::verification_only();
-    let want_spk = bitcoin::ScriptBuf::new_p2tr(&secp, entry.key.x_only_public_key().0, None);
+    let secp = crate::secp::ctx();
+    let want_spk = bitcoin::ScriptBuf::new_p2tr(secp, entry.key.x_only_public_key().0, None);
     match d.tx.output.get(path.client().0 as usize) {
         Some(o) if o.script_pubkey == want_spk && Some(o.value) == entry.leaf_value() => Ok(()),
         _ => Err(ProposalError::WrongDistribution(

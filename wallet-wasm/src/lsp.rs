@@ -1,7 +1,6 @@
 //! Talking to an LSP: fetch and check its signed terms over the WebSocket, and read how a
 //! factory it gathers is filling up.
 
-use bitcoin::secp256k1::Secp256k1;
 use bitcoin::Network;
 use shared::terms::{SignedTerms, TermsBody, TermsError};
 use shared::wire::{DecodeError, Envelope, WireMsg};
@@ -81,7 +80,7 @@ pub fn accept_welcome(
 ) -> Result<SignedTerms, LspError> {
     match Envelope::decode(frame)?.msg {
         WireMsg::Welcome { terms } => {
-            terms.verify(&Secp256k1::verification_only(), now_unix, network)?;
+            terms.verify(shared::secp::ctx(), now_unix, network)?;
             Ok(*terms)
         }
         WireMsg::Error { message, .. } => Err(LspError::Refused(message)),
@@ -103,15 +102,15 @@ pub struct TermsCheck {
 impl TermsCheck {
     /// Checks `terms` at `now_unix` for a wallet on `network`.
     pub fn of(terms: &SignedTerms, now_unix: u64, network: Network) -> TermsCheck {
-        let secp = Secp256k1::verification_only();
+        let secp = shared::secp::ctx();
         // `verify` checks the signature first; run it with the terms' own network and a time
         // inside their validity to learn about the signature alone.
         let signed = terms
-            .verify(&secp, terms.body.issued_at, terms.body.network)
+            .verify(secp, terms.body.issued_at, terms.body.network)
             .is_ok()
             || terms
                 .verify(
-                    &secp,
+                    secp,
                     terms.body.expires_at.saturating_sub(1),
                     terms.body.network,
                 )
@@ -230,7 +229,7 @@ pub async fn fetch_signed_terms(origin: &str) -> Result<SignedTerms, LspError> {
 pub async fn fetch_terms(origin: &str, network: Network) -> Result<SignedTerms, LspError> {
     let terms = fetch_signed_terms(origin).await?;
     let now = crate::platform::unix_now();
-    terms.verify(&Secp256k1::verification_only(), now, network)?;
+    terms.verify(shared::secp::ctx(), now, network)?;
     Ok(terms)
 }
 
@@ -246,11 +245,8 @@ mod tests {
 
     #[test]
     fn exit_summary_counts_txs_and_waiting() {
-        let key = bitcoin::secp256k1::Keypair::from_seckey_slice(
-            &bitcoin::secp256k1::Secp256k1::new(),
-            &[5u8; 32],
-        )
-        .expect("valid key");
+        let key = bitcoin::secp256k1::Keypair::from_seckey_slice(shared::secp::ctx(), &[5u8; 32])
+            .expect("valid key");
         let mut body = TermsBody::example(key.x_only_public_key().0, 0, 1);
         body.tree = shared::params::FactoryParams::mainnet();
         body.schedule.max_clients = 1024;
@@ -267,10 +263,10 @@ mod tests {
 
     #[test]
     fn terms_check_reports_each_check() {
-        let secp = Secp256k1::new();
+        let secp = shared::secp::ctx();
         let kp =
-            bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[5u8; 32]).expect("valid key");
-        let terms = TermsBody::example(kp.x_only_public_key().0, 1_000, 5_000).sign(&secp, &kp);
+            bitcoin::secp256k1::Keypair::from_seckey_slice(secp, &[5u8; 32]).expect("valid key");
+        let terms = TermsBody::example(kp.x_only_public_key().0, 1_000, 5_000).sign(secp, &kp);
         let ok = TermsCheck::of(&terms, 2_000, Network::Regtest);
         assert!(ok.is_ok(), "{ok:?}");
         assert_eq!(ok.expires_in, Some(3_000));

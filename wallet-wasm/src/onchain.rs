@@ -7,7 +7,7 @@
 
 use bitcoin::address::NetworkUnchecked;
 use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{Keypair, Message, Secp256k1};
+use bitcoin::secp256k1::{Keypair, Message};
 use bitcoin::sighash::{Prevouts, SighashCache};
 use bitcoin::{
     absolute, transaction, Address, Amount, FeeRate, Network, OutPoint, ScriptBuf, Sequence,
@@ -157,7 +157,7 @@ pub fn build_spend(
     };
     let mut tx = unsigned(coins, outputs, false);
     let prevouts: Vec<TxOut> = coins.iter().map(|(_, o)| o.clone()).collect();
-    let secp = Secp256k1::new();
+    let secp = shared::secp::ctx();
     for i in 0..tx.input.len() {
         let sighash = SighashCache::new(&tx)
             .taproot_key_spend_signature_hash(i, &Prevouts::All(&prevouts), TapSighashType::Default)
@@ -206,15 +206,10 @@ mod tests {
     use bitcoin::secp256k1::SecretKey;
 
     fn wallet() -> (Keypair, Address) {
-        let secp = Secp256k1::new();
-        let internal = Keypair::from_secret_key(&secp, &SecretKey::from_slice(&[7; 32]).unwrap());
-        let address = Address::p2tr(
-            &secp,
-            internal.x_only_public_key().0,
-            None,
-            Network::Regtest,
-        );
-        (internal.tap_tweak(&secp, None).to_keypair(), address)
+        let secp = shared::secp::ctx();
+        let internal = Keypair::from_secret_key(secp, &SecretKey::from_slice(&[7; 32]).unwrap());
+        let address = Address::p2tr(secp, internal.x_only_public_key().0, None, Network::Regtest);
+        (internal.tap_tweak(secp, None).to_keypair(), address)
     }
 
     fn coin(n: u8, sats: u64, address: &Address) -> (OutPoint, TxOut) {

@@ -64,6 +64,10 @@ use crate::factory::{ConnId, Outbound};
 use forward::Forwards;
 use link::Link;
 
+/// At most this many waiting messages are handled before one `flush` stores and sends what
+/// they changed (bounds how long the first frame of a batch waits behind the others).
+const BATCH: usize = 64;
+
 /// What connection tasks tell the router.
 #[derive(Debug)]
 pub enum RouterMsg {
@@ -289,7 +293,19 @@ impl Router {
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.on_msg(msg),
+                    Some(msg) => {
+                        self.on_msg(msg);
+                        // Group commit: the frames already waiting join this batch, so one
+                        // SQLite transaction (one fsync) stores what all of them changed.
+                        // Nothing leaves before `flush` has stored it, so this only delays
+                        // frames, by the time it takes to handle the batch.
+                        for _ in 1..BATCH {
+                            match rx.try_recv() {
+                                Ok(msg) => self.on_msg(msg),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => return,
                 },
                 Some(s) = seen.recv() => self.on_seen(s),

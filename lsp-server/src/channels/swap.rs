@@ -282,7 +282,7 @@ impl Router {
             hash: h.hash,
             claim_key: req.claim_key,
             refund_key: refund_secret(&self.key.secret_key(), &h.hash)
-                .x_only_public_key(&bitcoin::secp256k1::Secp256k1::new())
+                .x_only_public_key(shared::secp::ctx())
                 .0,
             refund_height,
         })

@@ -449,8 +449,8 @@ mod tests {
     fn signed_factory_round_trips() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = Store::open(dir.path()).expect("open");
-        let secp = bitcoin::secp256k1::Secp256k1::new();
-        let kp = bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
+        let secp = shared::secp::ctx();
+        let kp = bitcoin::secp256k1::Keypair::new(secp, &mut rand::thread_rng());
         store
             .create_factory(FactoryId(1), &kp.public_key(), 1)
             .expect("create");
@@ -480,8 +480,8 @@ mod tests {
     fn unfinished_factories_come_back_with_their_members() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = Store::open(dir.path()).expect("open");
-        let secp = bitcoin::secp256k1::Secp256k1::new();
-        let kp = bitcoin::secp256k1::Keypair::new(&secp, &mut rand::thread_rng());
+        let secp = shared::secp::ctx();
+        let kp = bitcoin::secp256k1::Keypair::new(secp, &mut rand::thread_rng());
         let id = store.next_factory_id().expect("id");
         store
             .create_factory(id, &kp.public_key(), 1)

@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use bitcoin::bip32::{ChildNumber, Xpriv};
 use bitcoin::hashes::{sha256, Hash};
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{PublicKey, SecretKey};
 use bitcoin::{Amount, Network};
 use ldk_node::lightning_invoice::{
     Bolt11Invoice, Bolt11InvoiceDescription, Bolt11InvoiceDescriptionRef, Currency, Description,
@@ -77,15 +77,15 @@ pub struct Register {
 /// key); `None` if `node_id` is not its public key (a different derivation: invoices then keep
 /// LDK's delta and registration is refused).
 pub(crate) fn invoice_key(network: Network, seed: &[u8], node_id: PublicKey) -> Option<SecretKey> {
-    let secp = Secp256k1::new();
+    let secp = shared::secp::ctx();
     let wallet_master = Xpriv::new_master(network, seed).ok()?;
     let keys_seed = wallet_master.private_key.secret_bytes();
     let keys_master = Xpriv::new_master(Network::Testnet, &keys_seed).ok()?;
     let node = keys_master
-        .derive_priv(&secp, &[ChildNumber::Hardened { index: 0 }])
+        .derive_priv(secp, &[ChildNumber::Hardened { index: 0 }])
         .ok()?
         .private_key;
-    (PublicKey::from_secret_key(&secp, &node) == node_id).then_some(node)
+    (PublicKey::from_secret_key(secp, &node) == node_id).then_some(node)
 }
 
 /// `invoice` again, with `final_cltv` as its final CLTV delta, signed with `key`: everything
@@ -113,7 +113,7 @@ fn with_final_cltv(
     for hint in invoice.route_hints() {
         builder = builder.private_route(hint);
     }
-    let secp = Secp256k1::signing_only();
+    let secp = shared::secp::ctx();
     builder
         .build_signed(|digest| secp.sign_ecdsa_recoverable(digest, key))
         .map_err(|e| e.to_string())
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn an_invoice_signed_again_keeps_everything_but_its_delta() {
-        let secp = Secp256k1::new();
+        let secp = shared::secp::ctx();
         let key = SecretKey::from_slice(&[7; 32]).expect("a key");
         let hash = sha256::Hash::hash(b"preimage");
         let made = InvoiceBuilder::new(Currency::Regtest)
@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(again.duration_since_epoch(), made.duration_since_epoch());
         assert_eq!(
             again.recover_payee_pub_key(),
-            PublicKey::from_secret_key(&secp, &key)
+            PublicKey::from_secret_key(secp, &key)
         );
         again.check_signature().expect("a valid signature");
     }

@@ -3,7 +3,7 @@
 //! A challenge is single use: a proof is checked against the latest challenge of this
 //! connection only, and a failed proof discards it (the wallet must ask again).
 
-use bitcoin::secp256k1::{Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::XOnlyPublicKey;
 use shared::auth::{verify_proof, AuthChallenge, AuthError, AuthProof, AuthRequest, Challenge};
 
 /// Where a connection is in the handshake.
@@ -55,13 +55,7 @@ impl AuthState {
             _ => return Err(AuthError::NoChallenge),
         };
         *self = AuthState::Anonymous;
-        verify_proof(
-            &Secp256k1::verification_only(),
-            &challenge,
-            lsp,
-            &identity,
-            proof,
-        )?;
+        verify_proof(shared::secp::ctx(), &challenge, lsp, &identity, proof)?;
         *self = AuthState::Authenticated(identity);
         Ok(identity)
     }

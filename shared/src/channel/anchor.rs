@@ -8,7 +8,7 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::key::TapTweak;
-use bitcoin::secp256k1::{Keypair, Message, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{Keypair, Message, SecretKey};
 use bitcoin::sighash::{Prevouts, SighashCache};
 use bitcoin::{
     absolute, transaction, Amount, FeeRate, OutPoint, ScriptBuf, Sequence, TapSighashType,
@@ -28,7 +28,7 @@ pub fn build_cpfp(
     package_rate: FeeRate,
     dust: Amount,
 ) -> Result<Transaction, ChannelError> {
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let anchor_vout = parent
         .output
         .iter()
@@ -37,7 +37,7 @@ pub fn build_cpfp(
             reason: "the parent has no P2A anchor",
         })?;
     let anchor = parent.output[anchor_vout].clone();
-    let keypair = Keypair::from_secret_key(&secp, coin_key).tap_tweak(&secp, None);
+    let keypair = Keypair::from_secret_key(secp, coin_key).tap_tweak(secp, None);
     if ScriptBuf::new_p2tr_tweaked(
         keypair
             .to_keypair()

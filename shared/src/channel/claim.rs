@@ -8,7 +8,7 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::key::TapTweak;
-use bitcoin::secp256k1::{Keypair, Message, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{Keypair, Message, SecretKey};
 use bitcoin::sighash::{Prevouts, SighashCache};
 use bitcoin::taproot::LeafVersion;
 use bitcoin::{
@@ -107,7 +107,7 @@ pub fn build_claim(
     lock_time: absolute::LockTime,
     dust: Amount,
 ) -> Result<Transaction, ChannelError> {
-    let secp = Secp256k1::new();
+    let secp = crate::secp::ctx();
     let total: Amount = inputs.iter().map(|i| i.txout.value).sum();
     let mut tx = Transaction {
         version: transaction::Version::TWO,
@@ -147,7 +147,7 @@ pub fn build_claim(
     {
         let mut cache = SighashCache::new(&tx);
         for (n, input) in inputs.iter().enumerate() {
-            let keypair = Keypair::from_secret_key(&secp, &input.secret);
+            let keypair = Keypair::from_secret_key(secp, &input.secret);
             let (sighash, keypair) = match &input.path {
                 Path::Key => {
                     let sighash = cache
@@ -158,7 +158,7 @@ pub fn build_claim(
                         )
                         .map_err(|_| ChannelError::NotClaimable { reason: "sighash" })?;
                     let tweaked = keypair
-                        .tap_tweak(&secp, input.tree.info.merkle_root())
+                        .tap_tweak(secp, input.tree.info.merkle_root())
                         .to_keypair();
                     if tweaked.x_only_public_key().0
                         != input.tree.info.output_key().to_x_only_public_key()

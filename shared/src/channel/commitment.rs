@@ -246,13 +246,16 @@ pub fn commitment_fee(htlc_outputs: usize, feerate: FeeRate) -> Amount {
         .unwrap_or(Amount::MAX_MONEY)
 }
 
-/// Builds `holder`'s commitment `number` for `spec`.
+/// Builds `holder`'s commitment `number` for `spec`; `to_remote` is
+/// `scripts::to_remote(&keys.counterparty_payment)`, made once per channel.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     params: &ChannelParams,
     holder: Side,
     number: u64,
     spec: &CommitmentSpec,
     keys: &CommitmentKeys,
+    to_remote: &OutputTree,
     factor: u64,
 ) -> Result<Commitment, ChannelError> {
     if spec.total() != params.funding_output.value {
@@ -290,11 +293,10 @@ pub fn build(
         ));
     }
     if remote >= params.dust_limit {
-        let tree = scripts::to_remote(&keys.counterparty_payment);
         outs.push((
-            txout(remote, &tree),
+            txout(remote, to_remote),
             OutputKind::ToRemote,
-            Some(tree),
+            Some(to_remote.clone()),
             0,
             0,
             0,

@@ -10,7 +10,7 @@
 //!   secret alone until the holder reveals the per-commitment secret.
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
-use bitcoin::secp256k1::{PublicKey, Scalar, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{PublicKey, Scalar, SecretKey};
 use serde::{Deserialize, Serialize};
 
 use super::ChannelError;
@@ -76,7 +76,7 @@ impl PerCommitmentSeed {
 
     /// The per-commitment point of `number`.
     pub fn point(&self, number: u64) -> PublicKey {
-        PublicKey::from_secret_key(&Secp256k1::signing_only(), &self.secret_key(number))
+        PublicKey::from_secret_key(crate::secp::ctx(), &self.secret_key(number))
     }
 }
 
@@ -85,7 +85,7 @@ pub fn point_of(secret: &[u8; 32]) -> Result<PublicKey, ChannelError> {
     let sk = SecretKey::from_slice(secret).map_err(|_| ChannelError::BadSecret {
         reason: "not a valid secret key",
     })?;
-    Ok(PublicKey::from_secret_key(&Secp256k1::signing_only(), &sk))
+    Ok(PublicKey::from_secret_key(crate::secp::ctx(), &sk))
 }
 
 /// The counterparty's revealed per-commitment secrets in O(log n) space (BOLT-3 storage).
@@ -193,6 +193,8 @@ pub struct ChannelSecrets {
     pub htlc: SecretKey,
     /// Seed of this side's per-commitment secrets.
     pub commitment_seed: PerCommitmentSeed,
+    /// The public basepoints, computed once (every commitment built derives keys from them).
+    public: Basepoints,
 }
 
 impl core::fmt::Debug for ChannelSecrets {
@@ -208,11 +210,24 @@ impl ChannelSecrets {
             SecretKey::from_slice(&sha(&[b"superscalar/channel/", name, seed]))
                 .expect("a hash output is a valid key")
         };
+        let (revocation, payment, delayed_payment, htlc) = (
+            key(b"revocation"),
+            key(b"payment"),
+            key(b"delayed"),
+            key(b"htlc"),
+        );
+        let secp = crate::secp::ctx();
         Self {
-            revocation: key(b"revocation"),
-            payment: key(b"payment"),
-            delayed_payment: key(b"delayed"),
-            htlc: key(b"htlc"),
+            public: Basepoints {
+                revocation: revocation.public_key(secp),
+                payment: payment.public_key(secp),
+                delayed_payment: delayed_payment.public_key(secp),
+                htlc: htlc.public_key(secp),
+            },
+            revocation,
+            payment,
+            delayed_payment,
+            htlc,
             commitment_seed: PerCommitmentSeed(sha(&[
                 b"superscalar/channel/",
                 b"commitment",
@@ -228,13 +243,7 @@ impl ChannelSecrets {
 
     /// The public basepoints.
     pub fn basepoints(&self) -> Basepoints {
-        let secp = Secp256k1::signing_only();
-        Basepoints {
-            revocation: self.revocation.public_key(&secp),
-            payment: self.payment.public_key(&secp),
-            delayed_payment: self.delayed_payment.public_key(&secp),
-            htlc: self.htlc.public_key(&secp),
-        }
+        self.public
     }
 }
 
@@ -242,13 +251,13 @@ impl ChannelSecrets {
 pub fn derive_pubkey(basepoint: &PublicKey, point: &PublicKey) -> PublicKey {
     let t = scalar(sha(&[&point.serialize(), &basepoint.serialize()]));
     basepoint
-        .add_exp_tweak(&Secp256k1::verification_only(), &t)
+        .add_exp_tweak(crate::secp::ctx(), &t)
         .expect("tweak by a hash is not the negation (probability 2^-256)")
 }
 
 /// `base_secret + SHA256(point ‖ basepoint)`.
 pub fn derive_secret(base_secret: &SecretKey, point: &PublicKey) -> SecretKey {
-    let basepoint = base_secret.public_key(&Secp256k1::signing_only());
+    let basepoint = base_secret.public_key(crate::secp::ctx());
     let t = scalar(sha(&[&point.serialize(), &basepoint.serialize()]));
     base_secret
         .add_tweak(&t)
@@ -257,13 +266,13 @@ pub fn derive_secret(base_secret: &SecretKey, point: &PublicKey) -> SecretKey {
 
 /// Revocation public key: `R·SHA256(R ‖ P) + P·SHA256(P ‖ R)`.
 pub fn revocation_pubkey(revocation_basepoint: &PublicKey, point: &PublicKey) -> PublicKey {
-    let secp = Secp256k1::verification_only();
+    let secp = crate::secp::ctx();
     let (r, p) = (revocation_basepoint.serialize(), point.serialize());
     let a = revocation_basepoint
-        .mul_tweak(&secp, &scalar(sha(&[&r, &p])))
+        .mul_tweak(secp, &scalar(sha(&[&r, &p])))
         .expect("non-zero tweak");
     let b = point
-        .mul_tweak(&secp, &scalar(sha(&[&p, &r])))
+        .mul_tweak(secp, &scalar(sha(&[&p, &r])))
         .expect("non-zero tweak");
     a.combine(&b)
         .expect("the sum is not infinity (probability 2^-256)")
@@ -275,9 +284,9 @@ pub fn revocation_secret(
     revocation_base_secret: &SecretKey,
     commitment_secret: &SecretKey,
 ) -> SecretKey {
-    let secp = Secp256k1::signing_only();
-    let r = revocation_base_secret.public_key(&secp).serialize();
-    let p = commitment_secret.public_key(&secp).serialize();
+    let secp = crate::secp::ctx();
+    let r = revocation_base_secret.public_key(secp).serialize();
+    let p = commitment_secret.public_key(secp).serialize();
     let a = revocation_base_secret
         .mul_tweak(&scalar(sha(&[&r, &p])))
         .expect("non-zero tweak");

@@ -10,7 +10,7 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::opcodes::all::{
     OP_CHECKSIGVERIFY, OP_CLTV, OP_CSV, OP_DROP, OP_EQUALVERIFY, OP_SHA256, OP_SIZE,
 };
-use bitcoin::secp256k1::{PublicKey, Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::{PublicKey, XOnlyPublicKey};
 use bitcoin::taproot::{TaprootBuilder, TaprootSpendInfo};
 use bitcoin::{absolute, ScriptBuf};
 
@@ -91,7 +91,7 @@ pub struct OutputTree {
 
 impl OutputTree {
     fn new(internal: XOnlyPublicKey, leaves: Vec<ScriptBuf>) -> Self {
-        let secp = Secp256k1::verification_only();
+        let secp = crate::secp::ctx();
         let depth = if leaves.len() == 1 { 0 } else { 1 };
         let mut builder = TaprootBuilder::new();
         for leaf in &leaves {
@@ -99,7 +99,7 @@ impl OutputTree {
                 .add_leaf(depth, leaf.clone())
                 .expect("one leaf at depth 0 or two at depth 1");
         }
-        let info = builder.finalize(&secp, internal).expect("a complete tree");
+        let info = builder.finalize(secp, internal).expect("a complete tree");
         Self { info, leaves }
     }
 

@@ -230,12 +230,12 @@ impl LeafState {
     /// Signed only once this state is superseded.
     pub fn redistribution(&self, path: &ClientPath) -> TreeNode {
         let params = &path.proposal().params;
-        let secp = bitcoin::secp256k1::Secp256k1::verification_only();
+        let secp = crate::secp::ctx();
         let lstock = self.node.tx.output[1].clone();
         let client = path.client_key().x_only_public_key().0;
         let pay = TxOut {
             value: lstock.value - crate::tree::fee_of(params, 1) - params.anchor_value,
-            script_pubkey: scripts::p2tr(&secp, client, None),
+            script_pubkey: scripts::p2tr(secp, client, None),
         };
         let tx = bitcoin::Transaction {
             version: bitcoin::transaction::Version::TWO,

@@ -7,7 +7,7 @@
 //! state the leaf is in, which the client cannot touch.
 
 use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{Keypair, Message, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{Keypair, Message, SecretKey};
 use bitcoin::sighash::{Prevouts, SighashCache};
 use bitcoin::taproot::{LeafVersion, TapLeafHash, TaprootBuilder};
 use bitcoin::{
@@ -44,9 +44,9 @@ impl LeafState {
         destination: ScriptBuf,
         feerate: FeeRate,
     ) -> Result<Option<Transaction>, SweepError> {
-        let secp = Secp256k1::new();
+        let secp = crate::secp::ctx();
         let proposal = path.proposal();
-        let keypair = Keypair::from_secret_key(&secp, lsp);
+        let keypair = Keypair::from_secret_key(secp, lsp);
         let (lsp_x, _) = keypair.x_only_public_key();
         if lsp_x != proposal.lsp_key.x_only_public_key().0 {
             return Err(SweepError::NotTheLspKey);
@@ -56,7 +56,7 @@ impl LeafState {
         let info = TaprootBuilder::new()
             .add_leaf(0, script.clone())
             .expect("one leaf at depth 0")
-            .finalize(&secp, internal)
+            .finalize(secp, internal)
             .expect("a single leaf is a complete tree");
         let control = info
             .control_block(&(script.clone(), LeafVersion::TapScript))

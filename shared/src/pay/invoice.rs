@@ -7,7 +7,7 @@ use core::time::Duration;
 use std::str::FromStr;
 
 use bitcoin::hashes::sha256;
-use bitcoin::secp256k1::{Keypair, PublicKey, Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::{Keypair, PublicKey, XOnlyPublicKey};
 use bitcoin::{Amount, Network};
 use lightning_invoice::{
     Bolt11Invoice, Bolt11InvoiceDescriptionRef, Currency, InvoiceBuilder, PaymentSecret, RouteHint,
@@ -103,7 +103,7 @@ impl InvoiceRequest {
             htlc_minimum_msat: None,
             htlc_maximum_msat: None,
         };
-        let secp = Secp256k1::signing_only();
+        let secp = crate::secp::ctx();
         let key = payee.secret_key();
         InvoiceBuilder::new(Currency::from(network))
             .description(self.description.clone())

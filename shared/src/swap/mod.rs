@@ -25,7 +25,7 @@ pub mod tx;
 use bitcoin::absolute::Height;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::opcodes::all::{OP_CHECKSIG, OP_CLTV, OP_DROP, OP_EQUALVERIFY, OP_SHA256, OP_SIZE};
-use bitcoin::secp256k1::{Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::XOnlyPublicKey;
 use bitcoin::taproot::TaprootBuilder;
 use bitcoin::{Amount, Network, OutPoint, ScriptBuf};
 use serde::{Deserialize, Serialize};
@@ -76,13 +76,13 @@ impl SwapScript {
     /// The taproot tree: the NUMS point as internal key (no key path), the claim and refund
     /// leaves at depth 1 (in that order in [`OutputTree::leaves`]).
     pub fn tree(&self) -> OutputTree {
-        let secp = Secp256k1::verification_only();
+        let secp = crate::secp::ctx();
         let leaves = vec![self.claim_leaf(), self.refund_leaf()];
         let info = TaprootBuilder::new()
             .add_leaf(1, leaves[0].clone())
             .and_then(|b| b.add_leaf(1, leaves[1].clone()))
             .expect("two leaves at depth 1")
-            .finalize(&secp, nums_key())
+            .finalize(secp, nums_key())
             .expect("a complete tree");
         OutputTree { info, leaves }
     }

@@ -52,7 +52,7 @@ fn appointment(penalties: Vec<Penalty>) -> Appointment {
 }
 
 fn identity(seed: u8) -> Keypair {
-    Keypair::from_seckey_slice(&Secp256k1::new(), &[seed; 32]).unwrap()
+    Keypair::from_seckey_slice(crate::secp::ctx(), &[seed; 32]).unwrap()
 }
 
 #[test]

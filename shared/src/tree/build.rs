@@ -5,7 +5,7 @@
 //! Both go through this one function, so the LSP's tree and each client's path cannot differ.
 
 use bitcoin::absolute::{Height, LockTime};
-use bitcoin::secp256k1::{Secp256k1, VerifyOnly, XOnlyPublicKey};
+use bitcoin::secp256k1::{All, Secp256k1, XOnlyPublicKey};
 use bitcoin::transaction::Version;
 use bitcoin::{
     Amount, OutPoint, ScriptBuf, Sequence, TapNodeHash, Transaction, TxIn, TxOut, Witness,
@@ -38,7 +38,7 @@ pub(crate) struct Builder<'p> {
     p: &'p FactoryProposal,
     layout: Layout,
     keys: KeyRing,
-    secp: Secp256k1<VerifyOnly>,
+    secp: &'static Secp256k1<All>,
     /// `prefix[i]` = sum of the leaf values of clients `0..i`.
     prefix: Vec<Amount>,
     /// `T`: the distribution transaction's `nLockTime`.
@@ -88,7 +88,7 @@ impl<'p> Builder<'p> {
             p,
             layout,
             keys,
-            secp: Secp256k1::verification_only(),
+            secp: crate::secp::ctx(),
             prefix,
             timeout,
             sweep_height,
@@ -119,7 +119,7 @@ impl<'p> Builder<'p> {
     pub(crate) fn funding_txout(&self) -> TxOut {
         TxOut {
             value: self.p.funding_amount,
-            script_pubkey: scripts::p2tr(&self.secp, self.funding_internal, None),
+            script_pubkey: scripts::p2tr(self.secp, self.funding_internal, None),
         }
     }
 
@@ -178,7 +178,7 @@ impl<'p> Builder<'p> {
             let internal = self.keys.internal_key(s, e)?;
             outputs.push(TxOut {
                 value: self.value(&child),
-                script_pubkey: scripts::p2tr(&self.secp, internal, merkle_root),
+                script_pubkey: scripts::p2tr(self.secp, internal, merkle_root),
             });
             slots.push((child, id, internal));
         }
@@ -226,7 +226,7 @@ impl<'p> Builder<'p> {
                 let kick_value = slot.prevout.value - fees::overhead(params, 1);
                 let kick_out = TxOut {
                     value: kick_value,
-                    script_pubkey: scripts::p2tr(&self.secp, slot.internal, None),
+                    script_pubkey: scripts::p2tr(self.secp, slot.internal, None),
                 };
                 let kickoff = tx(
                     slot.outpoint,
@@ -268,12 +268,12 @@ impl<'p> Builder<'p> {
                 let outputs = vec![
                     TxOut {
                         value: entry.channel,
-                        script_pubkey: scripts::p2tr(&self.secp, slot.internal, None),
+                        script_pubkey: scripts::p2tr(self.secp, slot.internal, None),
                     },
                     TxOut {
                         value: entry.lstock,
                         script_pubkey: scripts::p2tr(
-                            &self.secp,
+                            self.secp,
                             slot.internal,
                             Some(self.lstock_root),
                         ),
@@ -307,7 +307,7 @@ impl<'p> Builder<'p> {
             .iter()
             .map(|c| TxOut {
                 value: c.channel + c.lstock,
-                script_pubkey: scripts::p2tr(&self.secp, c.key.x_only_public_key().0, None),
+                script_pubkey: scripts::p2tr(self.secp, c.key.x_only_public_key().0, None),
             })
             .collect();
         outputs.push(scripts::anchor_output(self.p.params.anchor_value));

@@ -1,7 +1,7 @@
 //! One transaction of a factory tree, with what is needed to sign it and to broadcast it.
 
 use bitcoin::hashes::Hash;
-use bitcoin::secp256k1::{schnorr, Message, Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::{schnorr, Message, XOnlyPublicKey};
 use bitcoin::sighash::{Prevouts, SighashCache};
 use bitcoin::{
     OutPoint, TapNodeHash, TapSighash, TapSighashType, Transaction, TxOut, Txid, Witness,
@@ -167,9 +167,7 @@ impl TreeNode {
             return false;
         };
         let msg = Message::from_digest(self.sighash().to_byte_array());
-        Secp256k1::verification_only()
-            .verify_schnorr(sig, &msg, &key)
-            .is_ok()
+        crate::secp::ctx().verify_schnorr(sig, &msg, &key).is_ok()
     }
 
     /// Attaches the final signature after checking it.

@@ -1,7 +1,7 @@
 //! What the LSP proposes and every participant rebuilds the tree from.
 
 use bitcoin::absolute::Height;
-use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, OutPoint, TxOut};
 use serde::{Deserialize, Serialize};
 
@@ -80,10 +80,10 @@ impl FactoryProposal {
         let keys: Vec<PublicKey> = clients.iter().map(|c| c.key).collect();
         let n = keys.len() as u32;
         let internal = KeyRing::new(lsp_key, &keys)?.internal_key(0, n)?;
-        let secp = Secp256k1::verification_only();
+        let secp = crate::secp::ctx();
         Ok(TxOut {
             value,
-            script_pubkey: scripts::p2tr(&secp, internal, None),
+            script_pubkey: scripts::p2tr(secp, internal, None),
         })
     }
 

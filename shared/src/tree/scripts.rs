@@ -144,13 +144,13 @@ mod tests {
     use crate::musig::key_sort;
 
     fn key(i: u8) -> PublicKey {
-        let secp = Secp256k1::new();
-        PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[i; 32]).unwrap())
+        let secp = crate::secp::ctx();
+        PublicKey::from_secret_key(secp, &SecretKey::from_slice(&[i; 32]).unwrap())
     }
 
     #[test]
     fn ring_matches_plain_aggregation_and_musig_tweaks() {
-        let secp = Secp256k1::verification_only();
+        let secp = crate::secp::ctx();
         let clients: Vec<PublicKey> = (2..9).map(key).collect();
         let ring = KeyRing::new(&key(1), &clients).unwrap();
         let mut signers = vec![key(1)];
@@ -166,7 +166,7 @@ mod tests {
         let info = TaprootBuilder::new()
             .add_leaf(0, leaf)
             .unwrap()
-            .finalize(&secp, internal)
+            .finalize(secp, internal)
             .unwrap();
         assert_eq!(info.merkle_root(), Some(root));
         key_sort(&mut signers);
@@ -180,14 +180,14 @@ mod tests {
             .with_taproot_tweak(&root.to_byte_array())
             .unwrap()
             .aggregated_pubkey();
-        let spk = p2tr(&secp, internal, Some(root));
+        let spk = p2tr(secp, internal, Some(root));
         assert_eq!(&spk.as_bytes()[2..], &tweaked.serialize_xonly());
         let bip86: Point = ctx
             .with_unspendable_taproot_tweak()
             .unwrap()
             .aggregated_pubkey();
         assert_eq!(
-            &p2tr(&secp, internal, None).as_bytes()[2..],
+            &p2tr(secp, internal, None).as_bytes()[2..],
             &bip86.serialize_xonly()
         );
     }

@@ -2,7 +2,6 @@
 //! and channels from the payment store, its factory key for that factory, and its own sweep
 //! address.
 
-use bitcoin::secp256k1::Secp256k1;
 use shared::exit::ExitKit;
 use shared::pay::ChannelId;
 
@@ -34,7 +33,7 @@ impl Account {
             factory: stored.factory,
             client: stored.path.client(),
         };
-        let secp = Secp256k1::signing_only();
+        let secp = shared::secp::ctx();
         let wanted = stored.path.client_key();
         let mut key = None;
         // Only the indexes this wallet's joins used (a restored wallet starts far from 0).
@@ -42,7 +41,7 @@ impl Account {
             let candidate = self
                 .keys()
                 .factory(FactoryIndex::new(join.factory_index)?)?;
-            if candidate.public_key(&secp) == wanted {
+            if candidate.public_key(secp) == wanted {
                 key = Some((candidate.secret_key(), join.fee));
                 break;
             }

@@ -1,7 +1,6 @@
 //! Joining a factory from the browser: price the request, then run a session whose records go
 //! into the vault.
 
-use bitcoin::secp256k1::Secp256k1;
 use bitcoin::Amount;
 use futures::channel::mpsc::UnboundedSender;
 use shared::ceremony::{ClientConfig, ClientOutcome, JoinPrice, JoinRequest, Quote};
@@ -81,7 +80,7 @@ impl JoinPlan {
         let pubkey = account
             .keys()
             .factory(index)?
-            .public_key(&Secp256k1::signing_only());
+            .public_key(shared::secp::ctx());
         let request = JoinRequest {
             pubkey,
             channel,

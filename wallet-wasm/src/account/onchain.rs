@@ -34,10 +34,10 @@ impl Account {
         let coins = confirmed_coins(&client, &from).await.map_err(chain_error)?;
         let estimates = client.get_fee_estimates().await.map_err(chain_error)?;
         let rate = pick_fee_rate(&estimates, TARGET_BLOCKS);
-        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let secp = shared::secp::ctx();
         Ok(build_spend(
             &coins,
-            &key.spending_keypair(&secp),
+            &key.spending_keypair(secp),
             &from,
             &to,
             amount,

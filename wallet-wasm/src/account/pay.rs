@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{PublicKey, SecretKey};
 use bitcoin::Amount;
 use shared::pay::ChannelId;
 
@@ -21,7 +21,7 @@ impl Account {
     /// Factories the wallet moved out of ([`super::Profile::moved`]) hold nothing of its own
     /// and are left out.
     pub async fn pay_leaves(&self, chain: &impl ChainSource) -> Result<Vec<PayLeaf>, AccountError> {
-        let secp = Secp256k1::signing_only();
+        let secp = shared::secp::ctx();
         let mut keys: BTreeMap<PublicKey, (SecretKey, Amount)> = BTreeMap::new();
         let profile = self.profile();
         let moved = profile.moved();
@@ -29,7 +29,7 @@ impl Account {
             let key = self
                 .keys()
                 .factory(FactoryIndex::new(join.factory_index)?)?;
-            keys.insert(key.public_key(&secp), (key.secret_key(), join.fee));
+            keys.insert(key.public_key(secp), (key.secret_key(), join.fee));
         }
         // Sorted by factory then session: a later session of a factory replaces an earlier one.
         let mut leaves: BTreeMap<ChannelId, PayLeaf> = BTreeMap::new();

@@ -3,7 +3,7 @@
 
 use bitcoin::hashes::Hash;
 use bitcoin::key::TapTweak;
-use bitcoin::secp256k1::{Keypair, Message, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{Keypair, Message, SecretKey};
 use bitcoin::sighash::{Prevouts, SighashCache};
 use bitcoin::{
     absolute, transaction, Address, Amount, FeeRate, OutPoint, ScriptBuf, Sequence, TapSighashType,
@@ -39,10 +39,10 @@ pub fn build_sweep(
     to: &Address,
     fee_rate: FeeRate,
 ) -> Result<Transaction, SweepError> {
-    let secp = Secp256k1::new();
-    let keypair = Keypair::from_secret_key(&secp, key);
+    let secp = shared::secp::ctx();
+    let keypair = Keypair::from_secret_key(secp, key);
     let internal = keypair.x_only_public_key().0;
-    if prevout.script_pubkey != ScriptBuf::new_p2tr(&secp, internal, None) {
+    if prevout.script_pubkey != ScriptBuf::new_p2tr(secp, internal, None) {
         return Err(SweepError::NotOurs);
     }
     let mut tx = Transaction {
@@ -75,7 +75,7 @@ pub fn build_sweep(
     let sighash = SighashCache::new(&tx)
         .taproot_key_spend_signature_hash(0, &Prevouts::All(&[prevout]), TapSighashType::Default)
         .map_err(|e| SweepError::Sign(e.to_string()))?;
-    let tweaked = keypair.tap_tweak(&secp, None);
+    let tweaked = keypair.tap_tweak(secp, None);
     let msg = Message::from_digest(sighash.to_byte_array());
     let signature = secp.sign_schnorr_no_aux_rand(&msg, &tweaked.to_keypair());
     tx.input[0].witness = Witness::from_slice(&[signature.as_ref()]);
@@ -89,19 +89,17 @@ mod tests {
 
     #[test]
     fn sweep_signs_a_key_path_spend_and_pays_the_fee() {
-        let secp = Secp256k1::new();
+        let secp = shared::secp::ctx();
         let key = SecretKey::from_slice(&[9u8; 32]).expect("valid key");
-        let internal = Keypair::from_secret_key(&secp, &key).x_only_public_key().0;
+        let internal = Keypair::from_secret_key(secp, &key).x_only_public_key().0;
         let prevout = TxOut {
             value: Amount::from_sat(110_000),
-            script_pubkey: ScriptBuf::new_p2tr(&secp, internal, None),
+            script_pubkey: ScriptBuf::new_p2tr(secp, internal, None),
         };
         let other = SecretKey::from_slice(&[8u8; 32]).expect("valid key");
         let to = Address::p2tr(
-            &secp,
-            Keypair::from_secret_key(&secp, &other)
-                .x_only_public_key()
-                .0,
+            secp,
+            Keypair::from_secret_key(secp, &other).x_only_public_key().0,
             None,
             Network::Regtest,
         );
@@ -121,7 +119,7 @@ mod tests {
             .expect("sighash");
         let sig = bitcoin::secp256k1::schnorr::Signature::from_slice(&tx.input[0].witness[0])
             .expect("a signature");
-        let output_key = internal.tap_tweak(&secp, None).0.to_x_only_public_key();
+        let output_key = internal.tap_tweak(secp, None).0.to_x_only_public_key();
         secp.verify_schnorr(
             &sig,
             &Message::from_digest(sighash.to_byte_array()),

@@ -169,7 +169,7 @@ impl fmt::Debug for SweepKey {
 pub struct WalletKeys {
     master: Xpriv,
     network: Network,
-    secp: Secp256k1<bitcoin::secp256k1::All>,
+    secp: &'static Secp256k1<bitcoin::secp256k1::All>,
 }
 
 impl WalletKeys {
@@ -179,7 +179,7 @@ impl WalletKeys {
         Ok(WalletKeys {
             master,
             network,
-            secp: Secp256k1::new(),
+            secp: shared::secp::ctx(),
         })
     }
 
@@ -196,7 +196,7 @@ impl WalletKeys {
             hardened(IDENTITY_ACCOUNT)?,
             hardened(0)?,
         ];
-        Ok(IdentityKey(self.derive(&path)?.to_keypair(&self.secp)))
+        Ok(IdentityKey(self.derive(&path)?.to_keypair(self.secp)))
     }
 
     /// The factory key number `index`, `m/7373'/coin'/1'/index'`.
@@ -222,9 +222,9 @@ impl WalletKeys {
             normal(0)?,
             normal(index.0)?,
         ];
-        let internal = self.derive(&path)?.to_keypair(&self.secp);
+        let internal = self.derive(&path)?.to_keypair(self.secp);
         let address = Address::p2tr(
-            &self.secp,
+            self.secp,
             internal.x_only_public_key().0,
             None,
             self.network,
@@ -245,7 +245,7 @@ impl WalletKeys {
     }
 
     fn derive(&self, path: &[ChildNumber]) -> Result<Xpriv, KeysError> {
-        Ok(self.master.derive_priv(&self.secp, &path)?)
+        Ok(self.master.derive_priv(self.secp, &path)?)
     }
 }
 

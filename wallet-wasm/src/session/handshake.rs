@@ -4,7 +4,7 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use bitcoin::secp256k1::{Keypair, Secp256k1, XOnlyPublicKey};
+use bitcoin::secp256k1::{Keypair, XOnlyPublicKey};
 use bitcoin::Network;
 use futures::future::{select, Either};
 use shared::auth::{sign_challenge, AuthRequest, Resumed};
@@ -106,7 +106,7 @@ pub(crate) async fn handshake<T: Transport>(
     hello: Greeting<'_>,
     known_lsp: Option<XOnlyPublicKey>,
 ) -> Result<Link<T>, SessionError> {
-    let secp = Secp256k1::new();
+    let secp = shared::secp::ctx();
     send(
         &mut transport,
         WireMsg::Hello {
@@ -118,7 +118,7 @@ pub(crate) async fn handshake<T: Transport>(
     let terms = expect(&mut transport, "welcome", |msg| match msg {
         WireMsg::Welcome { terms } => Some(
             terms
-                .verify(&secp, unix_now(), network)
+                .verify(secp, unix_now(), network)
                 .cloned()
                 .map_err(SessionError::from),
         ),
@@ -141,7 +141,7 @@ pub(crate) async fn handshake<T: Transport>(
     })
     .await?;
     let proof = sign_challenge(
-        &secp,
+        secp,
         hello.identity,
         &challenge,
         &lsp,

@@ -33,6 +33,7 @@ use bitcoin::{absolute, FeeRate, TapSighash, Transaction};
 use super::commitment::{self, ChannelParams, Commitment, CommitmentSpec, Side};
 use super::keys::{point_of, Basepoints, ChannelSecrets, CommitmentKeys, SecretStore};
 use super::messages::{Action, ChannelEvent, Update};
+use super::scripts::{self, OutputTree};
 use super::ChannelError;
 use crate::musig::{JobKeys, PubNonce, SecNonce, Signer};
 use crate::types::Now;
@@ -94,6 +95,9 @@ pub struct Channel {
     funding_signer: Signer,
     secrets: ChannelSecrets,
     peer: Basepoints,
+    /// `to_remote` of the LSP's and of the client's commitments: each pays the other side's
+    /// static payment key, so its taproot tree is the same in every commitment.
+    to_remote: [OutputTree; 2],
     factor: u64,
     /// Latest commitment number both sides hold (None before round 0 completes).
     number: Option<u64>,
@@ -179,6 +183,10 @@ impl Channel {
             Side::Lsp => (mine.payment, peer.basepoints.payment),
             Side::Client => (peer.basepoints.payment, mine.payment),
         };
+        let to_remote = [
+            scripts::to_remote(&client_pay),
+            scripts::to_remote(&lsp_pay),
+        ];
         let mut peer_points = BTreeMap::new();
         peer_points.insert(0, peer.first_points[0]);
         peer_points.insert(1, peer.first_points[1]);
@@ -190,6 +198,7 @@ impl Channel {
             funding_signer,
             secrets,
             peer: peer.basepoints,
+            to_remote,
             number: None,
             spec,
             signed: None,
@@ -372,7 +381,16 @@ impl Channel {
     ) -> Result<Commitment, ChannelError> {
         let point = self.point(holder, number)?;
         let keys = self.keys_for(holder, &point);
-        commitment::build(&self.params, holder, number, spec, &keys, self.factor)
+        let to_remote = &self.to_remote[holder as usize];
+        commitment::build(
+            &self.params,
+            holder,
+            number,
+            spec,
+            &keys,
+            to_remote,
+            self.factor,
+        )
     }
 
     /// The holder's per-commitment point of a commitment (for claims on it).

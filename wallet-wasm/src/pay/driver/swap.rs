@@ -15,7 +15,7 @@
 //!    completes as any other (`settle_sent`).
 
 use bitcoin::hashes::{sha256, Hash};
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoin::secp256k1::SecretKey;
 use bitcoin::{Amount, OutPoint};
 use rand::RngCore;
 use shared::swap::tx::{build_claim, claim_vsize, preimage_in};
@@ -157,7 +157,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
             return Ok(());
         }
         self.record(&record).await?;
-        let claim_key = claim_secret.x_only_public_key(&Secp256k1::new()).0;
+        let claim_key = claim_secret.x_only_public_key(shared::secp::ctx()).0;
         self.send(WireMsg::SwapOutRequest(SwapOutRequest {
             channel: id,
             htlc,
@@ -179,7 +179,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         let Some(swap) = record.swap.as_mut().filter(|s| s.funded.is_none()) else {
             return Ok(());
         };
-        let claim_key = swap.claim_secret.x_only_public_key(&Secp256k1::new()).0;
+        let claim_key = swap.claim_secret.x_only_public_key(shared::secp::ctx()).0;
         let refund = policy.refund_height(swap.expiry);
         let ours = funded.script.hash == record.hash
             && funded.script.claim_key == claim_key
