@@ -9,7 +9,11 @@
 //!   preimage received by its payer);
 //! - `p50_ms`, `p99_ms`: one payment's latency as its payer sees it (the `pay` call: HTLC
 //!   offered, committed, forwarded, committed, fulfilled, preimage back);
-//! - `lsp_peak_mb`: the LSP process's peak resident memory.
+//! - `lsp_peak_mb`: the LSP process's peak resident memory;
+//! - `lsp_cpu_ms`, `wallets_cpu_ms`: CPU time per payment of the LSP process and of this
+//!   process (every wallet), while paying;
+//! - `lsp_core_per_s`: payments per second one core of LSP CPU carries (`1000 / lsp_cpu_ms`):
+//!   the LSP's own capacity, with wallets on their users' devices rather than beside it.
 //!
 //! Each wallet's invoices are made by the payee's own client just before each payment, so the
 //! figure includes invoice signing and parsing. Balances are checked at the end: every sat is
@@ -92,6 +96,7 @@ async fn run(n: usize) {
     eprintln!("faucet done; paying");
     // Everyone pays at once.
     let per_wallet = (200 / n).max(4);
+    let cpu_before = (lsp.cpu_s(), support::cpu_s("self"));
     let started = Instant::now();
     let tasks = (0..n).map(|from| {
         let handles = handles.clone();
@@ -121,6 +126,8 @@ async fn run(n: usize) {
         .flat_map(|r| r.expect("payer task"))
         .collect();
     let wall = started.elapsed().as_secs_f64();
+    let lsp_cpu = lsp.cpu_s() - cpu_before.0;
+    let wallets_cpu = support::cpu_s("self") - cpu_before.1;
     latencies.sort();
     let count = latencies.len();
     let pct =
@@ -148,10 +155,14 @@ async fn run(n: usize) {
         "balances reconcile"
     );
     println!(
-        "n={n} payments={count} wall_s={wall:.2} per_s={:.1} p50_ms={:.0} p99_ms={:.0} lsp_peak_mb={:.1}",
+        "n={n} payments={count} wall_s={wall:.2} per_s={:.1} p50_ms={:.0} p99_ms={:.0} \
+         lsp_peak_mb={:.1} lsp_cpu_ms={:.2} wallets_cpu_ms={:.2} lsp_core_per_s={:.0}",
         count as f64 / wall,
         pct(0.5),
         pct(0.99),
-        lsp.peak_mb()
+        lsp.peak_mb(),
+        lsp_cpu * 1000.0 / count as f64,
+        wallets_cpu * 1000.0 / count as f64,
+        count as f64 / lsp_cpu.max(f64::EPSILON),
     );
 }

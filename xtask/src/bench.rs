@@ -290,24 +290,35 @@ fn payments(sizes: &[String]) -> Result<()> {
     )?;
     println!("\n== payments: N wallets paying each other at once through a real LSP process ==");
     println!(
-        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
-        "N", "payments", "per s", "p50 ms", "p99 ms", "LSP peak MB"
+        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>14}",
+        "N", "payments", "per s", "p50 ms", "p99 ms", "LSP peak MB", "LSP CPU ms", "per LSP core/s"
     );
     for r in &rows {
         let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
         println!(
-            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>14}",
             g("n"),
             g("payments"),
             g("per_s"),
             g("p50_ms"),
             g("p99_ms"),
-            g("lsp_peak_mb")
+            g("lsp_peak_mb"),
+            g("lsp_cpu_ms"),
+            g("lsp_core_per_s")
         );
     }
     println!("(latency: the payer's pay call, from offering its HTLC to holding the preimage)");
     let table = md_table(
-        &["N", "payments", "payments/s", "p50", "p99", "LSP peak"],
+        &[
+            "N",
+            "payments",
+            "payments/s",
+            "p50",
+            "p99",
+            "LSP peak",
+            "LSP CPU per payment",
+            "payments/s per LSP core",
+        ],
         &rows,
         &[
             ("n", ""),
@@ -316,6 +327,8 @@ fn payments(sizes: &[String]) -> Result<()> {
             ("p50_ms", "ms"),
             ("p99_ms", "ms"),
             ("lsp_peak_mb", "MB"),
+            ("lsp_cpu_ms", "ms"),
+            ("lsp_core_per_s", ""),
         ],
         |_| Vec::new(),
     );

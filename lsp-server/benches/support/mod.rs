@@ -116,6 +116,28 @@ impl Lsp {
     pub fn peak_mb(&self) -> f64 {
         status_mb(&self.pid(), "VmHWM:")
     }
+
+    /// CPU seconds it has used so far (all threads, user and system).
+    #[allow(dead_code)] // only the payments bench reads CPU time
+    pub fn cpu_s(&self) -> f64 {
+        cpu_s(&self.pid())
+    }
+}
+
+/// CPU seconds process `pid` (`"self"` for this one) has used: `utime + stime` of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ` on every architecture).
+#[allow(dead_code)] // only the payments bench reads CPU time
+pub fn cpu_s(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start at `state`.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| f.get(i)?.parse::<f64>().ok();
+            Some((ticks(11)? + ticks(12)?) / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 fn free_port() -> u16 {
