@@ -589,9 +589,7 @@ impl Router {
                         let _ = link.join_fee.pay(f.hash);
                         tracing::info!(channel = %id, hash = %f.hash, join_fee_sat = join_fee.to_sat(), "join fee taken from the payment");
                     }
-                    if let Err(e) = self.store.payment_delivered(row, id, htlc, join_fee) {
-                        tracing::error!(row, error = %e, "could not store where a payment was offered");
-                    }
+                    self.store.payment_delivered(row, id, htlc, join_fee);
                     self.forwards.outgoing.insert((id, htlc), row);
                     if let Some(fw) = self.forwards.by_row.get_mut(&row) {
                         fw.join_fee = join_fee;
@@ -769,9 +767,8 @@ impl Router {
         }
         self.totals.settled += 1;
         self.totals.volume_sat += f.amount.to_sat();
-        let _ = self
-            .store
-            .payment_ended(row, "settled", None, now.unix_time);
+        self.store
+            .payment_ended_with_batch(row, "settled", None, now.unix_time);
         tracing::info!(hash = %f.hash, amount_sat = f.amount.to_sat(), fee_sat = f.fee.to_sat(), join_fee_sat = f.join_fee.to_sat(), "payment delivered");
     }
 
@@ -792,9 +789,8 @@ impl Router {
             }
         }
         let now = self.now().unix_time;
-        let _ = self
-            .store
-            .payment_ended(row, "failed", Some(&reason.describe()), now);
+        self.store
+            .payment_ended_with_batch(row, "failed", Some(reason.describe()), now);
         self.totals.failed += 1;
         tracing::info!(hash = %f.hash, reason = %reason.describe(), "payment failed");
         match f.payer {

@@ -464,6 +464,13 @@ impl Router {
                 self.on_event(id, event);
             }
         }
+        // Payment updates that no channel change carried (they are never a precondition of a
+        // frame, so they may wait for the end of the batch).
+        if self.store.has_batched() {
+            if let Err(e) = self.store.append(&[]) {
+                tracing::error!(error = %e, "storing payment updates failed; retried next batch");
+            }
+        }
     }
 
     fn send_channel(&self, id: ChannelId, msg: ChannelMsg) {

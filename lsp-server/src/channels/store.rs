@@ -196,6 +196,57 @@ pub struct FeesEarned {
 /// The router's connection to the LSP's database.
 pub struct ChannelStore {
     conn: Connection,
+    /// Payment rows' updates that ride in the next [`ChannelStore::append`] transaction, with
+    /// the channel changes they go with (one `fsync` for both, and never one without the other).
+    batched: Vec<BatchedWrite>,
+}
+
+/// An update of a payment row written with the next batch of channel changes.
+enum BatchedWrite {
+    /// [`ChannelStore::payment_delivered`].
+    Delivered {
+        id: i64,
+        payee: ChannelId,
+        htlc: u64,
+        join_fee: Amount,
+    },
+    /// [`ChannelStore::payment_ended_with_batch`].
+    Ended {
+        id: i64,
+        status: &'static str,
+        reason: Option<String>,
+        now: u64,
+    },
+}
+
+fn write_payment(conn: &Connection, write: &BatchedWrite) -> rusqlite::Result<usize> {
+    match write {
+        BatchedWrite::Delivered {
+            id,
+            payee,
+            htlc,
+            join_fee,
+        } => conn.execute(
+            "UPDATE payments SET payee_factory = ?2, payee_client = ?3, payee_htlc = ?4,
+                join_fee_sat = ?5 WHERE id = ?1",
+            params![
+                id,
+                payee.factory.0 as i64,
+                payee.client.0 as i64,
+                *htlc as i64,
+                join_fee.to_sat() as i64
+            ],
+        ),
+        BatchedWrite::Ended {
+            id,
+            status,
+            reason,
+            now,
+        } => conn.execute(
+            "UPDATE payments SET status = ?2, reason = ?3, settled = ?4 WHERE id = ?1",
+            params![id, status, reason, *now as i64],
+        ),
+    }
 }
 
 fn channel_of(factory: Option<i64>, client: Option<i64>) -> Option<ChannelId> {
@@ -212,7 +263,10 @@ impl ChannelStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(ChannelStore { conn })
+        Ok(ChannelStore {
+            conn,
+            batched: Vec::new(),
+        })
     }
 
     /// The member `client` of funded factory `factory`, if there is one.
@@ -298,12 +352,13 @@ impl ChannelStore {
     }
 
     /// Appends changes of several channels in one transaction (committed before anything the
-    /// changes allow is sent). `next` holds each channel's next sequence number.
+    /// changes allow is sent), with the payment updates batched since the last call. On failure
+    /// the batched updates stay queued for the next call.
     pub fn append(
         &mut self,
         changes: &[(ChannelId, LeafEpoch, u64, ChannelChange)],
     ) -> Result<(), ChannelStoreError> {
-        if changes.is_empty() {
+        if changes.is_empty() && self.batched.is_empty() {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
@@ -321,9 +376,18 @@ impl ChannelStore {
                     i64::from(leaf.0)
                 ])?;
             }
+            for write in &self.batched {
+                write_payment(&tx, write)?;
+            }
         }
         tx.commit()?;
+        self.batched.clear();
         Ok(())
+    }
+
+    /// Whether payment updates wait for the next [`ChannelStore::append`].
+    pub fn has_batched(&self) -> bool {
+        !self.batched.is_empty()
     }
 
     /// The balances an earlier attempt opened leaf state `leaf`'s channel with, bought with
@@ -544,26 +608,15 @@ impl ChannelStore {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// The payee HTLC a payment was delivered on, and the join fee taken from it.
-    pub fn payment_delivered(
-        &self,
-        id: i64,
-        payee: ChannelId,
-        htlc: u64,
-        join_fee: Amount,
-    ) -> Result<(), ChannelStoreError> {
-        self.conn.execute(
-            "UPDATE payments SET payee_factory = ?2, payee_client = ?3, payee_htlc = ?4,
-                join_fee_sat = ?5 WHERE id = ?1",
-            params![
-                id,
-                payee.factory.0 as i64,
-                payee.client.0 as i64,
-                htlc as i64,
-                join_fee.to_sat() as i64
-            ],
-        )?;
-        Ok(())
+    /// The payee HTLC a payment was delivered on, and the join fee taken from it: written with
+    /// the next batch of channel changes, which holds that HTLC.
+    pub fn payment_delivered(&mut self, id: i64, payee: ChannelId, htlc: u64, join_fee: Amount) {
+        self.batched.push(BatchedWrite::Delivered {
+            id,
+            payee,
+            htlc,
+            join_fee,
+        });
     }
 
     /// What channel `id` owes for its join: the fee of the quote its client accepted (stored
@@ -634,6 +687,23 @@ impl ChannelStore {
             params![id, status, reason, now as i64],
         )?;
         Ok(())
+    }
+
+    /// [`ChannelStore::payment_ended`], written with the next batch of channel changes (the
+    /// HTLC's fulfill or fail that ends it).
+    pub fn payment_ended_with_batch(
+        &mut self,
+        id: i64,
+        status: &'static str,
+        reason: Option<String>,
+        now: u64,
+    ) {
+        self.batched.push(BatchedWrite::Ended {
+            id,
+            status,
+            reason,
+            now,
+        });
     }
 
     /// Marks payment `id` as going to an outside payee through the Lightning node, with the
