@@ -1228,3 +1228,48 @@ impl ChannelStore {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::secp256k1::XOnlyPublicKey;
+    use bitcoin::Amount;
+    use shared::pay::ChannelId;
+    use shared::types::{ClientId, FactoryId};
+
+    use super::ChannelStore;
+
+    #[test]
+    fn a_payments_delivery_and_end_are_written_with_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::store::Store::open(dir.path()).unwrap();
+        let mut store = ChannelStore::open(dir.path()).unwrap();
+        let payee = XOnlyPublicKey::from_slice(&shared::channel::scripts::NUMS).unwrap();
+        let row = store
+            .insert_payment("00", "internal", &payee, None, 1_000, 1, 7)
+            .unwrap();
+        let channel = ChannelId {
+            factory: FactoryId(1),
+            client: ClientId(2),
+        };
+        store.payment_delivered(row, channel, 5, Amount::from_sat(30));
+        store.payment_ended_with_batch(row, "settled", None, 9);
+        let read = |s: &ChannelStore| s.recent_payments(10).unwrap().remove(0);
+        // Nothing is written before the batch's transaction.
+        let before = read(&store);
+        assert_eq!(
+            (before.status.as_str(), before.payee_htlc),
+            ("pending", None)
+        );
+        assert!(store.has_batched());
+        store.append(&[]).unwrap();
+        let after = read(&store);
+        assert_eq!(after.status, "settled");
+        assert_eq!((after.payee, after.payee_htlc), (Some(channel), Some(5)));
+        assert!(!store.has_batched());
+        // Another connection (a restart) reads the same.
+        assert_eq!(
+            read(&ChannelStore::open(dir.path()).unwrap()).status,
+            "settled"
+        );
+    }
+}
