@@ -290,22 +290,17 @@ impl Router {
         let mut registering = self.registering.1.take().expect("run is called once");
         let mut swaps = self.take_swap_seen();
         self.reconcile_outside();
+        // A message taken from the queue that must start a batch of its own.
+        let mut next: Option<RouterMsg> = None;
         loop {
+            if let Some(msg) = next.take() {
+                next = self.batch(msg, &mut rx);
+                self.flush();
+                continue;
+            }
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(msg) => {
-                        self.on_msg(msg);
-                        // Group commit: the frames already waiting join this batch, so one
-                        // SQLite transaction (one fsync) stores what all of them changed.
-                        // Nothing leaves before `flush` has stored it, so this only delays
-                        // frames, by the time it takes to handle the batch.
-                        for _ in 1..BATCH {
-                            match rx.try_recv() {
-                                Ok(msg) => self.on_msg(msg),
-                                Err(_) => break,
-                            }
-                        }
-                    }
+                    Some(msg) => next = self.batch(msg, &mut rx),
                     None => return,
                 },
                 Some(s) = seen.recv() => self.on_seen(s),
@@ -324,6 +319,31 @@ impl Router {
             }
             self.flush();
         }
+    }
+
+    /// Handles `first` and then, as one batch for one `flush` (group commit: one SQLite
+    /// transaction, one `fsync`, stores what all of them changed), the channel frames already
+    /// waiting behind it, at most [`BATCH`] messages. Nothing leaves before `flush` has stored
+    /// it, so batching only delays frames by the batch's handling.
+    ///
+    /// Only channel frames join a batch: any other message may start something that `flush`
+    /// must not see mixed with earlier messages' changes (a liquidity purchase is abandoned if
+    /// its channel changes after it starts), so it is returned, to start the next batch.
+    fn batch(&mut self, first: RouterMsg, rx: &mut mpsc::Receiver<RouterMsg>) -> Option<RouterMsg> {
+        self.on_msg(first);
+        for _ in 1..BATCH {
+            match rx.try_recv() {
+                Ok(
+                    msg @ RouterMsg::Message {
+                        msg: WireMsg::Channel(_),
+                        ..
+                    },
+                ) => self.on_msg(msg),
+                Ok(other) => return Some(other),
+                Err(_) => break,
+            }
+        }
+        None
     }
 
     fn now(&self) -> Now {
