@@ -201,6 +201,10 @@ pub struct ChannelStore {
     batched: Vec<BatchedWrite>,
 }
 
+/// Ends payment `?1`: its status, the reason, when.
+const END_PAYMENT: &str =
+    "UPDATE payments SET status = ?2, reason = ?3, settled = ?4 WHERE id = ?1";
+
 /// An update of a payment row written with the next batch of channel changes.
 enum BatchedWrite {
     /// [`ChannelStore::payment_delivered`].
@@ -242,10 +246,7 @@ fn write_payment(conn: &Connection, write: &BatchedWrite) -> rusqlite::Result<us
             status,
             reason,
             now,
-        } => conn.execute(
-            "UPDATE payments SET status = ?2, reason = ?3, settled = ?4 WHERE id = ?1",
-            params![id, status, reason, *now as i64],
-        ),
+        } => conn.execute(END_PAYMENT, params![id, status, reason, *now as i64]),
     }
 }
 
@@ -682,10 +683,8 @@ impl ChannelStore {
         reason: Option<&str>,
         now: u64,
     ) -> Result<(), ChannelStoreError> {
-        self.conn.execute(
-            "UPDATE payments SET status = ?2, reason = ?3, settled = ?4 WHERE id = ?1",
-            params![id, status, reason, now as i64],
-        )?;
+        self.conn
+            .execute(END_PAYMENT, params![id, status, reason, now as i64])?;
         Ok(())
     }
 
