@@ -205,9 +205,13 @@ impl ClientAdvance {
         self.actions.clear();
     }
 
-    /// Whether a refusal of the LSP ends it: only while the request waits for its offer.
+    /// Whether a refusal of the LSP ends it: until its partial signatures leave. Every
+    /// refusal about a purchase means the LSP holds none for this connection (it dropped it,
+    /// or never took it), so a purchase that was only asked for, or whose offer was accepted
+    /// and whose new channel is in its round 0, has bought nothing and ends, as on a dropped
+    /// connection. One whose signatures left stays: the LSP may hold the new state.
     pub fn ends_on_refusal(&self) -> bool {
-        self.sent.is_none() && self.signing.is_none()
+        self.sent.is_none()
     }
 
     /// The LSP's offer: checked against what was asked, then the attempt is stored, the new

@@ -610,6 +610,77 @@ async fn a_purchase_dropped_after_the_partial_signatures_is_asked_again_and_comp
 }
 
 #[tokio::test]
+async fn a_purchase_abandoned_before_its_signatures_left_ends_and_the_next_works() {
+    let s = &setup();
+    let store = MemoryPayStore::default();
+    let amount = Amount::from_sat(5_000);
+    with_client(s, store, |handle, mut conns| async move {
+        let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
+        let (_, live) = open_first_channel(&mut lsp, s).await;
+        let buying = {
+            let handle = handle.clone();
+            async move { handle.buy_liquidity(amount).await }
+        };
+        let lsp_side = async {
+            lsp.expect(|m| matches!(m, WireMsg::LiquidityRequest(_)).then_some(()))
+                .await;
+            let first = LeafStates::new(&s.path);
+            let advance = Advance::new(&s.path, first.latest(), amount).expect("for sale");
+            let (_, nonces) = advance.nonces(&s.lsp_secret, &mut OsRng);
+            lsp.send(WireMsg::LiquidityOffer(Box::new(LiquidityOffer {
+                channel: s.leaf.channel,
+                leaf: LeafEpoch(1),
+                amount,
+                price: Amount::ZERO,
+                open: lsp_open(&s.lsp_secret, s.leaf.channel, LeafEpoch(1)),
+                nonces,
+            })));
+            lsp.expect(|m| matches!(m, WireMsg::LiquidityAccept(_)).then_some(()))
+                .await;
+            // The wallet accepted and opened the new channel; its partial signatures have not
+            // left (round 0 has not run). The provider drops the purchase.
+            lsp.send(WireMsg::refusal(
+                shared::wire::ErrorCode::Unexpected,
+                Some(shared::wire::ErrorAbout::Liquidity {
+                    channel: s.leaf.channel,
+                }),
+                "liquidity purchase abandoned: the channel changed; ask again",
+            ));
+        };
+        let (result, ()) = futures::join!(
+            tokio::time::timeout(Duration::from_secs(10), buying),
+            lsp_side
+        );
+        let refused = result
+            .expect("the purchase ends instead of waiting forever")
+            .expect_err("nothing was bought");
+        assert!(refused.to_string().contains("ask again"), "{refused}");
+        let snap = handle.snapshot().await.expect("snapshot");
+        assert_eq!(snap.channels[0].advance, None, "not frozen");
+        assert_eq!(snap.channels[0].leaf, LeafEpoch::FIRST);
+
+        // Asked again, the purchase completes.
+        let buying = {
+            let handle = handle.clone();
+            async move { handle.buy_liquidity(amount).await }
+        };
+        let lsp_side = async {
+            let signed = sell(&mut lsp, s, &live, amount).await;
+            lsp.send(WireMsg::LeafSigned(Box::new(signed)));
+            assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch(1));
+            lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
+                &s.lsp_secret,
+                s.leaf.channel,
+                LeafEpoch(1),
+            ))));
+        };
+        let (result, ()) = futures::join!(buying, lsp_side);
+        assert_eq!(bought(&result).leaf, LeafEpoch(1));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_wallet_restarted_with_its_partial_signatures_out_takes_the_stored_signatures() {
     let s = &setup();
     let store = MemoryPayStore::default();
