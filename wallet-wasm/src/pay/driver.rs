@@ -350,6 +350,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     async fn on_tick(&mut self) -> Result<(), PayError> {
         self.sync_tower();
+        self.ask_refused_again().await?;
         self.expire_route_queries(false);
         self.expire_invoice_waits(false);
         if self.chain_tick().await? {

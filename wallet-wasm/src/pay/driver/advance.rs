@@ -36,6 +36,9 @@ pub(super) struct Flight {
     new: Option<Open>,
     /// Where that channel's changes start in its log (as stored with the purchase).
     log_from: u64,
+    /// When a purchase whose signatures left, refused by the LSP, is asked for again
+    /// (`unix_millis`).
+    ask_at: Option<u64>,
 }
 
 /// Why the driver could not perform an action of a purchase.
@@ -83,6 +86,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                     reply: None,
                     new: None,
                     log_from: pending.opening.log_from,
+                    ask_at: None,
                 },
             );
         }
@@ -129,14 +133,43 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
 
     /// The LSP refused the purchase on `id` (its refusal says so in `about`): a request still
     /// waiting for its offer is given up; one further along is left to its own steps.
+    ///
+    /// A purchase whose partial signatures left cannot end (the LSP may hold the new state):
+    /// what this connection built for it is dropped, as on a dropped connection, and it is
+    /// asked for again after `reconnect_delay` ([`PayClient::ask_refused_again`]). The LSP
+    /// then signs it or offers it again.
     pub(super) fn advance_refused(&mut self, id: ChannelId, message: &str) {
-        if self
-            .flights
-            .get(&id)
-            .is_some_and(|f| f.flow.ends_on_refusal())
-        {
+        let Some(f) = self.flights.get_mut(&id) else {
+            return;
+        };
+        if f.flow.ends_on_refusal() {
             self.give_up(id, format!("the provider refused: {message}"));
+            return;
         }
+        f.new = None;
+        f.flow.handle_failed();
+        f.ask_at =
+            Some(crate::platform::unix_millis() + self.config.reconnect_delay.as_millis() as u64);
+    }
+
+    /// Asks again for every signed purchase the LSP refused whose wait is over.
+    pub(super) async fn ask_refused_again(&mut self) -> Result<(), PayError> {
+        let now = crate::platform::unix_millis();
+        let due: Vec<ChannelId> = self
+            .flights
+            .iter_mut()
+            .filter(|(_, f)| f.ask_at.is_some_and(|t| now >= t))
+            .map(|(id, f)| {
+                f.ask_at = None;
+                *id
+            })
+            .collect();
+        for id in due {
+            if self.open.get(&id).is_some_and(|o| o.ready) {
+                self.ask_again(id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Ends a purchase that did not change anything, telling the UI why. A purchase whose
@@ -256,6 +289,7 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
                 reply: Some(reply),
                 new: None,
                 log_from: 0,
+                ask_at: None,
             },
         );
         if let Err(e) = self.drive(id).await {

@@ -681,6 +681,50 @@ async fn a_purchase_abandoned_before_its_signatures_left_ends_and_the_next_works
 }
 
 #[tokio::test]
+async fn a_signed_purchase_the_provider_abandons_is_asked_again_on_the_same_connection() {
+    let s = &setup();
+    let store = MemoryPayStore::default();
+    let amount = Amount::from_sat(5_000);
+    with_client(s, store, |handle, mut conns| async move {
+        let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
+        let (_, live) = open_first_channel(&mut lsp, s).await;
+        let buying = {
+            let handle = handle.clone();
+            async move { handle.buy_liquidity(amount).await }
+        };
+        let lsp_side = async {
+            // The partial signatures arrive, and the provider drops the purchase anyway.
+            let _dropped = sell(&mut lsp, s, &live, amount).await;
+            lsp.send(WireMsg::refusal(
+                shared::wire::ErrorCode::Unexpected,
+                Some(shared::wire::ErrorAbout::Liquidity {
+                    channel: s.leaf.channel,
+                }),
+                "liquidity purchase abandoned: it took too long",
+            ));
+            // The wallet stays frozen (the provider may hold the new state) and asks again
+            // by itself, without a new connection: `sell` waits for that request.
+            let signed = sell(&mut lsp, s, &live, amount).await;
+            lsp.send(WireMsg::LeafSigned(Box::new(signed)));
+            assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch(1));
+            lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
+                &s.lsp_secret,
+                s.leaf.channel,
+                LeafEpoch(1),
+            ))));
+        };
+        let (result, lsp_done) = futures::join!(
+            tokio::time::timeout(Duration::from_secs(20), buying),
+            tokio::time::timeout(Duration::from_secs(20), lsp_side),
+        );
+        lsp_done.expect("the wallet asked again by itself");
+        let result = result.expect("the purchase completes");
+        assert_eq!(bought(&result).leaf, LeafEpoch(1));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_wallet_restarted_with_its_partial_signatures_out_takes_the_stored_signatures() {
     let s = &setup();
     let store = MemoryPayStore::default();
