@@ -17,7 +17,6 @@
 use bitcoin::absolute::Height;
 use bitcoin::secp256k1::{schnorr, PublicKey};
 use bitcoin::{OutPoint, TxOut};
-use serde::{Deserialize, Serialize};
 
 use crate::exit::ExitCost;
 use crate::musig::KeyAgg;
@@ -25,9 +24,12 @@ use crate::params::{BlockDelta, Epoch};
 use crate::tree::{Builder, FactoryProposal, NodeKind, SignatureError, TreeError, TreeNode};
 use crate::types::{ClientId, NodeId, SigningJob};
 
+mod stored;
+
 /// What one client needs of a factory state: its path, the distribution transaction, and the
-/// proposal they were built from, with signatures once the ceremony produced them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// proposal they were built from, with signatures once the ceremony produced them. Serialized
+/// compactly ([`stored`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientPath {
     proposal: FactoryProposal,
     client: ClientId,

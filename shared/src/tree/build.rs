@@ -65,6 +65,46 @@ fn tx(input: OutPoint, sequence: Sequence, lock_time: LockTime, output: Vec<TxOu
     }
 }
 
+/// The distribution transaction of `p`: spends the funding output (`funding`, what the root
+/// spends too), `nLockTime` = timeout `T`, pays every client its leaf value to its own key
+/// (BIP-86), plus an anchor; the rest is fee. Its id is the tree's transaction count (after
+/// every tree node). It aggregates no key: a stored path rebuilds it instead of storing its N
+/// outputs (`crate::path`).
+pub(crate) fn distribution(
+    p: &FactoryProposal,
+    id: NodeId,
+    timeout: Height,
+    funding: TxOut,
+) -> TreeNode {
+    let secp = crate::secp::ctx();
+    let mut outputs: Vec<TxOut> = p
+        .clients
+        .iter()
+        .map(|c| TxOut {
+            value: c.channel + c.lstock,
+            script_pubkey: scripts::p2tr(secp, c.key.x_only_public_key().0, None),
+        })
+        .collect();
+    outputs.push(scripts::anchor_output(p.params.anchor_value));
+    TreeNode {
+        id,
+        kind: NodeKind::Distribution,
+        signers: ClientRange {
+            start: ClientId(0),
+            end: ClientId(p.client_count()),
+        },
+        tx: tx(
+            p.funding_outpoint,
+            Sequence::ENABLE_LOCKTIME_NO_RBF,
+            LockTime::Blocks(timeout),
+            outputs,
+        ),
+        prevout: funding,
+        merkle_root: None,
+        signature: None,
+    }
+}
+
 impl<'p> Builder<'p> {
     /// Checks the proposal and parses its keys (O(N) work, one aggregation of all keys).
     pub(crate) fn new(p: &'p FactoryProposal) -> Result<Builder<'p>, TreeError> {
@@ -298,38 +338,14 @@ impl<'p> Builder<'p> {
         }
     }
 
-    /// The distribution transaction: spends the funding output, `nLockTime` = timeout `T`, pays
-    /// every client its leaf value to its own key (BIP-86), plus an anchor; the rest is fee.
+    /// The distribution transaction ([`distribution`]).
     pub(crate) fn distribution(&self) -> TreeNode {
-        let mut outputs: Vec<TxOut> = self
-            .p
-            .clients
-            .iter()
-            .map(|c| TxOut {
-                value: c.channel + c.lstock,
-                script_pubkey: scripts::p2tr(self.secp, c.key.x_only_public_key().0, None),
-            })
-            .collect();
-        outputs.push(scripts::anchor_output(self.p.params.anchor_value));
-        let t = tx(
-            self.p.funding_outpoint,
-            Sequence::ENABLE_LOCKTIME_NO_RBF,
-            LockTime::Blocks(self.timeout),
-            outputs,
-        );
-        let root = self.root_slot();
-        TreeNode {
-            id: NodeId(self.layout.tree_txs()),
-            kind: NodeKind::Distribution,
-            signers: ClientRange {
-                start: ClientId(0),
-                end: ClientId(self.p.client_count()),
-            },
-            tx: t,
-            prevout: root.prevout,
-            merkle_root: None,
-            signature: None,
-        }
+        distribution(
+            self.p,
+            NodeId(self.layout.tree_txs()),
+            self.timeout,
+            self.root_slot().prevout,
+        )
     }
 
     /// Every tree node, in id order (without the distribution transaction).

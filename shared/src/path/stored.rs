@@ -1,0 +1,240 @@
+//! How a [`ClientPath`] is serialized: compact, because every wallet keeps one per factory
+//! state and a factory of N clients makes the naive form O(N) twice over.
+//!
+//! - The proposal's clients are one base64 string, 49 bytes each (compressed key, channel
+//!   and L-stock values in satoshis, big-endian), instead of a JSON object each.
+//! - The distribution transaction (N + 1 outputs) is not stored: it is a function of the
+//!   proposal, the timeout and the funding output, rebuilt on load without any key
+//!   aggregation (N BIP-86 tweaks). Only its id, the funding output and its signature are kept.
+//!   A rebuild that differed from what was signed would not verify, and every loaded path's
+//!   signatures are verified before use ([`crate::exit::ExitKit`]), so a mismatch is an error,
+//!   never a wrong transaction held silently.
+//!
+//! At N = 1024 this is about a third of the naive form. Paths stored in the naive form (whole
+//! client list and distribution transaction) still load.
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use bitcoin::absolute::Height;
+use bitcoin::secp256k1::{schnorr, PublicKey};
+use bitcoin::{Amount, OutPoint, TxOut};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::ClientPath;
+use crate::params::{Epoch, FactoryParams};
+use crate::tree::{distribution_node, ClientEntry, FactoryProposal, TreeNode};
+use crate::types::{ClientId, NodeId};
+
+/// Bytes of one packed client: key, channel, L-stock.
+const PACKED: usize = 33 + 8 + 8;
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    proposal: StoredProposal,
+    client: ClientId,
+    timeout: Height,
+    sweep_height: Height,
+    nodes: Vec<TreeNode>,
+    distribution: StoredDistribution,
+}
+
+/// [`FactoryProposal`], its clients packed.
+#[derive(Serialize, Deserialize)]
+struct StoredProposal {
+    params: FactoryParams,
+    lsp_key: PublicKey,
+    clients: Clients,
+    funding_outpoint: OutPoint,
+    #[serde(with = "bitcoin::amount::serde::as_sat")]
+    funding_amount: Amount,
+    creation_height: Height,
+    epoch: Epoch,
+}
+
+/// The clients: packed (written), or the proposal's own list (read, from older paths).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Clients {
+    Packed(String),
+    List(Vec<ClientEntry>),
+}
+
+/// The distribution transaction: what it cannot be rebuilt without (written), or whole (read,
+/// from older paths).
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredDistribution {
+    Rebuilt {
+        id: NodeId,
+        funding: TxOut,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<schnorr::Signature>,
+    },
+    Whole(Box<TreeNode>),
+}
+
+impl Serialize for Clients {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Clients::Packed(text) => s.serialize_str(text),
+            Clients::List(list) => s.serialize_str(&pack(list)),
+        }
+    }
+}
+
+fn pack(clients: &[ClientEntry]) -> String {
+    let mut bytes = Vec::with_capacity(clients.len() * PACKED);
+    for c in clients {
+        bytes.extend_from_slice(&c.key.serialize());
+        bytes.extend_from_slice(&c.channel.to_sat().to_be_bytes());
+        bytes.extend_from_slice(&c.lstock.to_sat().to_be_bytes());
+    }
+    STANDARD.encode(bytes)
+}
+
+fn unpack(text: &str) -> Result<Vec<ClientEntry>, String> {
+    let bytes = STANDARD
+        .decode(text)
+        .map_err(|e| format!("packed clients are not base64: {e}"))?;
+    if bytes.len() % PACKED != 0 {
+        return Err(format!(
+            "packed clients are {} bytes, not a multiple of {PACKED}",
+            bytes.len()
+        ));
+    }
+    bytes
+        .chunks_exact(PACKED)
+        .map(|c| {
+            let sat = |b: &[u8]| Amount::from_sat(u64::from_be_bytes(b.try_into().expect("8")));
+            Ok(ClientEntry {
+                key: PublicKey::from_slice(&c[..33])
+                    .map_err(|e| format!("a packed client key is invalid: {e}"))?,
+                channel: sat(&c[33..41]),
+                lstock: sat(&c[41..49]),
+            })
+        })
+        .collect()
+}
+
+impl Serialize for ClientPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = &self.proposal;
+        Stored {
+            proposal: StoredProposal {
+                params: p.params.clone(),
+                lsp_key: p.lsp_key,
+                clients: Clients::Packed(pack(&p.clients)),
+                funding_outpoint: p.funding_outpoint,
+                funding_amount: p.funding_amount,
+                creation_height: p.creation_height,
+                epoch: p.epoch,
+            },
+            client: self.client,
+            timeout: self.timeout,
+            sweep_height: self.sweep_height,
+            nodes: self.nodes.clone(),
+            distribution: StoredDistribution::Rebuilt {
+                id: self.distribution.id,
+                funding: self.distribution.prevout.clone(),
+                signature: self.distribution.signature,
+            },
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let stored = Stored::deserialize(d)?;
+        let p = stored.proposal;
+        let clients = match p.clients {
+            Clients::Packed(text) => unpack(&text).map_err(serde::de::Error::custom)?,
+            Clients::List(list) => list,
+        };
+        let proposal = FactoryProposal {
+            params: p.params,
+            lsp_key: p.lsp_key,
+            clients,
+            funding_outpoint: p.funding_outpoint,
+            funding_amount: p.funding_amount,
+            creation_height: p.creation_height,
+            epoch: p.epoch,
+        };
+        let distribution = match stored.distribution {
+            StoredDistribution::Whole(node) => *node,
+            StoredDistribution::Rebuilt {
+                id,
+                funding,
+                signature,
+            } => TreeNode {
+                signature,
+                ..distribution_node(&proposal, id, stored.timeout, funding)
+            },
+        };
+        Ok(ClientPath {
+            proposal,
+            client: stored.client,
+            timeout: stored.timeout,
+            sweep_height: stored.sweep_height,
+            nodes: stored.nodes,
+            distribution,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{sample_proposal, sign_all, TestKeys};
+    use crate::tree::FactoryTree;
+    use rand::SeedableRng;
+
+    /// Client `client`'s signed path in a factory of `n`.
+    fn signed_path(n: usize, client: u32, seed: u64) -> ClientPath {
+        let keys = TestKeys::generate(n, seed);
+        let p = sample_proposal(FactoryParams::regtest(), &keys, seed);
+        let mut t = FactoryTree::build(&p).expect("sample proposals build");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        sign_all(&mut t, &keys, &mut rng).expect("signs");
+        t.client_path(ClientId(client)).expect("a member")
+    }
+
+    #[test]
+    fn a_path_round_trips_and_the_distribution_is_rebuilt_whole() {
+        let path = signed_path(9, 4, 3);
+        let json = serde_json::to_value(&path).expect("serializes");
+        assert!(json["proposal"]["clients"].is_string(), "packed");
+        assert!(json["distribution"].get("tx").is_none(), "not stored");
+        let back: ClientPath = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, path);
+        assert_eq!(back.distribution().txid(), path.distribution().txid());
+        let signature = back.distribution().signature.expect("kept");
+        assert!(back.distribution().verify_signature(&signature));
+    }
+
+    #[test]
+    fn a_path_stored_whole_by_an_older_wallet_still_loads() {
+        let path = signed_path(5, 2, 4);
+        let older = serde_json::json!({
+            "proposal": serde_json::to_value(path.proposal()).unwrap(),
+            "client": path.client(),
+            "timeout": path.timeout(),
+            "sweep_height": path.sweep_height(),
+            "nodes": path.nodes(),
+            "distribution": path.distribution(),
+        });
+        let back: ClientPath = serde_json::from_value(older).expect("deserializes");
+        assert_eq!(back, path);
+    }
+
+    #[test]
+    fn bad_packed_clients_are_a_clear_error() {
+        let path = signed_path(3, 0, 5);
+        let mut json = serde_json::to_value(&path).unwrap();
+        json["proposal"]["clients"] = "AAAA".into();
+        let e = serde_json::from_value::<ClientPath>(json.clone()).unwrap_err();
+        assert!(e.to_string().contains("not a multiple of 49"), "{e}");
+        json["proposal"]["clients"] = STANDARD.encode([7u8; PACKED]).into();
+        let e = serde_json::from_value::<ClientPath>(json).unwrap_err();
+        assert!(e.to_string().contains("key is invalid"), "{e}");
+    }
+}
