@@ -1365,3 +1365,23 @@ fn the_peer_holds_an_htlc_only_once_a_round_carries_it() {
     p.round();
     assert!(p.client.peer_may_hold(Side::Client, id), "committed");
 }
+
+#[test]
+#[ignore]
+fn zz_profile_payments() {
+    let mut p = Pair::open(9, 10_000_000, 5_000_000);
+    let expiry = absolute::Height::from_consensus(200).unwrap();
+    let t = std::time::Instant::now();
+    for i in 0..300u32 {
+        let pre = sha256::Hash::hash(&i.to_be_bytes()).to_byte_array();
+        let hash = sha256::Hash::hash(&pre);
+        let id = p
+            .client
+            .add_htlc(p.now, Amount::from_sat(1_000), hash, expiry)
+            .unwrap();
+        p.round();
+        p.lsp.fulfill_htlc(p.now, id, pre).unwrap();
+        p.round();
+    }
+    eprintln!("per payment {:?}", t.elapsed() / 300);
+}
