@@ -1,8 +1,12 @@
 //! SuperScalar protocol core.
 //!
-//! Contract: this crate does no I/O. It never opens a socket, reads a clock, touches a disk or asks
-//! the OS for randomness. Time comes in as arguments, randomness as `&mut impl CryptoRng`. The LSP
-//! server and the browser wallet both run this code, so they cannot disagree about a factory.
+//! Contract: this crate does no I/O. It never opens a socket, reads a clock or touches a disk.
+//! Time comes in as arguments, and every random value a protocol step uses (nonces, keys, seeds)
+//! comes from the caller's `&mut impl CryptoRng`. The one exception is side-channel blinding,
+//! which no result depends on: the context behind [`secp::ctx`] is blinded with OS randomness,
+//! once per process. (The MuSig2 binding behind [`musig`] re-blinds its own context after each
+//! nonce and signature from the session's data, not the OS.) The LSP server and the browser
+//! wallet both run this code, so they cannot disagree about a factory.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod auth;

@@ -164,6 +164,7 @@ fn swarm(sizes: &[String]) -> Result<()> {
             "ours: ceremony",
             "ours: LSP peak",
             "ours: per client",
+            "ours: client's stored path",
             "C reference (networked)",
         ],
         &rows,
@@ -172,6 +173,7 @@ fn swarm(sizes: &[String]) -> Result<()> {
             ("ceremony_s", "s"),
             ("lsp_peak_mb", "MB"),
             ("client_rss_mb", "MB"),
+            ("path_kb", "KB"),
         ],
         |r| vec![c_figure(C_SWARM, r.get("n").map_or("?", String::as_str)).to_string()],
     );

@@ -774,6 +774,10 @@ proptest! {
                     revoked.push((p.lsp.latest_signed().unwrap().clone(), p.client.latest_signed().unwrap().clone()));
                     p.round();
                     rounds += 1;
+                    // Between rounds, what each side holds is what its changes replay to.
+                    let (l, c) = p.restored();
+                    prop_assert_eq!(l.persisted(), p.lsp.persisted());
+                    prop_assert_eq!(c.persisted(), p.client.persisted());
                     prop_assert_eq!(p.client.spec().lsp_balance.to_sat(), bal[&Side::Lsp]);
                     prop_assert_eq!(p.client.spec().client_balance.to_sat(), bal[&Side::Client]);
                     prop_assert_eq!(p.client.spec().htlcs.len(), open_htlcs.len());
@@ -787,6 +791,8 @@ proptest! {
         let _ = accepted;
         // A restart rebuilds both sides from what they persisted.
         let (l, c) = p.restored();
+        prop_assert_eq!(l.persisted(), p.lsp.persisted());
+        prop_assert_eq!(c.persisted(), p.client.persisted());
         prop_assert_eq!(l.spec(), p.lsp.spec());
         prop_assert_eq!(c.spec(), p.client.spec());
         prop_assert_eq!(l.latest_signed(), p.lsp.latest_signed());
@@ -1146,6 +1152,9 @@ fn a_restart_replays_persisted_changes_and_resumes_an_interrupted_round() {
     assert_eq!(lsp.number(), Some(2));
     assert_eq!(client.latest_signed(), p.client.latest_signed());
     assert_eq!(lsp.latest_signed(), p.lsp.latest_signed());
+    // Mid-round too, what each side holds is what its changes replay to.
+    assert_eq!(p.lsp.persisted(), lsp.persisted());
+    assert_eq!(p.client.persisted(), client.persisted());
     // The restored LSP still punishes the client's revoked commitment; the restored client
     // recognises the LSP's commitment 3 that it signed but never saw completed.
     let fr = FeeRate::from_sat_per_vb_u32(2);
@@ -1364,24 +1373,4 @@ fn the_peer_holds_an_htlc_only_once_a_round_carries_it() {
     assert!(!p.client.in_round());
     p.round();
     assert!(p.client.peer_may_hold(Side::Client, id), "committed");
-}
-
-#[test]
-#[ignore]
-fn zz_profile_payments() {
-    let mut p = Pair::open(9, 10_000_000, 5_000_000);
-    let expiry = absolute::Height::from_consensus(200).unwrap();
-    let t = std::time::Instant::now();
-    for i in 0..300u32 {
-        let pre = sha256::Hash::hash(&i.to_be_bytes()).to_byte_array();
-        let hash = sha256::Hash::hash(&pre);
-        let id = p
-            .client
-            .add_htlc(p.now, Amount::from_sat(1_000), hash, expiry)
-            .unwrap();
-        p.round();
-        p.lsp.fulfill_htlc(p.now, id, pre).unwrap();
-        p.round();
-    }
-    eprintln!("per payment {:?}", t.elapsed() / 300);
 }

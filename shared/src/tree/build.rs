@@ -76,13 +76,12 @@ pub(crate) fn distribution(
     timeout: Height,
     funding: TxOut,
 ) -> TreeNode {
-    let secp = crate::secp::ctx();
     let mut outputs: Vec<TxOut> = p
         .clients
         .iter()
         .map(|c| TxOut {
             value: c.channel + c.lstock,
-            script_pubkey: scripts::p2tr(secp, c.key.x_only_public_key().0, None),
+            script_pubkey: scripts::p2tr_key_path(&c.key),
         })
         .collect();
     outputs.push(scripts::anchor_output(p.params.anchor_value));

@@ -74,6 +74,29 @@ pub(crate) fn p2tr<C: Verification>(
     ScriptBuf::new_p2tr(secp, internal, merkle_root)
 }
 
+/// The BIP-86 P2TR output script of `key` (key path only): [`p2tr`] of its x-only key with no
+/// script tree. libsecp256k1's tweak adds `t·G` to the key with its variable-point
+/// multiplication, which runs a doubling per bit of `t` although the point's own scalar is
+/// one; here `t·G` is its fixed-base multiplication (precomputed multiples of `G`, no
+/// doublings) and one addition, about half the work. The distribution transaction makes one
+/// per client, and every member rebuilds it, and rebuilds it again when it loads its path.
+pub(crate) fn p2tr_key_path(key: &PublicKey) -> ScriptBuf {
+    let secp = crate::secp::ctx();
+    let (xonly, parity) = key.x_only_public_key();
+    let even = match parity {
+        bitcoin::secp256k1::Parity::Even => *key,
+        bitcoin::secp256k1::Parity::Odd => key.negate(secp),
+    };
+    let tweak = bitcoin::taproot::TapTweakHash::from_key_and_tweak(xonly, None).to_scalar();
+    let output = bitcoin::secp256k1::SecretKey::from_slice(&tweak.to_be_bytes())
+        .ok()
+        .and_then(|t| even.combine(&t.public_key(secp)).ok())
+        .expect("a tagged hash is a valid scalar and not the negation of the key's");
+    ScriptBuf::new_p2tr_tweaked(bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(
+        output.x_only_public_key().0,
+    ))
+}
+
 /// The untweaked MuSig2 aggregate of `signers` (any order; they are key-sorted first).
 pub fn internal_key(signers: &[PublicKey]) -> Result<XOnlyPublicKey, TreeError> {
     let mut sorted: Vec<AggKey> = signers.iter().map(AggKey::new).collect();
@@ -146,6 +169,19 @@ mod tests {
     fn key(i: u8) -> PublicKey {
         let secp = crate::secp::ctx();
         PublicKey::from_secret_key(secp, &SecretKey::from_slice(&[i; 32]).unwrap())
+    }
+
+    #[test]
+    fn the_key_path_output_is_bip86_for_either_parity() {
+        let secp = crate::secp::ctx();
+        let mut parities = HashSet::new();
+        for i in 1..40u8 {
+            let k = key(i);
+            let (xonly, parity) = k.x_only_public_key();
+            parities.insert(parity as u8);
+            assert_eq!(p2tr_key_path(&k), p2tr(secp, xonly, None), "key {i}");
+        }
+        assert_eq!(parities.len(), 2, "both parities were tried");
     }
 
     #[test]

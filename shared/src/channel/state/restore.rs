@@ -13,6 +13,31 @@ use crate::channel::ChannelError;
 use super::{Channel, PeerInfo};
 use crate::channel::ChannelParams;
 
+/// Everything a channel holds that its persisted changes rebuild: tests compare a live channel
+/// with the one [`Channel::restore`] rebuilds from its changes, so a field that changes without
+/// a `Persist` (and would be lost by a restart) is caught.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Persisted {
+    number: Option<u64>,
+    spec: CommitmentSpec,
+    signed: Option<(Option<u64>, bitcoin::Transaction)>,
+    peer_points: std::collections::BTreeMap<u64, bitcoin::secp256k1::PublicKey>,
+    peer_secrets: crate::channel::keys::SecretStore,
+    revoked: std::collections::BTreeMap<u64, CommitmentSpec>,
+    logs: std::collections::BTreeMap<Side, Vec<Update>>,
+    committed: std::collections::BTreeMap<Side, u64>,
+    next_htlc_id: std::collections::BTreeMap<Side, u64>,
+    guard: std::collections::BTreeMap<(Side, u64), bitcoin::TapSighash>,
+    started: Option<(u64, (u64, u64))>,
+    remote_pending: Option<(u64, CommitmentSpec)>,
+    closing: (
+        Option<bitcoin::ScriptBuf>,
+        Option<bitcoin::ScriptBuf>,
+        Option<bitcoin::TapSighash>,
+    ),
+}
+
 impl Channel {
     /// Opens the channel as [`Channel::new`] did and replays `changes` (in the order they were
     /// persisted). Refuses changes that do not follow each other.
@@ -31,6 +56,30 @@ impl Channel {
         }
         c.actions.clear();
         Ok(c)
+    }
+
+    /// What this channel holds that its persisted changes rebuild ([`Persisted`]).
+    #[cfg(test)]
+    pub(crate) fn persisted(&self) -> Persisted {
+        Persisted {
+            number: self.number,
+            spec: self.spec.clone(),
+            signed: self.signed.clone().map(|tx| (self.signed_number, tx)),
+            peer_points: self.peer_points.clone(),
+            peer_secrets: self.peer_secrets.clone(),
+            revoked: self.revoked.clone(),
+            logs: self.logs.clone(),
+            committed: self.committed.clone(),
+            next_htlc_id: self.next_htlc_id.clone(),
+            guard: self.guard.clone(),
+            started: self.started,
+            remote_pending: self.remote_pending.clone(),
+            closing: (
+                self.closing.mine.clone(),
+                self.closing.theirs.clone(),
+                self.closing.signed,
+            ),
+        }
     }
 
     fn replay(&mut self, change: ChannelChange) -> Result<(), ChannelError> {
