@@ -410,6 +410,38 @@ async fn with_client<F: std::future::Future<Output = ()>>(
     futures::join!(run, test);
 }
 
+/// The LSP sells `amount`, signs the new leaf state and re-opens the channel on it.
+async fn sell_and_reopen(lsp: &mut Lsp, s: &Setup, live: &Channel, amount: Amount) {
+    let signed = sell(lsp, s, live, amount).await;
+    lsp.send(WireMsg::LeafSigned(Box::new(signed)));
+    assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch(1));
+    lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
+        &s.lsp_secret,
+        s.leaf.channel,
+        LeafEpoch(1),
+    ))));
+}
+
+/// The wallet buying `amount` of liquidity, as a future of its own.
+fn buy(
+    handle: &PayHandle,
+    amount: Amount,
+) -> impl std::future::Future<Output = Result<LiquidityBought, crate::pay::PayError>> {
+    let handle = handle.clone();
+    async move { handle.buy_liquidity(amount).await }
+}
+
+/// The LSP drops the purchase on the wallet's channel, saying `why`.
+fn abandon(lsp: &mut Lsp, s: &Setup, why: &str) {
+    lsp.send(WireMsg::refusal(
+        shared::wire::ErrorCode::Unexpected,
+        Some(shared::wire::ErrorAbout::Liquidity {
+            channel: s.leaf.channel,
+        }),
+        format!("liquidity purchase abandoned: {why}"),
+    ));
+}
+
 fn bought(b: &Result<LiquidityBought, crate::pay::PayError>) -> &LiquidityBought {
     b.as_ref().expect("the purchase succeeded")
 }
@@ -576,14 +608,7 @@ async fn a_purchase_dropped_after_the_partial_signatures_is_asked_again_and_comp
                 Some(crate::pay::LiquidityStep::Signing),
                 "still frozen"
             );
-            let signed = sell(&mut lsp, s, &live, amount).await;
-            lsp.send(WireMsg::LeafSigned(Box::new(signed)));
-            assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch(1));
-            lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
-                &s.lsp_secret,
-                s.leaf.channel,
-                LeafEpoch(1),
-            ))));
+            sell_and_reopen(&mut lsp, s, &live, amount).await;
             lsp
         };
         let (result, _lsp) = futures::join!(buying, lsp_side);
@@ -617,10 +642,7 @@ async fn a_purchase_abandoned_before_its_signatures_left_ends_and_the_next_works
     with_client(s, store, |handle, mut conns| async move {
         let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
         let (_, live) = open_first_channel(&mut lsp, s).await;
-        let buying = {
-            let handle = handle.clone();
-            async move { handle.buy_liquidity(amount).await }
-        };
+        let buying = buy(&handle, amount);
         let lsp_side = async {
             lsp.expect(|m| matches!(m, WireMsg::LiquidityRequest(_)).then_some(()))
                 .await;
@@ -639,13 +661,7 @@ async fn a_purchase_abandoned_before_its_signatures_left_ends_and_the_next_works
                 .await;
             // The wallet accepted and opened the new channel; its partial signatures have not
             // left (round 0 has not run). The provider drops the purchase.
-            lsp.send(WireMsg::refusal(
-                shared::wire::ErrorCode::Unexpected,
-                Some(shared::wire::ErrorAbout::Liquidity {
-                    channel: s.leaf.channel,
-                }),
-                "liquidity purchase abandoned: the channel changed; ask again",
-            ));
+            abandon(&mut lsp, s, "the channel changed; ask again");
         };
         let (result, ()) = futures::join!(
             tokio::time::timeout(Duration::from_secs(10), buying),
@@ -660,19 +676,9 @@ async fn a_purchase_abandoned_before_its_signatures_left_ends_and_the_next_works
         assert_eq!(snap.channels[0].leaf, LeafEpoch::FIRST);
 
         // Asked again, the purchase completes.
-        let buying = {
-            let handle = handle.clone();
-            async move { handle.buy_liquidity(amount).await }
-        };
+        let buying = buy(&handle, amount);
         let lsp_side = async {
-            let signed = sell(&mut lsp, s, &live, amount).await;
-            lsp.send(WireMsg::LeafSigned(Box::new(signed)));
-            assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch(1));
-            lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
-                &s.lsp_secret,
-                s.leaf.channel,
-                LeafEpoch(1),
-            ))));
+            sell_and_reopen(&mut lsp, s, &live, amount).await;
         };
         let (result, ()) = futures::join!(buying, lsp_side);
         assert_eq!(bought(&result).leaf, LeafEpoch(1));
@@ -688,30 +694,14 @@ async fn a_signed_purchase_the_provider_abandons_is_asked_again_on_the_same_conn
     with_client(s, store, |handle, mut conns| async move {
         let mut lsp = Lsp::accept(&mut conns, s, "a connection").await;
         let (_, live) = open_first_channel(&mut lsp, s).await;
-        let buying = {
-            let handle = handle.clone();
-            async move { handle.buy_liquidity(amount).await }
-        };
+        let buying = buy(&handle, amount);
         let lsp_side = async {
             // The partial signatures arrive, and the provider drops the purchase anyway.
             let _dropped = sell(&mut lsp, s, &live, amount).await;
-            lsp.send(WireMsg::refusal(
-                shared::wire::ErrorCode::Unexpected,
-                Some(shared::wire::ErrorAbout::Liquidity {
-                    channel: s.leaf.channel,
-                }),
-                "liquidity purchase abandoned: it took too long",
-            ));
+            abandon(&mut lsp, s, "it took too long");
             // The wallet stays frozen (the provider may hold the new state) and asks again
             // by itself, without a new connection: `sell` waits for that request.
-            let signed = sell(&mut lsp, s, &live, amount).await;
-            lsp.send(WireMsg::LeafSigned(Box::new(signed)));
-            assert_eq!(lsp.wallet_open().await.leaf, LeafEpoch(1));
-            lsp.send(WireMsg::ChannelOpen(Box::new(lsp_open(
-                &s.lsp_secret,
-                s.leaf.channel,
-                LeafEpoch(1),
-            ))));
+            sell_and_reopen(&mut lsp, s, &live, amount).await;
         };
         let (result, lsp_done) = futures::join!(
             tokio::time::timeout(Duration::from_secs(20), buying),
