@@ -74,7 +74,20 @@ async fn session_records_survive_a_reload_encrypted() {
     );
     assert_eq!(
         storage.load_paths().await.expect("loaded"),
-        vec![first, second]
+        vec![first.clone(), second.clone()]
+    );
+    // Read again (decoded once already), then one stored again with other contents: each
+    // read returns what the record holds now.
+    assert_eq!(
+        storage.load_paths().await.expect("loaded"),
+        vec![first.clone(), second]
+    );
+    let mut changed = stored_path(2);
+    changed.path = ClientPath::build(first.path.proposal(), ClientId(3)).expect("builds");
+    storage.save_path(&changed).await.expect("saved");
+    assert_eq!(
+        storage.load_paths().await.expect("loaded"),
+        vec![first, changed]
     );
     let names = vault.names().await.expect("names");
     assert_eq!(

@@ -8,8 +8,11 @@
 //! "strict"`) has committed, so every `save_*` here is durable when it returns, which is what
 //! the session relies on before it sends partial signatures or `sigs_stored`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
+use bitcoin::hashes::{sha256, Hash};
 use shared::musig::GuardRecord;
 
 use super::storage::{Storage, StorageError, StoredPath};
@@ -23,6 +26,16 @@ pub const PATH_PREFIX: &str = "session/path/";
 /// The name of the record of one signed path.
 fn path_record(path: &StoredPath) -> String {
     format!("{PATH_PREFIX}{}-{}", path.factory, path.session)
+}
+
+thread_local! {
+    /// Each path record as last decoded, with the digest of the bytes it came from. Decoding a
+    /// path rebuilds its distribution transaction (one tweak per member, `shared::path`), and
+    /// the home screen reads every path every few seconds while a stored path changes only
+    /// when a session stores it again: bytes already decoded are not decoded twice. Holds
+    /// only the records the last read found.
+    static DECODED: RefCell<HashMap<String, (sha256::Hash, StoredPath)>> =
+        RefCell::new(HashMap::new());
 }
 
 /// A session's storage in an open vault (shared with the rest of the wallet).
@@ -117,9 +130,30 @@ impl Storage for VaultStorage {
             .await
             .map_err(io("list", "session/path/*"))?;
         let mut out = Vec::new();
+        let mut seen = HashMap::new();
         for name in names.iter().filter(|n| n.starts_with(PATH_PREFIX)) {
-            out.extend(self.read::<StoredPath>(name).await?);
+            let Some(bytes) = self.vault.get(name).await.map_err(io("read", name))? else {
+                continue;
+            };
+            let digest = sha256::Hash::hash(&bytes);
+            let known = DECODED.with_borrow(|d| {
+                d.get(name)
+                    .filter(|(d, _)| *d == digest)
+                    .map(|(_, p)| p.clone())
+            });
+            let path = match known {
+                Some(path) => path,
+                None => serde_json::from_slice::<StoredPath>(&bytes).map_err(|e| {
+                    StorageError::Corrupt {
+                        path: name.clone(),
+                        reason: e.to_string(),
+                    }
+                })?,
+            };
+            seen.insert(name.clone(), (digest, path.clone()));
+            out.push(path);
         }
+        DECODED.set(seen);
         out.sort_by_key(|p| (p.factory, p.session));
         Ok(out)
     }
