@@ -12,20 +12,59 @@
 //!
 //! At N = 1024 this is about a third of the naive form. Paths stored in the naive form (whole
 //! client list and distribution transaction) still load.
+//!
+//! Every member of a factory rebuilds the same outputs, and a watchtower loads the paths of
+//! many members of one factory, each appointment again: the last few factories' outputs are
+//! kept ([`RECENT`]), keyed by a digest of the packed clients and the anchor value they are a
+//! function of.
+
+use std::sync::{Arc, Mutex};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use bitcoin::absolute::Height;
+use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::{schnorr, PublicKey};
 use bitcoin::{Amount, OutPoint, TxOut};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ClientPath;
 use crate::params::{Epoch, FactoryParams};
-use crate::tree::{distribution_node, ClientEntry, FactoryProposal, TreeNode};
+use crate::tree::{
+    distribution_node, distribution_outputs, ClientEntry, FactoryProposal, TreeNode,
+};
 use crate::types::{ClientId, NodeId};
 
 /// Bytes of one packed client: key, channel, L-stock.
 const PACKED: usize = 33 + 8 + 8;
+
+/// How many factories' distribution outputs [`RECENT`] keeps.
+const RECENT_FACTORIES: usize = 8;
+
+/// The distribution outputs of the last [`RECENT_FACTORIES`] proposals loaded, newest last.
+static RECENT: Mutex<Vec<(sha256::Hash, Arc<Vec<TxOut>>)>> = Mutex::new(Vec::new());
+
+/// The distribution outputs of `proposal`, whose clients pack to `packed`: from [`RECENT`], or
+/// built (and kept).
+fn outputs_of(proposal: &FactoryProposal, packed: &str) -> Vec<TxOut> {
+    let mut engine = sha256::Hash::engine();
+    engine.input(packed.as_bytes());
+    engine.input(&proposal.params.anchor_value.to_sat().to_be_bytes());
+    let key = sha256::Hash::from_engine(engine);
+    let recent = |r: &[(sha256::Hash, Arc<Vec<TxOut>>)]| {
+        r.iter().find(|(k, _)| *k == key).map(|(_, o)| o.clone())
+    };
+    let known = recent(&RECENT.lock().unwrap_or_else(|e| e.into_inner()));
+    let outputs = known.unwrap_or_else(|| {
+        let built = Arc::new(distribution_outputs(proposal));
+        let mut r = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() == RECENT_FACTORIES {
+            r.remove(0);
+        }
+        r.push((key, built.clone()));
+        built
+    });
+    outputs.as_ref().clone()
+}
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -146,9 +185,12 @@ impl<'de> Deserialize<'de> for ClientPath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let stored = Stored::deserialize(d)?;
         let p = stored.proposal;
-        let clients = match p.clients {
-            Clients::Packed(text) => unpack(&text).map_err(serde::de::Error::custom)?,
-            Clients::List(list) => list,
+        let (clients, packed) = match p.clients {
+            Clients::Packed(text) => (unpack(&text).map_err(serde::de::Error::custom)?, text),
+            Clients::List(list) => {
+                let packed = pack(&list);
+                (list, packed)
+            }
         };
         let proposal = FactoryProposal {
             params: p.params,
@@ -167,7 +209,13 @@ impl<'de> Deserialize<'de> for ClientPath {
                 signature,
             } => TreeNode {
                 signature,
-                ..distribution_node(&proposal, id, stored.timeout, funding)
+                ..distribution_node(
+                    &proposal,
+                    id,
+                    stored.timeout,
+                    funding,
+                    outputs_of(&proposal, &packed),
+                )
             },
         };
         Ok(ClientPath {
@@ -209,6 +257,27 @@ mod tests {
         assert_eq!(back.distribution().txid(), path.distribution().txid());
         let signature = back.distribution().signature.expect("kept");
         assert!(back.distribution().verify_signature(&signature));
+    }
+
+    #[test]
+    fn paths_of_several_factories_load_each_with_its_own_outputs() {
+        let paths = [signed_path(6, 1, 11), signed_path(6, 4, 11), signed_path(7, 1, 12)];
+        let texts: Vec<String> = paths
+            .iter()
+            .map(|p| serde_json::to_string(p).unwrap())
+            .collect();
+        // Interleaved, and more factories than are kept, so each is built, found and evicted.
+        for _ in 0..2 {
+            for (path, text) in paths.iter().zip(&texts) {
+                let back: ClientPath = serde_json::from_str(text).unwrap();
+                assert_eq!(&back, path);
+            }
+            for seed in 20..20 + RECENT_FACTORIES as u64 {
+                let other = signed_path(3, 0, seed);
+                let text = serde_json::to_string(&other).unwrap();
+                assert_eq!(serde_json::from_str::<ClientPath>(&text).unwrap(), other);
+            }
+        }
     }
 
     #[test]

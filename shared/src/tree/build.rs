@@ -67,24 +67,16 @@ fn tx(input: OutPoint, sequence: Sequence, lock_time: LockTime, output: Vec<TxOu
 
 /// The distribution transaction of `p`: spends the funding output (`funding`, what the root
 /// spends too), `nLockTime` = timeout `T`, pays every client its leaf value to its own key
-/// (BIP-86), plus an anchor; the rest is fee. Its id is the tree's transaction count (after
-/// every tree node). It aggregates no key: a stored path rebuilds it instead of storing its N
-/// outputs (`crate::path`).
+/// (BIP-86) and an anchor ([`distribution_outputs`]); the rest is fee. Its id is the tree's
+/// transaction count (after every tree node). It aggregates no key: a stored path rebuilds it
+/// instead of storing its N outputs (`crate::path`).
 pub(crate) fn distribution(
     p: &FactoryProposal,
     id: NodeId,
     timeout: Height,
     funding: TxOut,
+    outputs: Vec<TxOut>,
 ) -> TreeNode {
-    let mut outputs: Vec<TxOut> = p
-        .clients
-        .iter()
-        .map(|c| TxOut {
-            value: c.channel + c.lstock,
-            script_pubkey: scripts::p2tr_key_path(&c.key),
-        })
-        .collect();
-    outputs.push(scripts::anchor_output(p.params.anchor_value));
     TreeNode {
         id,
         kind: NodeKind::Distribution,
@@ -102,6 +94,21 @@ pub(crate) fn distribution(
         merkle_root: None,
         signature: None,
     }
+}
+
+/// The distribution transaction's outputs: each client's leaf value to its own key (BIP-86),
+/// in client order, then the anchor. One tweak per client: most of the cost of building it.
+pub(crate) fn distribution_outputs(p: &FactoryProposal) -> Vec<TxOut> {
+    let mut outputs: Vec<TxOut> = p
+        .clients
+        .iter()
+        .map(|c| TxOut {
+            value: c.channel + c.lstock,
+            script_pubkey: scripts::p2tr_key_path(&c.key),
+        })
+        .collect();
+    outputs.push(scripts::anchor_output(p.params.anchor_value));
+    outputs
 }
 
 impl<'p> Builder<'p> {
@@ -344,6 +351,7 @@ impl<'p> Builder<'p> {
             NodeId(self.layout.tree_txs()),
             self.timeout,
             self.root_slot().prevout,
+            distribution_outputs(self.p),
         )
     }
 

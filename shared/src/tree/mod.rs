@@ -40,5 +40,5 @@ pub use factory::FactoryTree;
 pub use node::{ClientRange, NodeKind, SignatureError, TreeNode};
 pub use proposal::{ClientEntry, FactoryProposal, P2TR_DUST};
 
-pub(crate) use build::{distribution as distribution_node, Builder};
+pub(crate) use build::{distribution as distribution_node, distribution_outputs, Builder};
 pub(crate) use fees::{fee as fee_of, signed_vsize};
