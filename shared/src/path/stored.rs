@@ -261,7 +261,11 @@ mod tests {
 
     #[test]
     fn paths_of_several_factories_load_each_with_its_own_outputs() {
-        let paths = [signed_path(6, 1, 11), signed_path(6, 4, 11), signed_path(7, 1, 12)];
+        let paths = [
+            signed_path(6, 1, 11),
+            signed_path(6, 4, 11),
+            signed_path(7, 1, 12),
+        ];
         let texts: Vec<String> = paths
             .iter()
             .map(|p| serde_json::to_string(p).unwrap())
