@@ -30,10 +30,10 @@ fn path_record(path: &StoredPath) -> String {
 
 thread_local! {
     /// Each path record as last decoded, with the digest of the bytes it came from. Decoding a
-    /// path rebuilds its distribution transaction (one tweak per member, `shared::path`), and
-    /// the home screen reads every path every few seconds while a stored path changes only
-    /// when a session stores it again: bytes already decoded are not decoded twice. Holds
-    /// only the records the last read found.
+    /// path parses every member's key (and rebuilds its distribution transaction the first
+    /// time its factory is seen, `shared::path`), and the home screen reads every path every
+    /// few seconds while a stored path changes only when a session stores it again: bytes
+    /// already decoded are not decoded twice. Holds only the records the last read found.
     static DECODED: RefCell<HashMap<String, (sha256::Hash, StoredPath)>> =
         RefCell::new(HashMap::new());
 }

@@ -131,13 +131,13 @@ impl<C: Connect, S: PayStore, H: ChainSource> PayClient<C, S, H> {
         self.drive(id).await.map(drop)
     }
 
-    /// The LSP refused the purchase on `id` (its refusal says so in `about`): a request still
-    /// waiting for its offer is given up; one further along is left to its own steps.
+    /// The LSP refused the purchase on `id` (its refusal says so in `about`): a purchase whose
+    /// partial signatures did not leave is given up (nothing was bought).
     ///
-    /// A purchase whose partial signatures left cannot end (the LSP may hold the new state):
-    /// what this connection built for it is dropped, as on a dropped connection, and it is
-    /// asked for again after `reconnect_delay` ([`PayClient::ask_refused_again`]). The LSP
-    /// then signs it or offers it again.
+    /// One whose signatures left cannot end (the LSP may hold the new state): what this
+    /// connection built for it is dropped, as on a dropped connection, and it is asked for
+    /// again after `reconnect_delay` ([`PayClient::ask_refused_again`]). The LSP then signs it
+    /// or offers it again.
     pub(super) fn advance_refused(&mut self, id: ChannelId, message: &str) {
         let Some(f) = self.flights.get_mut(&id) else {
             return;
