@@ -266,7 +266,12 @@ fn tampered_paths_are_refused() {
         "{e}"
     );
 
-    let bad = tamper(&path, |v| v["distribution"]["tx"]["lock_time"] = 0.into());
+    // A path stores no distribution transaction (it is rebuilt on load, its lock time from
+    // the stored timeout: tampered below); one stored whole, in the older form, carries it.
+    let bad = tamper(&path, |v| {
+        v["distribution"] = serde_json::to_value(path.distribution()).unwrap();
+        v["distribution"]["tx"]["lock_time"] = 0.into();
+    });
     assert!(matches!(
         check_path(&bad, &policy()),
         Err(ProposalError::WrongLockTime { .. })
@@ -333,7 +338,7 @@ fn tampered_paths_are_refused() {
             .script_pubkey;
     let bad = tamper(&path, |v| {
         v["nodes"][0]["prevout"]["script_pubkey"] = other.to_hex_string().into();
-        v["distribution"]["prevout"]["script_pubkey"] = other.to_hex_string().into();
+        v["distribution"]["funding"]["script_pubkey"] = other.to_hex_string().into();
     });
     let e = check_path(&bad, &policy()).unwrap_err();
     assert!(matches!(e, ProposalError::PathMismatch { .. }), "{e}");
