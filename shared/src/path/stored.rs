@@ -90,7 +90,7 @@ struct StoredProposal {
 }
 
 /// The clients: packed (written), or the proposal's own list (read, from older paths).
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum Clients {
     Packed(String),
@@ -109,15 +109,6 @@ enum StoredDistribution {
         signature: Option<schnorr::Signature>,
     },
     Whole(Box<TreeNode>),
-}
-
-impl Serialize for Clients {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Clients::Packed(text) => s.serialize_str(text),
-            Clients::List(list) => s.serialize_str(&pack(list)),
-        }
-    }
 }
 
 fn pack(clients: &[ClientEntry]) -> String {
@@ -185,12 +176,11 @@ impl<'de> Deserialize<'de> for ClientPath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let stored = Stored::deserialize(d)?;
         let p = stored.proposal;
+        // The packed form keys the outputs kept (`outputs_of`); a list is packed only if its
+        // distribution transaction is to be rebuilt.
         let (clients, packed) = match p.clients {
-            Clients::Packed(text) => (unpack(&text).map_err(serde::de::Error::custom)?, text),
-            Clients::List(list) => {
-                let packed = pack(&list);
-                (list, packed)
-            }
+            Clients::Packed(text) => (unpack(&text).map_err(serde::de::Error::custom)?, Some(text)),
+            Clients::List(list) => (list, None),
         };
         let proposal = FactoryProposal {
             params: p.params,
@@ -214,7 +204,10 @@ impl<'de> Deserialize<'de> for ClientPath {
                     id,
                     stored.timeout,
                     funding,
-                    outputs_of(&proposal, &packed),
+                    outputs_of(
+                        &proposal,
+                        &packed.unwrap_or_else(|| pack(&proposal.clients)),
+                    ),
                 )
             },
         };

@@ -70,12 +70,15 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     let Some(bytes) = vault.get(name).await.map_err(io("read", name))? else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| StorageError::Corrupt {
-            path: name.into(),
-            reason: e.to_string(),
-        })
+    decode(name, &bytes).map(Some)
+}
+
+/// Decodes the JSON `bytes` of record `name`.
+fn decode<T: serde::de::DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+        path: name.into(),
+        reason: e.to_string(),
+    })
 }
 
 /// Encodes `value` as JSON into the record `name` of `vault` (durable when it returns).
@@ -143,12 +146,7 @@ impl Storage for VaultStorage {
             });
             let path = match known {
                 Some(path) => path,
-                None => serde_json::from_slice::<StoredPath>(&bytes).map_err(|e| {
-                    StorageError::Corrupt {
-                        path: name.clone(),
-                        reason: e.to_string(),
-                    }
-                })?,
+                None => decode::<StoredPath>(name, &bytes)?,
             };
             seen.insert(name.clone(), (digest, path.clone()));
             out.push(path);
