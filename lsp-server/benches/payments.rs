@@ -13,7 +13,11 @@
 //! - `lsp_cpu_ms`, `wallets_cpu_ms`: CPU time per payment of the LSP process and of this
 //!   process (every wallet), while paying;
 //! - `lsp_core_per_s`: payments per second one core of LSP CPU carries (`1000 / lsp_cpu_ms`):
-//!   the LSP's own capacity, with wallets on their users' devices rather than beside it.
+//!   the LSP's own capacity, with wallets on their users' devices rather than beside it;
+//! - `stored_changes`, `stored_changes_mb`: the channel changes the LSP has stored by the end
+//!   (rows and JSON size), which a restart replays;
+//! - `restart_ms`: the LSP killed and started again on its data dir, until it answers (it
+//!   restores every factory and channel first).
 //!
 //! Each wallet's invoices are made by the payee's own client just before each payment, so the
 //! figure includes invoice signing and parsing. Balances are checked at the end: every sat is
@@ -45,7 +49,7 @@ async fn run(n: usize) {
         .expect("devnet starts (is bitcoind built? see devnet's docs)");
     let data = tempfile::tempdir().expect("temp dir");
     let funds = Amount::from_sat(n as u64 * 150_000 + 1_000_000);
-    let lsp = Lsp::start(
+    let mut lsp = Lsp::start(
         &devnet,
         data.path(),
         funds,
@@ -154,15 +158,39 @@ async fn run(n: usize) {
         Amount::from_sat(FAUCET * n as u64),
         "balances reconcile"
     );
+    // Start-up after this history: the LSP restores every channel from its stored changes
+    // before it listens again.
+    let peak_mb = lsp.peak_mb();
+    let (changes, change_mb) = stored_changes(data.path());
+    let restart = lsp.restart().await;
     println!(
         "n={n} payments={count} wall_s={wall:.2} per_s={:.1} p50_ms={:.0} p99_ms={:.0} \
-         lsp_peak_mb={:.1} lsp_cpu_ms={:.2} wallets_cpu_ms={:.2} lsp_core_per_s={:.0}",
+         lsp_peak_mb={:.1} lsp_cpu_ms={:.2} wallets_cpu_ms={:.2} lsp_core_per_s={:.0} \
+         stored_changes={changes} stored_changes_mb={change_mb:.1} restart_ms={:.0}",
         count as f64 / wall,
         pct(0.5),
         pct(0.99),
-        lsp.peak_mb(),
+        peak_mb,
         lsp_cpu * 1000.0 / count as f64,
         wallets_cpu * 1000.0 / count as f64,
         count as f64 / lsp_cpu.max(f64::EPSILON),
+        restart.as_secs_f64() * 1000.0,
     );
+}
+
+/// How many channel changes the LSP has stored, and their size in MB (what a restart replays).
+fn stored_changes(data_dir: &std::path::Path) -> (u64, f64) {
+    let db = rusqlite::Connection::open_with_flags(
+        data_dir.join("lsp.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the LSP's database");
+    let (count, bytes): (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(change)), 0) FROM channel_changes",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("counting stored changes");
+    (count as u64, bytes as f64 / 1e6)
 }

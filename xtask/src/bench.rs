@@ -292,13 +292,22 @@ fn payments(sizes: &[String]) -> Result<()> {
     )?;
     println!("\n== payments: N wallets paying each other at once through a real LSP process ==");
     println!(
-        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>14}",
-        "N", "payments", "per s", "p50 ms", "p99 ms", "LSP peak MB", "LSP CPU ms", "per LSP core/s"
+        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>14} {:>16} {:>12}",
+        "N",
+        "payments",
+        "per s",
+        "p50 ms",
+        "p99 ms",
+        "LSP peak MB",
+        "LSP CPU ms",
+        "per LSP core/s",
+        "stored changes",
+        "restart ms"
     );
     for r in &rows {
         let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
         println!(
-            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>14}",
+            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>14} {:>16} {:>12}",
             g("n"),
             g("payments"),
             g("per_s"),
@@ -306,7 +315,9 @@ fn payments(sizes: &[String]) -> Result<()> {
             g("p99_ms"),
             g("lsp_peak_mb"),
             g("lsp_cpu_ms"),
-            g("lsp_core_per_s")
+            g("lsp_core_per_s"),
+            g("stored_changes"),
+            g("restart_ms")
         );
     }
     println!("(latency: the payer's pay call, from offering its HTLC to holding the preimage)");
@@ -320,6 +331,7 @@ fn payments(sizes: &[String]) -> Result<()> {
             "LSP peak",
             "LSP CPU per payment",
             "payments/s per LSP core",
+            "LSP restart (stored changes)",
         ],
         &rows,
         &[
@@ -332,7 +344,15 @@ fn payments(sizes: &[String]) -> Result<()> {
             ("lsp_cpu_ms", "ms"),
             ("lsp_core_per_s", ""),
         ],
-        |_| Vec::new(),
+        |r| {
+            let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("?");
+            let changes = g("stored_changes").parse().map_or("?".into(), thousands);
+            vec![format!(
+                "{} ms ({changes}, {} MB)",
+                g("restart_ms"),
+                g("stored_changes_mb")
+            )]
+        },
     );
     crate::readme::write_section("payments", &table)
 }

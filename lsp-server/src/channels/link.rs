@@ -171,18 +171,31 @@ impl Router {
         &self,
         id: ChannelId,
     ) -> Result<(XOnlyPublicKey, ClientPath, SecretKey), OpenError> {
-        let member = self
+        let identity = self
             .store
-            .funded_member(id)?
+            .funded_identity(id)?
             .ok_or(OpenError::NotMember(id))?;
         let build = |reason: String| OpenError::Build { id, reason };
-        let path =
-            ClientPath::build(&member.proposal, id.client).map_err(|e| build(e.to_string()))?;
+        let tree = match self.trees.get(id.factory) {
+            Some(tree) => tree,
+            None => {
+                let proposal = self
+                    .store
+                    .funded_proposal(id.factory)?
+                    .ok_or(OpenError::NotMember(id))?;
+                let tree = shared::tree::FactoryTree::build(&proposal)
+                    .map_err(|e| build(e.to_string()))?;
+                self.trees.insert(id.factory, tree)
+            }
+        };
+        let path = tree
+            .client_path(id.client)
+            .ok_or_else(|| build("no such client in the factory".into()))?;
         let secret = factory_key(&self.key, id.factory);
-        if public_key(&secret) != member.proposal.lsp_key {
+        if public_key(&secret) != tree.proposal().lsp_key {
             return Err(build("the factory's LSP key is not this LSP's".into()));
         }
-        Ok((member.identity, path, secret))
+        Ok((identity, path, secret))
     }
 
     /// Builds the LSP's side of channel `id` on its live leaf state (state 0 unless `leaf` says
@@ -232,7 +245,10 @@ impl Router {
 
     /// Restores every stored channel (at start).
     pub(super) fn restore(&mut self) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let mut changes = 0;
         for stored in self.store.load_channels()? {
+            changes += stored.changes.len();
             let built = self
                 .build_channel(stored.id, &stored.client_open, stored.changes, stored.leaf)
                 .map_err(|e| anyhow::anyhow!("restoring channel {}: {e}", stored.id))?;
@@ -247,7 +263,13 @@ impl Router {
         self.forwards_restore();
         self.swaps_restore();
         self.releases_restore()?;
-        tracing::info!(channels = self.links.len(), "channels restored");
+        // Start-up replays every live channel's changes: this says what that costs.
+        tracing::info!(
+            channels = self.links.len(),
+            changes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "channels restored"
+        );
         Ok(())
     }
 

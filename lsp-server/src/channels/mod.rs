@@ -36,6 +36,7 @@ mod retire;
 mod store;
 mod swap;
 mod sweep;
+mod trees;
 mod walk;
 mod watch;
 
@@ -231,6 +232,8 @@ pub struct Router {
     ),
     /// Swaps out: HTLCs paid out to on-chain outputs (`swap`).
     swaps: swap::Swaps,
+    /// The funded factories' trees, each built once (`trees`).
+    trees: trees::FactoryTrees,
 }
 
 impl Router {
@@ -272,6 +275,7 @@ impl Router {
             outside: (outside_tx, Some(outside_rx)),
             registered: HashMap::new(),
             registering: (registering_tx, Some(registering_rx)),
+            trees: trees::FactoryTrees::default(),
         };
         router.restore()?;
         Ok(router)

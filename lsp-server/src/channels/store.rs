@@ -270,6 +270,27 @@ impl ChannelStore {
         })
     }
 
+    /// The identity of member `client` of funded factory `factory`, if there is one.
+    pub fn funded_identity(
+        &self,
+        id: ChannelId,
+    ) -> Result<Option<XOnlyPublicKey>, ChannelStoreError> {
+        let identity: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT c.identity FROM factory_clients c
+                 JOIN factories f ON f.id = c.factory
+                 WHERE c.factory = ?1 AND c.client = ?2 AND f.state = 'funded'
+                   AND f.proposal IS NOT NULL",
+                params![id.factory.0 as i64, id.client.0 as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        identity
+            .map(|i| XOnlyPublicKey::from_str(&i).map_err(|e| corrupt("identity")(e.to_string())))
+            .transpose()
+    }
+
     /// The member `client` of funded factory `factory`, if there is one.
     pub fn funded_member(&self, id: ChannelId) -> Result<Option<Member>, ChannelStoreError> {
         let row: Option<(String, String)> = self
