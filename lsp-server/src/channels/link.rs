@@ -176,18 +176,9 @@ impl Router {
             .funded_identity(id)?
             .ok_or(OpenError::NotMember(id))?;
         let build = |reason: String| OpenError::Build { id, reason };
-        let tree = match self.trees.get(id.factory) {
-            Some(tree) => tree,
-            None => {
-                let proposal = self
-                    .store
-                    .funded_proposal(id.factory)?
-                    .ok_or(OpenError::NotMember(id))?;
-                let tree = shared::tree::FactoryTree::build(&proposal)
-                    .map_err(|e| build(e.to_string()))?;
-                self.trees.insert(id.factory, tree)
-            }
-        };
+        let tree = self
+            .funded_tree(id.factory)
+            .map_err(|e| build(e.to_string()))?;
         let path = tree
             .client_path(id.client)
             .ok_or_else(|| build("no such client in the factory".into()))?;

@@ -35,7 +35,7 @@ use crate::factory::{factory_key, unix_now};
 /// One factory's sweeps.
 pub(super) struct Sweeping {
     /// Its tree, unsigned (txids do not depend on signatures).
-    tree: FactoryTree,
+    tree: std::sync::Arc<FactoryTree>,
     released: BTreeMap<ClientId, SecretKey>,
     targets: BTreeMap<NodeId, Target>,
 }
@@ -123,12 +123,7 @@ impl Router {
             self.chain.sweeps.insert(factory, None);
             return;
         }
-        let tree = match self.store.funded_proposal(factory) {
-            Ok(Some(proposal)) => FactoryTree::build(&proposal).map_err(|e| e.to_string()),
-            Ok(None) => Err("not a funded factory".into()),
-            Err(e) => Err(e.to_string()),
-        };
-        let tree = match tree {
+        let tree = match self.funded_tree(factory) {
             Ok(tree) => tree,
             Err(e) => {
                 tracing::error!(%factory, error = %e, "cannot plan the sweeps of the factory");
