@@ -2,9 +2,11 @@
 //!
 //! Every channel of a factory runs on its member's path of the factory's tree. Building a path
 //! from the proposal checks the whole proposal (every key parsed, the funding output's keys
-//! aggregated, the distribution transaction's N + 1 outputs), O(N) work; built for each channel
-//! at start-up and on each reconnection, a 1,024-client factory cost O(N²). The tree is built
-//! once here and each path taken from it.
+//! aggregated, the distribution transaction's N + 1 outputs), O(N) work. Built for each channel
+//! when it first opens and again at every start-up (and for each liquidity purchase, exit kit
+//! and L-stock claim), a factory of N cost the router task O(N²): about 90 ms per channel at
+//! N = 1,024, for each of its 1,024 channels. The tree is built once here and each path taken
+//! from it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
