@@ -22,6 +22,7 @@ use shared::wire::{ErrorAbout, ErrorCode, WireMsg};
 use tokio::sync::mpsc;
 
 use super::onchain::{confirmed_spend, read, Closing, Seen};
+use super::trees::TreeLoadError;
 use super::Router;
 use crate::factory::{factory_key, unix_now, ConnId};
 
@@ -89,12 +90,11 @@ impl Router {
         if !spec.htlcs.is_empty() {
             return Err("a payment is still in flight on it".into());
         }
-        let member = self
-            .store
-            .funded_member(id)
-            .map_err(|e| e.to_string())?
-            .ok_or("its factory is not funded")?;
-        release.check(&member.proposal).map_err(|e| e.to_string())?;
+        let tree = self.funded_tree(id.factory).map_err(|e| match e {
+            TreeLoadError::NotFunded => "its factory is not funded".to_string(),
+            e => e.to_string(),
+        })?;
+        release.check(tree.proposal()).map_err(|e| e.to_string())?;
         self.store
             .release_key(id, &release.secret, unix_now())
             .map_err(|e| format!("the provider could not store it ({e})"))?;

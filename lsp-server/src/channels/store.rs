@@ -41,14 +41,6 @@ fn corrupt(what: &'static str) -> impl Fn(String) -> ChannelStoreError {
     move |reason| ChannelStoreError::Corrupt { what, reason }
 }
 
-/// A funded factory's member, as the coordinator stored it.
-pub struct Member {
-    /// The member's identity key.
-    pub identity: XOnlyPublicKey,
-    /// The factory's proposal.
-    pub proposal: FactoryProposal,
-}
-
 /// A stored channel.
 pub struct StoredChannel {
     /// Which.
@@ -291,40 +283,23 @@ impl ChannelStore {
             .transpose()
     }
 
-    /// The member `client` of funded factory `factory`, if there is one.
-    pub fn funded_member(&self, id: ChannelId) -> Result<Option<Member>, ChannelStoreError> {
-        let row: Option<(String, String)> = self
-            .conn
-            .query_row(
-                "SELECT c.identity, f.proposal FROM factory_clients c
-                 JOIN factories f ON f.id = c.factory
-                 WHERE c.factory = ?1 AND c.client = ?2 AND f.state = 'funded'
-                   AND f.proposal IS NOT NULL",
-                params![id.factory.0 as i64, id.client.0 as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((identity, proposal)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Member {
-            identity: XOnlyPublicKey::from_str(&identity)
-                .map_err(|e| corrupt("identity")(e.to_string()))?,
-            proposal: serde_json::from_str(&proposal)
-                .map_err(|e| corrupt("proposal")(e.to_string()))?,
-        }))
-    }
-
     /// The proposal of funded factory `factory`, if it is one.
     pub fn funded_proposal(
         &self,
         factory: FactoryId,
-    ) -> Result<Option<shared::tree::FactoryProposal>, ChannelStoreError> {
-        let first = ChannelId {
-            factory,
-            client: ClientId(0),
-        };
-        Ok(self.funded_member(first)?.map(|m| m.proposal))
+    ) -> Result<Option<FactoryProposal>, ChannelStoreError> {
+        let proposal: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT proposal FROM factories
+                 WHERE id = ?1 AND state = 'funded' AND proposal IS NOT NULL",
+                params![factory.0 as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        proposal
+            .map(|p| serde_json::from_str(&p).map_err(|e| corrupt("proposal")(e.to_string())))
+            .transpose()
     }
 
     /// The final signatures of factory `factory`'s tree, by node (the ceremony's complete set).
